@@ -1,0 +1,48 @@
+/**
+ * The coordinator's configuration: where it listens, which PostgreSQL servers
+ * form the cluster, and how clients and the coordinator authenticate.
+ *
+ * `pgweave up` writes this as DIR/pgweave.json (mode 0600, since it holds the
+ * internal role's password); `pgweave serve --config FILE` reads it.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface NodeAddress {
+  host: string;
+  port: number;
+}
+
+export interface CoordinatorConfig {
+  /** Where clients connect. */
+  listen: NodeAddress;
+  /** The coordinator PostgreSQL: catalog, commit records, local tables. */
+  coordinator: NodeAddress;
+  /** Worker PostgreSQL servers (registered in the catalog by citus_add_node). */
+  workers: NodeAddress[];
+  /** Database used for internal connections when none is implied (default "postgres"). */
+  internalDatabase?: string;
+  /**
+   * The internal role (superuser on every node) used for catalog reads, role
+   * verifier lookups, 2PC recovery and shard moves. Clients can never log in as it.
+   */
+  internal: { user: string; password: string };
+  /**
+   * Client authentication: "scram-sha-256" (default) verifies clients against the
+   * role verifiers in the coordinator PostgreSQL; "trust" is accepted only for
+   * clients connecting from a loopback address.
+   */
+  auth?: { method: 'scram-sha-256' | 'trust' };
+  /** TLS for client connections; without it SSLRequest is answered 'N'. */
+  tls?: { cert: string; key: string; ca?: string };
+  /** Largest message a client may send, in bytes (PostgreSQL's limit is 1 GB). */
+  maxMessageSize?: number;
+}
+
+export function readConfigFile(path: string): CoordinatorConfig {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as CoordinatorConfig;
+  if (!raw.listen || !raw.coordinator || !raw.internal) {
+    throw new Error(`${path}: a config needs "listen", "coordinator" and "internal"`);
+  }
+  raw.workers ??= [];
+  return raw;
+}

@@ -1,0 +1,79 @@
+/**
+ * The pgweave coordinator process: accepts PostgreSQL protocol connections and
+ * serves each with a Session. `startCoordinator` is what `pgweave serve` runs
+ * and what tests start in-process.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { MAX_MESSAGE_SIZE } from '../protocol/constants.js';
+import { InternalPool } from '../pool/internal-pool.js';
+import { CancelRegistry } from './cancel-registry.js';
+import { acceptClient } from './accept-client.js';
+import type { CoordinatorConfig, NodeAddress } from './config.js';
+import type { ServerContext } from './context.js';
+
+export type { CoordinatorConfig, NodeAddress } from './config.js';
+export { readConfigFile } from './config.js';
+
+export interface Coordinator {
+  address: NodeAddress;
+  /** Number of client sessions currently open. */
+  readonly sessionCount: number;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(config: CoordinatorConfig): Promise<Coordinator> {
+  const internal = new InternalPool({
+    host: config.coordinator.host,
+    port: config.coordinator.port,
+    user: config.internal.user,
+    database: config.internalDatabase ?? 'postgres',
+    credentials: { password: config.internal.password },
+    params: [['application_name', 'pgweave internal']],
+  });
+  // Fail fast when the coordinator PostgreSQL is unreachable or the internal role is wrong.
+  await internal.query('SELECT 1');
+
+  const ctx: ServerContext = {
+    config,
+    internal,
+    cancels: new CancelRegistry(),
+    tls: config.tls
+      ? tls.createSecureContext({
+          cert: readFileSync(config.tls.cert),
+          key: readFileSync(config.tls.key),
+          ca: config.tls.ca ? readFileSync(config.tls.ca) : undefined,
+        })
+      : null,
+    sessions: new Set(),
+    sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
+  };
+
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    acceptClient(socket, ctx).catch(() => socket.destroy());
+  });
+  server.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as net.AddressInfo;
+
+  return {
+    address: { host: config.listen.host, port: addr.port },
+    get sessionCount() {
+      return ctx.sessions.size;
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of [...ctx.sessions]) s.close();
+      });
+      internal.close();
+    },
+  };
+}
