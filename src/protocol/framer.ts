@@ -11,13 +11,21 @@ import { MAX_MESSAGE_SIZE } from './constants.js';
 import { ProtocolViolation } from './errors.js';
 
 export class MessageFramer {
-  private tail: Buffer | null = null;
+  /**
+   * Chunks of an incomplete message, kept as a list: a large message arrives
+   * in many chunks, and joining them once it is whole keeps the copying linear
+   * (concatenating on every chunk would copy the message O(chunks) times).
+   */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  /** Bytes `parts` must reach before a message can complete: a header, or the whole first message. */
+  private needed = 0;
 
   constructor(private readonly maxMessageSize: number = MAX_MESSAGE_SIZE) {}
 
   /** Bytes held back waiting for the rest of a message. */
   get pendingBytes(): number {
-    return this.tail === null ? 0 : this.tail.length;
+    return this.partsLength;
   }
 
   /**
@@ -26,16 +34,24 @@ export class MessageFramer {
    */
   take(chunk: Buffer): Buffer | null {
     let buf = chunk;
-    if (this.tail !== null) {
-      buf = Buffer.concat([this.tail, chunk]);
-      this.tail = null;
+    if (this.partsLength > 0) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.partsLength < this.needed) return null;
+      buf = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
     }
     const end = this.wholeMessagesEnd(buf);
-    if (end === buf.length) return buf;
-    this.tail = buf.subarray(end);
+    if (end === buf.length) return end === 0 ? null : buf;
+    let tail = buf.subarray(end);
     // Keep a copy only when the tail is small relative to the chunk, so that a
     // large chunk is not retained for a few bytes.
-    if (this.tail.length < 4096 && buf.length > 65536) this.tail = Buffer.from(this.tail);
+    if (tail.length < 4096 && buf.length > 65536) tail = Buffer.from(tail);
+    this.parts.push(tail);
+    this.partsLength = tail.length;
+    // wholeMessagesEnd has checked the length of a tail that holds a header
+    this.needed = tail.length >= 5 ? 1 + tail.readInt32BE(1) : 5;
     return end === 0 ? null : buf.subarray(0, end);
   }
 
@@ -72,6 +88,23 @@ export class MessageBoundaryScanner {
   private headerFill = 0;
   /** Type and first body byte of the current message (ReadyForQuery status). */
   private currentType = 0;
+
+  /**
+   * Whether everything scanned so far ends exactly at a message boundary: only
+   * then can the coordinator add a message of its own (an ErrorResponse) to
+   * the forwarded stream without splicing it into the middle of another.
+   */
+  get atBoundary(): boolean {
+    return this.remaining === 0 && this.headerFill === 0;
+  }
+
+  /**
+   * Bytes still to come of the current message's body; 0 at a boundary, -1
+   * while its header is incomplete (length not yet known).
+   */
+  get bytesToBoundary(): number {
+    return this.headerFill > 0 ? -1 : this.remaining;
+  }
 
   /**
    * Calls `onMessage(type, firstBodyByte)` once per message whose header (and

@@ -22,6 +22,7 @@ import { connectBackend, type BackendCredentials } from '../pool/backend-connect
 import { Session } from '../session/session.js';
 import { authenticateScram, lookupRole } from './authenticate.js';
 import { HandshakeReader } from './handshake-reader.js';
+import { makeSessionServices } from './session-services.js';
 import type { ServerContext } from './context.js';
 
 function isLoopback(address: string | undefined): boolean {
@@ -107,7 +108,7 @@ export async function acceptClient(raw: net.Socket, ctx: ServerContext): Promise
     });
 
     const leftover = reader.finish();
-    const session = new Session(socket, backend, ctx.sessionOptions);
+    const session = new Session(socket, backend, ctx.sessionOptions, makeSessionServices(ctx.shared, database, user, credentials));
     const key = ctx.cancels.register(session);
     ctx.sessions.add(session);
     session.onClose = () => {

@@ -4,6 +4,7 @@ import type { CoordinatorConfig } from './config.js';
 import type { InternalPool } from '../pool/internal-pool.js';
 import type { Session, SessionOptions } from '../session/session.js';
 import type { CancelRegistry } from './cancel-registry.js';
+import type { SharedState } from './session-services.js';
 
 export interface ServerContext {
   config: CoordinatorConfig;
@@ -13,4 +14,5 @@ export interface ServerContext {
   tls: tls.SecureContext | null;
   sessions: Set<Session>;
   sessionOptions: SessionOptions;
+  shared: SharedState;
 }

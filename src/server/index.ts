@@ -8,6 +8,9 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { MAX_MESSAGE_SIZE } from '../protocol/constants.js';
 import { InternalPool } from '../pool/internal-pool.js';
+import { NodePools } from '../pool/node-pools.js';
+import { MetadataCache } from '../metadata/metadata-cache.js';
+import { initParser } from '../sql/parse.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
@@ -34,6 +37,9 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   });
   // Fail fast when the coordinator PostgreSQL is unreachable or the internal role is wrong.
   await internal.query('SELECT 1');
+  await initParser();
+  const pools = new NodePools({ user: config.internal.user, password: config.internal.password });
+  const metadata = new MetadataCache(pools, config.coordinator);
 
   const ctx: ServerContext = {
     config,
@@ -48,6 +54,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
+    shared: { config, pools, metadata },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -74,6 +81,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
         for (const s of [...ctx.sessions]) s.close();
       });
       internal.close();
+      metadata.close();
+      pools.close();
     },
   };
 }

@@ -1,0 +1,239 @@
+/**
+ * A session's connection to one PostgreSQL node (the coordinator PostgreSQL
+ * or a worker), with the bookkeeping that lets one client stream be served
+ * by several backends.
+ *
+ * Every message the session sends pushes an Expectation: which reply
+ * completes it and whether its replies go to the client (`forward`) or are
+ * swallowed (messages the session injected itself: a lazily sent Parse, a
+ * BEGIN opening the distributed transaction on this node, a replayed SET).
+ * Replies are matched to expectations in order, exactly as PostgreSQL
+ * answers them; after an ErrorResponse PostgreSQL skips everything up to the
+ * next Sync, and so does the queue. When every reply of a chunk is
+ * forwarded, the chunk is written to the client as is (no copy); only chunks
+ * mixing forwarded and swallowed replies are cut.
+ *
+ * In `collect` mode the replies are handed to a collector instead (the
+ * multi-shard executor decodes them), never to the client.
+ */
+import type { Duplex } from 'node:stream';
+import { Backend } from '../protocol/constants.js';
+import { MessageFramer } from '../protocol/framer.js';
+import { PgError } from '../protocol/errors.js';
+import { readErrorResponse } from '../protocol/backend/error-response.js';
+import type { BackendConnection } from '../pool/backend-connection.js';
+import { sendCancelRequest } from '../pool/backend-connection.js';
+import { encodeTerminate } from '../pool/frontend-encoders.js';
+
+export const enum Completes {
+  /** Query or Sync: completed by ReadyForQuery. */
+  Ready,
+  ParseComplete,
+  BindComplete,
+  CloseComplete,
+  /** Describe: RowDescription or NoData (after ParameterDescription for statements). */
+  Describe,
+  /** Execute: CommandComplete, EmptyQueryResponse or PortalSuspended. */
+  Execute,
+  /** Flush: nothing comes back for it. */
+  Nothing,
+}
+
+export interface Expectation {
+  completes: Completes;
+  forward: boolean;
+  /** With forward: pass the replies on but keep this ReadyForQuery (the session writes its own). */
+  keepReady?: boolean;
+  /** Called once the expectation completes (with the error, if the reply was one). */
+  done?: (error: PgError | null, status: number) => void;
+}
+
+/** Receives replies of `collect`-mode expectations (decoded by the caller). */
+export type Collector = (type: number, buf: Buffer, start: number, end: number) => void;
+
+export class BackendLink {
+  private readonly framer = new MessageFramer();
+  private readonly queue: Expectation[] = [];
+  private head = 0;
+  /** Node transaction status from the last ReadyForQuery: 'I', 'T' or 'E' as a char code. */
+  status = 0x49;
+  /** Set while this node is part of the session's transaction block. */
+  inTransaction = false;
+  /** Whether this node has been written in the current transaction. */
+  wroteInTransaction = false;
+  /** Worker-side prepared statements present on this connection. */
+  readonly prepared = new Set<string>();
+  collector: Collector | null = null;
+  /** Rewrites the status byte of forwarded ReadyForQuery messages (the session's own status). */
+  statusForClient: (() => number) | null = null;
+  private waiters: Array<() => void> = [];
+  lost = false;
+  /** Called when an error reply goes to the client (the session then skips to Sync). */
+  onForwardedError: (() => void) | null = null;
+  onLost: ((link: BackendLink) => void) | null = null;
+
+  constructor(
+    readonly conn: BackendConnection,
+    private readonly client: Duplex,
+    readonly nodeId: number,
+  ) {
+    conn.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    conn.socket.on('error', () => {});
+    conn.socket.on('close', () => {
+      this.lost = true;
+      this.onLost?.(this);
+      this.failPending();
+    });
+    client.on('drain', () => conn.socket.resume());
+  }
+
+  /** Replies still expected from this backend. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Pending replies that go to the client (the session orders output by them). */
+  get pendingForwarded(): number {
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) if (this.queue[i].forward) n++;
+    return n;
+  }
+
+  /** Sends bytes whose replies are described by `expect` (in order). */
+  send(bytes: Buffer, expect: Expectation[]): void {
+    for (const e of expect) this.queue.push(e);
+    this.conn.socket.write(bytes);
+  }
+
+  /** Records an expectation for bytes the caller writes itself (batched forwarding). */
+  queuePush(e: Expectation): void {
+    this.queue.push(e);
+  }
+
+  /** Resolves when no reply is pending. */
+  idle(): Promise<void> {
+    if (this.pending === 0 || this.lost) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  cancel(): void {
+    if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key);
+  }
+
+  close(): void {
+    const s = this.conn.socket;
+    if (s.destroyed) return;
+    if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).finally(() => s.end(encodeTerminate()));
+    else s.end(encodeTerminate());
+  }
+
+  private failPending(): void {
+    const err = new PgError({ severity: 'FATAL', code: '08006', message: `connection to PostgreSQL at ${this.conn.host}:${this.conn.port} was lost` });
+    while (this.head < this.queue.length) this.queue[this.head++].done?.(err, 0x45);
+    this.compact();
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.pending !== 0) return;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+  }
+
+  private compact(): void {
+    if (this.head > 64 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    } else if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    let whole: Buffer | null;
+    try {
+      whole = this.framer.take(chunk);
+    } catch {
+      this.conn.socket.destroy();
+      return;
+    }
+    if (whole === null) return;
+    let pos = 0;
+    let runStart = 0; // start of the current run of forwarded bytes
+    let runForward = true;
+    const n = whole.length;
+    while (pos < n) {
+      const type = whole[pos];
+      const end = pos + 1 + whole.readInt32BE(pos + 1);
+      const forward = this.route(type, whole, pos, end);
+      if (forward !== runForward) {
+        if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
+        runStart = pos;
+        runForward = forward;
+      }
+      pos = end;
+    }
+    if (runForward && n > runStart) this.toClient(runStart === 0 ? whole : whole.subarray(runStart));
+    this.compact();
+    this.wake();
+  }
+
+  private toClient(bytes: Buffer): void {
+    if (!this.client.write(bytes)) this.conn.socket.pause();
+  }
+
+  /** Matches one reply to the expectation queue; returns whether it goes to the client. */
+  private route(type: number, buf: Buffer, start: number, end: number): boolean {
+    // Asynchronous messages belong to no request.
+    if (type === Backend.NoticeResponse || type === Backend.NotificationResponse || type === Backend.ParameterStatus) {
+      return this.collector === null;
+    }
+    const e = this.queue[this.head];
+    if (e === undefined) return false; // unsolicited (e.g. FATAL before close): the close handler reports it
+    const forward = e.forward;
+    if (!forward && this.collector) this.collector(type, buf, start, end);
+    if (type === Backend.ErrorResponse) {
+      const err = readErrorResponse(buf, start, end);
+      if (forward) this.onForwardedError?.();
+      // PostgreSQL now skips to the next Sync: so do the expectations.
+      while (this.head < this.queue.length && this.queue[this.head].completes !== Completes.Ready) {
+        const x = this.queue[this.head++];
+        x.done?.(err, 0x45);
+      }
+      return forward;
+    }
+    if (type === Backend.ReadyForQuery) {
+      // A Query/Sync expectation completes; anything before it was already skipped.
+      while (this.head < this.queue.length && this.queue[this.head].completes !== Completes.Ready) this.head++;
+      const x = this.queue[this.head++];
+      this.status = buf[start + 5];
+      if (x?.forward && !x.keepReady && this.statusForClient) buf[start + 5] = this.statusForClient();
+      x?.done?.(null, this.status);
+      return (x?.forward ?? false) && !x?.keepReady;
+    }
+    if (completes(e.completes, type)) {
+      this.head++;
+      e.done?.(null, 0);
+    }
+    return forward;
+  }
+}
+
+function completes(kind: Completes, type: number): boolean {
+  switch (kind) {
+    case Completes.ParseComplete:
+      return type === Backend.ParseComplete;
+    case Completes.BindComplete:
+      return type === Backend.BindComplete;
+    case Completes.CloseComplete:
+      return type === Backend.CloseComplete;
+    case Completes.Describe:
+      return type === Backend.RowDescription || type === Backend.NoData;
+    case Completes.Execute:
+      return type === Backend.CommandComplete || type === Backend.EmptyQueryResponse || type === Backend.PortalSuspended;
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Runs a statement on a BackendLink in collect mode and decodes nothing but
+ * the message boundaries: DataRows stay raw so they can be forwarded to the
+ * client as they are (DESIGN.md decision 5). Used by the multi-shard
+ * executor, by commands running SQL as the client, and by the distributed
+ * transaction code.
+ */
+import { Backend } from '../protocol/constants.js';
+import { PgError } from '../protocol/errors.js';
+import { readErrorResponse } from '../protocol/backend/error-response.js';
+import { encodeQuery } from '../pool/frontend-encoders.js';
+import { Completes, type BackendLink } from './backend-link.js';
+
+export interface CollectedResult {
+  /** Raw RowDescription message, if the statement returns rows. */
+  rowDescription: Buffer | null;
+  /** Raw DataRow messages. */
+  rows: Buffer[];
+  /** CommandComplete tag of the last statement. */
+  tag: string;
+  error: PgError | null;
+}
+
+const EXPECT_READY_COLLECT = { completes: Completes.Ready, forward: false } as const;
+
+/**
+ * Sends `bytes` (ending in a Query or a Sync) and collects every reply up to
+ * ReadyForQuery. The link must have nothing else pending.
+ */
+export function collectOnLink(link: BackendLink, bytes: Buffer): Promise<CollectedResult> {
+  return new Promise((resolve) => {
+    const result: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
+    link.collector = (type, buf, start, end) => {
+      switch (type) {
+        case Backend.RowDescription:
+          result.rowDescription ??= buf.subarray(start, end);
+          break;
+        case Backend.DataRow:
+          result.rows.push(buf.subarray(start, end));
+          break;
+        case Backend.CommandComplete:
+          result.tag = buf.toString('utf8', start + 5, end - 1);
+          break;
+        case Backend.ErrorResponse:
+          result.error ??= readErrorResponse(buf, start, end);
+          break;
+        default:
+          break;
+      }
+    };
+    link.send(bytes, [{
+      ...EXPECT_READY_COLLECT,
+      done: (err) => {
+        link.collector = null;
+        if (err && !result.error) result.error = err;
+        resolve(result);
+      },
+    }]);
+  });
+}
+
+/** Runs a simple-protocol statement on the link, collecting its result. */
+export function queryOnLink(link: BackendLink, sql: string): Promise<CollectedResult> {
+  return collectOnLink(link, encodeQuery(sql));
+}
+
+/** Decodes the text values of a raw DataRow. */
+export function decodeDataRow(row: Buffer): Array<string | null> {
+  let pos = 5;
+  const n = row.readInt16BE(pos);
+  pos += 2;
+  const out: Array<string | null> = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const len = row.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) out[i] = null;
+    else {
+      out[i] = row.toString('utf8', pos, pos + len);
+      pos += len;
+    }
+  }
+  return out;
+}
+
+/** The row count in a CommandComplete tag ("UPDATE 3" → 3, "INSERT 0 2" → 2). */
+export function tagCount(tag: string): number {
+  const sp = tag.lastIndexOf(' ');
+  const n = sp < 0 ? NaN : Number(tag.slice(sp + 1));
+  return Number.isFinite(n) ? n : 0;
+}

@@ -1,0 +1,109 @@
+/**
+ * INSERT ... VALUES into a distributed table: each row goes to the shard its
+ * distribution column value hashes to. Built once per statement (or prepared
+ * statement); `route(params)` hashes the rows' values. All rows in one shard:
+ * the original text with the shard name spliced in (router). Rows in several
+ * shards: one INSERT per shard holding just its rows, deparsed from the
+ * transformed tree, run as one distributed transaction.
+ */
+import { deparseSync } from 'pgsql-deparser';
+import { PgError } from '../protocol/errors.js';
+import { hashDistributionValue } from '../sql/hash.js';
+import type { Node } from '../sql/parse.js';
+import { findShardIndex } from '../metadata/shard-interval.js';
+import type { DistributedTable } from '../metadata/types.js';
+import { constantText } from './restrictions.js';
+import { spliceShardNames } from './shard-rewrite.js';
+import { NotRoutable, type ParamValues, type ResolvedRelation } from './router-planner.js';
+import type { Route, Task } from './route.js';
+
+type RowKey = { text: string } | { param: number };
+
+export class InsertPlan {
+  private readonly table: DistributedTable;
+  private readonly rowKeys: RowKey[];
+  private readonly rows: Node[];
+  private readonly textByShardIndex = new Map<number, string>();
+
+  constructor(
+    private readonly text: Buffer,
+    private readonly stmt: Node,
+    private readonly target: ResolvedRelation,
+  ) {
+    this.table = target.table;
+    const select = stmt.selectStmt?.SelectStmt;
+    if (!select?.valuesLists) throw new NotRoutable('INSERT ... SELECT into a distributed table');
+    this.rows = select.valuesLists as Node[];
+    const cols = (stmt.cols ?? []) as Node[];
+    const names = cols.length > 0 ? cols.map((c) => c.ResTarget.name as string) : this.table.columns ?? null;
+    if (!names) {
+      throw new PgError({ code: '0A000', message: `INSERT into distributed table "${this.table.name}" needs a column list here`, hint: 'Name the columns: INSERT INTO t (a, b) VALUES ...' });
+    }
+    const keyIndex = names.indexOf(this.table.distributionColumn!);
+    if (keyIndex < 0) {
+      throw new PgError({ code: '23502', message: 'cannot perform an INSERT without a partition column value' });
+    }
+    this.rowKeys = this.rows.map((row) => {
+      const item = row.List.items[keyIndex];
+      if (item?.ParamRef) return { param: item.ParamRef.number };
+      if (item?.TypeCast?.arg?.ParamRef) return { param: item.TypeCast.arg.ParamRef.number };
+      if (item?.SetToDefault) throw new PgError({ code: '0A000', message: 'cannot perform an INSERT with DEFAULT as the partition column value' });
+      if (item?.A_Const?.isnull) throw new PgError({ code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' });
+      const t = constantText(item);
+      if (t === null) throw new PgError({ code: '0A000', message: 'the partition column value of an INSERT must be a constant or a parameter' });
+      return { text: t };
+    });
+  }
+
+  get needsParams(): boolean {
+    return this.rowKeys.some((k) => 'param' in k);
+  }
+
+  route(params: ParamValues): Route | NotRoutable {
+    const shardOfRow: number[] = new Array(this.rowKeys.length);
+    let single = -1;
+    let multi = false;
+    for (let i = 0; i < this.rowKeys.length; i++) {
+      const k = this.rowKeys[i];
+      const text = 'param' in k ? (params ? params[k.param - 1] : undefined) : k.text;
+      if (text === undefined) return new NotRoutable('parameter values are not known yet');
+      if (text === null) return { kind: 'error', error: new PgError({ code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' }) };
+      let hash: number;
+      try {
+        hash = hashDistributionValue(this.table.distributionColumnSqlType ?? this.table.distributionColumnType!, text);
+      } catch (err) {
+        return { kind: 'error', error: new PgError({ code: '22P02', message: `invalid input for the distribution column "${this.table.distributionColumn}": ${(err as Error).message}` }) };
+      }
+      const index = findShardIndex(hash, this.table.shards.length);
+      shardOfRow[i] = index;
+      if (single === -1) single = index;
+      else if (single !== index) multi = true;
+    }
+    if (!multi) {
+      const shard = this.table.shards[single];
+      let sql = this.textByShardIndex.get(single);
+      if (sql === undefined) {
+        sql = spliceShardNames(this.text, [{ ref: this.target.ref, schema: this.table.schema, shardName: shard.shardName }]);
+        this.textByShardIndex.set(single, sql);
+      }
+      return { kind: 'router', isWrite: true, planner: 'fast-path', task: { node: shard.placements[0].node, sql, shardIds: [shard.shardId] } };
+    }
+    const tasks: Task[] = [];
+    const byShard = new Map<number, Node[]>();
+    shardOfRow.forEach((s, i) => {
+      const list = byShard.get(s) ?? [];
+      list.push(this.rows[i]);
+      byShard.set(s, list);
+    });
+    for (const [index, rows] of byShard) {
+      const shard = this.table.shards[index];
+      const copy = structuredClone(this.stmt);
+      copy.relation.relname = shard.shardName;
+      copy.relation.schemaname = this.table.schema;
+      copy.relation.alias ??= { aliasname: this.target.ref.name };
+      copy.selectStmt.SelectStmt.valuesLists = rows;
+      tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
+    }
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT' };
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Multi-shard statements that need no merge step: UPDATE/DELETE without a
+ * distribution-key filter, and SELECTs whose per-shard results simply
+ * concatenate (no aggregates, grouping, DISTINCT, ordering, limits, window
+ * functions or set operations; every distributed table joined on its
+ * distribution column). One task per shard group, run in parallel; the
+ * command tags add up. Anything needing a merge is declined with the
+ * construct named, until the pushdown/merge planner takes it.
+ */
+import { PgError } from '../protocol/errors.js';
+import type { Node } from '../sql/parse.js';
+import type { WorkerNode } from '../metadata/types.js';
+import { Restrictions } from './restrictions.js';
+import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import type { ResolvedRelation } from './router-planner.js';
+import type { Route, Task } from './route.js';
+
+const AGGREGATES = new Set([
+  'count', 'sum', 'avg', 'min', 'max', 'array_agg', 'string_agg', 'bool_and', 'bool_or', 'every', 'bit_and',
+  'bit_or', 'bit_xor', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg', 'stddev', 'stddev_pop',
+  'stddev_samp', 'variance', 'var_pop', 'var_samp', 'percentile_cont', 'percentile_disc', 'mode', 'corr',
+  'covar_pop', 'covar_samp', 'regr_avgx', 'regr_avgy', 'regr_count', 'regr_intercept', 'regr_r2', 'regr_slope',
+  'regr_sxx', 'regr_sxy', 'regr_syy', 'xmlagg', 'range_agg', 'range_intersect_agg', 'rank', 'dense_rank',
+  'percent_rank', 'cume_dist',
+]);
+
+/** Functions whose value differs per call: unsafe in a statement run once per shard. */
+export const VOLATILE_FUNCTIONS = new Set([
+  'random', 'nextval', 'setval', 'clock_timestamp', 'timeofday', 'gen_random_uuid', 'uuid_generate_v4',
+  'uuid_generate_v1', 'txid_current', 'pg_current_xact_id', 'statement_timestamp',
+]);
+
+function unsupported(construct: string): PgError {
+  return new PgError({
+    code: '0A000',
+    message: `multi-shard queries with ${construct} are not supported yet`,
+    hint: 'Filter on the distribution column so the query runs on one shard.',
+  });
+}
+
+/** The first construct in a SELECT tree that prevents plain concatenation, or null. */
+function mergeConstruct(o: Node, top: boolean): string | null {
+  if (o === null || typeof o !== 'object') return null;
+  if (Array.isArray(o)) {
+    for (const x of o) {
+      const c = mergeConstruct(x, false);
+      if (c) return c;
+    }
+    return null;
+  }
+  if (o.FuncCall) {
+    const names = o.FuncCall.funcname as Node[];
+    const name = names[names.length - 1]?.String?.sval;
+    if (o.FuncCall.over) return 'window functions';
+    if (AGGREGATES.has(name) || o.FuncCall.agg_star || o.FuncCall.agg_distinct) return `aggregates (${name})`;
+  }
+  if (o.groupClause) return 'GROUP BY';
+  if (o.havingClause) return 'HAVING';
+  if (o.distinctClause) return 'DISTINCT';
+  if (o.limitCount || o.limitOffset) return 'LIMIT/OFFSET';
+  if (o.op && o.op !== 'SETOP_NONE') return 'set operations (UNION/INTERSECT/EXCEPT)';
+  if (top && o.sortClause) return 'ORDER BY';
+  if (o.GroupingSet) return 'GROUPING SETS';
+  for (const k in o) {
+    const v = o[k];
+    if (v !== null && typeof v === 'object') {
+      const c = mergeConstruct(v, top && k === 'SelectStmt');
+      if (c) return c;
+    }
+  }
+  return null;
+}
+
+export function planMultiShard(
+  text: Buffer,
+  stmt: Node,
+  kind: 'select' | 'update' | 'delete',
+  relations: ResolvedRelation[],
+  functions: Set<string>,
+): Route {
+  const distributed = relations.filter((r) => r.table.method === 'hash');
+  const reference = relations.filter((r) => r.table.method === 'reference');
+  if (new Set(distributed.map((r) => r.table.colocationId)).size > 1) {
+    return { kind: 'error', error: unsupported('joins of tables that are not co-located') };
+  }
+  const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => relations.find((r) => r.ref === ref)?.table.distributionColumn ?? null);
+  const first = distributed[0];
+  for (const r of distributed.slice(1)) {
+    if (!restrictions.sameClass(first.ref.refName, first.table.distributionColumn!, r.ref.refName, r.table.distributionColumn!)) {
+      return { kind: 'error', error: unsupported('joins that are not on the distribution column') };
+    }
+  }
+  if (kind === 'select') {
+    const construct = mergeConstruct({ SelectStmt: stmt }, true);
+    if (construct) return { kind: 'error', error: unsupported(construct) };
+  } else {
+    for (const f of functions) {
+      if (VOLATILE_FUNCTIONS.has(f)) {
+        return {
+          kind: 'error',
+          error: new PgError({ code: '0A000', message: `functions used in UPDATE and DELETE queries on distributed tables must not be VOLATILE (${f})` }),
+        };
+      }
+    }
+  }
+  const tasks: Task[] = [];
+  const shardCount = first.table.shards.length;
+  for (let i = 0; i < shardCount; i++) {
+    const node: WorkerNode = first.table.shards[i].placements[0].node;
+    const replacements: Replacement[] = [];
+    const shardIds: number[] = [];
+    for (const r of distributed) {
+      const shard = r.table.shards[i];
+      shardIds.push(shard.shardId);
+      replacements.push({ ref: r.ref, schema: r.table.schema, shardName: shard.shardName });
+    }
+    for (const r of reference) {
+      replacements.push({ ref: r.ref, schema: r.table.schema, shardName: r.table.shards[0].shardName });
+    }
+    tasks.push({ node, sql: spliceShardNames(text, replacements), shardIds });
+  }
+  const tag = kind === 'select' ? 'SELECT' : kind === 'update' ? 'UPDATE' : 'DELETE';
+  return { kind: 'multi-shard', tasks, isWrite: kind !== 'select', commandTag: tag };
+}

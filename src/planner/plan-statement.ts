@@ -1,0 +1,239 @@
+/**
+ * The planner cascade for one parsed statement (DESIGN.md decision 7):
+ * transaction control and Citus functions first, then statements that touch
+ * no distributed table (the coordinator PostgreSQL runs them unchanged), then
+ * INSERT ... VALUES, fast path / router, and multi-shard statements. Each
+ * stage either returns a plan or declines with a reason; the last reason is
+ * what the client sees (0A000).
+ *
+ * The result is a StatementPlan: built once per statement text or prepared
+ * statement, asked for a Route per execution with the parameter values.
+ */
+import { PgError } from '../protocol/errors.js';
+import type { Node } from '../sql/parse.js';
+import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
+import { analyzeShape } from './relations.js';
+import { InsertPlan } from './insert-planner.js';
+import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
+import { planMultiShard } from './multi-shard-planner.js';
+import { constantText } from './restrictions.js';
+import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
+
+export interface PlanContext {
+  catalog: Catalog;
+  /** Schemas of the session's search_path, in order. */
+  searchPath: readonly string[];
+  /** Whether a function name is one the coordinator implements itself. */
+  isCommand(name: string): boolean;
+}
+
+export interface StatementPlan {
+  readonly catalogVersion: number;
+  readonly needsParams: boolean;
+  route(params: ParamValues): Route;
+  /** A task valid for describing the statement (its shape does not depend on the shard). */
+  describeTask(): Task | null;
+}
+
+const LOCAL: Route = { kind: 'local' };
+
+class FixedPlan implements StatementPlan {
+  readonly needsParams = false;
+  constructor(readonly catalogVersion: number, private readonly fixed: Route) {}
+  route(): Route {
+    return this.fixed;
+  }
+  describeTask(): Task | null {
+    return null;
+  }
+}
+
+export function resolveTable(ctx: PlanContext, schema: string | null, name: string): DistributedTable | undefined {
+  if (schema !== null) return ctx.catalog.tables.get(tableKey(schema, name));
+  for (const s of ctx.searchPath) {
+    const t = ctx.catalog.tables.get(tableKey(s, name));
+    if (t) return t;
+  }
+  return undefined;
+}
+
+const TRANSACTION_VERBS: Record<string, TransactionVerb> = {
+  TRANS_STMT_BEGIN: 'begin',
+  TRANS_STMT_START: 'begin',
+  TRANS_STMT_COMMIT: 'commit',
+  TRANS_STMT_ROLLBACK: 'rollback',
+  TRANS_STMT_SAVEPOINT: 'savepoint',
+  TRANS_STMT_RELEASE: 'release',
+  TRANS_STMT_ROLLBACK_TO: 'rollback_to',
+  TRANS_STMT_PREPARE: 'prepare',
+  TRANS_STMT_COMMIT_PREPARED: 'commit_prepared',
+  TRANS_STMT_ROLLBACK_PREPARED: 'rollback_prepared',
+};
+
+function argValue(n: Node): ArgValue | null {
+  if (n?.ParamRef) return { param: n.ParamRef.number };
+  if (n?.TypeCast?.arg?.ParamRef) return { param: n.TypeCast.arg.ParamRef.number };
+  if (n?.A_Const?.isnull) return { text: null };
+  const t = constantText(n);
+  return t === null ? null : { text: t };
+}
+
+/** `SELECT f(args)` or `SELECT * FROM f(args)` where f is a coordinator function. */
+function commandCall(select: Node, ctx: PlanContext): Route | null {
+  let call: Node = null;
+  let alias: string | null = null;
+  const from = (select.fromClause ?? []) as Node[];
+  const targets = (select.targetList ?? []) as Node[];
+  if (from.length === 0 && targets.length === 1 && targets[0].ResTarget?.val?.FuncCall) {
+    call = targets[0].ResTarget.val.FuncCall;
+    alias = targets[0].ResTarget.name ?? null;
+  } else if (from.length === 1 && from[0].RangeFunction && !select.whereClause) {
+    const fns = from[0].RangeFunction.functions as Node[];
+    if (fns?.length === 1) call = fns[0].List?.items?.[0]?.FuncCall;
+  }
+  if (!call) return null;
+  const names = (call.funcname as Node[]).map((n) => n.String?.sval as string);
+  const name = names[names.length - 1];
+  if (names.length > 1 && !['pg_catalog', 'pgweave', 'citus', 'public'].includes(names[0])) return null;
+  if (!ctx.isCommand(name)) return null;
+  if (select.groupClause || select.sortClause || select.limitCount || select.distinctClause) return null;
+  const positional: ArgValue[] = [];
+  const named = new Map<string, ArgValue>();
+  for (const a of (call.args ?? []) as Node[]) {
+    if (a.NamedArgExpr) {
+      const v = argValue(a.NamedArgExpr.arg);
+      if (!v) return notConstant(name);
+      named.set(a.NamedArgExpr.name, v);
+    } else {
+      const v = argValue(a);
+      if (!v) return notConstant(name);
+      positional.push(v);
+    }
+  }
+  return { kind: 'command', name, positional, named, alias };
+}
+
+function notConstant(name: string): Route {
+  return { kind: 'error', error: new PgError({ code: '0A000', message: `the arguments of ${name}() must be constants or parameters` }) };
+}
+
+class DistributedPlan implements StatementPlan {
+  constructor(
+    readonly catalogVersion: number,
+    private readonly text: Buffer,
+    private readonly stmt: Node,
+    private readonly kind: 'select' | 'update' | 'delete',
+    private readonly relations: ResolvedRelation[],
+    private readonly functions: Set<string>,
+    private readonly router: RouterPlan | null,
+    private readonly declined: string | null,
+  ) {}
+
+  get needsParams(): boolean {
+    return this.router?.needsParams ?? false;
+  }
+
+  route(params: ParamValues): Route {
+    if (this.router) {
+      const r = this.router.route(params);
+      if (!(r instanceof NotRoutable)) return r;
+    }
+    return planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
+  }
+
+  describeTask(): Task | null {
+    const multi = planMultiShard(this.text, this.stmt, 'update', this.relations, new Set());
+    return multi.kind === 'multi-shard' ? multi.tasks[0] : null;
+  }
+}
+
+class InsertStatementPlan implements StatementPlan {
+  constructor(readonly catalogVersion: number, private readonly plan: InsertPlan) {}
+  get needsParams(): boolean {
+    return this.plan.needsParams;
+  }
+  route(params: ParamValues): Route {
+    const r = this.plan.route(params);
+    if (r instanceof NotRoutable) return { kind: 'error', error: new PgError({ code: '0A000', message: r.reason }) };
+    return r;
+  }
+  describeTask(): Task | null {
+    return null;
+  }
+}
+
+/** Plans one statement; `text` is that statement's own source text as UTF-8 bytes. */
+export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): StatementPlan {
+  const version = ctx.catalog.version;
+  const fixed = (r: Route) => new FixedPlan(version, r);
+  if (stmt.TransactionStmt) {
+    const verb = TRANSACTION_VERBS[stmt.TransactionStmt.kind];
+    return fixed(verb ? { kind: 'transaction', verb, statement: text.toString('utf8') } : LOCAL);
+  }
+  if (stmt.SelectStmt) {
+    const cmd = commandCall(stmt.SelectStmt, ctx);
+    if (cmd) return fixed(cmd);
+  }
+  const shape = analyzeShape(stmt);
+  const relations: ResolvedRelation[] = [];
+  for (const ref of shape.relations) {
+    const table = resolveTable(ctx, ref.schema, ref.name);
+    if (table) relations.push({ ref, table });
+  }
+  if (relations.length === 0) return fixed(LOCAL);
+
+  try {
+    if (stmt.InsertStmt) {
+      const target = relations.find((r) => r.ref.node === stmt.InsertStmt.relation);
+      if (!target) return fixed(unsupported('INSERT ... SELECT from distributed tables into a local table'));
+      if (target.table.method === 'reference') {
+        return new DistributedPlan(version, text, stmt.InsertStmt, 'update', relations, shape.functions, new RouterPlan(text, stmt.InsertStmt, relations, true), null);
+      }
+      if (relations.length > 1) return fixed(unsupported('INSERT ... SELECT into a distributed table'));
+      return new InsertStatementPlan(version, new InsertPlan(text, stmt.InsertStmt, target));
+    }
+    let kind: 'select' | 'update' | 'delete';
+    let inner: Node;
+    if (stmt.SelectStmt) {
+      kind = 'select';
+      inner = stmt.SelectStmt;
+      if (inner.intoClause) return fixed(unsupported('SELECT INTO from distributed tables'));
+    } else if (stmt.UpdateStmt) {
+      kind = 'update';
+      inner = stmt.UpdateStmt;
+      const target = relations.find((r) => r.ref.node === inner.relation);
+      if (target?.table.method === 'hash') {
+        const err = checkDistributionColumnNotUpdated(inner, target.table);
+        if (err) return fixed({ kind: 'error', error: err });
+      }
+    } else if (stmt.DeleteStmt) {
+      kind = 'delete';
+      inner = stmt.DeleteStmt;
+    } else {
+      return fixed(utilityOnDistributed(stmt, text, relations));
+    }
+    let router: RouterPlan | null = null;
+    let declined: string | null = null;
+    const isWrite = kind !== 'select' || !!inner.lockingClause;
+    try {
+      router = new RouterPlan(text, inner, relations, isWrite);
+    } catch (err) {
+      if (!(err instanceof NotRoutable)) throw err;
+      declined = err.reason;
+    }
+    return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined);
+  } catch (err) {
+    if (err instanceof PgError) return fixed({ kind: 'error', error: err });
+    if (err instanceof NotRoutable) return fixed(unsupported(err.reason));
+    throw err;
+  }
+}
+
+function unsupported(what: string): Route {
+  return { kind: 'error', error: new PgError({ code: '0A000', message: `${what} is not supported yet` }) };
+}
+
+function utilityOnDistributed(stmt: Node, text: Buffer, relations: ResolvedRelation[]): Route {
+  const tables = [...new Set(relations.map((r) => r.table))];
+  return { kind: 'utility', statement: text.toString('utf8'), stmt, tables };
+}

@@ -1,0 +1,67 @@
+/**
+ * Finds the relations a statement references: every RangeVar in the parse
+ * tree (FROM items, INSERT/UPDATE/DELETE targets, subqueries, CTE bodies),
+ * minus references to CTEs, with the byte span of the name in the source
+ * text so the shard name can be spliced in place.
+ */
+import type { Node } from '../sql/parse.js';
+
+export interface RelationRef {
+  schema: string | null;
+  name: string;
+  /** Name that qualifies its columns in the statement: the alias, else the table name. */
+  refName: string;
+  hasAlias: boolean;
+  /** Byte offset of the name (schema included) in the statement text. */
+  location: number;
+  /** Object the RangeVar came from, for planners that need the surrounding node. */
+  node: Node;
+}
+
+export interface StatementShape {
+  relations: RelationRef[];
+  cteNames: Set<string>;
+  /** Function names called anywhere (lower-case, last name part). */
+  functions: Set<string>;
+  hasVolatileCandidates: boolean;
+}
+
+function isRangeVar(o: Node): boolean {
+  return typeof o.relname === 'string' && typeof o.relpersistence === 'string';
+}
+
+export function analyzeShape(stmt: Node): StatementShape {
+  const relations: RelationRef[] = [];
+  const cteNames = new Set<string>();
+  const functions = new Set<string>();
+  const visit = (o: Node): void => {
+    if (o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      for (const x of o) visit(x);
+      return;
+    }
+    if (isRangeVar(o)) {
+      relations.push({
+        schema: o.schemaname ?? null,
+        name: o.relname,
+        refName: o.alias?.aliasname ?? o.relname,
+        hasAlias: !!o.alias,
+        location: o.location ?? -1,
+        node: o,
+      });
+    }
+    if (typeof o.ctename === 'string') cteNames.add(o.ctename);
+    if (o.FuncCall) {
+      const names = o.FuncCall.funcname as Node[];
+      const last = names?.[names.length - 1]?.String?.sval;
+      if (last) functions.add(last);
+    }
+    for (const k in o) {
+      const v = o[k];
+      if (v !== null && typeof v === 'object') visit(v);
+    }
+  };
+  visit(stmt);
+  const tables = relations.filter((r) => r.schema !== null || !cteNames.has(r.name));
+  return { relations: tables, cteNames, functions, hasVolatileCandidates: false };
+}

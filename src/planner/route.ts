@@ -1,0 +1,55 @@
+/**
+ * The one value every planning path produces: where a statement runs and
+ * with what text. The session executes Routes without knowing which planner
+ * made them.
+ */
+import type { PgError } from '../protocol/errors.js';
+import type { DistributedTable, WorkerNode } from '../metadata/types.js';
+
+/** One statement for one node: shard names already spliced into the text. */
+export interface Task {
+  node: WorkerNode;
+  sql: string;
+  /** Shards the task reads or writes (for locks, 2PC participants and EXPLAIN). */
+  shardIds: number[];
+}
+
+export type TransactionVerb =
+  | 'begin'
+  | 'commit'
+  | 'rollback'
+  | 'savepoint'
+  | 'release'
+  | 'rollback_to'
+  | 'prepare'
+  | 'commit_prepared'
+  | 'rollback_prepared';
+
+export type Route =
+  /** Runs on the coordinator PostgreSQL unchanged: local tables, catalogs, everything else. */
+  | { kind: 'local' }
+  /** A Citus-compatible function run by the coordinator itself. */
+  | { kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null }
+  /** Transaction control, applied to every node the session has touched. */
+  | { kind: 'transaction'; verb: TransactionVerb; statement: string }
+  /** All rows in one shard group: one task on one node (fast path or router). */
+  | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router' }
+  /** Several tasks whose results concatenate (multi-shard UPDATE/DELETE, multi-row INSERT). */
+  | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string }
+  /**
+   * A utility statement (DDL, TRUNCATE, VACUUM, GRANT…) on distributed or
+   * reference tables: applied to the coordinator's table and every shard.
+   */
+  | { kind: 'utility'; statement: string; stmt: unknown; tables: DistributedTable[] }
+  /** Cannot be planned: the reason reaches the client. */
+  | { kind: 'error'; error: PgError };
+
+/** A function argument: a constant's text, a parameter reference, or SQL NULL. */
+export type ArgValue = { text: string | null } | { param: number };
+
+/** What a prepared statement resolves to once its parameters are known. */
+export interface ParamResolver {
+  (index: number): string | null;
+}
+
+export type { DistributedTable };

@@ -1,0 +1,143 @@
+/**
+ * Fast-path and router planning: a statement whose distributed tables are all
+ * pinned to one shard group runs whole on the one node holding that group.
+ *
+ * `RouterPlan` is built once per statement text (and once per prepared
+ * statement, at Parse): it resolves the relations, collects the
+ * distribution-key restrictions and decides whether routing can work at all.
+ * `route(params)` is the cheap part that runs per execution (per Bind, for
+ * prepared statements — deferred pruning, DESIGN.md decision 8): hash the
+ * pinned values, find the shard index, splice shard names into the text
+ * (cached per shard index). A plan that cannot route returns a reason, and
+ * the next planner of the cascade takes over.
+ */
+import { PgError } from '../protocol/errors.js';
+import { hashDistributionValue } from '../sql/hash.js';
+import { findShardIndex } from '../metadata/shard-interval.js';
+import type { DistributedTable, WorkerNode } from '../metadata/types.js';
+import type { Node } from '../sql/parse.js';
+import type { RelationRef } from './relations.js';
+import { Restrictions, type PinnedValue } from './restrictions.js';
+import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import type { Route, Task } from './route.js';
+
+export type ParamValues = ReadonlyArray<string | null> | null;
+
+export interface ResolvedRelation {
+  ref: RelationRef;
+  table: DistributedTable;
+}
+
+export class NotRoutable {
+  constructor(readonly reason: string) {}
+}
+
+export class RouterPlan {
+  private readonly distributed: ResolvedRelation[];
+  private readonly reference: ResolvedRelation[];
+  private readonly pins: PinnedValue[][];
+  private readonly textByShardIndex = new Map<number, string>();
+  /** Rotates reads of reference-only statements across nodes. */
+  private static referenceReadCounter = 0;
+
+  constructor(
+    private readonly text: Buffer,
+    stmt: Node,
+    relations: ResolvedRelation[],
+    private readonly isWrite: boolean,
+  ) {
+    this.distributed = relations.filter((r) => r.table.method === 'hash');
+    this.reference = relations.filter((r) => r.table.method === 'reference');
+    const colocation = new Set(this.distributed.map((r) => r.table.colocationId));
+    if (colocation.size > 1) throw new NotRoutable('the statement joins distributed tables that are not co-located');
+    const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => {
+      const hit = relations.find((r) => r.ref === ref);
+      return hit?.table.distributionColumn ?? null;
+    });
+    this.pins = this.distributed.map((r) => {
+      const values = restrictions.pinnedValues(r.ref.refName, r.table.distributionColumn!);
+      if (!values) throw new NotRoutable(`no equality condition on the distribution column of "${r.table.name}"`);
+      return values;
+    });
+  }
+
+  /** True when routing needs parameter values (deferred pruning at Bind). */
+  get needsParams(): boolean {
+    return this.pins.some((vs) => vs.some((v) => 'param' in v));
+  }
+
+  /** Picks the shard group and produces the task, or a reason it cannot. */
+  route(params: ParamValues): Route | NotRoutable {
+    if (this.distributed.length === 0) return this.routeReferenceOnly();
+    let shardIndex = -1;
+    for (let i = 0; i < this.distributed.length; i++) {
+      const table = this.distributed[i].table;
+      for (const v of this.pins[i]) {
+        const text = 'param' in v ? (params ? params[v.param - 1] : undefined) : v.text;
+        if (text === undefined) return new NotRoutable('parameter values are not known yet');
+        if (text === null) return new NotRoutable('the distribution column is compared with NULL');
+        let hash: number;
+        try {
+          hash = hashDistributionValue(table.distributionColumnSqlType ?? table.distributionColumnType!, text);
+        } catch {
+          return new NotRoutable(`cannot hash the value ${JSON.stringify(text)} as ${table.distributionColumnType}`);
+        }
+        const index = findShardIndex(hash, table.shards.length);
+        if (shardIndex === -1) shardIndex = index;
+        else if (index !== shardIndex) return new NotRoutable('the pinned values fall into different shards');
+      }
+    }
+    const anchor = this.distributed[0].table.shards[shardIndex];
+    const node = anchor.placements[0].node;
+    return {
+      kind: 'router',
+      isWrite: this.isWrite,
+      planner: this.distributed.length === 1 && this.reference.length === 0 ? 'fast-path' : 'router',
+      task: this.taskFor(shardIndex, node),
+    };
+  }
+
+  private routeReferenceOnly(): Route | NotRoutable {
+    const shard = this.reference[0].table.shards[0];
+    if (!this.isWrite) {
+      const placements = shard.placements;
+      const node = placements[RouterPlan.referenceReadCounter++ % placements.length].node;
+      return { kind: 'router', isWrite: false, planner: 'router', task: this.taskFor(0, node) };
+    }
+    // Writes go to every placement, atomically (a multi-node transaction).
+    const tasks = shard.placements.map((p) => this.taskFor(0, p.node));
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: '' };
+  }
+
+  private taskFor(shardIndex: number, node: WorkerNode): Task {
+    let sql = this.textByShardIndex.get(shardIndex);
+    const shardIds: number[] = [];
+    const replacements: Replacement[] = [];
+    for (const r of this.distributed) {
+      const shard = r.table.shards[shardIndex];
+      shardIds.push(shard.shardId);
+      replacements.push({ ref: r.ref, schema: r.table.schema, shardName: shard.shardName });
+    }
+    for (const r of this.reference) {
+      const shard = r.table.shards[0];
+      shardIds.push(shard.shardId);
+      replacements.push({ ref: r.ref, schema: r.table.schema, shardName: shard.shardName });
+    }
+    if (sql === undefined) {
+      sql = spliceShardNames(this.text, replacements);
+      this.textByShardIndex.set(shardIndex, sql);
+    }
+    return { node, sql, shardIds };
+  }
+}
+
+/** Citus's error for UPDATE ... SET <distribution column>. */
+export function checkDistributionColumnNotUpdated(stmt: Node, table: DistributedTable): PgError | null {
+  const targets = (stmt.targetList ?? []) as Node[];
+  for (const t of targets) {
+    if (t.ResTarget?.name === table.distributionColumn) {
+      return new PgError({ code: '0A000', message: 'modifying the partition value of rows is not allowed' });
+    }
+  }
+  return null;
+}

@@ -1,0 +1,110 @@
+/**
+ * Builds the SessionServices of one client session from the coordinator's
+ * shared state: metadata cache, node pools, the command registry, and
+ * two-phase commit for transactions that wrote on several nodes.
+ */
+import { PgError } from '../protocol/errors.js';
+import { connectBackend, type BackendCredentials } from '../pool/backend-connection.js';
+import type { InternalClient, QueryResult } from '../pool/internal-client.js';
+import type { NodePools } from '../pool/node-pools.js';
+import type { MetadataCache } from '../metadata/metadata-cache.js';
+import type { WorkerNode } from '../metadata/types.js';
+import { queryOnLink } from '../executor/link-query.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
+import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
+import type { CommandContext } from '../commands/context.js';
+import type { SessionServices } from '../session/services.js';
+import type { CoordinatorConfig } from './config.js';
+
+export interface SharedState {
+  config: CoordinatorConfig;
+  pools: NodePools;
+  metadata: MetadataCache;
+  /** Optional hook run before statements reading citus_shards/citus_tables. */
+  refreshShardSizes?: (ctx: CommandContext) => Promise<void>;
+}
+
+/** An InternalClient-shaped view of a session link, for the two-phase commit code. */
+function linkAsClient(link: BackendLink): InternalClient {
+  return {
+    get closed() {
+      return link.lost;
+    },
+    async query(sql: string): Promise<QueryResult> {
+      const r = await queryOnLink(link, sql);
+      if (r.error) throw r.error;
+      return { fields: [], rows: [], command: r.tag };
+    },
+  } as unknown as InternalClient;
+}
+
+export function makeSessionServices(
+  shared: SharedState,
+  database: string,
+  user: string,
+  credentials: BackendCredentials,
+): SessionServices {
+  const { config, pools, metadata } = shared;
+  const services: SessionServices = {
+    database,
+    user,
+    catalog: () => metadata.peek(database),
+    loadCatalog: () => metadata.get(database),
+    connectNode: (node: WorkerNode) =>
+      connectBackend({
+        host: node.host,
+        port: node.port,
+        user,
+        database,
+        credentials,
+        params: [['application_name', 'pgweave']],
+      }),
+    isCommand: (name) => COMMANDS.has(name),
+    async runCommand(call, access) {
+      const def = COMMANDS.get(call.name);
+      if (!def) throw new PgError({ code: '42883', message: `function ${call.name} does not exist` });
+      const args = resolveCommandArgs(def, call.positional, call.named);
+      const ctx: CommandContext = {
+        database,
+        user,
+        credentials,
+        config,
+        pools,
+        metadata,
+        settings: new Map(access.settings),
+        runAsClient: access.runAsClient,
+      };
+      const rows = await def.run(args, ctx);
+      const fields = def.returns.map((r) => ({ name: def.setReturning || def.returns.length > 1 ? r.name : def.name, typeOid: r.typeOid }));
+      return { fields, rows };
+    },
+    async runUtility(_statement, stmt) {
+      const kind = Object.keys(stmt as object)[0] ?? 'statement';
+      throw new PgError({ code: '0A000', message: `${kind.replace(/Stmt$/, '')} on distributed tables is not supported yet` });
+    },
+    async commitMultiNode(written, readOnly) {
+      await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');
+      const catalog = await metadata.get(database);
+      const groupOf = (link: BackendLink) => catalog.nodes.find((n) => n.nodeId === link.nodeId)?.groupId ?? 0;
+      const participants: Participant[] = written.map((l) => ({ client: linkAsClient(l), groupId: groupOf(l), label: `${l.conn.host}:${l.conn.port}` }));
+      for (const l of readOnly) {
+        const r = await queryOnLink(l, 'COMMIT');
+        if (r.error) throw r.error;
+      }
+      const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
+      await pool.withClient(async (coordinatorTxn) => {
+        await coordinatorTxn.query('BEGIN');
+        await commitTwoPhase(coordinatorTxn, participants);
+      });
+    },
+    async beforeCatalogViewRead() {
+      if (!shared.refreshShardSizes) return;
+      await shared.refreshShardSizes({
+        database, user, credentials, config, pools, metadata, settings: new Map(),
+        runAsClient: () => Promise.reject(new Error('not available')),
+      });
+    },
+  };
+  return services;
+}

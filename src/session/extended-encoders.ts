@@ -1,0 +1,52 @@
+/**
+ * Extended-protocol messages the session sends to workers: its own Parse of a
+ * rewritten statement, and the client's Bind re-addressed to that statement
+ * (parameter values and formats copied byte for byte, never decoded).
+ */
+import { Frontend } from '../protocol/constants.js';
+import { encodeMessage } from '../protocol/writer.js';
+
+export function encodeParse(name: string, sql: string, paramTypes: readonly number[]): Buffer {
+  return encodeMessage((w) => {
+    w.begin(Frontend.Parse).cstring(name).cstring(sql).int16(paramTypes.length);
+    for (const t of paramTypes) w.int32(t);
+    w.end();
+  });
+}
+
+/** The client's Bind (buf[start, end)) with portal and statement names replaced. */
+export function encodeBindFor(portal: string, statement: string, buf: Buffer, start: number, end: number): Buffer {
+  const portalEnd = buf.indexOf(0, start + 5);
+  const stmtEnd = buf.indexOf(0, portalEnd + 1);
+  const rest = buf.subarray(stmtEnd + 1, end);
+  return encodeMessage((w) => w.begin(Frontend.Bind).cstring(portal).cstring(statement).bytes(rest).end());
+}
+
+export function encodeDescribe(target: 'S' | 'P', name: string): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.Describe).int8(target.charCodeAt(0)).cstring(name).end());
+}
+
+export function encodeClose(target: 'S' | 'P', name: string): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.Close).int8(target.charCodeAt(0)).cstring(name).end());
+}
+
+export function encodeExecute(portal: string, maxRows: number): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.Execute).cstring(portal).int32(maxRows).end());
+}
+
+const SYNC = encodeMessage((w) => w.begin(Frontend.Sync).end());
+const FLUSH = encodeMessage((w) => w.begin(Frontend.Flush).end());
+
+export const encodeSync = (): Buffer => SYNC;
+export const encodeFlush = (): Buffer => FLUSH;
+
+/** One task of a multi-shard statement with the client's parameters: unnamed statement and portal. */
+export function encodeTaskWithParams(sql: string, clientBind: Buffer): Buffer {
+  return Buffer.concat([
+    encodeParse('', sql, []),
+    encodeBindFor('', '', clientBind, 0, clientBind.length),
+    encodeDescribe('P', ''),
+    encodeExecute('', 0),
+    SYNC,
+  ]);
+}

@@ -1,0 +1,53 @@
+/**
+ * What a session needs from the layers that own shared state (the metadata
+ * cache, the command registry, the node connections): passed in as an
+ * interface, so the session does not reach upward.
+ */
+import type { Catalog, DistributedTable, WorkerNode } from '../metadata/types.js';
+import type { BackendConnection } from '../pool/backend-connection.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import type { CommandOutput } from './replies.js';
+
+export interface ClientQueryResult {
+  fields: string[];
+  rows: Array<Array<string | null>>;
+  command: string;
+}
+
+/** What a command may do inside the client's session. */
+export interface SessionAccess {
+  /** Runs SQL on the coordinator PostgreSQL in the client's own connection and transaction. */
+  runAsClient(sql: string, params?: ReadonlyArray<string | null>): Promise<ClientQueryResult>;
+  /** Session settings set with SET (e.g. citus.shard_count). */
+  settings: ReadonlyMap<string, string>;
+  /** Whether the client is inside a transaction block. */
+  inTransactionBlock: boolean;
+}
+
+export interface CommandCall {
+  name: string;
+  positional: Array<string | null>;
+  named: Map<string, string | null>;
+}
+
+export interface SessionServices {
+  database: string;
+  user: string;
+  /** The cached catalog of this database, or null when it must be (re)loaded. */
+  catalog(): Catalog | null;
+  loadCatalog(): Promise<Catalog>;
+  /** Opens a connection to a worker as the client's own role. */
+  connectNode(node: WorkerNode): Promise<BackendConnection>;
+  isCommand(name: string): boolean;
+  runCommand(call: CommandCall, access: SessionAccess): Promise<CommandOutput>;
+  /** Applies a utility statement on distributed/reference tables everywhere; returns the command tag. */
+  runUtility(statement: string, stmt: unknown, tables: DistributedTable[], access: SessionAccess): Promise<string>;
+  /**
+   * Commits a transaction that wrote on several nodes atomically (two-phase
+   * commit with a durable commit record). The links are idle, inside their
+   * transaction blocks; on return every one of them has left its block.
+   */
+  commitMultiNode(written: BackendLink[], readOnly: BackendLink[]): Promise<void>;
+  /** Statements that change what the catalog views show first refresh it (shard sizes). */
+  beforeCatalogViewRead?(): Promise<void>;
+}

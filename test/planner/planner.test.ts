@@ -1,0 +1,172 @@
+/**
+ * Planner unit tests on a fixed catalog: which planner takes a statement, the
+ * shard it picks (PostgreSQL's hash, Citus's ranges), and the text the worker
+ * receives (shard names spliced in, everything else byte for byte).
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { initParser, parseSql } from '../../src/sql/parse.js';
+import { planStatement, type PlanContext } from '../../src/planner/plan-statement.js';
+import { computeShardIntervals, findShardIndex } from '../../src/metadata/shard-interval.js';
+import { hashInt4 } from '../../src/sql/hash.js';
+import type { Catalog, DistributedTable, WorkerNode } from '../../src/metadata/types.js';
+
+const nodes: WorkerNode[] = [
+  { nodeId: 1, groupId: 1, host: '127.0.0.1', port: 1, isActive: true, shouldHaveShards: true },
+  { nodeId: 2, groupId: 2, host: '127.0.0.1', port: 2, isActive: true, shouldHaveShards: true },
+];
+
+function hashTable(name: string, column: string, colocationId: number, firstId: number): DistributedTable {
+  const shards = computeShardIntervals(4, firstId).map((s, i) => ({
+    shardId: s.shardId,
+    minValue: s.minValue,
+    maxValue: s.maxValue,
+    shardName: `${name}_${s.shardId}`,
+    placements: [{ placementId: s.shardId, shardId: s.shardId, groupId: nodes[i % 2].groupId, node: nodes[i % 2] }],
+  }));
+  return { relationId: firstId, schema: 'public', name, method: 'hash', distributionColumn: column, distributionColumnType: 'int4', distributionColumnSqlType: 'integer', hashFunction: null, colocationId, shards, columns: [column, 'v'] };
+}
+
+const orders = hashTable('orders', 'tenant_id', 1, 102008);
+const items = hashTable('items', 'tenant_id', 1, 102012);
+const events = hashTable('events', 'id', 2, 102016);
+const countries: DistributedTable = {
+  relationId: 9, schema: 'public', name: 'countries', method: 'reference', distributionColumn: null, distributionColumnType: null, distributionColumnSqlType: null, hashFunction: null, colocationId: 3,
+  shards: [{ shardId: 102020, minValue: -2147483648, maxValue: 2147483647, shardName: 'countries_102020', placements: nodes.map((n, i) => ({ placementId: 50 + i, shardId: 102020, groupId: n.groupId, node: n })) }],
+};
+const tables = [orders, items, events, countries];
+const catalog: Catalog = {
+  version: 1,
+  nodes,
+  tables: new Map(tables.map((t) => [`public.${t.name}`, t])),
+  tablesById: new Map(tables.map((t) => [t.relationId, t])),
+};
+const ctx: PlanContext = { catalog, searchPath: ['public'], isCommand: (n) => n === 'create_distributed_table' };
+
+function route(sql: string, params: Array<string | null> | null = null) {
+  const stmt = parseSql(sql).stmts[0].stmt;
+  return planStatement(stmt, Buffer.from(sql), ctx).route(params);
+}
+
+function shardFor(t: DistributedTable, v: number) {
+  return t.shards[findShardIndex(hashInt4(v), t.shards.length)];
+}
+
+before(async () => {
+  await initParser();
+});
+
+test('local statements stay on the coordinator', () => {
+  assert.equal(route('select * from local_table where id = 1').kind, 'local');
+  assert.equal(route('select 1').kind, 'local');
+});
+
+test('fast path: distribution key equals a constant', () => {
+  const r = route('select v from orders where tenant_id = 42');
+  assert.equal(r.kind, 'router');
+  if (r.kind !== 'router') return;
+  const shard = shardFor(orders, 42);
+  assert.equal(r.planner, 'fast-path');
+  assert.equal(r.task.sql, `select v from "public"."${shard.shardName}" AS "orders" where tenant_id = 42`);
+  assert.equal(r.task.node.nodeId, shard.placements[0].node.nodeId);
+});
+
+test('fast path with a parameter picks the shard from its value', () => {
+  const sql = 'SELECT v FROM orders o WHERE o.tenant_id = $1';
+  for (const v of [1, 2, 3, 99, -7]) {
+    const r = route(sql, [String(v)]);
+    assert.equal(r.kind, 'router');
+    if (r.kind === 'router') assert.ok(r.task.sql.includes(shardFor(orders, v).shardName), r.task.sql);
+  }
+});
+
+test('router: co-located join pinned through the join condition, with a reference table', () => {
+  const sql = `SELECT o.v, i.v, c.v FROM orders o JOIN items i ON o.tenant_id = i.tenant_id
+    JOIN countries c ON c.id = o.v WHERE o.tenant_id = 7`;
+  const r = route(sql);
+  assert.equal(r.kind, 'router');
+  if (r.kind !== 'router') return;
+  assert.equal(r.planner, 'router');
+  assert.ok(r.task.sql.includes(`"public"."${shardFor(orders, 7).shardName}" o`));
+  assert.ok(r.task.sql.includes(`"public"."${shardFor(items, 7).shardName}" i`));
+  assert.ok(r.task.sql.includes('"public"."countries_102020" c'));
+});
+
+test('router: USING join and unqualified key', () => {
+  const r = route('select count(*) from orders join items using (tenant_id) where tenant_id = 5');
+  assert.equal(r.kind, 'router');
+});
+
+test('values in different shards are not routed to one', () => {
+  let a = 1;
+  let b = 2;
+  while (findShardIndex(hashInt4(a), 4) === findShardIndex(hashInt4(b), 4)) b++;
+  const r = route(`select * from orders where tenant_id = ${a} or tenant_id = ${b}`);
+  assert.equal(r.kind, 'multi-shard');
+  const r2 = route(`select * from orders where tenant_id in (${a}, ${b})`);
+  assert.equal(r2.kind, 'multi-shard');
+});
+
+test('multi-shard concatenation and the constructs it declines', () => {
+  const r = route('select * from orders where v > 3');
+  assert.equal(r.kind, 'multi-shard');
+  if (r.kind === 'multi-shard') assert.equal(r.tasks.length, 4);
+  const agg = route('select count(*) from orders');
+  assert.equal(agg.kind, 'error');
+  if (agg.kind === 'error') assert.equal(agg.error.code, '0A000');
+  const join = route('select * from orders o join events e on o.v = e.id');
+  assert.equal(join.kind, 'error');
+});
+
+test('UPDATE of the distribution column is refused as Citus does', () => {
+  const r = route('update orders set tenant_id = 3 where tenant_id = 2');
+  assert.equal(r.kind, 'error');
+  if (r.kind === 'error') assert.match(r.error.message, /modifying the partition value/);
+});
+
+test('multi-shard DELETE with a volatile function is refused', () => {
+  const r = route('delete from orders where v < random()');
+  assert.equal(r.kind, 'error');
+});
+
+test('INSERT: one row routes, several rows split per shard', () => {
+  const one = route('insert into orders (tenant_id, v) values (10, 1) returning *');
+  assert.equal(one.kind, 'router');
+  if (one.kind === 'router') assert.ok(one.task.sql.startsWith(`insert into "public"."${shardFor(orders, 10).shardName}" AS "orders" (tenant_id, v)`));
+  let other = 11;
+  while (findShardIndex(hashInt4(other), 4) === findShardIndex(hashInt4(10), 4)) other++;
+  const many = route(`insert into orders (tenant_id, v) values (10, 1), (${other}, 2), (10, 3)`);
+  assert.equal(many.kind, 'multi-shard');
+  if (many.kind === 'multi-shard') {
+    assert.equal(many.tasks.length, 2);
+    assert.ok(many.tasks.every((t) => t.sql.includes('orders_1020')));
+  }
+  const noKey = route('insert into orders (v) values (1)');
+  assert.equal(noKey.kind, 'error');
+  const withoutColumns = route('insert into orders values ($1, $2)', ['10', '5']);
+  assert.equal(withoutColumns.kind, 'router');
+});
+
+test('reference tables: reads go to one placement, writes to all', () => {
+  const read = route('select * from countries');
+  assert.equal(read.kind, 'router');
+  const write = route("insert into countries values (1, 'x')");
+  assert.equal(write.kind, 'multi-shard');
+  if (write.kind === 'multi-shard') assert.equal(write.tasks.length, 2);
+});
+
+test('Citus functions are recognized with constant and parameter arguments', () => {
+  const r = route("select create_distributed_table('t', 'id', colocate_with => 'none')");
+  assert.equal(r.kind, 'command');
+  if (r.kind === 'command') {
+    assert.deepEqual(r.positional, [{ text: 't' }, { text: 'id' }]);
+    assert.deepEqual(r.named.get('colocate_with'), { text: 'none' });
+  }
+});
+
+test('splicing keeps quoted, qualified and non-ASCII text intact', () => {
+  const sql = `/* é */ SELECT 'é', "v" FROM public . orders WHERE tenant_id = 3 -- tail`;
+  const r = route(sql);
+  assert.equal(r.kind, 'router');
+  if (r.kind === 'router') assert.equal(r.task.sql, `/* é */ SELECT 'é', "v" FROM "public"."${shardFor(orders, 3).shardName}" AS "orders" WHERE tenant_id = 3 -- tail`);
+});
