@@ -267,5 +267,19 @@ export function shardIndexFor(mins: number[], hash: number): number {
 async function emptyCoordinatorTable(client: InternalClient, rel: RelationInfo): Promise<void> {
   const referenced = await client.query('SELECT 1 FROM pg_catalog.pg_constraint WHERE confrelid = $1 AND conrelid <> $1 LIMIT 1', [String(rel.oid)]);
   const table = quoteQualified(rel.schema, rel.name);
-  await client.query(referenced.rows.length > 0 ? `DELETE FROM ONLY ${table}` : `TRUNCATE ONLY ${table}`);
+  if (referenced.rows.length === 0) {
+    await client.query(`TRUNCATE ONLY ${table}`);
+    return;
+  }
+  try {
+    await client.query(`DELETE FROM ONLY ${table}`);
+  } catch (err) {
+    if (!(err instanceof PgError) || err.code !== '23503') throw err;
+    throw new PgError({
+      code: '0A000',
+      message: `cannot distribute table "${rel.name}" because rows of table "${err.fields.table ?? '?'}" reference it through foreign key "${err.fields.constraint ?? '?'}"`,
+      detail: 'Its rows move to the workers, where a local table\'s foreign key cannot follow them.',
+      hint: 'Drop the foreign key (or empty the referencing table), distribute both tables, then add the foreign key again.',
+    });
+  }
 }

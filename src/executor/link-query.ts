@@ -88,3 +88,27 @@ export function tagCount(tag: string): number {
   const n = sp < 0 ? NaN : Number(tag.slice(sp + 1));
   return Number.isFinite(n) ? n : 0;
 }
+
+/**
+ * Runs `COPY (...) TO STDOUT` on a link and hands each CopyData message, raw,
+ * to `sink` (which may forward it unchanged: CopyData has the same layout in
+ * both directions). Resolves with the COPY's outcome.
+ */
+export function streamCopyOut(link: BackendLink, sql: string, sink: (message: Buffer) => void): Promise<CollectedResult> {
+  return new Promise((resolve) => {
+    const result: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
+    link.collector = (type, buf, start, end) => {
+      if (type === Backend.CopyData) sink(buf.subarray(start, end));
+      else if (type === Backend.CommandComplete) result.tag = buf.toString('utf8', start + 5, end - 1);
+      else if (type === Backend.ErrorResponse) result.error ??= readErrorResponse(buf, start, end);
+    };
+    link.send(encodeQuery(sql), [{
+      ...EXPECT_READY_COLLECT,
+      done: (err) => {
+        link.collector = null;
+        if (err && !result.error) result.error = err;
+        resolve(result);
+      },
+    }]);
+  });
+}

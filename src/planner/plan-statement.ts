@@ -16,6 +16,7 @@ import { analyzeShape } from './relations.js';
 import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
+import { planPull } from './pull-planner.js';
 import { constantText } from './restrictions.js';
 import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
 
@@ -138,7 +139,9 @@ class DistributedPlan implements StatementPlan {
       const r = this.router.route(params);
       if (!(r instanceof NotRoutable)) return r;
     }
-    return planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
+    const multi = planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
+    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) return planPull(this.text, this.stmt, this.relations);
+    return multi;
   }
 
   describeTask(): Task | null {

@@ -41,8 +41,22 @@ export type Route =
    * reference tables: applied to the coordinator's table and every shard.
    */
   | { kind: 'utility'; statement: string; stmt: unknown; tables: DistributedTable[] }
+  /**
+   * The rows of these tables are pulled into temporary tables on the
+   * coordinator PostgreSQL, which then runs `sql` (the statement with the
+   * temporary tables in place of the distributed ones).
+   */
+  | { kind: 'pull'; pulls: PullTable[]; sql: string }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
+
+export interface PullTable {
+  table: DistributedTable;
+  tempName: string;
+  /** Condition pushed into the shards' queries (the table's alias qualifies it), or null. */
+  filterSql: string | null;
+  refName: string;
+}
 
 /** A function argument: a constant's text, a parameter reference, or SQL NULL. */
 export type ArgValue = { text: string | null } | { param: number };

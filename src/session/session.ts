@@ -42,6 +42,7 @@ import type { Route } from '../planner/route.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription, type CommandOutput } from './replies.js';
 import type { SessionServices } from './services.js';
 import { SessionTransaction } from './session-transaction.js';
+import { pullTables } from './pull-tables.js';
 import { encodeBindFor, encodeDescribe, encodeExecute, encodeParse, encodeSync, encodeFlush, encodeClose } from './extended-encoders.js';
 
 export interface SessionOptions {
@@ -427,6 +428,16 @@ export class Session {
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
       return;
     }
+    if (routes.length === 1 && routes[0].kind === 'pull') {
+      const err = await this.pull(routes[0]);
+      if (err) {
+        await this.replyError(err);
+        await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+        return;
+      }
+      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
+      return;
+    }
     // Several statements or other kinds: run one by one, stop at the first error.
     for (let i = 0; i < stmts.length; i++) {
       const ok = await this.runRoute(routes[i], stmts[i].text, null);
@@ -510,6 +521,14 @@ export class Session {
         await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: out }, false));
         return true;
       }
+      case 'pull': {
+        const err = await this.pull(route);
+        if (err) {
+          await this.replyError(err);
+          return false;
+        }
+        return this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
+      }
       case 'multi-shard': {
         const result = await this.runMultiShard(route, null);
         if (result.error) {
@@ -577,6 +596,12 @@ export class Session {
       settings: this.settings,
       inTransactionBlock: this.statusByte() !== 0x49,
     };
+  }
+
+  private async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    return pullTables(this.coordinator, route.pulls, (node) => this.linkForTask(node, false));
   }
 
   private async runAsClient(sql: string, params?: ReadonlyArray<string | null>) {
@@ -687,10 +712,18 @@ export class Session {
       this.cycleFailed = true;
       return;
     }
-    if (route.kind === 'router' || (route.kind === 'local' && this.txn.involvesWorkers)) {
+    if (route.kind === 'pull') {
+      const err = await this.pull(route);
+      if (err) {
+        await this.replyError(err);
+        this.cycleFailed = true;
+        return;
+      }
+    }
+    if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && this.txn.involvesWorkers)) {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite) : this.coordinator;
-      const sql = route.kind === 'router' ? route.task.sql : stmt.query;
-      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : 0;
+      const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
+      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
       const wname = `pgw${stmt.id}_${shardKey}`;
       if (this.needsSwitch(link)) await this.switchTo(link);
       this.active = link;

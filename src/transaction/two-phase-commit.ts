@@ -145,7 +145,15 @@ export async function commitTwoPhase(coordinator: InternalClient, participants: 
   const gids = participants.map((_, i) => `pgweave_${coordinatorId}_${epoch}_${txn}_${i}`);
   for (const g of gids) inFlight.add(g);
   try {
-    const prepare = await Promise.allSettled(participants.map((p, i) => p.client.query(`PREPARE TRANSACTION ${quoteLiteral(gids[i]!)}`)));
+    // A transaction in an aborted state answers PREPARE with ROLLBACK, not an error: only the PREPARE TRANSACTION tag means prepared.
+    const prepare = await Promise.allSettled(
+      participants.map(async (p, i) => {
+        const r = await p.client.query(`PREPARE TRANSACTION ${quoteLiteral(gids[i]!)}`);
+        if (r.command !== 'PREPARE TRANSACTION') {
+          throw new PgError({ code: '40000', message: `the transaction on ${p.label} was rolled back before it could be prepared` });
+        }
+      }),
+    );
     const prepared = prepare.map((r) => r.status === 'fulfilled');
     if (prepared.includes(false)) {
       await rollbackPrepared(participants, gids, prepared);

@@ -50,7 +50,7 @@ export async function makeContext(cluster: TestCluster, opts: { database?: strin
 }
 
 /** Calls a registered command with positional and named text arguments. */
-export function call(ctx: CommandContext, name: string, positional: Array<string | null>, named: Record<string, string | null> = {}): Promise<Rows> {
+export async function call(ctx: CommandContext, name: string, positional: Array<string | null>, named: Record<string, string | null> = {}): Promise<Rows> {
   const def = COMMANDS.get(name);
   if (!def) throw new Error(`no command ${name}`);
   return def.run(resolveCommandArgs(def, positional, new Map(Object.entries(named))), ctx);

@@ -1,0 +1,88 @@
+/**
+ * The planner of last resort for SELECTs: pull the rows of each distributed
+ * (and reference) table the query reads into temporary tables on the
+ * coordinator PostgreSQL, then run the query there, unchanged but for the
+ * table names. Any query PostgreSQL can run is answered, with exactly
+ * PostgreSQL's semantics (DESIGN.md decision 1) — aggregates, ordering,
+ * window functions, outer joins on any column, correlated subqueries —
+ * at the cost of moving the rows. Temporary tables spill to disk, so
+ * coordinator memory stays bounded.
+ *
+ * Where a table is read once and the outermost WHERE has conditions on that
+ * table alone (no subqueries, parameters or volatile functions), those
+ * conditions are pushed into the shards' COPY queries.
+ */
+import { deparseSync } from 'pgsql-deparser';
+import type { Node } from '../sql/parse.js';
+import type { DistributedTable } from '../metadata/types.js';
+import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
+import type { ResolvedRelation } from './router-planner.js';
+import type { PullTable, Route } from './route.js';
+
+export function pullTempName(table: DistributedTable): string {
+  return `pgweave_pull_${table.relationId}`;
+}
+
+/** Whether an expression can be evaluated on a shard on its own. */
+function pushable(n: Node, refName: string): boolean {
+  let ok = true;
+  const visit = (o: Node): void => {
+    if (!ok || o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      o.forEach(visit);
+      return;
+    }
+    if (o.SubLink || o.ParamRef || o.GroupingFunc) ok = false;
+    if (o.FuncCall) {
+      const names = o.FuncCall.funcname as Node[];
+      const name = names[names.length - 1]?.String?.sval;
+      if (VOLATILE_FUNCTIONS.has(name) || o.FuncCall.over || o.FuncCall.agg_star) ok = false;
+    }
+    if (o.ColumnRef) {
+      const fields = o.ColumnRef.fields as Node[];
+      if (fields.some((f) => f.A_Star)) ok = false;
+      else if (fields.length === 2 && fields[0].String?.sval !== refName) ok = false;
+      else if (fields.length > 2) ok = false;
+    }
+    for (const k in o) if (o[k] !== null && typeof o[k] === 'object') visit(o[k]);
+  };
+  visit(n);
+  return ok;
+}
+
+function conjuncts(n: Node): Node[] {
+  if (!n) return [];
+  if (n.BoolExpr?.boolop === 'AND_EXPR') return (n.BoolExpr.args as Node[]).flatMap(conjuncts);
+  return [n];
+}
+
+/** The shard-side filter of a single-table SELECT, or null. */
+function pushedFilter(select: Node, rel: ResolvedRelation, relationCount: number): string | null {
+  if (relationCount !== 1 || !select?.whereClause) return null;
+  const from = (select.fromClause ?? []) as Node[];
+  if (from.length !== 1 || !from[0].RangeVar) return null;
+  const parts = conjuncts(select.whereClause).filter((c) => pushable(c, rel.ref.refName));
+  if (parts.length === 0) return null;
+  const expr = parts.length === 1 ? parts[0] : { BoolExpr: { boolop: 'AND_EXPR', args: parts } };
+  try {
+    return deparseSync(expr);
+  } catch {
+    return null;
+  }
+}
+
+export function planPull(text: Buffer, select: Node, relations: ResolvedRelation[]): Route {
+  const byTable = new Map<number, PullTable>();
+  const replacements: Replacement[] = [];
+  for (const r of relations) {
+    let pull = byTable.get(r.table.relationId);
+    if (!pull) {
+      pull = { table: r.table, tempName: pullTempName(r.table), filterSql: null, refName: r.ref.refName };
+      byTable.set(r.table.relationId, pull);
+    }
+    replacements.push({ ref: r.ref, schema: 'pg_temp', shardName: pull.tempName });
+  }
+  if (relations.length === 1) byTable.get(relations[0].table.relationId)!.filterSql = pushedFilter(select, relations[0], relations.length);
+  return { kind: 'pull', pulls: [...byTable.values()], sql: spliceShardNames(text, replacements) };
+}

@@ -1,0 +1,71 @@
+/**
+ * Executes the data movement of a `pull` route: for each table, a fresh
+ * temporary table on the coordinator PostgreSQL (LIKE the distributed table's
+ * coordinator definition), filled by one COPY FROM STDIN fed with the
+ * CopyData messages of every shard's COPY TO STDOUT — forwarded as bytes,
+ * shards of different nodes in parallel, with backpressure from the
+ * coordinator's socket. Runs as the client's role everywhere, so privileges
+ * and row-level security apply to what is pulled.
+ */
+import { PgError } from '../protocol/errors.js';
+import { Frontend } from '../protocol/constants.js';
+import { encodeMessage } from '../protocol/writer.js';
+import { encodeQuery } from '../pool/frontend-encoders.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import { collectOnLink, queryOnLink, streamCopyOut } from '../executor/link-query.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import type { WorkerNode } from '../metadata/types.js';
+import type { PullTable } from '../planner/route.js';
+
+const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
+
+function copyFail(message: string): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.CopyFail).cstring(message).end());
+}
+
+export async function pullTables(
+  coordinator: BackendLink,
+  pulls: PullTable[],
+  linkFor: (node: WorkerNode) => Promise<BackendLink>,
+): Promise<PgError | null> {
+  for (const p of pulls) {
+    const temp = quoteIdent(p.tempName);
+    const prep = await queryOnLink(
+      coordinator,
+      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
+    );
+    if (prep.error) return prep.error;
+    const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
+    const sinkSocket = coordinator.conn.socket;
+    // Reference tables: one placement holds every row.
+    const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards;
+    const byNode = new Map<number, { node: WorkerNode; names: string[] }>();
+    for (const s of shards) {
+      const node = s.placements[0].node;
+      const g = byNode.get(node.nodeId) ?? { node, names: [] };
+      g.names.push(s.shardName);
+      byNode.set(node.nodeId, g);
+    }
+    let failure: PgError | null = null;
+    await Promise.all([...byNode.values()].map(async (g) => {
+      const link = await linkFor(g.node);
+      for (const name of g.names) {
+        if (failure) return;
+        const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
+        const sql = `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
+        const r = await streamCopyOut(link, sql, (msg) => {
+          if (!sinkSocket.write(msg)) {
+            link.conn.socket.pause();
+            sinkSocket.once('drain', () => link.conn.socket.resume());
+          }
+        });
+        if (r.error) failure ??= r.error;
+      }
+    }).map((p) => p.catch((err) => { failure ??= err instanceof PgError ? err : new PgError({ code: '08006', message: String(err) }); })));
+    sinkSocket.write(failure ? copyFail('pull from a shard failed') : COPY_DONE);
+    const done = await copyIn;
+    if (failure) return failure;
+    if (done.error) return done.error;
+  }
+  return null;
+}
