@@ -99,6 +99,16 @@ export class BackendLink {
     return n;
   }
 
+  /** Pending forwarded Query/Sync expectations (the client waits for their ReadyForQuery). */
+  get pendingForwardedReady(): number {
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const e = this.queue[i];
+      if (e.forward && !e.keepReady && e.completes === Completes.Ready) n++;
+    }
+    return n;
+  }
+
   /** Sends bytes whose replies are described by `expect` (in order). */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queue.push(e);

@@ -29,6 +29,8 @@ export class SessionTransaction {
   private savepoints: string[] = [];
   private sets: string[] = [];
   private coordinatorWrote = false;
+  /** A node of the open block was lost: the block can only roll back. */
+  broken = false;
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -74,10 +76,12 @@ export class SessionTransaction {
   }
 
   linkLost(link: BackendLink): void {
+    if (link.inTransaction) this.broken = true;
     link.inTransaction = false;
   }
 
   private reset(): void {
+    this.broken = false;
     this.beginText = 'BEGIN';
     this.savepoints = [];
     this.coordinatorWrote = false;
@@ -136,12 +140,12 @@ export class SessionTransaction {
 
   private async commit(text: string): Promise<string | PgError> {
     const workers = this.joined();
-    if (workers.length === 0) {
+    if (workers.length === 0 && !this.broken) {
       const r = await queryOnLink(this.coordinator, text);
       this.reset();
       return r.error ?? r.tag;
     }
-    const failed = this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
+    const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
     if (failed) {
       await this.rollback('ROLLBACK');
       return 'ROLLBACK';

@@ -150,7 +150,7 @@ export class Session {
 
   private statusByte(): number {
     const c = this.coordinator.status;
-    if (c === 0x45) return 0x45;
+    if (c === 0x45 || (this.txn.broken && c !== 0x49)) return 0x45;
     for (const w of this.workers.values()) if (w.inTransaction && w.status === 0x45) return 0x45;
     if (c === 0x54) return 0x54;
     return 0x49;
@@ -231,7 +231,16 @@ export class Session {
               this.close();
               return;
             }
-            await this.handle(type, buf, pos, end);
+            try {
+              await this.handle(type, buf, pos, end);
+            } catch (err) {
+              if (err instanceof ProtocolViolation) throw err;
+              // One statement failed (a worker unreachable, say): report it, keep the session.
+              const pgErr = toPgError(err);
+              await this.replyError(new PgError({ ...pgErr.fields, severity: 'ERROR' }));
+              if (type === Frontend.Query) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+              else this.cycleFailed = true;
+            }
           }
           pos = end;
         }
@@ -644,8 +653,18 @@ export class Session {
       return;
     }
     // A worker went away: the session goes on; statements for it will reconnect.
+    const answerClient = link.pendingForwarded > 0;
+    const waitingForReady = link.pendingForwardedReady > 0;
     this.workers.delete(link.nodeId);
     this.txn.linkLost(link);
+    if (answerClient) {
+      const err = new PgError({ code: '08006', message: `connection to the worker at ${link.conn.host}:${link.conn.port} was lost` });
+      writeErrorResponse(this.out, err.fields);
+      if (waitingForReady) writeReadyForQuery(this.out, this.transactionStatus);
+      this.client.write(this.out.flush());
+      this.cycleFailed = !waitingForReady;
+      if (this.active === link) this.active = null;
+    }
   }
 
   // ---- extended protocol -----------------------------------------------------

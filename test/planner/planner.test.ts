@@ -107,15 +107,25 @@ test('values in different shards are not routed to one', () => {
   assert.equal(r2.kind, 'multi-shard');
 });
 
-test('multi-shard concatenation and the constructs it declines', () => {
+test('multi-shard concatenation; what needs a merge step is pulled to the coordinator', () => {
   const r = route('select * from orders where v > 3');
   assert.equal(r.kind, 'multi-shard');
   if (r.kind === 'multi-shard') assert.equal(r.tasks.length, 4);
-  const agg = route('select count(*) from orders');
-  assert.equal(agg.kind, 'error');
-  if (agg.kind === 'error') assert.equal(agg.error.code, '0A000');
+  const agg = route('select count(*) from orders where v > 3 and tenant_id <> $1');
+  assert.equal(agg.kind, 'pull');
+  if (agg.kind === 'pull') {
+    assert.equal(agg.pulls.length, 1);
+    assert.equal(agg.pulls[0].filterSql, 'v > 3', 'conditions without parameters are pushed to the shards');
+    assert.equal(agg.sql, 'select count(*) from "pg_temp"."pgweave_pull_102008" AS "orders" where v > 3 and tenant_id <> $1');
+  }
   const join = route('select * from orders o join events e on o.v = e.id');
-  assert.equal(join.kind, 'error');
+  assert.equal(join.kind, 'pull');
+  if (join.kind === 'pull') assert.equal(join.pulls.length, 2);
+  const locking = route('select * from orders o join events e on o.v = e.id for update');
+  assert.equal(locking.kind, 'error');
+  const update = route('update orders o set v = 1 from events e where o.v = e.id');
+  assert.equal(update.kind, 'error');
+  if (update.kind === 'error') assert.equal(update.error.code, '0A000');
 });
 
 test('UPDATE of the distribution column is refused as Citus does', () => {
