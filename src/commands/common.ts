@@ -15,7 +15,7 @@ export function coordinatorPool(ctx: CommandContext): InternalPool {
 }
 
 export async function ensureDatabaseCatalog(ctx: CommandContext): Promise<void> {
-  await ensureCatalog(ctx.pools, ctx.config.coordinator, ctx.database);
+  await ensureCatalog(ctx.pools, ctx.config.coordinator, ctx.database, ctx.config.internalDatabase ?? 'postgres');
 }
 
 export interface RelationInfo {

@@ -19,7 +19,7 @@ import { PgError } from '../protocol/errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { insertTableMetadata, readPartition, readWorkerNodes, type NodeRow } from '../metadata/catalog-writes.js';
 import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
-import { beginCatalogTransaction, coordinatorPool, ensureDatabaseCatalog, requireTableOwner, resolveRelation, type RelationInfo } from './common.js';
+import { beginCatalogTransaction, coordinatorPool, ensureDatabaseCatalog, parseInt32, requireTableOwner, resolveRelation, type RelationInfo } from './common.js';
 import type { CommandContext } from './context.js';
 import { RowBuffer, forEachBatch, insertFromArraysSql } from './data-movement.js';
 import { createShardStatements, foreignKeyStatements, prepareShardDdl, qualifiedShardName, rolesNeeded, schemaStatements } from './shard-ddl.js';
@@ -130,7 +130,8 @@ export async function distributeTable(ctx: CommandContext, req: DistributeReques
         });
       }
       checkUniquenessIncludesDistributionColumn(def, distAttnum);
-      const shardCount = req.shardCount ?? Number(ctx.settings.get('citus.shard_count') ?? 32);
+      const setting = ctx.settings.get('citus.shard_count');
+      const shardCount = req.shardCount ?? (setting === undefined ? 32 : parseInt32(setting, 'citus.shard_count'));
       plan = await planHashShards(coordinator, rel, {
         method: 'hash',
         distAttnum,

@@ -112,3 +112,18 @@ export function streamCopyOut(link: BackendLink, sql: string, sink: (message: Bu
     }]);
   });
 }
+
+/** Column names of a raw RowDescription. */
+export function decodeFieldNames(rowDescription: Buffer | null): string[] {
+  if (!rowDescription) return [];
+  let pos = 5;
+  const n = rowDescription.readInt16BE(pos);
+  pos += 2;
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const zero = rowDescription.indexOf(0, pos);
+    names.push(rowDescription.toString('utf8', pos, zero));
+    pos = zero + 1 + 18;
+  }
+  return names;
+}

@@ -11,6 +11,10 @@
  * internal role; clients read them through the views (SELECT granted to
  * public), and the schema itself is closed to PUBLIC.
  *
+ * A new database's catalog starts with the nodes registered in the template
+ * database ("postgres", where `pgweave up` registers the workers); from then
+ * on each database's node list is its own (DESIGN.md decision 10).
+ *
  * ensureCatalog is idempotent and safe to call from several processes at
  * once: a transaction-level advisory lock serializes creators, and a version
  * row lets every later call return after one cheap query. Bumping
@@ -269,12 +273,12 @@ const creating = new Map<string, Promise<void>>();
  * Creates (or upgrades) the catalog in `database` on the coordinator
  * PostgreSQL. Cheap after the first call in a process.
  */
-export function ensureCatalog(pools: NodePools, coordinator: NodeAddress, database: string): Promise<void> {
+export function ensureCatalog(pools: NodePools, coordinator: NodeAddress, database: string, templateDatabase = 'postgres'): Promise<void> {
   const key = `${coordinator.host}:${coordinator.port}/${database}`;
   if (created.has(key)) return Promise.resolve();
   let pending = creating.get(key);
   if (!pending) {
-    pending = createCatalog(pools, coordinator, database).then(
+    pending = createCatalog(pools, coordinator, database, templateDatabase).then(
       () => {
         created.add(key);
         creating.delete(key);
@@ -302,7 +306,30 @@ async function currentVersion(query: (sql: string) => Promise<{ rows: (string | 
   return Number(r.rows[0]?.[0] ?? 0);
 }
 
-async function createCatalog(pools: NodePools, coordinator: NodeAddress, database: string): Promise<void> {
+/**
+ * The nodes a new database's catalog starts with: those registered in the
+ * template database (where `pgweave up` registers the workers), so a new
+ * database can distribute tables at once. Later node changes are per database.
+ */
+async function templateNodes(pools: NodePools, coordinator: NodeAddress, database: string, template: string): Promise<string | null> {
+  if (database === template) return null;
+  const pool = pools.get(coordinator.host, coordinator.port, template);
+  const has = await pool.query(`SELECT pg_catalog.to_regclass('pgweave.node') IS NOT NULL`).catch(() => null);
+  if (has?.rows[0]?.[0] !== 't') return null;
+  const r = await pool.query(
+    `SELECT pg_catalog.json_agg(n) FROM (SELECT nodeid, groupid, nodename, nodeport, noderack, isactive, noderole, nodecluster, shouldhaveshards
+     FROM pgweave.node ORDER BY nodeid) n`,
+  );
+  return r.rows[0]?.[0] ?? null;
+}
+
+const SEED_NODES = `
+INSERT INTO pgweave.node (nodeid, groupid, nodename, nodeport, noderack, isactive, noderole, nodecluster, shouldhaveshards)
+SELECT nodeid, groupid, nodename, nodeport, noderack, isactive, noderole, nodecluster, shouldhaveshards
+FROM pg_catalog.json_populate_recordset(NULL::pgweave.node, $1::json)
+ON CONFLICT DO NOTHING`;
+
+async function createCatalog(pools: NodePools, coordinator: NodeAddress, database: string, template: string): Promise<void> {
   const pool = pools.get(coordinator.host, coordinator.port, database);
   await pool.withClient(async (client) => {
     if ((await currentVersion((sql) => client.query(sql))) >= CATALOG_VERSION) return;
@@ -311,7 +338,14 @@ async function createCatalog(pools: NodePools, coordinator: NodeAddress, databas
       await client.query(`SELECT pg_catalog.pg_advisory_xact_lock(${CATALOG_LOCK_KEY}, 0)`);
       if ((await currentVersion((sql) => client.query(sql))) < CATALOG_VERSION) {
         await client.query('SET LOCAL allow_system_table_mods = on');
+        const fresh = (await client.query(`SELECT pg_catalog.to_regclass('pgweave.node') IS NULL`)).rows[0]?.[0] === 't';
         await client.query(TABLES);
+        const seed = fresh ? await templateNodes(pools, coordinator, database, template) : null;
+        if (seed) {
+          await client.query(SEED_NODES, [seed]);
+          await client.query(`SELECT pg_catalog.setval('pgweave.nodeid_seq', (SELECT pg_catalog.max(nodeid) FROM pgweave.node));
+                              SELECT pg_catalog.setval('pgweave.groupid_seq', GREATEST(1, (SELECT pg_catalog.max(groupid) FROM pgweave.node)))`);
+        }
         await client.query(SHARD_NAME_FUNCTION);
         await client.query(HASH_FUNCTION_FUNCTION);
         await client.query(VIEW_NAMES.map((v) => `DROP VIEW IF EXISTS pg_catalog.${v};`).join('\n'));

@@ -225,7 +225,10 @@ export class MetadataCache {
 const LOAD_TABLES_SQL = `
 SELECT p.logicalrelid, n.nspname, c.relname, p.partmethod, a.attname, bt.typname,
        pg_catalog.format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),
-       pgweave.hash_function(a.atttypid), p.colocationid
+       pgweave.hash_function(a.atttypid), p.colocationid,
+       (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(ca.attname ORDER BY ca.attnum))::text
+          FROM pg_catalog.pg_attribute ca
+         WHERE ca.attrelid = p.logicalrelid AND ca.attnum > 0 AND NOT ca.attisdropped)
 FROM pgweave.partition p
 JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -258,6 +261,7 @@ function buildCatalog(nodeRows: Row[], tableRows: Row[], shardRows: Row[]): Cata
       distributionColumnSqlType: reference ? null : r[6],
       hashFunction: reference ? null : r[7],
       colocationId: Number(r[8]),
+      columns: r[9] ? (JSON.parse(r[9]) as string[]) : null,
       shards: [],
     };
     tables.set(tableKey(table.schema, table.name), table);

@@ -24,6 +24,8 @@ export class InsertPlan {
   private readonly rowKeys: RowKey[];
   private readonly rows: Node[];
   private readonly textByShardIndex = new Map<number, string>();
+  /** Values must be computed on the coordinator first (see Route 'evaluate-insert'). */
+  private readonly evaluate: boolean;
 
   constructor(
     private readonly text: Buffer,
@@ -40,14 +42,16 @@ export class InsertPlan {
       throw new PgError({ code: '0A000', message: `INSERT into distributed table "${this.table.name}" needs a column list here`, hint: 'Name the columns: INSERT INTO t (a, b) VALUES ...' });
     }
     const keyIndex = names.indexOf(this.table.distributionColumn!);
-    if (keyIndex < 0) {
-      throw new PgError({ code: '23502', message: 'cannot perform an INSERT without a partition column value' });
+    const omitsColumns = this.table.columns ? names.length < this.table.columns.length : false;
+    this.evaluate = keyIndex < 0 || omitsColumns || this.rows.some((row) => (row.List.items as Node[]).some((v) => !isPlainValue(v)));
+    if (this.evaluate) {
+      this.rowKeys = [];
+      return;
     }
     this.rowKeys = this.rows.map((row) => {
       const item = row.List.items[keyIndex];
       if (item?.ParamRef) return { param: item.ParamRef.number };
       if (item?.TypeCast?.arg?.ParamRef) return { param: item.TypeCast.arg.ParamRef.number };
-      if (item?.SetToDefault) throw new PgError({ code: '0A000', message: 'cannot perform an INSERT with DEFAULT as the partition column value' });
       if (item?.A_Const?.isnull) throw new PgError({ code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' });
       const t = constantText(item);
       if (t === null) throw new PgError({ code: '0A000', message: 'the partition column value of an INSERT must be a constant or a parameter' });
@@ -55,11 +59,39 @@ export class InsertPlan {
     });
   }
 
+  /** The evaluation route: INSERT … RETURNING * on the coordinator's table, to be rolled back. */
+  private evaluationRoute(): Route {
+    const evalStmt = structuredClone(this.stmt);
+    delete evalStmt.onConflictClause;
+    evalStmt.returningList = [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }];
+    const evaluationSql = deparseSync({ InsertStmt: evalStmt });
+    const template = this.stmt;
+    const keyColumn = this.table.distributionColumn!;
+    return {
+      kind: 'evaluate-insert',
+      evaluationSql,
+      rebuild(fields, rows) {
+        if (!fields.includes(keyColumn)) throw new PgError({ code: '23502', message: 'cannot perform an INSERT without a partition column value' });
+        const copy = structuredClone(template);
+        copy.cols = fields.map((name) => ({ ResTarget: { name } }));
+        copy.selectStmt = {
+          SelectStmt: {
+            valuesLists: rows.map((r) => ({ List: { items: r.map((v) => (v === null ? { A_Const: { isnull: true } } : { A_Const: { sval: { sval: v } } })) } })),
+            limitOption: 'LIMIT_OPTION_DEFAULT',
+            op: 'SETOP_NONE',
+          },
+        };
+        return deparseSync({ InsertStmt: copy });
+      },
+    };
+  }
+
   get needsParams(): boolean {
-    return this.rowKeys.some((k) => 'param' in k);
+    return !this.evaluate && this.rowKeys.some((k) => 'param' in k);
   }
 
   route(params: ParamValues): Route | NotRoutable {
+    if (this.evaluate) return this.evaluationRoute();
     const shardOfRow: number[] = new Array(this.rowKeys.length);
     let single = -1;
     let multi = false;
@@ -106,4 +138,11 @@ export class InsertPlan {
     }
     return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT' };
   }
+}
+
+/** A value the shard can take as it is: a constant, a parameter, or a cast of one. */
+function isPlainValue(v: Node): boolean {
+  if (v?.A_Const || v?.ParamRef) return true;
+  if (v?.TypeCast) return isPlainValue(v.TypeCast.arg);
+  return false;
 }

@@ -47,6 +47,14 @@ export type Route =
    * temporary tables in place of the distributed ones).
    */
   | { kind: 'pull'; pulls: PullTable[]; sql: string }
+  /**
+   * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
+   * function calls such as now(). The coordinator PostgreSQL computes the
+   * complete rows (INSERT … RETURNING * into the coordinator's table, rolled
+   * back), then `rebuild(rows)` gives the INSERT of constants that is routed —
+   * so every shard sees the same values and no shard needs the sequence.
+   */
+  | { kind: 'evaluate-insert'; evaluationSql: string; rebuild(fields: string[], rows: Array<Array<string | null>>): string }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 

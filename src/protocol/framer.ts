@@ -90,23 +90,6 @@ export class MessageBoundaryScanner {
   private currentType = 0;
 
   /**
-   * Whether everything scanned so far ends exactly at a message boundary: only
-   * then can the coordinator add a message of its own (an ErrorResponse) to
-   * the forwarded stream without splicing it into the middle of another.
-   */
-  get atBoundary(): boolean {
-    return this.remaining === 0 && this.headerFill === 0;
-  }
-
-  /**
-   * Bytes still to come of the current message's body; 0 at a boundary, -1
-   * while its header is incomplete (length not yet known).
-   */
-  get bytesToBoundary(): number {
-    return this.headerFill > 0 ? -1 : this.remaining;
-  }
-
-  /**
    * Calls `onMessage(type, firstBodyByte)` once per message whose header (and
    * first body byte, when it has one) has been seen.
    */

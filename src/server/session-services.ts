@@ -14,6 +14,7 @@ import type { BackendLink } from '../executor/backend-link.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
 import type { CommandContext } from '../commands/context.js';
+import { runDistributedUtility, type UtilityContext } from '../commands/ddl/run-utility.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -79,9 +80,19 @@ export function makeSessionServices(
       const fields = def.returns.map((r) => ({ name: def.setReturning || def.returns.length > 1 ? r.name : def.name, typeOid: r.typeOid }));
       return { fields, rows };
     },
-    async runUtility(_statement, stmt) {
-      const kind = Object.keys(stmt as object)[0] ?? 'statement';
-      throw new PgError({ code: '0A000', message: `${kind.replace(/Stmt$/, '')} on distributed tables is not supported yet` });
+    async runUtility(statement, stmt, tables, access) {
+      const ctx: UtilityContext = {
+        database,
+        user,
+        credentials,
+        config,
+        pools,
+        metadata,
+        settings: new Map(access.settings),
+        runAsClient: access.runAsClient,
+        inTransactionBlock: access.inTransactionBlock,
+      };
+      return runDistributedUtility(ctx, statement, stmt, tables);
     },
     async commitMultiNode(written, readOnly) {
       await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');

@@ -33,7 +33,7 @@ import { readDescribe, readClose, readExecute } from '../protocol/frontend/descr
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
 import { BackendLink, Completes, type Expectation } from '../executor/backend-link.js';
-import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
+import { collectOnLink, decodeDataRow, decodeFieldNames, type CollectedResult } from '../executor/link-query.js';
 import { mentionsAnyWord, scanWords } from '../sql/lexer.js';
 import { parseSql, statementText, type Node } from '../sql/parse.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
@@ -100,7 +100,7 @@ interface PlannedStatement {
 
 type Portal =
   | { kind: 'link'; link: BackendLink }
-  | { kind: 'deferred'; route: Route; bind: BindMessage; bindBytes: Buffer; result: CollectedResult | CommandOutput | null; described: boolean };
+  | { kind: 'deferred'; route: Route; bind: BindMessage; bindBytes: Buffer; result: CollectedResult | CommandOutput | null; described: boolean; noParams?: boolean };
 
 const LOCAL_STATEMENT = null;
 const CATALOG_VIEW_WORDS = ['citus_shards', 'citus_tables'];
@@ -530,6 +530,14 @@ export class Session {
         await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: out }, false));
         return true;
       }
+      case 'evaluate-insert': {
+        const next = await this.evaluateInsert(route, null);
+        if (next instanceof PgError) {
+          await this.replyError(next);
+          return false;
+        }
+        return this.runRoute(next, text, null);
+      }
       case 'pull': {
         const err = await this.pull(route);
         if (err) {
@@ -607,6 +615,34 @@ export class Session {
     };
   }
 
+  /**
+   * Computes the rows of an INSERT on the coordinator PostgreSQL (defaults,
+   * sequences, now()) inside a savepoint that is rolled back, and plans the
+   * INSERT of the resulting constants.
+   */
+  private async evaluateInsert(route: Extract<Route, { kind: 'evaluate-insert' }>, params: ReadonlyArray<string | null> | null): Promise<Route | PgError> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    const inBlock = this.statusByte() !== 0x49;
+    await this.runAsClient(inBlock ? 'SAVEPOINT pgweave_evaluate' : 'BEGIN');
+    let evaluated: { fields: string[]; rows: Array<Array<string | null>> };
+    try {
+      evaluated = await this.runAsClient(route.evaluationSql, params ?? undefined);
+    } catch (err) {
+      return toPgError(err);
+    } finally {
+      await this.runAsClient(inBlock ? 'ROLLBACK TO SAVEPOINT pgweave_evaluate; RELEASE SAVEPOINT pgweave_evaluate' : 'ROLLBACK');
+    }
+    try {
+      const sql = route.rebuild(evaluated.fields, evaluated.rows);
+      const next = this.plan(parseSql(sql).stmts[0].stmt, sql, await this.catalog()).route(null);
+      if (next.kind === 'evaluate-insert') return new PgError({ code: 'XX000', message: 'could not evaluate the INSERT on the coordinator' });
+      return next;
+    } catch (err) {
+      return toPgError(err);
+    }
+  }
+
   private async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
@@ -617,7 +653,7 @@ export class Session {
     await this.coordinator.idle();
     const r = await collectOnLink(this.coordinator, params ? encodeExtendedQuery(sql, params) : encodeQuery(sql));
     if (r.error) throw r.error;
-    return { fields: [], rows: r.rows.map(decodeDataRow), command: r.tag };
+    return { fields: decodeFieldNames(r.rowDescription), rows: r.rows.map(decodeDataRow), command: r.tag };
   }
 
   private async runMultiShard(route: Extract<Route, { kind: 'multi-shard' }>, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<CollectedResult> {
@@ -731,6 +767,23 @@ export class Session {
       this.cycleFailed = true;
       return;
     }
+    if (route.kind === 'evaluate-insert') {
+      const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
+      if (textParams.some((p) => p === undefined)) {
+        await this.replyError(new PgError({ code: '0A000', message: 'binary parameters are not supported for INSERTs evaluated on the coordinator' }));
+        this.cycleFailed = true;
+        return;
+      }
+      const next = await this.evaluateInsert(route, textParams as Array<string | null>);
+      if (next instanceof PgError) {
+        await this.replyError(next);
+        this.cycleFailed = true;
+        return;
+      }
+      this.portals.set(bind.portal, { kind: 'deferred', route: next, bind, bindBytes: Buffer.from(bytes), result: null, described: false, noParams: true });
+      await this.replyBytes(BIND_COMPLETE);
+      return;
+    }
     if (route.kind === 'pull') {
       const err = await this.pull(route);
       if (err) {
@@ -810,9 +863,10 @@ export class Session {
 
   private async runDeferred(portal: Extract<Portal, { kind: 'deferred' }>): Promise<void> {
     if (portal.result) return;
-    const route = portal.route;
+    let route = portal.route;
+    if (route.kind === 'router') route = { kind: 'multi-shard', tasks: [route.task], isWrite: route.isWrite, commandTag: '' };
     if (route.kind === 'multi-shard') {
-      portal.result = await this.runMultiShard(route, { bind: portal.bind, bytes: portal.bindBytes });
+      portal.result = await this.runMultiShard(route, portal.noParams ? null : { bind: portal.bind, bytes: portal.bindBytes });
     } else if (route.kind === 'command') {
       const out = await this.runCommand(route, portal.bind);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;

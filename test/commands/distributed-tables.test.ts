@@ -187,6 +187,19 @@ test('co-location: default group, by table name, none; differing types are refus
   assert.equal((await shardsOf('texty')).length, 8);
 });
 
+test('citus.shard_count sets the shard count of new tables', async () => {
+  await t.client.query('CREATE TABLE six (id int)');
+  t.ctx.settings.set('citus.shard_count', '6');
+  try {
+    await call(t.ctx, 'create_distributed_table', ['six', 'id']);
+  } finally {
+    t.ctx.settings.delete('citus.shard_count');
+  }
+  const shards = await shardsOf('six');
+  assert.equal(shards.length, 6);
+  assert.deepEqual(shards.map((s) => s.min), ['-2147483648', '-1431655766', '-715827884', '-2', '715827880', '1431655762']);
+});
+
 test('foreign keys: to a co-located table and to a reference table become shard-to-shard keys', async () => {
   await t.client.query(`CREATE TABLE countries (code text PRIMARY KEY);
                         INSERT INTO countries VALUES ('fr'), ('de');
@@ -277,7 +290,8 @@ test('another database gets its own catalog, and its shards live in the same-nam
   await t.client.query('CREATE DATABASE "App DB"');
   const app = await makeContext(cluster, { database: 'App DB' });
   try {
-    for (const w of cluster.workers) await call(app.ctx, 'citus_add_node', [w.host, String(w.port)]);
+    // A new database starts with the nodes of the "postgres" database's catalog.
+    assert.deepEqual(await call(app.ctx, 'citus_get_active_worker_nodes', []), cluster.workers.map((w) => [w.host, String(w.port)]));
     await app.client.query('CREATE SCHEMA "Sales"; CREATE TABLE "Sales"."Deals" ("Id" bigint, amount int); INSERT INTO "Sales"."Deals" SELECT i, i FROM generate_series(1, 100) i');
     await call(app.ctx, 'create_distributed_table', ['"Sales"."Deals"', 'Id'], { shard_count: '4' });
     const shards = await app.client.query(`SELECT shardid, shard_name FROM citus_shards ORDER BY shardid`);

@@ -163,13 +163,13 @@ test('a lost listener drops the cache, and the next get() listens again', async 
   assert.equal(t.ctx.metadata.peek('postgres'), again);
 });
 
-test('a cache for a database without distributed tables is empty', async () => {
+test('a new database\'s catalog starts with the template database\'s nodes and no tables', async () => {
   await t.client.query('CREATE DATABASE empty_db');
   const cache = new MetadataCache(t.ctx.pools, cluster.coordinatorPg);
   try {
     const catalog = await cache.get('empty_db');
     assert.equal(catalog.tables.size, 0);
-    assert.equal(catalog.nodes.length, 0);
+    assert.deepEqual(catalog.nodes.map((n) => [n.nodeId, n.groupId, n.port]), cluster.workers.map((w, i) => [i + 1, i + 1, w.port]));
   } finally {
     cache.close();
   }

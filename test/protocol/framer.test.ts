@@ -256,24 +256,6 @@ describe('MessageBoundaryScanner', () => {
     }
   });
 
-  test('atBoundary and bytesToBoundary follow the stream at every cut', () => {
-    const ends = new Set<number>();
-    forEachMessage(backendStream, (_type, _start, end) => ends.add(end));
-    for (let cut = 0; cut <= backendStream.length; cut++) {
-      const scanner = new MessageBoundaryScanner();
-      scanner.scan(backendStream.subarray(0, cut), () => {});
-      const boundary = cut === 0 || ends.has(cut);
-      assert.equal(scanner.atBoundary, boundary, `cut at ${cut}`);
-      if (boundary) assert.equal(scanner.bytesToBoundary, 0);
-      else {
-        const next = [...ends].find((e) => e > cut)!;
-        const start = [...ends].filter((e) => e < cut).pop() ?? 0;
-        const headerKnown = cut - start >= 5;
-        assert.equal(scanner.bytesToBoundary, headerKnown ? next - cut : -1, `cut at ${cut}`);
-      }
-    }
-  });
-
   test('a length below 4 from the server is a violation, whole or split', () => {
     const bad = header('Z', 2);
     assert.throws(() => scanAll([bad]), ProtocolViolation);

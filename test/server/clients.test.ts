@@ -332,6 +332,32 @@ describe('raw extended protocol', () => {
     }
   });
 
+  test('twenty extended-protocol cycles written at once are answered in order', async () => {
+    const conn = await rawLogin(cluster.config.listen, 'postgres', cluster.password);
+    try {
+      const cycles: Buffer[] = [];
+      for (let i = 0; i < 20; i++) {
+        cycles.push(
+          frontend.parse({ name: '', text: i === 7 ? 'SELECT 1/0' : 'SELECT $1::int * 3', types: [] }),
+          frontend.bind({ portal: '', statement: '', values: i === 7 ? [] : [String(i)] }),
+          frontend.execute({ portal: '', rows: 0 }),
+          frontend.sync(),
+        );
+      }
+      conn.write(Buffer.concat(cycles));
+      const answers: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const msgs = await conn.readUntil('Z');
+        const row = msgs.find((m) => m.type === 'D');
+        const err = msgs.find((m) => m.type === 'E');
+        answers.push(row ? row.body.toString('utf8', 6) : err ? errorFieldsOf(err).code : '?');
+      }
+      assert.deepEqual(answers, Array.from({ length: 20 }, (_, i) => (i === 7 ? '22012' : String(i * 3))));
+    } finally {
+      conn.destroy();
+    }
+  });
+
   test('a cursor in a transaction block fetches in batches', async () => {
     const c = await connect();
     try {

@@ -99,6 +99,11 @@ export function refuseInTransactionBlock(ctx: UtilityContext, what: string): voi
   });
 }
 
+/** Runs a statement that concerns no distributed table as the client, unchanged. */
+export async function runLocally(ctx: UtilityContext, statement: string): Promise<string> {
+  return (await ctx.runAsClient(statement)).command;
+}
+
 /** The client's session on the coordinator as a two-phase commit participant. */
 function clientParticipant(ctx: UtilityContext): Participant {
   const client = {
