@@ -151,8 +151,17 @@ test('INSERT: one row routes, several rows split per shard', () => {
     assert.equal(many.tasks.length, 2);
     assert.ok(many.tasks.every((t) => t.sql.includes('orders_1020')));
   }
+  // Values the coordinator must compute first (defaults, DEFAULT, now()): evaluated, then rebuilt.
   const noKey = route('insert into orders (v) values (1)');
-  assert.equal(noKey.kind, 'error');
+  assert.equal(noKey.kind, 'evaluate-insert');
+  const withNow = route('insert into orders (tenant_id, v) values (1, extract(epoch from now()))');
+  assert.equal(withNow.kind, 'evaluate-insert');
+  if (withNow.kind === 'evaluate-insert') {
+    assert.match(withNow.evaluationSql.replace(/\s+/g, ' '), /^INSERT INTO orders \( ?tenant_id, v ?\) VALUES \(1, EXTRACT\(epoch FROM now\(\)\)\) RETURNING \*$/);
+    const rebuilt = withNow.rebuild(['tenant_id', 'v'], [['1', '17']]);
+    assert.equal(route(rebuilt).kind, 'router');
+    assert.throws(() => withNow.rebuild(['v'], [['17']]), /partition column/);
+  }
   const withoutColumns = route('insert into orders values ($1, $2)', ['10', '5']);
   assert.equal(withoutColumns.kind, 'router');
 });
