@@ -32,6 +32,7 @@ import { shardName } from './shard-name.js';
 import { tableKey, type Catalog, type DistributedTable, type NodeAddress, type Shard, type WorkerNode } from './types.js';
 
 export const CATALOG_CHANNEL = 'pgweave_catalog';
+const TEMPLATE_DATABASES = new Set(['template0', 'template1']);
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
@@ -75,6 +76,8 @@ export class MetadataCache {
 
   /** The catalog of `database`, loaded once and reused until a change is notified. */
   async get(database: string): Promise<Catalog> {
+    // Template databases never get a catalog: every database created from them would inherit it.
+    if (TEMPLATE_DATABASES.has(database)) return { version: 0, nodes: [], tables: new Map(), tablesById: new Map() };
     await ensureCatalog(this.pools, this.coordinator, database);
     const entry = this.entry(database);
     for (let attempt = 0; ; attempt++) {

@@ -58,6 +58,18 @@ export function resolveTable(ctx: PlanContext, schema: string | null, name: stri
   return undefined;
 }
 
+/** Statements on objects that exist on every node (DESIGN.md decision 9: roles are everywhere). */
+const GLOBAL_STATEMENTS = new Set([
+  'CreateRoleStmt', 'AlterRoleStmt', 'AlterRoleSetStmt', 'DropRoleStmt', 'GrantRoleStmt', 'RenameStmt',
+  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt',
+]);
+
+function isGlobalObject(stmt: Node): boolean {
+  if (stmt.RenameStmt) return stmt.RenameStmt.renameType === 'OBJECT_ROLE' || stmt.RenameStmt.renameType === 'OBJECT_SCHEMA';
+  if (stmt.AlterOwnerStmt) return stmt.AlterOwnerStmt.objectType === 'OBJECT_SCHEMA';
+  return true;
+}
+
 const TRANSACTION_VERBS: Record<string, TransactionVerb> = {
   TRANS_STMT_BEGIN: 'begin',
   TRANS_STMT_START: 'begin',
@@ -176,6 +188,10 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (stmt.SelectStmt) {
     const cmd = commandCall(stmt.SelectStmt, ctx);
     if (cmd) return fixed(cmd);
+  }
+  const globalKind = Object.keys(stmt)[0];
+  if (GLOBAL_STATEMENTS.has(globalKind) && isGlobalObject(stmt)) {
+    return fixed({ kind: 'global-utility', statement: text.toString('utf8'), stmt });
   }
   const shape = analyzeShape(stmt);
   const relations: ResolvedRelation[] = [];

@@ -55,6 +55,11 @@ export type Route =
    * so every shard sees the same values and no shard needs the sequence.
    */
   | { kind: 'evaluate-insert'; evaluationSql: string; rebuild(fields: string[], rows: Array<Array<string | null>>): string }
+  /**
+   * A statement about cluster-wide objects (roles, role memberships, schemas,
+   * default privileges) that every node must apply.
+   */
+  | { kind: 'global-utility'; statement: string; stmt: unknown }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 

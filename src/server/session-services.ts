@@ -94,6 +94,11 @@ export function makeSessionServices(
       };
       return runDistributedUtility(ctx, statement, stmt, tables);
     },
+    async runGlobalUtility(statement, _stmt, access) {
+      // Until role propagation lands, such statements apply on the coordinator only.
+      const r = await access.runAsClient(statement);
+      return r.command;
+    },
     async commitMultiNode(written, readOnly) {
       await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');
       const catalog = await metadata.get(database);

@@ -42,6 +42,8 @@ export interface SessionServices {
   runCommand(call: CommandCall, access: SessionAccess): Promise<CommandOutput>;
   /** Applies a utility statement on distributed/reference tables everywhere; returns the command tag. */
   runUtility(statement: string, stmt: unknown, tables: DistributedTable[], access: SessionAccess): Promise<string>;
+  /** Applies a statement on roles/schemas/default privileges on the coordinator and every worker; returns the tag. */
+  runGlobalUtility(statement: string, stmt: unknown, access: SessionAccess): Promise<string>;
   /**
    * Commits a transaction that wrote on several nodes atomically (two-phase
    * commit with a durable commit record). The links are idle, inside their

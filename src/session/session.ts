@@ -330,6 +330,7 @@ export class Session {
         words.add(t.name);
         words.add(t.name.toLowerCase());
       }
+      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner']) words.add(w);
       if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       this.relevantWords = words;
@@ -521,6 +522,7 @@ export class Session {
         await this.reply((w) => writeCommandOutput(w, out, true));
         return true;
       }
+      case 'global-utility':
       case 'utility': {
         const out = await this.runUtility(route);
         if (out instanceof PgError) {
@@ -597,10 +599,11 @@ export class Session {
     }
   }
 
-  private async runUtility(route: Extract<Route, { kind: 'utility' }>): Promise<string | PgError> {
+  private async runUtility(route: Extract<Route, { kind: 'utility' | 'global-utility' }>): Promise<string | PgError> {
     try {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
+      if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
       return await this.services.runUtility(route.statement, route.stmt, route.tables, this.sessionAccess());
     } catch (err) {
       return toPgError(err);
@@ -872,7 +875,7 @@ export class Session {
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;
     } else if (route.kind === 'error') {
       portal.result = { rowDescription: null, rows: [], tag: '', error: route.error };
-    } else if (route.kind === 'utility') {
+    } else if (route.kind === 'utility' || route.kind === 'global-utility') {
       const out = await this.runUtility(route);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : { fields: [], rows: [], tag: out };
     } else if (route.kind === 'transaction') {

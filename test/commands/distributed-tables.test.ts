@@ -132,6 +132,39 @@ test('errors: unknown table, unknown column, already distributed, bad arguments'
   assert.deepEqual((await t.client.query(`SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'e1'::regclass`)).rows, [['0']]);
 });
 
+test('only the table owner may distribute it', async () => {
+  await t.client.query("CREATE ROLE bob LOGIN PASSWORD 'bob-pw'; GRANT ALL ON e1 TO bob");
+  const bob = await makeContext(cluster, { user: 'bob', password: 'bob-pw' });
+  try {
+    await assert.rejects(call(bob.ctx, 'create_distributed_table', ['e1', 'id']), pgError('42501', /must be owner of table e1/));
+  } finally {
+    bob.close();
+  }
+});
+
+test('grants, row-level security and the owner reach the shards; missing roles are created on the workers', async () => {
+  await t.client.query(`CREATE ROLE owner_role LOGIN PASSWORD 'o-pw'; CREATE ROLE app_reader LOGIN PASSWORD 'r-pw';
+                        CREATE SCHEMA secure AUTHORIZATION owner_role;
+                        CREATE TABLE secure.docs (tenant int, body text);
+                        ALTER TABLE secure.docs OWNER TO owner_role;
+                        GRANT USAGE ON SCHEMA secure TO app_reader;
+                        GRANT SELECT ON secure.docs TO app_reader;
+                        ALTER TABLE secure.docs ENABLE ROW LEVEL SECURITY;
+                        CREATE POLICY tenant_only ON secure.docs FOR SELECT TO app_reader USING (tenant = 7)`);
+  await call(t.ctx, 'create_distributed_table', ['secure.docs', 'tenant'], { shard_count: '2' });
+  const [s] = await shardsOf('secure.docs');
+  const shard = `secure.docs_${s!.shardid}`;
+  const rel = await onNode(t.ctx, s!, `SELECT pg_get_userbyid(relowner), relrowsecurity, relacl::text FROM pg_class WHERE oid = $1::regclass`, [shard]);
+  assert.deepEqual(rel.rows[0]!.slice(0, 2), ['owner_role', 't']);
+  assert.match(rel.rows[0]![2]!, /app_reader=r\/owner_role/);
+  const policy = await onNode(t.ctx, s!, `SELECT policyname, roles::text, qual FROM pg_policies WHERE schemaname = 'secure'`);
+  assert.deepEqual(policy.rows, [['tenant_only', '{app_reader}', '(tenant = 7)']]);
+  const role = await onNode(t.ctx, s!, `SELECT rolcanlogin, rolpassword = $1 FROM pg_authid WHERE rolname = 'app_reader'`, [
+    (await t.client.query(`SELECT rolpassword FROM pg_authid WHERE rolname = 'app_reader'`)).rows[0]![0]!,
+  ]);
+  assert.deepEqual(role.rows, [['t', 't']], 'the same SCRAM verifier, so the client can log in to the worker as itself');
+});
+
 test('a primary key without the distribution column is refused with Citus\'s error', async () => {
   await t.client.query('CREATE TABLE e2 (id bigint PRIMARY KEY, tenant int)');
   await assert.rejects(call(t.ctx, 'create_distributed_table', ['e2', 'tenant']), (err: unknown) => {
