@@ -27,13 +27,14 @@ interface Options {
   rounds: number;
   profile: boolean;
   profileOut: string | null;
+  pipeProxy: boolean;
 }
 
 const USAGE =
-  'passthrough [--duration S=20] [--clients N=8] [--threads N=2] [--scale N=10] [--rounds N=1] [--profile] [--profile-out FILE.cpuprofile]';
+  'passthrough [--duration S=20] [--clients N=8] [--threads N=2] [--scale N=10] [--rounds N=1] [--pipe-proxy] [--profile] [--profile-out FILE.cpuprofile]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 20, clients: 8, threads: 2, scale: 10, rounds: 1, profile: false, profileOut: null };
+  const o: Options = { duration: 20, clients: 8, threads: 2, scale: 10, rounds: 1, profile: false, profileOut: null, pipeProxy: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): number => {
@@ -47,6 +48,7 @@ function parseOptions(args: string[]): Options {
     else if (a === '--scale') o.scale = value();
     else if (a === '--rounds') o.rounds = value();
     else if (a === '--profile') o.profile = true;
+    else if (a === '--pipe-proxy') o.pipeProxy = true;
     else if (a === '--profile-out') {
       o.profile = true;
       o.profileOut = args[++i] ?? null;
@@ -74,6 +76,37 @@ function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stde
       else resolve({ stdout, stderr });
     });
   });
+}
+
+/**
+ * The reference point: a plain byte-piping TCP proxy (socket.pipe both ways)
+ * in this same process, the least any Node.js proxy can do.
+ */
+async function startPipeProxy(target: { host: string; port: number }): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const backend = net.connect({ host: target.host, port: target.port, noDelay: true });
+    sockets.add(client).add(backend);
+    const done = () => {
+      client.destroy();
+      backend.destroy();
+      sockets.delete(client);
+      sockets.delete(backend);
+    };
+    client.on('error', done).on('close', done);
+    backend.on('error', done).on('close', done);
+    client.pipe(backend);
+    backend.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 interface PgbenchResult {
@@ -156,8 +189,10 @@ async function runPassthrough(args: string[]): Promise<void> {
   chmodSync(dir, 0o755); // the PostgreSQL OS user must reach the data directory inside
   let state: ClusterState | null = null;
   let coordinator: Coordinator | null = null;
+  let pipeProxy: { port: number; close(): Promise<void> } | null = null;
   const cleanup = async () => {
     await coordinator?.close().catch(() => {});
+    await pipeProxy?.close().catch(() => {});
     if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   };
@@ -174,6 +209,8 @@ async function runPassthrough(args: string[]): Promise<void> {
     const password = state.clientPassword;
     const directUrl = `postgres://postgres:${password}@${pgAddr.host}:${pgAddr.port}/postgres`;
     const weaveUrl = `postgres://postgres:${password}@${coordinator.address.host}:${coordinator.address.port}/postgres`;
+    pipeProxy = o.pipeProxy ? await startPipeProxy(pgAddr) : null;
+    const pipeUrl = pipeProxy ? `postgres://postgres:${password}@127.0.0.1:${pipeProxy.port}/postgres` : null;
     const version = (await runProgram('psql', ['-X', '-At', directUrl, '-c', 'show server_version'])).stdout.trim();
     console.log(`PostgreSQL ${version} at ${pgAddr.host}:${pgAddr.port}; pgweave coordinator (in-process) at ${coordinator.address.host}:${coordinator.address.port}`);
 
@@ -185,6 +222,7 @@ async function runPassthrough(args: string[]): Promise<void> {
     console.log(`warm-up (5 s each way) …`);
     await pgbench(directUrl, { ...o, duration: 5 });
     await pgbench(weaveUrl, { ...o, duration: 5 });
+    if (pipeUrl) await pgbench(pipeUrl, { ...o, duration: 5 });
 
     // Rounds alternate direct and pgweave so that other load on the machine
     // falls on both sides alike; the summary takes medians.
@@ -195,6 +233,7 @@ async function runPassthrough(args: string[]): Promise<void> {
     }
     const direct: PgbenchResult[] = [];
     const weave: PgbenchResult[] = [];
+    const piped: PgbenchResult[] = [];
     const line = (name: string, r: PgbenchResult) =>
       `${name} ${r.tps.toFixed(0).padStart(7)} tps  latency ${r.latencyMs.toFixed(3)} ms  (${r.transactions} transactions, ${r.failed} failed)`;
     for (let round = 1; round <= o.rounds; round++) {
@@ -204,6 +243,11 @@ async function runPassthrough(args: string[]): Promise<void> {
       const w = await pgbench(weaveUrl, o);
       weave.push(w);
       console.log(line(`round ${round} pgweave:`, w) + `  ratio ${(w.tps / d.tps).toFixed(2)}`);
+      if (pipeUrl) {
+        const p = await pgbench(pipeUrl, o);
+        piped.push(p);
+        console.log(line(`round ${round} pipe:   `, p) + `  ratio ${(p.tps / d.tps).toFixed(2)}`);
+      }
     }
     const median = (xs: number[]) => {
       const s = [...xs].sort((a, b) => a - b);
@@ -216,6 +260,10 @@ async function runPassthrough(args: string[]): Promise<void> {
     console.log(`direct PostgreSQL: ${d.toFixed(0)} tps`);
     console.log(`through pgweave:   ${w.toFixed(0)} tps`);
     console.log(`ratio:             ${(w / d).toFixed(2)} of direct (goal ≥ 0.80)`);
+    if (piped.length > 0) {
+      const p = median(piped.map((r) => r.tps));
+      console.log(`byte-piping proxy: ${p.toFixed(0)} tps, ${(p / d).toFixed(2)} of direct (reference)`);
+    }
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${load()} after`);
 
     if (o.profile) {

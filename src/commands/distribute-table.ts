@@ -106,8 +106,8 @@ export async function distributeTable(ctx: CommandContext, req: DistributeReques
     colocate.toLowerCase() === 'default' ? 'default' : colocate.toLowerCase() === 'none' ? 'none' : await resolveRelation(ctx, colocate);
 
   await withDistributedChange(ctx, async (coordinator, workers) => {
-    await coordinator.query(`LOCK TABLE ${quoteQualified(rel.schema, rel.name)} IN EXCLUSIVE MODE`);
     await validateTable(coordinator, ctx, rel);
+    await coordinator.query(`LOCK TABLE ${quoteQualified(rel.schema, rel.name)} IN EXCLUSIVE MODE`);
     const def = await describeTable(coordinator, rel.oid);
 
     let plan: ShardPlan;

@@ -201,6 +201,19 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   }
   if (relations.length === 0) return fixed(LOCAL);
 
+  if (stmt.CopyStmt) {
+    const copy = stmt.CopyStmt;
+    if (copy.filename || copy.is_program) {
+      return fixed({ kind: 'error', error: new PgError({ code: '0A000', message: 'COPY of a distributed table to or from a file or program is not supported; use COPY … FROM STDIN / TO STDOUT (psql \\copy)' }) });
+    }
+    if (copy.is_from) {
+      const target = relations.find((r) => r.ref.node === copy.relation);
+      if (!target) return fixed(LOCAL);
+      return fixed({ kind: 'copy-in', statement: text.toString('utf8'), stmt, table: target.table });
+    }
+    // COPY … TO STDOUT: pulled to the coordinator, which runs the COPY over the pulled rows.
+    return fixed(planPull(text, copy.query?.SelectStmt ?? null, relations, !copy.query));
+  }
   try {
     if (stmt.InsertStmt) {
       const target = relations.find((r) => r.ref.node === stmt.InsertStmt.relation);

@@ -72,7 +72,7 @@ function pushedFilter(select: Node, rel: ResolvedRelation, relationCount: number
   }
 }
 
-export function planPull(text: Buffer, select: Node, relations: ResolvedRelation[]): Route {
+export function planPull(text: Buffer, select: Node | null, relations: ResolvedRelation[], bareRelations = false): Route {
   const byTable = new Map<number, PullTable>();
   const replacements: Replacement[] = [];
   for (const r of relations) {
@@ -81,8 +81,8 @@ export function planPull(text: Buffer, select: Node, relations: ResolvedRelation
       pull = { table: r.table, tempName: pullTempName(r.table), filterSql: null, refName: r.ref.refName };
       byTable.set(r.table.relationId, pull);
     }
-    replacements.push({ ref: r.ref, schema: 'pg_temp', shardName: pull.tempName });
+    replacements.push({ ref: r.ref, schema: 'pg_temp', shardName: pull.tempName, noAlias: bareRelations });
   }
-  if (relations.length === 1) byTable.get(relations[0].table.relationId)!.filterSql = pushedFilter(select, relations[0], relations.length);
+  if (select && relations.length === 1) byTable.get(relations[0].table.relationId)!.filterSql = pushedFilter(select, relations[0], relations.length);
   return { kind: 'pull', pulls: [...byTable.values()], sql: spliceShardNames(text, replacements) };
 }

@@ -60,6 +60,8 @@ export type Route =
    * default privileges) that every node must apply.
    */
   | { kind: 'global-utility'; statement: string; stmt: unknown }
+  /** COPY … FROM STDIN into a distributed or reference table: rows routed to shards as they stream. */
+  | { kind: 'copy-in'; statement: string; stmt: unknown; table: DistributedTable }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 

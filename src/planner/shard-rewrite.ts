@@ -47,6 +47,8 @@ export interface Replacement {
   ref: RelationRef;
   schema: string;
   shardName: string;
+  /** Where the grammar allows no alias (COPY t, TRUNCATE t…). */
+  noAlias?: boolean;
 }
 
 /** Returns the statement text with each relation replaced by its shard. */
@@ -59,7 +61,7 @@ export function spliceShardNames(text: Buffer, replacements: Replacement[]): str
     const len = qualifiedNameLength(text, at);
     parts.push(text.subarray(pos, at));
     let name = quoteIdent(r.schema) + '.' + quoteIdent(r.shardName);
-    if (!r.ref.hasAlias) name += ' AS ' + quoteIdent(r.ref.name);
+    if (!r.ref.hasAlias && !r.noAlias) name += ' AS ' + quoteIdent(r.ref.name);
     parts.push(Buffer.from(name));
     pos = at + len;
   }

@@ -11,6 +11,8 @@ import { InternalPool } from '../pool/internal-pool.js';
 import { NodePools } from '../pool/node-pools.js';
 import { MetadataCache } from '../metadata/metadata-cache.js';
 import { initParser } from '../sql/parse.js';
+import { RecoveryLoop } from '../jobs/recovery-loop.js';
+import { refreshShardSizes } from '../commands/shard-functions.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
@@ -40,6 +42,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   await initParser();
   const pools = new NodePools({ user: config.internal.user, password: config.internal.password });
   const metadata = new MetadataCache(pools, config.coordinator);
+  const recovery = new RecoveryLoop(pools, config);
+  recovery.start();
 
   const ctx: ServerContext = {
     config,
@@ -54,7 +58,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
-    shared: { config, pools, metadata },
+    shared: { config, pools, metadata, refreshShardSizes, onDatabase: (db) => recovery.watch(db) },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -80,6 +84,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
         server.close(() => resolve());
         for (const s of [...ctx.sessions]) s.close();
       });
+      recovery.stop();
       internal.close();
       metadata.close();
       pools.close();

@@ -24,6 +24,8 @@ export interface SharedState {
   metadata: MetadataCache;
   /** Optional hook run before statements reading citus_shards/citus_tables. */
   refreshShardSizes?: (ctx: CommandContext) => Promise<void>;
+  /** Told of every database a session uses (the recovery loop watches it). */
+  onDatabase?: (database: string) => void;
 }
 
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
@@ -47,6 +49,7 @@ export function makeSessionServices(
   credentials: BackendCredentials,
 ): SessionServices {
   const { config, pools, metadata } = shared;
+  shared.onDatabase?.(database);
   const services: SessionServices = {
     database,
     user,
@@ -93,6 +96,9 @@ export function makeSessionServices(
         inTransactionBlock: access.inTransactionBlock,
       };
       return runDistributedUtility(ctx, statement, stmt, tables);
+    },
+    async beginCopyIn() {
+      throw new PgError({ code: '0A000', message: 'COPY into distributed tables is not supported yet' });
     },
     async runGlobalUtility(statement, _stmt, access) {
       // Until role propagation lands, such statements apply on the coordinator only.

@@ -7,6 +7,7 @@ import type { Catalog, DistributedTable, WorkerNode } from '../metadata/types.js
 import type { BackendConnection } from '../pool/backend-connection.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { CommandOutput } from './replies.js';
+import type { PgError } from '../protocol/errors.js';
 
 export interface ClientQueryResult {
   fields: string[];
@@ -30,6 +31,24 @@ export interface CommandCall {
   named: Map<string, string | null>;
 }
 
+/** Receives the rows of a COPY … FROM STDIN into a distributed table, as they stream. */
+export interface CopyInSink {
+  /** Columns the client sends, and whether the format is binary (for CopyInResponse). */
+  readonly columnCount: number;
+  readonly binary: boolean;
+  /** One CopyData payload (any slice of the stream); resolves when it may continue (flow control). */
+  data(payload: Buffer): Promise<void>;
+  /** CopyDone: finishes (commits unless inside the client's block); returns the command tag. */
+  done(): Promise<string>;
+  /** CopyFail or an error: nothing of this COPY remains. */
+  abort(reason: PgError): Promise<void>;
+}
+
+export interface CopyAccess extends SessionAccess {
+  /** The session's connection to a worker, joined to the client's transaction block if there is one. */
+  linkFor(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+}
+
 export interface SessionServices {
   database: string;
   user: string;
@@ -44,6 +63,8 @@ export interface SessionServices {
   runUtility(statement: string, stmt: unknown, tables: DistributedTable[], access: SessionAccess): Promise<string>;
   /** Applies a statement on roles/schemas/default privileges on the coordinator and every worker; returns the tag. */
   runGlobalUtility(statement: string, stmt: unknown, access: SessionAccess): Promise<string>;
+  /** Starts a COPY … FROM STDIN into a distributed or reference table. */
+  beginCopyIn(statement: string, stmt: unknown, table: DistributedTable, access: CopyAccess): Promise<CopyInSink>;
   /**
    * Commits a transaction that wrote on several nodes atomically (two-phase
    * commit with a durable commit record). The links are idle, inside their

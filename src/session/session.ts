@@ -40,7 +40,7 @@ import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription, type CommandOutput } from './replies.js';
-import type { SessionServices } from './services.js';
+import type { CopyInSink, SessionServices } from './services.js';
 import { SessionTransaction } from './session-transaction.js';
 import { pullTables } from './pull-tables.js';
 import { encodeBindFor, encodeDescribe, encodeExecute, encodeParse, encodeSync, encodeFlush, encodeClose } from './extended-encoders.js';
@@ -129,6 +129,8 @@ export class Session {
   readonly settings = new Map<string, string>();
   private searchPath: string[];
   private readonly out = new MessageWriter(1024);
+  /** A COPY … FROM STDIN into a distributed table in progress. */
+  private copyIn: { sink: CopyInSink; failed: PgError | null } | null = null;
   onClose: (() => void) | null = null;
 
   constructor(
@@ -268,7 +270,7 @@ export class Session {
    * concerns distributed work.
    */
   private isPlainForward(type: number, buf: Buffer, start: number, end: number): boolean {
-    if (this.cycleFailed) return false;
+    if (this.cycleFailed || this.copyIn) return false;
     switch (type) {
       case Frontend.Query:
         return !this.txn.involvesWorkers && !this.isRelevant(readQuery(buf, start, end));
@@ -304,7 +306,7 @@ export class Session {
       case Frontend.CopyData:
       case Frontend.CopyDone:
       case Frontend.CopyFail:
-        return this.copyLink === this.coordinator;
+        return this.copyIn === null && this.copyLink === this.coordinator;
       case Frontend.FunctionCall:
         return true;
       default:
@@ -380,6 +382,7 @@ export class Session {
   // ---- message handlers ----------------------------------------------------
 
   private async handle(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+    if (this.copyIn) return this.handleCopyIn(type, buf, start, end);
     if (this.cycleFailed && type !== Frontend.Sync && type !== Frontend.Query) return; // skipping to Sync
     switch (type) {
       case Frontend.Query:
@@ -436,6 +439,10 @@ export class Session {
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite);
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
+      return;
+    }
+    if (routes.length === 1 && routes[0].kind === 'copy-in') {
+      await this.beginCopyIn(routes[0]);
       return;
     }
     if (routes.length === 1 && routes[0].kind === 'pull') {
@@ -532,6 +539,9 @@ export class Session {
         await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: out }, false));
         return true;
       }
+      case 'copy-in':
+        await this.replyError(new PgError({ code: '0A000', message: 'COPY FROM STDIN into a distributed table must be the only statement of its query string' }));
+        return false;
       case 'evaluate-insert': {
         const next = await this.evaluateInsert(route, null);
         if (next instanceof PgError) {
@@ -616,6 +626,62 @@ export class Session {
       settings: this.settings,
       inTransactionBlock: this.statusByte() !== 0x49,
     };
+  }
+
+  private async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>): Promise<void> {
+    let sink: CopyInSink;
+    try {
+      await this.switchTo(null);
+      sink = await this.services.beginCopyIn(route.statement, route.stmt, route.table, {
+        ...this.sessionAccess(),
+        linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+      });
+    } catch (err) {
+      await this.replyError(toPgError(err));
+      await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+      return;
+    }
+    this.copyIn = { sink, failed: null };
+    await this.reply((w) => {
+      w.begin(Backend.CopyInResponse).int8(sink.binary ? 1 : 0).int16(sink.columnCount);
+      for (let i = 0; i < sink.columnCount; i++) w.int16(sink.binary ? 1 : 0);
+      w.end();
+    });
+  }
+
+  /** Client messages while a COPY … FROM STDIN into a distributed table runs. */
+  private async handleCopyIn(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+    const copy = this.copyIn!;
+    if (type === Frontend.CopyData) {
+      if (copy.failed) return;
+      try {
+        await copy.sink.data(buf.subarray(start + 5, end));
+      } catch (err) {
+        copy.failed = toPgError(err);
+        await copy.sink.abort(copy.failed).catch(() => {});
+        await this.replyError(copy.failed);
+      }
+      return;
+    }
+    if (type === Frontend.Flush || type === Frontend.Sync) return; // ignored during COPY, as PostgreSQL does
+    this.copyIn = null;
+    if (type === Frontend.CopyDone && !copy.failed) {
+      try {
+        const tag = await copy.sink.done();
+        await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag }, false));
+      } catch (err) {
+        await this.replyError(toPgError(err));
+      }
+    } else if (type === Frontend.CopyFail && !copy.failed) {
+      const reason = new PgError({ code: '57014', message: `COPY from stdin failed: ${buf.toString('utf8', start + 5, end - 1)}` });
+      await copy.sink.abort(reason).catch(() => {});
+      await this.replyError(reason);
+    } else if (type !== Frontend.CopyDone && type !== Frontend.CopyFail) {
+      const err = new PgError({ code: '08P01', message: `unexpected message type 0x${type.toString(16)} during COPY from stdin` });
+      if (!copy.failed) await copy.sink.abort(err).catch(() => {});
+      await this.replyError(err);
+    }
+    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
   }
 
   /**
@@ -950,6 +1016,7 @@ export class Session {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    if (this.copyIn && !this.copyIn.failed) void this.copyIn.sink.abort(new PgError({ code: '08006', message: 'the client disconnected during COPY' })).catch(() => {});
     this.coordinator.close();
     for (const w of this.workers.values()) w.close();
     if (!this.client.destroyed) this.client.end();

@@ -128,6 +128,10 @@ test('errors: unknown table, unknown column, already distributed, bad arguments'
   await assert.rejects(call(t.ctx, 'create_distributed_table', ['e1']), pgError('42883', /function create_distributed_table\(unknown\) does not exist/));
   await assert.rejects(call(t.ctx, 'create_distributed_table', ['e1', 'id'], { no_such_arg: '1' }), pgError('42883'));
   assert.deepEqual(await call(t.ctx, 'create_distributed_table', [null, 'id']), [[null]], 'STRICT: a NULL table is a no-op');
+  await t.client.query('CREATE TEMP TABLE tmp1 (id int)');
+  await assert.rejects(call(t.ctx, 'create_distributed_table', ['tmp1', 'id']), pgError('0A000', /cannot distribute a temporary table/));
+  await t.client.query('CREATE VIEW v1 AS SELECT 1 AS id');
+  await assert.rejects(call(t.ctx, 'create_distributed_table', ['v1', 'id']), pgError('42809'));
   // Nothing of the failed calls is left behind.
   assert.deepEqual((await t.client.query(`SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'e1'::regclass`)).rows, [['0']]);
 });

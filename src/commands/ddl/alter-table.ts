@@ -96,6 +96,9 @@ function withoutSequence(column: Node): boolean {
   const last = names[names.length - 1]?.String?.sval;
   if (names.length === 1 && last && SERIAL_TYPES[last]) {
     column.typeName.names = [{ String: { sval: 'pg_catalog' } }, { String: { sval: SERIAL_TYPES[last] } }];
+    // serial implies NOT NULL, as it does on the coordinator.
+    const constraints: Node[] = column.constraints ?? [];
+    if (!constraints.some((k) => k.Constraint?.contype === 'CONSTR_NOTNULL')) column.constraints = [...constraints, { Constraint: { contype: 'CONSTR_NOTNULL' } }];
     uses = true;
   }
   if (column.constraints) {
