@@ -16,7 +16,7 @@ import {
   type CoordinatorCommand,
 } from './coordinator-process.js';
 import { clusterPostgresStatus, createCluster, specForBasePort, startClusterPostgres, stopClusterPostgres } from './local-cluster.js';
-import { canLogin } from './psql.js';
+import { canLogin, quoteLiteral, runSql } from './psql.js';
 
 export interface UpOptions {
   dir: string;
@@ -82,7 +82,22 @@ export async function upCluster(o: UpOptions): Promise<UpResult> {
     pid = spawnCoordinatorProcess(o.coordinatorCommand(paths.configFile), paths);
   }
   await waitForCoordinator(state, paths, pid);
+  await registerWorkers(state, progress);
   return { state, created, warnings, processes: await processStatus(state) };
+}
+
+/**
+ * Registers the cluster's workers through the coordinator with citus_add_node,
+ * as a user would; a worker already registered is left as it is.
+ */
+async function registerWorkers(state: ClusterState, progress: (line: string) => void): Promise<void> {
+  const target = { host: state.listen.host, port: state.listen.port, user: state.clientUser, password: state.clientPassword };
+  const known = new Set((await runSql(target, 'SELECT nodename, nodeport FROM pg_dist_node')).map((r) => `${r[0]}:${r[1]}`));
+  for (const w of workerNodes(state)) {
+    if (known.has(`${w.host}:${w.port}`)) continue;
+    progress(`registering worker ${w.host}:${w.port} (citus_add_node)`);
+    await runSql(target, `SELECT citus_add_node(${quoteLiteral(w.host)}, ${Number(w.port)})`);
+  }
 }
 
 /** Every process of the cluster in DIR; null when DIR holds no cluster. */

@@ -19,6 +19,7 @@ import type { CommandContext } from './context.js';
 import { withDistributedChange } from './distribute-table.js';
 import { replicateReferenceTables } from './reference-replication.js';
 import { dropShardStatement } from './shard-ddl.js';
+import { syncRolesToNode } from './roles/sync-node.js';
 
 /** Checks a prospective node and throws one error listing everything to fix. */
 export async function checkNodeRequirements(ctx: CommandContext, host: string, port: number): Promise<void> {
@@ -69,6 +70,7 @@ async function addNode(args: Map<string, string | null>, ctx: CommandContext, fn
   if (existing) return [[String(existing.nodeId)]];
   await checkNodeRequirements(ctx, host, port);
   await ctx.pools.ensureDatabase(host, port, ctx.database);
+  await syncRolesToNode(ctx, { host, port });
   let nodeId = 0;
   await withDistributedChange(ctx, async (coordinator, workers) => {
     const inserted = await coordinator.query(

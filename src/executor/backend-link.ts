@@ -109,9 +109,24 @@ export class BackendLink {
     return n;
   }
 
-  /** Sends bytes whose replies are described by `expect` (in order). */
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.conn.socket.uncork();
+  };
+
+  /**
+   * Sends bytes whose replies are described by `expect` (in order). Writes
+   * of one event-loop turn (Bind, Execute, Sync of a request…) leave in one
+   * packet: the socket is corked until the turn's check phase.
+   */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queue.push(e);
+    if (!this.corked) {
+      this.corked = true;
+      this.conn.socket.cork();
+      setImmediate(this.uncork);
+    }
     this.conn.socket.write(bytes);
   }
 

@@ -61,12 +61,13 @@ export function resolveTable(ctx: PlanContext, schema: string | null, name: stri
 /** Statements on objects that exist on every node (DESIGN.md decision 9: roles are everywhere). */
 const GLOBAL_STATEMENTS = new Set([
   'CreateRoleStmt', 'AlterRoleStmt', 'AlterRoleSetStmt', 'DropRoleStmt', 'GrantRoleStmt', 'RenameStmt',
-  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt',
+  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt', 'GrantStmt',
 ]);
 
 function isGlobalObject(stmt: Node): boolean {
   if (stmt.RenameStmt) return stmt.RenameStmt.renameType === 'OBJECT_ROLE' || stmt.RenameStmt.renameType === 'OBJECT_SCHEMA';
   if (stmt.AlterOwnerStmt) return stmt.AlterOwnerStmt.objectType === 'OBJECT_SCHEMA';
+  if (stmt.GrantStmt) return stmt.GrantStmt.objtype === 'OBJECT_SCHEMA';
   return true;
 }
 

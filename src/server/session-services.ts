@@ -15,6 +15,8 @@ import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
 import type { CommandContext } from '../commands/context.js';
 import { runDistributedUtility, type UtilityContext } from '../commands/ddl/run-utility.js';
+import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.js';
+import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -97,13 +99,29 @@ export function makeSessionServices(
       };
       return runDistributedUtility(ctx, statement, stmt, tables);
     },
-    async beginCopyIn() {
-      throw new PgError({ code: '0A000', message: 'COPY into distributed tables is not supported yet' });
+    async beginCopyIn(statement, stmt, table, access) {
+      return beginDistributedCopyIn(statement, stmt, table, {
+        runAsClient: access.runAsClient,
+        settings: access.settings,
+        inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
+        commitMultiNode: (written, readOnly) => services.commitMultiNode(written, readOnly),
+      });
     },
-    async runGlobalUtility(statement, _stmt, access) {
-      // Until role propagation lands, such statements apply on the coordinator only.
-      const r = await access.runAsClient(statement);
-      return r.command;
+    async runGlobalUtility(statement, stmt, access) {
+      // Roles, memberships, schemas, default privileges: on the coordinator as the client, then on every worker.
+      const ctx: GlobalUtilityContext = {
+        database,
+        user,
+        credentials,
+        config,
+        pools,
+        metadata,
+        settings: new Map(access.settings),
+        runAsClient: access.runAsClient,
+        inTransactionBlock: access.inTransactionBlock,
+      };
+      return runGlobalUtility(ctx, statement, stmt);
     },
     async commitMultiNode(written, readOnly) {
       await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');

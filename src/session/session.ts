@@ -123,6 +123,7 @@ export class Session {
   private readonly statements = new Map<string, PlannedStatement | typeof LOCAL_STATEMENT>();
   private readonly portals = new Map<string, Portal>();
   private nextStatementId = 1;
+  private readonly planCache = new Map<string, PlannedStatement>();
   private relevantWords: Set<string> = new Set();
   private relevantVersion = -1;
   private readonly txn: SessionTransaction;
@@ -332,7 +333,7 @@ export class Session {
         words.add(t.name);
         words.add(t.name.toLowerCase());
       }
-      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner']) words.add(w);
+      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'grant', 'revoke']) words.add(w);
       if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       this.relevantWords = words;
@@ -778,18 +779,56 @@ export class Session {
     const old = this.statements.get(name);
     if (!old) return;
     this.statements.delete(name);
+    if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
+    for (const other of this.statements.values()) if (other === old) return;
+    this.closeWorkerStatements(old.id);
+  }
+
+  /** Closes the worker-side statements of a client statement (Close + Flush: no Sync mid-cycle). */
+  private closeWorkerStatements(id: number): void {
     for (const link of this.workers.values()) {
       for (const wname of [...link.prepared]) {
-        if (wname.startsWith(`pgw${old.id}_`) && link.pending === 0) {
+        if (wname.startsWith(`pgw${id}_`) && link.pending === 0) {
           link.prepared.delete(wname);
-          link.send(Buffer.concat([encodeClose('S', wname), encodeSync()]), [E_CLOSE_SWALLOW, E_READY_SWALLOW]);
+          link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
         }
       }
     }
   }
 
+  /** Plans reused across Parse messages of the same text (drivers re-Parse unnamed statements). */
+  private cachedStatement(query: string, paramTypes: number[], catalog: Catalog): PlannedStatement | null {
+    const key = planCacheKey(query, paramTypes);
+    const hit = this.planCache.get(key);
+    if (!hit) return null;
+    if (hit.plan.catalogVersion !== catalog.version) {
+      this.planCache.delete(key);
+      return null;
+    }
+    return hit;
+  }
+
+  private rememberStatement(st: PlannedStatement): void {
+    if (this.planCache.size >= 256) {
+      const [oldestKey, oldest] = this.planCache.entries().next().value as [string, PlannedStatement];
+      this.planCache.delete(oldestKey);
+      let used = false;
+      for (const other of this.statements.values()) if (other === oldest) used = true;
+      if (!used) this.closeWorkerStatements(oldest.id);
+    }
+    this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
+  }
+
   private async handleParse(buf: Buffer, start: number, end: number): Promise<void> {
     const msg = readParse(buf, start, end);
+    const catalog = await this.catalog();
+    const cached = this.cachedStatement(msg.query, msg.paramTypes, catalog);
+    if (cached) {
+      this.dropStatement(msg.name);
+      this.statements.set(msg.name, cached);
+      await this.replyBytes(PARSE_COMPLETE);
+      return;
+    }
     let stmt: Node | null = null;
     try {
       const parsed = parseSql(msg.query);
@@ -799,7 +838,6 @@ export class Session {
       this.cycleFailed = true;
       return;
     }
-    const catalog = await this.catalog();
     const plan = stmt ? this.plan(stmt, msg.query, catalog) : null;
     const fixed = plan && !plan.needsParams ? plan.route(null) : null;
     if (!plan || (fixed && fixed.kind === 'local' && !this.txn.involvesWorkers)) {
@@ -810,7 +848,9 @@ export class Session {
       return;
     }
     this.dropStatement(msg.name);
-    this.statements.set(msg.name, { id: this.nextStatementId++, query: msg.query, plan, paramTypes: msg.paramTypes });
+    const planned: PlannedStatement = { id: this.nextStatementId++, query: msg.query, plan, paramTypes: msg.paramTypes };
+    this.statements.set(msg.name, planned);
+    this.rememberStatement(planned);
     await this.replyBytes(PARSE_COMPLETE);
   }
 
@@ -861,7 +901,7 @@ export class Session {
         return;
       }
     }
-    if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && this.txn.involvesWorkers)) {
+    if (route.kind === 'router' || route.kind === 'pull' || route.kind === 'local') {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
       const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
@@ -1051,6 +1091,10 @@ function paramAsText(p: Buffer | null, format: number, typeOid: number): string 
     default:
       return undefined;
   }
+}
+
+function planCacheKey(query: string, paramTypes: readonly number[]): string {
+  return paramTypes.length === 0 ? query : paramTypes.join(',') + '\u0000' + query;
 }
 
 function abortedError(): PgError {

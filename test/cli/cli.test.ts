@@ -82,6 +82,9 @@ test('pgweave up, status, url, psql, down, up again', async () => {
   assert.match(url, new RegExp(`^postgres://postgres:[A-Za-z0-9_-]+@127\\.0\\.0\\.1:${port}/postgres$`));
   assert.equal(lines.length, 5, 'one line per process, then the URL');
   assert.equal(await psqlSelect1(url), '1');
+  // up registers its workers through the coordinator (citus_add_node)
+  const nodes = await run(psqlPath(), ['-X', '-At', '-c', 'select count(*) from pg_dist_node where isactive', url], psqlEnv(''));
+  assert.equal(nodes.stdout.trim(), '2');
 
   assert.equal((statSync(join(dir, 'cluster.json')).mode & 0o777).toString(8), '600');
   assert.equal((statSync(join(dir, 'pgweave.json')).mode & 0o777).toString(8), '600');

@@ -21,6 +21,7 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -653,7 +654,11 @@ interface Tally {
 
 const totals: Tally = { statements: 0, byKind: new Map(), mismatches: [] };
 
+/** PGWEAVE_TRACE=FILE appends every statement to FILE before it runs (to replay a failure). */
+const TRACE = process.env.PGWEAVE_TRACE;
+
 async function compare(tally: Tally, s: Statement): Promise<void> {
+  if (TRACE) appendFileSync(TRACE, `${JSON.stringify({ sql: s.sql, params: s.params, name: s.name })}\n`);
   const [expected, actual] = await Promise.all([runStatement(reference, s), runStatement(weave, s)]);
   tally.statements++;
   tally.byKind.set(s.kind, (tally.byKind.get(s.kind) ?? 0) + 1);
@@ -689,6 +694,7 @@ before(async () => {
     await weave.query(sql);
   }
   for (const sql of DISTRIBUTE) await weave.query(sql);
+  if (TRACE) for (const sql of [...load, ...DISTRIBUTE]) appendFileSync(TRACE, `${JSON.stringify({ sql, setup: true })}\n`);
   nodeOf = await nodeOfKeys(weave, 'companies', Array.from({ length: 200 }, (_, i) => i + 1));
 });
 
