@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { assertNoPreparedTransactions, onShards, pgError, shardsOf, startDdlCluster, type DdlCluster } from './ddl-support.js';
 
 let c: DdlCluster;
+/** A hang must fail the test, not block the run. */
+const T = { timeout: 120_000 };
 
 before(async () => {
   c = await startDdlCluster();
@@ -43,7 +45,7 @@ async function shardConstraints(table: string) {
   return onShards(c, table, `SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass ORDER BY conname`);
 }
 
-test('columns: add, drop, rename, type, defaults, NOT NULL', async () => {
+test('columns: add, drop, rename, type, defaults, NOT NULL', T, async () => {
   await q(`ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'new', ADD COLUMN created date DEFAULT '2024-01-01'`);
   await q('ALTER TABLE orders DROP COLUMN note');
   await q('ALTER TABLE orders RENAME COLUMN amount TO cents');
@@ -72,7 +74,7 @@ test('columns: add, drop, rename, type, defaults, NOT NULL', async () => {
   await assertNoPreparedTransactions(c);
 });
 
-test('sequence defaults stay on the coordinator', async () => {
+test('sequence defaults stay on the coordinator', T, async () => {
   await q('CREATE SEQUENCE order_seq');
   await q(`ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('order_seq')`);
   const def = await q(`SELECT pg_get_expr(adbin, adrelid) AS def FROM pg_attrdef WHERE adrelid = 'orders'::regclass AND adnum = 1`);
@@ -86,7 +88,7 @@ test('sequence defaults stay on the coordinator', async () => {
   await assertNoPreparedTransactions(c);
 });
 
-test('constraints: CHECK, PRIMARY KEY, UNIQUE, named and unnamed, drop and rename', async () => {
+test('constraints: CHECK, PRIMARY KEY, UNIQUE, named and unnamed, drop and rename', T, async () => {
   await q('ALTER TABLE orders ADD CONSTRAINT positive CHECK (cents > 0), ADD CHECK (tenant >= 0)');
   await q('ALTER TABLE orders ADD PRIMARY KEY (tenant, id)');
   await q('ALTER TABLE orders ADD UNIQUE (id, tenant)');
@@ -122,7 +124,7 @@ test('constraints: CHECK, PRIMARY KEY, UNIQUE, named and unnamed, drop and renam
   await assertNoPreparedTransactions(c);
 });
 
-test('foreign keys: co-located on the distribution column, to a reference table, and Citus errors', async () => {
+test('foreign keys: co-located on the distribution column, to a reference table, and Citus errors', T, async () => {
   await q('ALTER TABLE orders ADD CONSTRAINT orders_tenant_fk FOREIGN KEY (tenant) REFERENCES tenants (tenant) ON DELETE CASCADE');
   await q(`ALTER TABLE orders ADD COLUMN currency text DEFAULT 'EUR' REFERENCES currencies (code)`);
   const tenantShards = await shardsOf(c, 'tenants');
@@ -156,7 +158,7 @@ test('foreign keys: co-located on the distribution column, to a reference table,
   await assertNoPreparedTransactions(c);
 });
 
-test('reference tables: every copy changes', async () => {
+test('reference tables: every copy changes', T, async () => {
   await q(`ALTER TABLE currencies ADD COLUMN name text DEFAULT 'n/a', ADD CONSTRAINT code_len CHECK (length(code) = 3)`);
   const shards = await shardsOf(c, 'currencies');
   assert.equal(shards.length, 2, 'one copy per worker');
@@ -166,7 +168,7 @@ test('reference tables: every copy changes', async () => {
   for (const { rows } of await shardColumns('currencies')) assert.equal(rows[1].def, "'n/a'::text");
 });
 
-test('renaming a table renames its shards', async () => {
+test('renaming a table renames its shards', T, async () => {
   await q(`CREATE TABLE old_name (id int); SELECT create_distributed_table('old_name', 'id', shard_count => 2)`);
   const before = await shardsOf(c, 'old_name');
   await q('ALTER TABLE old_name RENAME TO new_name');
@@ -180,7 +182,7 @@ test('renaming a table renames its shards', async () => {
   assert.equal((await q('SELECT count(*)::int AS n FROM new_name')).rows[0].n, 2);
 });
 
-test('a role that does not own the table cannot alter it anywhere', async () => {
+test('a role that does not own the table cannot alter it anywhere', T, async () => {
   await q(`CREATE ROLE mallory LOGIN PASSWORD 'pw'`);
   const url = new URL(c.cluster.url);
   url.username = 'mallory';

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { assertNoPreparedTransactions, onShards, pgError, runUtilityDirect, shardsOf, startDdlCluster, type DdlCluster } from './ddl-support.js';
 
 let c: DdlCluster;
+/** A hang must fail the test, not block the run. */
+const T = { timeout: 120_000 };
 
 before(async () => {
   c = await startDdlCluster();
@@ -22,7 +24,7 @@ after(async () => {
 
 const q = (sql: string, params?: unknown[]) => c.client.query(sql, params);
 
-test('a distributed 100 000-row table: add column, create index and a co-located foreign key reach every shard', async () => {
+test('a distributed 100 000-row table: add column, create index and a co-located foreign key reach every shard', T, async () => {
   await q(`CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL);
            INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, 100000) i`);
   await q(`SELECT create_distributed_table('big', 'id', shard_count => 8)`);
@@ -55,7 +57,7 @@ test('a distributed 100 000-row table: add column, create index and a co-located
   await assertNoPreparedTransactions(c);
 });
 
-test('CREATE INDEX: unique, partial, expressions, INCLUDE, unnamed, CONCURRENTLY; DROP INDEX', async () => {
+test('CREATE INDEX: unique, partial, expressions, INCLUDE, unnamed, CONCURRENTLY; DROP INDEX', T, async () => {
   await q(`CREATE TABLE items (id bigint, tenant int, name text, price numeric);
            SELECT create_distributed_table('items', 'tenant', shard_count => 4)`);
   await q('CREATE UNIQUE INDEX items_tenant_id ON items (tenant, id) INCLUDE (price)');
@@ -85,7 +87,7 @@ test('CREATE INDEX: unique, partial, expressions, INCLUDE, unnamed, CONCURRENTLY
   await assertNoPreparedTransactions(c);
 });
 
-test('a DDL statement that fails on one shard changes no shard and leaves no prepared transaction', async () => {
+test('a DDL statement that fails on one shard changes no shard and leaves no prepared transaction', T, async () => {
   await q(`CREATE TABLE acct (id int, owner text, balance int);
            INSERT INTO acct SELECT i, 'o' || i, i FROM generate_series(1, 200) i;
            SELECT create_distributed_table('acct', 'id', shard_count => 4)`);
@@ -111,7 +113,7 @@ test('a DDL statement that fails on one shard changes no shard and leaves no pre
   await victim.worker.query(`DROP INDEX public."acct_owner_idx_${victim.shardId}"`);
 });
 
-test('CREATE INDEX CONCURRENTLY that fails on a shard leaves the coordinator index invalid and says how to clean up', async () => {
+test('CREATE INDEX CONCURRENTLY that fails on a shard leaves the coordinator index invalid and says how to clean up', T, async () => {
   await q(`CREATE TABLE conc (id int, v int); SELECT create_distributed_table('conc', 'id', shard_count => 2)`);
   const [first] = await shardsOf(c, 'conc');
   await first!.worker.query(`CREATE INDEX "conc_v_idx_${first!.shardId}" ON public."${first!.name}" (id)`);
@@ -126,7 +128,7 @@ test('CREATE INDEX CONCURRENTLY that fails on a shard leaves the coordinator ind
   for (const { rows } of await onShards(c, 'conc', 'SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass')) assert.deepEqual(rows, [{ n: 0 }]);
 });
 
-test('DDL inside a transaction block is refused, not half-applied', async () => {
+test('DDL inside a transaction block is refused, not half-applied', T, async () => {
   await q(`CREATE TABLE blk (id int); SELECT create_distributed_table('blk', 'id', shard_count => 2)`);
   await q('BEGIN');
   await assert.rejects(q('CREATE INDEX blk_idx ON blk (id)'), pgError('0A000', /transaction block/));
@@ -134,7 +136,7 @@ test('DDL inside a transaction block is refused, not half-applied', async () => 
   for (const { rows } of await onShards(c, 'blk', 'SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass')) assert.deepEqual(rows, [{ n: 0 }]);
 });
 
-test('other utility statements on distributed tables get a clear 0A000', async () => {
+test('other utility statements on distributed tables get a clear 0A000', T, async () => {
   await q(`CREATE TABLE trg (id int); SELECT create_distributed_table('trg', 'id', shard_count => 2)`);
   await q(`CREATE FUNCTION trg_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$`);
   await assert.rejects(q('CREATE TRIGGER t1 BEFORE INSERT ON trg FOR EACH ROW EXECUTE FUNCTION trg_fn()'), pgError('0A000', /^CREATE TRIGGER on distributed table "trg" is not supported$/));

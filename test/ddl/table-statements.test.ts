@@ -11,6 +11,8 @@ import pg from 'pg';
 import { assertNoPreparedTransactions, onShards, pgError, runUtilityDirect, shardsOf, startDdlCluster, type DdlCluster } from './ddl-support.js';
 
 let c: DdlCluster;
+/** A hang must fail the test, not block the run. */
+const T = { timeout: 120_000 };
 
 before(async () => {
   c = await startDdlCluster();
@@ -37,7 +39,7 @@ async function shardRowCounts(table: string): Promise<number[]> {
   return out;
 }
 
-test('TRUNCATE of a referenced table alone fails everywhere; of both tables (and a reference table) empties every shard', async () => {
+test('TRUNCATE of a referenced table alone fails everywhere; of both tables (and a reference table) empties every shard', T, async () => {
   await assert.rejects(q('TRUNCATE parent'), pgError('0A000', /cannot truncate a table referenced in a foreign key constraint/));
   assert.equal((await shardRowCounts('parent')).reduce((a, b) => a + b), 300);
 
@@ -49,7 +51,7 @@ test('TRUNCATE of a referenced table alone fails everywhere; of both tables (and
   await assertNoPreparedTransactions(c);
 });
 
-test('ANALYZE and VACUUM reach every shard', async () => {
+test('ANALYZE and VACUUM reach every shard', T, async () => {
   await q(`CREATE TABLE stats (id int, v int); INSERT INTO stats SELECT i, i FROM generate_series(1, 2000) i;
            SELECT create_distributed_table('stats', 'id', shard_count => 2)`);
   const tuples = () => onShards(c, 'stats', 'SELECT reltuples::int AS tuples, relallvisible AS visible FROM pg_class WHERE oid = $1::regclass');
@@ -63,7 +65,7 @@ test('ANALYZE and VACUUM reach every shard', async () => {
   await q('ROLLBACK');
 });
 
-test('COMMENT ON TABLE and COLUMN', async () => {
+test('COMMENT ON TABLE and COLUMN', T, async () => {
   // COMMENT names its table without a RangeVar: sent straight to the DDL code.
   assert.equal(await runUtilityDirect(c, `COMMENT ON TABLE parent IS 'the parents'`), 'COMMENT');
   assert.equal(await runUtilityDirect(c, `COMMENT ON COLUMN public.parent.v IS 'a value'`), 'COMMENT');
@@ -72,7 +74,7 @@ test('COMMENT ON TABLE and COLUMN', async () => {
   }
 });
 
-test('GRANT and REVOKE: privileges hold on the shards', async () => {
+test('GRANT and REVOKE: privileges hold on the shards', T, async () => {
   await q(`CREATE ROLE reader LOGIN PASSWORD 'pw'`);
   await assert.rejects(q('GRANT SELECT ON parent TO nobody_here'), pgError('42704'));
   assert.equal((await q('GRANT SELECT, INSERT ON parent, colors TO reader')).command, 'GRANT');
@@ -98,7 +100,7 @@ test('GRANT and REVOKE: privileges hold on the shards', async () => {
   await assertNoPreparedTransactions(c);
 });
 
-test('DROP TABLE drops the shards and the catalog rows', async () => {
+test('DROP TABLE drops the shards and the catalog rows', T, async () => {
   await q(`CREATE TABLE gone (id int PRIMARY KEY); SELECT create_distributed_table('gone', 'id', shard_count => 2);
            CREATE TABLE gone_kid (id int REFERENCES gone (id)); SELECT create_distributed_table('gone_kid', 'id', colocate_with => 'gone')`);
   const shards = await shardsOf(c, 'gone');
