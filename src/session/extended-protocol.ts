@@ -1,0 +1,292 @@
+/**
+ * The extended query protocol for statements the coordinator plans: planned
+ * at Parse (and cached by text, since drivers re-Parse unnamed statements),
+ * routed at Bind from the parameter values (deferred pruning), with
+ * worker-side prepared statements per shard (`pgw<id>_<shardid>`) prepared
+ * lazily, and portals that live on a backend or are run by the session.
+ */
+import { PgError, toPgError } from '../protocol/errors.js';
+import { MessageWriter } from '../protocol/writer.js';
+import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
+import { readParse } from '../protocol/frontend/parse.js';
+import { readBind, paramFormat } from '../protocol/frontend/bind.js';
+import { readDescribe, readClose, readExecute } from '../protocol/frontend/describe-execute-close.js';
+import { parseSql, type Node } from '../sql/parse.js';
+import type { Catalog } from '../metadata/types.js';
+import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
+import { encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose } from './extended-encoders.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly } from './session-parts.js';
+import { RouteRunner } from './route-runner.js';
+
+export abstract class ExtendedProtocol extends RouteRunner {
+
+  // ---- extended protocol -----------------------------------------------------
+
+  protected dropStatement(name: string): void {
+    const old = this.statements.get(name);
+    if (!old) return;
+    this.statements.delete(name);
+    if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
+    for (const other of this.statements.values()) if (other === old) return;
+    this.closeWorkerStatements(old.id);
+  }
+
+  /** Closes the worker-side statements of a client statement (Close + Flush: no Sync mid-cycle). */
+  protected closeWorkerStatements(id: number): void {
+    for (const link of this.workers.values()) {
+      for (const wname of [...link.prepared]) {
+        if (wname.startsWith(`pgw${id}_`) && link.pending === 0) {
+          link.prepared.delete(wname);
+          link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
+        }
+      }
+    }
+  }
+
+  /** Plans reused across Parse messages of the same text (drivers re-Parse unnamed statements). */
+  protected cachedStatement(query: string, paramTypes: number[], catalog: Catalog): PlannedStatement | null {
+    const key = planCacheKey(query, paramTypes);
+    const hit = this.planCache.get(key);
+    if (!hit) return null;
+    if (hit.plan.catalogVersion !== catalog.version) {
+      this.planCache.delete(key);
+      return null;
+    }
+    return hit;
+  }
+
+  protected rememberStatement(st: PlannedStatement): void {
+    if (this.planCache.size >= 256) {
+      const [oldestKey, oldest] = this.planCache.entries().next().value as [string, PlannedStatement];
+      this.planCache.delete(oldestKey);
+      let used = false;
+      for (const other of this.statements.values()) if (other === oldest) used = true;
+      if (!used) this.closeWorkerStatements(oldest.id);
+    }
+    this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
+  }
+
+  protected async handleParse(buf: Buffer, start: number, end: number): Promise<void> {
+    const msg = readParse(buf, start, end);
+    const catalog = await this.catalog();
+    const cached = this.cachedStatement(msg.query, msg.paramTypes, catalog);
+    if (cached) {
+      this.dropStatement(msg.name);
+      this.statements.set(msg.name, cached);
+      await this.replyBytes(PARSE_COMPLETE);
+      return;
+    }
+    let stmt: Node | null = null;
+    try {
+      const parsed = parseSql(msg.query);
+      if (parsed.stmts.length === 1) stmt = parsed.stmts[0].stmt;
+    } catch (err) {
+      await this.replyError(toPgError(err));
+      this.cycleFailed = true;
+      return;
+    }
+    const plan = stmt ? this.plan(stmt, msg.query, catalog) : null;
+    const fixed = plan && !plan.needsParams ? plan.route(null) : null;
+    if (!plan || (fixed && fixed.kind === 'local' && !this.txn.involvesWorkers)) {
+      if (stmt) this.observeLocal(stmt, msg.query, { kind: 'local' });
+      this.dropStatement(msg.name);
+      this.statements.set(msg.name, LOCAL_STATEMENT);
+      await this.sendTo(this.coordinator, buf.subarray(start, end), E_PARSE);
+      return;
+    }
+    this.dropStatement(msg.name);
+    const planned: PlannedStatement = { id: this.nextStatementId++, query: msg.query, plan, paramTypes: msg.paramTypes };
+    this.statements.set(msg.name, planned);
+    this.rememberStatement(planned);
+    await this.replyBytes(PARSE_COMPLETE);
+  }
+
+  protected async handleBind(buf: Buffer, start: number, end: number): Promise<void> {
+    const bind = readBind(buf, start, end);
+    const stmt = this.statements.get(bind.statement);
+    const bytes = buf.subarray(start, end);
+    if (!stmt) {
+      this.portals.delete(bind.portal);
+      await this.sendTo(this.coordinator, bytes, E_BIND);
+      return;
+    }
+    let plan = stmt.plan;
+    const catalog = await this.catalog();
+    if (plan.catalogVersion !== catalog.version) {
+      const parsed = parseSql(stmt.query).stmts[0].stmt;
+      plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
+    }
+    const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
+    const route = plan.route(params as ReadonlyArray<string | null> | null);
+    if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
+      await this.replyError(abortedError());
+      this.cycleFailed = true;
+      return;
+    }
+    if (route.kind === 'evaluate-insert') {
+      const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
+      if (textParams.some((p) => p === undefined)) {
+        await this.replyError(new PgError({ code: '0A000', message: 'binary parameters are not supported for INSERTs evaluated on the coordinator' }));
+        this.cycleFailed = true;
+        return;
+      }
+      const next = await this.evaluateInsert(route, textParams as Array<string | null>);
+      if (next instanceof PgError) {
+        await this.replyError(next);
+        this.cycleFailed = true;
+        return;
+      }
+      this.portals.set(bind.portal, { kind: 'deferred', route: next, bind, bindBytes: Buffer.from(bytes), result: null, described: false, noParams: true });
+      await this.replyBytes(BIND_COMPLETE);
+      return;
+    }
+    if (route.kind === 'pull') {
+      const err = await this.pull(route);
+      if (err) {
+        await this.replyError(err);
+        this.cycleFailed = true;
+        return;
+      }
+    }
+    if (route.kind === 'router' || route.kind === 'pull' || route.kind === 'local') {
+      const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite) : this.coordinator;
+      const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
+      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
+      const wname = `pgw${stmt.id}_${shardKey}`;
+      if (this.needsSwitch(link)) await this.switchTo(link);
+      this.active = link;
+      this.cycleLinks.add(link);
+      this.copyLink = link;
+      if (!link.prepared.has(wname)) {
+        link.prepared.add(wname);
+        link.send(encodeParse(wname, sql, stmt.paramTypes), [E_PARSE_SWALLOW]);
+      }
+      link.send(encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
+      this.portals.set(bind.portal, { kind: 'link', link });
+      return;
+    }
+    this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false });
+    await this.replyBytes(BIND_COMPLETE);
+  }
+
+  protected async handleDescribe(buf: Buffer, start: number, end: number): Promise<void> {
+    const d = readDescribe(buf, start, end);
+    if (d.target === 'S') {
+      const stmt = this.statements.get(d.name)!;
+      const task = stmt.plan.describeTask();
+      if (task) {
+        const link = await this.linkForTask(task.node, false);
+        const wname = `pgw${stmt.id}_d`;
+        if (this.needsSwitch(link)) await this.switchTo(link);
+        this.active = link;
+        this.cycleLinks.add(link);
+        if (!link.prepared.has(wname)) {
+          link.prepared.add(wname);
+          link.send(encodeParse(wname, task.sql, stmt.paramTypes), [E_PARSE_SWALLOW]);
+        }
+        link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
+        return;
+      }
+      const route = stmt.plan.route(null);
+      const out = route.kind === 'command' ? this.services.isCommand(route.name) : false;
+      await this.reply((w) => {
+        writeParameterDescription(w, stmt.paramTypes.map((t) => t || 25));
+        if (!out) w.bytes(NO_DATA);
+        else w.bytes(NO_DATA);
+      });
+      return;
+    }
+    const portal = this.portals.get(d.name)!;
+    if (portal.kind === 'link') {
+      await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
+      return;
+    }
+    await this.runDeferred(portal);
+    portal.described = true;
+    const r = portal.result!;
+    await this.reply((w) => {
+      if ('fields' in r) {
+        if (r.fields.length > 0) {
+          const tmp = new MessageWriter(256);
+          writeCommandOutput(tmp, { fields: r.fields, rows: [], tag: '' }, true);
+          // only the RowDescription part: fields are written first
+          w.bytes(rowDescriptionOnly(tmp.flush()));
+        } else w.bytes(NO_DATA);
+      } else if (r.rowDescription) w.bytes(r.rowDescription);
+      else w.bytes(NO_DATA);
+    });
+  }
+
+  protected async runDeferred(portal: Extract<Portal, { kind: 'deferred' }>): Promise<void> {
+    if (portal.result) return;
+    let route = portal.route;
+    if (route.kind === 'router') route = { kind: 'multi-shard', tasks: [route.task], isWrite: route.isWrite, commandTag: '' };
+    if (route.kind === 'multi-shard') {
+      portal.result = await this.runMultiShard(route, portal.noParams ? null : { bind: portal.bind, bytes: portal.bindBytes });
+    } else if (route.kind === 'command') {
+      const out = await this.runCommand(route, portal.bind);
+      portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;
+    } else if (route.kind === 'error') {
+      portal.result = { rowDescription: null, rows: [], tag: '', error: route.error };
+    } else if (route.kind === 'utility' || route.kind === 'global-utility') {
+      const out = await this.runUtility(route);
+      portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : { fields: [], rows: [], tag: out };
+    } else if (route.kind === 'transaction') {
+      const out = await this.txn.run(route.verb, route.statement);
+      portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : { fields: [], rows: [], tag: out };
+    } else {
+      portal.result = { rowDescription: null, rows: [], tag: '', error: new PgError({ code: 'XX000', message: `cannot execute a ${route.kind} route here` }) };
+    }
+    if ('error' in portal.result && portal.result.error) {
+      const err = portal.result.error;
+      portal.result = { rowDescription: null, rows: [], tag: '', error: null };
+      await this.replyError(err);
+      this.cycleFailed = true;
+    }
+  }
+
+  protected async handleExecute(buf: Buffer, start: number, end: number): Promise<void> {
+    const e = readExecute(buf, start, end);
+    const portal = this.portals.get(e.portal)!;
+    if (portal.kind === 'link') {
+      await this.sendTo(portal.link, buf.subarray(start, end), E_EXECUTE);
+      return;
+    }
+    await this.runDeferred(portal);
+    if (this.cycleFailed) return;
+    const r = portal.result!;
+    await this.reply((w) => {
+      if ('fields' in r) writeCommandOutput(w, r, false);
+      else {
+        for (const row of r.rows) w.bytes(row);
+        writeCommandOutput(w, { fields: [], rows: [], tag: r.tag }, false);
+      }
+    });
+  }
+
+  protected async handleClose(buf: Buffer, start: number, end: number): Promise<void> {
+    const c = readClose(buf, start, end);
+    if (c.target === 'S') this.dropStatement(c.name);
+    else this.portals.delete(c.name);
+    await this.replyBytes(CLOSE_COMPLETE);
+  }
+
+  protected async handleSync(): Promise<void> {
+    const links = [...this.cycleLinks];
+    this.endCycle();
+    if (links.length === 0) {
+      await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+      return;
+    }
+    if (links.length === 1) {
+      await this.sendTo(links[0], encodeSync(), E_READY);
+      this.cycleLinks.clear();
+      return;
+    }
+    for (const l of links) {
+      await this.switchTo(l);
+      l.send(encodeSync(), [E_READY_KEEP]);
+    }
+    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+  }
+}

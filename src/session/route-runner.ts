@@ -1,0 +1,243 @@
+/**
+ * Executes planned Routes for the simple protocol (and for deferred portals):
+ * forwarding to one backend, multi-shard task lists, Citus functions,
+ * utility statements, INSERTs evaluated on the coordinator, pulls into
+ * temporary tables, and COPY … FROM STDIN into distributed tables.
+ */
+import { Backend, Frontend } from '../protocol/constants.js';
+import { PgError, toPgError } from '../protocol/errors.js';
+import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
+import { type BindMessage } from '../protocol/frontend/bind.js';
+import { encodeQuery } from '../pool/frontend-encoders.js';
+import { BackendLink } from '../executor/backend-link.js';
+import { type CollectedResult } from '../executor/link-query.js';
+import { parseSql } from '../sql/parse.js';
+import type { Route } from '../planner/route.js';
+import { writeCommandOutput, type CommandOutput } from './replies.js';
+import type { CopyInSink } from './services.js';
+import { pullTables } from './pull-tables.js';
+import { E_READY_KEEP, paramText } from './session-parts.js';
+import { SessionBase } from './session-base.js';
+
+export abstract class RouteRunner extends SessionBase {
+
+  /** Executes a route of the simple protocol (ReadyForQuery written by the caller). Returns false on error. */
+  protected async runRoute(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
+    switch (route.kind) {
+      case 'local': {
+        await this.switchTo(this.coordinator);
+        this.txn.noteLocalStatement(text);
+        const r = await this.forwardAndWait(this.coordinator, encodeQuery(text));
+        return r;
+      }
+      case 'router': {
+        const link = await this.linkForTask(route.task.node, route.isWrite);
+        return this.forwardAndWait(link, encodeQuery(route.task.sql));
+      }
+      case 'error':
+        await this.replyError(route.error);
+        return false;
+      case 'transaction': {
+        const out = await this.txn.run(route.verb, text);
+        if (out instanceof PgError) {
+          await this.replyError(out);
+          return false;
+        }
+        await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: out }, false));
+        return true;
+      }
+      case 'command': {
+        const out = await this.runCommand(route, bind?.bind ?? null);
+        if (out instanceof PgError) {
+          await this.replyError(out);
+          return false;
+        }
+        await this.reply((w) => writeCommandOutput(w, out, true));
+        return true;
+      }
+      case 'global-utility':
+      case 'utility': {
+        const out = await this.runUtility(route);
+        if (out instanceof PgError) {
+          await this.replyError(out);
+          return false;
+        }
+        await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: out }, false));
+        return true;
+      }
+      case 'copy-in':
+        await this.replyError(new PgError({ code: '0A000', message: 'COPY FROM STDIN into a distributed table must be the only statement of its query string' }));
+        return false;
+      case 'evaluate-insert': {
+        const next = await this.evaluateInsert(route, null);
+        if (next instanceof PgError) {
+          await this.replyError(next);
+          return false;
+        }
+        return this.runRoute(next, text, null);
+      }
+      case 'pull': {
+        const err = await this.pull(route);
+        if (err) {
+          await this.replyError(err);
+          return false;
+        }
+        return this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
+      }
+      case 'multi-shard': {
+        const result = await this.runMultiShard(route, null);
+        if (result.error) {
+          await this.replyError(result.error);
+          return false;
+        }
+        await this.reply((w) => {
+          if (result.rowDescription) w.bytes(result.rowDescription);
+          for (const r of result.rows) w.bytes(r);
+        });
+        await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag: result.tag }, false));
+        return true;
+      }
+    }
+  }
+
+  /** Forwards a Query to a link, keeps its ReadyForQuery, and waits for it. */
+  protected async forwardAndWait(link: BackendLink, bytes: Buffer): Promise<boolean> {
+    if (this.needsSwitch(link)) await this.switchTo(link);
+    this.active = link;
+    this.copyLink = link;
+    let failed = false;
+    const prev = link.onForwardedError;
+    link.onForwardedError = () => (failed = true);
+    link.send(bytes, [E_READY_KEEP]);
+    await link.idle();
+    link.onForwardedError = prev;
+    return !failed;
+  }
+
+  protected async runCommand(route: Extract<Route, { kind: 'command' }>, bind: BindMessage | null): Promise<CommandOutput | PgError> {
+    const arg = (v: { text: string | null } | { param: number }): string | null =>
+      'param' in v ? paramText(bind, v.param - 1) : v.text;
+    try {
+      await this.switchTo(this.coordinator);
+      await this.coordinator.idle();
+      const out = await this.services.runCommand(
+        { name: route.name, positional: route.positional.map(arg), named: new Map([...route.named].map(([k, v]) => [k, arg(v)])) },
+        {
+          runAsClient: (sql, params) => this.runAsClient(sql, params),
+          settings: this.settings,
+          inTransactionBlock: this.statusByte() !== 0x49,
+        },
+      );
+      if (route.alias && out.fields.length === 1) out.fields = [{ ...out.fields[0], name: route.alias }];
+      return out;
+    } catch (err) {
+      return toPgError(err);
+    }
+  }
+
+  protected async runUtility(route: Extract<Route, { kind: 'utility' | 'global-utility' }>): Promise<string | PgError> {
+    try {
+      await this.switchTo(this.coordinator);
+      await this.coordinator.idle();
+      if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
+      return await this.services.runUtility(route.statement, route.stmt, route.tables, this.sessionAccess());
+    } catch (err) {
+      return toPgError(err);
+    }
+  }
+
+  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>): Promise<void> {
+    let sink: CopyInSink;
+    try {
+      await this.switchTo(null);
+      sink = await this.services.beginCopyIn(route.statement, route.stmt, route.table, {
+        ...this.sessionAccess(),
+        linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+      });
+    } catch (err) {
+      await this.replyError(toPgError(err));
+      await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+      return;
+    }
+    this.copyIn = { sink, failed: null };
+    await this.reply((w) => {
+      w.begin(Backend.CopyInResponse).int8(sink.binary ? 1 : 0).int16(sink.columnCount);
+      for (let i = 0; i < sink.columnCount; i++) w.int16(sink.binary ? 1 : 0);
+      w.end();
+    });
+  }
+
+  /** Client messages while a COPY … FROM STDIN into a distributed table runs. */
+  protected async handleCopyIn(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+    const copy = this.copyIn!;
+    if (type === Frontend.CopyData) {
+      if (copy.failed) return;
+      try {
+        await copy.sink.data(buf.subarray(start + 5, end));
+      } catch (err) {
+        copy.failed = toPgError(err);
+        await copy.sink.abort(copy.failed).catch(() => {});
+        await this.replyError(copy.failed);
+      }
+      return;
+    }
+    if (type === Frontend.Flush || type === Frontend.Sync) return; // ignored during COPY, as PostgreSQL does
+    this.copyIn = null;
+    if (type === Frontend.CopyDone && !copy.failed) {
+      try {
+        const tag = await copy.sink.done();
+        await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag }, false));
+      } catch (err) {
+        await this.replyError(toPgError(err));
+      }
+    } else if (type === Frontend.CopyFail && !copy.failed) {
+      const reason = new PgError({ code: '57014', message: `COPY from stdin failed: ${buf.toString('utf8', start + 5, end - 1)}` });
+      await copy.sink.abort(reason).catch(() => {});
+      await this.replyError(reason);
+    } else if (type !== Frontend.CopyDone && type !== Frontend.CopyFail) {
+      const err = new PgError({ code: '08P01', message: `unexpected message type 0x${type.toString(16)} during COPY from stdin` });
+      if (!copy.failed) await copy.sink.abort(err).catch(() => {});
+      await this.replyError(err);
+    }
+    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+  }
+
+  /**
+   * Computes the rows of an INSERT on the coordinator PostgreSQL (defaults,
+   * sequences, now()) inside a savepoint that is rolled back, and plans the
+   * INSERT of the resulting constants.
+   */
+  protected async evaluateInsert(route: Extract<Route, { kind: 'evaluate-insert' }>, params: ReadonlyArray<string | null> | null): Promise<Route | PgError> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    const inBlock = this.statusByte() !== 0x49;
+    await this.runAsClient(inBlock ? 'SAVEPOINT pgweave_evaluate' : 'BEGIN');
+    let evaluated: { fields: string[]; rows: Array<Array<string | null>> };
+    try {
+      evaluated = await this.runAsClient(route.evaluationSql, params ?? undefined);
+    } catch (err) {
+      return toPgError(err);
+    } finally {
+      await this.runAsClient(inBlock ? 'ROLLBACK TO SAVEPOINT pgweave_evaluate; RELEASE SAVEPOINT pgweave_evaluate' : 'ROLLBACK');
+    }
+    try {
+      const sql = route.rebuild(evaluated.fields, evaluated.rows);
+      const next = this.plan(parseSql(sql).stmts[0].stmt, sql, await this.catalog()).route(null);
+      if (next.kind === 'evaluate-insert') return new PgError({ code: 'XX000', message: 'could not evaluate the INSERT on the coordinator' });
+      return next;
+    } catch (err) {
+      return toPgError(err);
+    }
+  }
+
+  protected async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    return pullTables(this.coordinator, route.pulls, (node) => this.linkForTask(node, false));
+  }
+
+  protected async runMultiShard(route: Extract<Route, { kind: 'multi-shard' }>, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<CollectedResult> {
+    await this.switchTo(null);
+    return this.txn.runTasks(route, bind?.bytes ?? null, (node, write) => this.linkForTask(node, write));
+  }
+}

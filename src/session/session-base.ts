@@ -1,0 +1,229 @@
+/**
+ * The state of a session and the plumbing every part uses: its backend links
+ * (coordinator PostgreSQL and workers, opened as the client's role), output
+ * ordering across them (`switchTo`, `reply`), the transaction status the
+ * client sees, the catalog and the planner call. See session.ts for the
+ * statement loop.
+ */
+import type { Duplex } from 'node:stream';
+import { type TransactionStatus } from '../protocol/constants.js';
+import { MessageFramer } from '../protocol/framer.js';
+import { PgError } from '../protocol/errors.js';
+import { MessageWriter } from '../protocol/writer.js';
+import { writeErrorResponse } from '../protocol/backend/error-response.js';
+import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
+import type { BackendConnection } from '../pool/backend-connection.js';
+import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
+import { BackendLink, type Expectation } from '../executor/backend-link.js';
+import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
+import { type Node } from '../sql/parse.js';
+import type { Catalog, WorkerNode } from '../metadata/types.js';
+import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
+import type { Route } from '../planner/route.js';
+import type { CopyInSink, SessionServices } from './services.js';
+import { SessionTransaction } from './session-transaction.js';
+import { encodeFlush } from './extended-encoders.js';
+import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
+
+export abstract class SessionBase {
+  protected readonly framer: MessageFramer;
+  protected state: 'created' | 'running' | 'closed' = 'created';
+  protected readonly coordinator: BackendLink;
+  protected readonly workers = new Map<number, BackendLink>();
+  protected readonly connecting = new Map<number, Promise<BackendLink>>();
+  protected readonly inbox: Buffer[] = [];
+  protected pumping = false;
+  /** The link whose forwarded replies are in flight; null when the session itself writes. */
+  protected active: BackendLink | null = null;
+  /** Links that received messages since the last Sync. */
+  protected readonly cycleLinks = new Set<BackendLink>();
+  protected cycleFailed = false;
+  /** Target of CopyData during COPY: the link that received the COPY statement. */
+  protected copyLink: BackendLink;
+  protected readonly statements = new Map<string, PlannedStatement | typeof LOCAL_STATEMENT>();
+  protected readonly portals = new Map<string, Portal>();
+  protected nextStatementId = 1;
+  protected readonly planCache = new Map<string, PlannedStatement>();
+  protected relevantWords: Set<string> = new Set();
+  protected relevantVersion = -1;
+  protected readonly txn: SessionTransaction;
+  readonly settings = new Map<string, string>();
+  protected searchPath: string[];
+  protected readonly out = new MessageWriter(1024);
+  /** A COPY … FROM STDIN into a distributed table in progress. */
+  protected copyIn: { sink: CopyInSink; failed: PgError | null } | null = null;
+  onClose: (() => void) | null = null;
+
+
+  constructor(
+    protected readonly client: Duplex,
+    backend: BackendConnection,
+    options: SessionOptions,
+    protected readonly services: SessionServices,
+  ) {
+    this.framer = new MessageFramer(options.maxMessageSize);
+    this.coordinator = this.makeLink(backend, -1);
+    this.copyLink = this.coordinator;
+    this.searchPath = [services.user, 'public'];
+    this.txn = new SessionTransaction(this.coordinator, this.workers, services);
+  }
+
+
+  get transactionStatus(): TransactionStatus {
+    return String.fromCharCode(this.statusByte()) as TransactionStatus;
+  }
+
+  protected statusByte(): number {
+    const c = this.coordinator.status;
+    if (c === 0x45 || (this.txn.broken && c !== 0x49)) return 0x45;
+    for (const w of this.workers.values()) if (w.inTransaction && w.status === 0x45) return 0x45;
+    if (c === 0x54) return 0x54;
+    return 0x49;
+  }
+
+  protected makeLink(conn: BackendConnection, nodeId: number): BackendLink {
+    const link = new BackendLink(conn, this.client, nodeId);
+    link.statusForClient = () => this.statusByte();
+    link.onForwardedError = () => (this.cycleFailed = true);
+    link.onLost = (l) => this.onLinkLost(l);
+    return link;
+  }
+
+  protected catalogNow(): Catalog | null {
+    return this.services.catalog();
+  }
+
+  protected async catalog(): Promise<Catalog> {
+    return this.catalogNow() ?? (await this.services.loadCatalog());
+  }
+
+  /** Before talking to `link` (or writing own replies, null): the previous link must have answered. */
+  protected needsSwitch(link: BackendLink | null): boolean {
+    return this.active !== null && this.active !== link && this.active.pending > 0;
+  }
+
+  protected async switchTo(link: BackendLink | null): Promise<void> {
+    const prev = this.active;
+    if (prev && prev !== link && prev.pending > 0) {
+      // replies held back until a Sync: ask for them now
+      if (this.cycleLinks.has(prev)) prev.send(encodeFlush(), []);
+      await prev.idle();
+    }
+    this.active = link;
+  }
+
+  /** Writes a reply of the session's own, in order. */
+  protected async reply(write: (w: MessageWriter) => void): Promise<void> {
+    if (this.needsSwitch(null)) await this.switchTo(null);
+    else this.active = null;
+    write(this.out);
+    this.client.write(this.out.flush());
+  }
+
+  protected async replyBytes(bytes: Buffer): Promise<void> {
+    if (this.needsSwitch(null)) await this.switchTo(null);
+    else this.active = null;
+    this.client.write(bytes);
+  }
+
+  protected async replyError(err: PgError): Promise<void> {
+    await this.reply((w) => writeErrorResponse(w, err.fields));
+  }
+
+  protected endCycle(): void {
+    this.cycleLinks.clear();
+    this.cycleFailed = false;
+  }
+
+  protected plan(stmt: Node, text: string, catalog: Catalog): StatementPlan {
+    return planStatement(stmt, Buffer.from(text, 'utf8'), {
+      catalog,
+      searchPath: this.searchPath,
+      isCommand: (n) => this.services.isCommand(n),
+    });
+  }
+
+  /** Keeps the session's view of SET search_path and custom settings current. */
+  protected observeLocal(stmt: Node, text: string, route: Route): void {
+    const set = stmt.VariableSetStmt;
+    if (!set || route.kind !== 'local') return;
+    const name: string | undefined = set.name;
+    if (!name) return;
+    const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? a.A_Const?.ival?.ival ?? a.String?.sval ?? '');
+    if (name === 'search_path') {
+      this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : [this.services.user, 'public'];
+    }
+    if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
+    else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') this.settings.delete(name);
+    if (!set.is_local) this.txn.rememberSet(text);
+  }
+
+  /** Sends one forwarded message to a link, keeping output in order. */
+  protected async sendTo(link: BackendLink, bytes: Buffer, e: Expectation): Promise<void> {
+    if (this.needsSwitch(link)) await this.switchTo(link);
+    this.active = link;
+    this.cycleLinks.add(link);
+    this.copyLink = link;
+    link.send(bytes, [e]);
+  }
+
+  protected sessionAccess() {
+    return {
+      runAsClient: (sql: string, params?: ReadonlyArray<string | null>) => this.runAsClient(sql, params),
+      settings: this.settings,
+      inTransactionBlock: this.statusByte() !== 0x49,
+    };
+  }
+
+  protected async runAsClient(sql: string, params?: ReadonlyArray<string | null>) {
+    await this.coordinator.idle();
+    const r = await collectOnLink(this.coordinator, params ? encodeExtendedQuery(sql, params) : encodeQuery(sql));
+    if (r.error) throw r.error;
+    return { fields: decodeFieldNames(r.rowDescription), rows: r.rows.map(decodeDataRow), command: r.tag };
+  }
+
+  /** The session's link to a worker, opened as the client's role and joined to the transaction. */
+  protected async linkForTask(node: WorkerNode, isWrite: boolean): Promise<BackendLink> {
+    let link = this.workers.get(node.nodeId);
+    if (!link) {
+      let pending = this.connecting.get(node.nodeId);
+      if (!pending) {
+        pending = this.services.connectNode(node).then((conn) => {
+          const l = this.makeLink(conn, node.nodeId);
+          this.workers.set(node.nodeId, l);
+          this.txn.replaySets(l);
+          return l;
+        });
+        this.connecting.set(node.nodeId, pending);
+        pending.finally(() => this.connecting.delete(node.nodeId)).catch(() => {});
+      }
+      link = await pending;
+    }
+    await this.txn.join(link, this.statusByte() !== 0x49, isWrite);
+    return link;
+  }
+
+  protected onLinkLost(link: BackendLink): void {
+    if (this.state !== 'running') return;
+    if (link === this.coordinator) {
+      this.fatal(new PgError({ severity: 'FATAL', code: '08006', message: `the coordinator lost its connection to PostgreSQL at ${link.conn.host}:${link.conn.port}` }));
+      return;
+    }
+    // A worker went away: the session goes on; statements for it will reconnect.
+    const answerClient = link.pendingForwarded > 0;
+    const waitingForReady = link.pendingForwardedReady > 0;
+    this.workers.delete(link.nodeId);
+    this.txn.linkLost(link);
+    if (answerClient) {
+      const err = new PgError({ code: '08006', message: `connection to the worker at ${link.conn.host}:${link.conn.port} was lost` });
+      writeErrorResponse(this.out, err.fields);
+      if (waitingForReady) writeReadyForQuery(this.out, this.transactionStatus);
+      this.client.write(this.out.flush());
+      this.cycleFailed = !waitingForReady;
+      if (this.active === link) this.active = null;
+    }
+  }
+
+  /** Reports a FATAL error to the client and ends the session. */
+  protected abstract fatal(err: PgError): void;
+}
