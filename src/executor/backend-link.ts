@@ -61,8 +61,6 @@ export class BackendLink {
   inTransaction = false;
   /** Whether this node has been written in the current transaction. */
   wroteInTransaction = false;
-  /** Worker-side prepared statements present on this connection. */
-  readonly prepared = new Set<string>();
   collector: Collector | null = null;
   /** Rewrites the status byte of forwarded ReadyForQuery messages (the session's own status). */
   statusForClient: (() => number) | null = null;
@@ -72,19 +70,39 @@ export class BackendLink {
   onForwardedError: (() => void) | null = null;
   onLost: ((link: BackendLink) => void) | null = null;
 
+  private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onSocketClose = (): void => {
+    this.lost = true;
+    this.onLost?.(this);
+    this.failPending();
+  };
+  private readonly onClientDrain = (): void => {
+    this.conn.socket.resume();
+  };
+  /** Called when the last pending reply has arrived (the session may pool the link). */
+  onIdle: ((link: BackendLink) => void) | null = null;
+
   constructor(
     readonly conn: BackendConnection,
     private readonly client: Duplex,
     readonly nodeId: number,
+    /** Prepared statements already on the connection (a pooled connection brings its own). */
+    readonly prepared: Set<string> = new Set(),
   ) {
-    conn.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    conn.socket.on('error', () => {});
-    conn.socket.on('close', () => {
-      this.lost = true;
-      this.onLost?.(this);
-      this.failPending();
-    });
-    client.on('drain', () => conn.socket.resume());
+    conn.socket.on('data', this.onSocketData);
+    conn.socket.on('error', noop);
+    conn.socket.on('close', this.onSocketClose);
+    client.on('drain', this.onClientDrain);
+  }
+
+  /** Lets go of the connection (idle, outside any transaction) so another session can use it. */
+  detach(): BackendConnection {
+    this.conn.socket.removeListener('data', this.onSocketData);
+    this.conn.socket.removeListener('error', noop);
+    this.conn.socket.removeListener('close', this.onSocketClose);
+    this.client.removeListener('drain', this.onClientDrain);
+    this.conn.socket.resume();
+    return this.conn;
   }
 
   /** Replies still expected from this backend. */
@@ -203,6 +221,7 @@ export class BackendLink {
     if (runForward && n > runStart) this.toClient(runStart === 0 ? whole : whole.subarray(runStart));
     this.compact();
     this.wake();
+    if (this.pending === 0) this.onIdle?.(this);
   }
 
   private toClient(bytes: Buffer): void {
@@ -262,3 +281,5 @@ function completes(kind: Completes, type: number): boolean {
       return false;
   }
 }
+
+function noop(): void {}

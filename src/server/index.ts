@@ -12,6 +12,7 @@ import { NodePools } from '../pool/node-pools.js';
 import { MetadataCache } from '../metadata/metadata-cache.js';
 import { initParser } from '../sql/parse.js';
 import { RecoveryLoop } from '../jobs/recovery-loop.js';
+import { IdleConnectionPool } from '../pool/idle-connection-pool.js';
 import { refreshShardSizes } from '../commands/shard-functions.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
@@ -42,6 +43,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   await initParser();
   const pools = new NodePools({ user: config.internal.user, password: config.internal.password });
   const metadata = new MetadataCache(pools, config.coordinator);
+  const idleConnections = new IdleConnectionPool();
   const recovery = new RecoveryLoop(pools, config);
   recovery.start();
 
@@ -58,7 +60,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
-    shared: { config, pools, metadata, refreshShardSizes, onDatabase: (db) => recovery.watch(db) },
+    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => recovery.watch(db) },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -85,6 +87,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
         for (const s of [...ctx.sessions]) s.close();
       });
       recovery.stop();
+      idleConnections.close();
       internal.close();
       metadata.close();
       pools.close();

@@ -7,6 +7,7 @@ import { PgError } from '../protocol/errors.js';
 import { connectBackend, type BackendCredentials } from '../pool/backend-connection.js';
 import type { InternalClient, QueryResult } from '../pool/internal-client.js';
 import type { NodePools } from '../pool/node-pools.js';
+import { connectionKey, type IdleConnectionPool } from '../pool/idle-connection-pool.js';
 import type { MetadataCache } from '../metadata/metadata-cache.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { queryOnLink } from '../executor/link-query.js';
@@ -26,6 +27,8 @@ export interface SharedState {
   metadata: MetadataCache;
   /** Optional hook run before statements reading citus_shards/citus_tables. */
   refreshShardSizes?: (ctx: CommandContext) => Promise<void>;
+  /** Idle worker connections shared by sessions between transactions. */
+  idleConnections?: IdleConnectionPool;
   /** Told of every database a session uses (the recovery loop watches it). */
   onDatabase?: (database: string) => void;
 }
@@ -57,15 +60,23 @@ export function makeSessionServices(
     user,
     catalog: () => metadata.peek(database),
     loadCatalog: () => metadata.get(database),
-    connectNode: (node: WorkerNode) =>
-      connectBackend({
+    async connectNode(node: WorkerNode) {
+      const pooled = shared.idleConnections?.take(connectionKey(node.host, node.port, database, user));
+      if (pooled) return { conn: pooled.conn, prepared: pooled.prepared };
+      const conn = await connectBackend({
         host: node.host,
         port: node.port,
         user,
         database,
         credentials,
         params: [['application_name', 'pgweave']],
-      }),
+      });
+      return { conn, prepared: new Set<string>() };
+    },
+    releaseNode(node, conn, prepared) {
+      if (shared.idleConnections) shared.idleConnections.give(connectionKey(node.host, node.port, database, user), conn, prepared);
+      else conn.socket.destroy();
+    },
     isCommand: (name) => COMMANDS.has(name),
     async runCommand(call, access) {
       const def = COMMANDS.get(call.name);

@@ -95,7 +95,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       return;
     }
     this.dropStatement(msg.name);
-    const planned: PlannedStatement = { id: this.nextStatementId++, query: msg.query, plan, paramTypes: msg.paramTypes };
+    const planned: PlannedStatement = { id: nextStatementId(), query: msg.query, plan, paramTypes: msg.paramTypes };
     this.statements.set(msg.name, planned);
     this.rememberStatement(planned);
     await this.replyBytes(PARSE_COMPLETE);
@@ -273,7 +273,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
 
   protected async handleSync(): Promise<void> {
     const links = [...this.cycleLinks];
-    this.endCycle();
+    if (links.length <= 1) this.endCycle();
     if (links.length === 0) {
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
@@ -283,10 +283,21 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.cycleLinks.clear();
       return;
     }
+    // The cycle ends only after the loop: switchTo flushes the link it leaves
+    // only while that link is still in the cycle, else it waits for replies
+    // PostgreSQL holds back until a Sync (a hang).
     for (const l of links) {
       await this.switchTo(l);
       l.send(encodeSync(), [E_READY_KEEP]);
     }
+    this.endCycle();
     await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
   }
+}
+
+let statementCounter = 0;
+
+/** Statement ids are unique per process: worker connections move between sessions with their statements. */
+function nextStatementId(): number {
+  return ++statementCounter;
 }

@@ -55,8 +55,10 @@ export interface SessionServices {
   /** The cached catalog of this database, or null when it must be (re)loaded. */
   catalog(): Catalog | null;
   loadCatalog(): Promise<Catalog>;
-  /** Opens a connection to a worker as the client's own role. */
-  connectNode(node: WorkerNode): Promise<BackendConnection>;
+  /** A connection to a worker as the client's own role: an idle pooled one, or a new one. */
+  connectNode(node: WorkerNode): Promise<{ conn: BackendConnection; prepared: Set<string> }>;
+  /** Gives an idle connection (outside any transaction) back to the pool. */
+  releaseNode(node: WorkerNode, conn: BackendConnection, prepared: Set<string>): void;
   isCommand(name: string): boolean;
   runCommand(call: CommandCall, access: SessionAccess): Promise<CommandOutput>;
   /** Applies a utility statement on distributed/reference tables everywhere; returns the command tag. */

@@ -30,6 +30,8 @@ export abstract class SessionBase {
   protected state: 'created' | 'running' | 'closed' = 'created';
   protected readonly coordinator: BackendLink;
   protected readonly workers = new Map<number, BackendLink>();
+  /** The node of each worker link, to give it back to the pool. */
+  protected readonly workerNodes = new Map<number, WorkerNode>();
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
   protected readonly inbox: Buffer[] = [];
   protected pumping = false;
@@ -81,8 +83,11 @@ export abstract class SessionBase {
     return 0x49;
   }
 
-  protected makeLink(conn: BackendConnection, nodeId: number): BackendLink {
-    const link = new BackendLink(conn, this.client, nodeId);
+  protected makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>): BackendLink {
+    const link = new BackendLink(conn, this.client, nodeId, prepared);
+    if (nodeId >= 0) link.onIdle = () => {
+      if (!this.pumping) this.releaseIdleWorkers();
+    };
     link.statusForClient = () => this.statusByte();
     link.onForwardedError = () => (this.cycleFailed = true);
     link.onLost = (l) => this.onLinkLost(l);
@@ -188,8 +193,9 @@ export abstract class SessionBase {
     if (!link) {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
-        pending = this.services.connectNode(node).then((conn) => {
-          const l = this.makeLink(conn, node.nodeId);
+        pending = this.services.connectNode(node).then(({ conn, prepared }) => {
+          const l = this.makeLink(conn, node.nodeId, prepared);
+          this.workerNodes.set(node.nodeId, node);
           this.workers.set(node.nodeId, l);
           this.txn.replaySets(l);
           return l;
@@ -221,6 +227,25 @@ export abstract class SessionBase {
       this.client.write(this.out.flush());
       this.cycleFailed = !waitingForReady;
       if (this.active === link) this.active = null;
+    }
+  }
+
+  /**
+   * Gives idle worker connections back to the shared pool when the session is
+   * between transactions and has nothing in flight: a connection is held by
+   * a session only while it needs it. Sessions with session-level SETs keep
+   * theirs (the settings live on those connections).
+   */
+  protected releaseIdleWorkers(): void {
+    if (this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
+    for (const [nodeId, link] of this.workers) {
+      if (link.pending > 0 || link.inTransaction || link.lost || this.cycleLinks.has(link)) continue;
+      const node = this.workerNodes.get(nodeId);
+      if (!node) continue;
+      this.workers.delete(nodeId);
+      if (this.active === link) this.active = null;
+      if (this.copyLink === link) this.copyLink = this.coordinator;
+      this.services.releaseNode(node, link.detach(), link.prepared);
     }
   }
 

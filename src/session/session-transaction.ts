@@ -48,6 +48,11 @@ export class SessionTransaction {
     return [...this.workers.values()].filter((w) => w.inTransaction);
   }
 
+  /** Whether session-level SETs were made (worker connections then stay with the session). */
+  get hasSessionSettings(): boolean {
+    return this.sets.length > 0;
+  }
+
   rememberSet(text: string): void {
     this.sets.push(text);
     if (this.sets.length > 100) this.sets.shift();

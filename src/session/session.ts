@@ -124,6 +124,7 @@ export class Session extends ExtendedProtocol {
     } finally {
       this.pumping = false;
     }
+    if (this.state === 'running') this.releaseIdleWorkers();
   }
 
   protected forwardRun(buf: Buffer, start: number, end: number): void {

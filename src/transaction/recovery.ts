@@ -7,8 +7,16 @@
  * processes that are alive (they hold their liveness advisory lock; their
  * own recovery resolves their leftovers). Order matters: the prepared lists
  * are read first, then the in-flight set and the live owners, then the
- * commit records. A gid that is not in flight when checked has finished its
- * protocol, so any commit record it wrote is visible to the records read.
+ * commit records, then the prepared lists again (as Citus does): only gids
+ * prepared in both reads are resolved. A gid that is not in flight when
+ * checked has finished its protocol, so any commit record it wrote is
+ * visible to the records read; a gid prepared before the records were read
+ * and still prepared after cannot be mid-commit by a live owner.
+ *
+ * "Does not exist" (42704) on COMMIT PREPARED while the record exists means
+ * someone (the owner, or a concurrent round) already committed it: it counts
+ * as committed and its record goes. Rounds for the same database in this
+ * process are coalesced (a caller arriving during a round waits for the next).
  *
  * The jobs/ recovery loop calls this periodically for every database;
  * commands call it nowhere (they finish their own transactions).
@@ -16,6 +24,7 @@
 import type { NodePools } from '../pool/node-pools.js';
 import type { NodeAddress } from '../metadata/types.js';
 import { quoteLiteral } from '../sql/quote.js';
+import type { PgError } from '../protocol/errors.js';
 import { LIVENESS_LOCK_KEY, isInFlight, isOwnGid, parseGid, processIdentity } from './two-phase-commit.js';
 
 export interface RecoveryResult {
@@ -31,7 +40,33 @@ interface NodeRow {
   port: number;
 }
 
-export async function recoverPreparedTransactions(pools: NodePools, config: { coordinator: NodeAddress }, database: string): Promise<RecoveryResult> {
+const rounds = new Map<string, { running: Promise<RecoveryResult>; next: Promise<RecoveryResult> | null }>();
+
+export function recoverPreparedTransactions(pools: NodePools, config: { coordinator: NodeAddress }, database: string): Promise<RecoveryResult> {
+  const key = `${config.coordinator.host}:${config.coordinator.port}/${database}`;
+  const current = rounds.get(key);
+  if (current) {
+    // A round is running: it may have read its lists before what the caller waits for; run one more after it.
+    current.next ??= current.running.catch(() => undefined).then(() => recoverPreparedTransactions(pools, config, database));
+    return current.next;
+  }
+  const entry = { running: recoverOnce(pools, config, database), next: null as Promise<RecoveryResult> | null };
+  rounds.set(key, entry);
+  const clear = () => {
+    if (rounds.get(key) === entry) rounds.delete(key);
+  };
+  entry.running.then(clear, clear);
+  return entry.running;
+}
+
+async function preparedGids(pools: NodePools, node: NodeRow, database: string): Promise<string[]> {
+  const r = await pools
+    .get(node.host, node.port, database)
+    .query(`SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND gid LIKE 'pgweave\\_%'`);
+  return r.rows.map((row) => row[0]!);
+}
+
+async function recoverOnce(pools: NodePools, config: { coordinator: NodeAddress }, database: string): Promise<RecoveryResult> {
   const coordinator = pools.get(config.coordinator.host, config.coordinator.port, database);
   const result: RecoveryResult = { committed: 0, rolledBack: 0, unreachable: [] };
   const hasCatalog = await coordinator.query(`SELECT pg_catalog.to_regclass('pgweave.transaction') IS NOT NULL`);
@@ -46,10 +81,7 @@ export async function recoverPreparedTransactions(pools: NodePools, config: { co
   await Promise.all(
     nodes.map(async (node) => {
       try {
-        const r = await pools
-          .get(node.host, node.port, database)
-          .query(`SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND gid LIKE 'pgweave\\_%'`);
-        preparedByNode.set(node, r.rows.map((row) => row[0]!));
+        preparedByNode.set(node, await preparedGids(pools, node, database));
       } catch {
         result.unreachable.push(`${node.host}:${node.port}`);
       }
@@ -78,6 +110,20 @@ export async function recoverPreparedTransactions(pools: NodePools, config: { co
   // 3. The commit records, read after the in-flight check.
   const records = new Set((await coordinator.query('SELECT gid FROM pgweave.transaction')).rows.map((r) => r[0]!));
 
+  // 4. The prepared lists again: only what was prepared before the records were read, and still is.
+  await Promise.all(
+    [...candidates].map(async ([node, gids]) => {
+      if (gids.length === 0) return;
+      try {
+        const now = new Set(await preparedGids(pools, node, database));
+        candidates.set(node, gids.filter((g) => now.has(g)));
+      } catch {
+        candidates.set(node, []);
+        if (!result.unreachable.includes(`${node.host}:${node.port}`)) result.unreachable.push(`${node.host}:${node.port}`);
+      }
+    }),
+  );
+
   const stillPrepared = new Set<string>();
   for (const [node, gids] of candidates) {
     const pool = pools.get(node.host, node.port, database);
@@ -87,13 +133,15 @@ export async function recoverPreparedTransactions(pools: NodePools, config: { co
         await pool.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${quoteLiteral(gid)}`);
         if (commit) result.committed++;
         else result.rolledBack++;
-      } catch {
+      } catch (err) {
+        // 42704: resolved meanwhile by someone else (with a record, that was a commit).
+        if ((err as PgError)?.code === '42704') continue;
         stillPrepared.add(gid);
       }
     }
   }
 
-  // 4. Records no node still needs: their transactions are resolved everywhere.
+  // 5. Records no node still needs: their transactions are resolved everywhere.
   if (result.unreachable.length === 0) {
     const deletable = [...records].filter((gid) => orphaned(gid) && !stillPrepared.has(gid));
     if (deletable.length > 0) {

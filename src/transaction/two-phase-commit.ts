@@ -47,6 +47,23 @@ export function isInFlight(gid: string): boolean {
   return inFlight.has(gid);
 }
 
+/**
+ * The gids of one new distributed transaction with `n` participants, marked
+ * in flight (before any PREPARE) until `releaseGids`.
+ */
+export function allocateGids(n: number): string[] {
+  const txn = ++transactionCounter;
+  const { coordinatorId, epoch } = processIdentity;
+  const gids: string[] = [];
+  for (let i = 0; i < n; i++) gids.push(`pgweave_${coordinatorId}_${epoch}_${txn}_${i}`);
+  for (const g of gids) inFlight.add(g);
+  return gids;
+}
+
+export function releaseGids(gids: readonly string[]): void {
+  for (const g of gids) inFlight.delete(g);
+}
+
 const GID_PATTERN = /^pgweave_(\d+)_(\d+)_(\d+)_(\d+)$/;
 
 export function parseGid(gid: string): { coordinatorId: number; epoch: number } | null {
@@ -89,13 +106,19 @@ export function ensureLiveness(pools: NodePools, coordinator: NodeAddress, datab
     conn.socket.setKeepAlive(true, 10000);
     conn.socket.unref();
     const client = new InternalClient(conn);
-    await client.query(`SELECT pg_catalog.pg_advisory_lock(${LIVENESS_LOCK_KEY}, ${processIdentity.coordinatorId})`);
+    // Shared: the commit gate's connections (one per database) hold the same key.
+    await client.query(livenessLockSql());
     livenessClient = client;
     return client;
   })().finally(() => {
     liveness = null;
   });
   return liveness;
+}
+
+/** The statement that marks this process alive, for any connection to the coordinator PostgreSQL. */
+export function livenessLockSql(): string {
+  return `SELECT pg_catalog.pg_advisory_lock_shared(${LIVENESS_LOCK_KEY}, ${processIdentity.coordinatorId})`;
 }
 
 /** Releases the liveness lock (process shutdown, tests). */
@@ -140,10 +163,11 @@ export async function abortAll(coordinator: InternalClient | null, participants:
  * commit point.
  */
 export async function commitTwoPhase(coordinator: InternalClient, participants: Participant[]): Promise<void> {
-  const txn = ++transactionCounter;
-  const { coordinatorId, epoch } = processIdentity;
-  const gids = participants.map((_, i) => `pgweave_${coordinatorId}_${epoch}_${txn}_${i}`);
-  for (const g of gids) inFlight.add(g);
+  const gids = allocateGids(participants.length);
+  // The liveness lock must be held without a gap from before the first PREPARE
+  // to the commit point, or another coordinator's recovery could roll back
+  // what this one is about to commit.
+  const alive = livenessClient;
   try {
     // A transaction in an aborted state answers PREPARE with ROLLBACK, not an error: only the PREPARE TRANSACTION tag means prepared.
     const prepare = await Promise.allSettled(
@@ -162,7 +186,7 @@ export async function commitTwoPhase(coordinator: InternalClient, participants: 
       const i = prepared.indexOf(false);
       throw decorate(err, `could not prepare the transaction on ${participants[i]!.label}`);
     }
-    if (!livenessClient || livenessClient.closed) {
+    if (!alive || alive.closed || alive !== livenessClient) {
       await rollbackPrepared(participants, gids, prepared);
       await coordinator.query('ROLLBACK').catch(() => {});
       throw new PgError({ code: '08006', message: 'lost the coordinator liveness connection; the distributed transaction was rolled back' });
@@ -190,7 +214,7 @@ export async function commitTwoPhase(coordinator: InternalClient, participants: 
       await coordinator.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', [textArray(committed)]).catch(() => {});
     }
   } finally {
-    for (const g of gids) inFlight.delete(g);
+    releaseGids(gids);
   }
 }
 
