@@ -152,6 +152,8 @@ class DistributedPlan implements StatementPlan {
       const r = this.router.route(params);
       if (!(r instanceof NotRoutable)) return r;
     }
+    // Writes in WITH would run on pulled copies (lost) or per shard outside one transaction.
+    if (this.kind === 'select' && hasModifyingCte(this.stmt)) return unsupported('a data-modifying WITH that is not routed to one shard group');
     const multi = planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
     if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) return planPull(this.text, this.stmt, this.relations);
     return multi;
@@ -194,6 +196,8 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (GLOBAL_STATEMENTS.has(globalKind) && isGlobalObject(stmt)) {
     return fixed({ kind: 'global-utility', statement: text.toString('utf8'), stmt });
   }
+  const named = namedObjectUtility(stmt, text, ctx);
+  if (named) return fixed(named);
   const shape = analyzeShape(stmt);
   const relations: ResolvedRelation[] = [];
   for (const ref of shape.relations) {
@@ -220,6 +224,8 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       const target = relations.find((r) => r.ref.node === stmt.InsertStmt.relation);
       if (!target) return fixed(unsupported('INSERT ... SELECT from distributed tables into a local table'));
       if (target.table.method === 'reference') {
+        const refused = referenceWriteReadingDistributed([target], relations);
+        if (refused) return fixed(refused);
         return new DistributedPlan(version, text, stmt.InsertStmt, 'update', relations, shape.functions, new RouterPlan(text, stmt.InsertStmt, relations, true), null);
       }
       if (relations.length > 1) return fixed(unsupported('INSERT ... SELECT into a distributed table'));
@@ -231,6 +237,11 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       kind = 'select';
       inner = stmt.SelectStmt;
       if (inner.intoClause) return fixed(unsupported('SELECT INTO from distributed tables'));
+      if (hasModifyingCte(inner)) {
+        const targets = ((inner.withClause.ctes ?? []) as Node[]).map((c) => modifiedRelation(c.CommonTableExpr?.ctequery));
+        const refused = referenceWriteReadingDistributed(relations.filter((r) => targets.includes(r.ref.node)), relations);
+        if (refused) return fixed(refused);
+      }
     } else if (stmt.UpdateStmt) {
       kind = 'update';
       inner = stmt.UpdateStmt;
@@ -247,7 +258,11 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     }
     let router: RouterPlan | null = null;
     let declined: string | null = null;
-    const isWrite = kind !== 'select' || !!inner.lockingClause;
+    if (kind !== 'select') {
+      const refused = referenceWriteReadingDistributed(relations.filter((r) => r.ref.node === inner.relation), relations);
+      if (refused) return fixed(refused);
+    }
+    const isWrite = kind !== 'select' || !!inner.lockingClause || hasModifyingCte(inner);
     try {
       router = new RouterPlan(text, inner, relations, isWrite);
     } catch (err) {
@@ -260,6 +275,65 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     if (err instanceof NotRoutable) return fixed(unsupported(err.reason));
     throw err;
   }
+}
+
+/** The relation an INSERT/UPDATE/DELETE (in a WITH) writes, as its RangeVar node. */
+function modifiedRelation(q: Node): Node {
+  return q?.InsertStmt?.relation ?? q?.UpdateStmt?.relation ?? q?.DeleteStmt?.relation ?? q?.MergeStmt?.relation ?? null;
+}
+
+/** A SELECT whose WITH holds INSERT/UPDATE/DELETE (PostgreSQL allows them only at the top level). */
+function hasModifyingCte(select: Node): boolean {
+  return ((select?.withClause?.ctes ?? []) as Node[]).some((c) => modifiedRelation(c.CommonTableExpr?.ctequery) !== null);
+}
+
+/**
+ * Citus's error for a write to a reference table that also reads a
+ * distributed table: it would run on the replica of one node only.
+ */
+function referenceWriteReadingDistributed(targets: ResolvedRelation[], relations: ResolvedRelation[]): Route | null {
+  if (!targets.some((t) => t.table.method === 'reference') || !relations.some((r) => r.table.method === 'hash')) return null;
+  return { kind: 'error', error: new PgError({ code: '0A000', message: 'cannot perform select on a distributed table and modify a reference table' }) };
+}
+
+/** Qualified name parts of a `List` of `String` nodes (DROP/COMMENT name their objects this way). */
+function nameParts(list: Node): string[] {
+  return ((list?.List?.items ?? []) as Node[]).map((i) => i.String?.sval as string).filter((x) => typeof x === 'string');
+}
+
+function resolveParts(ctx: PlanContext, parts: string[]): DistributedTable | undefined {
+  if (parts.length === 1) return resolveTable(ctx, null, parts[0]);
+  if (parts.length === 2) return resolveTable(ctx, parts[0], parts[1]);
+  return undefined;
+}
+
+/**
+ * DROP TABLE/INDEX and COMMENT ON TABLE/COLUMN name their objects as name
+ * lists, not RangeVars: resolve those names here so the statements reach DDL
+ * propagation. Every DROP INDEX goes there once the catalog has tables (the
+ * catalog cannot tell an index's table; the handler runs others unchanged).
+ */
+function namedObjectUtility(stmt: Node, text: Buffer, ctx: PlanContext): Route | null {
+  const statement = text.toString('utf8');
+  if (stmt.DropStmt) {
+    const d = stmt.DropStmt;
+    if (d.removeType === 'OBJECT_TABLE') {
+      const tables = ((d.objects ?? []) as Node[]).map((o) => resolveParts(ctx, nameParts(o))).filter((t): t is DistributedTable => !!t);
+      if (tables.length > 0) return { kind: 'utility', statement, stmt, tables: [...new Set(tables)] };
+    } else if (d.removeType === 'OBJECT_INDEX' && ctx.catalog.tables.size > 0) {
+      return { kind: 'utility', statement, stmt, tables: [] };
+    }
+    return null;
+  }
+  if (stmt.CommentStmt) {
+    const c = stmt.CommentStmt;
+    let parts = c.object?.List ? nameParts(c.object) : [];
+    if (c.objtype === 'OBJECT_COLUMN') parts = parts.slice(0, -1);
+    else if (c.objtype !== 'OBJECT_TABLE') return null;
+    const table = resolveParts(ctx, parts);
+    return table ? { kind: 'utility', statement, stmt, tables: [table] } : null;
+  }
+  return null;
 }
 
 function unsupported(what: string): Route {

@@ -197,7 +197,7 @@ export class Session extends ExtendedProtocol {
         words.add(t.name.toLowerCase());
       }
       for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'grant', 'revoke']) words.add(w);
-      if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare']) words.add(w);
+      if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare', 'index']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       this.relevantWords = words;
       this.relevantVersion = catalog.version;
@@ -244,14 +244,20 @@ export class Session extends ExtendedProtocol {
     const catalog = await this.catalog();
     let stmts: Array<{ stmt: Node; text: string }>;
     try {
-      stmts = parseSql(sql).stmts.map((s) => ({ stmt: s.stmt, text: statementText(sql, s) }));
+      const parsed = parseSql(sql).stmts;
+      // Parse-tree locations are offsets in the whole string: with several
+      // statements, each is planned from a parse of its own text.
+      stmts = parsed.map((s) => {
+        const text = statementText(sql, s);
+        return { stmt: parsed.length === 1 ? s.stmt : parseSql(text).stmts[0].stmt, text };
+      });
     } catch (err) {
       await this.replyError(toPgError(err));
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
     const routes = stmts.map((s) => this.plan(s.stmt, s.text, catalog).route(null));
-    if (this.statusByte() === 0x45 && this.txn.involvesWorkers && routes[0].kind !== 'transaction') {
+    if (this.statusByte() === 0x45 && routes[0].kind !== 'transaction') {
       await this.replyError(abortedError());
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
@@ -281,11 +287,19 @@ export class Session extends ExtendedProtocol {
       await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
       return;
     }
-    // Several statements or other kinds: run one by one, stop at the first error.
-    for (let i = 0; i < stmts.length; i++) {
-      const ok = await this.runRoute(routes[i], stmts[i].text, null);
-      if (!ok) break;
+    // Several statements or other kinds: run one by one, stop at the first error —
+    // in one implicit transaction across nodes, as PostgreSQL runs a multi-statement query.
+    const implicit = await this.txn.beginImplicit(routes);
+    let ok = true;
+    for (let i = 0; i < stmts.length && ok; i++) {
+      // A statement may change the catalog (create_distributed_table): plan the rest anew.
+      let route = routes[i];
+      const now = i > 0 ? await this.catalog() : catalog;
+      if (now.version !== catalog.version) route = this.plan(stmts[i].stmt, stmts[i].text, now).route(null);
+      ok = await this.runRoute(route, stmts[i].text, null);
     }
+    const commitError = implicit ? await this.txn.endImplicit(ok) : null;
+    if (commitError) await this.replyError(commitError);
     await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
   }
 

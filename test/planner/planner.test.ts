@@ -189,3 +189,13 @@ test('splicing keeps quoted, qualified and non-ASCII text intact', () => {
   assert.equal(r.kind, 'router');
   if (r.kind === 'router') assert.equal(r.task.sql, `/* é */ SELECT 'é', "v" FROM "public"."${shardFor(orders, 3).shardName}" AS "orders" WHERE tenant_id = 3 -- tail`);
 });
+
+test('DROP TABLE/INDEX and COMMENT name their objects without RangeVars: still propagated', () => {
+  const drop = route('drop table if exists orders, local_table');
+  assert.equal(drop.kind, 'utility');
+  if (drop.kind === 'utility') assert.deepEqual(drop.tables.map((t) => t.name), ['orders']);
+  assert.equal(route('drop table local_table').kind, 'local');
+  assert.equal(route('drop index orders_v_idx').kind, 'utility');
+  assert.equal(route("comment on column public.orders.v is 'x'").kind, 'utility');
+  assert.equal(route("comment on table local_table is 'x'").kind, 'local');
+});
