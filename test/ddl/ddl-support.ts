@@ -66,7 +66,6 @@ export interface ShardInfo {
 
 /** Every shard placement of a table, with a connection to the worker holding it. */
 export async function shardsOf(c: DdlCluster, table: string): Promise<ShardInfo[]> {
-  // A simple query on purpose: see the note on extended queries after router writes in the report.
   const r = await c.client.query(
     `SELECT s.shardid, n.nodeport, c.relname FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
      JOIN pg_dist_node n USING (groupid) JOIN pg_class c ON c.oid = s.logicalrelid
