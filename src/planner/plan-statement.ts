@@ -196,6 +196,9 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (GLOBAL_STATEMENTS.has(globalKind) && isGlobalObject(stmt)) {
     return fixed({ kind: 'global-utility', statement: text.toString('utf8'), stmt });
   }
+  // A new table is local, even when its constraints reference distributed tables
+  // (create_distributed_table turns those into shard-to-shard keys later).
+  if (stmt.CreateStmt) return fixed(LOCAL);
   const named = namedObjectUtility(stmt, text, ctx);
   if (named) return fixed(named);
   const shape = analyzeShape(stmt);

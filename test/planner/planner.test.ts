@@ -199,3 +199,7 @@ test('DROP TABLE/INDEX and COMMENT name their objects without RangeVars: still p
   assert.equal(route("comment on column public.orders.v is 'x'").kind, 'utility');
   assert.equal(route("comment on table local_table is 'x'").kind, 'local');
 });
+
+test('CREATE TABLE referencing a distributed table creates a local table', () => {
+  assert.equal(route('create table kid (id int references orders (tenant_id))').kind, 'local');
+});
