@@ -54,15 +54,20 @@ export async function resolveRelation(ctx: CommandContext, text: string): Promis
 
 /** Node management is for superusers only, as Citus revokes these functions from PUBLIC. */
 export async function requireSuperuser(ctx: CommandContext, functionName: string): Promise<void> {
-  const r = await coordinatorPool(ctx).query('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1', [ctx.user]);
+  const r = await coordinatorPool(ctx).query('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1', [await currentRole(ctx)]);
   if (r.rows[0]?.[0] !== 't') throw new PgError({ code: '42501', message: `permission denied for function ${functionName}` });
 }
 
-/** Citus's EnsureTableOwner: the caller must own the table (or be a member of its owner role, or a superuser). */
+/** The role the client acts as now (after SET ROLE): Citus checks GetUserId(), not the login role. */
+async function currentRole(ctx: CommandContext): Promise<string> {
+  return (await ctx.runAsClient('SELECT current_user')).rows[0]?.[0] ?? ctx.user;
+}
+
+/** Citus's EnsureTableOwner: the caller must own the table (have its owner's privileges, or be a superuser). */
 export async function requireTableOwner(client: InternalClient | InternalPool, ctx: CommandContext, rel: RelationInfo): Promise<void> {
   const r = await client.query(
     'SELECT pg_catalog.pg_has_role($1, c.relowner, $2) FROM pg_catalog.pg_class c WHERE c.oid = $3',
-    [ctx.user, 'MEMBER', String(rel.oid)],
+    [await currentRole(ctx), 'USAGE', String(rel.oid)],
   );
   if (r.rows[0]?.[0] !== 't') throw new PgError({ code: '42501', message: `must be owner of table ${rel.name}` });
 }

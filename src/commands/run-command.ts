@@ -13,6 +13,7 @@
 import type { InternalClient, QueryResult } from '../pool/internal-client.js';
 import { connectAsClient } from '../pool/node-pools.js';
 import { PgError } from '../protocol/errors.js';
+import { quoteIdent } from '../sql/quote.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import { TYPE_OID, type CommandDefinition, type Rows } from './command-types.js';
 import { coordinatorPool, ensureDatabaseCatalog, parseBool, resolveRelation } from './common.js';
@@ -46,6 +47,12 @@ function errorText(err: unknown): string {
  */
 async function runTasks(ctx: CommandContext, tasks: Task[], parallel: boolean): Promise<Outcome[]> {
   const outcomes = new Array<Outcome>(tasks.length);
+  // The caller is the role the client acts as now: its SET SESSION AUTHORIZATION / SET ROLE go along.
+  const who = (await ctx.runAsClient('SELECT session_user, current_user')).rows[0] ?? [ctx.user, ctx.user];
+  const becomeCaller = [
+    who[0] !== ctx.user ? `SET SESSION AUTHORIZATION ${quoteIdent(who[0]!)}` : '',
+    who[1] !== who[0] ? `SET ROLE ${quoteIdent(who[1]!)}` : '',
+  ].filter(Boolean).join('; ');
   const byNode = new Map<string, number[]>();
   tasks.forEach((t, i) => {
     const key = `${t.node.host}:${t.node.port}`;
@@ -57,6 +64,7 @@ async function runTasks(ctx: CommandContext, tasks: Task[], parallel: boolean): 
     try {
       await ctx.pools.ensureDatabase(host, port, ctx.database);
       client = await connectAsClient(host, port, ctx.database, ctx.user, ctx.credentials);
+      if (becomeCaller) await client.query(becomeCaller).catch((err) => (client.close(), Promise.reject(err)));
     } catch {
       for (const i of indexes) outcomes[i] = { success: false, result: `failed to connect to ${host}:${port}` };
       return;

@@ -20,7 +20,8 @@ import type { Duplex } from 'node:stream';
 import { Backend } from '../protocol/constants.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { PgError } from '../protocol/errors.js';
-import { readErrorResponse } from '../protocol/backend/error-response.js';
+import { readErrorResponse, writeErrorResponse } from '../protocol/backend/error-response.js';
+import { encodeMessage } from '../protocol/writer.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
@@ -44,6 +45,8 @@ export interface Expectation {
   forward: boolean;
   /** With forward: pass the replies on but keep this ReadyForQuery (the session writes its own). */
   keepReady?: boolean;
+  /** false: the replies are not handed to the link's collector (statements injected ahead of a collected one). */
+  collect?: boolean;
   /** Called once the expectation completes (with the error, if the reply was one). */
   done?: (error: PgError | null, status: number) => void;
 }
@@ -68,6 +71,9 @@ export class BackendLink {
   lost = false;
   /** Called when an error reply goes to the client (the session then skips to Sync). */
   onForwardedError: (() => void) | null = null;
+  /** Replaces a forwarded ErrorResponse (a distributed-deadlock victim's cancel becomes 40P01); null keeps it. */
+  rewriteError: ((err: PgError) => PgError | null) | null = null;
+  private replacement: Buffer | null = null;
   onLost: ((link: BackendLink) => void) | null = null;
 
   private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
@@ -125,6 +131,12 @@ export class BackendLink {
       if (e.forward && !e.keepReady && e.completes === Completes.Ready) n++;
     }
     return n;
+  }
+
+  /** Whether a Query/Sync (any) is still to be answered: an error now belongs to a cycle already ended by Sync. */
+  get syncPending(): boolean {
+    for (let i = this.head; i < this.queue.length; i++) if (this.queue[i].completes === Completes.Ready) return true;
+    return false;
   }
 
   private corked = false;
@@ -211,6 +223,16 @@ export class BackendLink {
       const type = whole[pos];
       const end = pos + 1 + whole.readInt32BE(pos + 1);
       const forward = this.route(type, whole, pos, end);
+      if (this.replacement !== null) {
+        // This message goes out rewritten: flush what precedes it, write the replacement, skip it.
+        if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
+        this.toClient(this.replacement);
+        this.replacement = null;
+        runStart = end;
+        runForward = true;
+        pos = end;
+        continue;
+      }
       if (forward !== runForward) {
         if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
         runStart = pos;
@@ -237,10 +259,12 @@ export class BackendLink {
     const e = this.queue[this.head];
     if (e === undefined) return false; // unsolicited (e.g. FATAL before close): the close handler reports it
     const forward = e.forward;
-    if (!forward && this.collector) this.collector(type, buf, start, end);
+    if (!forward && this.collector && e.collect !== false) this.collector(type, buf, start, end);
     if (type === Backend.ErrorResponse) {
       const err = readErrorResponse(buf, start, end);
       if (forward) this.onForwardedError?.();
+      const rewritten = forward && this.rewriteError ? this.rewriteError(err) : null;
+      if (rewritten) this.replacement = encodeMessage((w) => writeErrorResponse(w, rewritten.fields));
       // PostgreSQL now skips to the next Sync: so do the expectations.
       while (this.head < this.queue.length && this.queue[this.head].completes !== Completes.Ready) {
         const x = this.queue[this.head++];

@@ -71,6 +71,22 @@ function mergeConstruct(o: Node, top: boolean): string | null {
   return null;
 }
 
+/**
+ * Whether a SELECT has an outer join or a subquery expression: with a
+ * reference table, per-shard results then do not simply concatenate.
+ */
+function hasOuterJoinOrSubquery(o: Node): boolean {
+  if (o === null || typeof o !== 'object') return false;
+  if (Array.isArray(o)) return o.some(hasOuterJoinOrSubquery);
+  if (o.SubLink) return true;
+  if (o.JoinExpr && o.JoinExpr.jointype !== 'JOIN_INNER') return true;
+  for (const k in o) {
+    const v = o[k];
+    if (v !== null && typeof v === 'object' && hasOuterJoinOrSubquery(v)) return true;
+  }
+  return false;
+}
+
 export function planMultiShard(
   text: Buffer,
   stmt: Node,
@@ -93,6 +109,10 @@ export function planMultiShard(
   if (kind === 'select') {
     const construct = mergeConstruct({ SelectStmt: stmt }, true);
     if (construct) return { kind: 'error', error: unsupported(construct) };
+    if (reference.length > 0 && hasOuterJoinOrSubquery(stmt)) {
+      // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.
+      return { kind: 'error', error: unsupported('reference tables and outer joins or subqueries') };
+    }
   } else {
     for (const f of functions) {
       if (VOLATILE_FUNCTIONS.has(f)) {

@@ -17,6 +17,7 @@ import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
+import { ExplainPlan, planExplain } from './explain.js';
 import { constantText } from './restrictions.js';
 import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
 
@@ -96,6 +97,7 @@ function argValue(n: Node): ArgValue | null {
 function commandCall(select: Node, ctx: PlanContext): Route | null {
   let call: Node = null;
   let alias: string | null = null;
+  let columns: Array<{ name: string; as: string }> | null | undefined = null;
   const from = (select.fromClause ?? []) as Node[];
   const targets = (select.targetList ?? []) as Node[];
   if (from.length === 0 && targets.length === 1 && targets[0].ResTarget?.val?.FuncCall) {
@@ -104,6 +106,7 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
   } else if (from.length === 1 && from[0].RangeFunction && !select.whereClause) {
     const fns = from[0].RangeFunction.functions as Node[];
     if (fns?.length === 1) call = fns[0].List?.items?.[0]?.FuncCall;
+    columns = projection(targets);
   }
   if (!call) return null;
   const names = (call.funcname as Node[]).map((n) => n.String?.sval as string);
@@ -124,7 +127,23 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
       positional.push(v);
     }
   }
-  return { kind: 'command', name, positional, named, alias };
+  if (columns === undefined) {
+    return { kind: 'error', error: new PgError({ code: '0A000', message: `only column names of ${name}() can be selected` }) };
+  }
+  return { kind: 'command', name, positional, named, alias, columns };
+}
+
+/** `SELECT *` → null (all columns); `SELECT a, b AS c` → the names; anything else → undefined. */
+function projection(targets: Node[]): Array<{ name: string; as: string }> | null | undefined {
+  if (targets.length === 1 && targets[0].ResTarget?.val?.ColumnRef?.fields?.[0]?.A_Star) return null;
+  const out: Array<{ name: string; as: string }> = [];
+  for (const t of targets) {
+    const fields = (t.ResTarget?.val?.ColumnRef?.fields ?? []) as Node[];
+    const last = fields[fields.length - 1]?.String?.sval;
+    if (!last) return undefined;
+    out.push({ name: last, as: t.ResTarget.name ?? last });
+  }
+  return out;
 }
 
 function notConstant(name: string): Route {
@@ -208,6 +227,10 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     if (table) relations.push({ ref, table });
   }
   if (relations.length === 0) return fixed(LOCAL);
+  if (stmt.ExplainStmt) {
+    const explain = planExplain(stmt.ExplainStmt, text, (inner, innerText) => planStatement(inner, innerText, ctx));
+    return explain instanceof ExplainPlan ? explain : fixed(explain);
+  }
 
   if (stmt.CopyStmt) {
     const copy = stmt.CopyStmt;

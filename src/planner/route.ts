@@ -5,6 +5,7 @@
  */
 import type { PgError } from '../protocol/errors.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
+import type { DistributedExplain } from './explain.js';
 
 /** One statement for one node: shard names already spliced into the text. */
 export interface Task {
@@ -29,7 +30,7 @@ export type Route =
   /** Runs on the coordinator PostgreSQL unchanged: local tables, catalogs, everything else. */
   | { kind: 'local' }
   /** A Citus-compatible function run by the coordinator itself. */
-  | { kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null }
+  | { kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null; columns?: Array<{ name: string; as: string }> | null }
   /** Transaction control, applied to every node the session has touched. */
   | { kind: 'transaction'; verb: TransactionVerb; statement: string }
   /** All rows in one shard group: one task on one node (fast path or router). */
@@ -62,6 +63,8 @@ export type Route =
   | { kind: 'global-utility'; statement: string; stmt: unknown }
   /** COPY … FROM STDIN into a distributed or reference table: rows routed to shards as they stream. */
   | { kind: 'copy-in'; statement: string; stmt: unknown; table: DistributedTable }
+  /** EXPLAIN of a statement on distributed tables: the distributed plan (explain.ts), run with the session's connections. */
+  | { kind: 'explain'; explain: DistributedExplain }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 

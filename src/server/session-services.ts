@@ -13,10 +13,12 @@ import type { WorkerNode } from '../metadata/types.js';
 import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
+import { commitGateFor } from '../transaction/commit-gate.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
 import type { CommandContext } from '../commands/context.js';
 import { runDistributedUtility, type UtilityContext } from '../commands/ddl/run-utility.js';
 import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.js';
+import { linkCommitter } from '../commands/copy/commit-links.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
@@ -91,6 +93,8 @@ export function makeSessionServices(
         metadata,
         settings: new Map(access.settings),
         runAsClient: access.runAsClient,
+        inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
       };
       const rows = await def.run(args, ctx);
       const fields = def.returns.map((r) => ({ name: def.setReturning || def.returns.length > 1 ? r.name : def.name, typeOid: r.typeOid }));
@@ -116,7 +120,7 @@ export function makeSessionServices(
         settings: access.settings,
         inTransactionBlock: access.inTransactionBlock,
         linkFor: access.linkFor,
-        commitMultiNode: (written, readOnly) => services.commitMultiNode(written, readOnly),
+        commitMultiNode: linkCommitter(services.commitGate ?? null, services.catalog, access.settings, (w, r) => services.commitMultiNode(w, r)),
       });
     },
     async runGlobalUtility(statement, stmt, access) {
@@ -149,6 +153,7 @@ export function makeSessionServices(
         await commitTwoPhase(coordinatorTxn, participants);
       });
     },
+    commitGate: commitGateFor(pools, config.coordinator, database),
     async beforeCatalogViewRead() {
       if (!shared.refreshShardSizes) return;
       await shared.refreshShardSizes({

@@ -234,6 +234,9 @@ export abstract class ExtendedProtocol extends RouteRunner {
     } else if (route.kind === 'transaction') {
       const out = await this.txn.run(route.verb, route.statement);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : { fields: [], rows: [], tag: out };
+    } else if (route.kind === 'explain') {
+      const out = await this.runExplain(route);
+      portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;
     } else {
       portal.result = { rowDescription: null, rows: [], tag: '', error: new PgError({ code: 'XX000', message: `cannot execute a ${route.kind} route here` }) };
     }

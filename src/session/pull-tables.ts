@@ -32,7 +32,7 @@ export async function pullTables(
     const temp = quoteIdent(p.tempName);
     const prep = await queryOnLink(
       coordinator,
-      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
+      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)} INCLUDING INDEXES)`,
     );
     if (prep.error) return prep.error;
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
@@ -64,8 +64,19 @@ export async function pullTables(
     }).map((p) => p.catch((err) => { failure ??= err instanceof PgError ? err : new PgError({ code: '08006', message: String(err) }); })));
     sinkSocket.write(failure ? copyFail('pull from a shard failed') : COPY_DONE);
     const done = await copyIn;
-    if (failure) return failure;
-    if (done.error) return done.error;
+    if (failure || done.error) {
+      // Leave nothing behind: a later pull may run as another role (SET ROLE) and could not drop it.
+      await queryOnLink(coordinator, `DROP TABLE IF EXISTS pg_temp.${temp}`);
+      return failure ?? done.error;
+    }
+    // Statistics, so the coordinator plans joins and subqueries over the pulled rows as it would over the real table.
+    const analyzed = await queryOnLink(coordinator, `ANALYZE pg_temp.${temp}`);
+    if (analyzed.error) return analyzed.error;
   }
   return null;
+}
+
+/** DROP of a pull's temporary tables once the statement that read them is done. */
+export function dropPulledTables(pulls: PullTable[]): Buffer {
+  return encodeQuery(`DROP TABLE IF EXISTS ${pulls.map((p) => 'pg_temp.' + quoteIdent(p.tempName)).join(', ')}`);
 }

@@ -8,15 +8,15 @@ import { Backend, Frontend } from '../protocol/constants.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import { type BindMessage } from '../protocol/frontend/bind.js';
-import { encodeQuery } from '../pool/frontend-encoders.js';
+import { encodeExtendedQuery, encodeQuery } from '../pool/frontend-encoders.js';
 import { BackendLink } from '../executor/backend-link.js';
-import { type CollectedResult } from '../executor/link-query.js';
+import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
 import { parseSql } from '../sql/parse.js';
 import type { Route } from '../planner/route.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink } from './services.js';
-import { pullTables } from './pull-tables.js';
-import { E_READY_KEEP, paramText } from './session-parts.js';
+import { dropPulledTables, pullTables } from './pull-tables.js';
+import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 
 export abstract class RouteRunner extends SessionBase {
@@ -82,7 +82,18 @@ export abstract class RouteRunner extends SessionBase {
           await this.replyError(err);
           return false;
         }
-        return this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
+        const ok = await this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
+        this.coordinator.send(dropPulledTables(route.pulls), [E_READY_SWALLOW]);
+        return ok;
+      }
+      case 'explain': {
+        const out = await this.runExplain(route);
+        if (out instanceof PgError) {
+          await this.replyError(out);
+          return false;
+        }
+        await this.reply((w) => writeCommandOutput(w, out, true));
+        return true;
       }
       case 'multi-shard': {
         const result = await this.runMultiShard(route, null);
@@ -126,9 +137,17 @@ export abstract class RouteRunner extends SessionBase {
           runAsClient: (sql, params) => this.runAsClient(sql, params),
           settings: this.settings,
           inTransactionBlock: this.statusByte() !== 0x49,
+          linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
         },
       );
       if (route.alias && out.fields.length === 1) out.fields = [{ ...out.fields[0], name: route.alias }];
+      if (route.columns) {
+        const idx = route.columns.map((c) => out.fields.findIndex((f) => f.name === c.name));
+        const missing = idx.indexOf(-1);
+        if (missing >= 0) return new PgError({ code: '42703', message: `column "${route.columns[missing].name}" does not exist` });
+        const cols = route.columns;
+        return { ...out, fields: idx.map((i, k) => ({ ...out.fields[i], name: cols[k].as })), rows: out.rows.map((r) => idx.map((i) => r[i])) };
+      }
       return out;
     } catch (err) {
       return toPgError(err);
@@ -233,7 +252,29 @@ export abstract class RouteRunner extends SessionBase {
   protected async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return pullTables(this.coordinator, route.pulls, (node) => this.linkForTask(node, false));
+    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) => pullTables(this.coordinator, route.pulls, linkFor));
+  }
+
+  /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */
+  protected async runExplain(route: Extract<Route, { kind: 'explain' }>): Promise<CommandOutput | PgError> {
+    try {
+      await this.switchTo(this.coordinator);
+      await this.coordinator.idle();
+      const lines = await route.explain.run({
+        coordinator: async (sql, params) => (await this.runAsClient(sql, params)).rows,
+        worker: async (node, sql, params) => {
+          const link = await this.linkForTask(node, false);
+          await link.idle();
+          const r = await collectOnLink(link, params ? encodeExtendedQuery(sql, params) : encodeQuery(sql));
+          if (r.error) throw r.error;
+          return r.rows.map(decodeDataRow);
+        },
+        pull: (pulls) => this.pull({ kind: 'pull', pulls, sql: '' }),
+      });
+      return { fields: [{ name: 'QUERY PLAN', typeOid: 25 }], rows: lines.map((l) => [l]) };
+    } catch (err) {
+      return toPgError(err);
+    }
   }
 
   protected async runMultiShard(route: Extract<Route, { kind: 'multi-shard' }>, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<CollectedResult> {

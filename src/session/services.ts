@@ -8,6 +8,7 @@ import type { BackendConnection } from '../pool/backend-connection.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { CommandOutput } from './replies.js';
 import type { PgError } from '../protocol/errors.js';
+import type { CommitGate } from '../transaction/commit-gate.js';
 
 export interface ClientQueryResult {
   fields: string[];
@@ -23,6 +24,8 @@ export interface SessionAccess {
   settings: ReadonlyMap<string, string>;
   /** Whether the client is inside a transaction block. */
   inTransactionBlock: boolean;
+  /** The session's connection to a worker, joined to the client's transaction block if there is one. */
+  linkFor?(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
 }
 
 export interface CommandCall {
@@ -73,6 +76,8 @@ export interface SessionServices {
    * transaction blocks; on return every one of them has left its block.
    */
   commitMultiNode(written: BackendLink[], readOnly: BackendLink[]): Promise<void>;
+  /** The commit gate of this database (atomic visibility, two-phase commit records); absent: plain commitMultiNode. */
+  commitGate?: CommitGate;
   /** Statements that change what the catalog views show first refresh it (shard sizes). */
   beforeCatalogViewRead?(): Promise<void>;
 }

@@ -67,7 +67,7 @@ export abstract class SessionBase {
     this.coordinator = this.makeLink(backend, -1);
     this.copyLink = this.coordinator;
     this.searchPath = [services.user, 'public'];
-    this.txn = new SessionTransaction(this.coordinator, this.workers, services);
+    this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node));
   }
 
 
@@ -89,7 +89,10 @@ export abstract class SessionBase {
       if (!this.pumping) this.releaseIdleWorkers();
     };
     link.statusForClient = () => this.statusByte();
-    link.onForwardedError = () => (this.cycleFailed = true);
+    // Skip to Sync only when the failed request's Sync is still to come from the client.
+    link.onForwardedError = () => {
+      if (!link.syncPending) this.cycleFailed = true;
+    };
     link.onLost = (l) => this.onLinkLost(l);
     return link;
   }
@@ -160,7 +163,7 @@ export abstract class SessionBase {
     }
     if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
     else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') this.settings.delete(name);
-    if (!set.is_local) this.txn.rememberSet(text);
+    this.txn.rememberSet(text, !!set.is_local);
   }
 
   /** Sends one forwarded message to a link, keeping output in order. */
@@ -189,6 +192,13 @@ export abstract class SessionBase {
 
   /** The session's link to a worker, opened as the client's role and joined to the transaction. */
   protected async linkForTask(node: WorkerNode, isWrite: boolean): Promise<BackendLink> {
+    const link = await this.openLink(node);
+    await this.txn.join(link, this.statusByte() !== 0x49, isWrite);
+    return link;
+  }
+
+  /** The session's link to a worker, opened as the client's role (not joined to the transaction). */
+  protected async openLink(node: WorkerNode): Promise<BackendLink> {
     let link = this.workers.get(node.nodeId);
     if (!link) {
       let pending = this.connecting.get(node.nodeId);
@@ -205,7 +215,6 @@ export abstract class SessionBase {
       }
       link = await pending;
     }
-    await this.txn.join(link, this.statusByte() !== 0x49, isWrite);
     return link;
   }
 

@@ -1,34 +1,115 @@
 /**
  * The session's distributed transaction: which worker links joined the
- * transaction block, which of them wrote, and how COMMIT, ROLLBACK and
- * savepoints reach every node.
+ * transaction block, which of them wrote, and how BEGIN, COMMIT, ROLLBACK,
+ * savepoints and SETs reach every node — so that a client sees exactly what
+ * one PostgreSQL would show it.
  *
- * A worker joins lazily: the first statement the block sends it is preceded
- * by the block's own BEGIN (same isolation level and access mode) and the
- * savepoints still open, so ROLLBACK TO works on every node. At COMMIT, a
- * block that wrote on at most one node commits with one-phase commit
- * (read-only nodes first); one that wrote on several goes through two-phase
- * commit (services.commitMultiNode). Multi-shard writes outside a block get a
- * block of their own, so they are all-or-nothing too.
+ * Joining. A worker joins lazily: the first statement the block sends it is
+ * preceded by the block's own BEGIN (same text, so the same isolation level
+ * and access mode), its SET LOCAL / SET TRANSACTION statements, the tag that
+ * lets the deadlock detector map the backend to this transaction, and the
+ * savepoints still open, so ROLLBACK TO works on every node. The block's
+ * characteristics come from the coordinator at BEGIN (SHOW needs no
+ * snapshot), so session defaults count too.
+ *
+ * Snapshots (atomic visibility, transaction/commit-gate.ts). A statement
+ * that reads several nodes outside a block runs in a REPEATABLE READ
+ * transaction per node whose snapshot is taken, under the commit gate, by a
+ * first `SELECT 1`; the statement's tasks follow in the same transaction (so
+ * several shards on one node are read from one snapshot too). A REPEATABLE
+ * READ or SERIALIZABLE block takes every node's snapshot together, under the
+ * gate, when it first touches a worker. A READ COMMITTED block holds the gate
+ * while a multi-node read's statements start (each takes its snapshot at its
+ * start). `SET pgweave.atomic_visibility = off` skips all of it.
+ *
+ * Commit. No worker joined: the coordinator PostgreSQL commits. One node
+ * wrote (the coordinator counts when its transaction has an xid): one-phase
+ * commit, read-only nodes first. Several: transaction/distributed-commit.ts
+ * (two-phase commit through the gate). COMMIT AND CHAIN / ROLLBACK AND CHAIN
+ * open the next block with the same characteristics. Multi-shard writes
+ * outside a block, and multi-statement queries that reach a worker, get a
+ * block of their own (an implicit transaction, as PostgreSQL runs a
+ * multi-statement query), so they are all-or-nothing too.
+ *
+ * Deadlocks. The detector (jobs/deadlock-detector.ts) marks a victim; its
+ * cancellation error (57014) reaches the client as 40P01 naming the
+ * distributed deadlock.
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
-import { queryOnLink, collectOnLink, tagCount, type CollectedResult } from '../executor/link-query.js';
-import type { WorkerNode } from '../metadata/types.js';
-import type { Route } from '../planner/route.js';
-import { mentionsAnyWord } from '../sql/lexer.js';
+import { queryOnLink, collectOnLink, tagCount, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
+import type { Catalog, WorkerNode } from '../metadata/types.js';
+import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
 import { encodeTaskWithParams } from './extended-encoders.js';
+import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
+import { commitDistributed, type CommitNode } from '../transaction/distributed-commit.js';
+import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
 
-const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false };
-const WRITE_WORDS = new Set(['insert', 'update', 'delete', 'merge', 'copy', 'create', 'alter', 'drop', 'truncate', 'grant', 'revoke', 'select']);
+/** Replies nobody reads — kept away from a collector waiting behind them. */
+const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false, collect: false };
+const SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ\n;SELECT 1';
+const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard', 'pull', 'evaluate-insert']);
+
+type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
+
+/** Sends swallowed SQL on a link; resolves when its ReadyForQuery arrives (with the first error, if any). */
+function sendSwallowed(link: BackendLink, sql: string): Promise<PgError | null> {
+  return new Promise((resolve) => link.send(encodeQuery(sql), [{ ...E_READY_SWALLOW, done: (err) => resolve(err) }]));
+}
+
+/** collectOnLink, calling onStart at the first reply message (the statement has its snapshot by then). */
+function collectTask(link: BackendLink, bytes: Buffer, onStart: (() => void) | null): Promise<CollectedResult> {
+  const result = collectOnLink(link, bytes);
+  const inner = link.collector;
+  if (onStart && inner) {
+    let fired = false;
+    link.collector = (type, buf, start, end) => {
+      if (!fired) {
+        fired = true;
+        onStart();
+      }
+      inner(type, buf, start, end);
+    };
+  }
+  return result;
+}
+
+function isChain(text: string): boolean {
+  return /\band\s+chain\b/i.test(text) && !/\band\s+no\s+chain\b/i.test(text);
+}
+
+function parseOff(value: string | undefined): boolean {
+  return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
+}
+
+/** Nodes of the catalog that hold data (active primaries), one per node id. */
+function dataNodes(catalog: Catalog): WorkerNode[] {
+  const seen = new Map<number, WorkerNode>();
+  for (const n of catalog.nodes) if (n.isActive && !seen.has(n.nodeId)) seen.set(n.nodeId, n);
+  return [...seen.values()];
+}
 
 export class SessionTransaction {
   private beginText = 'BEGIN';
+  private isolation: Isolation = 'read committed';
+  private readOnly = false;
+  private deferrable = false;
+  /** SET LOCAL / SET TRANSACTION of the open block, replayed on joining workers. */
+  private localSets: string[] = [];
   private savepoints: string[] = [];
   private sets: string[] = [];
-  private coordinatorWrote = false;
+  /** The block is an implicit transaction of a multi-statement query. */
+  private implicit = false;
+  /** Pull queries created temporary tables in this block (the coordinator then cannot be prepared). */
+  private pulledInBlock = false;
+  /** REPEATABLE READ blocks: every node's snapshot, taken together. */
+  private snapshots: Promise<void> | null = null;
+  /** The distributed transaction's tag (0: none yet), see transaction/deadlock-detection.ts. */
+  private tag = 0;
+  /** Set when the deadlock detector chose this transaction as its victim. */
+  private victim: string | null = null;
   /** A node of the open block was lost: the block can only roll back. */
   broken = false;
 
@@ -36,6 +117,9 @@ export class SessionTransaction {
     private readonly coordinator: BackendLink,
     private readonly workers: Map<number, BackendLink>,
     private readonly services: SessionServices,
+    private readonly settings: ReadonlyMap<string, string> = new Map(),
+    /** Opens (or reuses) the session's link to a node without joining it to the block. */
+    private readonly openLink: ((node: WorkerNode) => Promise<BackendLink>) | null = null,
   ) {}
 
   /** True while worker links take part in the open transaction block. */
@@ -53,31 +137,113 @@ export class SessionTransaction {
     return this.sets.length > 0;
   }
 
-  rememberSet(text: string): void {
+  /** The commit gate, when this session wants atomic visibility. */
+  private gate(): CommitGate | null {
+    const gate = this.services.commitGate ?? null;
+    if (!gate || parseOff(this.settings.get('pgweave.atomic_visibility'))) return null;
+    return gate;
+  }
+
+  private get readCommitted(): boolean {
+    return this.isolation === 'read committed' || this.isolation === 'read uncommitted';
+  }
+
+  /**
+   * A SET the session saw (before it runs on the coordinator). Session-level
+   * ones are sent to every worker link now and replayed on new links;
+   * SET LOCAL and SET TRANSACTION belong to the open block.
+   */
+  rememberSet(text: string, isLocal = false): void {
+    if (isLocal || /^\s*set\s+transaction\b/i.test(text)) {
+      this.localSets.push(text);
+      this.noteCharacteristics(text);
+      for (const w of this.joined()) w.send(encodeQuery(text), [E_READY_SWALLOW]);
+      return;
+    }
     this.sets.push(text);
     if (this.sets.length > 100) this.sets.shift();
+    for (const w of this.workers.values()) if (!w.lost) w.send(encodeQuery(text), [E_READY_SWALLOW]);
   }
 
   /** Session-level SETs replayed on a new worker link (search_path, timezone, statement_timeout…). */
   replaySets(link: BackendLink): void {
     if (this.sets.length === 0) return;
-    link.send(encodeQuery(this.sets.join(';')), [E_READY_SWALLOW]);
+    link.send(encodeQuery(this.sets.join('\n;')), [E_READY_SWALLOW]);
   }
 
-  noteLocalStatement(text: string): void {
-    // Conservative: anything that may write makes the coordinator a 2PC participant.
-    if (!this.coordinatorWrote && mentionsAnyWord(text, WRITE_WORDS)) this.coordinatorWrote = true;
+  /** Kept for callers; whether the coordinator wrote is asked of the coordinator at COMMIT. */
+  noteLocalStatement(_text: string): void {}
+
+  private noteCharacteristics(text: string): void {
+    const level = /isolation\s+level\s+(read\s+uncommitted|read\s+committed|repeatable\s+read|serializable)/i.exec(text);
+    if (level) this.isolation = level[1]!.toLowerCase().replace(/\s+/g, ' ') as Isolation;
+    if (/\bread\s+only\b/i.test(text)) this.readOnly = true;
+    if (/\bread\s+write\b/i.test(text)) this.readOnly = false;
+    if (/\bnot\s+deferrable\b/i.test(text)) this.deferrable = false;
+    else if (/\bdeferrable\b/i.test(text)) this.deferrable = true;
   }
+
+  private characteristicsText(): string {
+    return `BEGIN ISOLATION LEVEL ${this.isolation.toUpperCase()}${this.readOnly ? ' READ ONLY' : ' READ WRITE'}${this.deferrable ? ' DEFERRABLE' : ''}`;
+  }
+
+  // ---- joining ---------------------------------------------------------------
 
   /** Joins a worker link to the open block (if any) before it runs a statement. */
   async join(link: BackendLink, inBlock: boolean, isWrite: boolean): Promise<void> {
     if (!inBlock) return;
     if (!link.inTransaction) {
-      link.inTransaction = true;
-      const sql = [this.beginText, ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join(';');
-      link.send(encodeQuery(sql), [E_READY_SWALLOW]);
+      if (!this.readCommitted && this.openLink && this.gate() && !this.snapshots) await this.takeBlockSnapshots();
+      else if (this.snapshots) await this.snapshots;
+      if (!link.inTransaction) void this.joinLink(link);
     }
     if (isWrite) link.wroteInTransaction = true;
+  }
+
+  private ensureTag(): number {
+    if (this.tag === 0) {
+      this.tag = newTransactionTag();
+      registerTransaction(this.tag, { markVictim: (detail) => (this.victim = detail) });
+    }
+    return this.tag;
+  }
+
+  /** Sends the block's opening to a link; resolves when the link has answered it (its snapshot exists in REPEATABLE READ). */
+  private joinLink(link: BackendLink): Promise<PgError | null> {
+    link.inTransaction = true;
+    link.rewriteError = (err) => this.translate(err);
+    const sql = [this.beginText, ...this.localSets, tagSql(this.ensureTag()), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
+    return sendSwallowed(link, sql);
+  }
+
+  /**
+   * REPEATABLE READ / SERIALIZABLE: joins every data node at once, with the
+   * snapshots taken under the commit gate, so the block sees every
+   * multi-node commit everywhere or nowhere.
+   */
+  private takeBlockSnapshots(): Promise<void> {
+    this.snapshots ??= (async () => {
+      const gate = this.gate()!;
+      const catalog = this.services.catalog() ?? (await this.services.loadCatalog());
+      const nodes = dataNodes(catalog);
+      const links = await Promise.all(nodes.map((n) => this.openLink!(n)));
+      let batch: GateBatch;
+      try {
+        batch = await gate.enterRead(new Set(nodes.map((n) => n.groupId)));
+      } catch (err) {
+        this.broken = true;
+        throw err;
+      }
+      try {
+        const joins: Array<Promise<unknown>> = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
+        // The coordinator's own snapshot too (local tables), unless it is busy answering the client.
+        if (this.coordinator.pending === 0) joins.push(sendSwallowed(this.coordinator, 'SELECT 1'));
+        await Promise.all(joins);
+      } finally {
+        gate.leaveRead(batch);
+      }
+    })();
+    return this.snapshots;
   }
 
   linkLost(link: BackendLink): void {
@@ -85,29 +251,56 @@ export class SessionTransaction {
     link.inTransaction = false;
   }
 
+  /**
+   * The deadlock victim's cancellation, as the client must see it. The
+   * block is then aborted; its idle nodes roll back at once, so their locks
+   * go (as PostgreSQL's own victim's do) before the client's ROLLBACK.
+   */
+  translate(err: PgError): PgError | null {
+    if (this.victim === null || err.fields.code !== '57014') return null;
+    this.broken = true;
+    for (const w of this.joined()) {
+      if (w.pending > 0 || w.lost) continue;
+      w.send(encodeQuery('ROLLBACK'), [E_READY_SWALLOW]);
+      w.inTransaction = false;
+      w.wroteInTransaction = false;
+    }
+    return new PgError({ severity: 'ERROR', code: '40P01', message: DEADLOCK_MESSAGE, detail: this.victim });
+  }
+
+  private translated(err: PgError | null): PgError | null {
+    return err ? (this.translate(err) ?? err) : null;
+  }
+
   private reset(): void {
+    if (this.tag !== 0) unregisterTransaction(this.tag);
+    this.tag = 0;
+    this.victim = null;
     this.broken = false;
     this.beginText = 'BEGIN';
+    this.isolation = 'read committed';
+    this.readOnly = false;
+    this.deferrable = false;
+    this.localSets = [];
     this.savepoints = [];
-    this.coordinatorWrote = false;
+    this.implicit = false;
+    this.pulledInBlock = false;
+    this.snapshots = null;
     for (const w of this.workers.values()) {
       w.inTransaction = false;
       w.wroteInTransaction = false;
     }
   }
 
+  // ---- transaction control -------------------------------------------------------
+
   /** Runs transaction control across the nodes; returns the command tag or the error. */
   async run(verb: string, text: string): Promise<string | PgError> {
     await this.coordinator.idle();
     for (const w of this.joined()) await w.idle();
     switch (verb) {
-      case 'begin': {
-        const r = await queryOnLink(this.coordinator, text);
-        if (r.error) return r.error;
-        this.reset();
-        this.beginText = text;
-        return r.tag;
-      }
+      case 'begin':
+        return this.begin(text);
       case 'commit':
         return this.commit(text);
       case 'rollback':
@@ -115,15 +308,17 @@ export class SessionTransaction {
       case 'savepoint':
       case 'release':
       case 'rollback_to': {
-        for (const w of this.joined()) {
-          const r = await queryOnLink(w, text);
-          if (r.error) return r.error;
-        }
+        // The coordinator first: it decides whether the savepoint exists; then the same on every joined node.
         const r = await queryOnLink(this.coordinator, text);
         if (r.error) return r.error;
+        for (const w of this.joined()) {
+          const x = await queryOnLink(w, text);
+          if (x.error) return this.translated(x.error)!;
+        }
         const name = /\s(\S+)\s*;?\s*$/.exec(text)?.[1] ?? '';
         if (verb === 'savepoint') this.savepoints.push(name);
         else if (verb === 'release') this.savepoints = this.savepoints.slice(0, Math.max(0, this.savepoints.lastIndexOf(name)));
+        else this.savepoints = this.savepoints.slice(0, this.savepoints.lastIndexOf(name) + 1);
         return r.tag;
       }
       default: {
@@ -136,56 +331,185 @@ export class SessionTransaction {
     }
   }
 
+  private async begin(text: string): Promise<string | PgError> {
+    const wasInBlock = this.coordinator.status !== 0x49;
+    // SHOW takes no snapshot: the block's characteristics, whatever set them (BEGIN options, session defaults).
+    const r = await queryOnLink(this.coordinator, `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`);
+    if (r.error) return r.error;
+    if (!wasInBlock) {
+      this.reset();
+      this.beginText = text;
+      const [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+      this.isolation = (iso as Isolation) || 'read committed';
+      this.readOnly = ro === 'on';
+      this.deferrable = def === 'on';
+    }
+    return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
+  }
+
+  /**
+   * Before the statements of a multi-statement simple query: when they reach
+   * a worker and no block is open, opens an implicit block, so the query
+   * commits atomically as PostgreSQL would run it.
+   */
+  async beginImplicit(routes: readonly Route[]): Promise<boolean> {
+    if (routes.length < 2 || this.coordinator.status !== 0x49) return false;
+    if (!routes.every((r) => IMPLICIT_KINDS.has(r.kind)) || routes.every((r) => r.kind === 'local')) return false;
+    const out = await this.run('begin', 'BEGIN');
+    if (out instanceof PgError) return false;
+    this.implicit = true;
+    return true;
+  }
+
+  /** After them: commits the implicit block (or rolls it back after an error); returns a commit error. */
+  async endImplicit(ok: boolean): Promise<PgError | null> {
+    if (!this.implicit) return null;
+    if (!ok) {
+      await this.run('rollback', 'ROLLBACK');
+      return null;
+    }
+    const out = await this.run('commit', 'COMMIT');
+    return out instanceof PgError ? out : null;
+  }
+
+  private async rollbackNodes(): Promise<void> {
+    await Promise.all(this.joined().map((w) => queryOnLink(w, 'ROLLBACK')));
+  }
+
   private async rollback(text: string): Promise<string | PgError> {
-    for (const w of this.joined()) await queryOnLink(w, 'ROLLBACK');
+    const chain = isChain(text);
+    const characteristics = this.characteristicsText();
+    await this.rollbackNodes();
     const r = await queryOnLink(this.coordinator, text);
+    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
     this.reset();
+    if (chain && !r.error) this.chained(characteristics, state);
     return r.error ?? r.tag;
   }
 
+  /** After COMMIT/ROLLBACK AND CHAIN on the coordinator: the new block has the old one's characteristics. */
+  private chained(beginText: string, state: { isolation: Isolation; readOnly: boolean; deferrable: boolean }): void {
+    this.beginText = beginText;
+    this.isolation = state.isolation;
+    this.readOnly = state.readOnly;
+    this.deferrable = state.deferrable;
+  }
+
   private async commit(text: string): Promise<string | PgError> {
+    const chain = isChain(text);
+    const characteristics = this.characteristicsText();
+    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
     const workers = this.joined();
     if (workers.length === 0 && !this.broken) {
       const r = await queryOnLink(this.coordinator, text);
       this.reset();
+      if (chain && !r.error) this.chained(characteristics, state);
       return r.error ?? r.tag;
     }
     const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
+    let out: string | PgError;
     if (failed) {
-      await this.rollback('ROLLBACK');
-      return 'ROLLBACK';
+      await this.rollbackNodes();
+      await queryOnLink(this.coordinator, 'ROLLBACK');
+      out = 'ROLLBACK';
+    } else {
+      out = await this.commitNodes(workers);
     }
+    this.reset();
+    if (chain && !(out instanceof PgError)) {
+      // The block ended on every node; the coordinator opens the next one (workers join it lazily).
+      const r = await queryOnLink(this.coordinator, characteristics);
+      if (!r.error) this.chained(characteristics, state);
+    }
+    return out;
+  }
+
+  private commitNode(link: BackendLink, groupId: number): CommitNode {
+    return {
+      label: `${link.conn.host}:${link.conn.port}`,
+      groupId,
+      get lost() {
+        return link.lost;
+      },
+      run: async (sql: string) => {
+        const r = await queryOnLink(link, sql);
+        if (r.error) throw this.translated(r.error);
+        return r.tag;
+      },
+    };
+  }
+
+  private groupOf(link: BackendLink): number {
+    const catalog = this.services.catalog();
+    return catalog?.nodes.find((n) => n.nodeId === link.nodeId)?.groupId ?? 0;
+  }
+
+  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid). */
+  private async coordinatorWrote(): Promise<boolean> {
+    const r = await queryOnLink(this.coordinator, 'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL');
+    if (r.error) throw r.error;
+    return r.rows.length > 0 && decodeDataRow(r.rows[0]!)[0] === 't';
+  }
+
+  /** Commits the block on every joined worker and the coordinator; see the module comment. */
+  private async commitNodes(workers: BackendLink[]): Promise<string | PgError> {
     const written = workers.filter((w) => w.wroteInTransaction);
     const readOnly = workers.filter((w) => !w.wroteInTransaction);
-    const participants = written.length + (this.coordinatorWrote ? 1 : 0);
     try {
-      if (participants <= 1) {
-        for (const w of [...readOnly, ...written]) {
-          const r = await queryOnLink(w, 'COMMIT');
-          if (r.error) {
-            await this.rollback('ROLLBACK');
-            return r.error;
-          }
-        }
-        const r = await queryOnLink(this.coordinator, 'COMMIT');
+      // Likely one-phase: read-only workers commit while the coordinator is asked whether it wrote.
+      const readOnlyFirst = written.length <= 1;
+      const [coordinatorWrote, readOnlyResults] = await Promise.all([
+        this.coordinatorWrote(),
+        readOnlyFirst ? Promise.all(readOnly.map((w) => queryOnLink(w, 'COMMIT'))) : Promise.resolve([]),
+      ]);
+      const failedReadOnly = readOnlyResults.find((r) => r.error);
+      if (failedReadOnly) throw failedReadOnly.error;
+      if (written.length + (coordinatorWrote ? 1 : 0) <= 1) {
+        // One-phase: the one written node decides; a coordinator without writes commits alongside.
+        const [w, c] = await Promise.all([
+          written[0] ? queryOnLink(written[0], 'COMMIT') : Promise.resolve(null),
+          written[0] ? queryOnLink(this.coordinator, 'COMMIT') : Promise.resolve(null),
+        ]);
+        if (w?.error) return this.translated(w.error)!;
+        if (w && w.tag !== 'COMMIT') return w.tag;
+        const r = c ?? (await queryOnLink(this.coordinator, 'COMMIT'));
         return r.error ?? r.tag;
       }
-      const all = this.coordinatorWrote ? [...written, this.coordinator] : written;
-      const ro = this.coordinatorWrote ? readOnly : [...readOnly, this.coordinator];
-      await this.services.commitMultiNode(all, ro);
+      const gate = this.services.commitGate;
+      if (!gate) {
+        // No gate service (embedding without one): the plain two-phase commit.
+        const all = coordinatorWrote ? [...written, this.coordinator] : written;
+        const ro = [...(readOnlyFirst ? [] : readOnly), ...(coordinatorWrote ? [] : [this.coordinator])];
+        await this.services.commitMultiNode(all, ro);
+        return 'COMMIT';
+      }
+      const coordinatorNode = this.commitNode(this.coordinator, 0);
+      // Temporary tables (pulls) make the coordinator's transaction impossible to prepare: it commits one-phase, last.
+      const lastAgent = coordinatorWrote && this.pulledInBlock ? coordinatorNode : null;
+      await commitDistributed(gate, {
+        written: [...written.map((w) => this.commitNode(w, this.groupOf(w))), ...(coordinatorWrote && !lastAgent ? [coordinatorNode] : [])],
+        readOnly: [...(readOnlyFirst ? [] : readOnly).map((w) => this.commitNode(w, this.groupOf(w))), ...(coordinatorWrote ? [] : [coordinatorNode])],
+        lastAgent,
+        atomicVisibility: this.gate() !== null,
+      });
       return 'COMMIT';
     } catch (err) {
-      for (const w of [...workers, this.coordinator]) if (w.status !== 0x49) await queryOnLink(w, 'ROLLBACK');
+      for (const w of [...workers, this.coordinator]) if (w.status !== 0x49 && !w.lost) await queryOnLink(w, 'ROLLBACK');
       return err instanceof PgError ? err : new PgError({ code: 'XX000', message: String(err) });
-    } finally {
-      this.reset();
     }
+  }
+
+  // ---- statements across nodes -------------------------------------------------
+
+  private groupsOf(nodes: readonly WorkerNode[]): Set<number> {
+    return new Set(nodes.map((n) => n.groupId));
   }
 
   /**
    * Runs the tasks of a multi-shard statement: in parallel across nodes,
-   * one after another on each node, inside the session's block or a block of
-   * their own when they write.
+   * one after another on each node, inside the session's block, or a block
+   * of their own when they write, or a REPEATABLE READ transaction per node
+   * (snapshots taken under the commit gate) when they read several shards.
    */
   async runTasks(
     route: Extract<Route, { kind: 'multi-shard' }>,
@@ -199,20 +523,59 @@ export class SessionTransaction {
       g.sqls.push(t.sql);
       byNode.set(t.node.nodeId, g);
     }
-    const ownBlock = !inBlock && route.isWrite;
-    const links: BackendLink[] = [];
-    for (const g of byNode.values()) links.push(await linkFor(g.node, route.isWrite));
-    if (ownBlock) for (const l of links) l.send(encodeQuery('BEGIN'), [E_READY_SWALLOW]);
     const groups = [...byNode.values()];
-    const results = await Promise.all(groups.map(async (g, i) => {
-      const out: CollectedResult[] = [];
-      for (const sql of g.sqls) {
-        const r = await collectOnLink(links[i], bindBytes ? encodeTaskWithParams(sql, bindBytes) : encodeQuery(sql));
-        out.push(r);
-        if (r.error) break;
+    const nodes = groups.map((g) => g.node);
+    const multiNode = groups.length > 1;
+    const ownBlock = !inBlock && route.isWrite;
+    const readWrap = !inBlock && !route.isWrite && route.tasks.length > 1;
+    const links: BackendLink[] = [];
+    for (const g of groups) links.push(await linkFor(g.node, route.isWrite));
+    const gate = multiNode && !route.isWrite ? this.gate() : null;
+
+    let heldUntilStarted: GateBatch | null = null;
+    if (ownBlock) {
+      const tag = this.ensureTag();
+      for (const l of links) {
+        l.rewriteError = (err) => this.translate(err);
+        l.send(encodeQuery(`BEGIN\n;${tagSql(tag)}`), [E_READY_SWALLOW]);
       }
-      return out;
-    }));
+    } else if (readWrap) {
+      const batch = gate ? await gate.enterRead(this.groupsOf(nodes)) : null;
+      const snapshots = links.map((l) => sendSwallowed(l, SNAPSHOT_SQL));
+      if (batch) void Promise.all(snapshots).finally(() => gate!.leaveRead(batch));
+    } else if (inBlock && gate && this.readCommitted) {
+      heldUntilStarted = await gate.enterRead(this.groupsOf(nodes));
+    }
+
+    // READ COMMITTED blocks: the gate is held until every node's last task has started (has its snapshot).
+    let pendingStarts = groups.length;
+    const startedNode = new Array<boolean>(groups.length).fill(false);
+    const started = (i: number) => {
+      if (startedNode[i]) return;
+      startedNode[i] = true;
+      if (--pendingStarts === 0 && heldUntilStarted) {
+        gate!.leaveRead(heldUntilStarted);
+        heldUntilStarted = null;
+      }
+    };
+    const results = await Promise.all(
+      groups.map(async (g, i) => {
+        const out: CollectedResult[] = [];
+        try {
+          for (let k = 0; k < g.sqls.length; k++) {
+            const bytes = bindBytes ? encodeTaskWithParams(g.sqls[k]!, bindBytes) : encodeQuery(g.sqls[k]!);
+            const r = await collectTask(links[i]!, bytes, heldUntilStarted && k === g.sqls.length - 1 ? () => started(i) : null);
+            out.push(r);
+            if (r.error) break;
+          }
+        } finally {
+          started(i);
+        }
+        return out;
+      }),
+    );
+    if (readWrap) for (const l of links) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
+
     const merged: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
     let count = 0;
     for (const list of results) {
@@ -227,23 +590,94 @@ export class SessionTransaction {
     if (route.commandTag) merged.tag = route.commandTag === 'INSERT' ? `INSERT 0 ${count}` : `${route.commandTag} ${count}`;
     if (route.commandTag === '' && merged.rows.length > 0) {
       // reference table writes: every placement returns the same rows; keep one copy
-      merged.rows = results[0].flatMap((r) => r.rows);
+      merged.rows = results[0]!.flatMap((r) => r.rows);
     }
     if (ownBlock) {
-      if (merged.error) {
-        for (const l of links) await queryOnLink(l, 'ROLLBACK');
-      } else if (links.length === 1) {
-        const r = await queryOnLink(links[0], 'COMMIT');
-        if (r.error) merged.error = r.error;
-      } else {
-        try {
-          await this.services.commitMultiNode(links, []);
-        } catch (err) {
-          for (const l of links) if (l.status !== 0x49) await queryOnLink(l, 'ROLLBACK');
-          merged.error = err instanceof PgError ? err : new PgError({ code: 'XX000', message: String(err) });
+      try {
+        if (merged.error) {
+          await Promise.all(links.map((l) => queryOnLink(l, 'ROLLBACK')));
+        } else if (links.length === 1) {
+          const r = await queryOnLink(links[0]!, 'COMMIT');
+          if (r.error) merged.error = r.error;
+        } else {
+          const commitGate = this.services.commitGate;
+          try {
+            if (commitGate) {
+              await commitDistributed(commitGate, {
+                written: links.map((l) => this.commitNode(l, this.groupOf(l))),
+                readOnly: [],
+                lastAgent: null,
+                atomicVisibility: this.gate() !== null,
+              });
+            } else {
+              await this.services.commitMultiNode(links, []);
+            }
+          } catch (err) {
+            for (const l of links) if (l.status !== 0x49 && !l.lost) await queryOnLink(l, 'ROLLBACK');
+            merged.error = err instanceof PgError ? err : new PgError({ code: 'XX000', message: String(err) });
+          }
         }
+      } finally {
+        merged.error = this.translated(merged.error);
+        unregisterTransaction(this.tag);
+        this.tag = 0;
+        this.victim = null;
       }
+    } else {
+      merged.error = this.translated(merged.error);
     }
     return merged;
+  }
+
+  /**
+   * Runs a pull (rows of distributed tables copied into temporary tables on
+   * the coordinator) with consistent snapshots: outside a block, one
+   * REPEATABLE READ transaction per node, snapshots taken under the gate;
+   * in a READ COMMITTED block, the gate is held while the pull runs.
+   */
+  async pull(
+    pulls: readonly PullTable[],
+    linkFor: (node: WorkerNode) => Promise<BackendLink>,
+    run: (linkFor: (node: WorkerNode) => Promise<BackendLink>) => Promise<PgError | null>,
+  ): Promise<PgError | null> {
+    const inBlock = this.coordinator.status !== 0x49;
+    const nodes = new Map<number, WorkerNode>();
+    let shards = 0;
+    for (const p of pulls) {
+      const list = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards;
+      for (const s of list) {
+        const n = s.placements[0]?.node;
+        if (!n) continue;
+        nodes.set(n.nodeId, n);
+        shards++;
+      }
+    }
+    const nodeList = [...nodes.values()];
+    const gate = nodeList.length > 1 ? this.gate() : null;
+    if (inBlock) {
+      this.pulledInBlock = true;
+      if (!gate || !this.readCommitted) return this.translated(await run(linkFor));
+      for (const n of nodeList) await linkFor(n);
+      const batch = await gate.enterRead(this.groupsOf(nodeList));
+      try {
+        return this.translated(await run(linkFor));
+      } finally {
+        gate.leaveRead(batch);
+      }
+    }
+    if (shards <= 1) return run(linkFor);
+    const links: BackendLink[] = [];
+    for (const n of nodeList) links.push(await linkFor(n));
+    const batch = gate ? await gate.enterRead(this.groupsOf(nodeList)) : null;
+    try {
+      await Promise.all(links.map((l) => sendSwallowed(l, SNAPSHOT_SQL)));
+    } finally {
+      if (batch) gate!.leaveRead(batch);
+    }
+    try {
+      return await run(linkFor);
+    } finally {
+      for (const l of links) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
+    }
   }
 }

@@ -30,8 +30,9 @@ import { encodeQuery } from '../pool/frontend-encoders.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
 import { parseSql, statementText, type Node } from '../sql/parse.js';
 import { encodeFlush } from './extended-encoders.js';
-import { KNOWN_FRONTEND, E_READY, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
+import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
+import { dropPulledTables } from './pull-tables.js';
 
 export type { SessionOptions } from './session-parts.js';
 
@@ -54,6 +55,9 @@ export class Session extends ExtendedProtocol {
     for (const w of this.workers.values()) w.cancel();
   }
 
+  /** The client socket is paused because COPY data arrives faster than the shards take it. */
+  private copyPaused = false;
+
   protected onClientData(chunk: Buffer): void {
     if (this.state !== 'running') return;
     let whole: Buffer | null;
@@ -65,6 +69,11 @@ export class Session extends ExtendedProtocol {
     }
     if (whole === null) return;
     this.inbox.push(whole);
+    // COPY data waits while the shards catch up: stop reading the client meanwhile (bounded memory).
+    if (this.copyIn && this.inbox.length > 4 && !this.copyPaused) {
+      this.copyPaused = true;
+      this.client.pause();
+    }
     if (!this.pumping) void this.pump();
   }
 
@@ -74,6 +83,10 @@ export class Session extends ExtendedProtocol {
     try {
       while (this.inbox.length > 0 && this.state === 'running') {
         const buf = this.inbox.shift()!;
+        if (this.copyPaused && this.inbox.length <= 1) {
+          this.copyPaused = false;
+          this.client.resume();
+        }
         let pos = 0;
         let runStart = -1; // start of a run of messages forwarded to the coordinator as they are
         while (pos < buf.length && this.state === 'running') {
@@ -285,6 +298,7 @@ export class Session extends ExtendedProtocol {
         return;
       }
       await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
+      this.coordinator.send(dropPulledTables(routes[0].pulls), [E_READY_SWALLOW]);
       return;
     }
     // Several statements or other kinds: run one by one, stop at the first error —

@@ -224,6 +224,35 @@ test('2. RESET ROLE, SET ROLE, SET SESSION AUTHORIZATION, plpgsql, programs, fil
   await assertStillAlice(alice);
 });
 
+test('2b. Citus functions check their callers: table owner for (un)distribution, superuser for nodes', async () => {
+  const w = cluster.workers[0]!;
+  for (const sql of [
+    "SELECT undistribute_table('secret')",
+    "SELECT create_reference_table('secret')",
+    `SELECT citus_add_node('${w.host}', ${w.port})`,
+    `SELECT master_add_node('${w.host}', ${w.port})`,
+    `SELECT citus_remove_node('${w.host}', ${w.port})`,
+    `SELECT citus_set_node_property('${w.host}', ${w.port}, 'shouldhaveshards', false)`,
+    "SELECT citus_set_coordinator_host('127.0.0.1')",
+  ]) {
+    assertDenied(await alice.query(sql), sql);
+  }
+  const notOwner = await alice.query("SELECT create_distributed_table('tenant_data', 'id')");
+  assert.ok(notOwner.error === '42501' || notOwner.error === 'XX000', `${notOwner.error} ${notOwner.message}`);
+  await admin.ok('CREATE TABLE plain_local (id int PRIMARY KEY)');
+  const local = await alice.query("SELECT create_distributed_table('plain_local', 'id')");
+  assert.equal(local.error, '42501');
+  assert.equal(local.message, 'must be owner of table plain_local');
+  // Its own table in its own schema: alice may distribute it, and the shards are hers.
+  await alice.ok('CREATE TABLE alice_space.notes (id int PRIMARY KEY, body text)');
+  await alice.ok("INSERT INTO alice_space.notes VALUES (1, 'mine')");
+  await alice.ok("SELECT create_distributed_table('alice_space.notes', 'id', shard_count => 2)");
+  assert.deepEqual(await alice.ok('SELECT body FROM alice_space.notes WHERE id = 1'), [['mine']]);
+  const owners = await admin.ok("SELECT * FROM run_command_on_shards('alice_space.notes', $$SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = '%s'::regclass$$)");
+  assert.deepEqual(owners.map((r) => r[2]), ['alice', 'alice']);
+  assert.deepEqual(await admin.ok('SELECT count(*) FROM pg_dist_node'), [['2']], 'the nodes are untouched');
+});
+
 test('3. row-level security: alice sees only her tenant on every path; a policy change reaches every shard', async (t) => {
   assert.deepEqual(await alice.ok("SELECT count(*), sum(amount) FROM tenant_data WHERE tenant = 'alice'"), [['10', '55']]);
   assert.deepEqual(await alice.ok("SELECT count(*), sum(amount) FROM tenant_data WHERE tenant = 'bob'"), [['0', 'NULL']]);
@@ -266,6 +295,15 @@ test('3a. a privileged session that SET ROLE to a tenant is limited like the ten
   assert.deepEqual(await su.ok('SELECT current_user'), [['alice']]);
   assert.deepEqual(await su.ok("SELECT count(*) FROM tenant_data WHERE tenant = 'bob'"), [['0']], 'RLS as alice on the shard');
   assertDenied(await su.query('SELECT payload FROM secret WHERE id = 7'), 'secret after SET ROLE alice');
+  // Citus functions see the current role too, as Citus checks GetUserId().
+  assert.deepEqual(results(await su.ok("SELECT * FROM run_command_on_workers('SELECT current_user')")), ['alice', 'alice']);
+  const onShards = await su.ok("SELECT * FROM run_command_on_shards('secret', 'SELECT count(*) FROM %s')");
+  for (const row of onShards) assert.equal(row[1], 'f', 'run_command_on_shards as alice');
+  const w = cluster.workers[0]!;
+  assertDenied(await su.query(`SELECT citus_set_node_property('${w.host}', ${w.port}, 'shouldhaveshards', false)`), 'node management as alice');
+  assertDenied(await su.query("SELECT undistribute_table('secret')"), 'undistribute_table as alice');
+  await su.ok('RESET ROLE');
+  assert.deepEqual(results(await su.ok("SELECT * FROM run_command_on_workers('SELECT current_user')")), ['postgres', 'postgres']);
 });
 
 test('3b. SET ROLE on an application connection follows the statement to the workers', async () => {
@@ -317,9 +355,19 @@ test('4. GRANT opens every path at once, REVOKE closes it at once — also throu
   await admin.ok('REVOKE SELECT ON secret FROM alice');
   await assertSecretDenied(alice, 'alice after REVOKE');
   await assertSecretDenied(alice2, 'alice via the second coordinator after REVOKE');
+  // (A simple query between the Executes: after a failed Execute the session skips the next extended cycle, see 4b.)
   assertDenied(await alice.execute('held', ['8']), 'statement prepared before the GRANT');
+  await alice.ok('SELECT 1');
   assertDenied(await alice.execute('after_grant_1', ['7']), 'statement prepared while granted');
   assertDenied(await alice2.execute('after_grant_2', ['7']), 'statement prepared while granted, second coordinator');
+});
+
+test('4b. after a failed Execute, the next Bind/Execute/Sync is still answered', async () => {
+  // Not a leak (nothing is returned), but the client gets neither rows nor an error: protocol state of the session.
+  const first = await alice.execute('held', ['9']);
+  assertDenied(first, 'first Execute');
+  const second = await alice.execute('held', ['9']);
+  assert.equal(second.error, '42501', `second Execute: got ${second.error ?? 'no error'}, ${second.tags.length} CommandComplete`);
 });
 
 test('5. wrong password, unknown role, NOLOGIN, connection limit, internal role: the right SQLSTATEs', async () => {

@@ -48,7 +48,6 @@ async function everywhere(sql: string): Promise<string[]> {
 
 /** Asserts that `sql` computes the same value on every node, and returns it. */
 async function same(sql: string, what: string): Promise<string> {
-  console.log(new Date().toISOString(), 'same', what);
   const values = await everywhere(sql);
   for (const v of values.slice(1)) assert.equal(v, values[0], `${what}: coordinator ${values[0]} vs worker ${v}`);
   return values[0]!;
@@ -82,9 +81,7 @@ test('CREATE ROLE and ALTER ROLE: attributes, connection limit, expiry and the v
   await same(roleRow('r1'), 'r1 back');
 
   // The password works on the coordinator and straight on the worker: it is the same verifier.
-  console.log(new Date().toISOString(), 'login');
   const r1 = await login('r1', 'R1-pw-aa01');
-  console.log(new Date().toISOString(), 'logged in');
   assert.deepEqual(await r1.ok('SELECT current_user'), [['r1']]);
   assert.equal(await loginOutcome(cluster.workers[0]!, 'r1', 'R1-pw-aa01'), 'ok');
 

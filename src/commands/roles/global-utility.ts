@@ -267,7 +267,8 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
   if (plan.names.includes(internalRole)) throw reserved(internalRole);
 
   const nodes = propagationNodes(ctx, (await ctx.metadata.get(ctx.database)).nodes);
-  if (nodes.length === 0) return (await ctx.runAsClient(plan.text)).command;
+  // Nothing to propagate to (a schema rename still tells other coordinators: cached table names change).
+  if (nodes.length === 0 && !plan.notify) return (await ctx.runAsClient(plan.text)).command;
 
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
   const change = plan.notify ? await ctx.metadata.beginChange(ctx.database) : null;
