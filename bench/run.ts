@@ -5,6 +5,9 @@
  * still be compared.
  */
 import { passthrough } from './passthrough.js';
+import { transactions } from './transactions.js';
+import { router } from './router.js';
+import { streams } from './streams.js';
 
 export interface Benchmark {
   description: string;
@@ -14,6 +17,9 @@ export interface Benchmark {
 
 const benchmarks: Record<string, Benchmark> = {
   passthrough,
+  transactions,
+  router,
+  streams,
 };
 
 function listBenchmarks(): string {
