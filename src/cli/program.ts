@@ -27,6 +27,7 @@ import {
   type ProcessStatus,
 } from '../cluster/index.js';
 import { runServe } from './serve.js';
+import { addStreamsCommands } from './streams.js';
 
 /** bin/pgweave.js, run again (as `serve`) for the detached coordinator process. */
 const BIN_PATH = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
@@ -144,6 +145,8 @@ export function buildProgram(): Command {
     .description('run the coordinator in the foreground (what `up` starts in the background)')
     .requiredOption('--config <file>', 'a pgweave.json CoordinatorConfig')
     .action((opts: { config: string }) => runServe(opts.config));
+
+  addStreamsCommands(program, dirOption);
 
   return program;
 }

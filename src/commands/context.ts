@@ -14,7 +14,8 @@ import type { BackendCredentials } from '../pool/backend-connection.js';
 import type { QueryResult } from '../pool/internal-client.js';
 import type { NodePools } from '../pool/node-pools.js';
 import type { MetadataCache } from '../metadata/metadata-cache.js';
-import type { NodeAddress } from '../metadata/types.js';
+import type { NodeAddress, WorkerNode } from '../metadata/types.js';
+import type { BackendLink } from '../executor/backend-link.js';
 
 /** The parts of the coordinator's configuration commands use (server/config's CoordinatorConfig has them). */
 export interface CommandConfig {
@@ -36,4 +37,8 @@ export interface CommandContext {
   settings: Map<string, string>;
   /** Runs SQL on the coordinator PostgreSQL in the client's own session and transaction. */
   runAsClient(sql: string, params?: ReadonlyArray<string | null>): Promise<QueryResult>;
+  /** Whether the client is inside a transaction block (set when called from a session). */
+  inTransactionBlock?: boolean;
+  /** The session's own connection to a worker (as the client, joined to its transaction block); set when called from a session. */
+  linkFor?(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
 }

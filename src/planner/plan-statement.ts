@@ -17,6 +17,7 @@ import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
+import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { constantText } from './restrictions.js';
 import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
@@ -248,13 +249,17 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   try {
     if (stmt.InsertStmt) {
       const target = relations.find((r) => r.ref.node === stmt.InsertStmt.relation);
-      if (!target) return fixed(unsupported('INSERT ... SELECT from distributed tables into a local table'));
+      if (!target) return fixed(planInsertSelectIntoLocal(text, stmt.InsertStmt, relations));
+      const fromSelect = !!stmt.InsertStmt.selectStmt?.SelectStmt && !stmt.InsertStmt.selectStmt.SelectStmt.valuesLists;
+      if (target.table.method === 'reference' && fromSelect && relations.some((r) => r.table.method === 'hash')) {
+        return fixed(planInsertSelect(text, stmt.InsertStmt, target, relations));
+      }
       if (target.table.method === 'reference') {
         const refused = referenceWriteReadingDistributed([target], relations);
         if (refused) return fixed(refused);
         return new DistributedPlan(version, text, stmt.InsertStmt, 'update', relations, shape.functions, new RouterPlan(text, stmt.InsertStmt, relations, true), null);
       }
-      if (relations.length > 1) return fixed(unsupported('INSERT ... SELECT into a distributed table'));
+      if (relations.length > 1 || fromSelect) return fixed(planInsertSelect(text, stmt.InsertStmt, target, relations));
       return new InsertStatementPlan(version, new InsertPlan(text, stmt.InsertStmt, target));
     }
     let kind: 'select' | 'update' | 'delete';

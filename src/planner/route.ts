@@ -5,6 +5,7 @@
  */
 import type { PgError } from '../protocol/errors.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
+import type { InsertSelectPlan } from './insert-select-planner.js';
 import type { DistributedExplain } from './explain.js';
 
 /** One statement for one node: shard names already spliced into the text. */
@@ -65,6 +66,12 @@ export type Route =
   | { kind: 'copy-in'; statement: string; stmt: unknown; table: DistributedTable }
   /** EXPLAIN of a statement on distributed tables: the distributed plan (explain.ts), run with the session's connections. */
   | { kind: 'explain'; explain: DistributedExplain }
+  /**
+   * INSERT … SELECT into a distributed or reference table (insert-select-planner.ts):
+   * shard to shard, repartitioned through the coordinator, or computed on the
+   * coordinator; run by src/commands/copy/insert-select.ts.
+   */
+  | { kind: 'insert-select'; plan: InsertSelectPlan }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 

@@ -12,8 +12,15 @@ import { NodePools } from '../pool/node-pools.js';
 import { MetadataCache } from '../metadata/metadata-cache.js';
 import { initParser } from '../sql/parse.js';
 import { RecoveryLoop } from '../jobs/recovery-loop.js';
+import { DeadlockDetector } from '../jobs/deadlock-detector.js';
+import { closeCommitGates } from '../transaction/commit-gate.js';
 import { IdleConnectionPool } from '../pool/idle-connection-pool.js';
 import { refreshShardSizes } from '../commands/shard-functions.js';
+import { CronScheduler, cronDisabled, duplexPair } from '../jobs/cron-scheduler.js';
+import { closeStreams } from '../streams/wakeup.js';
+import { connectBackend } from '../pool/backend-connection.js';
+import { Session } from '../session/session.js';
+import { makeSessionServices } from './session-services.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
@@ -46,6 +53,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   const idleConnections = new IdleConnectionPool();
   const recovery = new RecoveryLoop(pools, config);
   recovery.start();
+  const deadlocks = new DeadlockDetector(pools, metadata, config);
+  deadlocks.start();
 
   const ctx: ServerContext = {
     config,
@@ -60,7 +69,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
-    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => recovery.watch(db) },
+    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db)) },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -76,6 +85,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   });
   const addr = server.address() as net.AddressInfo;
 
+  // cron: every coordinator competes for leadership; the leader runs jobs through in-process sessions of the internal role.
+  const cron = new CronScheduler({
+    pools,
+    coordinator: config.coordinator,
+    internalDatabase: config.internalDatabase ?? 'postgres',
+    async openSession(database, applicationName) {
+      const credentials = { password: config.internal.password };
+      const backend = await connectBackend({ ...config.coordinator, user: config.internal.user, database, credentials, params: [['application_name', applicationName]] });
+      const [client, serverSide] = duplexPair();
+      new Session(serverSide, backend, ctx.sessionOptions, makeSessionServices(ctx.shared, database, config.internal.user, credentials)).start(null);
+      return client;
+    },
+  });
+  if (!cronDisabled()) cron.start();
+
   return {
     address: { host: config.listen.host, port: addr.port },
     get sessionCount() {
@@ -86,7 +110,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
         server.close(() => resolve());
         for (const s of [...ctx.sessions]) s.close();
       });
+      cron.stop();
+      closeStreams(pools);
       recovery.stop();
+      deadlocks.stop();
+      closeCommitGates(pools);
       idleConnections.close();
       internal.close();
       metadata.close();

@@ -47,16 +47,34 @@ export async function pullTables(
       byNode.set(node.nodeId, g);
     }
     let failure: PgError | null = null;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      sinkSocket.uncork();
+    };
     await Promise.all([...byNode.values()].map(async (g) => {
       const link = await linkFor(g.node);
+      // One 'drain' listener per pause, not one per message written while the sink is full.
+      let waiting = false;
+      const resume = () => {
+        waiting = false;
+        link.conn.socket.resume();
+      };
       for (const name of g.names) {
         if (failure) return;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
         const sql = `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
         const r = await streamCopyOut(link, sql, (msg) => {
-          if (!sinkSocket.write(msg)) {
+          // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
+          if (!corked) {
+            corked = true;
+            sinkSocket.cork();
+            process.nextTick(uncork);
+          }
+          if (!sinkSocket.write(msg) && !waiting) {
+            waiting = true;
             link.conn.socket.pause();
-            sinkSocket.once('drain', () => link.conn.socket.resume());
+            sinkSocket.once('drain', resume);
           }
         });
         if (r.error) failure ??= r.error;

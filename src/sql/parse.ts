@@ -54,8 +54,10 @@ export function parseSql(sql: string): ParseResult {
   return result;
 }
 
-/** The source text of statement i of a multi-statement string. */
+/** The source text of statement i of a multi-statement string (locations are UTF-8 byte offsets). */
 export function statementText(sql: string, s: RawStatement): string {
   const start = s.stmt_location ?? 0;
-  return s.stmt_len ? sql.slice(start, start + s.stmt_len) : sql.slice(start);
+  if (Buffer.byteLength(sql, 'utf8') === sql.length) return s.stmt_len ? sql.slice(start, start + s.stmt_len) : sql.slice(start);
+  const bytes = Buffer.from(sql, 'utf8');
+  return (s.stmt_len ? bytes.subarray(start, start + s.stmt_len) : bytes.subarray(start)).toString('utf8');
 }

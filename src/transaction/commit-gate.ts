@@ -136,7 +136,8 @@ export class CommitGate {
     this.connecting ??= (async () => {
       const c = await this.connect();
       try {
-        await c.query(livenessLockSql());
+        // The commit records must be durable before any COMMIT PREPARED, whatever the server's default.
+        await c.query(`SET synchronous_commit = on; ${livenessLockSql()}`);
       } catch (err) {
         c.close();
         throw err;
@@ -163,7 +164,10 @@ export class CommitGate {
       this.count(mode, false);
       return cur.ready.then(() => cur);
     }
-    if (!cur && this.waiting.length === 0) return this.start(mode, 1).ready.then(() => this.current!);
+    if (!cur && this.waiting.length === 0) {
+      const batch = this.start(mode, 1);
+      return batch.ready.then(() => batch);
+    }
     return new Promise<GateBatch>((resolve) => this.waiting.push({ mode, resolve }));
   }
 
@@ -210,12 +214,15 @@ export class CommitGate {
     if (batch.holders > 0 || this.current !== batch) return;
     this.current = null;
     const c = batch.client;
-    if (c && !c.closed && !batch.failed) {
-      if (batch.mode === 'write') {
+    // Unlock even after a failure: the lock statement may have succeeded before a later one failed.
+    if (c && !c.closed) {
+      if (batch.mode === 'write' && !batch.failed) {
         // Separate statements: the DELETE commits before the unlock runs (an unlock in the same implicit
         // transaction would take effect before the DELETE commits).
         const gids = batch.deletions.concat(this.pendingDeletes.splice(0));
         if (gids.length > 0) c.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', [textArray(gids)]).catch(() => {});
+        c.query(`SELECT pg_catalog.pg_advisory_unlock(${GATE_LOCK_KEY}, 0)`).catch(() => {});
+      } else if (batch.mode === 'write') {
         c.query(`SELECT pg_catalog.pg_advisory_unlock(${GATE_LOCK_KEY}, 0)`).catch(() => {});
       } else {
         c.query(`SELECT pg_catalog.pg_advisory_unlock_shared(${GATE_LOCK_KEY}, 0)`).catch(() => {});
@@ -364,11 +371,14 @@ function textArray(values: readonly string[]): string {
   return '{' + values.map((v) => '"' + v.replace(/["\\]/g, '\\$&') + '"').join(',') + '}';
 }
 
-const gates = new Map<string, CommitGate>();
+/** Gates per coordinator (its NodePools), then per coordinator PostgreSQL and database. */
+const gatesByPools = new WeakMap<NodePools, Map<string, CommitGate>>();
 
-/** The commit gate of `database` in this process (created on first use). */
+/** The commit gate of `database` for the coordinator that owns `pools` (created on first use). */
 export function commitGateFor(pools: NodePools, coordinator: NodeAddress, database: string): CommitGate {
   const key = `${coordinator.host}:${coordinator.port}/${database}`;
+  let gates = gatesByPools.get(pools);
+  if (!gates) gatesByPools.set(pools, (gates = new Map()));
   let gate = gates.get(key);
   if (!gate) {
     gate = new CommitGate(
@@ -392,8 +402,10 @@ export function commitGateFor(pools: NodePools, coordinator: NodeAddress, databa
   return gate;
 }
 
-/** Closes every gate connection (coordinator shutdown, tests). */
-export function closeCommitGates(): void {
+/** Closes the gate connections of the coordinator that owns `pools` (its shutdown). */
+export function closeCommitGates(pools: NodePools): void {
+  const gates = gatesByPools.get(pools);
+  if (!gates) return;
   for (const g of gates.values()) g.close();
-  gates.clear();
+  gatesByPools.delete(pools);
 }

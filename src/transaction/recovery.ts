@@ -75,6 +75,10 @@ async function recoverOnce(pools: NodePools, config: { coordinator: NodeAddress 
   const nodes: NodeRow[] = (
     await coordinator.query(`SELECT groupid, nodename, nodeport FROM pgweave.node WHERE noderole = 'primary' ORDER BY groupid`)
   ).rows.map((r) => ({ groupId: Number(r[0]), host: r[1]!, port: Number(r[2]) }));
+  // The coordinator PostgreSQL takes part in commits too (group 0), registered or not.
+  if (!nodes.some((n) => n.host === config.coordinator.host && n.port === config.coordinator.port)) {
+    nodes.push({ groupId: 0, host: config.coordinator.host, port: config.coordinator.port });
+  }
 
   // 1. What is prepared on each node, in this database.
   const preparedByNode = new Map<NodeRow, string[]>();
@@ -108,7 +112,9 @@ async function recoverOnce(pools: NodePools, config: { coordinator: NodeAddress 
   for (const [node, gids] of preparedByNode) candidates.set(node, gids.filter(orphaned));
 
   // 3. The commit records, read after the in-flight check.
-  const records = new Set((await coordinator.query('SELECT gid FROM pgweave.transaction')).rows.map((r) => r[0]!));
+  const recordRows = (await coordinator.query('SELECT gid, groupid FROM pgweave.transaction')).rows;
+  const records = new Set(recordRows.map((r) => r[0]!));
+  const recordGroup = new Map(recordRows.map((r) => [r[0]!, Number(r[1])]));
 
   // 4. The prepared lists again: only what was prepared before the records were read, and still is.
   await Promise.all(
@@ -141,12 +147,12 @@ async function recoverOnce(pools: NodePools, config: { coordinator: NodeAddress 
     }
   }
 
-  // 5. Records no node still needs: their transactions are resolved everywhere.
-  if (result.unreachable.length === 0) {
-    const deletable = [...records].filter((gid) => orphaned(gid) && !stillPrepared.has(gid));
-    if (deletable.length > 0) {
-      await coordinator.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', ['{' + deletable.join(',') + '}']);
-    }
+  // 5. Records no node still needs: their transactions are resolved on their node (the record's
+  //    group) — known only when that node answered this round.
+  const answered = new Set([...preparedByNode.keys()].filter((n) => !result.unreachable.includes(`${n.host}:${n.port}`)).map((n) => n.groupId));
+  const deletable = [...records].filter((gid) => orphaned(gid) && !stillPrepared.has(gid) && (result.unreachable.length === 0 || answered.has(recordGroup.get(gid)!)));
+  if (deletable.length > 0) {
+    await coordinator.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', ['{' + deletable.join(',') + '}']);
   }
   return result;
 }

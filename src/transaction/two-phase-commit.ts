@@ -193,7 +193,8 @@ export async function commitTwoPhase(coordinator: InternalClient, participants: 
     }
     let outcome: string;
     try {
-      if (gids.length > 0) await coordinator.query(commitRecordSql(gids, participants));
+      // The decision must be durable before any COMMIT PREPARED, whatever the server's default.
+      if (gids.length > 0) await coordinator.query(`${commitRecordSql(gids, participants)}; SET LOCAL synchronous_commit = on`);
       outcome = (await coordinator.query('COMMIT')).command;
     } catch (err) {
       if (coordinator.closed) {

@@ -131,9 +131,9 @@ export function outcomeSummary(o: CopyOutcome): string {
 }
 
 /** All rows of a table as sorted text lines. */
-export async function tableRows(c: pg.Client, table: string, orderBy = '1'): Promise<string[]> {
-  const r = await c.query({ text: `SELECT * FROM ${table} ORDER BY ${orderBy}`, rowMode: 'array' });
-  return (r.rows as unknown[][]).map((row) => JSON.stringify(row));
+export async function tableRows(c: pg.Client, table: string): Promise<string[]> {
+  const r = await c.query({ text: `SELECT * FROM ${table}`, rowMode: 'array' });
+  return (r.rows as unknown[][]).map((row) => JSON.stringify(row)).sort();
 }
 
 /** Runs a program (psql) without blocking the event loop of the in-process coordinator. */

@@ -25,6 +25,8 @@ import { appendFileSync } from 'node:fs';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { SessionBase } from '../../src/session/session-base.js';
+import type { StatementPlan } from '../../src/planner/plan-statement.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Statement } from './support.js';
 
 const SEED = 20240917;
@@ -382,7 +384,7 @@ const WRITES: Gen[] = [
       push(clicksOf, t, id);
       rows.push(clickRow(t, id, adOf(t)));
     }
-    return one('multi-row insert, several tenants', `INSERT INTO clicks (company_id, id, ad_id, clicked_at, cost, country) VALUES ${rows.join(', ')} RETURNING company_id, id, cost`);
+    return [{ kind: 'multi-row insert, several tenants', sql: `INSERT INTO clicks (company_id, id, ad_id, clicked_at, cost, country) VALUES ${rows.join(', ')} RETURNING company_id, id, cost`, multi: true }];
   },
   () => {
     const t = tenant();
@@ -428,7 +430,7 @@ const WRITES: Gen[] = [
 ];
 
 /** Multi-shard reads and writes: no tenant filter. */
-const MULTI_SHARD: Gen[] = [
+const MULTI_SHARD: Gen[] = ([
   () => one('multi-shard aggregate', `SELECT count(*), sum(cost), avg(cost) FROM clicks`),
   () => one('multi-shard aggregate', `SELECT c.country, count(*), sum(cl.cost) FROM companies c JOIN clicks cl ON cl.company_id = c.company_id GROUP BY c.country`),
   () => one('multi-shard aggregate', `SELECT company_id, count(*) FROM ads GROUP BY company_id ORDER BY count(*) DESC, company_id LIMIT 5`, true),
@@ -443,7 +445,7 @@ const MULTI_SHARD: Gen[] = [
   () => one('multi-shard write', `UPDATE ads SET impressions = impressions + 1 WHERE format_id = ${rnd.int(1, 4)}`),
   () => one('multi-shard write', `DELETE FROM clicks WHERE cost > 9.99`),
   () => one('reference write', `UPDATE ad_formats SET cost_factor = cost_factor + 0.125 WHERE id = ${rnd.int(1, 4)} RETURNING *`),
-];
+] as Gen[]).map((g) => () => g().map((s) => ({ ...s, multi: true })));
 
 /** Transaction blocks, several tenants, both workers. */
 const TRANSACTIONS: Gen[] = [
@@ -509,7 +511,7 @@ const TRANSACTIONS: Gen[] = [
         kind: 'transaction (one query string)',
         sql: `BEGIN; UPDATE campaigns SET budget = 1 WHERE company_id = ${t1}; UPDATE campaigns SET budget = 2 WHERE company_id = ${t2}; COMMIT`,
       },
-      { kind: 'transaction', sql: `SELECT company_id, id, budget FROM campaigns WHERE company_id IN (${t1}, ${t2})` },
+      { kind: 'transaction', sql: `SELECT company_id, id, budget FROM campaigns WHERE company_id IN (${t1}, ${t2})`, multi: true },
     ];
   },
   () => {
@@ -530,7 +532,7 @@ const TRANSACTIONS: Gen[] = [
     push(clicksOf, t2, id);
     return [
       { kind: 'transaction', sql: 'BEGIN' },
-      { kind: 'transaction', sql: `UPDATE ad_formats SET cost_factor = cost_factor * 2 WHERE id = ${rnd.int(1, 4)}` },
+      { kind: 'transaction', sql: `UPDATE ad_formats SET cost_factor = cost_factor * 2 WHERE id = ${rnd.int(1, 4)}`, multi: true },
       { kind: 'transaction', sql: `DELETE FROM campaigns WHERE company_id = ${t1} AND id = ${campaignOf(t1)} RETURNING id` },
       { kind: 'transaction', sql: `INSERT INTO clicks (company_id, id, ad_id, clicked_at, cost) VALUES (${t2}, ${id}, ${adOf(t2)}, '2024-03-09 09:00:00+00', 0.5) RETURNING id` },
       { kind: 'transaction', sql: 'SELECT * FROM ad_formats ORDER BY id', ordered: true },
@@ -625,10 +627,11 @@ const PREPARED: Gen[] = [
         name: 'insert_two_clicks',
         sql: `INSERT INTO clicks (company_id, id, ad_id, clicked_at, cost) VALUES ($1, $2, $3, '2024-03-10 10:00:00+00', $4), ($5, $6, $7, '2024-03-11 11:00:00+00', $8) RETURNING company_id, id`,
         params: [t1, i1, adOf(t1), money(), t2, i2, adOf(t2), money()],
+        multi: true,
       },
     ];
   },
-  () => [{ kind: 'named prepared', name: 'expensive_clicks', sql: 'SELECT count(*) FROM clicks WHERE cost > $1', params: [money()] }],
+  () => [{ kind: 'named prepared', name: 'expensive_clicks', sql: 'SELECT count(*) FROM clicks WHERE cost > $1', params: [money()], multi: true }],
   () => {
     const t1 = tenant();
     const t2 = tenantElsewhere(t1);
@@ -646,21 +649,57 @@ const PREPARED: Gen[] = [
 
 // ---- running and comparing -----------------------------------------------------------
 
+/**
+ * The routes the coordinator (running in this process) chose for the
+ * statements of the current comparison: each plan the session makes is
+ * wrapped so its route() calls are recorded. This only observes; when the
+ * session's shape changes and plan() is gone, routing is not checked.
+ */
+const routeLog: string[] = [];
+const sessionProto = SessionBase.prototype as unknown as { plan?: (...args: unknown[]) => StatementPlan };
+const originalPlan = sessionProto.plan;
+const routesObserved = typeof originalPlan === 'function';
+if (originalPlan) {
+  sessionProto.plan = function (this: unknown, ...args: unknown[]): StatementPlan {
+    const plan = originalPlan.apply(this, args);
+    return new Proxy(plan, {
+      get(target, prop) {
+        if (prop !== 'route') return Reflect.get(target, prop, target);
+        return (params: Parameters<StatementPlan['route']>[0]) => {
+          const r = target.route(params);
+          routeLog.push(r.kind === 'router' ? r.planner : r.kind);
+          return r;
+        };
+      },
+    });
+  };
+}
+/** Route kinds that run a statement whole on one node (or are transaction control). */
+const ROUTED = new Set(['fast-path', 'router', 'transaction', 'evaluate-insert']);
+
 interface Tally {
   statements: number;
   byKind: Map<string, number>;
   mismatches: string[];
+  /** Route kinds chosen, over all statements. */
+  routes: Map<string, number>;
+  /** Statements meant for one shard group that were not routed there. */
+  notRouted: string[];
 }
 
-const totals: Tally = { statements: 0, byKind: new Map(), mismatches: [] };
+const newTally = (): Tally => ({ statements: 0, byKind: new Map(), mismatches: [], routes: new Map(), notRouted: [] });
+const totals = newTally();
 
 /** PGWEAVE_TRACE=FILE appends every statement to FILE before it runs (to replay a failure). */
 const TRACE = process.env.PGWEAVE_TRACE;
 
 async function compare(tally: Tally, s: Statement): Promise<void> {
   if (TRACE) appendFileSync(TRACE, `${JSON.stringify({ sql: s.sql, params: s.params, name: s.name })}\n`);
+  routeLog.length = 0;
   const [expected, actual] = await Promise.all([runStatement(reference, s), runStatement(weave, s)]);
   tally.statements++;
+  for (const k of routeLog) tally.routes.set(k, (tally.routes.get(k) ?? 0) + 1);
+  if (!s.multi && routeLog.some((k) => !ROUTED.has(k))) tally.notRouted.push(`[${s.kind}] ${s.sql.replace(/\s+/g, ' ')} → ${routeLog.join(', ')}`);
   tally.byKind.set(s.kind, (tally.byKind.get(s.kind) ?? 0) + 1);
   const diff = difference(expected, actual);
   if (diff) {
@@ -671,7 +710,7 @@ async function compare(tally: Tally, s: Statement): Promise<void> {
 }
 
 async function runPhase(t: TestContext, name: string, gens: Gen[], rounds: number): Promise<void> {
-  const tally: Tally = { statements: 0, byKind: new Map(), mismatches: [] };
+  const tally = newTally();
   for (let i = 0; i < rounds; i++) {
     for (const s of rnd.pick(gens)()) await compare(tally, s);
   }
@@ -680,7 +719,13 @@ async function runPhase(t: TestContext, name: string, gens: Gen[], rounds: numbe
   totals.mismatches.push(...tally.mismatches);
   t.diagnostic(`${name}: ${tally.statements} statements compared, ${tally.mismatches.length} differ`);
   for (const [k, n] of [...tally.byKind].sort()) t.diagnostic(`  ${k}: ${n}`);
+  if (routesObserved) {
+    t.diagnostic(`  routes chosen: ${[...tally.routes].sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    t.diagnostic(`  meant for one shard group but not routed: ${tally.notRouted.length}`);
+    for (const x of [...new Set(tally.notRouted)].slice(0, 8)) t.diagnostic(`    ${x.slice(0, 240)}`);
+  }
   assert.equal(tally.mismatches.length, 0, `${tally.mismatches.length} of ${tally.statements} statements differ:\n  ${tally.mismatches.slice(0, 12).join('\n  ')}`);
+  assert.equal(tally.notRouted.length, 0, `${tally.notRouted.length} statements pinned to one tenant were not routed to one shard group:\n  ${[...new Set(tally.notRouted)].slice(0, 12).join('\n  ')}`);
 }
 
 before(async () => {
@@ -748,9 +793,9 @@ test('a mixed workload of all of the above gives the same results', { timeout: 6
 });
 
 test('afterwards every table holds the same rows on both', { timeout: 300_000 }, async (t) => {
-  const tally: Tally = { statements: 0, byKind: new Map(), mismatches: [] };
+  const tally = newTally();
   for (const table of ['companies', 'campaigns', 'ads', 'clicks', 'countries', 'ad_formats']) {
-    await compare(tally, { kind: 'final state', sql: `SELECT * FROM ${table}` });
+    await compare(tally, { kind: 'final state', sql: `SELECT * FROM ${table}`, multi: true });
   }
   for (const x of tenants) await compare(tally, { kind: 'final state', sql: `SELECT count(*), sum(cost) FROM clicks WHERE company_id = ${x}` });
   totals.statements += tally.statements;

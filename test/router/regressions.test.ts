@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { addWorkers, nodeOfKeys, nodeUrl, textClient } from './support.js';
+import { addWorkers, nodeOfKeys, nodeUrl, runStatement, textClient } from './support.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -21,6 +21,7 @@ before(async () => {
   cluster = await startTestCluster({ workers: 2 });
   c = await textClient(cluster.url);
   await addWorkers(c, cluster);
+  await setUp();
 });
 
 after(async () => {
@@ -48,27 +49,62 @@ async function setUp(): Promise<void> {
   assert.ok(b, 'some tenant lives on the other worker');
 }
 
+/** A client of its own, so a test that leaves a transaction open harms no other. */
+async function withClient<T>(fn: (s: pg.Client) => Promise<T>): Promise<T> {
+  const s = await textClient(cluster.url);
+  try {
+    return await fn(s);
+  } finally {
+    await s.end().catch(() => {});
+  }
+}
+
 test('SET citus.shard_count is honoured before the first table is distributed', async () => {
-  // The catalog is loaded (citus_add_node ran) but holds no table yet.
-  await c.query('SET citus.shard_count = 3');
-  await c.query('CREATE TABLE first_table (k int PRIMARY KEY)');
-  await c.query(`SELECT create_distributed_table('first_table', 'k')`);
-  const r = await c.query(`SELECT shard_count FROM citus_tables WHERE table_name = 'first_table'::regclass`);
-  await c.query('RESET citus.shard_count');
-  await setUp();
-  assert.deepEqual(r.rows, [{ shard_count: '3' }]);
+  // A database of its own whose catalog the coordinator has loaded (citus_add_node ran) and which holds no table yet.
+  await c.query('CREATE DATABASE fresh_catalog');
+  const url = cluster.url.replace(/\/postgres$/, '/fresh_catalog');
+  const admin = await textClient(url);
+  try {
+    await addWorkers(admin, cluster);
+    await admin.query('SELECT count(*) FROM pg_dist_node');
+  } finally {
+    await admin.end();
+  }
+  const s = await textClient(url);
+  try {
+    await s.query('SET citus.shard_count = 3');
+    await s.query('CREATE TABLE first_table (k int PRIMARY KEY)');
+    await s.query(`SELECT create_distributed_table('first_table', 'k')`);
+    const r = await s.query(`SELECT shard_count FROM citus_tables WHERE table_name = 'first_table'::regclass`);
+    assert.deepEqual(r.rows, [{ shard_count: '3' }]);
+  } finally {
+    await s.end();
+  }
+});
+
+test('after a simple query on the coordinator, an extended-protocol router query is answered', async () => {
+  const s = await textClient(cluster.url);
+  try {
+    await s.query('SELECT 1'); // a simple query forwarded to the coordinator PostgreSQL
+    const r = await runStatement(s, { kind: 'prepared', sql: 'SELECT country FROM t WHERE tenant_id = $1', params: [a] }, 10_000);
+    assert.deepEqual(r, { ok: true, results: [{ command: 'SELECT', rowCount: 1, fields: ['country'], types: [25], rows: [['DE']] }] });
+  } finally {
+    await s.end().catch(() => {});
+  }
 });
 
 test('a query string of several statements runs router statements on their shards', async () => {
-  const r = await c.query(`BEGIN; UPDATE t SET v = v + 1 WHERE tenant_id = ${a}; UPDATE t SET v = v + 1 WHERE tenant_id = ${b}; COMMIT`);
-  assert.equal((r as unknown as pg.QueryResult[]).length, 4);
+  await withClient(async (s) => {
+    const r = await s.query(`BEGIN; UPDATE t SET v = v + 1 WHERE tenant_id = ${a}; UPDATE t SET v = v + 1 WHERE tenant_id = ${b}; COMMIT`);
+    assert.equal((r as unknown as pg.QueryResult[]).length, 4);
+  });
   const after = await c.query(`SELECT tenant_id, v FROM t WHERE tenant_id IN (${a}, ${b}) ORDER BY tenant_id`);
   assert.deepEqual(after.rows.map((x) => Number(x.v)), [1, 1]);
   await c.query(`UPDATE t SET v = 0 WHERE tenant_id IN (${a}, ${b})`);
 });
 
 test('a router statement after non-ASCII text in the same query string', async () => {
-  const r = (await c.query(`SELECT 'äöü' AS x; SELECT country FROM t WHERE tenant_id = ${a}`)) as unknown as pg.QueryResult[];
+  const r = await withClient(async (s) => (await s.query(`SELECT 'äöü' AS x; SELECT country FROM t WHERE tenant_id = ${a}`)) as unknown as pg.QueryResult[]);
   assert.deepEqual(r.map((x) => x.rows), [[{ x: 'äöü' }], [{ country: 'DE' }]]);
 });
 
@@ -153,6 +189,19 @@ test('a write to a reference table that reads a distributed table keeps the repl
 test('a data-modifying CTE on a reference table writes every replica', async () => {
   const r = await c.query(`WITH changed AS (UPDATE r SET label = label || '?' WHERE id = 2 RETURNING id) SELECT count(*) FROM changed`);
   assert.deepEqual(r.rows, [{ count: '1' }]);
-  const replicas = await referenceReplicas();
-  assert.equal(replicas[0], replicas[1], 'replicas differ');
+  const replicas = (await referenceReplicas()).map((x) => (JSON.parse(x) as Array<{ id: string; label: string }>).find((row) => row.id === '2'));
+  assert.deepEqual(replicas, [{ id: '2', label: 'two?' }, { id: '2', label: 'two?' }]);
+});
+
+test('a data-modifying CTE over all shards either deletes what it reports or is refused', async () => {
+  await c.query(`UPDATE t SET v = 999 WHERE tenant_id IN (${a}, ${b})`);
+  let reported: string | null = null;
+  try {
+    reported = (await c.query(`WITH gone AS (DELETE FROM t WHERE v = 999 RETURNING tenant_id) SELECT count(*) FROM gone`)).rows[0].count;
+  } catch (err) {
+    assert.equal((err as { code?: string }).code, '0A000', String(err));
+  }
+  const left = (await c.query('SELECT count(*) FROM t WHERE v = 999')).rows[0].count;
+  if (reported === null) assert.equal(left, '2', 'refused, and nothing deleted');
+  else assert.deepEqual([reported, left], ['2', '0'], 'the rows it reports deleted are gone');
 });

@@ -61,6 +61,8 @@ export interface Statement {
   name?: string;
   /** The statement's ORDER BY defines the complete row order. */
   ordered?: boolean;
+  /** Meant to touch several shard groups (otherwise it must be routed to one). */
+  multi?: boolean;
 }
 
 function shapeOf(r: pg.QueryResult<unknown[]>, ordered: boolean): ResultShape {

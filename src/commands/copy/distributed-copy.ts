@@ -46,7 +46,7 @@ import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import type { CopyOptions } from './copy-options.js';
 import { BINARY_HEADER, BINARY_TRAILER, BinaryRowReader, makeLineReader, type RowReader } from './copy-rows.js';
 import type { BinaryHasher } from './binary-values.js';
-import { LinkPipeline, type PipelineResult } from './link-pipeline.js';
+import { LinkPipeline, lostError, type PipelineResult } from './link-pipeline.js';
 import { clientError } from './shard-errors.js';
 
 /** What the engine needs of the client's session. */
@@ -181,6 +181,7 @@ export class DistributedCopy {
   private readonly connecting = new Map<number, Promise<LinkPipeline>>();
   private carry: Buffer | null = null;
   private carryChunks: Buffer[] = [];
+  private carryPending = 0;
   private headerDone = false;
   private ended = false;
   private line = 0;
@@ -247,13 +248,16 @@ export class DistributedCopy {
     if (this.ended || this.finished) return;
     let buf: Buffer;
     if (this.carry) {
-      if (this.reader && this.waitingForTerminator(payload)) {
+      // A long row arriving in pieces is joined once it can be complete, not piece by piece.
+      if (this.reader ? this.waitingForTerminator(payload) : this.carryPending + payload.length < this.carry.length) {
         this.carryChunks.push(payload);
+        this.carryPending += payload.length;
         return;
       }
       buf = Buffer.concat([this.carry, ...this.carryChunks, payload]);
       this.carry = null;
       this.carryChunks = [];
+      this.carryPending = 0;
     } else buf = payload;
     const pos = this.binary ? await this.scanBinary(buf, false) : await this.scanLines(buf, false);
     if (pos < buf.length && !this.ended) this.carry = buf.subarray(pos);
@@ -264,7 +268,7 @@ export class DistributedCopy {
   /** True when a carried partial row certainly does not end in `payload`. */
   private waitingForTerminator(payload: Buffer): boolean {
     const eol = (this.reader as unknown as { eol: string | null }).eol;
-    if (eol === null) return false;
+    if (eol === null) return payload.indexOf(0x0a) < 0 && payload.indexOf(0x0d) < 0;
     return payload.indexOf(eol === 'cr' ? 0x0d : 0x0a) < 0;
   }
 
@@ -313,7 +317,7 @@ export class DistributedCopy {
     if (!this.headerDone) {
       const h = r.readHeader(buf, 0);
       if (h === -2 || (h === -1 && final)) {
-        this.fail(new PgError({ code: '22P04', message: 'COPY file signature not recognized', where: `COPY ${this.c.table.name}, line 0` }));
+        this.fail(new PgError({ code: '22P04', message: 'COPY file signature not recognized' }));
         return buf.length;
       }
       if (h === -1) return 0;
@@ -592,6 +596,7 @@ export class DistributedCopy {
       const buf = Buffer.concat([...(this.carry ? [this.carry] : []), ...this.carryChunks]);
       this.carry = null;
       this.carryChunks = [];
+      this.carryPending = 0;
       if (!this.ended && buf.length > 0) {
         if (this.binary) await this.scanBinary(buf, true);
         else await this.scanLines(buf, true);
@@ -627,6 +632,7 @@ export class DistributedCopy {
       const links = [...this.pipelines.values()].map((p) => p.link);
       try {
         if (links.length === 1) {
+          if (links[0].lost || links[0].conn.socket.destroyed) throw lostError(links[0]);
           const r = await queryOnLink(links[0], 'COMMIT');
           if (r.error) throw r.error;
           if (r.tag !== 'COMMIT') throw new PgError({ code: '40000', message: 'the transaction was rolled back' });
@@ -643,6 +649,8 @@ export class DistributedCopy {
 
   /** Nothing of this stream may remain. */
   async abort(reason: PgError): Promise<void> {
+    // The client's CopyFail: PostgreSQL names the line it was about to read.
+    if (reason.code === '57014' && this.c.reportLines && reason.fields.where === undefined) reason.fields.where = this.where(this.line + 1);
     this.fail(reason);
     this.finished = true;
     await this.rollback();

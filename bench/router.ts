@@ -1,0 +1,310 @@
+/**
+ * router: pgbench's own workloads on distributed pgbench tables, through
+ * pgweave, against the same workloads on one plain PostgreSQL, in one run.
+ *
+ * pgweave side: a coordinator (in this process) with 2 workers; pgbench
+ * tables created by `pgbench -i` through the coordinator, then distributed:
+ * pgbench_accounts by aid in 32 shards, pgbench_history by aid co-located
+ * with it (so each -N transaction runs on one worker and commits in one
+ * phase), pgbench_branches and pgbench_tellers as reference tables. Plain
+ * side: one PostgreSQL created the same way (same settings, same scale).
+ *
+ * Measured, alternating sides so other load on the machine falls on both:
+ *   pgbench -S -M prepared -c 8 -j 2 -T 15   (one routed SELECT per transaction)
+ *   pgbench -N -M prepared -c 8 -j 2 -T 15   (BEGIN, UPDATE, SELECT, INSERT, END on one worker)
+ * printing TPS and the ratio pgweave / plain. The issue's goal for -S is ≥ 0.8.
+ *
+ * --profile adds one more pgweave run of each workload under the V8 CPU
+ * profiler (in-process, node:inspector) and prints the functions with the
+ * most self time: where coordinator time goes. Those runs are slower (the
+ * profiler costs) and are not the headline numbers.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import net from 'node:net';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createCluster, stopClusterPostgres, workerNodes, type ClusterState } from '../src/cluster/index.js';
+import { startCoordinator, type Coordinator } from '../src/server/index.js';
+import type { Benchmark } from './run.js';
+
+interface Options {
+  duration: number;
+  clients: number;
+  threads: number;
+  scale: number;
+  shards: number;
+  workers: number;
+  rounds: number;
+  profile: boolean;
+  profileOut: string | null;
+  workloads: Array<'S' | 'N'>;
+}
+
+const USAGE =
+  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--profile] [--profile-out PREFIX]';
+
+function parseOptions(args: string[]): Options {
+  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'] };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const value = (): number => {
+      const v = Number(args[++i]);
+      if (!Number.isInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
+      return v;
+    };
+    if (a === '--duration') o.duration = value();
+    else if (a === '--clients') o.clients = value();
+    else if (a === '--threads') o.threads = value();
+    else if (a === '--scale') o.scale = value();
+    else if (a === '--shards') o.shards = value();
+    else if (a === '--workers') o.workers = value();
+    else if (a === '--rounds') o.rounds = value();
+    else if (a === '--profile') o.profile = true;
+    else if (a === '--profile-out') {
+      o.profile = true;
+      o.profileOut = args[++i] ?? null;
+    } else if (a === '--only') {
+      const w = args[++i];
+      if (w !== 'S' && w !== 'N') throw new Error('--only takes S or N');
+      o.workloads = [w];
+    } else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
+  }
+  return o;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs a program without blocking the event loop: the coordinator shares this process. */
+function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+function psql(url: string, sql: string): Promise<{ stdout: string }> {
+  return runProgram('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', url, '-c', sql]);
+}
+
+interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
+  transactions: number;
+  failed: number;
+}
+
+async function pgbench(url: string, workload: 'S' | 'N', o: Options, duration = o.duration): Promise<PgbenchResult> {
+  const { stdout } = await runProgram('pgbench', [`-${workload}`, '-M', 'prepared', '-c', String(o.clients), '-j', String(o.threads), '-T', String(duration), '-n', url]);
+  const num = (re: RegExp): number => {
+    const m = re.exec(stdout);
+    if (!m) throw new Error(`unexpected pgbench output:\n${stdout}`);
+    return Number(m[1]);
+  };
+  return {
+    tps: num(/tps = ([\d.]+) \(without initial connection time\)/),
+    latencyMs: num(/latency average = ([\d.]+) ms/),
+    transactions: num(/number of transactions actually processed: (\d+)/),
+    failed: /number of failed transactions: (\d+)/.test(stdout) ? num(/number of failed transactions: (\d+)/) : 0,
+  };
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  hitCount?: number;
+}
+
+/** Starts the V8 sampling profiler in this process; the returned function stops it and yields the profile. */
+async function startProfiler(): Promise<() => Promise<{ nodes: ProfileNode[] }>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: { nodes: ProfileNode[] } };
+    session.disconnect();
+    return profile;
+  };
+}
+
+/** Where coordinator time goes: self time per function and per source area (src/<folder>, node internals, GC…). */
+function profileSummary(profile: { nodes: ProfileNode[] }, n: number): string[] {
+  const byFunction = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  let total = 0;
+  let idle = 0;
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    const { functionName, url, lineNumber } = node.callFrame;
+    if (functionName === '(idle)') {
+      idle += hits;
+      continue;
+    }
+    total += hits;
+    const file = url ? url.replace(/^file:\/\//, '').replace(process.cwd() + '/', '') : '';
+    const key = `${functionName || '(anonymous)'}${file ? `  ${file}:${lineNumber + 1}` : ''}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + hits);
+    const area = /\/src\/([^/]+)\//.exec(file)?.[1]
+      ? `src/${/\/src\/([^/]+)\//.exec(file)![1]}`
+      : file.includes('node_modules/')
+        ? `node_modules/${/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file)?.[1] ?? '?'}`
+        : file.startsWith('node:')
+          ? 'node internals'
+          : functionName.startsWith('(')
+            ? functionName
+            : file ? 'other JS' : '(native)';
+    byArea.set(area, (byArea.get(area) ?? 0) + hits);
+  }
+  const pct = (hits: number) => `${((100 * hits) / Math.max(1, total)).toFixed(1).padStart(5)}%`;
+  const busy = (100 * total) / Math.max(1, total + idle);
+  return [
+    `coordinator thread busy ${busy.toFixed(0)}% of the run; self time as % of busy samples`,
+    'by area:',
+    ...[...byArea.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, h]) => `  ${pct(h)}  ${k}`),
+    `top ${n} functions:`,
+    ...[...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, h]) => `  ${pct(h)}  ${k}`),
+  ];
+}
+
+function machineSummary(): string {
+  const cpu = cpus();
+  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+async function runRouter(args: string[]): Promise<void> {
+  const o = parseOptions(args);
+  const weaveDir = mkdtempSync(join(tmpdir(), 'pgweave-bench-router-'));
+  const plainDir = mkdtempSync(join(tmpdir(), 'pgweave-bench-plain-'));
+  for (const d of [weaveDir, plainDir]) chmodSync(d, 0o755); // the PostgreSQL OS user must reach the data directories
+  let weave: ClusterState | null = null;
+  let plain: ClusterState | null = null;
+  let coordinator: Coordinator | null = null;
+  const cleanup = async () => {
+    await coordinator?.close().catch(() => {});
+    if (weave) await stopClusterPostgres(weave, 'fast').catch(() => {});
+    if (plain) await stopClusterPostgres(plain, 'fast').catch(() => {});
+    rmSync(weaveDir, { recursive: true, force: true });
+    rmSync(plainDir, { recursive: true, force: true });
+  };
+  const onSignal = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    console.log(`date: ${new Date().toISOString()}`);
+    console.log(`machine: ${machineSummary()}`);
+    const workerPorts: number[] = [];
+    while (workerPorts.length < o.workers) workerPorts.push(await freePort());
+    // The same settings on every PostgreSQL (those `pgweave up` uses), so both sides pay the same for durability.
+    const created = await createCluster({ dir: weaveDir, listenPort: 0, coordinatorPort: await freePort(), workerPorts });
+    weave = created.state;
+    const createdPlain = await createCluster({ dir: plainDir, listenPort: 0, coordinatorPort: await freePort(), workerPorts: [] });
+    plain = createdPlain.state;
+    coordinator = await startCoordinator(created.config);
+    const password = weave.clientPassword;
+    const url = (port: number, pw = password) => `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${port}/postgres`;
+    const weaveUrl = url(coordinator.address.port);
+    const plainUrl = url(createdPlain.config.coordinator.port, plain.clientPassword);
+    const version = (await psql(plainUrl, 'show server_version')).stdout.trim();
+    console.log(`PostgreSQL ${version}; pgweave coordinator (in-process) with ${o.workers} workers, ${o.shards} shards`);
+
+    for (const w of created.config.workers) await psql(weaveUrl, `SELECT citus_add_node('${w.host}', ${w.port})`);
+    console.log(`pgbench -i -s ${o.scale} on both …`);
+    await runProgram('pgbench', ['-i', '-q', '-s', String(o.scale), weaveUrl]);
+    await runProgram('pgbench', ['-i', '-q', '-s', String(o.scale), plainUrl]);
+    console.log('distributing the pgbench tables …');
+    await psql(
+      weaveUrl,
+      `SELECT create_distributed_table('pgbench_accounts', 'aid', shard_count => ${o.shards});
+       SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts');
+       SELECT create_reference_table('pgbench_branches');
+       SELECT create_reference_table('pgbench_tellers');`,
+    );
+    // Shards are plain tables on the workers: vacuum and analyze them there, as the plain side is.
+    for (const w of workerNodes(weave)) await psql(url(w.port), 'VACUUM ANALYZE');
+    await psql(plainUrl, 'VACUUM ANALYZE');
+
+    console.log('warm-up (5 s per workload and side) …');
+    for (const wl of o.workloads) {
+      await pgbench(plainUrl, wl, o, 5);
+      await pgbench(weaveUrl, wl, o, 5);
+    }
+
+    const loadBefore = loadavg().map((l) => l.toFixed(2)).join(' ');
+    if (loadavg()[0]! > cpus().length * 0.5) console.log(`note: load average ${loadBefore} before the run: other work on this machine skews the numbers`);
+    const line = (name: string, r: PgbenchResult) =>
+      `${name} ${r.tps.toFixed(0).padStart(7)} tps  latency ${r.latencyMs.toFixed(3)} ms  (${r.transactions} transactions, ${r.failed} failed)`;
+    const results = new Map<string, { plain: number[]; weave: number[] }>();
+    for (const wl of o.workloads) results.set(wl, { plain: [], weave: [] });
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const wl of o.workloads) {
+        const p = await pgbench(plainUrl, wl, o);
+        console.log(line(`-${wl} round ${round} PostgreSQL:`, p));
+        const w = await pgbench(weaveUrl, wl, o);
+        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}`);
+        if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
+        results.get(wl)!.plain.push(p.tps);
+        results.get(wl)!.weave.push(w.tps);
+      }
+    }
+
+    console.log('');
+    console.log(`summary (${o.rounds} round${o.rounds > 1 ? 's, medians' : ''}; ${o.workers} workers, ${o.shards} shards, scale ${o.scale}):`);
+    for (const wl of o.workloads) {
+      const r = results.get(wl)!;
+      const p = median(r.plain);
+      const w = median(r.weave);
+      const goal = wl === 'S' ? ' (goal ≥ 0.80)' : '';
+      console.log(`pgbench -${wl} -M prepared -c ${o.clients} -j ${o.threads} -T ${o.duration}: PostgreSQL ${p.toFixed(0)} tps, pgweave ${w.toFixed(0)} tps, ratio ${(w / p).toFixed(2)}${goal}`);
+    }
+    console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
+
+    if (o.profile) {
+      for (const wl of o.workloads) {
+        console.log('');
+        console.log(`profiling one more pgweave run of -${wl} (${o.duration} s) …`);
+        const stop = await startProfiler();
+        const r = await pgbench(weaveUrl, wl, o);
+        const profile = await stop();
+        console.log(`profiled run: ${r.tps.toFixed(0)} tps (the profiler slows it down)`);
+        for (const l of profileSummary(profile, 20)) console.log(l);
+        if (o.profileOut) {
+          const file = `${o.profileOut}-${wl}.cpuprofile`;
+          writeFileSync(file, JSON.stringify(profile));
+          console.log(`profile written to ${file} (open in Chrome DevTools → Performance)`);
+        }
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+export const router: Benchmark = {
+  description: 'pgbench -S and -N (prepared) on distributed pgbench tables through pgweave vs. one plain PostgreSQL',
+  usage: USAGE,
+  run: runRouter,
+};

@@ -1,0 +1,274 @@
+/**
+ * INSERT … SELECT into a distributed or reference table, in Citus's three
+ * modes, chosen here:
+ *
+ * - pushdown: the target is hash-distributed, every distributed table the
+ *   SELECT reads is co-located with it and joined on the distribution
+ *   column, the SELECT puts a source's distribution column into the target's
+ *   and needs no merge step (aggregates only when grouped by that column).
+ *   Shard i of the source feeds shard i of the target: one `INSERT INTO
+ *   target_i … SELECT … FROM source_i …` per shard, the original text with
+ *   shard names spliced in. ON CONFLICT and RETURNING work as they are.
+ * - repartition: the SELECT needs no merge step and reads co-located tables
+ *   (or reference tables), but its rows belong to other shards of the target.
+ *   The SELECT runs on every source shard group; its rows are routed by hash
+ *   into the target's shards.
+ * - coordinator: anything else (aggregates across shards, LIMIT, DISTINCT,
+ *   window functions, subqueries, CTEs, set operations, local tables,
+ *   parameters, sequences): the tables are pulled to the coordinator, the
+ *   coordinator PostgreSQL runs the SELECT, the rows are routed by hash.
+ *
+ * The executor (src/commands/copy/insert-select.ts) runs repartition and
+ * coordinator plans, and runs a pushdown plan's tasks only after checking
+ * that the columns the INSERT leaves out need no coordinator-side value
+ * (sequences): else it takes the coordinator plan kept in `fallback`.
+ */
+import { deparseSync } from 'pgsql-deparser';
+import { PgError } from '../protocol/errors.js';
+import type { Node } from '../sql/parse.js';
+import { parseSql } from '../sql/parse.js';
+import type { DistributedTable } from '../metadata/types.js';
+import { Restrictions } from './restrictions.js';
+import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { planPull } from './pull-planner.js';
+import type { ResolvedRelation } from './router-planner.js';
+import type { PullTable, Route, Task } from './route.js';
+
+export type InsertSelectMode = 'pushdown' | 'repartition' | 'coordinator';
+
+export interface InsertSelectPlan {
+  mode: InsertSelectMode;
+  target: DistributedTable;
+  /** The INSERT's own text. */
+  statement: string;
+  /** The InsertStmt parse tree (ON CONFLICT, RETURNING, target alias). */
+  insert: Node;
+  /** The INSERT's column list; null: every column of the table. */
+  columns: string[] | null;
+  /** ON CONFLICT or RETURNING present: rows go to the shards as INSERTs, not COPY. */
+  insertsRows: boolean;
+  /** pushdown: one INSERT … SELECT per shard; repartition: one SELECT per source shard group. */
+  tasks: Task[];
+  /** repartition: the SELECT with the original table names (the coordinator derives its column types). */
+  selectSql: string;
+  /** repartition: untyped literals of the SELECT list by position, put back on the coordinator (their type comes from the target column). */
+  literals: Array<string | null>;
+  /** coordinator: the tables to pull … */
+  pulls: PullTable[];
+  /** … and the INSERT with the pulled tables in place of the distributed ones (the target unchanged). */
+  pulledSql: string;
+  /** What a pushdown plan becomes when the target needs coordinator-side values. */
+  fallback: InsertSelectPlan | null;
+  /** Why this mode (EXPLAIN, tests). */
+  reason: string;
+}
+
+const SEQUENCE_FUNCTIONS = new Set(['nextval', 'setval', 'currval', 'lastval']);
+const WINDOW_OR_AGGREGATE = new Set([
+  'count', 'sum', 'avg', 'min', 'max', 'array_agg', 'string_agg', 'bool_and', 'bool_or', 'every', 'bit_and',
+  'bit_or', 'bit_xor', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg', 'stddev', 'stddev_pop',
+  'stddev_samp', 'variance', 'var_pop', 'var_samp', 'percentile_cont', 'percentile_disc', 'mode', 'corr',
+  'covar_pop', 'covar_samp', 'regr_avgx', 'regr_avgy', 'regr_count', 'regr_intercept', 'regr_r2', 'regr_slope',
+  'regr_sxx', 'regr_sxy', 'regr_syy', 'xmlagg', 'range_agg', 'range_intersect_agg',
+]);
+
+/** Constructs anywhere in a tree: sublinks, subqueries in FROM, CTEs, parameters, aggregates, window functions. */
+function scan(o: Node, found: Set<string>): void {
+  if (o === null || typeof o !== 'object') return;
+  if (Array.isArray(o)) {
+    for (const x of o) scan(x, found);
+    return;
+  }
+  if (o.SubLink) found.add('subquery');
+  if (o.RangeSubselect || o.RangeFunction) found.add('subquery in FROM');
+  if (o.withClause) found.add('WITH');
+  if (o.ParamRef) found.add('parameter');
+  if (o.GroupingSet) found.add('GROUPING SETS');
+  if (o.FuncCall) {
+    const names = o.FuncCall.funcname as Node[];
+    const name = names[names.length - 1]?.String?.sval;
+    if (o.FuncCall.over) found.add('window function');
+    else if (WINDOW_OR_AGGREGATE.has(name) || o.FuncCall.agg_star || o.FuncCall.agg_distinct || o.FuncCall.agg_order || o.FuncCall.agg_filter) found.add('aggregate');
+    if (SEQUENCE_FUNCTIONS.has(name)) found.add('sequence');
+  }
+  for (const k in o) {
+    const v = o[k];
+    if (v !== null && typeof v === 'object') scan(v, found);
+  }
+}
+
+/** `ref.col` (or `?.col`) of a plain column reference, else null. */
+function columnOf(n: Node): { ref: string | null; col: string } | null {
+  const c = n?.ColumnRef;
+  if (!c) return null;
+  const fields = (c.fields as Node[]).map((f) => f.String?.sval);
+  if (fields.some((f) => typeof f !== 'string')) return null;
+  if (fields.length === 1) return { ref: null, col: fields[0] };
+  if (fields.length === 2) return { ref: fields[0], col: fields[1] };
+  return null;
+}
+
+/** The hash source whose distribution column `n` is, or null. */
+function sourceDistColumn(n: Node, sources: ResolvedRelation[]): ResolvedRelation | null {
+  const c = columnOf(n);
+  if (!c) return null;
+  const hits = sources.filter((s) => s.table.method === 'hash' && s.table.distributionColumn === c.col && (c.ref === null || c.ref === s.ref.refName));
+  return hits.length >= 1 ? hits[0] : null;
+}
+
+/** The SELECT list entry that feeds target column `k`, or undefined when it cannot be told (a star over several tables). */
+function selectEntryFor(select: Node, k: number, sources: ResolvedRelation[]): Node | undefined {
+  const targets = (select.targetList ?? []) as Node[];
+  const expanded: Node[] = [];
+  for (const t of targets) {
+    const v = t.ResTarget?.val;
+    const fields = (v?.ColumnRef?.fields ?? []) as Node[];
+    if (fields.length > 0 && fields[fields.length - 1].A_Star) {
+      const from = fields.length === 2 ? sources.filter((s) => s.ref.refName === fields[0].String?.sval) : sources;
+      if (from.length !== 1 || !from[0].table.columns) return undefined;
+      for (const col of from[0].table.columns) expanded.push({ ColumnRef: { fields: [{ String: { sval: from[0].ref.refName } }, { String: { sval: col } }] } });
+    } else expanded.push(v);
+  }
+  return expanded[k];
+}
+
+/** Whether GROUP BY includes the distribution column of a source (so groups never span shards). */
+function groupedByDistribution(select: Node, sources: ResolvedRelation[]): boolean {
+  const targets = (select.targetList ?? []) as Node[];
+  for (const g of (select.groupClause ?? []) as Node[]) {
+    let expr = g;
+    const pos = g?.A_Const?.ival;
+    if (pos !== undefined) expr = targets[(pos.ival ?? 0) - 1]?.ResTarget?.val;
+    if (sourceDistColumn(expr, sources)) return true;
+  }
+  return false;
+}
+
+function insertColumns(insert: Node): string[] | null {
+  const cols = (insert.cols ?? []) as Node[];
+  return cols.length > 0 ? cols.map((c) => c.ResTarget.name as string) : null;
+}
+
+/** An untyped literal (its type comes from the column it is inserted into), as SQL; else null. */
+function untypedLiteral(n: Node): string | null {
+  if (!n?.A_Const) return null;
+  if (!n.A_Const.isnull && n.A_Const.sval === undefined) return null;
+  try {
+    return deparseSync(n);
+  } catch {
+    return null;
+  }
+}
+
+function coordinatorPlan(base: Omit<InsertSelectPlan, 'mode' | 'tasks' | 'selectSql' | 'literals' | 'pulls' | 'pulledSql' | 'fallback' | 'reason'>, text: Buffer, select: Node, sources: ResolvedRelation[], reason: string): InsertSelectPlan {
+  const pull = planPull(text, select, sources) as Extract<Route, { kind: 'pull' }>;
+  return { ...base, mode: 'coordinator', tasks: [], selectSql: '', literals: [], pulls: pull.pulls, pulledSql: pull.sql, fallback: null, reason };
+}
+
+/** Plans INSERT … SELECT into `target` (a hash-distributed or reference table). */
+export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRelation, relations: ResolvedRelation[]): Route {
+  const select = insert.selectStmt?.SelectStmt;
+  if (!select) return { kind: 'error', error: new PgError({ code: '0A000', message: 'INSERT without a SELECT or VALUES into a distributed table is not supported yet' }) };
+  const table = target.table;
+  const sources = relations.filter((r) => r !== target);
+  const base = {
+    target: table,
+    statement: text.toString('utf8'),
+    insert,
+    columns: insertColumns(insert),
+    insertsRows: !!insert.onConflictClause || ((insert.returningList ?? []) as Node[]).length > 0,
+  };
+  if (insert.onConflictClause?.targetList && table.method === 'hash') {
+    for (const t of insert.onConflictClause.targetList as Node[]) {
+      if (t.ResTarget?.name === table.distributionColumn) {
+        return { kind: 'error', error: new PgError({ code: '0A000', message: 'modifying the partition value of rows is not allowed' }) };
+      }
+    }
+  }
+  if (insert.withClause) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the INSERT has a WITH clause') };
+
+  const found = new Set<string>();
+  scan(select, found);
+  const hashSources = sources.filter((s) => s.table.method === 'hash');
+  const colocations = new Set(hashSources.map((s) => s.table.colocationId));
+  const shape = (): string | null => {
+    if (select.op && select.op !== 'SETOP_NONE') return 'set operations';
+    if (select.valuesLists) return 'VALUES';
+    if (select.limitCount || select.limitOffset) return 'LIMIT/OFFSET';
+    if (select.distinctClause) return 'DISTINCT';
+    if (select.sortClause) return 'ORDER BY';
+    if (select.lockingClause) return 'FOR UPDATE';
+    for (const f of ['subquery', 'subquery in FROM', 'WITH', 'window function', 'GROUPING SETS', 'sequence']) if (found.has(f)) return f;
+    if (colocations.size > 1) return 'tables that are not co-located';
+    if (sources.length === 0) return 'no table to read';
+    const restrictions = new Restrictions(select, sources.map((r) => r.ref), (ref) => sources.find((r) => r.ref === ref)?.table.distributionColumn ?? null);
+    const first = hashSources[0];
+    for (const r of hashSources.slice(1)) {
+      if (!restrictions.sameClass(first.ref.refName, first.table.distributionColumn!, r.ref.refName, r.table.distributionColumn!)) return 'a join that is not on the distribution column';
+    }
+    return null;
+  };
+  const blocker = shape();
+  if (blocker) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, `the SELECT has ${blocker}`) };
+  const aggregated = found.has('aggregate') || !!select.groupClause || !!select.havingClause;
+
+  // Pushdown: co-located, the distribution column carried over, groups within shards.
+  const columns = base.columns ?? table.columns ?? null;
+  const keyIndex = table.method === 'hash' && columns ? columns.indexOf(table.distributionColumn!) : -1;
+  const entry = keyIndex >= 0 ? selectEntryFor(select, keyIndex, sources) : undefined;
+  const carried = entry ? sourceDistColumn(entry, hashSources) : null;
+  const pushdown =
+    table.method === 'hash' &&
+    hashSources.length > 0 &&
+    hashSources.every((s) => s.table.colocationId === table.colocationId && s.table.shards.length === table.shards.length) &&
+    carried !== null &&
+    (!aggregated || groupedByDistribution(select, hashSources));
+  const fallbackReason = 'the target has columns whose values come from sequences on the coordinator';
+  if (pushdown) {
+    const tasks: Task[] = [];
+    for (let i = 0; i < table.shards.length; i++) {
+      const shard = table.shards[i];
+      const replacements: Replacement[] = [{ ref: target.ref, schema: table.schema, shardName: shard.shardName }];
+      const shardIds = [shard.shardId];
+      for (const s of sources) {
+        const sh = s.table.method === 'hash' ? s.table.shards[i] : s.table.shards[0];
+        replacements.push({ ref: s.ref, schema: s.table.schema, shardName: sh.shardName });
+        shardIds.push(sh.shardId);
+      }
+      tasks.push({ node: shard.placements[0].node, sql: spliceShardNames(text, replacements), shardIds });
+    }
+    const fallback = coordinatorPlan(base, text, select, sources, fallbackReason);
+    return { kind: 'insert-select', plan: { ...base, mode: 'pushdown', tasks, selectSql: '', literals: [], pulls: [], pulledSql: '', fallback, reason: 'co-located: shard to shard' } };
+  }
+  if (aggregated) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the SELECT aggregates across shards') };
+  // COPY (SELECT …) TO STDOUT on the shards cannot take parameters.
+  if (found.has('parameter')) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the SELECT has parameters') };
+
+  // Repartition: the SELECT runs per source shard group; its rows are routed to the target's shards.
+  const anchor = hashSources[0] ?? sources[0];
+  const groups = anchor.table.method === 'hash' ? anchor.table.shards.length : 1;
+  const tasks: Task[] = [];
+  for (let i = 0; i < groups; i++) {
+    const replacements: Replacement[] = [];
+    const shardIds: number[] = [];
+    for (const s of sources) {
+      const sh = s.table.method === 'hash' ? s.table.shards[i] : s.table.shards[0];
+      replacements.push({ ref: s.ref, schema: s.table.schema, shardName: sh.shardName });
+      shardIds.push(sh.shardId);
+    }
+    const spliced = parseSql(spliceShardNames(text, replacements)).stmts[0].stmt.InsertStmt;
+    const node = anchor.table.method === 'hash' ? anchor.table.shards[i].placements[0].node : anchor.table.shards[0].placements[0].node;
+    tasks.push({ node, sql: deparseSync({ SelectStmt: spliced.selectStmt.SelectStmt }), shardIds });
+  }
+  const literals = ((select.targetList ?? []) as Node[]).map((t) => untypedLiteral(t.ResTarget?.val));
+  const selectSql = deparseSync({ SelectStmt: select });
+  return {
+    kind: 'insert-select',
+    plan: { ...base, mode: 'repartition', tasks, selectSql, literals, pulls: [], pulledSql: '', fallback: null, reason: carried ? 'the target is not co-located with the source' : 'the rows change shards' },
+  };
+}
+
+/** INSERT … SELECT from distributed tables into a table of the coordinator: pull, then run it there. */
+export function planInsertSelectIntoLocal(text: Buffer, insert: Node, relations: ResolvedRelation[]): Route {
+  return planPull(text, insert.selectStmt?.SelectStmt ?? null, relations);
+}

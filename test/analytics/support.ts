@@ -1,0 +1,153 @@
+/**
+ * Shared pieces of the analytics tests (TPC-H, random differential queries,
+ * bounded memory, EXPLAIN) and of bench/analytics.ts: clients that keep every
+ * value as PostgreSQL's text (so numeric results compare exactly), COPY FROM
+ * STDIN through node-postgres without extra packages, a bounded query runner
+ * that turns errors into outcomes, and result comparison that knows which
+ * part of a row order the query defines.
+ */
+import pg from 'pg';
+
+/** Every value stays the text PostgreSQL sent. */
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
+export async function textClient(url: string, applicationName = 'pgweave-analytics-test'): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, types: TEXT_TYPES, application_name: applicationName });
+  // An 'error' event without a listener would end the test process; the next query reports it instead.
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+/**
+ * `COPY … FROM STDIN` through node-postgres: a Submittable that answers the
+ * CopyInResponse with the given chunks (each a run of whole COPY text lines).
+ */
+class CopyIn {
+  callback?: (err: Error | null, tag: string) => void;
+  private tag = '';
+  private error: Error | null = null;
+  constructor(private readonly text: string, private readonly chunks: Buffer[]) {}
+  submit(connection: { query(text: string): void }): void {
+    connection.query(this.text);
+  }
+  handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void }): void {
+    for (const c of this.chunks) connection.sendCopyFromChunk(c);
+    connection.endCopyFrom();
+  }
+  handleCommandComplete(msg: { text: string }): void {
+    this.tag = msg.text;
+  }
+  handleError(err: Error): void {
+    this.error ??= err;
+  }
+  handleReadyForQuery(): void {
+    this.callback?.(this.error, this.tag);
+  }
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+}
+
+/** Runs `COPY table FROM STDIN` with these chunks of COPY text; resolves with the command tag. */
+export function copyIn(c: pg.Client, sql: string, chunks: Buffer[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const q = new CopyIn(sql, chunks);
+    q.callback = (err, tag) => (err ? reject(err) : resolve(tag));
+    c.query(q as unknown as pg.QueryConfig);
+  });
+}
+
+export interface QueryResultText {
+  fields: string[];
+  types: number[];
+  rows: Array<Array<string | null>>;
+  command: string | null;
+}
+
+export type QueryOutcome =
+  | { ok: true; result: QueryResultText; ms: number }
+  | { ok: false; code: string; message: string; ms: number; timedOut: boolean };
+
+/** Runs one statement; never throws. A statement still running after timeoutMs is an outcome with timedOut. */
+export async function runQuery(c: pg.Client, sql: string, timeoutMs = 60_000): Promise<QueryOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const started = performance.now();
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { timedOut: true })), timeoutMs);
+  });
+  try {
+    const r = (await Promise.race([c.query({ text: sql, rowMode: 'array' }), timeout])) as unknown as pg.QueryArrayResult;
+    const ms = performance.now() - started;
+    return {
+      ok: true,
+      ms,
+      result: {
+        fields: (r.fields ?? []).map((f) => f.name),
+        types: (r.fields ?? []).map((f) => f.dataTypeID),
+        rows: (r.rows ?? []).map((row) => row.map((v) => (v === null ? null : String(v)))),
+        command: r.command ?? null,
+      },
+    };
+  } catch (err) {
+    const e = err as { code?: string; message?: string; timedOut?: boolean };
+    return { ok: false, code: e.code ?? 'NONE', message: e.message ?? String(err), ms: performance.now() - started, timedOut: !!e.timedOut };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function rowKey(r: ReadonlyArray<string | null>): string {
+  return JSON.stringify(r);
+}
+
+function sortedRows(rows: ReadonlyArray<ReadonlyArray<string | null>>): string[] {
+  return rows.map(rowKey).sort();
+}
+
+/**
+ * How a result's order is defined: 'total' (rows compare in order), 'none'
+ * (rows compare as multisets), or the output columns of the ORDER BY keys
+ * (those columns compare in order, whole rows as multisets).
+ */
+export type OrderSpec = 'total' | 'none' | number[];
+
+/** Differences between two results, or null when they are equal. */
+export function compareResults(expected: QueryResultText, actual: QueryResultText, order: OrderSpec): string | null {
+  if (JSON.stringify(expected.fields) !== JSON.stringify(actual.fields)) return `columns: PostgreSQL ${JSON.stringify(expected.fields)}, pgweave ${JSON.stringify(actual.fields)}`;
+  if (JSON.stringify(expected.types) !== JSON.stringify(actual.types)) return `column types: PostgreSQL ${JSON.stringify(expected.types)}, pgweave ${JSON.stringify(actual.types)}`;
+  if (expected.rows.length !== actual.rows.length) {
+    return `row count: PostgreSQL ${expected.rows.length}, pgweave ${actual.rows.length}\n  PostgreSQL: ${preview(expected.rows)}\n  pgweave:    ${preview(actual.rows)}`;
+  }
+  if (order === 'total') {
+    for (let i = 0; i < expected.rows.length; i++) {
+      if (rowKey(expected.rows[i]!) !== rowKey(actual.rows[i]!)) return `row ${i}: PostgreSQL ${rowKey(expected.rows[i]!)}, pgweave ${rowKey(actual.rows[i]!)}`;
+    }
+    return null;
+  }
+  if (Array.isArray(order)) {
+    for (let i = 0; i < expected.rows.length; i++) {
+      const e = order.map((k) => expected.rows[i]![k]);
+      const a = order.map((k) => actual.rows[i]![k]);
+      if (rowKey(e) !== rowKey(a)) return `order keys of row ${i}: PostgreSQL ${rowKey(e)}, pgweave ${rowKey(a)}`;
+    }
+  }
+  const e = sortedRows(expected.rows);
+  const a = sortedRows(actual.rows);
+  for (let i = 0; i < e.length; i++) {
+    if (e[i] !== a[i]) return `rows differ (as multisets): first difference PostgreSQL ${e[i]}, pgweave ${a[i]}`;
+  }
+  return null;
+}
+
+function preview(rows: unknown[]): string {
+  const s = JSON.stringify(rows.slice(0, 5));
+  return s.length > 400 ? `${s.slice(0, 400)} …` : s;
+}
+
+/** Formats milliseconds for diagnostics. */
+export function ms(n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
+}

@@ -1,0 +1,174 @@
+/**
+ * What cannot work is refused with Citus's errors, and a worker that goes
+ * away mid-run harms only the clients of its shards.
+ *
+ * Citus's errors: updating the distribution column (0A000), an INSERT
+ * without a distribution key value or with NULL in it, VOLATILE functions in
+ * multi-shard UPDATE/DELETE (0A000) — while the same functions stay allowed
+ * where the statement runs on one shard.
+ *
+ * Worker failure: clients working on tenants of both workers; one worker's
+ * PostgreSQL is stopped with `pg_ctl stop -m immediate`. Clients of its
+ * shards get errors of SQLSTATE class 08 (connection exception) and their
+ * sessions stay open; clients of the other worker's shards carry on without
+ * a single error. When the worker is started again, the very same sessions
+ * reconnect on their next statement.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { nodeServerOptions, startPostgres, stopPostgres } from '../../src/cluster/index.js';
+import { addWorkers, clusterState, nodeOfKeys, runStatement, textClient, workerByPort, type Outcome } from './support.js';
+
+let cluster: TestCluster;
+let c: pg.Client;
+/** A tenant on the first worker, and one on the second. */
+let onFirst: number;
+let onSecond: number;
+
+before(async () => {
+  cluster = await startTestCluster({ workers: 2 });
+  c = await textClient(cluster.url);
+  await addWorkers(c, cluster);
+  await c.query(`
+    CREATE TABLE accounts (tenant_id bigint NOT NULL, id int NOT NULL, balance numeric NOT NULL DEFAULT 0, note text,
+                           PRIMARY KEY (tenant_id, id));
+    CREATE SEQUENCE note_seq;`);
+  await c.query(`SELECT create_distributed_table('accounts', 'tenant_id', shard_count => 4)`);
+  const keys = Array.from({ length: 20 }, (_, i) => i + 1);
+  await c.query(`INSERT INTO accounts (tenant_id, id, balance) VALUES ${keys.map((k) => `(${k}, 1, 100)`).join(', ')}`);
+  const nodes = await nodeOfKeys(c, 'accounts', keys);
+  onFirst = keys.find((k) => nodes.get(k) === cluster.workers[0]!.port)!;
+  onSecond = keys.find((k) => nodes.get(k) === cluster.workers[1]!.port)!;
+  assert.ok(onFirst && onSecond, 'tenants on both workers');
+});
+
+after(async () => {
+  await c?.end().catch(() => {});
+  await cluster?.stop();
+});
+
+async function expectError(sql: string, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(c.query(sql), (err: { code?: string; message?: string }) => {
+    assert.equal(err.code, code, `${sql}: ${err.message}`);
+    assert.match(err.message ?? '', message);
+    return true;
+  });
+}
+
+test('updating the distribution column is refused (0A000), by key and across shards', async () => {
+  const msg = /modifying the partition value of rows is not allowed/;
+  await expectError(`UPDATE accounts SET tenant_id = 99 WHERE tenant_id = ${onFirst}`, '0A000', msg);
+  await expectError(`UPDATE accounts SET tenant_id = tenant_id + 1`, '0A000', msg);
+  await expectError(`UPDATE accounts a SET note = 'x', tenant_id = 7 WHERE a.id = 1`, '0A000', msg);
+  const r = await c.query(`SELECT count(*) FROM accounts WHERE tenant_id = 99`);
+  assert.deepEqual(r.rows, [{ count: '0' }]);
+});
+
+test('an INSERT without a distribution key value, or with NULL in it, is refused', async () => {
+  // Citus's message; evaluating the row on the coordinator first may meet the NOT NULL constraint's own (same SQLSTATE).
+  await expectError(`INSERT INTO accounts (id, balance) VALUES (5, 1)`, '23502', /cannot perform an INSERT without a partition column value|null value in column "tenant_id"/);
+  await expectError(`INSERT INTO accounts (tenant_id, id) VALUES (NULL, 5)`, '23502', /NULL in the partition column|null value/i);
+  await assert.rejects(c.query({ text: 'INSERT INTO accounts (tenant_id, id) VALUES ($1, $2)', values: [null, 5] }), (err: { code?: string }) => {
+    assert.equal(err.code, '23502');
+    return true;
+  });
+});
+
+test('VOLATILE functions in multi-shard UPDATE/DELETE are refused (0A000); on one shard they run', async () => {
+  const msg = /functions used in UPDATE and DELETE queries on distributed tables must not be VOLATILE/;
+  await expectError(`UPDATE accounts SET balance = balance + random()`, '0A000', msg);
+  await expectError(`DELETE FROM accounts WHERE random() > 2`, '0A000', msg);
+  await expectError(`UPDATE accounts SET note = nextval('note_seq')::text`, '0A000', msg);
+  const before = await c.query('SELECT sum(balance) FROM accounts');
+  assert.deepEqual(before.rows, [{ sum: '2000' }], 'nothing changed');
+  // One shard: the function runs once per row, as on PostgreSQL.
+  const one = await c.query(`UPDATE accounts SET note = (random() * 0)::int::text WHERE tenant_id = ${onFirst} RETURNING note`);
+  assert.deepEqual(one.rows, [{ note: '0' }]);
+});
+
+/** Outcome of one router statement on tenant `tenant` through client `s`. */
+function touch(s: pg.Client, tenant: number): Promise<Outcome> {
+  return runStatement(s, { kind: 'probe', sql: `UPDATE accounts SET balance = balance + 1 WHERE tenant_id = ${tenant} RETURNING balance` }, 30_000);
+}
+
+function codeOf(o: Outcome): string {
+  return o.ok ? 'ok' : o.code;
+}
+
+test('a worker stopped mid-run: its clients get class 08 errors, the others carry on, and the sessions reconnect', { timeout: 300_000 }, async (t) => {
+  const state = clusterState(cluster);
+  const first = workerByPort(cluster, cluster.workers[0]!.port);
+  const clientsOfFirst = [await textClient(cluster.url), await textClient(cluster.url)];
+  const clientsOfSecond = [await textClient(cluster.url), await textClient(cluster.url)];
+  const inBlock = await textClient(cluster.url);
+  try {
+    // Every session has used its worker.
+    for (const s of clientsOfFirst) assert.equal(codeOf(await touch(s, onFirst)), 'ok');
+    for (const s of clientsOfSecond) assert.equal(codeOf(await touch(s, onSecond)), 'ok');
+    await inBlock.query('BEGIN');
+    await inBlock.query(`UPDATE accounts SET note = 'in flight' WHERE tenant_id = ${onFirst}`);
+
+    // Clients of the second worker keep running while the first one stops.
+    let stopLoad = false;
+    const secondOutcomes: string[] = [];
+    const load = (async () => {
+      for (let i = 0; i < 10_000 && !stopLoad; i++) {
+        for (const s of clientsOfSecond) secondOutcomes.push(codeOf(await touch(s, onSecond)));
+      }
+    })();
+
+    await stopPostgres(first.dataDir, 'immediate');
+
+    const firstOutcomes: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (const s of clientsOfFirst) firstOutcomes.push(codeOf(await touch(s, onFirst)));
+    }
+    const blockOutcome = await runStatement(inBlock, { kind: 'probe', sql: `SELECT note FROM accounts WHERE tenant_id = ${onFirst}` }, 30_000);
+    const countBeforeRestart = secondOutcomes.length;
+    // Some statements of the second worker's clients ran while the first worker was down.
+    for (const s of clientsOfSecond) secondOutcomes.push(codeOf(await touch(s, onSecond)));
+
+    await startPostgres(nodeServerOptions(state, first), first.logFile);
+
+    // The same sessions reconnect on their next statement.
+    const afterRestart: string[] = [];
+    for (const s of clientsOfFirst) afterRestart.push(codeOf(await touch(s, onFirst)));
+    const rollback = await runStatement(inBlock, { kind: 'probe', sql: 'ROLLBACK' });
+    const blockAfter = await runStatement(inBlock, { kind: 'probe', sql: `SELECT note FROM accounts WHERE tenant_id = ${onFirst}` });
+    stopLoad = true;
+    await load;
+
+    t.diagnostic(`first worker's clients while it was down: ${firstOutcomes.join(' ')}`);
+    t.diagnostic(`in-flight transaction block on it: ${codeOf(blockOutcome)}, then ROLLBACK ${codeOf(rollback)}`);
+    t.diagnostic(`second worker's clients: ${secondOutcomes.length} statements (${countBeforeRestart} before the restart), errors: ${secondOutcomes.filter((x) => x !== 'ok').length}`);
+    t.diagnostic(`after the restart: ${afterRestart.join(' ')}`);
+
+    for (const code of firstOutcomes) assert.match(code, /^08/, `a client of the stopped worker got ${code}, not a connection exception (08…)`);
+    assert.match(codeOf(blockOutcome), /^08|^25P02$/, 'the open transaction block on the stopped worker fails');
+    assert.deepEqual(secondOutcomes.filter((x) => x !== 'ok'), [], 'clients of the other worker saw no error');
+    assert.ok(secondOutcomes.length >= countBeforeRestart + clientsOfSecond.length);
+    assert.deepEqual(afterRestart, clientsOfFirst.map(() => 'ok'), 'the same sessions work again once the worker is back');
+    assert.equal(codeOf(rollback), 'ok');
+    assert.equal(codeOf(blockAfter), 'ok');
+    assert.notEqual((blockAfter as { results: Array<{ rows: unknown[][] }> }).results[0]!.rows[0]![0], 'in flight', 'the in-flight update did not survive');
+  } finally {
+    for (const s of [...clientsOfFirst, ...clientsOfSecond, inBlock]) await s.end().catch(() => {});
+    await startPostgres(nodeServerOptions(state, first), first.logFile).catch(() => {});
+  }
+});
+
+test('after the failure, every tenant works again from a new session', async () => {
+  const s = await textClient(cluster.url);
+  try {
+    const r = await s.query('SELECT count(*) AS n, sum(balance) > 2000 AS grew FROM accounts');
+    assert.deepEqual(r.rows, [{ n: '20', grew: 't' }]);
+    for (const tenant of [onFirst, onSecond]) {
+      const one = await s.query({ text: 'SELECT balance FROM accounts WHERE tenant_id = $1', values: [tenant] });
+      assert.equal(one.rows.length, 1);
+    }
+  } finally {
+    await s.end();
+  }
+});
