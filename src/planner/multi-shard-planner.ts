@@ -11,6 +11,7 @@ import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
+import type { RelationRef } from './relations.js';
 import { spliceShardNames, type Replacement } from './shard-rewrite.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
@@ -87,6 +88,17 @@ function hasOuterJoinOrSubquery(o: Node): boolean {
   return false;
 }
 
+function hasCte(o: Node): boolean {
+  if (o === null || typeof o !== 'object') return false;
+  if (Array.isArray(o)) return o.some(hasCte);
+  if (o.CommonTableExpr) return true;
+  for (const k in o) {
+    const v = o[k];
+    if (v !== null && typeof v === 'object' && hasCte(v)) return true;
+  }
+  return false;
+}
+
 export function planMultiShard(
   text: Buffer,
   stmt: Node,
@@ -99,10 +111,11 @@ export function planMultiShard(
   if (new Set(distributed.map((r) => r.table.colocationId)).size > 1) {
     return { kind: 'error', error: unsupported('joins of tables that are not co-located') };
   }
-  const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => relations.find((r) => r.ref === ref)?.table.distributionColumn ?? null);
+  const tableOf = (ref: RelationRef) => relations.find((r) => r.ref === ref)?.table;
+  const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => tableOf(ref)?.distributionColumn ?? null, (ref) => tableOf(ref)?.columns);
   const first = distributed[0];
   for (const r of distributed.slice(1)) {
-    if (!restrictions.sameClass(first.ref.refName, first.table.distributionColumn!, r.ref.refName, r.table.distributionColumn!)) {
+    if (!restrictions.sameClassOf(first.ref, first.table.distributionColumn!, r.ref, r.table.distributionColumn!)) {
       return { kind: 'error', error: unsupported('joins that are not on the distribution column') };
     }
   }
@@ -112,6 +125,14 @@ export function planMultiShard(
     if (reference.length > 0 && hasOuterJoinOrSubquery(stmt)) {
       // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.
       return { kind: 'error', error: unsupported('reference tables and outer joins or subqueries') };
+    }
+    if (hasCte(stmt)) {
+      // A CTE read twice joins its rows across shards; per-shard results would miss those pairs.
+      return { kind: 'error', error: unsupported('CTEs') };
+    }
+    if (new Set(distributed.map((r) => r.ref.refName)).size < distributed.length) {
+      // One name for tables in different subqueries: the co-location check cannot tell them apart.
+      return { kind: 'error', error: unsupported('the same table name in several subqueries') };
     }
   } else {
     for (const f of functions) {

@@ -50,12 +50,10 @@ export class RouterPlan {
     this.reference = relations.filter((r) => r.table.method === 'reference');
     const colocation = new Set(this.distributed.map((r) => r.table.colocationId));
     if (colocation.size > 1) throw new NotRoutable('the statement joins distributed tables that are not co-located');
-    const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => {
-      const hit = relations.find((r) => r.ref === ref);
-      return hit?.table.distributionColumn ?? null;
-    });
+    const tableOf = (ref: RelationRef) => relations.find((r) => r.ref === ref)?.table;
+    const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => tableOf(ref)?.distributionColumn ?? null, (ref) => tableOf(ref)?.columns);
     this.pins = this.distributed.map((r) => {
-      const values = restrictions.pinnedValues(r.ref.refName, r.table.distributionColumn!);
+      const values = restrictions.pinnedValuesOf(r.ref, r.table.distributionColumn!);
       if (!values) throw new NotRoutable(`no equality condition on the distribution column of "${r.table.name}"`);
       return values;
     });

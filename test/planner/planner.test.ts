@@ -203,3 +203,17 @@ test('DROP TABLE/INDEX and COMMENT name their objects without RangeVars: still p
 test('CREATE TABLE referencing a distributed table creates a local table', () => {
   assert.equal(route('create table kid (id int references orders (tenant_id))').kind, 'local');
 });
+
+test('restrictions are scoped: inner conditions never pin outer tables', () => {
+  // The outer orders is not pinned by the subquery's condition: not routed to one shard.
+  assert.notEqual(route('select count(*) from orders where v in (select v from orders where tenant_id = 1)').kind, 'router');
+  assert.notEqual(route('select * from orders o where not exists (select 1 from items i where i.tenant_id = o.tenant_id and i.tenant_id = 3)').kind, 'router');
+  assert.notEqual(route('select (select count(*) from items i where i.tenant_id = o.tenant_id and i.tenant_id = 3) from orders o').kind, 'router');
+  // A constant in a LEFT JOIN's ON does not filter the preserved side.
+  assert.notEqual(route('select * from orders o left join items i on i.tenant_id = o.tenant_id and i.tenant_id = 4').kind, 'router');
+  // An alias reused inside EXISTS is its own relation.
+  assert.notEqual(route('select * from orders o where exists (select 1 from items o where o.tenant_id = 2)').kind, 'router');
+  // Pins flow into correlated subqueries: the whole statement is one shard group.
+  assert.equal(route('select * from orders o where o.tenant_id = 6 and exists (select 1 from items i where i.tenant_id = o.tenant_id)').kind, 'router');
+  assert.equal(route('select * from orders o left join items i on i.tenant_id = o.tenant_id where o.tenant_id = 6').kind, 'router');
+});
