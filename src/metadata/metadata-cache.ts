@@ -231,7 +231,12 @@ SELECT p.logicalrelid, n.nspname, c.relname, p.partmethod, a.attname, bt.typname
        pgweave.hash_function(a.atttypid), p.colocationid,
        (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(ca.attname ORDER BY ca.attnum))::text
           FROM pg_catalog.pg_attribute ca
-         WHERE ca.attrelid = p.logicalrelid AND ca.attnum > 0 AND NOT ca.attisdropped)
+         WHERE ca.attrelid = p.logicalrelid AND ca.attnum > 0 AND NOT ca.attisdropped),
+       (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(da.attname))::text
+          FROM pg_catalog.pg_attribute da
+          JOIN pg_catalog.pg_attrdef dd ON dd.adrelid = da.attrelid AND dd.adnum = da.attnum
+         WHERE da.attrelid = p.logicalrelid AND NOT da.attisdropped
+           AND pg_catalog.pg_get_expr(dd.adbin, dd.adrelid) LIKE '%(%')
 FROM pgweave.partition p
 JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -265,6 +270,7 @@ function buildCatalog(nodeRows: Row[], tableRows: Row[], shardRows: Row[]): Cata
       hashFunction: reference ? null : r[7],
       colocationId: Number(r[8]),
       columns: r[9] ? (JSON.parse(r[9]) as string[]) : null,
+      evaluatedDefaults: r[10] ? (JSON.parse(r[10]) as string[]) : [],
       shards: [],
     };
     tables.set(tableKey(table.schema, table.name), table);

@@ -57,6 +57,12 @@ export interface DistributedTable {
   colocationId: number;
   /** Column names in attribute order (for INSERT without a column list); null when not loaded. */
   columns?: string[] | null;
+  /**
+   * Columns whose default calls a function (nextval, now()…): an INSERT leaving
+   * them out is evaluated on the coordinator, so shards need no sequence and
+   * agree on the value. Constant defaults live on the shards too.
+   */
+  evaluatedDefaults?: string[];
   /** Sorted by minValue; for hash tables they cover the whole int32 range. */
   shards: Shard[];
 }

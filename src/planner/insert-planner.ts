@@ -42,7 +42,10 @@ export class InsertPlan {
       throw new PgError({ code: '0A000', message: `INSERT into distributed table "${this.table.name}" needs a column list here`, hint: 'Name the columns: INSERT INTO t (a, b) VALUES ...' });
     }
     const keyIndex = names.indexOf(this.table.distributionColumn!);
-    const omitsColumns = this.table.columns ? names.length < this.table.columns.length : false;
+    // Left-out columns matter only when their default must be computed on the coordinator.
+    const omitsColumns = this.table.columns
+      ? this.table.columns.some((c) => !names.includes(c) && (this.table.evaluatedDefaults ?? [c]).includes(c))
+      : false;
     this.evaluate = keyIndex < 0 || omitsColumns || this.rows.some((row) => (row.List.items as Node[]).some((v) => !isPlainValue(v)));
     if (this.evaluate) {
       this.rowKeys = [];
