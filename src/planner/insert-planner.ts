@@ -137,10 +137,42 @@ export class InsertPlan {
       copy.relation.schemaname = this.table.schema;
       copy.relation.alias ??= { aliasname: this.target.ref.name };
       copy.selectStmt.SelectStmt.valuesLists = rows;
+      // Each shard gets only some rows, so parameter numbers no longer match
+      // one Bind: the values are written into the statement as literals.
+      if (params) inlineParams(copy, params);
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
-    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT' };
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null };
   }
+}
+
+/**
+ * Replaces every $n by the text of its value (an untyped literal, as a
+ * text-format parameter is; NULL as NULL), in place.
+ */
+function inlineParams(tree: Node, params: ReadonlyArray<string | null>): void {
+  const visit = (o: Node): void => {
+    if (o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) {
+        const p = o[i]?.ParamRef;
+        if (p) o[i] = literal(params[p.number - 1]);
+        else visit(o[i]);
+      }
+      return;
+    }
+    for (const k in o) {
+      const v = o[k];
+      if (v?.ParamRef) o[k] = literal(params[v.ParamRef.number - 1]);
+      else if (v !== null && typeof v === 'object') visit(v);
+    }
+  };
+  visit(tree);
+}
+
+function literal(v: string | null | undefined): Node {
+  if (v === undefined) throw new PgError({ code: '0A000', message: 'binary-format parameters are not supported in an INSERT whose rows go to several shards' });
+  return v === null ? { A_Const: { isnull: true } } : { A_Const: { sval: { sval: v } } };
 }
 
 /** A value the shard can take as it is: a constant, a parameter, or a cast of one. */

@@ -37,7 +37,7 @@ export type Route =
   /** All rows in one shard group: one task on one node (fast path or router). */
   | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router' }
   /** Several tasks whose results concatenate (multi-shard UPDATE/DELETE, multi-row INSERT). */
-  | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string }
+  | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string; paramsInlined?: boolean }
   /**
    * A utility statement (DDL, TRUNCATE, VACUUM, GRANT…) on distributed or
    * reference tables: applied to the coordinator's table and every shard.

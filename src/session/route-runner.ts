@@ -18,6 +18,8 @@ import type { CopyInSink } from './services.js';
 import { dropPulledTables, pullTables } from './pull-tables.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
+import { executeInsertSelect } from '../commands/copy/insert-select.js';
+import { linkCommitter } from '../commands/copy/commit-links.js';
 
 export abstract class RouteRunner extends SessionBase {
 
@@ -95,8 +97,9 @@ export abstract class RouteRunner extends SessionBase {
         await this.reply((w) => writeCommandOutput(w, out, true));
         return true;
       }
+      case 'insert-select':
       case 'multi-shard': {
-        const result = await this.runMultiShard(route, null);
+        const result = route.kind === 'multi-shard' ? await this.runMultiShard(route, null) : await this.runInsertSelect(route, null, null);
         if (result.error) {
           await this.replyError(result.error);
           return false;
@@ -277,8 +280,25 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
+  /** INSERT … SELECT into a distributed or reference table (src/commands/copy/insert-select.ts). */
+  protected async runInsertSelect(route: Extract<Route, { kind: 'insert-select' }>, bind: { bind: BindMessage; bytes: Buffer } | null, params: ReadonlyArray<string | null> | null): Promise<CollectedResult> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    return executeInsertSelect(route.plan, {
+      ...this.sessionAccess(),
+      params,
+      coordinator: this.coordinator,
+      linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+      commitMultiNode: linkCommitter(this.services.commitGate ?? null, this.services.catalog, this.settings, (w, r) => this.services.commitMultiNode(w, r)),
+      pull: (pulls) => this.pull({ kind: 'pull', pulls, sql: '' }),
+      withSnapshots: (tables, run) => this.txn.pull(tables, (node) => this.linkForTask(node, false), run),
+      runMultiShard: (r) => this.runMultiShard(r, bind),
+    });
+  }
+
   protected async runMultiShard(route: Extract<Route, { kind: 'multi-shard' }>, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<CollectedResult> {
     await this.switchTo(null);
-    return this.txn.runTasks(route, bind?.bytes ?? null, (node, write) => this.linkForTask(node, write));
+    const bindBytes = route.paramsInlined ? null : (bind?.bytes ?? null);
+    return this.txn.runTasks(route, bindBytes, (node, write) => this.linkForTask(node, write));
   }
 }

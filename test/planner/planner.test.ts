@@ -217,3 +217,15 @@ test('restrictions are scoped: inner conditions never pin outer tables', () => {
   assert.equal(route('select * from orders o where o.tenant_id = 6 and exists (select 1 from items i where i.tenant_id = o.tenant_id)').kind, 'router');
   assert.equal(route('select * from orders o left join items i on i.tenant_id = o.tenant_id where o.tenant_id = 6').kind, 'router');
 });
+
+test('a multi-row INSERT split across shards carries its parameter values with each shard', () => {
+  let other = 11;
+  while (findShardIndex(hashInt4(other), 4) === findShardIndex(hashInt4(10), 4)) other++;
+  const r = route('insert into orders (tenant_id, v) values ($1, $2), ($3, $4)', ['10', "it's", String(other), null]);
+  assert.equal(r.kind, 'multi-shard');
+  if (r.kind !== 'multi-shard') return;
+  assert.equal(r.paramsInlined, true);
+  const all = r.tasks.map((t) => t.sql.replace(/\s+/g, ' ')).join(' | ');
+  assert.ok(!all.includes('$'), all);
+  assert.ok(all.includes("'it''s'") && all.includes('NULL'), all);
+});
