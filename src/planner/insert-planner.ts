@@ -136,7 +136,7 @@ export class InsertPlan {
       copy.relation.relname = shard.shardName;
       copy.relation.schemaname = this.table.schema;
       copy.relation.alias ??= { aliasname: this.target.ref.name };
-      copy.selectStmt.SelectStmt.valuesLists = rows;
+      copy.selectStmt.SelectStmt.valuesLists = structuredClone(rows);
       // Each shard gets only some rows, so parameter numbers no longer match
       // one Bind: the values are written into the statement as literals.
       if (params) inlineParams(copy, params);

@@ -228,4 +228,11 @@ test('a multi-row INSERT split across shards carries its parameter values with e
   const all = r.tasks.map((t) => t.sql.replace(/\s+/g, ' ')).join(' | ');
   assert.ok(!all.includes('$'), all);
   assert.ok(all.includes("'it''s'") && all.includes('NULL'), all);
+  // The plan is reused with other values: nothing of the first execution may stick.
+  const stmt = parseSql('insert into orders (tenant_id, v) values ($1, $2), ($3, $4)').stmts[0].stmt;
+  const plan = planStatement(stmt, Buffer.from('insert into orders (tenant_id, v) values ($1, $2), ($3, $4)'), ctx);
+  const first = plan.route(['10', 'a', String(other), 'b']);
+  const second = plan.route(['10', 'c', String(other), 'd']);
+  if (first.kind !== 'multi-shard' || second.kind !== 'multi-shard') assert.fail('expected multi-shard routes');
+  else assert.ok(second.tasks.every((t) => !t.sql.includes("'a'") && !t.sql.includes("'b'")), second.tasks.map((t) => t.sql).join(' | '));
 });
