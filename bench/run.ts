@@ -8,6 +8,8 @@ import { passthrough } from './passthrough.js';
 import { transactions } from './transactions.js';
 import { router } from './router.js';
 import { streams } from './streams.js';
+import { analytics } from './analytics.js';
+import { ingest } from './ingest.js';
 
 export interface Benchmark {
   description: string;
@@ -20,6 +22,8 @@ const benchmarks: Record<string, Benchmark> = {
   transactions,
   router,
   streams,
+  analytics,
+  ingest,
 };
 
 function listBenchmarks(): string {

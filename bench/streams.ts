@@ -41,16 +41,24 @@ interface Options {
   rate: number;
   /** fsync off & co. on every PostgreSQL (both sides): measures CPU cost rather than the disk's flush latency. */
   fast: boolean;
+  /** Run one side only (profiling); no ratio is printed. */
+  only: 'baseline' | 'pgweave' | null;
 }
 
-const USAGE = 'streams [--duration S=5] [--clients N=8] [--batch N=100] [--consumers N=4] [--partitions N=8] [--backlog N=20000] [--rate N=200] [--fast]';
+const USAGE = 'streams [--duration S=5] [--clients N=8] [--batch N=100] [--consumers N=4] [--partitions N=8] [--backlog N=20000] [--rate N=200] [--fast] [--only baseline|pgweave]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 5, clients: 8, batch: 100, consumers: 4, partitions: 8, backlog: 20000, rate: 200, fast: false };
+  const o: Options = { duration: 5, clients: 8, batch: 100, consumers: 4, partitions: 8, backlog: 20000, rate: 200, fast: false, only: null };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--fast') {
       o.fast = true;
+      continue;
+    }
+    if (a === '--only') {
+      const side = args[++i];
+      if (side !== 'baseline' && side !== 'pgweave') throw new Error(`--only takes baseline or pgweave\nusage: ${USAGE}`);
+      o.only = side;
       continue;
     }
     const v = Number(args[++i]);
@@ -103,7 +111,10 @@ async function loop(cs: pg.Client[], seconds: number, step: (c: pg.Client, i: nu
   let total = 0;
   await Promise.all(
     cs.map(async (c, ci) => {
-      for (let i = 0; Date.now() < end; i++) total += await step(c, ci * 1_000_000 + i);
+      for (let i = 0; Date.now() < end; i++) {
+        const done = await step(c, ci * 1_000_000 + i); // not `total += await …`: that reads total before the await
+        total += done;
+      }
     }),
   );
   return total / ((Date.now() - start) / 1000);
@@ -220,7 +231,7 @@ async function weave(url: string, o: Options): Promise<Side> {
   const producers = await clients(url, o.clients);
   const payload = (i: number) => ({ i, body: 'x'.repeat(100) });
   const publishOne = await loop(producers, o.duration, async (c, i) => {
-    await c.query('SELECT pgweave.publish($1, $2, $3)', ['bench_events', JSON.stringify(payload(i)), `k${i % 1000}`]);
+    await c.query('SELECT pgweave.publish($1, $2, $3)', ['bench_events', JSON.stringify(payload(i)), `k${i}`]);
     return 1;
   });
   const libProducers = await Promise.all(Array.from({ length: o.clients }, () => StreamsClient.connect(url)));
@@ -349,8 +360,9 @@ async function runStreams(args: string[]): Promise<void> {
     console.log(`pgweave: coordinator in-process, 2 workers, topic of ${o.partitions} partitions; baseline: FOR UPDATE SKIP LOCKED queue on one PostgreSQL`);
     console.log(`options: ${JSON.stringify(o)}`);
 
-    const b = await baseline(directUrl, o);
-    const w = await weave(weaveUrl, o);
+    const none: Side = { publishOne: NaN, publishBatch: NaN, consume: NaN, p50: NaN, p99: NaN };
+    const b = o.only === 'pgweave' ? none : await baseline(directUrl, o);
+    const w = o.only === 'baseline' ? none : await weave(weaveUrl, o);
     const row = (name: string, bv: number, wv: number, unit: string, higherIsBetter = true) =>
       `${name.padEnd(34)} ${bv.toFixed(0).padStart(9)} ${wv.toFixed(0).padStart(9)}  ${unit.padEnd(9)} ratio ${(higherIsBetter ? wv / bv : bv / wv).toFixed(2)}`;
     console.log('');

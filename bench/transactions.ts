@@ -83,7 +83,7 @@ function freePort(): Promise<number> {
 function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      if (err) reject(new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed:\n${stderr.slice(0, 2000)}`));
       else resolve({ stdout, stderr });
     });
   });
@@ -207,7 +207,7 @@ async function runTransactions(args: string[]): Promise<void> {
     await psql(`postgres://postgres:${password}@${pgAddr.host}:${pgAddr.port}/postgres`, 'CREATE DATABASE plain');
     await psql(plainUrl, `CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL); INSERT INTO accounts VALUES ${values}`);
     const pairsRows = (await psql(weaveUrl, "SELECT string_agg(format('(%s,%s,%s)', n, a, b), ',') FROM pairs_multi")).trim();
-    await psql(plainUrl, `CREATE TABLE pairs_multi (n bigint, a int, b int); INSERT INTO pairs_multi VALUES ${pairsRows}; CREATE INDEX ON pairs_multi (n); VACUUM ANALYZE`);
+    await psql(plainUrl, `CREATE TABLE pairs_multi (n bigint, a int, b int); INSERT INTO pairs_multi VALUES ${pairsRows}; CREATE INDEX ON pairs_multi (n); ANALYZE`);
 
     const scripts = {
       single: join(dir, 'single.sql'),

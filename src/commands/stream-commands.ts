@@ -25,7 +25,7 @@
  * triggers, and the registry its rows.
  */
 import { PgError } from '../protocol/errors.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import { parseSql } from '../sql/parse.js';
 import { readWorkerNodes } from '../metadata/catalog-writes.js';
 import type { StreamAccess } from '../streams/access.js';
@@ -72,10 +72,23 @@ async function topicFor(a: StreamAccess, name: string): Promise<Topic> {
   return loadTopic(a.pools, a.database, a.coordinator, await a.catalog(), name);
 }
 
-/** The client may read the topic (SELECT on its table, as PostgreSQL decides). */
+const readChecks = new WeakMap<object, Map<string, number>>();
+const READ_CHECK_TTL_MS = 2000;
+
+/**
+ * The client may read the topic (SELECT on its table, as PostgreSQL
+ * decides). A positive answer is remembered for a moment per role: polls
+ * repeat it constantly, and the events themselves are read as the client
+ * (so PostgreSQL checks every read anyway).
+ */
 async function requireRead(ctx: CommandContext, topic: Topic): Promise<void> {
+  let seen = readChecks.get(ctx.pools);
+  if (!seen) readChecks.set(ctx.pools, (seen = new Map()));
+  const key = `${ctx.database}\u0000${ctx.user}\u0000${topic.relid}`;
+  if ((seen.get(key) ?? 0) > Date.now()) return;
   const r = await coordinatorPool(ctx).query('SELECT pg_catalog.has_table_privilege($1, $2::pg_catalog.oid, $3)', [ctx.user, String(topic.relid), 'SELECT']);
   if (r.rows[0]?.[0] !== 't') throw new PgError({ code: '42501', message: `permission denied for topic ${topic.name}` });
+  seen.set(key, Date.now() + READ_CHECK_TTL_MS);
 }
 
 function notInBlock(ctx: CommandContext, fn: string, hint?: string): void {
@@ -433,10 +446,18 @@ const heartbeat: CommandDefinition = {
   setReturning: false,
   async run(args, ctx) {
     const a = await access(ctx);
-    const r = await a.coordinator.query(
-      `UPDATE pgweave_streams.consumer SET last_heartbeat = pg_catalog.clock_timestamp() WHERE group_name = $1 AND topic = $2 AND consumer_id = $3 RETURNING 1`,
-      [args.get('group_name')!, args.get('topic')!, args.get('consumer')!],
-    );
+    // A heartbeat need not survive a crash: committed without waiting for a WAL flush.
+    const [g, t, c] = [args.get('group_name')!, args.get('topic')!, args.get('consumer')!].map(quoteLiteral);
+    const r = await a.coordinator.withClient(async (client) => {
+      try {
+        return await client.query(`BEGIN; SET LOCAL synchronous_commit TO off;
+          UPDATE pgweave_streams.consumer SET last_heartbeat = pg_catalog.clock_timestamp()
+          WHERE group_name = ${g} AND topic = ${t} AND consumer_id = ${c} RETURNING 1; COMMIT`);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
     return [[r.rows.length > 0 ? 't' : 'f']];
   },
 };

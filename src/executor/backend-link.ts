@@ -73,6 +73,8 @@ export class BackendLink {
   onForwardedError: (() => void) | null = null;
   /** Replaces a forwarded ErrorResponse (a distributed-deadlock victim's cancel becomes 40P01); null keeps it. */
   rewriteError: ((err: PgError) => PgError | null) | null = null;
+  /** An ErrorResponse the server sent unasked (a FATAL such as an idle-in-transaction timeout before it closes). */
+  unsolicitedError: PgError | null = null;
   private replacement: Buffer | null = null;
   onLost: ((link: BackendLink) => void) | null = null;
 
@@ -152,6 +154,11 @@ export class BackendLink {
    */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queue.push(e);
+    // A lost connection answers nothing: fail the expectations now, or their waiters wait forever.
+    if (this.lost) {
+      this.failPending();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.conn.socket.cork();
@@ -257,7 +264,11 @@ export class BackendLink {
       return this.collector === null;
     }
     const e = this.queue[this.head];
-    if (e === undefined) return false; // unsolicited (e.g. FATAL before close): the close handler reports it
+    if (e === undefined) {
+      // Unsolicited (e.g. FATAL before close): kept for the close handler to report.
+      if (type === Backend.ErrorResponse) this.unsolicitedError = readErrorResponse(buf, start, end);
+      return false;
+    }
     const forward = e.forward;
     if (!forward && this.collector && e.collect !== false) this.collector(type, buf, start, end);
     if (type === Backend.ErrorResponse) {

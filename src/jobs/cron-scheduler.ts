@@ -303,14 +303,14 @@ export class CronScheduler {
   }
 
   private async run(job: JobRow): Promise<void> {
-    const superuser = await this.pool.query('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1', [job.username]);
-    if (superuser.rows[0]?.[0] !== 't') {
-      await this.record(job, null, 'failed', `pgweave runs cron jobs only for superusers; role "${job.username}" is not one`, true);
-      return;
-    }
     let session: JobSession | null = null;
     let runid: string | null = null;
     try {
+      const superuser = await this.pool.query('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1', [job.username]);
+      if (superuser.rows[0]?.[0] !== 't') {
+        await this.record(job, null, 'failed', `pgweave runs cron jobs only for superusers; role "${job.username}" is not one`, true);
+        return;
+      }
       session = new JobSession(await this.opts.openSession(job.database, `pgweave cron (pid ${process.pid})`));
       this.sessions.add(session);
       const guard = await session.query(`SELECT pg_catalog.pg_try_advisory_lock(${CRON_RUN_LOCK_KEY}, ${BigInt(job.jobid) % 2147483648n}::int), pg_catalog.pg_backend_pid()`);

@@ -156,7 +156,7 @@ export class ExplainPlan {
         }
         return { kind: 'explain', explain: new DistributedExplain(inner, this.options, params ?? null) };
       default:
-        return { kind: 'error', error: new PgError({ code: '0A000', message: `EXPLAIN of this statement on distributed tables is not supported yet (it runs as a ${inner.kind} statement)` }) };
+        return { kind: 'error', error: new PgError({ code: '0A000', message: `EXPLAIN of this statement on distributed tables is not supported yet (its plan is of kind "${inner.kind}")` }) };
     }
   }
 

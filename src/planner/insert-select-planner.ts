@@ -29,10 +29,170 @@ import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
-import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { qualifiedNameLength, spliceShardNames, type Replacement } from './shard-rewrite.js';
 import { planPull } from './pull-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PullTable, Route, Task } from './route.js';
+
+/**
+ * A minimal scanner over SQL bytes — whitespace, comments (nested), strings
+ * ('' doubling, E'' escapes, dollar quoting), quoted identifiers, words and
+ * parentheses — enough to find where the SELECT of an INSERT starts and
+ * ends in the original text, so it is cut out byte for byte (DESIGN.md
+ * decision 2) rather than deparsed.
+ */
+class Tokens {
+  pos: number;
+  constructor(private readonly t: Buffer, from: number) {
+    this.pos = from;
+  }
+
+  private isWordByte(b: number): boolean {
+    return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || b === 0x5f || b === 0x24 || b >= 0x80;
+  }
+
+  /** Skips whitespace and comments. */
+  skipSpace(): void {
+    const t = this.t;
+    for (;;) {
+      const b = t[this.pos];
+      if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0x0c) this.pos++;
+      else if (b === 0x2d && t[this.pos + 1] === 0x2d) {
+        while (this.pos < t.length && t[this.pos] !== 0x0a) this.pos++;
+      } else if (b === 0x2f && t[this.pos + 1] === 0x2a) {
+        let depth = 0;
+        while (this.pos < t.length) {
+          if (t[this.pos] === 0x2f && t[this.pos + 1] === 0x2a) {
+            depth++;
+            this.pos += 2;
+          } else if (t[this.pos] === 0x2a && t[this.pos + 1] === 0x2f) {
+            depth--;
+            this.pos += 2;
+            if (depth === 0) break;
+          } else this.pos++;
+        }
+      } else return;
+    }
+  }
+
+  /** The next token: its kind and bytes (a lower-cased word's text for words). */
+  next(): { kind: 'word' | 'quoted' | 'string' | 'open' | 'close' | 'other' | 'end'; start: number; word?: string } {
+    this.skipSpace();
+    const t = this.t;
+    const start = this.pos;
+    if (start >= t.length) return { kind: 'end', start };
+    const b = t[start];
+    if (b === 0x28) {
+      this.pos++;
+      return { kind: 'open', start };
+    }
+    if (b === 0x29) {
+      this.pos++;
+      return { kind: 'close', start };
+    }
+    if (b === 0x22) {
+      this.pos++;
+      while (this.pos < t.length) {
+        if (t[this.pos] === 0x22) {
+          if (t[this.pos + 1] === 0x22) this.pos += 2;
+          else {
+            this.pos++;
+            break;
+          }
+        } else this.pos++;
+      }
+      return { kind: 'quoted', start };
+    }
+    if (b === 0x27 || ((b === 0x45 || b === 0x65) && t[start + 1] === 0x27)) {
+      const escapes = b !== 0x27;
+      this.pos += escapes ? 2 : 1;
+      while (this.pos < t.length) {
+        const c = t[this.pos];
+        if (escapes && c === 0x5c) this.pos += 2;
+        else if (c === 0x27) {
+          if (t[this.pos + 1] === 0x27) this.pos += 2;
+          else {
+            this.pos++;
+            break;
+          }
+        } else this.pos++;
+      }
+      return { kind: 'string', start };
+    }
+    if (b === 0x24) {
+      // $tag$ … $tag$ (a parameter $1 is just "other")
+      let e = start + 1;
+      while (e < t.length && this.isWordByte(t[e]) && t[e] !== 0x24) e++;
+      if (t[e] === 0x24 && !(t[start + 1] >= 0x30 && t[start + 1] <= 0x39)) {
+        const tag = t.subarray(start, e + 1);
+        const close = t.indexOf(tag, e + 1);
+        this.pos = close < 0 ? t.length : close + tag.length;
+        return { kind: 'string', start };
+      }
+    }
+    if (this.isWordByte(b) && !(b >= 0x30 && b <= 0x39)) {
+      while (this.pos < t.length && this.isWordByte(t[this.pos])) this.pos++;
+      return { kind: 'word', start, word: t.toString('utf8', start, this.pos).toLowerCase() };
+    }
+    this.pos++;
+    return { kind: 'other', start };
+  }
+}
+
+/**
+ * Byte offsets of an INSERT's SELECT in `text`: it starts after
+ * `INSERT INTO rel [AS alias] [(cols)] [OVERRIDING … VALUE]` and ends where
+ * ON CONFLICT or RETURNING begins (or at the end).
+ */
+export function selectSpan(text: Buffer, insert: Node): { start: number; end: number } {
+  const rel = insert.relation;
+  const tok = new Tokens(text, rel.location + qualifiedNameLength(text, rel.location));
+  const peekWord = (): string | undefined => {
+    const save = tok.pos;
+    const t = tok.next();
+    tok.pos = save;
+    return t.kind === 'word' ? t.word : t.kind === 'quoted' ? '"' : undefined;
+  };
+  if (rel.alias) {
+    if (peekWord() === 'as') tok.next();
+    tok.next(); // the alias
+  }
+  if (((insert.cols ?? []) as Node[]).length > 0) {
+    tok.next(); // (
+    let depth = 1;
+    while (depth > 0) {
+      const t = tok.next();
+      if (t.kind === 'end') break;
+      if (t.kind === 'open') depth++;
+      else if (t.kind === 'close') depth--;
+    }
+  }
+  if (insert.override && insert.override !== 'OVERRIDING_NOT_SET') {
+    tok.next(); // OVERRIDING
+    tok.next(); // SYSTEM | USER
+    tok.next(); // VALUE
+  }
+  tok.skipSpace();
+  const start = tok.pos;
+  let end = text.length;
+  if (insert.onConflictClause) end = insert.onConflictClause.location;
+  else if (((insert.returningList ?? []) as Node[]).length > 0) {
+    let depth = 0;
+    for (;;) {
+      const t = tok.next();
+      if (t.kind === 'end') break;
+      if (t.kind === 'open') depth++;
+      else if (t.kind === 'close') depth--;
+      else if (depth === 0 && t.kind === 'word' && t.word === 'returning') {
+        end = t.start;
+        break;
+      }
+    }
+  }
+  // no trailing semicolon or blanks
+  while (end > start && (text[end - 1] === 0x3b || text[end - 1] === 0x20 || text[end - 1] === 0x0a || text[end - 1] === 0x09 || text[end - 1] === 0x0d)) end--;
+  return { start, end };
+}
 
 export type InsertSelectMode = 'pushdown' | 'repartition' | 'coordinator';
 
@@ -43,6 +203,8 @@ export interface InsertSelectPlan {
   statement: string;
   /** The InsertStmt parse tree (ON CONFLICT, RETURNING, target alias). */
   insert: Node;
+  /** The distributed and reference tables the SELECT reads. */
+  sources: DistributedTable[];
   /** The INSERT's column list; null: every column of the table. */
   columns: string[] | null;
   /** ON CONFLICT or RETURNING present: rows go to the shards as INSERTs, not COPY. */
@@ -55,8 +217,16 @@ export interface InsertSelectPlan {
   literals: Array<string | null>;
   /** coordinator: the tables to pull … */
   pulls: PullTable[];
-  /** … and the INSERT with the pulled tables in place of the distributed ones (the target unchanged). */
-  pulledSql: string;
+  /**
+   * … and the INSERT that fills the staging table: the client's text with the
+   * pulled tables for the distributed ones, the staging table for the target,
+   * ON CONFLICT and RETURNING cut off.
+   */
+  stagingSql: string;
+  /** `ON CONFLICT … RETURNING …` of the client's text ('' when absent), for the per-shard INSERTs. */
+  tailSql: string;
+  /** The coordinator's temporary table gathering the rows: `pgweave_insert_<relid>`. */
+  staging: string;
   /** What a pushdown plan becomes when the target needs coordinator-side values. */
   fallback: InsertSelectPlan | null;
   /** Why this mode (EXPLAIN, tests). */
@@ -160,9 +330,16 @@ function untypedLiteral(n: Node): string | null {
   }
 }
 
-function coordinatorPlan(base: Omit<InsertSelectPlan, 'mode' | 'tasks' | 'selectSql' | 'literals' | 'pulls' | 'pulledSql' | 'fallback' | 'reason'>, text: Buffer, select: Node, sources: ResolvedRelation[], reason: string): InsertSelectPlan {
+type PlanBase = Omit<InsertSelectPlan, 'mode' | 'tasks' | 'selectSql' | 'literals' | 'pulls' | 'stagingSql' | 'fallback' | 'reason'>;
+
+function coordinatorPlan(base: PlanBase, text: Buffer, select: Node, sources: ResolvedRelation[], reason: string): InsertSelectPlan {
   const pull = planPull(text, select, sources) as Extract<Route, { kind: 'pull' }>;
-  return { ...base, mode: 'coordinator', tasks: [], selectSql: '', literals: [], pulls: pull.pulls, pulledSql: pull.sql, fallback: null, reason };
+  const pulled = Buffer.from(pull.sql, 'utf8');
+  const insert = parseSql(pull.sql).stmts[0].stmt.InsertStmt;
+  const span = selectSpan(pulled, insert);
+  const ref = { schema: insert.relation.schemaname ?? null, name: insert.relation.relname, refName: insert.relation.alias?.aliasname ?? insert.relation.relname, hasAlias: !!insert.relation.alias, location: insert.relation.location, node: insert.relation };
+  const stagingSql = spliceShardNames(pulled.subarray(0, span.end), [{ ref, schema: 'pg_temp', shardName: base.staging }]);
+  return { ...base, mode: 'coordinator', tasks: [], selectSql: '', literals: [], pulls: pull.pulls, stagingSql, fallback: null, reason };
 }
 
 /** Plans INSERT … SELECT into `target` (a hash-distributed or reference table). */
@@ -175,9 +352,14 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
     target: table,
     statement: text.toString('utf8'),
     insert,
+    sources: [...new Set(sources.map((s) => s.table))],
     columns: insertColumns(insert),
     insertsRows: !!insert.onConflictClause || ((insert.returningList ?? []) as Node[]).length > 0,
+    tailSql: '',
+    staging: `pgweave_insert_${table.relationId}`,
   };
+  const span = selectSpan(text, insert);
+  base.tailSql = text.toString('utf8', span.end);
   if (insert.onConflictClause?.targetList && table.method === 'hash') {
     for (const t of insert.onConflictClause.targetList as Node[]) {
       if (t.ResTarget?.name === table.distributionColumn) {
@@ -238,7 +420,7 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
       tasks.push({ node: shard.placements[0].node, sql: spliceShardNames(text, replacements), shardIds });
     }
     const fallback = coordinatorPlan(base, text, select, sources, fallbackReason);
-    return { kind: 'insert-select', plan: { ...base, mode: 'pushdown', tasks, selectSql: '', literals: [], pulls: [], pulledSql: '', fallback, reason: 'co-located: shard to shard' } };
+    return { kind: 'insert-select', plan: { ...base, mode: 'pushdown', tasks, selectSql: '', literals: [], pulls: [], stagingSql: '', fallback, reason: 'co-located: shard to shard' } };
   }
   if (aggregated) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the SELECT aggregates across shards') };
   // COPY (SELECT …) TO STDOUT on the shards cannot take parameters.
@@ -256,15 +438,17 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
       replacements.push({ ref: s.ref, schema: s.table.schema, shardName: sh.shardName });
       shardIds.push(sh.shardId);
     }
-    const spliced = parseSql(spliceShardNames(text, replacements)).stmts[0].stmt.InsertStmt;
+    const splicedText = spliceShardNames(text, replacements);
+    const spliced = Buffer.from(splicedText, 'utf8');
+    const sp = selectSpan(spliced, parseSql(splicedText).stmts[0].stmt.InsertStmt);
     const node = anchor.table.method === 'hash' ? anchor.table.shards[i].placements[0].node : anchor.table.shards[0].placements[0].node;
-    tasks.push({ node, sql: deparseSync({ SelectStmt: spliced.selectStmt.SelectStmt }), shardIds });
+    tasks.push({ node, sql: spliced.toString('utf8', sp.start, sp.end), shardIds });
   }
   const literals = ((select.targetList ?? []) as Node[]).map((t) => untypedLiteral(t.ResTarget?.val));
-  const selectSql = deparseSync({ SelectStmt: select });
+  const selectSql = text.toString('utf8', span.start, span.end);
   return {
     kind: 'insert-select',
-    plan: { ...base, mode: 'repartition', tasks, selectSql, literals, pulls: [], pulledSql: '', fallback: null, reason: carried ? 'the target is not co-located with the source' : 'the rows change shards' },
+    plan: { ...base, mode: 'repartition', tasks, selectSql, literals, pulls: [], stagingSql: '', fallback: null, reason: carried ? 'the target is not co-located with the source' : 'the rows change shards' },
   };
 }
 

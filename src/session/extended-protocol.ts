@@ -15,7 +15,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose } from './extended-encoders.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
 
 export abstract class ExtendedProtocol extends RouteRunner {
@@ -234,6 +234,9 @@ export abstract class ExtendedProtocol extends RouteRunner {
     } else if (route.kind === 'transaction') {
       const out = await this.txn.run(route.verb, route.statement);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : { fields: [], rows: [], tag: out };
+    } else if (route.kind === 'insert-select') {
+      const params = portal.bind.params.map((_, i) => paramText(portal.bind, i));
+      portal.result = await this.runInsertSelect(route, portal.noParams ? null : { bind: portal.bind, bytes: portal.bindBytes }, params);
     } else if (route.kind === 'explain') {
       const out = await this.runExplain(route);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;

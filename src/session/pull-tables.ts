@@ -12,8 +12,8 @@ import { Frontend } from '../protocol/constants.js';
 import { encodeMessage } from '../protocol/writer.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import type { BackendLink } from '../executor/backend-link.js';
-import { collectOnLink, queryOnLink, streamCopyOut } from '../executor/link-query.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut } from '../executor/link-query.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
 
@@ -32,7 +32,7 @@ export async function pullTables(
     const temp = quoteIdent(p.tempName);
     const prep = await queryOnLink(
       coordinator,
-      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)} INCLUDING INDEXES)`,
+      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
     );
     if (prep.error) return prep.error;
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
@@ -87,8 +87,17 @@ export async function pullTables(
       await queryOnLink(coordinator, `DROP TABLE IF EXISTS pg_temp.${temp}`);
       return failure ?? done.error;
     }
-    // Statistics, so the coordinator plans joins and subqueries over the pulled rows as it would over the real table.
-    const analyzed = await queryOnLink(coordinator, `ANALYZE pg_temp.${temp}`);
+    // The table's indexes (their key columns, built after the load: one sort instead of random inserts into a
+    // btree larger than temp_buffers) and statistics, so the coordinator plans joins and correlated subqueries
+    // over the pulled rows as it would over the real table.
+    const keys = await queryOnLink(
+      coordinator,
+      `SELECT (SELECT string_agg('(' || pg_get_indexdef(i.indexrelid, k, true) || ')', ', ' ORDER BY k) FROM generate_series(1, i.indnkeyatts) k)
+         FROM pg_index i WHERE i.indrelid = ${quoteLiteral(quoteQualified(p.table.schema, p.table.name))}::regclass AND i.indpred IS NULL`,
+    );
+    if (keys.error) return keys.error;
+    const indexes = keys.rows.map((r) => `CREATE INDEX ON pg_temp.${temp} (${decodeDataRow(r)[0]}); `).join('');
+    const analyzed = await queryOnLink(coordinator, `${indexes}ANALYZE pg_temp.${temp}`);
     if (analyzed.error) return analyzed.error;
   }
   return null;

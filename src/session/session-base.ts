@@ -205,6 +205,11 @@ export abstract class SessionBase {
       if (!pending) {
         pending = this.services.connectNode(node).then(({ conn, prepared }) => {
           const l = this.makeLink(conn, node.nodeId, prepared);
+          if (this.state === 'closed') {
+            // The session ended while connecting: nobody would ever close (or end the transaction of) this link.
+            l.close();
+            throw new PgError({ code: '08006', message: 'the session ended' });
+          }
           this.workerNodes.set(node.nodeId, node);
           this.workers.set(node.nodeId, l);
           this.txn.replaySets(l);
@@ -221,7 +226,7 @@ export abstract class SessionBase {
   protected onLinkLost(link: BackendLink): void {
     if (this.state !== 'running') return;
     if (link === this.coordinator) {
-      this.fatal(new PgError({ severity: 'FATAL', code: '08006', message: `the coordinator lost its connection to PostgreSQL at ${link.conn.host}:${link.conn.port}` }));
+      this.fatal(link.unsolicitedError ?? new PgError({ severity: 'FATAL', code: '08006', message: `the coordinator lost its connection to PostgreSQL at ${link.conn.host}:${link.conn.port}` }));
       return;
     }
     // A worker went away: the session goes on; statements for it will reconnect.

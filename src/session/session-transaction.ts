@@ -43,6 +43,7 @@ import type { Catalog, WorkerNode } from '../metadata/types.js';
 import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
 import { encodeTaskWithParams } from './extended-encoders.js';
+import { quoteLiteral } from '../sql/quote.js';
 import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
 import { commitDistributed, type CommitNode } from '../transaction/distributed-commit.js';
 import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
@@ -235,10 +236,15 @@ export class SessionTransaction {
         throw err;
       }
       try {
-        const joins: Array<Promise<unknown>> = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
+        const joins = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
         // The coordinator's own snapshot too (local tables), unless it is busy answering the client.
         if (this.coordinator.pending === 0) joins.push(sendSwallowed(this.coordinator, 'SELECT 1'));
-        await Promise.all(joins);
+        const failure = (await Promise.all(joins)).find((e) => e);
+        if (failure) {
+          // A node without its snapshot cannot be read consistently any more: the block is aborted.
+          this.broken = true;
+          throw failure;
+        }
       } finally {
         gate.leaveRead(batch);
       }
@@ -456,6 +462,33 @@ export class SessionTransaction {
     const written = workers.filter((w) => w.wroteInTransaction);
     const readOnly = workers.filter((w) => !w.wroteInTransaction);
     try {
+      const gate = this.services.commitGate;
+      if (written.length >= 2 && gate && !this.pulledInBlock) {
+        // Two-phase for sure: the coordinator is asked whether it wrote while the workers prepare;
+        // it then prepares too, or commits as a read-only node.
+        const wrote = this.coordinatorWrote();
+        wrote.catch(() => {});
+        const coordinatorNode: CommitNode = Object.assign(this.commitNode(this.coordinator, 0), {
+          prepare: async (gid: string): Promise<'prepared' | 'committed'> => {
+            if (!(await wrote)) {
+              const r = await queryOnLink(this.coordinator, 'COMMIT');
+              if (r.error) throw r.error;
+              return 'committed';
+            }
+            const r = await queryOnLink(this.coordinator, `PREPARE TRANSACTION ${quoteLiteral(gid)}`);
+            if (r.error) throw r.error;
+            if (r.tag !== 'PREPARE TRANSACTION') throw new PgError({ code: '40000', message: 'the transaction on the coordinator was rolled back before it could be prepared' });
+            return 'prepared';
+          },
+        });
+        await commitDistributed(gate, {
+          written: [...written.map((w) => this.commitNode(w, this.groupOf(w))), coordinatorNode],
+          readOnly: readOnly.map((w) => this.commitNode(w, this.groupOf(w))),
+          lastAgent: null,
+          atomicVisibility: this.gate() !== null,
+        });
+        return 'COMMIT';
+      }
       // Likely one-phase: read-only workers commit while the coordinator is asked whether it wrote.
       const readOnlyFirst = written.length <= 1;
       const [coordinatorWrote, readOnlyResults] = await Promise.all([
@@ -475,7 +508,6 @@ export class SessionTransaction {
         const r = c ?? (await queryOnLink(this.coordinator, 'COMMIT'));
         return r.error ?? r.tag;
       }
-      const gate = this.services.commitGate;
       if (!gate) {
         // No gate service (embedding without one): the plain two-phase commit.
         const all = coordinatorWrote ? [...written, this.coordinator] : written;
@@ -533,6 +565,7 @@ export class SessionTransaction {
     const gate = multiNode && !route.isWrite ? this.gate() : null;
 
     let heldUntilStarted: GateBatch | null = null;
+    let snapshotsTaken: Promise<Array<PgError | null>> | null = null;
     if (ownBlock) {
       const tag = this.ensureTag();
       for (const l of links) {
@@ -541,8 +574,8 @@ export class SessionTransaction {
       }
     } else if (readWrap) {
       const batch = gate ? await gate.enterRead(this.groupsOf(nodes)) : null;
-      const snapshots = links.map((l) => sendSwallowed(l, SNAPSHOT_SQL));
-      if (batch) void Promise.all(snapshots).finally(() => gate!.leaveRead(batch));
+      snapshotsTaken = Promise.all(links.map((l) => sendSwallowed(l, SNAPSHOT_SQL)));
+      if (batch) void snapshotsTaken.finally(() => gate!.leaveRead(batch));
     } else if (inBlock && gate && this.readCommitted) {
       heldUntilStarted = await gate.enterRead(this.groupsOf(nodes));
     }
@@ -577,6 +610,8 @@ export class SessionTransaction {
     if (readWrap) for (const l of links) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
 
     const merged: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
+    // A node whose snapshot failed was not read consistently: the statement fails.
+    if (snapshotsTaken) merged.error = (await snapshotsTaken).find((e) => e) ?? null;
     let count = 0;
     for (const list of results) {
       for (const r of list) {
@@ -666,18 +701,33 @@ export class SessionTransaction {
       }
     }
     if (shards <= 1) return run(linkFor);
-    const links: BackendLink[] = [];
-    for (const n of nodeList) links.push(await linkFor(n));
+    const links = new Map<number, BackendLink>();
+    for (const n of nodeList) links.set(n.nodeId, await linkFor(n));
     const batch = gate ? await gate.enterRead(this.groupsOf(nodeList)) : null;
+    let failure: PgError | null = null;
     try {
-      await Promise.all(links.map((l) => sendSwallowed(l, SNAPSHOT_SQL)));
+      failure = (await Promise.all([...links.values()].map((l) => sendSwallowed(l, SNAPSHOT_SQL)))).find((e) => e) ?? null;
     } finally {
       if (batch) gate!.leaveRead(batch);
     }
+    const end = () => {
+      for (const l of links.values()) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
+    };
+    if (failure) {
+      end();
+      return failure;
+    }
+    // Only the links holding the snapshots: a node whose link is lost fails the pull (a new
+    // connection would read it with a snapshot of its own).
+    const snapshotted = async (node: WorkerNode): Promise<BackendLink> => {
+      const l = links.get(node.nodeId);
+      if (!l || l.lost) throw new PgError({ code: '08006', message: `connection to the worker at ${node.host}:${node.port} was lost` });
+      return l;
+    };
     try {
-      return await run(linkFor);
+      return await run(snapshotted);
     } finally {
-      for (const l of links) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
+      end();
     }
   }
 }

@@ -28,6 +28,7 @@ import { PgError } from '../protocol/errors.js';
 import { connectBackend } from '../pool/backend-connection.js';
 import { InternalClient } from '../pool/internal-client.js';
 import { commitTwoPhase, ensureLiveness } from '../transaction/two-phase-commit.js';
+import { quoteLiteral } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { perNode, type Row, type StreamAccess } from './access.js';
 import { loadTopic, partitionForKey, nextKeylessPartition, type Topic, type TopicPartition } from './topics.js';
@@ -173,17 +174,31 @@ export async function ensureGroup(
 
 async function acquire(access: StreamAccess, topic: Topic, group: string, consumer: string): Promise<{ leases: Lease[]; config: GroupConfig }> {
   // acquire() runs first and alone (a join could skip calling it); the group's settings ride along per row.
-  const sql = `SELECT a.partition, a.epoch, a.next_offset, a.head_offset, a.head_deliveries,
-      (SELECT g.max_deliveries FROM pgweave_streams.consumer_group g WHERE g.group_name = $1 AND g.topic = $2),
-      (SELECT g.dead_letter_topic FROM pgweave_streams.consumer_group g WHERE g.group_name = $1 AND g.topic = $2)
-    FROM pgweave_streams.acquire($1, $2, $3) a`;
+  // Heartbeats and lease moves commit without waiting for a WAL flush: one lost in a crash is harmless,
+  // since a consumer holding a lease the database forgot cannot commit under its epoch.
+  const [g, t, c] = [group, topic.name, consumer].map(quoteLiteral);
+  const sql = `BEGIN; SET LOCAL synchronous_commit TO off;
+    SELECT a.partition, a.epoch, a.next_offset, a.head_offset, a.head_deliveries,
+      (SELECT g.max_deliveries FROM pgweave_streams.consumer_group g WHERE g.group_name = ${g} AND g.topic = ${t}),
+      (SELECT g.dead_letter_topic FROM pgweave_streams.consumer_group g WHERE g.group_name = ${g} AND g.topic = ${t})
+    FROM pgweave_streams.acquire(${g}, ${t}, ${c}) a;
+    COMMIT`;
+  const run = () =>
+    access.coordinator.withClient(async (client) => {
+      try {
+        return await client.query(sql);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
   let r;
   try {
-    r = await access.coordinator.query(sql, [group, topic.name, consumer]);
+    r = await run();
   } catch (err) {
     if (!(err instanceof PgError) || err.code !== '42704') throw err;
     await ensureGroup(access, topic, group);
-    r = await access.coordinator.query(sql, [group, topic.name, consumer]);
+    r = await run();
   }
   const leases = r.rows.map((row) => ({
     partition: Number(row[0]),

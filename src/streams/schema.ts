@@ -11,10 +11,11 @@
  * directly: it runs in the client's own transaction, so an offset commits
  * atomically with whatever else that transaction wrote (exactly-once).
  *
- * Offsets (see README.md): the BEFORE INSERT row trigger locks the
+ * Offsets (see README.md): the BEFORE INSERT statement trigger locks the
  * partition's counter row (SELECT … FOR UPDATE, a no-op when this
- * transaction already holds it), numbers rows from a transaction-local
- * setting, and the AFTER INSERT statement trigger writes the counter back.
+ * transaction already holds it), the row trigger numbers rows from a
+ * transaction-local setting, and the AFTER INSERT statement trigger writes
+ * the counter back.
  * The lock is held until commit, so offsets are assigned in commit order
  * and a rolled back transaction gives its numbers back.
  */
@@ -263,28 +264,43 @@ CREATE TABLE IF NOT EXISTS pgweave_streams.partition_counter (
   partition int NOT NULL,
   next_offset bigint NOT NULL DEFAULT 0
 );
--- BEFORE INSERT, per row. TG_ARGV: shard id, partition number.
-CREATE OR REPLACE FUNCTION pgweave_streams.assign_offset() RETURNS trigger
+-- BEFORE INSERT, per statement. TG_ARGV: shard id. Locks the partition's
+-- counter row until commit (a no-op when this transaction holds it already)
+-- and starts the statement's numbering at the counter (or further, after
+-- earlier statements of the transaction).
+CREATE OR REPLACE FUNCTION pgweave_streams.lock_offsets() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   v_setting text := 'pgweave_streams.next_' || TG_ARGV[0];
   v_cached text := current_setting(v_setting, true);
   v_locked bigint;
-  v_offset bigint;
 BEGIN
-  -- Locks the counter row until commit (no-op when this transaction holds it already).
   SELECT c.next_offset INTO v_locked FROM pgweave_streams.partition_counter c WHERE c.shard_id = TG_ARGV[0]::bigint FOR UPDATE;
   IF v_locked IS NULL THEN
     RAISE EXCEPTION 'no offset counter for shard % of a topic', TG_ARGV[0] USING ERRCODE = 'XX000';
   END IF;
-  v_offset := v_locked;
-  IF v_cached IS NOT NULL AND v_cached <> '' AND v_cached::bigint > v_offset THEN
-    v_offset := v_cached::bigint;
+  IF v_cached IS NULL OR v_cached = '' OR v_cached::bigint < v_locked THEN
+    PERFORM set_config(v_setting, v_locked::text, true);
   END IF;
-  NEW.event_offset := v_offset;
+  RETURN NULL;
+END $fn$;
+-- BEFORE INSERT, per row. TG_ARGV: shard id, partition number. Cheap on
+-- purpose (no query, no SET clause): the statement trigger holds the lock.
+-- Forging the setting can only skip numbers (a gap) or collide with the
+-- UNIQUE index on event_offset, never number a row below a committed one.
+CREATE OR REPLACE FUNCTION pgweave_streams.assign_offset() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_setting text := 'pgweave_streams.next_' || TG_ARGV[0];
+  v_next text := pg_catalog.current_setting(v_setting, true);
+BEGIN
+  IF v_next IS NULL OR v_next = '' THEN
+    RAISE EXCEPTION 'offsets of shard % are not locked', TG_ARGV[0] USING ERRCODE = 'XX000';
+  END IF;
+  NEW.event_offset := v_next::bigint;
   NEW.partition := TG_ARGV[1]::int;
-  NEW.published_at := clock_timestamp();
-  PERFORM set_config(v_setting, (v_offset + 1)::text, true);
+  NEW.published_at := pg_catalog.clock_timestamp();
+  PERFORM pg_catalog.set_config(v_setting, (v_next::bigint + 1)::text, true);
   RETURN NEW;
 END $fn$;
 -- AFTER INSERT, per statement: the counter moves past what the statement numbered.
@@ -377,6 +393,7 @@ export function partitionStatements(schema: string, table: string, shardId: numb
     `INSERT INTO pgweave_streams.partition_counter (shard_id, partition, next_offset) VALUES (${shardId}, ${partition}, 0) ON CONFLICT (shard_id) DO NOTHING`,
     `CREATE UNIQUE INDEX ${quoteIdent(`${table}_${shardId}_event_offset_key`)} ON ${shard} (event_offset)`,
     `CREATE INDEX ${quoteIdent(`${table}_${shardId}_published_at_brin`)} ON ${shard} USING brin (published_at)`,
+    `CREATE TRIGGER pgweave_lock_offsets BEFORE INSERT ON ${shard} FOR EACH STATEMENT EXECUTE FUNCTION pgweave_streams.lock_offsets(${quoteLiteral(String(shardId))})`,
     `CREATE TRIGGER pgweave_assign_offset BEFORE INSERT ON ${shard} FOR EACH ROW EXECUTE FUNCTION pgweave_streams.assign_offset(${args})`,
     `CREATE TRIGGER pgweave_store_offset AFTER INSERT ON ${shard} FOR EACH STATEMENT EXECUTE FUNCTION pgweave_streams.store_offset(${quoteLiteral(String(shardId))})`,
     `CREATE TRIGGER pgweave_protect_offset BEFORE UPDATE ON ${shard} FOR EACH ROW EXECUTE FUNCTION pgweave_streams.protect_offset()`,

@@ -21,6 +21,7 @@ import { connectBackend } from '../pool/backend-connection.js';
 import { InternalClient } from '../pool/internal-client.js';
 import type { NodePools } from '../pool/node-pools.js';
 import type { NodeAddress } from '../metadata/types.js';
+import { quoteLiteral } from '../sql/quote.js';
 import { STREAMS_CHANNEL } from './schema.js';
 import { closeClientConnections } from './client-connections.js';
 
@@ -161,8 +162,9 @@ export class StreamsWaker {
         this.notifying.delete(key);
         return;
       }
+      // NOTIFY assigns a transaction id, so its commit would wait for a WAL flush: not needed for a wake-up.
       pool
-        .query('SELECT pg_catalog.pg_notify($1, $2)', [STREAMS_CHANNEL, topic])
+        .query(`BEGIN; SET LOCAL synchronous_commit TO off; NOTIFY ${STREAMS_CHANNEL}, ${quoteLiteral(topic)}; COMMIT`)
         .catch(() => {})
         .finally(() => {
           if (mine.again && !this.closed) {

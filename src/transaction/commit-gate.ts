@@ -200,13 +200,14 @@ export class CommitGate {
       return;
     }
     // Two statements (two implicit transactions): the records are read with a snapshot taken after the lock is granted.
-    const locked = c.query(`SELECT pg_catalog.pg_advisory_lock_shared(${GATE_LOCK_KEY}, 0)`);
-    const records = c.query('SELECT gid, groupid FROM pgweave.transaction').catch((err: PgError) => {
-      if (err?.code === '42P01') return { rows: [] as Array<Array<string | null>> }; // no catalog in this database yet
-      throw err;
-    });
-    await locked;
-    for (const r of (await records).rows) batch.records.set(r[0]!, Number(r[1]));
+    const [, records] = await Promise.all([
+      c.query(`SELECT pg_catalog.pg_advisory_lock_shared(${GATE_LOCK_KEY}, 0)`),
+      c.query('SELECT gid, groupid FROM pgweave.transaction').catch((err: PgError) => {
+        if (err?.code === '42P01') return { rows: [] as Array<Array<string | null>> }; // no catalog in this database yet
+        throw err;
+      }),
+    ]);
+    for (const r of records.rows) batch.records.set(r[0]!, Number(r[1]));
   }
 
   private leave(batch: GateBatch): void {

@@ -39,6 +39,12 @@ export interface CommitNode {
   /** Runs one statement in the node's session; resolves with the command tag, rejects with the error. */
   run(sql: string): Promise<string>;
   readonly lost: boolean;
+  /**
+   * Replaces PREPARE for a node that may turn out to have written nothing
+   * (the coordinator, asked in parallel): 'committed' when it committed
+   * one-phase as a read-only node instead of preparing.
+   */
+  prepare?(gid: string): Promise<'prepared' | 'committed'>;
 }
 
 export interface DistributedCommit {
@@ -96,9 +102,14 @@ export async function commitDistributed(gate: CommitGate, c: DistributedCommit):
     await faultPoint('before-prepare');
     const readOnlyDone = Promise.allSettled(c.readOnly.map((n) => n.run('COMMIT')));
     // A transaction in an aborted state answers PREPARE with ROLLBACK, not an error: only the PREPARE TRANSACTION tag means prepared.
+    const readOnlyAfterAll = new Array<boolean>(c.written.length).fill(false);
     const prepare = await settleEach(
       c.written,
       async (n, i) => {
+        if (n.prepare) {
+          if ((await n.prepare(gids[i]!)) === 'committed') readOnlyAfterAll[i] = true;
+          return;
+        }
         const tag = await n.run(`PREPARE TRANSACTION ${quoteLiteral(gids[i]!)}`);
         if (tag !== 'PREPARE TRANSACTION') {
           throw new PgError({ code: '40000', message: `the transaction on ${n.label} was rolled back before it could be prepared` });
@@ -106,11 +117,12 @@ export async function commitDistributed(gate: CommitGate, c: DistributedCommit):
       },
       () => faultPoint('between-prepares'),
     );
-    const prepared = prepare.map((r) => r.status === 'fulfilled');
+    const prepared = prepare.map((r, i) => r.status === 'fulfilled' && !readOnlyAfterAll[i]);
+    const failedPrepare = prepare.some((r) => r.status === 'rejected');
     const readOnlyFailure = firstError(await readOnlyDone);
-    if (prepared.includes(false) || readOnlyFailure) {
+    if (failedPrepare || readOnlyFailure) {
       await rollbackPrepared(c.written, gids, prepared);
-      const i = prepared.indexOf(false);
+      const i = prepare.findIndex((r) => r.status === 'rejected');
       throw asPgError(firstError(prepare) ?? readOnlyFailure, i >= 0 ? `could not prepare the transaction on ${c.written[i]!.label}` : 'could not commit a read-only node');
     }
     let batch: GateBatch | null = null;
@@ -139,7 +151,7 @@ export async function commitDistributed(gate: CommitGate, c: DistributedCommit):
         }
       }
       try {
-        await gate.writeRecords(alive, gids.map((gid, i) => ({ gid, groupId: c.written[i]!.groupId })));
+        await gate.writeRecords(alive, gids.flatMap((gid, i) => (prepared[i] ? [{ gid, groupId: c.written[i]!.groupId }] : [])));
       } catch (err) {
         if (alive.closed) {
           commitStats.unknownOutcome++;
@@ -154,13 +166,14 @@ export async function commitDistributed(gate: CommitGate, c: DistributedCommit):
       }
       // ← the commit point
       await faultPoint('after-record');
+      const toCommit = c.written.map((n, i) => ({ n, gid: gids[i]! })).filter((_, i) => prepared[i]);
       const done = await settleEach(
-        c.written,
-        (n, i) => n.run(`COMMIT PREPARED ${quoteLiteral(gids[i]!)}`),
+        toCommit,
+        ({ n, gid }) => n.run(`COMMIT PREPARED ${quoteLiteral(gid)}`),
         () => faultPoint('between-commit-prepared'),
       );
       done.forEach((r, i) => {
-        if (r.status === 'fulfilled') committed.push(gids[i]!);
+        if (r.status === 'fulfilled') committed.push(toCommit[i]!.gid);
       });
     } finally {
       if (batch) gate.leaveWrite(batch, committed);

@@ -86,6 +86,9 @@ export const RANDOM_SCHEMA_DDL = [
   `CREATE TABLE purchases (cid int NOT NULL, pid int NOT NULL, item int, qty int, price numeric(8,2), note text, PRIMARY KEY (cid, pid))`,
   `CREATE TABLE items (item int PRIMARY KEY, category text, weight int, region text)`,
   `CREATE TABLE regions (region text PRIMARY KEY, zone text, rank int)`,
+  // an expression index and a partial index: pulled tables copy the indexes' key columns
+  `CREATE INDEX customers_lower_name ON customers (lower(name), tier)`,
+  `CREATE INDEX purchases_big_items ON purchases (item) WHERE qty > 5`,
 ];
 
 export const RANDOM_SCHEMA_DISTRIBUTE = [
@@ -330,7 +333,8 @@ export class QueryGenerator {
         // Extra conditions in ON (a filter of one side, or a distribution column = constant), except for FULL JOIN,
         // which needs merge- or hash-joinable conditions only.
         if (kind !== 'FULL JOIN' && this.r.chance(0.3)) {
-          on += ` AND ${this.predicate({ ...ctx, depth: 2 }, this.r.chance(0.5) ? [s] : [...sources, s])}`;
+          const side = this.r.chance(0.5) ? [s] : [...sources, s];
+          on += ` AND ${(this.r.chance(0.4) && this.distEquality(side, ctx)) || this.predicate({ ...ctx, depth: 2 }, side)}`;
           ctx.features.add('extra ON condition');
         }
         sql += ` ${kind} ${this.fromText(s)} ON ${on}`;
@@ -420,6 +424,15 @@ export class QueryGenerator {
         return `${this.ref(s)}.${s.table!.dist} = ${r.int(1, 45)}`;
       }
     }
+  }
+
+  /** `<distribution column> = <constant>` on one of the sources that has one, or null. */
+  private distEquality(sources: Source[], ctx: Context): string | null {
+    const withDist = sources.filter((s) => s.table?.dist);
+    if (withDist.length === 0) return null;
+    const s = this.r.pick(withDist);
+    ctx.features.add('distribution column = constant');
+    return `${this.ref(s)}.${s.table!.dist} = ${this.r.int(1, 45)}`;
   }
 
   /** An equality between a column of `inner` and a same-typed column of `outer`. */
@@ -517,7 +530,7 @@ export class QueryGenerator {
     for (let i = r.pick([0, 1, 1, 2, 3]); i > 0; i--) extra.push(this.predicate(ctx, sources));
     // A condition on the enclosing query's columns only, inside the subquery.
     if (ctx.outer.length > 0 && r.chance(0.25)) {
-      extra.push(this.predicate({ ...ctx, depth: 2 }, ctx.outer));
+      extra.push((r.chance(0.4) && this.distEquality(ctx.outer, ctx)) || this.predicate({ ...ctx, depth: 2 }, ctx.outer));
       ctx.features.add('outer-only condition in subquery');
     }
     if (extra.length > 1 && r.chance(0.2)) preds.push(`(${extra.join(' OR ')})`);

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { StreamsClient, FencedError, type Consumer } from '../../src/client/index.js';
+import { psqlEnv, psqlPath } from '../../src/cluster/index.js';
+import { faults } from '../../src/transaction/fault-injection.js';
 
 const CHILD = fileURLToPath(new URL('./consumer-child.js', import.meta.url));
 const BIN = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
@@ -102,6 +104,25 @@ test('a transaction publishing on both workers commits or rolls back as a whole'
   // Offsets stay gap-free per partition.
   const gaps = await sql.query(`SELECT partition, count(*)::int AS n, max(event_offset)::int AS m FROM multi GROUP BY partition`);
   for (const g of gaps.rows) assert.equal(g.m, g.n - 1, `partition ${g.partition} has gaps`);
+});
+
+test('COPY into a topic numbers its rows like any publish', async () => {
+  await sql.query("SELECT pgweave.create_topic('copied', partitions => 2)");
+  await sql.query(`SELECT * FROM pgweave.publish('copied', '{"n":0}', 'a')`);
+  const rows = Array.from({ length: 50 }, (_, i) => `${i % 2 ? 'a' : 'b'}\t{"n": ${i + 1}}`).join('\n') + '\n';
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(psqlPath(), ['-X', '-v', 'ON_ERROR_STOP=1', cluster.url, '-c', 'COPY copied (key, payload) FROM STDIN'], { env: psqlEnv(cluster.password), stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(err))));
+    p.stdin!.end(rows);
+  });
+  const r = await sql.query(`SELECT partition, count(*)::int AS n, min(event_offset)::int AS lo, max(event_offset)::int AS hi FROM copied GROUP BY partition ORDER BY partition`);
+  assert.equal(r.rows.reduce((n, row) => n + row.n, 0), 51);
+  for (const row of r.rows) assert.deepEqual([row.lo, row.hi], [0, row.n - 1], `partition ${row.partition} is numbered 0..n-1`);
+  // Offsets follow the input order within a key.
+  const a = await sql.query(`SELECT (payload->>'n')::int AS n FROM copied WHERE key = 'a' ORDER BY event_offset`);
+  assert.deepEqual(a.rows.map((x) => x.n), a.rows.map((x) => x.n).sort((x, y) => x - y));
 });
 
 interface Tracker {
@@ -267,6 +288,48 @@ test('consumer groups consume every event: exactly once with the offset in the t
     for (const d of duplicates) assert.ok(killedBatch.has(d), `duplicate ${d} is from the killed batch`);
     assert.ok(duplicates.length > 0, 'the killed at-least-once batch was partly processed and is delivered again');
   } finally {
+    client.close();
+  }
+});
+
+test('an exactly-once batch whose distributed commit fails leaves neither its writes nor its offsets', { timeout: 60_000 }, async () => {
+  await sql.query("SELECT pgweave.create_topic('atomic', partitions => 2)");
+  await sql.query(`CREATE TABLE tally_atomic (event_id text PRIMARY KEY, n int NOT NULL)`);
+  await sql.query(`SELECT create_distributed_table('tally_atomic', 'event_id')`);
+  await sql.query(`SELECT * FROM pgweave.publish_batch('atomic', $1)`, [JSON.stringify(Array.from({ length: 8 }, (_, i) => ({ key: `k${i}`, payload: { id: `a${i}` } })))]);
+  const client = await StreamsClient.connect(cluster.url);
+  const consumer = client.consumer<{ id: string }>({ topic: 'atomic', group: 'atomic', mode: 'exactly-once', maxEvents: 100, waitMs: 200 });
+  const tallyAll = async (batch: NonNullable<Awaited<ReturnType<typeof consumer.poll>>>) => {
+    for (const e of batch.events) {
+      await batch.query('INSERT INTO tally_atomic VALUES ($1, 1) ON CONFLICT (event_id) DO UPDATE SET n = tally_atomic.n + 1', [e.value.id]);
+    }
+  };
+  try {
+    const first = await consumer.poll();
+    assert.ok(first && first.events.length === 8);
+    await tallyAll(first);
+    // The two-phase commit of the batch (workers + the coordinator's offsets) fails after the first PREPARE.
+    let armed = true;
+    faults.handler = (point) => {
+      if (point === 'between-prepares' && armed) {
+        armed = false;
+        throw new Error('injected failure between two PREPAREs');
+      }
+    };
+    await assert.rejects(first.commit());
+    faults.handler = null;
+    // Recovery rolls the prepared parts back; then the batch comes again, whole, and commits once.
+    let again = await consumer.poll();
+    for (let i = 0; i < 50 && (!again || again.events.length < 8); i++) again = await consumer.poll();
+    assert.equal(again?.events.length, 8, 'the whole batch is delivered again');
+    await tallyAll(again!);
+    await again!.commit();
+    const r = await sql.query(`SELECT count(*)::int AS events, sum(n)::int AS tallied FROM tally_atomic`);
+    assert.deepEqual(r.rows[0], { events: 8, tallied: 8 });
+    assert.equal(await totalLag('atomic'), 0);
+  } finally {
+    faults.handler = null;
+    await consumer.close();
     client.close();
   }
 });

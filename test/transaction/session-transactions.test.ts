@@ -244,8 +244,11 @@ test('idle_in_transaction_session_timeout ends the session and releases the work
     await c.query('BEGIN');
     await c.query(`UPDATE t SET v = 42 WHERE id = ${A}`);
     await c.query(`UPDATE t SET v = 42 WHERE id = ${B}`);
+    const fatal = new Promise<{ code?: string }>((resolve) => c.once('error', resolve));
     await sleep(1500);
     await assert.rejects(c.query('SELECT 1'));
+    // As PostgreSQL reports it: FATAL 25P03 before the connection closes.
+    assert.equal((await fatal).code, '25P03');
     // Nothing of it committed, and its row locks are gone.
     await other.query("SET statement_timeout = '5s'");
     await other.query(`UPDATE t SET v = v WHERE id IN (${A}, ${B})`);

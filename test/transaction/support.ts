@@ -220,36 +220,41 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
     let c = await client(`bank-reader-${r}`);
     let i = r;
     try {
+      // Aggregates run as pulls (rows copied to the coordinator), plain SELECTs as multi-shard tasks: both are read.
+      const rowsSum = (r: pg.QueryResult) => r.rows.reduce((acc: number, row: { balance: string }) => acc + Number(row.balance), 0);
       while (!writersDone && !wrongEnough()) {
-        const kind = i++ % 3;
+        const kind = i++ % 4;
         try {
-          if (kind === 0) {
-            const res = await c.query('SELECT sum(balance) AS s FROM accounts');
+          if (kind === 0 || kind === 1) {
+            const sum =
+              kind === 0
+                ? Number((await c.query('SELECT sum(balance) AS s FROM accounts')).rows[0].s)
+                : rowsSum(await c.query('SELECT balance FROM accounts'));
             counts.statementReads++;
-            if (Number(res.rows[0].s) !== total) {
+            if (sum !== total) {
               counts.statementWrong++;
-              wrong('statement', res.rows[0].s);
+              wrong(kind === 0 ? 'statement (pull)' : 'statement (multi-shard)', String(sum));
             }
-          } else if (kind === 1) {
+          } else if (kind === 2) {
             await c.query('BEGIN');
-            const res = await c.query('SELECT sum(balance) AS s FROM accounts');
+            const a = Number((await c.query('SELECT sum(balance) AS s FROM accounts')).rows[0].s);
+            const b = rowsSum(await c.query('SELECT balance FROM accounts'));
             await c.query('COMMIT');
             counts.readCommittedReads++;
-            if (Number(res.rows[0].s) !== total) {
+            if (a !== total || b !== total) {
               counts.readCommittedWrong++;
-              wrong('read committed block', res.rows[0].s);
+              wrong('read committed block', `${a}, ${b}`);
             }
           } else {
             await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-            const a = await c.query(`SELECT coalesce(sum(balance), 0) AS s FROM accounts WHERE id <= ${half}`);
-            const b = await c.query(`SELECT coalesce(sum(balance), 0) AS s FROM accounts WHERE id > ${half}`);
+            const a = rowsSum(await c.query(`SELECT balance FROM accounts WHERE id <= ${half}`));
+            const b = Number((await c.query(`SELECT coalesce(sum(balance), 0) AS s FROM accounts WHERE id > ${half}`)).rows[0].s);
             const l = await c.query('SELECT coalesce(sum(amount), 0) AS s FROM legs');
             await c.query('COMMIT');
             counts.repeatableReads++;
-            const sum = Number(a.rows[0].s) + Number(b.rows[0].s);
-            if (sum !== total || Number(l.rows[0].s) !== 0) {
+            if (a + b !== total || Number(l.rows[0].s) !== 0) {
               counts.repeatableWrong++;
-              wrong('repeatable read block', `${a.rows[0].s} + ${b.rows[0].s}, legs ${l.rows[0].s}`);
+              wrong('repeatable read block', `${a} + ${b}, legs ${l.rows[0].s}`);
             }
           }
         } catch (err) {

@@ -54,8 +54,26 @@ export interface RowReader {
 abstract class LineReader implements RowReader {
   /** 0 until the first line shows which terminator the stream uses. */
   protected eol: 'nl' | 'cr' | 'crnl' | null = null;
+  /** Where the next backslash / quote byte is in `seenBuf` (-1: none after `seenFrom`), so rows do not rescan the rest of a buffer. */
+  private seenBuf: Buffer | null = null;
+  private readonly seenAt: number[] = [0, 0];
+  private readonly seenFrom: number[] = [0, 0];
 
   constructor(protected readonly o: CopyOptions) {}
+
+  /** buf.indexOf(byte, from), remembered per buffer: rows are scanned in increasing order. */
+  protected nextOf(buf: Buffer, slot: 0 | 1, byte: number, from: number): number {
+    if (this.seenBuf !== buf) {
+      this.seenBuf = buf;
+      this.seenFrom[0] = this.seenFrom[1] = Number.MAX_SAFE_INTEGER;
+    }
+    const at = this.seenAt[slot];
+    if (from >= this.seenFrom[slot] && (at === -1 || at >= from)) return at;
+    const found = buf.indexOf(byte, from);
+    this.seenAt[slot] = found;
+    this.seenFrom[slot] = from;
+    return found;
+  }
 
   /** Decides the terminator from the first line, as PostgreSQL does; false when more data is needed. */
   protected detectEol(buf: Buffer, pos: number): boolean {
@@ -133,7 +151,7 @@ export class TextRowReader extends LineReader {
     for (;;) {
       const nl = buf.indexOf(term, from);
       if (nl < 0) return -1;
-      const bs = buf.indexOf(BACKSLASH, from);
+      const bs = this.nextOf(buf, 0, BACKSLASH, from);
       if (bs < 0 || bs >= nl) return nl + 1;
       // A backslash quotes the next byte, a terminator included.
       let i = bs;
@@ -146,10 +164,8 @@ export class TextRowReader extends LineReader {
   protected rawFields(buf: Buffer, start: number, contentEnd: number, upTo: number): RawField[] {
     const d = this.o.delimiter;
     const out: RawField[] = [];
-    const hasBackslash = (() => {
-      const b = buf.indexOf(BACKSLASH, start);
-      return b >= 0 && b < contentEnd;
-    })();
+    const b = this.nextOf(buf, 0, BACKSLASH, start);
+    const hasBackslash = b >= 0 && b < contentEnd;
     let fieldStart = start;
     if (!hasBackslash) {
       while (out.length < upTo) {
@@ -245,7 +261,7 @@ export class CsvRowReader extends LineReader {
     const q = this.o.quote;
     const nl = buf.indexOf(term, pos);
     if (nl < 0) return -1;
-    const firstQuote = buf.indexOf(q, pos);
+    const firstQuote = this.nextOf(buf, 1, q, pos);
     if (firstQuote < 0 || firstQuote > nl) return nl + 1;
     // Quotes ahead: walk the bytes. ESCAPE only matters inside quotes, and only when it is not QUOTE.
     const esc = this.o.escape === q ? -1 : this.o.escape;

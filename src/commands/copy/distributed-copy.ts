@@ -90,6 +90,12 @@ export interface RouterConfig {
   insertSqlFor?: (shardIndex: number) => string;
   /** Line numbers in errors (COPY) or not (INSERT … SELECT). */
   reportLines: boolean;
+  /**
+   * Text rows carry one more, last field: the distribution column's hash,
+   * computed by the coordinator PostgreSQL. It decides the shard and is cut
+   * off before the row is forwarded.
+   */
+  hashColumn?: boolean;
 }
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
@@ -124,10 +130,14 @@ class ShardBuffer {
     return this.buf === null ? 5 + (this.prefix?.length ?? 0) + n + 2 <= this.capacity : this.len + n + 2 <= this.capacity;
   }
 
-  add(src: Buffer, s: number, e: number, line: number): void {
+  add(src: Buffer, s: number, e: number, line: number, tail: Buffer | null = null): void {
     if (this.buf === null) this.start();
     src.copy(this.buf!, this.len, s, e);
     this.len += e - s;
+    if (tail) {
+      tail.copy(this.buf!, this.len);
+      this.len += tail.length;
+    }
     this.lines.push(line);
   }
 
@@ -217,8 +227,12 @@ export class DistributedCopy {
     this.failure ??= err;
   }
 
-  private where(line: number): string {
-    return `COPY ${this.c.table.name}, line ${line}`;
+  private where(line: number): string | undefined {
+    return this.c.reportLines ? `COPY ${this.c.table.name}, line ${line}` : undefined;
+  }
+
+  private whereWith(line: number, more: string): string | undefined {
+    return this.c.reportLines ? `COPY ${this.c.table.name}, line ${line}${more}` : undefined;
   }
 
   // ---- connections --------------------------------------------------------
@@ -296,6 +310,18 @@ export class DistributedCopy {
         return n;
       }
       const terminated = ce < end;
+      if (c.hashColumn) {
+        const cut = buf.lastIndexOf(c.opts.delimiter, ce - 1);
+        const hash = cut >= pos ? Number(buf.toString('latin1', cut + 1, ce)) : NaN;
+        if (!Number.isInteger(hash)) {
+          this.fail(new PgError({ code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' }));
+          return n;
+        }
+        const p = this.addToShard(findShardIndex(hash | 0, this.buffers.length), buf, pos, cut, this.line, r.terminator());
+        if (p) await p;
+        pos = end;
+        continue;
+      }
       if (c.evaluated.length > 0) {
         this.evalQueue.push({ bytes: buf.subarray(pos, ce), contentEnd: ce - pos, line: this.line });
         if (this.evalQueue.length >= BATCH_ROWS_COORDINATOR) await this.resolveEvaluated();
@@ -412,27 +438,32 @@ export class DistributedCopy {
     try {
       hash = c.binaryHasher!(buf, f[0], f[1]);
     } catch (err) {
-      this.fail(new PgError({ ...toPgError(err, '22P03').fields, where: `${this.where(line)}, column ${c.table.distributionColumn}` }));
+      this.fail(new PgError({ ...toPgError(err, '22P03').fields, where: this.whereWith(line, `, column ${c.table.distributionColumn}`) }));
       return;
     }
     return this.addToShard(findShardIndex(hash, this.buffers.length), buf, start, end, line);
   }
 
-  private addToShard(index: number, src: Buffer, s: number, e: number, line: number): Promise<void> | void {
+  private addToShard(index: number, src: Buffer, s: number, e: number, line: number, tail: Buffer | null = null): Promise<void> | void {
     const b = this.buffers[index];
-    const size = e - s;
+    const size = e - s + (tail?.length ?? 0);
     if (b.fits(size)) {
-      b.add(src, s, e, line);
+      b.add(src, s, e, line, tail);
       return;
     }
     const flushed = b.empty ? undefined : this.flush(index);
     if (b.fits(size)) {
-      b.add(src, s, e, line);
+      b.add(src, s, e, line, tail);
       return flushed;
     }
     // A row larger than a batch goes alone.
     const binary = this.binary !== null;
-    const message = singleRowMessage(binary ? BINARY_HEADER : null, src.subarray(s, e), binary ? BINARY_TRAILER : null);
+    const row = tail ? Buffer.concat([src.subarray(s, e), tail]) : src.subarray(s, e);
+    if (this.c.insertSqlFor) {
+      const sent = this.sendBatch(index, null, [line], singleRowMessage(null, row, null));
+      return flushed ? flushed.then(() => sent) : sent;
+    }
+    const message = singleRowMessage(binary ? BINARY_HEADER : null, row, binary ? BINARY_TRAILER : null);
     const sent = this.sendBatch(index, message, [line], null);
     return flushed ? flushed.then(() => sent) : sent;
   }
@@ -518,7 +549,7 @@ export class DistributedCopy {
           await this.access.runAsClient(`SELECT ${t.hashFunction}($1::${t.distributionColumnSqlType ?? t.distributionColumnType})`, [row.value]);
         } catch (err) {
           const e = toPgError(err);
-          this.fail(new PgError({ ...e.fields, where: `${this.where(row.line)}, column ${t.distributionColumn}: "${row.value}"` }));
+          this.fail(new PgError({ ...e.fields, where: this.whereWith(row.line, `, column ${t.distributionColumn}: "${row.value}"`) }));
           return;
         }
       }
@@ -568,7 +599,7 @@ export class DistributedCopy {
         const got = r!.fieldCount(row.bytes, 0, row.contentEnd);
         if (got !== expected && !(expected === 0 && row.contentEnd === 0)) {
           const message = got < expected ? `missing data for column "${c.columns[got]}"` : 'extra data after last expected column';
-          this.fail(new PgError({ code: '22P04', message, where: `${this.where(row.line)}: "${row.bytes.toString('utf8', 0, row.contentEnd)}"` }));
+          this.fail(new PgError({ code: '22P04', message, where: this.whereWith(row.line, `: "${row.bytes.toString('utf8', 0, row.contentEnd)}"`) }));
           return;
         }
         const bytes = expected === 0
