@@ -74,6 +74,12 @@ interface GroupConfig {
 
 const DEFAULT_RECHECK_MS = 1000;
 
+/** How long a waiting poll sleeps without a notification (PGWEAVE_STREAMS_RECHECK_MS overrides the 1 s default). */
+function recheckMs(): number {
+  const v = Number(process.env.PGWEAVE_STREAMS_RECHECK_MS);
+  return Number.isFinite(v) && v > 0 ? v : DEFAULT_RECHECK_MS;
+}
+
 /** Columns every read returns, in this order. */
 const EVENT_COLUMNS = 'partition, event_offset, key, payload, headers, published_at';
 
@@ -223,7 +229,7 @@ export async function poll(access: StreamAccess, req: PollRequest): Promise<Poll
       const left = deadline - Date.now();
       if (deadLettered && events.length === 0) continue; // the partition continues after the dead letter: read again now
       if (events.length > 0 || left <= 0 || !waiter) return events;
-      await waiter.wait(Math.min(left, req.recheckMs ?? DEFAULT_RECHECK_MS));
+      await waiter.wait(Math.min(left, req.recheckMs ?? recheckMs()));
     } finally {
       waiter?.cancel();
     }
@@ -382,7 +388,7 @@ export async function readFrom(
       );
       const left = deadline - Date.now();
       if (events.length > 0 || left <= 0 || !waiter) return events;
-      await waiter.wait(Math.min(left, DEFAULT_RECHECK_MS));
+      await waiter.wait(Math.min(left, recheckMs()));
     } finally {
       waiter?.cancel();
     }

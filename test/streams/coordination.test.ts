@@ -9,6 +9,7 @@
  * Cron: two coordinator processes (`pgweave serve`) compete for leadership;
  * jobs run on schedule, one run of a job at a time, each recorded in
  * cron.job_run_details; SIGKILLing the leader moves the jobs to the other.
+ * The surviving process also shows consumers woken across coordinators.
  * The in-process coordinator of the test cluster runs no scheduler
  * (PGWEAVE_CRON=off), so the two child processes are the only candidates.
  */
@@ -212,6 +213,28 @@ test('cron: jobs run on schedule, never overlap, are recorded, and move to anoth
   assert.ok(tickRuns.length >= ticks.length - 1, `${tickRuns.length} recorded tick runs for ${ticks.length} ticks`);
   assert.equal(tickRuns[0].return_message, 'INSERT 0 1');
   for (const r of tickRuns) assert.ok(r.end_time >= r.start_time);
+
+  // A consumer waiting on this (in-process) coordinator is woken by a publish through the other
+  // coordinator process: by its NOTIFY, since the waiter's own recheck is set to a minute here.
+  process.env.PGWEAVE_STREAMS_RECHECK_MS = '60000';
+  try {
+    await sql.query(`SELECT * FROM pgweave.poll_events('wake', 'w', 'narrow', max_events => 1000)`);
+    const viaOther = new pg.Client({ connectionString: cluster.url.replace(`:${cluster.config.listen.port}/`, `:${other.port}/`) });
+    await viaOther.connect();
+    try {
+      const started = Date.now();
+      const waiting = sql.query(`SELECT * FROM pgweave.poll_events('wake', 'w', 'narrow', wait_ms => 50000)`);
+      await sleep(500);
+      await viaOther.query(`SELECT pgweave.publish('narrow', '{"from":"the other coordinator"}', 'k')`);
+      const woke = await waiting;
+      assert.equal(woke.rows.length, 1);
+      assert.ok(Date.now() - started < 40_000, 'woken by the notification, not by a recheck or the timeout');
+    } finally {
+      await viaOther.end();
+    }
+  } finally {
+    delete process.env.PGWEAVE_STREAMS_RECHECK_MS;
+  }
 
   assert.equal((await sql.query(`SELECT cron.unschedule('tick') AS ok`)).rows[0].ok, true);
   assert.equal((await sql.query(`SELECT cron.unschedule('slow') AS ok`)).rows[0].ok, true);
