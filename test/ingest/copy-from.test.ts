@@ -271,6 +271,12 @@ test('inside transaction blocks: committed with the block, rolled back with it, 
     await cp('COPY events (tenant_id, id, note) FROM STDIN', '10\t109\tok\n');
     await cp('COPY events (tenant_id, id, note) FROM STDIN', '11\t110\tbad\\x\tmore\n');
     await q('COMMIT');
+    await q('BEGIN');
+    await cp('COPY events (tenant_id, id, note) FROM STDIN', '12\t111\tok\n');
+    // a distribution value only PostgreSQL can judge: its error and line, and the block fails
+    await cp('COPY events (tenant_id, id, note) FROM STDIN', '13\t112\tok\nx12\t113\tbad key\n');
+    await cp('COPY events (tenant_id, id, note) FROM STDIN', '14\t114\tafter\n');
+    await q('ROLLBACK');
     return log;
   };
   const expected = await run(plainRaw);

@@ -327,8 +327,9 @@ export class DistributedCopy {
         if (this.evalQueue.length >= BATCH_ROWS_COORDINATOR) await this.resolveEvaluated();
       } else {
         const value = c.distIndex >= 0 ? r.field(buf, pos, ce, c.distIndex, c.columns[c.distIndex]) : undefined;
-        const rowBytes = terminated ? buf.subarray(pos, end) : Buffer.concat([buf.subarray(pos, ce), r.terminator()]);
-        const p = this.routeRow(rowBytes, 0, rowBytes.length, value, this.line);
+        const p = terminated
+          ? this.routeRow(buf, pos, end, value, this.line)
+          : this.routeRow(Buffer.concat([buf.subarray(pos, ce), r.terminator()]), 0, ce - pos + r.terminator().length, value, this.line);
         if (p) await p;
       }
       if (this.failure) return n;
@@ -532,6 +533,24 @@ export class DistributedCopy {
 
   // ---- coordinator-computed values -----------------------------------------
 
+  /**
+   * A query on the coordinator whose failure must not fail the client's
+   * transaction block (a value PostgreSQL rejects is reported as the COPY's
+   * error, with its line, and only then fails the block).
+   */
+  private async guarded(sql: string, params: ReadonlyArray<string | null>) {
+    if (!this.access.inTransactionBlock) return this.access.runAsClient(sql, params);
+    await this.access.runAsClient('SAVEPOINT pgweave_copy_hash');
+    try {
+      const r = await this.access.runAsClient(sql, params);
+      await this.access.runAsClient('RELEASE SAVEPOINT pgweave_copy_hash');
+      return r;
+    } catch (err) {
+      await this.access.runAsClient('ROLLBACK TO SAVEPOINT pgweave_copy_hash; RELEASE SAVEPOINT pgweave_copy_hash').catch(() => {});
+      throw err;
+    }
+  }
+
   /** Hashes queued distribution values on the coordinator PostgreSQL, then routes their rows. */
   private async resolveHashes(): Promise<void> {
     if (this.hashQueue.length === 0 || this.failure) return;
@@ -540,13 +559,13 @@ export class DistributedCopy {
     const sql = `SELECT ${t.hashFunction}(u.v::${t.distributionColumnSqlType ?? t.distributionColumnType}) FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, i) ORDER BY u.i`;
     let hashes: number[];
     try {
-      const r = await this.access.runAsClient(sql, [textArrayLiteral(rows.map((x) => x.value))]);
+      const r = await this.guarded(sql, [textArrayLiteral(rows.map((x) => x.value))]);
       hashes = r.rows.map((x) => Number(x[0]));
     } catch {
       // Find the row PostgreSQL rejects, for its message and line.
       for (const row of rows) {
         try {
-          await this.access.runAsClient(`SELECT ${t.hashFunction}($1::${t.distributionColumnSqlType ?? t.distributionColumnType})`, [row.value]);
+          await this.guarded(`SELECT ${t.hashFunction}($1::${t.distributionColumnSqlType ?? t.distributionColumnType})`, [row.value]);
         } catch (err) {
           const e = toPgError(err);
           this.fail(new PgError({ ...e.fields, where: this.whereWith(row.line, `, column ${t.distributionColumn}: "${row.value}"`) }));
