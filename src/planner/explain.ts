@@ -287,6 +287,8 @@ export class DistributedExplain {
     }
     const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + r.sql, this.values));
     const elapsed = performance.now() - started;
+    // As after a pull route: the temporary tables go once the statement is done.
+    await access.coordinator(`DROP TABLE IF EXISTS ${r.pulls.map((p) => `pg_temp.${quoteIdent(p.tempName)}`).join(', ')}`);
     const out = [this.header('pgweave Pull', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push('  Planner: pull (rows copied from the shards into temporary tables; the coordinator runs the query over them)');
     out.push(`  Pulled Tables: ${r.pulls.length}`);

@@ -78,11 +78,11 @@ async function differential(sql: string, ordered: boolean): Promise<{ diff: stri
 
 /**
  * Shapes the router and multi-shard planners must not answer from a subset
- * of the shards (each once returned wrong rows; see the report of the
- * analytics work): equalities that only hold inside an outer join's ON or a
- * subquery, reference tables on the preserved side of an outer join or
- * outside a semi/anti join with a distributed table, and an alias reused
- * inside a subquery for another table.
+ * of the shards (each once returned wrong rows): equalities that only hold
+ * inside an outer join's ON or a subquery, reference tables on the preserved
+ * side of an outer join or outside a semi/anti join with a distributed
+ * table, an alias reused inside a subquery for another table, a CTE joined
+ * with itself, one table name in two subqueries.
  */
 const KNOWN_SHAPES: Array<{ name: string; sql: string }> = [
   { name: 'reference table LEFT JOIN distributed table', sql: `SELECT r.region, c.cid FROM regions r LEFT JOIN customers c ON c.region = r.region` },
@@ -98,27 +98,8 @@ const KNOWN_SHAPES: Array<{ name: string; sql: string }> = [
   { name: 'co-location equality inside NOT EXISTS', sql: `SELECT c.cid, p.pid FROM customers c, purchases p WHERE NOT EXISTS (SELECT 1 WHERE c.cid = p.cid) AND c.cid < 4 AND p.pid < 6` },
 ];
 
-/**
- * Shapes the router still answers from one shard: its restrictions
- * (src/planner/restrictions.ts) take an equality on a distribution column
- * from anywhere in the statement — inside an outer join's ON, inside a
- * (NOT) EXISTS or OR-ed subquery — as if it filtered the whole statement,
- * and key columns by alias alone, so an alias reused in a subquery for
- * another table shares the outer table's pin. Marked todo (they run and
- * report, without failing the suite) until the planner fix lands; drop the
- * names from this set as they pass.
- */
-const KNOWN_WRONG = new Set([
-  'distribution column = constant inside LEFT JOIN … ON',
-  'distribution column = constant inside NOT EXISTS',
-  'distribution column = constant inside an OR-ed EXISTS',
-  'alias reused inside a subquery for another table',
-  'co-location equality inside NOT EXISTS',
-]);
-
 for (const shape of KNOWN_SHAPES) {
-  const todo = KNOWN_WRONG.has(shape.name) ? 'wrong result: router/multi-shard restrictions are not scoped (see KNOWN_WRONG)' : undefined;
-  test(`known shape: ${shape.name}`, { todo }, async () => {
+  test(`known shape: ${shape.name}`, async () => {
     const r = await differential(shape.sql, false);
     assert.equal(r.diff, null, `${shape.sql}\n  ${r.diff}`);
   });
