@@ -36,13 +36,14 @@ interface Options {
   accounts: number;
   mode: 'prepared' | 'simple' | 'extended';
   priority: number | null;
+  rounds: number;
 }
 
 const USAGE =
-  'transactions [--duration S=15] [--clients N=8] [--readers N=2] [--threads N=2] [--workers N=2] [--accounts N=1000] [--mode prepared|simple|extended] [--priority NICE]';
+  'transactions [--duration S=10] [--rounds N=3] [--clients N=8] [--readers N=2] [--threads N=2] [--workers N=2] [--accounts N=1000] [--mode prepared|simple|extended] [--priority NICE]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 15, clients: 8, readers: 2, threads: 2, workers: 2, accounts: 1000, mode: 'prepared', priority: null };
+  const o: Options = { duration: 10, clients: 8, readers: 2, threads: 2, workers: 2, accounts: 1000, mode: 'prepared', priority: null, rounds: 3 };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): number => {
@@ -51,6 +52,7 @@ function parseOptions(args: string[]): Options {
       return v;
     };
     if (a === '--duration') o.duration = value();
+    else if (a === '--rounds') o.rounds = value();
     else if (a === '--clients') o.clients = value();
     else if (a === '--readers') o.readers = value();
     else if (a === '--threads') o.threads = value();
@@ -230,26 +232,57 @@ async function runTransactions(args: string[]): Promise<void> {
     console.log('warm-up …');
     await pgbench(weaveUrl, scripts.multiOn, multiPairs, o.clients, { ...o, duration: 3 });
 
-    const plain = await pgbench(plainUrl, scripts.multiOn, multiPairs, o.clients, o);
-    console.log(line('plain PostgreSQL', plain));
-    const single = await pgbench(weaveUrl, scripts.single, singlePairs, o.clients, o);
-    console.log(line('pgweave, single-node (1PC)', single));
-    const multi = await pgbench(weaveUrl, scripts.multiOn, multiPairs, o.clients, o);
-    console.log(line('pgweave, multi-node (2PC, gate on)', multi));
-    const multiOff = await pgbench(weaveUrl, scripts.multiOff, multiPairs, o.clients, o);
-    console.log(line('pgweave, multi-node (2PC, gate off)', multiOff));
-    const [bankW, bankR] = await Promise.all([
-      pgbench(weaveUrl, scripts.multiOn, multiPairs, o.clients, o),
-      pgbench(weaveUrl, scripts.readOn, multiPairs, o.readers, o),
-    ]);
-    console.log(line('bank, gate on: transfers', bankW));
-    console.log(line(`bank, gate on: sums (${o.readers} readers)`, bankR));
-    const [offW, offR] = await Promise.all([
-      pgbench(weaveUrl, scripts.multiOff, multiPairs, o.clients, o),
-      pgbench(weaveUrl, scripts.readOff, multiPairs, o.readers, o),
-    ]);
-    console.log(line('bank, gate off: transfers', offW));
-    console.log(line(`bank, gate off: sums (${o.readers} readers)`, offR));
+    // Rounds run every case in turn, so other load on the machine falls on all of them alike; the summary takes medians.
+    type Case = 'plain' | 'single' | 'multi' | 'multiOff' | 'bankW' | 'bankR' | 'offW' | 'offR';
+    const results: Record<Case, PgbenchResult[]> = { plain: [], single: [], multi: [], multiOff: [], bankW: [], bankR: [], offW: [], offR: [] };
+    const labels: Record<Case, string> = {
+      plain: 'plain PostgreSQL',
+      single: 'pgweave, single-node (1PC)',
+      multi: 'pgweave, multi-node (2PC, gate on)',
+      multiOff: 'pgweave, multi-node (2PC, gate off)',
+      bankW: 'bank, gate on: transfers',
+      bankR: `bank, gate on: sums (${o.readers} readers)`,
+      offW: 'bank, gate off: transfers',
+      offR: `bank, gate off: sums (${o.readers} readers)`,
+    };
+    const record = (c: Case, r: PgbenchResult, round: number) => {
+      results[c].push(r);
+      console.log(line(`${round}. ${labels[c]}`, r));
+    };
+    for (let round = 1; round <= o.rounds; round++) {
+      record('plain', await pgbench(plainUrl, scripts.multiOn, multiPairs, o.clients, o), round);
+      record('single', await pgbench(weaveUrl, scripts.single, singlePairs, o.clients, o), round);
+      record('multi', await pgbench(weaveUrl, scripts.multiOn, multiPairs, o.clients, o), round);
+      record('multiOff', await pgbench(weaveUrl, scripts.multiOff, multiPairs, o.clients, o), round);
+      const [bankW, bankR] = await Promise.all([
+        pgbench(weaveUrl, scripts.multiOn, multiPairs, o.clients, o),
+        pgbench(weaveUrl, scripts.readOn, multiPairs, o.readers, o),
+      ]);
+      record('bankW', bankW, round);
+      record('bankR', bankR, round);
+      const [offW, offR] = await Promise.all([
+        pgbench(weaveUrl, scripts.multiOff, multiPairs, o.clients, o),
+        pgbench(weaveUrl, scripts.readOff, multiPairs, o.readers, o),
+      ]);
+      record('offW', offW, round);
+      record('offR', offR, round);
+    }
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    const tps = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v.map((x) => x.tps))])) as Record<Case, number>;
+    console.log('');
+    console.log(`medians of ${o.rounds} round${o.rounds > 1 ? 's' : ''} (tps):`);
+    for (const c of Object.keys(labels) as Case[]) console.log(`  ${labels[c].padEnd(36)} ${tps[c].toFixed(0).padStart(7)}`);
+    const plain = { tps: tps.plain };
+    const single = { tps: tps.single };
+    const multi = { tps: tps.multi };
+    const multiOff = { tps: tps.multiOff };
+    const bankW = { tps: tps.bankW };
+    const bankR = { tps: tps.bankR };
+    const offW = { tps: tps.offW };
+    const offR = { tps: tps.offR };
 
     const total = Number(await psql(weaveUrl, 'SELECT sum(balance) FROM accounts'));
     const r = (a: number, b: number) => (a / b).toFixed(2);

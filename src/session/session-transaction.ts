@@ -44,6 +44,7 @@ import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
 import { encodeTaskWithParams } from './extended-encoders.js';
 import { quoteLiteral } from '../sql/quote.js';
+import { mentionsAnyWord } from '../sql/lexer.js';
 import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
 import { commitDistributed, type CommitNode } from '../transaction/distributed-commit.js';
 import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
@@ -52,6 +53,8 @@ import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unreg
 const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false, collect: false };
 const SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ\n;SELECT 1';
 const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard', 'pull', 'evaluate-insert']);
+/** Words of row-locking clauses (FOR UPDATE / SHARE …): such reads may wait for locks. */
+const LOCKING_WORDS = new Set(['for']);
 
 type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
 
@@ -228,27 +231,21 @@ export class SessionTransaction {
       const catalog = this.services.catalog() ?? (await this.services.loadCatalog());
       const nodes = dataNodes(catalog);
       const links = await Promise.all(nodes.map((n) => this.openLink!(n)));
-      let batch: GateBatch;
-      try {
-        batch = await gate.enterRead(new Set(nodes.map((n) => n.groupId)));
-      } catch (err) {
-        this.broken = true;
-        throw err;
-      }
+      const batch = await gate.enterRead(new Set(nodes.map((n) => n.groupId)));
       try {
         const joins = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
         // The coordinator's own snapshot too (local tables), unless it is busy answering the client.
         if (this.coordinator.pending === 0) joins.push(sendSwallowed(this.coordinator, 'SELECT 1'));
         const failure = (await Promise.all(joins)).find((e) => e);
-        if (failure) {
-          // A node without its snapshot cannot be read consistently any more: the block is aborted.
-          this.broken = true;
-          throw failure;
-        }
+        if (failure) throw failure;
       } finally {
         gate.leaveRead(batch);
       }
-    })();
+    })().catch((err: unknown) => {
+      // Without every node's snapshot the block cannot be read consistently any more: it is aborted.
+      this.broken = true;
+      throw err;
+    });
     return this.snapshots;
   }
 
@@ -576,7 +573,9 @@ export class SessionTransaction {
       const batch = gate ? await gate.enterRead(this.groupsOf(nodes)) : null;
       snapshotsTaken = Promise.all(links.map((l) => sendSwallowed(l, SNAPSHOT_SQL)));
       if (batch) void snapshotsTaken.finally(() => gate!.leaveRead(batch));
-    } else if (inBlock && gate && this.readCommitted) {
+    } else if (inBlock && gate && this.readCommitted && !route.tasks.some((t) => mentionsAnyWord(t.sql, LOCKING_WORDS))) {
+      // (Not for SELECT … FOR UPDATE/SHARE: waiting for a row lock of a prepared transaction, itself
+      // waiting for the gate, while holding the gate would be a deadlock nobody sees.)
       heldUntilStarted = await gate.enterRead(this.groupsOf(nodes));
     }
 

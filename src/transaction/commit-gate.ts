@@ -53,12 +53,15 @@
  * snapshots: again all or nothing. Records are only inserted by write
  * holders, so the records R reads stay valid for all of H_R (they can only
  * disappear, after their transaction committed everywhere).
- * Two more points keep the sketch honest: (1) the unlock of a write batch
- * runs after the DELETE of its records has committed (a separate statement
- * on the gate connection: an unlock in the same implicit transaction would
- * take effect before the DELETE commits); (2) a commit whose liveness/gate
- * connection changed between its PREPAREs and its commit point rolls back,
- * so no other coordinator's recovery can have rolled it back meanwhile.
+ * Two more points keep the sketch honest: (1) correctness needs a record
+ * only from the commit point until its transaction has committed
+ * everywhere; a record of a finished commit just makes readers wait for
+ * nothing, so a write batch deletes its records in a statement of its own
+ * that commits before the unlock runs (an unlock in the same implicit
+ * transaction would take effect before the DELETE commits); (2) a commit
+ * whose liveness/gate connection changed between its PREPAREs and its
+ * commit point rolls back, so no other coordinator's recovery can have
+ * rolled it back meanwhile.
  *
  * Not covered: sessions with `pgweave.atomic_visibility = off` (their
  * commits and reads skip the gate), single-node reads (nothing to
@@ -117,6 +120,9 @@ export class CommitGate {
   private pendingRecords: Array<{ rows: string; resolve(): void; reject(e: unknown): void; client: InternalClient }> = [];
   private inserting = false;
   private pendingDeletes: string[] = [];
+  private deleting = false;
+  private cleanup: InternalClient | null = null;
+  private cleanupConnecting: Promise<InternalClient> | null = null;
   private closed = false;
   readonly stats: GateStats = { writeBatches: 0, writeHolds: 0, readBatches: 0, readHolds: 0, recoveryWaits: 0 };
 
@@ -258,6 +264,14 @@ export class CommitGate {
   /** Ends a commit phase: `committed` gids' records are deleted before the gate opens. */
   leaveWrite(batch: GateBatch, committed: readonly string[]): void {
     for (const g of committed) batch.deletions.push(g);
+    // A batch that writers keep joining (no reader waiting) would pile records up: delete them as they come.
+    // (Records of finished commits may go at any time; deleting them before the unlock only spares readers a wait.)
+    if (batch.deletions.length >= 256 && batch.holders > 1) {
+      const gids = batch.deletions.splice(0);
+      void this.cleanupConnection()
+        .then((c) => c.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', [textArray(gids)]))
+        .catch(() => {});
+    }
     this.leave(batch);
   }
 
@@ -297,16 +311,42 @@ export class CommitGate {
     }
   }
 
-  /** Deletes records of finished commits that did not hold the gate (atomic visibility off). */
+  /**
+   * Deletes records of finished commits that did not hold the gate (atomic
+   * visibility off): those arriving while a DELETE runs go in the next one
+   * (or in the DELETE that ends a write batch).
+   */
   deleteRecords(gids: readonly string[]): void {
     if (gids.length === 0) return;
-    const c = this.liveConnection;
-    if (!c) return; // recovery deletes them
-    if (this.current?.mode === 'write') {
-      for (const g of gids) this.pendingDeletes.push(g);
-      return;
+    for (const g of gids) this.pendingDeletes.push(g);
+    if (!this.deleting && this.current?.mode !== 'write') void this.flushDeletes();
+  }
+
+  private async flushDeletes(): Promise<void> {
+    this.deleting = true;
+    try {
+      while (this.pendingDeletes.length > 0 && this.current?.mode !== 'write') {
+        const gids = this.pendingDeletes.splice(0);
+        try {
+          await (await this.cleanupConnection()).query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', [textArray(gids)]);
+        } catch {
+          // recovery deletes them
+        }
+      }
+    } finally {
+      this.deleting = false;
     }
-    c.query('DELETE FROM pgweave.transaction WHERE gid = ANY($1::text[])', [textArray([...gids])]).catch(() => {});
+  }
+
+  /** A second connection for deleting records of finished commits, so they do not queue behind commit points. */
+  private cleanupConnection(): Promise<InternalClient> {
+    if (this.cleanup && !this.cleanup.closed) return Promise.resolve(this.cleanup);
+    this.cleanupConnecting ??= this.connect()
+      .then((c) => (this.cleanup = c))
+      .finally(() => {
+        this.cleanupConnecting = null;
+      });
+    return this.cleanupConnecting;
   }
 
   // ---- reads -----------------------------------------------------------------
@@ -361,6 +401,8 @@ export class CommitGate {
     this.closed = true;
     this.client?.close();
     this.client = null;
+    this.cleanup?.close();
+    this.cleanup = null;
   }
 }
 

@@ -116,12 +116,23 @@ SELECT w.pid, b.pid, wt.tag, bt.tag,
   LEFT JOIN tags bt ON bt.pid = b.pid
  WHERE b.pid <> 0`;
 
-/** The lock waits on every node (nodes that do not answer are left out). */
+/** How long a node may take to list its waits before the round goes on without it. */
+const NODE_TIMEOUT_MS = 5000;
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The lock waits on every node (nodes that do not answer, or not in time, are left out). */
 export async function collectLockWaits(pools: NodePools, nodes: readonly LockNode[], database: string): Promise<LockWait[]> {
   const perNode = await Promise.all(
     nodes.map(async (n) => {
       try {
-        const r = await pools.get(n.host, n.port, database).query(WAITS_SQL);
+        const r = await within(pools.get(n.host, n.port, database).query(WAITS_SQL), NODE_TIMEOUT_MS);
         return r.rows.map(
           (row): LockWait => ({
             nodeId: n.nodeId,
