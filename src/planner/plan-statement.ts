@@ -339,7 +339,7 @@ function resolveParts(ctx: PlanContext, parts: string[]): DistributedTable | und
 }
 
 /**
- * DROP TABLE/INDEX and COMMENT ON TABLE/COLUMN name their objects as name
+ * DROP TABLE/INDEX/POLICY and COMMENT ON TABLE/COLUMN name their objects as name
  * lists, not RangeVars: resolve those names here so the statements reach DDL
  * propagation. Every DROP INDEX goes there once the catalog has tables (the
  * catalog cannot tell an index's table; the handler runs others unchanged).
@@ -351,6 +351,10 @@ function namedObjectUtility(stmt: Node, text: Buffer, ctx: PlanContext): Route |
     if (d.removeType === 'OBJECT_TABLE') {
       const tables = ((d.objects ?? []) as Node[]).map((o) => resolveParts(ctx, nameParts(o))).filter((t): t is DistributedTable => !!t);
       if (tables.length > 0) return { kind: 'utility', statement, stmt, tables: [...new Set(tables)] };
+    } else if (d.removeType === 'OBJECT_POLICY') {
+      // DROP POLICY p ON t names the table in front of the policy's name.
+      const tables = ((d.objects ?? []) as Node[]).map((o) => resolveParts(ctx, nameParts(o).slice(0, -1))).filter((t): t is DistributedTable => !!t);
+      if (tables.length > 0) return { kind: 'utility', statement, stmt, tables };
     } else if (d.removeType === 'OBJECT_INDEX' && ctx.catalog.tables.size > 0) {
       return { kind: 'utility', statement, stmt, tables: [] };
     }

@@ -15,6 +15,7 @@ import { initParser, type Node } from '../../sql/parse.js';
 import type { DistributedTable } from '../../metadata/types.js';
 import { alterTable, renameTable } from './alter-table.js';
 import { createIndex, dropIndex } from './index-ddl.js';
+import { isPolicyStatement, runPolicyStatement } from './policy.js';
 import type { UtilityContext } from './propagate.js';
 import { comment, dropTable, grant, truncate, vacuum } from './table-ddl.js';
 import { statementName } from './tree.js';
@@ -26,6 +27,7 @@ export async function runDistributedUtility(ctx: UtilityContext, statement: stri
   await initParser();
   const catalog = await ctx.metadata.get(ctx.database);
   const kind = Object.keys(stmt ?? {})[0];
+  if (isPolicyStatement(stmt)) return runPolicyStatement(ctx, catalog, statement, stmt);
   switch (kind) {
     case 'IndexStmt':
       return createIndex(ctx, catalog, statement, stmt);
