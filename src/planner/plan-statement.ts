@@ -63,13 +63,16 @@ export function resolveTable(ctx: PlanContext, schema: string | null, name: stri
 /** Statements on objects that exist on every node (DESIGN.md decision 9: roles are everywhere). */
 const GLOBAL_STATEMENTS = new Set([
   'CreateRoleStmt', 'AlterRoleStmt', 'AlterRoleSetStmt', 'DropRoleStmt', 'GrantRoleStmt', 'RenameStmt',
-  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt', 'GrantStmt',
+  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt', 'GrantStmt', 'DropOwnedStmt', 'ReassignOwnedStmt',
 ]);
+
+/** Objects whose privileges every node holds: schemas, and functions where a worker has them too. */
+const GLOBAL_GRANT_OBJECTS = new Set(['OBJECT_SCHEMA', 'OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
 
 function isGlobalObject(stmt: Node): boolean {
   if (stmt.RenameStmt) return stmt.RenameStmt.renameType === 'OBJECT_ROLE' || stmt.RenameStmt.renameType === 'OBJECT_SCHEMA';
   if (stmt.AlterOwnerStmt) return stmt.AlterOwnerStmt.objectType === 'OBJECT_SCHEMA';
-  if (stmt.GrantStmt) return stmt.GrantStmt.objtype === 'OBJECT_SCHEMA';
+  if (stmt.GrantStmt) return GLOBAL_GRANT_OBJECTS.has(stmt.GrantStmt.objtype);
   return true;
 }
 
@@ -359,6 +362,12 @@ function namedObjectUtility(stmt: Node, text: Buffer, ctx: PlanContext): Route |
       return { kind: 'utility', statement, stmt, tables: [] };
     }
     return null;
+  }
+  if (stmt.GrantStmt?.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && stmt.GrantStmt.objtype === 'OBJECT_TABLE') {
+    // ALL TABLES IN SCHEMA s: the shards of the catalog's tables in s must change too.
+    const schemas = new Set(((stmt.GrantStmt.objects ?? []) as Node[]).map((o) => o.String?.sval));
+    const tables = [...ctx.catalog.tables.values()].filter((t) => schemas.has(t.schema));
+    return tables.length > 0 ? { kind: 'utility', statement, stmt, tables } : null;
   }
   if (stmt.CommentStmt) {
     const c = stmt.CommentStmt;

@@ -209,7 +209,7 @@ export class Session extends ExtendedProtocol {
         words.add(t.name);
         words.add(t.name.toLowerCase());
       }
-      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'grant', 'revoke', 'set', 'reset']) words.add(w);
+      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'owned', 'grant', 'revoke', 'set', 'reset']) words.add(w);
       if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare', 'index']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       this.relevantWords = words;

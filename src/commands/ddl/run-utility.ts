@@ -14,6 +14,7 @@ import { PgError } from '../../protocol/errors.js';
 import { initParser, type Node } from '../../sql/parse.js';
 import type { DistributedTable } from '../../metadata/types.js';
 import { alterTable, renameTable } from './alter-table.js';
+import { grantOnAllTables, isGrantOnAllTables } from './grant-in-schema.js';
 import { createIndex, dropIndex } from './index-ddl.js';
 import { isPolicyStatement, runPolicyStatement } from './policy.js';
 import type { UtilityContext } from './propagate.js';
@@ -28,6 +29,7 @@ export async function runDistributedUtility(ctx: UtilityContext, statement: stri
   const catalog = await ctx.metadata.get(ctx.database);
   const kind = Object.keys(stmt ?? {})[0];
   if (isPolicyStatement(stmt)) return runPolicyStatement(ctx, catalog, statement, stmt);
+  if (isGrantOnAllTables(stmt)) return grantOnAllTables(ctx, catalog, statement, stmt);
   switch (kind) {
     case 'IndexStmt':
       return createIndex(ctx, catalog, statement, stmt);
