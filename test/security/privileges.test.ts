@@ -189,4 +189,11 @@ test('REASSIGN OWNED BY and DROP OWNED BY act on every node; the catalog follows
   assert.deepEqual(await admin.ok('SELECT count(*) FROM dave_items'), [['2']]);
   await admin.ok('DROP ROLE erin');
   assert.deepEqual(await onWorkers("SELECT count(*) FROM pg_roles WHERE rolname = 'erin'"), ['0', '0']);
+
+  // Inside a block the workers would commit at once and a ROLLBACK could not bring their shards back: refused.
+  await admin.ok('BEGIN');
+  const inBlock = await admin.query('DROP OWNED BY carol');
+  assert.equal(inBlock.error, '0A000', inBlock.message);
+  await admin.ok('ROLLBACK');
+  assert.deepEqual(await carol.ok('SELECT count(*) FROM orders'), [['4']], 'nothing of carol\'s was dropped');
 });

@@ -81,7 +81,7 @@ async function schemaChange(ctx: CommandContext, names: string[], renames: Array
 
 const ROUTINE_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
 
-function planStatement(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Plan | Promise<Plan> {
+function planStatement(ctx: GlobalUtilityContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Plan | Promise<Plan> {
   const kind = Object.keys(stmt)[0]!;
   const s = stmt[kind];
   switch (kind) {
@@ -172,7 +172,7 @@ function planStatement(ctx: CommandContext, statement: string, stmt: Node, who: 
       })();
     case 'DropOwnedStmt':
     case 'ReassignOwnedStmt':
-      return ownedObjectsPlan(ctx, statement, stmt, who);
+      return ownedObjectsPlan(ctx, statement, stmt, who, ctx.inTransactionBlock);
     case 'GrantStmt':
       if (ROUTINE_OBJECTS.has(s.objtype)) return routineGrantPlan(ctx, statement, stmt, who);
       return (async (): Promise<Plan> => {

@@ -14,13 +14,23 @@
  * afterwards, or nothing changed anywhere.
  */
 import { deleteTableMetadata } from '../../metadata/catalog-writes.js';
+import { PgError } from '../../protocol/errors.js';
 import type { Node } from '../../sql/parse.js';
 import type { CommandContext } from '../context.js';
 import { roleTarget, type Plan } from './global-plan.js';
 import { roleName, substituteRoleSpecs, type SessionRoles } from './statement-text.js';
 
 /** DropOwnedStmt / ReassignOwnedStmt. */
-export async function ownedObjectsPlan(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Promise<Plan> {
+export async function ownedObjectsPlan(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>, inTransactionBlock: boolean): Promise<Plan> {
+  if (stmt.DropOwnedStmt && inTransactionBlock && (await ctx.metadata.get(ctx.database)).tablesById.size > 0) {
+    // Workers commit at once inside a block (global-utility.ts): a later ROLLBACK would bring back
+    // coordinator tables whose shards and catalog rows are gone.
+    throw new PgError({
+      code: '0A000',
+      message: 'DROP OWNED BY cannot run inside a transaction block when the database has distributed tables',
+      hint: 'Run DROP OWNED BY on its own, outside BEGIN ... COMMIT: pgweave applies it to every node atomically.',
+    });
+  }
   const roles = await who();
   const s = stmt.DropOwnedStmt ?? stmt.ReassignOwnedStmt;
   const specs = [...((s.roles ?? []) as Node[]).map((r) => r.RoleSpec), ...(s.newrole ? [s.newrole] : [])];
