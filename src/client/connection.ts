@@ -61,6 +61,8 @@ export class Connection {
       credentials: o.password ?? process.env.PGPASSWORD ? { password: (o.password ?? process.env.PGPASSWORD)! } : { trust: true },
       params: [['application_name', o.applicationName ?? 'pgweave client']],
       connectTimeoutMs: o.connectTimeoutMs,
+      // The coordinator's node-TLS policy (pool/backend-tls.ts) is not the client's: a coordinator in the same process must not change it.
+      tls: null,
     });
     return new Connection(new InternalClient(conn));
   }
