@@ -17,6 +17,7 @@ import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
+import { PushdownPlanner } from './pushdown-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { constantText } from './restrictions.js';
@@ -152,6 +153,7 @@ function notConstant(name: string): Route {
 }
 
 class DistributedPlan implements StatementPlan {
+  private pushdown: PushdownPlanner | null = null;
   constructor(
     readonly catalogVersion: number,
     private readonly text: Buffer,
@@ -175,7 +177,12 @@ class DistributedPlan implements StatementPlan {
     // Writes in WITH would run on pulled copies (lost) or per shard outside one transaction.
     if (this.kind === 'select' && hasModifyingCte(this.stmt)) return unsupported('a data-modifying WITH that is not routed to one shard group');
     const multi = planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
-    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) return planPull(this.text, this.stmt, this.relations);
+    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) {
+      const pull = planPull(this.text, this.stmt, this.relations);
+      if (pull.kind !== 'pull') return pull;
+      this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
+      return this.pushdown.route(pull) ?? pull;
+    }
     return multi;
   }
 
