@@ -64,8 +64,14 @@ class Splitter {
   readonly partials: Node[] = [];
   readonly combines: Array<(types: string[]) => string | null> = [];
   distinctArg: Node | null = null;
+  shardLocalDistinct = false;
 
-  constructor(private readonly keys: Node[], private readonly partialOffset: () => number) {}
+  constructor(
+    private readonly keys: Node[],
+    private readonly partialOffset: () => number,
+    /** Whether equal values of an expression always live on one shard (a distribution column, no outer join). */
+    private readonly shardLocal: (n: Node) => boolean,
+  ) {}
 
   /** Column of a partial aggregate (identical partials share one). */
   private partial(expr: Node): { name: string; index: number } {
@@ -100,6 +106,15 @@ class Splitter {
     const args = (f.args ?? []) as Node[];
     if (f.agg_order?.length) decline(`ORDER BY inside ${name}()`);
     if (args.some(hasAggregate) || (f.agg_filter && hasAggregate(f.agg_filter))) decline('nested aggregates');
+    if (f.agg_distinct && (name === 'count' || name === 'sum') && args.length === 1 && this.shardLocal(args[0])) {
+      // Each distinct value lives on one shard: per-shard distinct counts and sums add up
+      // (unless the worker also groups by another DISTINCT argument: checked once all are seen).
+      this.shardLocalDistinct = true;
+      const p = this.partial({ FuncCall: { ...clone(f), funcname: [{ String: { sval: name } }] } });
+      const pname = `"${p.name}"`;
+      if (name === 'count') return this.placeholder(() => `COALESCE(sum(${pname}), 0)::bigint`);
+      return this.placeholder((types) => `sum(${pname})::${types[this.partialOffset() + p.index]}`);
+    }
     if (f.agg_distinct) {
       if (f.agg_filter || args.length !== 1) decline(`${name}(DISTINCT …) with FILTER or several arguments`);
       if (this.distinctArg && !sameExpr(this.distinctArg, args[0])) decline('DISTINCT aggregates of different expressions');
@@ -150,11 +165,11 @@ class Splitter {
  * The split plan of an aggregate SELECT (already checked by
  * pushdownObstacle), or throws Decline.
  */
-export function splitAggregates(select: Node, inputColumns: (name: string) => boolean): PushdownQuery {
+export function splitAggregates(select: Node, inputColumns: (name: string) => boolean, shardLocal: (n: Node) => boolean): PushdownQuery {
   const keys = groupExpressions(select, inputColumns);
   if (keys.some((k) => hasAggregate(k) || hasWindow(k))) decline('aggregates in GROUP BY');
   let hasDistinct = false;
-  const s = new Splitter(keys, () => keys.length + (hasDistinct ? 1 : 0));
+  const s = new Splitter(keys, () => keys.length + (hasDistinct ? 1 : 0), shardLocal);
   const targets = (select.targetList ?? []) as Node[];
   const names = targets.map(outputName);
   if (names.some((n) => n === null)) decline('an output column name this planner cannot derive');
@@ -180,6 +195,7 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   if (select.limitCount) final.limitCount = clone(select.limitCount);
   if (select.limitOffset) final.limitOffset = clone(select.limitOffset);
   hasDistinct = s.distinctArg !== null;
+  if (hasDistinct && s.shardLocalDistinct) decline('DISTINCT aggregates of a distribution column and of another expression');
 
   const workerTargets = keys.map((k, i) => target(clone(k), `pgweave_k${i + 1}`));
   if (s.distinctArg) workerTargets.push(target(clone(s.distinctArg), 'pgweave_d'));

@@ -15,8 +15,8 @@
 import type { Node } from '../sql/parse.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { groupExpressions, splitAggregates } from './aggregate-pushdown-planner.js';
-import { groupedByDistributionColumn, pushRows } from './row-pushdown-planner.js';
-import { Decline, hasAggregate, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
+import { groupedByDistributionColumn, isDistributionColumn, pushRows } from './row-pushdown-planner.js';
+import { Decline, hasAggregate, hasOuterJoin, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
 import type { Route, Task } from './route.js';
 
 export class PushdownPlanner {
@@ -47,7 +47,7 @@ export class PushdownPlanner {
       const aggregated = !!select.groupClause?.length || !!select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.havingClause);
       if (aggregated) {
         const keys = groupExpressions(select, inputColumn);
-        query = groupedByDistributionColumn(select, keys, this.relations) ? pushRows(select, this.relations, true) : splitAggregates(select, inputColumn);
+        query = groupedByDistributionColumn(select, keys, this.relations) ? pushRows(select, this.relations, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, this.relations));
       } else {
         query = pushRows(select, this.relations, false);
       }

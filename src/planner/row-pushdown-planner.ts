@@ -23,16 +23,19 @@ import {
   target, type PushdownQuery,
 } from './pushdown-query.js';
 
+/** Whether an expression is a plain reference to a distribution column: equal values live on one shard. */
+export function isDistributionColumn(n: Node, relations: ResolvedRelation[]): boolean {
+  const distributed = relations.filter((r) => r.table.method === 'hash');
+  const fields = ((n?.ColumnRef?.fields ?? []) as Node[]).map((f) => f.String?.sval);
+  if (fields.length === 2) return distributed.some((r) => r.ref.refName === fields[0] && r.table.distributionColumn === fields[1]);
+  if (fields.length === 1) return relations.length === 1 && distributed[0]?.table.distributionColumn === fields[0];
+  return false;
+}
+
 /** Whether GROUP BY has a distribution column of a table whose rows are never NULL-extended. */
 export function groupedByDistributionColumn(select: Node, keys: Node[], relations: ResolvedRelation[]): boolean {
   if (hasOuterJoin(select)) return false;
-  const distributed = relations.filter((r) => r.table.method === 'hash');
-  return keys.some((k) => {
-    const fields = ((k.ColumnRef?.fields ?? []) as Node[]).map((f) => f.String?.sval);
-    if (fields.length === 2) return distributed.some((r) => r.ref.refName === fields[0] && r.table.distributionColumn === fields[1]);
-    if (fields.length === 1) return relations.length === 1 && distributed[0]?.table.distributionColumn === fields[0];
-    return false;
-  });
+  return keys.some((k) => isDistributionColumn(k, relations));
 }
 
 /** Targets with `*` expanded for a single table whose columns the catalog knows; throws Decline otherwise. */

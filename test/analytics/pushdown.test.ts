@@ -139,6 +139,11 @@ test('HAVING, ORDER BY an aggregate, LIMIT/OFFSET, DISTINCT and window functions
   await same(`SELECT upper(kind), count(*) + 1, coalesce(sum(b), 0)::text FROM ev GROUP BY kind ORDER BY 1`, p);
   await same(`SELECT note, count(*) FROM ev GROUP BY note ORDER BY note`, p);
   await same(`SELECT count(*) FROM ev HAVING count(*) > 5`, p);
+  // distinct values of the distribution column live on one shard: per-shard distinct counts add up
+  await same(`SELECT kind, count(DISTINCT tenant), sum(DISTINCT tenant) FROM ev GROUP BY kind ORDER BY kind`, p);
+  // …but not when the worker groups by another DISTINCT argument too: pulled
+  await same(`SELECT count(DISTINCT tenant), count(DISTINCT n) FROM ev`, 'pull');
+  await same(`SELECT count(DISTINCT e.tenant) FROM ev e JOIN ev_detail d ON d.tenant = e.tenant AND d.id = e.id`, p);
 });
 
 test('joins of co-located tables and reference tables aggregate on the shards', async () => {
