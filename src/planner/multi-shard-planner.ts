@@ -5,7 +5,9 @@
  * functions or set operations; every distributed table joined on its
  * distribution column). One task per shard group, run in parallel; the
  * command tags add up. Anything needing a merge is declined with the
- * construct named, until the pushdown/merge planner takes it.
+ * construct named; the pushdown planners (pushdown-planner.ts) and the pull
+ * planner take those SELECTs, the pushdown ones reusing this planner's
+ * co-location checks for their worker queries (`mergedByCaller`).
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';

@@ -2,7 +2,8 @@
  * The planner cascade for one parsed statement (DESIGN.md decision 7):
  * transaction control and Citus functions first, then statements that touch
  * no distributed table (the coordinator PostgreSQL runs them unchanged), then
- * INSERT ... VALUES, fast path / router, and multi-shard statements. Each
+ * INSERT ... VALUES, fast path / router, multi-shard statements, pushdown
+ * with a merge on the coordinator, and pulling the tables. Each
  * stage either returns a plan or declines with a reason; the last reason is
  * what the client sees (0A000).
  *

@@ -86,7 +86,8 @@ export function pushRows(select: Node, relations: ResolvedRelation[], grouped: b
       }
     }
     const key = workerTargets[column].ResTarget;
-    workerSort.push({ SortBy: { ...clone(item.SortBy), node: clone(key.val) } });
+    // By position: an expression that is an integer constant would itself read as a position.
+    workerSort.push({ SortBy: { ...clone(item.SortBy), node: { A_Const: { ival: { ival: column + 1 } } } } });
     finalSort.push({ SortBy: { ...clone(item.SortBy), node: colRef(key.name) } });
   }
 

@@ -169,6 +169,9 @@ test('ORDER BY … LIMIT and DISTINCT without aggregates are pushed to the shard
   await same(`SELECT DISTINCT kind FROM ev ORDER BY kind NULLS FIRST LIMIT 2`, p);
   await same(`SELECT e.id, k.label FROM ev e JOIN kinds k USING (kind) ORDER BY e.id LIMIT 3`, p);
   await same(`SELECT id FROM ev ORDER BY id FETCH FIRST 2 ROWS WITH TIES`, p);
+  // constants among the outputs and sort keys: positions in the worker query, never constants read as positions
+  await same(`SELECT 2 AS two, id FROM ev ORDER BY two, id DESC LIMIT 4`, p);
+  await same(`SELECT 5 AS k, count(*) FROM ev GROUP BY 1`, 'pull', false);
 });
 
 test('EXPLAIN of a pushdown shows the worker query and the combine query', async () => {
