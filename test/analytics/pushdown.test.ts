@@ -185,3 +185,26 @@ test('EXPLAIN of a pushdown shows the worker query and the combine query', async
   const a = await weave.query({ text: `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT kind, avg(n) FROM ev GROUP BY kind`, rowMode: 'array' });
   assert.ok((a.rows as string[][]).some((x) => /actual rows=4 loops=1/.test(x[0]!)), (a.rows as string[][]).join('\n'));
 });
+
+test('extended protocol: a named prepared pushdown runs twice; with parameters it is pulled; a block sees its own writes', async () => {
+  const sql = 'SELECT kind, count(*), avg(n) FROM ev GROUP BY kind ORDER BY kind';
+  const expected = await runQuery(reference, sql);
+  assert.ok(expected.ok);
+  for (let i = 0; i < 2; i++) {
+    const r = await weave.query({ name: 'pushdown_prepared', text: sql, rowMode: 'array' });
+    assert.deepEqual(r.rows, expected.result.rows);
+  }
+  const withParam = await weave.query({ text: 'SELECT kind, count(*) FROM ev WHERE n > $1 GROUP BY kind ORDER BY kind', values: [50], rowMode: 'array' });
+  const plainParam = await reference.query({ text: 'SELECT kind, count(*) FROM ev WHERE n > $1 GROUP BY kind ORDER BY kind', values: [50], rowMode: 'array' });
+  assert.deepEqual(withParam.rows, plainParam.rows);
+  await weave.query('BEGIN');
+  try {
+    await weave.query(`INSERT INTO ev (id, tenant, kind, n) VALUES (100001, 3, 'zzz', 7), (100002, 4, 'zzz', 8)`);
+    const r = await weave.query({ text: `SELECT kind, count(*), sum(n) FROM ev WHERE kind > 'v' GROUP BY kind ORDER BY kind`, rowMode: 'array' });
+    assert.deepEqual(r.rows.at(-1), ['zzz', '2', '15']);
+  } finally {
+    await weave.query('ROLLBACK');
+  }
+  const after = await weave.query({ text: `SELECT count(*) FROM ev WHERE kind = 'zzz'`, rowMode: 'array' });
+  assert.deepEqual(after.rows, [['0']]);
+});
