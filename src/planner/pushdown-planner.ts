@@ -47,9 +47,9 @@ export class PushdownPlanner {
       const aggregated = !!select.groupClause?.length || !!select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.havingClause);
       if (aggregated) {
         const keys = groupExpressions(select, inputColumn);
-        query = groupedByDistributionColumn(select, keys, this.relations) ? pushRows(select, this.relations, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, this.relations));
+        query = groupedByDistributionColumn(select, keys, this.relations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, this.relations));
       } else {
-        query = pushRows(select, this.relations, false);
+        query = pushRows(select, false);
       }
       const tasks = workerTasks(query.workerSql, this.relations);
       if (!tasks || tasks.length === 0) {

@@ -38,29 +38,23 @@ export function groupedByDistributionColumn(select: Node, keys: Node[], relation
   return keys.some((k) => isDistributionColumn(k, relations));
 }
 
-/** Targets with `*` expanded for a single table whose columns the catalog knows; throws Decline otherwise. */
-function expandedTargets(select: Node, relations: ResolvedRelation[]): Node[] {
-  const out: Node[] = [];
-  for (const t of (select.targetList ?? []) as Node[]) {
-    const fields = (t.ResTarget?.val?.ColumnRef?.fields ?? []) as Node[];
-    if (!fields.some((f) => f.A_Star)) {
-      out.push(t);
-      continue;
-    }
-    const cols = relations.length === 1 ? relations[0].table.columns : null;
-    if (!cols || fields.length > 2) decline('* over several tables');
-    const ref = relations[0].ref.refName;
-    for (const c of cols) out.push(target({ ColumnRef: { fields: [{ String: { sval: ref } }, { String: { sval: c } }] } }, c));
-  }
-  return out;
+/**
+ * The targets; `*` declines: expanding it needs the table's columns, and the
+ * catalog's list can be stale inside a transaction block that altered the
+ * table (the pull path reads the columns from the coordinator's table).
+ */
+function plainTargets(select: Node): Node[] {
+  const targets = (select.targetList ?? []) as Node[];
+  if (targets.some((t) => ((t.ResTarget?.val?.ColumnRef?.fields ?? []) as Node[]).some((f) => f.A_Star))) decline('*');
+  return targets;
 }
 
 /** The row-pushdown plan of a SELECT (already checked by pushdownObstacle), or throws Decline. */
-export function pushRows(select: Node, relations: ResolvedRelation[], grouped: boolean): PushdownQuery {
+export function pushRows(select: Node, grouped: boolean): PushdownQuery {
   if (hasWindow(select.targetList) || hasWindow(select.sortClause) || select.windowClause) decline('window functions');
   if (!grouped && (select.groupClause || select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.sortClause))) decline('aggregates');
   const distinct = !!select.distinctClause;
-  const targets = expandedTargets(select, relations);
+  const targets = plainTargets(select);
   const names = targets.map(outputName);
   if (names.some((n) => n === null)) decline('an output column name this planner cannot derive');
   const workerTargets = targets.map((t, i) => target(clone(t.ResTarget.val), `pgweave_o${i + 1}`));

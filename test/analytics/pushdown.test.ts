@@ -162,7 +162,8 @@ test('GROUP BY the distribution column runs whole on the shards', async () => {
 test('ORDER BY … LIMIT and DISTINCT without aggregates are pushed to the shards', async () => {
   const p = 'order-limit-pushdown';
   await same(`SELECT id, kind, amount FROM ev ORDER BY amount DESC NULLS LAST, id LIMIT 10`, p);
-  await same(`SELECT * FROM ev ORDER BY id DESC LIMIT 5 OFFSET 3`, p);
+  // * is pulled: the catalog's column list may be stale inside a block that altered the table
+  await same(`SELECT * FROM ev ORDER BY id DESC LIMIT 5 OFFSET 3`, 'pull');
   await same(`SELECT id FROM ev WHERE n > 90 ORDER BY f * -1, id`, p);
   await same(`SELECT note FROM ev ORDER BY note COLLATE "C" DESC, id LIMIT 6`, p);
   await same(`SELECT DISTINCT kind, s FROM ev`, p, false);
