@@ -2,7 +2,8 @@
  * The planner cascade for one parsed statement (DESIGN.md decision 7):
  * transaction control and Citus functions first, then statements that touch
  * no distributed table (the coordinator PostgreSQL runs them unchanged), then
- * INSERT ... VALUES, fast path / router, and multi-shard statements. Each
+ * INSERT ... VALUES, fast path / router, multi-shard statements, pushdown
+ * with a merge on the coordinator, and pulling the tables. Each
  * stage either returns a plan or declines with a reason; the last reason is
  * what the client sees (0A000).
  *
@@ -17,6 +18,7 @@ import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
+import { PushdownPlanner } from './pushdown-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { constantText } from './restrictions.js';
@@ -155,6 +157,7 @@ function notConstant(name: string): Route {
 }
 
 class DistributedPlan implements StatementPlan {
+  private pushdown: PushdownPlanner | null = null;
   constructor(
     readonly catalogVersion: number,
     private readonly text: Buffer,
@@ -178,7 +181,12 @@ class DistributedPlan implements StatementPlan {
     // Writes in WITH would run on pulled copies (lost) or per shard outside one transaction.
     if (this.kind === 'select' && hasModifyingCte(this.stmt)) return unsupported('a data-modifying WITH that is not routed to one shard group');
     const multi = planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
-    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) return planPull(this.text, this.stmt, this.relations);
+    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) {
+      const pull = planPull(this.text, this.stmt, this.relations);
+      if (pull.kind !== 'pull') return pull;
+      this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
+      return this.pushdown.route(pull) ?? pull;
+    }
     return multi;
   }
 

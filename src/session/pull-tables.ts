@@ -30,15 +30,16 @@ export async function pullTables(
 ): Promise<PgError | null> {
   for (const p of pulls) {
     const temp = quoteIdent(p.tempName);
-    const prep = await queryOnLink(
+    // Partial results (p.prepared): the executor created the table from the worker query already.
+    const prep = p.prepared ? null : await queryOnLink(
       coordinator,
       `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
     );
-    if (prep.error) return prep.error;
+    if (prep?.error) return prep.error;
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
     const sinkSocket = coordinator.conn.socket;
     // Reference tables: one placement holds every row.
-    const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards;
+    const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards.filter((s) => !p.prepared || p.prepared.has(s.shardName));
     const byNode = new Map<number, { node: WorkerNode; names: string[] }>();
     for (const s of shards) {
       const node = s.placements[0].node;
@@ -63,7 +64,9 @@ export async function pullTables(
       for (const name of g.names) {
         if (failure) return;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
-        const sql = `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
+        const sql = p.prepared
+          ? `COPY (${p.prepared.get(name)}) TO STDOUT`
+          : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
         const r = await streamCopyOut(link, sql, (msg) => {
           // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
           if (!corked) {
@@ -90,6 +93,7 @@ export async function pullTables(
     // The table's indexes (their key columns, built after the load: one sort instead of random inserts into a
     // btree larger than temp_buffers) and statistics, so the coordinator plans joins and correlated subqueries
     // over the pulled rows as it would over the real table.
+    if (p.prepared) continue;
     const keys = await queryOnLink(
       coordinator,
       `SELECT (SELECT string_agg('(' || pg_get_indexdef(i.indexrelid, k, true) || ')', ', ' ORDER BY k) FROM generate_series(1, i.indnkeyatts) k)

@@ -16,6 +16,7 @@ import type { Route } from '../planner/route.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink } from './services.js';
 import { dropPulledTables, pullTables } from './pull-tables.js';
+import { pullPartialResults } from './partial-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
@@ -255,7 +256,8 @@ export abstract class RouteRunner extends SessionBase {
   protected async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) => pullTables(this.coordinator, route.pulls, linkFor));
+    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
+      route.partial ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor));
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */
@@ -273,6 +275,7 @@ export abstract class RouteRunner extends SessionBase {
           return r.rows.map(decodeDataRow);
         },
         pull: (pulls) => this.pull({ kind: 'pull', pulls, sql: '' }),
+        pullPartial: (r) => this.pull(r),
       });
       return { fields: [{ name: 'QUERY PLAN', typeOid: 25 }], rows: lines.map((l) => [l]) };
     } catch (err) {
