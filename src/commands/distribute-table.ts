@@ -17,6 +17,7 @@ import type { InternalClient } from '../pool/internal-client.js';
 import type { InternalPool } from '../pool/internal-pool.js';
 import { PgError } from '../protocol/errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { hashCallSql } from '../sql/hash.js';
 import { insertTableMetadata, readPartition, readWorkerNodes, type NodeRow } from '../metadata/catalog-writes.js';
 import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { beginCatalogTransaction, coordinatorPool, ensureDatabaseCatalog, parseInt32, requireTableOwner, resolveRelation, type RelationInfo } from './common.js';
@@ -226,7 +227,7 @@ async function copyRowsIntoShards(
   }
 
   const distColumn = def.columns.find((c) => c.attnum === distAttnum)!;
-  const hashExpr = `${hashFunction}(${quoteIdent(distColumn.name)})`;
+  const hashExpr = hashCallSql(hashFunction, quoteIdent(distColumn.name));
   const mins = plan.shards.map((s) => s.minValue!);
   const targets = plan.shards.map((s) => clientsOf(s.groupIds));
   await forEachBatch(coordinator, `SELECT ${hashExpr}${names ? ', ' + names : ''} FROM ONLY ${source}`, async (rows) => {

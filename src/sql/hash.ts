@@ -230,3 +230,25 @@ export function distributionValueHasher(typeName: string): DistributionValueHash
 export function hashDistributionValue(typeName: string, text: string, options?: HashInputOptions): number {
   return distributionValueHasher(typeName)(text, options);
 }
+
+/**
+ * What the catalog's pgweave.hash_function names for types whose hash
+ * support function SQL cannot call on the type itself (date → hashint4,
+ * bool → hashchar, timestamptz → timestamp_hash, bytea → hashvarlena).
+ */
+export const ELEMENT_HASH_FUNCTION = 'pgweave.element_hash';
+
+/**
+ * SQL computing PostgreSQL's hash of `valueSql` with a table's hash function
+ * (DistributedTable.hashFunction). For ELEMENT_HASH_FUNCTION the expression is
+ * inlined — hash_array of a one-element array is 31 + h modulo 2^32, and
+ * hash_array calls the element type's own hash support function — so it runs
+ * on any node and as any role; NULL stays NULL.
+ */
+export function hashCallSql(hashFunction: string, valueSql: string): string {
+  if (hashFunction !== ELEMENT_HASH_FUNCTION) return `${hashFunction}(${valueSql})`;
+  return (
+    `(CASE WHEN (${valueSql}) IS NULL THEN NULL ELSE ` +
+    `(((pg_catalog.hash_array(ARRAY[(${valueSql})])::int8 + 2147483617) % 4294967296 + 4294967296) % 4294967296 - 2147483648)::int4 END)`
+  );
+}
