@@ -45,7 +45,7 @@ export {
 export type HashableTypeName =
   | 'int2' | 'int4' | 'int8' | 'oid' | 'bool' | 'char'
   | 'text' | 'varchar' | 'bpchar' | 'name' | 'uuid'
-  | 'numeric' | 'date' | 'timestamp' | 'timestamptz';
+  | 'numeric' | 'date' | 'timestamp' | 'timestamptz' | 'citext';
 
 /** Options that affect how some text input is read. */
 export type HashInputOptions = DateTimeInputOptions;
@@ -94,6 +94,8 @@ export function resolveHashableType(typeName: string): HashableType {
   const fail = (reason: string): never => {
     throw new UnsupportedHashInputError(typeName, '', reason);
   };
+  // The citext extension's type, in whatever schema the extension lives.
+  if (/^(?:[a-z_][a-z0-9_$]*\.)?citext$/.test(normalized)) return { name: 'citext', typmods: [] };
   if (!match) fail('not a type name we hash');
   let base = match![1]!;
   const mods = match![2];
@@ -192,6 +194,14 @@ export function makeDistributionValueHasher(type: HashableType): DistributionVal
     }
     case 'uuid':
       return hashUuid;
+    case 'citext':
+      // citext_hash: hash_any of the value lowercased under the database's
+      // default collation. Only ASCII is reproduced (A-Z → a-z, as in every
+      // locale but Turkish and Azeri); anything else goes to PostgreSQL.
+      return (text) => {
+        if (/[^\x00-\x7f]/.test(text)) throw new UnsupportedHashInputError('citext', text, 'non-ASCII citext values are lowercased by the server locale');
+        return hashText(text.toLowerCase());
+      };
     case 'numeric': {
       const typmod: NumericTypmod | undefined =
         type.typmods.length === 0 ? undefined : { precision: type.typmods[0]!, scale: type.typmods[1] ?? 0 };
