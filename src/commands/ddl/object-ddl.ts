@@ -54,6 +54,9 @@ export async function objectStatement(ctx: UtilityContext, catalog: Catalog, sta
     async apply() {
       const tag = (await ctx.runAsClient(statement)).command;
       const tasks = new ShardTasks();
+      // A new owner must exist on the workers too.
+      const owner = stmt.AlterOwnerStmt?.newowner;
+      if (owner?.roletype === 'ROLESPEC_CSTRING') tasks.roles.add(owner.rolename);
       for (const node of nodes) {
         tasks.add(node, 'SET LOCAL check_function_bodies = off');
         tasks.add(node, sql);
