@@ -23,7 +23,7 @@
 import type { NodePools } from '../pool/node-pools.js';
 import type { NodeAddress } from './types.js';
 
-export const CATALOG_VERSION = 1;
+export const CATALOG_VERSION = 2;
 /** Key of the advisory lock that serializes catalog creation (and, as key2 = 1, catalog changes). */
 export const CATALOG_LOCK_KEY = 0x70677776; // 'pgwv'
 
@@ -146,13 +146,14 @@ DECLARE
   kind "char";
   cat "char";
   result text;
+  argtype oid;
 BEGIN
   LOOP
     SELECT typtype, typcategory INTO kind, cat FROM pg_type WHERE oid = base;
     EXIT WHEN kind IS DISTINCT FROM 'd';
     SELECT typbasetype INTO base FROM pg_type WHERE oid = base;
   END LOOP;
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) INTO result
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname), p.proargtypes[0] INTO result, argtype
   FROM pg_opclass opc
   JOIN pg_am am ON am.oid = opc.opcmethod AND am.amname = 'hash'
   JOIN pg_amproc ap ON ap.amprocfamily = opc.opcfamily AND ap.amprocnum = 1
@@ -169,8 +170,25 @@ BEGIN
      OR (opc.opcintype = 'record'::regtype AND kind = 'c'))
   ORDER BY opc.opcintype = base DESC, opc.oid
   LIMIT 1;
+  IF result IS NOT NULL AND argtype <> base
+     AND NOT EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = base AND c.casttarget = argtype AND c.castmethod = 'b')
+     AND argtype NOT IN ('anyenum'::regtype, 'anyarray'::regtype, 'anyrange'::regtype, 'anymultirange'::regtype, 'record'::regtype) THEN
+    -- date (hashint4), bool (hashchar), timestamptz (timestamp_hash), bytea
+    -- (hashvarlena): the support function does not accept the type in SQL.
+    RETURN 'pgweave.element_hash';
+  END IF;
   RETURN result;
 END $fn$;
+/*
+ * The default hash opclass's hash of any value, through hash_array of a
+ * one-element array (hash_array starts at 1 and adds 31·h, so h = result − 31
+ * modulo 2^32): for types whose support function SQL cannot call directly.
+ * Workers get the same expression inline (src/sql/hash.ts hashCallSql).
+ */
+CREATE OR REPLACE FUNCTION pgweave.element_hash(value anyelement)
+RETURNS int4 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+SELECT (((pg_catalog.hash_array(ARRAY[value])::int8 + 2147483617) % 4294967296 + 4294967296) % 4294967296 - 2147483648)::int4
+$fn$;
 /* The base type of a domain (itself for other types). */
 CREATE OR REPLACE FUNCTION pgweave.base_type(typid oid)
 RETURNS oid LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog AS $fn$

@@ -12,6 +12,7 @@
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
+import { isClusterObjectStatement } from '../sql/object-statements.js';
 import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
 import { InsertPlan } from './insert-planner.js';
@@ -227,6 +228,10 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (GLOBAL_STATEMENTS.has(globalKind) && isGlobalObject(stmt)) {
     return fixed({ kind: 'global-utility', statement: text.toString('utf8'), stmt });
   }
+  // Types, collations, extensions, functions: every node holds them (DDL propagation replays them).
+  if (isClusterObjectStatement(stmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) {
+    return fixed({ kind: 'utility', statement: text.toString('utf8'), stmt, tables: [] });
+  }
   // A new table is local, even when its constraints reference distributed tables
   // (create_distributed_table turns those into shard-to-shard keys later).
   if (stmt.CreateStmt) return fixed(LOCAL);
@@ -371,11 +376,13 @@ function namedObjectUtility(stmt: Node, text: Buffer, ctx: PlanContext): Route |
     }
     return null;
   }
-  if (stmt.GrantStmt?.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && stmt.GrantStmt.objtype === 'OBJECT_TABLE') {
-    // ALL TABLES IN SCHEMA s: the shards of the catalog's tables in s must change too.
-    const schemas = new Set(((stmt.GrantStmt.objects ?? []) as Node[]).map((o) => o.String?.sval));
-    const tables = [...ctx.catalog.tables.values()].filter((t) => schemas.has(t.schema));
-    return tables.length > 0 ? { kind: 'utility', statement, stmt, tables } : null;
+  // Index names do not say their table, nor does ALL TABLES IN SCHEMA: the handlers resolve them.
+  const hasTables = ctx.catalog.tables.size > 0;
+  if (hasTables && (stmt.AlterTableStmt?.objtype === 'OBJECT_INDEX' || stmt.RenameStmt?.renameType === 'OBJECT_INDEX' || stmt.CommentStmt?.objtype === 'OBJECT_INDEX')) {
+    return { kind: 'utility', statement, stmt, tables: [] };
+  }
+  if (hasTables && stmt.GrantStmt?.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && stmt.GrantStmt.objtype === 'OBJECT_TABLE') {
+    return { kind: 'utility', statement, stmt, tables: [] };
   }
   if (stmt.CommentStmt) {
     const c = stmt.CommentStmt;

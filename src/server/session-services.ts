@@ -111,6 +111,8 @@ export function makeSessionServices(
         settings: new Map(access.settings),
         runAsClient: access.runAsClient,
         inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
+        afterCommit: access.afterCommit,
       };
       return runDistributedUtility(ctx, statement, stmt, tables);
     },

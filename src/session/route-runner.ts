@@ -163,7 +163,10 @@ export abstract class RouteRunner extends SessionBase {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
       if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
-      return await this.services.runUtility(route.statement, route.stmt, route.tables, this.sessionAccess());
+      return await this.services.runUtility(route.statement, route.stmt, route.tables, {
+        ...this.sessionAccess(),
+        linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+      });
     } catch (err) {
       return toPgError(err);
     }

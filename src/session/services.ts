@@ -26,6 +26,8 @@ export interface SessionAccess {
   inTransactionBlock: boolean;
   /** The session's connection to a worker, joined to the client's transaction block if there is one. */
   linkFor?(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+  /** Runs `hook` once the client's open block commits (dropped if it rolls back). */
+  afterCommit?(hook: () => Promise<void>): void;
 }
 
 export interface CommandCall {

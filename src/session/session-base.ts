@@ -180,6 +180,7 @@ export abstract class SessionBase {
       runAsClient: (sql: string, params?: ReadonlyArray<string | null>) => this.runAsClient(sql, params),
       settings: this.settings,
       inTransactionBlock: this.statusByte() !== 0x49,
+      afterCommit: (hook: () => Promise<void>) => this.txn.afterCommit(hook),
     };
   }
 

@@ -212,6 +212,8 @@ export class Session extends ExtendedProtocol {
       for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'owned', 'grant', 'revoke', 'set', 'reset']) words.add(w);
       if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare', 'index']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
+      // Types, collations, extensions and functions are propagated to the workers (sql/object-statements.ts).
+      if (catalog.nodes.some((n) => n.groupId !== 0)) for (const w of ['type', 'domain', 'collation', 'extension', 'function', 'procedure', 'routine']) words.add(w);
       this.relevantWords = words;
       this.relevantVersion = catalog.version;
     }

@@ -41,7 +41,7 @@ import type { BackendLink } from '../../executor/backend-link.js';
 import { queryOnLink, tagCount } from '../../executor/link-query.js';
 import { findShardIndex } from '../../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
-import { UnsupportedHashInputError, type DistributionValueHasher } from '../../sql/hash.js';
+import { hashCallSql, UnsupportedHashInputError, type DistributionValueHasher } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import type { CopyOptions } from './copy-options.js';
 import { BINARY_HEADER, BINARY_TRAILER, BinaryRowReader, makeLineReader, type RowReader } from './copy-rows.js';
@@ -556,7 +556,7 @@ export class DistributedCopy {
     if (this.hashQueue.length === 0 || this.failure) return;
     const rows = this.hashQueue.splice(0);
     const t = this.c.table;
-    const sql = `SELECT ${t.hashFunction}(u.v::${t.distributionColumnSqlType ?? t.distributionColumnType}) FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, i) ORDER BY u.i`;
+    const sql = `SELECT ${hashCallSql(t.hashFunction!, `u.v::${t.distributionColumnSqlType ?? t.distributionColumnType}`)} FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, i) ORDER BY u.i`;
     let hashes: number[];
     try {
       const r = await this.guarded(sql, [textArrayLiteral(rows.map((x) => x.value))]);
@@ -565,7 +565,7 @@ export class DistributedCopy {
       // Find the row PostgreSQL rejects, for its message and line.
       for (const row of rows) {
         try {
-          await this.guarded(`SELECT ${t.hashFunction}($1::${t.distributionColumnSqlType ?? t.distributionColumnType})`, [row.value]);
+          await this.guarded(`SELECT ${hashCallSql(t.hashFunction!, `$1::${t.distributionColumnSqlType ?? t.distributionColumnType}`)}`, [row.value]);
         } catch (err) {
           const e = toPgError(err);
           this.fail(new PgError({ ...e.fields, where: this.whereWith(row.line, `, column ${t.distributionColumn}: "${row.value}"`) }));
