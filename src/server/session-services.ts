@@ -19,6 +19,7 @@ import type { CommandContext } from '../commands/context.js';
 import { runDistributedUtility, type UtilityContext } from '../commands/ddl/run-utility.js';
 import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.js';
 import { linkCommitter } from '../commands/copy/commit-links.js';
+import { progressBoardFor } from '../commands/copy/copy-progress.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
@@ -121,6 +122,10 @@ export function makeSessionServices(
         inTransactionBlock: access.inTransactionBlock,
         linkFor: access.linkFor,
         commitMultiNode: linkCommitter(services.commitGate ?? null, services.catalog, access.settings, (w, r) => services.commitMultiNode(w, r)),
+        openProgress(relid, shardIds) {
+          const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
+          return progressBoardFor(pool, (sql, params) => pool.query(sql, params)).open({ pid: access.sessionPid, relid, command: 'COPY FROM', shardIds });
+        },
       });
     },
     async runGlobalUtility(statement, stmt, access) {

@@ -175,6 +175,7 @@ export abstract class RouteRunner extends SessionBase {
       sink = await this.services.beginCopyIn(route.statement, route.stmt, route.table, {
         ...this.sessionAccess(),
         linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+        sessionPid: this.coordinator.conn.key.processId,
       });
     } catch (err) {
       await this.replyError(toPgError(err));

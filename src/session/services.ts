@@ -50,6 +50,8 @@ export interface CopyInSink {
 export interface CopyAccess extends SessionAccess {
   /** The session's connection to a worker, joined to the client's transaction block if there is one. */
   linkFor(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+  /** The coordinator PostgreSQL backend serving this session (what the progress view shows as pid). */
+  sessionPid: number;
 }
 
 export interface SessionServices {

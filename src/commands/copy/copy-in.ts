@@ -33,9 +33,12 @@ import { binaryHasher } from './binary-values.js';
 import { DistributedCopy, type EvaluatedColumn, type RoutingAccess } from './distributed-copy.js';
 import { LinkPipeline } from './link-pipeline.js';
 import { clientError } from './shard-errors.js';
+import type { CopyProgressEntry } from './copy-progress.js';
 
 export interface CopyInAccess extends RoutingAccess {
   settings: ReadonlyMap<string, string>;
+  /** Starts publishing this COPY's progress (copy-progress.ts); absent: no progress view. */
+  openProgress?(relid: number, shardIds: string[]): CopyProgressEntry | null;
 }
 
 /** Structurally the session's CopyInSink (src/session/services.ts). */
@@ -171,6 +174,8 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
   const bin = opts.format === 'binary' && table.method === 'hash' && distIndex < clientColumns.length
     ? binaryHasher(distColumn?.baseTypeOid ?? 0, table.distributionColumnSqlType ?? distColumn?.sqlType ?? '', textHasher)
     : null;
+  const routedShards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  const progress = access.openProgress?.(table.relationId, routedShards.map((s) => String(s.shardId))) ?? null;
   const engine = new DistributedCopy(
     {
       table,
@@ -184,6 +189,7 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
       skipHeader: opts.header && opts.format !== 'binary',
       headerMatch: opts.headerMatch,
       reportLines: true,
+      progress,
     },
     access,
   );
@@ -191,7 +197,17 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
     columnCount: clientColumns.length,
     binary: opts.format === 'binary',
     data: (payload) => engine.data(payload),
-    done: async () => `COPY ${await engine.finish()}`,
-    abort: (reason) => engine.abort(reason),
+    done: async () => {
+      try {
+        return `COPY ${await engine.finish()}`;
+      } finally {
+        progress?.end();
+      }
+    },
+    abort: (reason) => {
+      // The progress row goes first: a rollback may wait on a node that is gone.
+      progress?.end();
+      return engine.abort(reason);
+    },
   };
 }
