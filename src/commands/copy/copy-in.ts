@@ -28,7 +28,7 @@ import type { DistributedTable } from '../../metadata/types.js';
 import { distributionValueHasher, type DistributionValueHasher } from '../../sql/hash.js';
 import type { Node } from '../../sql/parse.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
-import { readCopyOptions } from './copy-options.js';
+import { readCopyOptions, textDecodeFor } from './copy-options.js';
 import { binaryHasher } from './binary-values.js';
 import { DistributedCopy, type EvaluatedColumn, type RoutingAccess } from './distributed-copy.js';
 import { LinkPipeline } from './link-pipeline.js';
@@ -145,8 +145,16 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
   void statement;
   const copy = stmt.CopyStmt ?? stmt;
   const opts = readCopyOptions(copy);
+  if (opts.encoding === null) opts.decode = textDecodeFor(access.settings.get('client_encoding'));
   const whereSql = copy.whereClause ? ` WHERE ${deparseSync(copy.whereClause)}` : '';
   await validateOnShard(table, copy, opts.validationOptions, whereSql, access);
+  if (opts.decode === null && table.method === 'hash' && opts.format !== 'binary') {
+    throw new PgError({
+      code: '0A000',
+      message: `COPY into a distributed table from encoding "${opts.encoding ?? access.settings.get('client_encoding')}" is not supported`,
+      hint: 'Convert the data to UTF8 (or LATIN1) first: the distribution column\'s value must be read to choose its shard.',
+    });
+  }
   const columns = await loadColumns(access, table);
   const clientColumns: string[] = copy.attlist
     ? (copy.attlist as Node[]).map((a) => a.String.sval as string)
