@@ -122,10 +122,7 @@ export function makeSessionServices(
         inTransactionBlock: access.inTransactionBlock,
         linkFor: access.linkFor,
         commitMultiNode: linkCommitter(services.commitGate ?? null, services.catalog, access.settings, (w, r) => services.commitMultiNode(w, r)),
-        openProgress(relid, shardIds) {
-          const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
-          return progressBoardFor(pool, (sql, params) => pool.query(sql, params)).open({ pid: access.sessionPid, relid, command: 'COPY FROM', shardIds });
-        },
+        openProgress: (relid, shardIds) => services.openCopyProgress!(access.sessionPid, relid, 'COPY FROM', shardIds),
       });
     },
     async runGlobalUtility(statement, stmt, access) {
@@ -159,6 +156,10 @@ export function makeSessionServices(
       });
     },
     commitGate: commitGateFor(pools, config.coordinator, database),
+    openCopyProgress(pid, relid, command, shardIds) {
+      const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
+      return progressBoardFor(pool, (sql, params) => pool.query(sql, params)).open({ pid, relid, command, shardIds });
+    },
     async beforeCatalogViewRead() {
       if (!shared.refreshShardSizes) return;
       await shared.refreshShardSizes({

@@ -20,6 +20,7 @@ import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
 import { linkCommitter } from '../commands/copy/commit-links.js';
+import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
 export abstract class RouteRunner extends SessionBase {
 
@@ -279,10 +280,10 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  protected async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
+  protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) => pullTables(this.coordinator, route.pulls, linkFor));
+    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) => pullTables(this.coordinator, route.pulls, linkFor, progress));
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */

@@ -5,7 +5,8 @@
  * serving the same cluster (they share nothing but PostgreSQL). Its row
  * shows pg_stat_progress_copy's columns, grows as data arrives, and
  * disappears when the COPY ends — committed, failed on a bad row, or left by
- * a client that disconnects.
+ * a client that disconnects — and a COPY … TO STDOUT, counted as rows are
+ * pulled from the shards.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -168,5 +169,24 @@ test('a WHERE clause: excluded rows are counted apart', async () => {
   const done = await raw.readUntil('Z', 30_000);
   assert.ok(done.some((m) => m.type === 'C' && m.body.toString('utf8', 0, m.body.length - 1) === 'COPY 75000'));
   await waitFor(weave, pid, (r) => r === null, 'the row vanishes');
+  raw.destroy();
+});
+
+test('COPY … TO STDOUT of a distributed table: rows pulled from the shards, the row stays while the client reads', async () => {
+  await weave.query('TRUNCATE ev');
+  // ~40 MB: more than socket buffers hold, so the COPY waits for a client that does not read yet.
+  await weave.query(`INSERT INTO ev SELECT g % 97, g, repeat('x', 400) FROM generate_series(1, 100000) g`);
+  const raw = await rawConnect(clusterEndpoint(cluster));
+  const pid = await backendPid(raw);
+  raw.write(frontend.query('COPY ev TO STDOUT'));
+  const seen = (await waitFor(weave, pid, (r) => r !== null && Number(r.tuples_processed) === 100_000, 'the COPY TO shows every pulled row'))!;
+  assert.equal(seen.command, 'COPY TO');
+  assert.equal(seen.relname, 'ev');
+  assert.ok(Number(seen.bytes_processed) > 40_000_000);
+  assert.equal(Object.values(JSON.parse(seen.shards) as Record<string, number>).reduce((a, b) => a + b, 0), 100_000);
+  const answer = await raw.readUntil('Z', 120_000);
+  assert.equal(answer.filter((m) => m.type === 'd').length, 100_000);
+  assert.ok(answer.some((m) => m.type === 'C' && m.body.toString('utf8', 0, m.body.length - 1) === 'COPY 100000'));
+  await waitFor(weave, pid, (r) => r === null, 'the COPY TO row vanishes');
   raw.destroy();
 });
