@@ -4,7 +4,8 @@
  * bytes: COPY FROM STDIN into a distributed table (CopyInResponse after
  * Execute, CopyData/CopyDone, CommandComplete, ReadyForQuery at the Sync;
  * a Sync sent during copy-in is ignored, as PostgreSQL does), a bad row, a
- * Sync right after the error, CopyFail, into a local table, and COPY … TO
+ * Sync right after the error, CopyFail, into a local table (also with the
+ * Sync pipelined, then a distributed statement), and COPY … TO
  * STDOUT from a distributed table and from a query. The same messages in the
  * same order, the same data, the same errors; nothing of a failed COPY remains.
  */
@@ -195,6 +196,16 @@ test('COPY into a local table, and COPY … TO STDOUT from a distributed table a
   ]);
   assert.deepEqual(local.weave, local.plain);
   assert.deepEqual(local.weave, ['1', '2', 'n', 'G 0 2', 'C COPY 2', 'Z I']);
+  // The Sync sent along with Execute gets no ReadyForQuery from the coordinator PostgreSQL either;
+  // the session must not wait for one (a distributed statement afterwards used to hang).
+  const pipelined = await both([
+    { bytes: Buffer.concat([parseBindExecute('COPY local_notes FROM STDIN'), frontend.sync()]), until: 'G' },
+    { bytes: Buffer.concat([message('d', '3\tthree\n'), message('c'), frontend.sync()]), until: 'Z' },
+    { bytes: frontend.query('SELECT count(*) FROM ev'), until: 'Z' },
+    { bytes: frontend.query('SELECT count(*) FROM local_notes'), until: 'Z' },
+  ]);
+  assert.deepEqual(pipelined.weave, pipelined.plain);
+  assert.deepEqual(pipelined.weaveData, pipelined.plainData);
 
   const table = await both([{ bytes: Buffer.concat([parseBindExecute('COPY ev TO STDOUT'), frontend.sync()]), until: 'Z' }]);
   assert.deepEqual(table.weave, table.plain);
