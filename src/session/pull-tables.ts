@@ -16,6 +16,7 @@ import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut } from '../exe
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
+import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 
@@ -27,8 +28,10 @@ export async function pullTables(
   coordinator: BackendLink,
   pulls: PullTable[],
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
+  /** COPY … TO of a distributed table: rows and bytes pulled, for the progress view (first table's shards). */
+  progress: CopyCounters | null = null,
 ): Promise<PgError | null> {
-  for (const p of pulls) {
+  for (const [tableIndex, p] of pulls.entries()) {
     const temp = quoteIdent(p.tempName);
     // Partial results (p.prepared): the executor created the table from the worker query already.
     const prep = p.prepared ? null : await queryOnLink(
@@ -63,11 +66,17 @@ export async function pullTables(
       };
       for (const name of g.names) {
         if (failure) return;
+        const shardIndex = progress && tableIndex === 0 ? shards.findIndex((s) => s.shardName === name) : -1;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
         const sql = p.prepared
           ? `COPY (${p.prepared.get(name)}) TO STDOUT`
           : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
         const r = await streamCopyOut(link, sql, (msg) => {
+          if (progress) {
+            progress.routed++;
+            progress.bytes += msg.length - 5;
+            if (shardIndex >= 0) progress.shardRows[shardIndex]++;
+          }
           // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
           if (!corked) {
             corked = true;

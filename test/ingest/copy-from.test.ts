@@ -3,7 +3,8 @@
  * PostgreSQL running the very same streams: every format and option (text
  * with escapes, other delimiters and NULL strings, CRLF, the `\.` marker, a
  * last line without newline; CSV with HEADER / HEADER MATCH, quotes,
- * newlines inside quotes, QUOTE/ESCAPE, FORCE_NOT_NULL / FORCE_NULL; binary),
+ * newlines inside quotes, QUOTE/ESCAPE, FORCE_NOT_NULL / FORCE_NULL; binary;
+ * WHERE; ENCODING, with LATIN1 distribution values found by lookups),
  * column lists with defaults and sequences evaluated on the coordinator,
  * streams cut at random byte positions, bad rows (the same error, the same
  * CONTEXT line, nothing left), invalid options, COPY inside transaction
@@ -130,6 +131,22 @@ test('text format: DELIMITER, NULL, CRLF line ends, end marker, a last line with
   await same(`COPY events (tenant_id, id, kind, payload, amount, at, note) FROM STDIN WITH DELIMITER '|' NULL 'NULL'`, b(rows.join('\n')));
   // a data newline escaped by a backslash
   await same('COPY events (tenant_id, id, note) FROM STDIN', b('4\t1\tline one\\\nline two\n5\t2\tplain\n'));
+});
+
+test('WHERE and ENCODING: the same rows and counts as PostgreSQL', async () => {
+  const out = await same('COPY events (tenant_id, id, kind, payload, amount, at, note) FROM STDIN WHERE tenant_id % 2 = 0 AND note IS NOT NULL', b(eventRows(300)), { seed: 5 });
+  assert.match(out.tag ?? '', /^COPY \d+$/);
+  assert.notEqual(out.tag, 'COPY 300');
+  // a bad value in a row the WHERE clause leaves out still fails, as in PostgreSQL
+  await same('COPY events (tenant_id, id, note) FROM STDIN WHERE tenant_id > 100', b('1\t1\tok\n2\tx\tbad\n'));
+  // LATIN1 bytes: the shards convert them as PostgreSQL would
+  await same(`COPY events (tenant_id, id, note) FROM STDIN (ENCODING 'LATIN1')`, Buffer.from('1\t1\tgr\xfcn\n2\t2\tplain \xe9\n', 'latin1'));
+  assert.equal((await weave.query('SELECT note FROM events WHERE id = 1')).rows[0].note, 'grün');
+  // a LATIN1 distribution value lands in the shard its UTF-8 text hashes to, where lookups find it
+  await same(`COPY keyed FROM STDIN (ENCODING 'LATIN1')`, Buffer.from('gr\xfcn\t1\nplain\t2\n\xe9t\xe9\t3\n', 'latin1'));
+  for (const [k, v] of [['grün', '1'], ['plain', '2'], ['été', '3']]) {
+    assert.deepEqual((await weave.query('SELECT v FROM keyed WHERE k = $1', [k])).rows, [{ v }], `lookup of ${k}`);
+  }
 });
 
 test('CSV: HEADER, quotes, delimiters and newlines inside quotes, doubled quotes', async () => {

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { ensureCatalog, forgetCatalog } from '../../src/metadata/catalog-schema.js';
+import { CATALOG_VERSION, ensureCatalog, forgetCatalog } from '../../src/metadata/catalog-schema.js';
 import { MetadataCache } from '../../src/metadata/metadata-cache.js';
 import { shardName } from '../../src/metadata/shard-name.js';
 import { NodePools } from '../../src/pool/node-pools.js';
@@ -44,7 +44,7 @@ test('ensureCatalog rebuilds an older catalog in place, keeping its rows', async
   const pools = [new NodePools(cluster.config.internal), new NodePools(cluster.config.internal)];
   try {
     await Promise.all(pools.map((p) => ensureCatalog(p, cluster.coordinatorPg, 'postgres')));
-    assert.deepEqual((await t.client.query('SELECT version FROM pgweave.catalog_version')).rows, [['1']]);
+    assert.deepEqual((await t.client.query('SELECT version FROM pgweave.catalog_version')).rows, [[String(CATALOG_VERSION)]]);
     assert.deepEqual((await t.client.query('SELECT count(*) FROM pg_dist_node')).rows, [['2']]);
   } finally {
     for (const p of pools) p.close();

@@ -48,6 +48,7 @@ import { BINARY_HEADER, BINARY_TRAILER, BinaryRowReader, makeLineReader, type Ro
 import type { BinaryHasher } from './binary-values.js';
 import { LinkPipeline, lostError, type PipelineResult } from './link-pipeline.js';
 import { clientError } from './shard-errors.js';
+import type { CopyCounters } from './copy-progress.js';
 
 /** What the engine needs of the client's session. */
 export interface RoutingAccess {
@@ -96,6 +97,8 @@ export interface RouterConfig {
    * off before the row is forwarded.
    */
   hashColumn?: boolean;
+  /** Counters read by the progress view (copy-progress.ts); incremented here, written elsewhere. */
+  progress?: CopyCounters | null;
 }
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
@@ -260,6 +263,7 @@ export class DistributedCopy {
   async data(payload: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ended || this.finished) return;
+    if (this.c.progress) this.c.progress.bytes += payload.length;
     let buf: Buffer;
     if (this.carry) {
       // A long row arriving in pieces is joined once it can be complete, not piece by piece.
@@ -447,6 +451,11 @@ export class DistributedCopy {
 
   private addToShard(index: number, src: Buffer, s: number, e: number, line: number, tail: Buffer | null = null): Promise<void> | void {
     const b = this.buffers[index];
+    const progress = this.c.progress;
+    if (progress) {
+      progress.routed++;
+      progress.shardRows[index]++;
+    }
     const size = e - s + (tail?.length ?? 0);
     if (b.fits(size)) {
       b.add(src, s, e, line, tail);
@@ -508,7 +517,9 @@ export class DistributedCopy {
         return;
       }
       if (!counts) return;
-      this.count += tagCount(r.tag);
+      const written = tagCount(r.tag);
+      this.count += written;
+      if (this.c.progress && this.c.whereSql) this.c.progress.excluded += lines.length - written;
       if (r.rowDescription) this.rowDescription ??= r.rowDescription;
       for (const row of r.rows) this.returned.push(row);
     });
