@@ -36,6 +36,7 @@ export class IdleConnectionPool {
     const list = this.idle.get(key);
     while (list && list.length > 0) {
       const c = list.pop()!;
+      c.conn.socket.removeListener('error', noop);
       if (!c.conn.socket.destroyed) return c;
     }
     return null;
@@ -48,10 +49,13 @@ export class IdleConnectionPool {
       list = [];
       this.idle.set(key, list);
     }
+    if (list.some((c) => c.conn === conn)) return; // already idle here: never hand one connection out twice
     if (list.length >= this.maxIdlePerKey) {
       conn.socket.end(encodeTerminate());
       return;
     }
+    // An idle socket's error (a reset by a stopping server, a write after close) must not be an unhandled 'error' event.
+    conn.socket.on('error', noop);
     list.push({ conn, prepared, idleSince: Date.now() });
   }
 
@@ -77,3 +81,5 @@ export class IdleConnectionPool {
     this.idle.clear();
   }
 }
+
+function noop(): void {}
