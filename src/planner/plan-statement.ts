@@ -110,7 +110,7 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
   if (from.length === 0 && targets.length === 1 && targets[0].ResTarget?.val?.FuncCall) {
     call = targets[0].ResTarget.val.FuncCall;
     alias = targets[0].ResTarget.name ?? null;
-  } else if (from.length === 1 && from[0].RangeFunction && !select.whereClause) {
+  } else if (from.length === 1 && from[0].RangeFunction) {
     const fns = from[0].RangeFunction.functions as Node[];
     if (fns?.length === 1) call = fns[0].List?.items?.[0]?.FuncCall;
     columns = projection(targets);
@@ -120,7 +120,15 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
   const name = names[names.length - 1];
   if (names.length > 1 && !['pg_catalog', 'pgweave', 'citus', 'public'].includes(names[0])) return null;
   if (!ctx.isCommand(name)) return null;
-  if (select.groupClause || select.sortClause || select.limitCount || select.distinctClause) return null;
+  // The coordinator answers these functions itself: there is no relation PostgreSQL could filter or sort.
+  const clause = select.whereClause ? 'WHERE' : select.groupClause ? 'GROUP BY' : select.havingClause ? 'HAVING' : select.sortClause ? 'ORDER BY'
+    : select.limitCount || select.limitOffset ? 'LIMIT/OFFSET' : select.distinctClause ? 'DISTINCT' : null;
+  if (clause) {
+    return {
+      kind: 'error',
+      error: new PgError({ code: '0A000', message: `${clause} over ${name}() is not supported`, hint: `Select its columns without ${clause} (SELECT * FROM ${name}(…)) and filter on the client.` }),
+    };
+  }
   const positional: ArgValue[] = [];
   const named = new Map<string, ArgValue>();
   for (const a of (call.args ?? []) as Node[]) {
