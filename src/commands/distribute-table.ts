@@ -29,6 +29,7 @@ import { planForeignKeys, planHashShards, planReferenceShard, type ShardPlan } f
 import { checkUniquenessIncludesDistributionColumn, copiedColumns, describeTable, type TableDefinition } from './table-definition.js';
 import { ensureObjectsOn, objectRoles, tableDependencyDefinitions } from './object-definitions.js';
 import { ensureRoles } from './worker-objects.js';
+import { recordObjects } from './distributed-objects.js';
 
 export interface DistributeRequest {
   table: string;
@@ -68,14 +69,17 @@ export class WorkerTransactions {
 
 /**
  * Runs `work` inside a coordinator catalog transaction plus worker
- * transactions, and commits them together (or rolls all back).
+ * transactions, and commits them together (or rolls all back). Every
+ * coordinator reloads its cached catalog afterwards unless `notify` is false
+ * (changes the cache does not hold, e.g. distributed objects).
  */
 export async function withDistributedChange(
   ctx: CommandContext,
   work: (coordinator: InternalClient, workers: WorkerTransactions) => Promise<void>,
+  opts: { notify?: boolean } = {},
 ): Promise<void> {
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
-  const change = await ctx.metadata.beginChange(ctx.database);
+  const change = opts.notify === false ? null : await ctx.metadata.beginChange(ctx.database);
   const pool = coordinatorPool(ctx);
   const coordinator = await pool.acquire();
   const workers = new WorkerTransactions();
@@ -83,21 +87,21 @@ export async function withDistributedChange(
   try {
     await beginCatalogTransaction(coordinator);
     await work(coordinator, workers);
-    await coordinator.query(change.notifySql);
+    if (change) await coordinator.query(change.notifySql);
     await commitTwoPhase(coordinator, workers.list());
     committed = true;
   } catch (err) {
     if (!committed) {
       await abortAll(coordinator, workers.list());
-      change.cancel();
+      change?.cancel();
     }
     throw err;
   } finally {
     workers.release();
     pool.release(coordinator);
-    ctx.metadata.invalidate(ctx.database);
+    if (change) ctx.metadata.invalidate(ctx.database);
   }
-  await change.wait();
+  await change?.wait();
 }
 
 export async function distributeTable(ctx: CommandContext, req: DistributeRequest): Promise<void> {
@@ -153,15 +157,20 @@ export async function distributeTable(ctx: CommandContext, req: DistributeReques
     // Worker transactions with the schema and the empty shards.
     const nodes = new Map((await readWorkerNodes(coordinator)).map((n) => [n.groupId, n]));
     const coordinatorInternal = coordinatorPool(ctx);
+    // The objects the table depends on reach every active worker (not only those with shards) and are recorded (pg_dist_object).
     const dependencies = await tableDependencyDefinitions(coordinator, [rel.oid]);
-    for (const groupId of new Set(plan.shards.flatMap((s) => s.groupIds))) {
+    await recordObjects(coordinator, dependencies.map((d) => d.ref));
+    const shardGroups = new Set(plan.shards.flatMap((s) => s.groupIds));
+    const { host, port } = ctx.config.coordinator;
+    const others = dependencies.length === 0 ? [] : [...nodes.values()].filter((n) => n.isActive && !shardGroups.has(n.groupId) && !(n.host === host && n.port === port));
+    for (const groupId of [...shardGroups, ...others.map((n) => n.groupId)]) {
       const node = nodes.get(groupId);
       if (!node) throw new PgError({ code: 'XX000', message: `no node for group ${groupId}` });
       await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
       await ensureRoles(coordinatorInternal, ctx.pools.get(node.host, node.port, ctx.database), [...rolesNeeded(def), ...objectRoles(dependencies)]);
       const { client } = await workers.open(ctx, node);
       await ensureObjectsOn(client, dependencies);
-      await client.query(schemaStatements(def).join(';\n'));
+      if (shardGroups.has(groupId)) await client.query(schemaStatements(def).join(';\n'));
     }
     await Promise.all(
       [...workers.participants].map(async ([groupId, p]) => {

@@ -11,6 +11,7 @@
  *   enum       CREATE TYPE … AS ENUM (labels in sort order)
  *   composite  CREATE TYPE … AS (attributes)
  *   domain     CREATE DOMAIN … AS base [COLLATE] [DEFAULT] [NOT NULL] + its constraints
+ *   (types and domains then get the coordinator's privileges: GRANT / REVOKE USAGE)
  *   range      CREATE TYPE … AS RANGE (SUBTYPE …)
  *   function   pg_get_functiondef (function bodies not checked: check_function_bodies = off)
  *
@@ -22,6 +23,7 @@ import type { InternalClient } from '../pool/internal-client.js';
 import { PgError } from '../protocol/errors.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import { tableDependencies, type ObjectRef } from './object-dependencies.js';
+import { aclStatements, addAclEntry, type AclEntry } from './roles/acl-diff.js';
 
 type Query = Pick<InternalClient, 'query'>;
 
@@ -183,13 +185,23 @@ async function readType(client: Query, ref: ObjectRef): Promise<ObjectDefinition
     return null;
   }
   create.push(`ALTER ${alter} ${q} OWNER TO ${quoteIdent(owner!)}`);
+  // The coordinator's privileges on the type; a new type grants USAGE to PUBLIC.
+  const acl = await client.query(
+    `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable
+     FROM pg_type t, aclexplode(COALESCE(t.typacl, acldefault('T', t.typowner))) a WHERE t.oid = $1 AND a.grantee <> t.typowner`,
+    [id],
+  );
+  const want: AclEntry[] = [];
+  for (const row of acl.rows) addAclEntry(want, row[0], row[1]!, row[2] === 't');
+  create.push(...aclStatements(`${alter} ${q}`, [{ grantee: null, privilege: 'USAGE', grantable: false }], want));
+  const grantees = want.map((e) => e.grantee).filter((g): g is string => g !== null);
   return {
     ref,
     label: `type ${schema}.${name}`,
     existsSql: 'SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2',
     existsParams: [schema!, name!],
     create: [createSchema(schema!, schemaOwner!), ...create],
-    roles: [owner!, schemaOwner!],
+    roles: [owner!, schemaOwner!, ...grantees],
   };
 }
 

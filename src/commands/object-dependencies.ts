@@ -37,7 +37,15 @@ const CLASS_OF: Record<ObjectKind, string> = {
   type: 'pg_type',
   function: 'pg_proc',
 };
-const KIND_OF: Record<string, ObjectKind> = Object.fromEntries(Object.entries(CLASS_OF).map(([k, v]) => [v, k as ObjectKind]));
+/** The catalogs' own oids (fixed in PostgreSQL's source: pg_type 1247, pg_proc 1255, pg_extension 3079, pg_collation 3456). */
+export const CLASS_OID: Record<ObjectKind, number> = { type: 1247, function: 1255, extension: 3079, collation: 3456 };
+const KIND_OF_CLASS_OID: Record<number, ObjectKind> = Object.fromEntries(Object.entries(CLASS_OID).map(([k, v]) => [v, k as ObjectKind]));
+
+/** The ref for a (classid, objid) pair, or null for catalogs other than those four. */
+export function refOf(classId: number, oid: number): ObjectRef | null {
+  const kind = KIND_OF_CLASS_OID[classId];
+  return kind ? { kind, oid } : null;
+}
 
 function key(ref: ObjectRef): string {
   return `${ref.kind}:${ref.oid}`;
@@ -49,28 +57,38 @@ function oidArray(oids: number[]): string {
 
 /** The objects `relationIds` depend on, each after its own dependencies. */
 export async function tableDependencies(client: Query, relationIds: number[]): Promise<ObjectRef[]> {
+  return dependencyClosure(client, await directTableReferences(client, relationIds));
+}
+
+/**
+ * What the tables themselves (columns, defaults, constraints, indexes)
+ * reference directly, without the closure. Every name is qualified, so it
+ * also runs in a client's session with any search_path (ALTER TABLE reads
+ * its new column's type there, before the change is committed).
+ */
+export async function directTableReferences(client: Query, relationIds: number[]): Promise<ObjectRef[]> {
   if (relationIds.length === 0) return [];
   const direct = await client.query(
     `WITH owned(classid, objid) AS (
-       SELECT 'pg_class'::regclass, c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[])
-       UNION ALL SELECT 'pg_attrdef'::regclass, d.oid FROM pg_attrdef d WHERE d.adrelid = ANY($1::oid[])
-       UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k WHERE k.conrelid = ANY($1::oid[])
-       UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i WHERE i.indrelid = ANY($1::oid[]))
+       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[])
+       UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[])
+       UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[])
+       UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[]))
      ${REFERENCES_OF_OWNED}`,
     [oidArray(relationIds)],
   );
-  return orderedClosure(client, refsOf(direct.rows));
+  return refsOf(direct.rows);
 }
 
-/** Normal dependencies of the rows in `owned` on objects we create. */
+/** Normal dependencies of the rows in `owned` on objects we create (catalogs by their fixed oids). */
 const REFERENCES_OF_OWNED = `
-SELECT DISTINCT d.refclassid::regclass::text, d.refobjid
-FROM owned o JOIN pg_depend d ON d.classid = o.classid AND d.objid = o.objid
-WHERE d.deptype = 'n' AND d.refobjid >= ${FIRST_NORMAL_OID}
-  AND d.refclassid IN ('pg_type'::regclass, 'pg_collation'::regclass, 'pg_proc'::regclass, 'pg_extension'::regclass)`;
+SELECT DISTINCT d.refclassid::pg_catalog.int4, d.refobjid
+FROM owned o JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
+WHERE d.deptype OPERATOR(pg_catalog.=) 'n' AND d.refobjid OPERATOR(pg_catalog.>=) ${FIRST_NORMAL_OID}::pg_catalog.oid
+  AND d.refclassid::pg_catalog.int4 OPERATOR(pg_catalog.=) ANY ('{${Object.keys(KIND_OF_CLASS_OID).join(',')}}'::pg_catalog.int4[])`;
 
 function refsOf(rows: (string | null)[][]): ObjectRef[] {
-  return rows.map((r) => ({ kind: KIND_OF[r[0]!]!, oid: Number(r[1]) })).filter((r) => r.kind !== undefined);
+  return rows.map((r) => ({ kind: KIND_OF_CLASS_OID[Number(r[0])]!, oid: Number(r[1]) })).filter((r) => r.kind !== undefined);
 }
 
 /** What one object stands for on a worker: its extension, its element type, or itself. */
@@ -105,11 +123,23 @@ async function dependenciesOf(client: Query, ref: ObjectRef): Promise<ObjectRef[
   return refsOf(r.rows).filter((d) => !(d.kind === ref.kind && d.oid === ref.oid));
 }
 
-/** Depth-first post-order over the dependency graph: creation order. */
-async function orderedClosure(client: Query, roots: ObjectRef[]): Promise<ObjectRef[]> {
+/** Whether `client` sees the object (one created in another session's open transaction is invisible). */
+async function visible(client: Query, ref: ObjectRef): Promise<boolean> {
+  const r = await client.query(`SELECT 1 FROM pg_catalog.${CLASS_OF[ref.kind]} WHERE oid = $1`, [String(ref.oid)]);
+  return r.rows.length > 0;
+}
+
+/**
+ * `roots` and everything they depend on, each after its own dependencies
+ * (depth-first post-order over the dependency graph: creation order).
+ * Objects `client` cannot see are left out: those created in a client's
+ * still-open transaction reach the workers with that transaction.
+ */
+export async function dependencyClosure(client: Query, roots: ObjectRef[]): Promise<ObjectRef[]> {
   const out: ObjectRef[] = [];
   const seen = new Set<string>();
   const visit = async (raw: ObjectRef): Promise<void> => {
+    if (raw.oid < FIRST_NORMAL_OID || !(await visible(client, raw))) return;
     const ref = await canonical(client, raw);
     if (!ref || seen.has(key(ref))) return;
     seen.add(key(ref));

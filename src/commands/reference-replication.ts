@@ -23,17 +23,23 @@ import { RowBuffer, forEachBatch, insertFromArraysSql } from './data-movement.js
 import type { WorkerTransactions } from './distribute-table.js';
 import { createShardStatements, foreignKeyStatements, prepareShardDdl, qualifiedShardName, rolesNeeded, schemaStatements } from './shard-ddl.js';
 import { copiedColumns, describeTable, type TableDefinition } from './table-definition.js';
-import { ensureObjectsOn, objectRoles, tableDependencyDefinitions } from './object-definitions.js';
+import { ensureObjectsOn, objectRoles, readObjectDefinitions } from './object-definitions.js';
+import { dependencyClosure, directTableReferences } from './object-dependencies.js';
+import { recordedObjects, recordObjects } from './distributed-objects.js';
 import { ensureRoles } from './worker-objects.js';
 
 /**
- * Creates on a node being added every object the distributed and reference
- * tables depend on (types, collations, extensions, functions), before any
- * shard reaches it — here for reference tables, later by shard moves.
+ * Creates on a node being added every distributed object (pg_dist_object)
+ * and every object the distributed and reference tables depend on (types,
+ * collations, extensions, functions), before any shard reaches it — here for
+ * reference tables, later by shard moves.
  */
 export async function ensureTableDependenciesOn(ctx: CommandContext, coordinator: InternalClient, workers: WorkerTransactions, node: NodeRow): Promise<void> {
   const tables = await coordinator.query('SELECT p.logicalrelid FROM pgweave.partition p JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid');
-  const defs = await tableDependencyDefinitions(coordinator, tables.rows.map((r) => Number(r[0])));
+  const roots = [...(await recordedObjects(coordinator)), ...(await directTableReferences(coordinator, tables.rows.map((r) => Number(r[0]))))];
+  const refs = await dependencyClosure(coordinator, roots);
+  await recordObjects(coordinator, refs);
+  const defs = await readObjectDefinitions(coordinator, refs);
   if (defs.length === 0) return;
   await ensureRoles(coordinatorPool(ctx), ctx.pools.get(node.host, node.port, ctx.database), objectRoles(defs));
   const target = await workers.open(ctx, node);

@@ -7,7 +7,9 @@
  * users' queries and tools work unchanged (DESIGN.md decision 4). Beyond
  * Citus, `pgweave_stat_progress_copy` shows running COPYs with
  * pg_stat_progress_copy's columns (pgweave.copy_progress, written by
- * src/commands/copy/copy-progress.ts).
+ * src/commands/copy/copy-progress.ts). pg_dist_object lists the objects
+ * every node holds (pgweave.dist_object, written by
+ * src/commands/distributed-objects.ts).
  *
  * Everything durable lives here, never in a coordinator process (several
  * processes can serve one cluster). The tables are written only through the
@@ -26,7 +28,7 @@
 import type { NodePools } from '../pool/node-pools.js';
 import type { NodeAddress } from './types.js';
 
-export const CATALOG_VERSION = 3;
+export const CATALOG_VERSION = 4;
 /** Key of the advisory lock that serializes catalog creation (and, as key2 = 1, catalog changes). */
 export const CATALOG_LOCK_KEY = 0x70677776; // 'pgwv'
 
@@ -111,6 +113,17 @@ CREATE UNLOGGED TABLE IF NOT EXISTS pgweave.copy_progress (
   shards jsonb,
   started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- Objects every node holds (Citus's pg_dist_object): types, collations, extensions, functions.
+-- Names are not stored: the view reads them from the object itself, so a rename never leaves them stale.
+CREATE TABLE IF NOT EXISTS pgweave.dist_object (
+  classid oid NOT NULL,
+  objid oid NOT NULL,
+  objsubid integer NOT NULL DEFAULT 0,
+  distribution_argument_index integer,
+  colocationid integer,
+  force_delegation boolean,
+  PRIMARY KEY (classid, objid, objsubid)
 );
 CREATE TABLE IF NOT EXISTS pgweave.catalog_version (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -238,7 +251,29 @@ $fn$;
 GRANT EXECUTE ON FUNCTION pgweave.live_copy_progress() TO PUBLIC;
 `;
 
+/**
+ * DROP TABLE inside a client's transaction block removes the table's
+ * catalog rows in that same transaction (src/commands/ddl/table-ddl.ts), so
+ * they go or stay with the table. SECURITY DEFINER because clients cannot
+ * write the catalog; it acts only on a relation that no longer exists for
+ * the caller — pg_table_is_visible reads the system cache, which sees the
+ * caller's own uncommitted DROP and every committed one, never an old
+ * snapshot — so it cannot take a live table's metadata away.
+ */
+const DROPPED_TABLE_FUNCTION = `
+CREATE OR REPLACE FUNCTION pg_catalog.pgweave_forget_dropped_table(relid oid)
+RETURNS void LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  IF pg_catalog.pg_table_is_visible(relid) IS NOT NULL THEN
+    RAISE EXCEPTION 'relation % still exists', relid USING ERRCODE = '55000';
+  END IF;
+  DELETE FROM pgweave.shard WHERE logicalrelid = relid;
+  DELETE FROM pgweave.partition WHERE logicalrelid = relid;
+END $fn$;
+`;
+
 const VIEW_NAMES = [
+  'pg_dist_object',
   'pgweave_stat_progress_copy',
   'citus_shards',
   'citus_tables',
@@ -251,6 +286,12 @@ const VIEW_NAMES = [
 ];
 
 const VIEWS = `
+CREATE VIEW pg_catalog.pg_dist_object AS
+  SELECT o.classid, o.objid, o.objsubid, a.type, a.object_names, a.object_args,
+         o.distribution_argument_index, o.colocationid, o.force_delegation
+  FROM pgweave.dist_object o,
+       LATERAL pg_catalog.pg_identify_object_as_address(o.classid, o.objid, o.objsubid) a
+  WHERE a.object_names IS NOT NULL;
 CREATE VIEW pg_catalog.pgweave_stat_progress_copy AS
   SELECT p.pid, d.oid AS datid, d.datname, p.relid, p.command, p.type, p.bytes_processed, p.bytes_total,
          p.tuples_processed, p.tuples_excluded, p.relid::pg_catalog.regclass AS relname, p.shards, p.started_at, p.updated_at
@@ -407,6 +448,7 @@ async function createCatalog(pools: NodePools, coordinator: NodeAddress, databas
         await client.query(SHARD_NAME_FUNCTION);
         await client.query(HASH_FUNCTION_FUNCTION);
         await client.query(COPY_PROGRESS_FUNCTION);
+        await client.query(DROPPED_TABLE_FUNCTION);
         await client.query(VIEW_NAMES.map((v) => `DROP VIEW IF EXISTS pg_catalog.${v};`).join('\n'));
         await client.query(VIEWS);
         await client.query(grants());

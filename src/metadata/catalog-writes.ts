@@ -181,3 +181,38 @@ export async function deleteTableMetadata(client: InternalClient, relationId: nu
 function pgArray(values: Array<string | null>): string {
   return '{' + values.map((v) => (v === null ? 'NULL' : '"' + v.replace(/["\\]/g, '\\$&') + '"')).join(',') + '}';
 }
+
+/** An object every node holds (pg_dist_object): its catalog's oid and its own. */
+export interface DistributedObjectId {
+  classId: number;
+  objectId: number;
+}
+
+/** Records objects as distributed (kept if already recorded). */
+export async function recordDistributedObjects(client: Pick<InternalClient, 'query'>, objects: DistributedObjectId[]): Promise<void> {
+  if (objects.length === 0) return;
+  await client.query(
+    `INSERT INTO pgweave.dist_object (classid, objid)
+     SELECT u.c, u.o FROM unnest($1::oid[], $2::oid[]) AS u(c, o)
+     ON CONFLICT DO NOTHING`,
+    [pgArray(objects.map((o) => String(o.classId))), pgArray(objects.map((o) => String(o.objectId)))],
+  );
+}
+
+/**
+ * The recorded objects that still exist, oldest record first; records of
+ * objects dropped since (through the coordinator or directly) are removed.
+ */
+export async function readDistributedObjects(client: Pick<InternalClient, 'query'>): Promise<DistributedObjectId[]> {
+  await forgetDroppedObjects(client);
+  const r = await client.query('SELECT classid, objid FROM pgweave.dist_object WHERE objsubid = 0 ORDER BY ctid');
+  return r.rows.map((row) => ({ classId: Number(row[0]), objectId: Number(row[1]) }));
+}
+
+/** Removes the records of objects that no longer exist. */
+export async function forgetDroppedObjects(client: Pick<InternalClient, 'query'>): Promise<void> {
+  await client.query(
+    `DELETE FROM pgweave.dist_object o
+     WHERE (pg_catalog.pg_identify_object_as_address(o.classid, o.objid, o.objsubid)).object_names IS NULL`,
+  );
+}

@@ -38,7 +38,7 @@ const ALWAYS = new Set([
   'AlterFunctionStmt',
 ]);
 
-/** Whether `stmt` creates, changes or drops a type, collation, extension or function. */
+/** Whether `stmt` creates, changes or drops a type, collation, extension or function (or grants on a type). */
 export function isClusterObjectStatement(stmt: Node): boolean {
   const kind = Object.keys(stmt ?? {})[0];
   if (!kind) return false;
@@ -56,6 +56,8 @@ export function isClusterObjectStatement(stmt: Node): boolean {
       return CLUSTER_OBJECT_TYPES.has(s.objectType);
     case 'AlterTableStmt':
       return s.objtype === 'OBJECT_TYPE'; // ALTER TYPE composite ADD/DROP/ALTER ATTRIBUTE
+    case 'GrantStmt':
+      return s.targtype === 'ACL_TARGET_OBJECT' && (s.objtype === 'OBJECT_TYPE' || s.objtype === 'OBJECT_DOMAIN');
   }
   return false;
 }

@@ -97,7 +97,7 @@ test('CREATE TYPE and a column of that type in one block: ROLLBACK leaves no typ
   await assertNoPreparedTransactions(c);
 });
 
-test('a rename in a block reaches the shards and every cached catalog after COMMIT; DROP TABLE in a block is refused', T, async () => {
+test('a rename in a block reaches the shards and every cached catalog after COMMIT', T, async () => {
   await q('BEGIN');
   await q('ALTER TABLE region RENAME COLUMN name TO label');
   await q('ALTER TABLE acct RENAME TO account');
@@ -108,9 +108,51 @@ test('a rename in a block reaches the shards and every cached catalog after COMM
   assert.deepEqual((await q(`SELECT label FROM region WHERE code = 'ap'`)).rows, [{ label: 'Asia' }]);
   assert.deepEqual((await q('SELECT count(*)::int AS n FROM account')).rows, [{ n: 40 }]);
 
+  await assertNoPreparedTransactions(c);
+});
+
+/** Whether each shard table (named before the drop) still exists on its worker. */
+async function shardsExist(shards: Array<{ shard: { name: string; worker: { query(sql: string): Promise<{ rows: any[] }> } } }>): Promise<boolean[]> {
+  return Promise.all(shards.map(async ({ shard }) => (await shard.worker.query(`SELECT to_regclass('public."${shard.name}"') IS NOT NULL AS e`)).rows[0].e));
+}
+
+test('DROP TABLE in a block: ROLLBACK keeps table, shards and catalog rows; COMMIT drops them everywhere at once', T, async () => {
+  await q(`CREATE TABLE doomed (id int PRIMARY KEY, v text); INSERT INTO doomed SELECT i, 'v' || i FROM generate_series(1, 20) i`);
+  await q(`SELECT create_distributed_table('doomed', 'id', shard_count => 3, colocate_with => 'none')`);
+  await q(`CREATE TABLE doomed_ref (code text PRIMARY KEY); INSERT INTO doomed_ref VALUES ('a')`);
+  await q(`SELECT create_reference_table('doomed_ref')`);
+  const shards = [...(await onShards(c, 'doomed', COLUMNS)), ...(await onShards(c, 'doomed_ref', COLUMNS))];
+  assert.equal(shards.length, 5);
+  const relids = (await c.coordinatorPg.query(`SELECT array_agg(oid)::oid[]::text AS o FROM pg_class WHERE relname IN ('doomed', 'doomed_ref')`)).rows[0].o;
+  const catalogRows = async () =>
+    (await c.coordinatorPg.query(
+      `SELECT (SELECT count(*)::int FROM pgweave.partition WHERE logicalrelid = ANY($1::oid[])) AS p,
+              (SELECT count(*)::int FROM pgweave.shard WHERE logicalrelid = ANY($1::oid[])) AS s,
+              (SELECT count(*)::int FROM pgweave.colocation g WHERE NOT EXISTS (SELECT 1 FROM pgweave.partition x WHERE x.colocationid = g.colocationid)) AS empty_groups`,
+      [relids],
+    )).rows[0];
+
   await q('BEGIN');
-  await assert.rejects(q('DROP TABLE account'), pgError('0A000', /transaction block/));
+  assert.equal((await q('DROP TABLE doomed, doomed_ref')).command, 'DROP');
+  await q(`UPDATE account SET balance = balance + 1 WHERE id = 1`);
   await q('ROLLBACK');
-  assert.deepEqual((await q('SELECT count(*)::int AS n FROM account')).rows, [{ n: 40 }]);
+  assert.deepEqual(await shardsExist(shards), [true, true, true, true, true]);
+  assert.deepEqual(await catalogRows(), { p: 2, s: 4, empty_groups: 0 });
+  assert.deepEqual((await q('SELECT count(*)::int AS n FROM doomed')).rows, [{ n: 20 }]);
+  assert.deepEqual((await q(`SELECT v FROM doomed WHERE id = 7`)).rows, [{ v: 'v7' }]);
+
+  await q('BEGIN');
+  await q('DROP TABLE doomed');
+  await q('DROP TABLE doomed_ref');
+  await q(`UPDATE account SET balance = balance + 1 WHERE id = 1`);
+  assert.equal((await q('COMMIT')).command, 'COMMIT');
+  assert.deepEqual(await shardsExist(shards), [false, false, false, false, false]);
+  assert.deepEqual(await catalogRows(), { p: 0, s: 0, empty_groups: 0 });
+  assert.deepEqual((await q('SELECT balance FROM account WHERE id = 1')).rows, [{ balance: 101 }], 'the rest of the block committed with it');
+  // Every coordinator forgot the table: a new local table of the same name is used as one.
+  await q('CREATE TABLE doomed (id int); INSERT INTO doomed VALUES (1), (2)');
+  assert.deepEqual((await q('SELECT count(*)::int AS n FROM doomed')).rows, [{ n: 2 }]);
+  assert.deepEqual((await c.coordinatorPg.query('SELECT count(*)::int AS n FROM public.doomed')).rows, [{ n: 2 }], 'the rows are on the coordinator');
+  await q('DROP TABLE doomed');
   await assertNoPreparedTransactions(c);
 });

@@ -17,12 +17,16 @@
  * rows is refused, as Citus does — existing rows would have no value.
  *
  * Citus's rules (validate.ts) are checked before anything reaches a worker.
+ * A new column's type, a new default's or CHECK's function that only the
+ * coordinator has are created on every worker first (distributed-objects.ts).
  */
 import { PgError } from '../../protocol/errors.js';
 import type { Node } from '../../sql/parse.js';
 import { quoteQualified } from '../../sql/quote.js';
 import { shardName } from '../../metadata/shard-name.js';
 import type { Catalog, DistributedTable } from '../../metadata/types.js';
+import { ensureObjectsOnWorkers } from '../distributed-objects.js';
+import { directTableReferences } from '../object-dependencies.js';
 import { deparseStatement } from './deparse.js';
 import { runLocally, runTransactionalDdl, ShardTasks, type UtilityContext } from './propagate.js';
 import { resolveRangeVars, tableConstraints, type ConstraintRow } from './resolve.js';
@@ -110,6 +114,13 @@ function withoutSequence(column: Node): boolean {
   return uses;
 }
 
+/** Subcommands that can make the table depend on objects it did not use before (types, collations, functions). */
+const NEW_OBJECT_SUBCOMMANDS = new Set(['AT_AddColumn', 'AT_AlterColumnType', 'AT_AddConstraint', 'AT_ColumnDefault']);
+
+function usesNewObjects(alter: Node): boolean {
+  return (alter.cmds as Node[]).some((c) => NEW_OBJECT_SUBCOMMANDS.has(c.AlterTableCmd.subtype));
+}
+
 /** Checks the subcommands before anything runs; returns the roles the shards need (new owner). */
 function checkSubcommands(alter: Node, table: DistributedTable): string[] {
   const roles: string[] = [];
@@ -187,6 +198,10 @@ export async function alterTable(ctx: UtilityContext, catalog: Catalog, statemen
     apply: async () => {
       const before = new Set((await tableConstraints(ctx, table.relationId)).map((c) => c.oid));
       const r = await ctx.runAsClient(statement);
+      if (usesNewObjects(alter)) {
+        // A type, collation or function only the coordinator has (created before any worker) reaches the workers first.
+        await ensureObjectsOnWorkers(ctx, await directTableReferences({ query: (sql, params) => ctx.runAsClient(sql, params) }, [table.relationId]));
+      }
       const added = await tableConstraints(ctx, table.relationId, before);
       await checkAddedConstraints(ctx, catalog, table, added);
       const names = coordinatorNames(constraintSites(alter), added);

@@ -11,10 +11,21 @@
  *
  * On workers, function bodies are not validated (check_function_bodies =
  * off, as pg_dump and Citus do: a body may name coordinator-only tables),
- * and DROP gets IF EXISTS (a worker added after an object was created
- * holds only what its tables needed).
+ * and DROP gets IF EXISTS (a worker may lack an object dropped directly on
+ * the coordinator's PostgreSQL). GRANT / REVOKE … ON TYPE | DOMAIN go the
+ * same way, so privilege checks on the workers match the coordinator's.
+ *
+ * Distributed objects (pg_dist_object, ../distributed-objects.ts): what a
+ * CREATE made is recorded with the statement's commit (inside a block, once
+ * the block committed); an existing type an ALTER or GRANT changes is
+ * created on workers that lack it first; DROP forgets the dropped ones.
  */
+import type { InternalClient } from '../../pool/internal-client.js';
 import type { Catalog, WorkerNode } from '../../metadata/types.js';
+import { coordinatorPool } from '../common.js';
+import { ensureObjectsOnWorkers, forgetDroppedRecords, recordObjects } from '../distributed-objects.js';
+import type { ObjectRef } from '../object-dependencies.js';
+import { changedObjects, createdObjects } from './object-targets.js';
 import type { Node } from '../../sql/parse.js';
 import { deparseStatement } from './deparse.js';
 import { runLocally, runTransactionalDdl, ShardTasks, type UtilityContext } from './propagate.js';
@@ -45,23 +56,39 @@ function workerStatement(statement: string, stmt: Node): string {
   }
 }
 
+/** Runs `hook` now, or once the client's open block commits. */
+async function whenCommitted(ctx: UtilityContext, hook: () => Promise<void>): Promise<void> {
+  if (ctx.inTransactionBlock && ctx.afterCommit) ctx.afterCommit(hook);
+  else await hook();
+}
+
 export async function objectStatement(ctx: UtilityContext, catalog: Catalog, statement: string, stmt: Node): Promise<string> {
   const nodes = workerNodes(ctx, catalog);
   if (nodes.length === 0 || namesTempSchema(stmt)) return runLocally(ctx, statement);
+  // An object the statement changes that only the coordinator has (created before any worker) reaches the workers first.
+  await ensureObjectsOnWorkers(ctx, await changedObjects(ctx, stmt));
   const sql = workerStatement(statement, stmt);
-  return runTransactionalDdl(ctx, {
+  let created: ObjectRef[] = [];
+  const tag = await runTransactionalDdl(ctx, {
     what: statementName(stmt),
     async apply() {
       const tag = (await ctx.runAsClient(statement)).command;
+      created = await createdObjects(ctx, stmt);
       const tasks = new ShardTasks();
-      // A new owner must exist on the workers too.
+      // A new owner and grantees must exist on the workers too.
       const owner = stmt.AlterOwnerStmt?.newowner;
       if (owner?.roletype === 'ROLESPEC_CSTRING') tasks.roles.add(owner.rolename);
+      for (const r of (stmt.GrantStmt?.grantees ?? []) as Node[]) if (r.RoleSpec?.roletype === 'ROLESPEC_CSTRING') tasks.roles.add(r.RoleSpec.rolename);
       for (const node of nodes) {
         tasks.add(node, 'SET LOCAL check_function_bodies = off');
         tasks.add(node, sql);
       }
-      return { tag, tasks };
+      // Outside a block the record commits with the objects; inside one, once the block has (below).
+      const record = created.length > 0 && !ctx.inTransactionBlock ? (internal: InternalClient) => recordObjects(internal, created) : undefined;
+      return { tag, tasks, catalog: record };
     },
   });
+  if (ctx.inTransactionBlock && created.length > 0) await whenCommitted(ctx, () => recordObjects(coordinatorPool(ctx), created));
+  if (stmt.DropStmt) await whenCommitted(ctx, () => forgetDroppedRecords(ctx));
+  return tag;
 }

@@ -162,18 +162,26 @@ export async function runTransactionalDdl(ctx: UtilityContext, ddl: Transactiona
   const searchPath = await clientSearchPath(ctx);
   const change = ddl.notify ? await ctx.metadata.beginChange(ctx.database) : null;
   const pool = coordinatorPool(ctx);
-  const internal = await pool.acquire();
+  // The internal transaction is opened after apply() unless it must lock the catalog first: apply() may
+  // need connections of the same pool itself (objects a new column depends on, distributed-objects.ts).
+  let internal: InternalClient | null = null;
+  const openInternal = async (): Promise<InternalClient> => {
+    internal = await pool.acquire();
+    if (ddl.catalogLock) await beginCatalogTransaction(internal);
+    else await internal.query('BEGIN');
+    return internal;
+  };
   const participants: Participant[] = [clientParticipant(ctx)];
   const workers: InternalClient[] = [];
   let committed = false;
   let tag: string;
   try {
-    if (ddl.catalogLock) await beginCatalogTransaction(internal);
-    else await internal.query('BEGIN');
+    if (ddl.catalogLock) await openInternal();
     await ctx.runAsClient('BEGIN');
     const applied = await ddl.apply();
     tag = applied.tag;
-    await applied.catalog?.(internal);
+    const coordinator = internal ?? (await openInternal());
+    await applied.catalog?.(coordinator);
     await allOrFirstError(
       applied.tasks.nodes().map(async ({ node, statements, guards }) => {
         const client = await connectWorker(ctx, node, applied.tasks.roles, searchPath, true);
@@ -183,8 +191,8 @@ export async function runTransactionalDdl(ctx: UtilityContext, ddl: Transactiona
         if (statements.length > 0) await client.query(statements.join(';\n'));
       }),
     );
-    if (change) await internal.query(change.notifySql);
-    await commitTwoPhase(internal, participants);
+    if (change) await coordinator.query(change.notifySql);
+    await commitTwoPhase(coordinator, participants);
     committed = true;
   } catch (err) {
     if (!committed) {
@@ -194,7 +202,7 @@ export async function runTransactionalDdl(ctx: UtilityContext, ddl: Transactiona
     throw err;
   } finally {
     for (const w of workers) w.close();
-    pool.release(internal);
+    if (internal) pool.release(internal);
     if (change) ctx.metadata.invalidate(ctx.database);
   }
   await change?.wait();

@@ -11,13 +11,15 @@
  *
  * DROP TABLE also removes the tables' catalog rows (partition, shards,
  * placements, an emptied colocation group) inside the same distributed
- * commit, and notifies every coordinator's metadata cache.
+ * commit, and notifies every coordinator's metadata cache; inside a
+ * transaction block, in the block's own transaction (dropTableInBlock).
  */
 import { PgError } from '../../protocol/errors.js';
 import type { Node } from '../../sql/parse.js';
 import { shardName } from '../../metadata/shard-name.js';
 import { deleteTableMetadata } from '../../metadata/catalog-writes.js';
 import type { Catalog, DistributedTable, Shard, WorkerNode } from '../../metadata/types.js';
+import { beginCatalogTransaction, coordinatorPool } from '../common.js';
 import { deparseStatement } from './deparse.js';
 import { runLocally, runTransactionalDdl, runWithoutTransaction, ShardTasks, type UtilityContext } from './propagate.js';
 import { resolveRangeVars, resolveRelationOid } from './resolve.js';
@@ -89,6 +91,7 @@ export async function dropTable(ctx: UtilityContext, catalog: Catalog, statement
       missing_ok: true,
     },
   }));
+  if (ctx.inTransactionBlock) return dropTableInBlock(ctx, statement, named.map((n) => n.table), tasks);
   return runTransactionalDdl(ctx, {
     what: 'DROP TABLE',
     catalogLock: true,
@@ -108,6 +111,42 @@ export async function dropTable(ctx: UtilityContext, catalog: Catalog, statement
       },
     }),
   });
+}
+
+/**
+ * DROP TABLE inside the client's block: the catalog rows go in the client's
+ * own transaction (pgweave_forget_dropped_table, catalog-schema.ts), the
+ * shards on the block's worker connections, so COMMIT drops everything and
+ * ROLLBACK nothing. Once the block has committed, colocation groups left
+ * empty are removed (under the catalog lock: a concurrent
+ * create_distributed_table may be joining one).
+ */
+async function dropTableInBlock(ctx: UtilityContext, statement: string, tables: DistributedTable[], tasks: ShardTasks): Promise<string> {
+  const tag = await runTransactionalDdl(ctx, {
+    what: 'DROP TABLE',
+    notify: true,
+    apply: async () => {
+      const tag = (await ctx.runAsClient(statement)).command;
+      for (const t of tables) await ctx.runAsClient('SELECT pg_catalog.pgweave_forget_dropped_table($1)', [String(t.relationId)]);
+      return { tag, tasks };
+    },
+  });
+  const groups = [...new Set(tables.map((t) => String(t.colocationId)))];
+  ctx.afterCommit?.(() =>
+    coordinatorPool(ctx).withClient(async (internal) => {
+      await beginCatalogTransaction(internal);
+      try {
+        await internal.query(
+          `DELETE FROM pgweave.colocation g WHERE g.colocationid = ANY($1::integer[])
+           AND NOT EXISTS (SELECT 1 FROM pgweave.partition p WHERE p.colocationid = g.colocationid)`,
+          ['{' + groups.join(',') + '}'],
+        );
+      } finally {
+        await internal.query('COMMIT');
+      }
+    }),
+  );
+  return tag;
 }
 
 /** VACUUM and ANALYZE: the coordinator's table first (PostgreSQL's own errors), then the shards, outside transactions. */
