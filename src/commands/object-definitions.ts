@@ -129,17 +129,19 @@ async function readOne(client: Query, ref: ObjectRef): Promise<ObjectDefinition 
 
 async function readType(client: Query, ref: ObjectRef): Promise<ObjectDefinition | null> {
   const id = String(ref.oid);
-  const [schema, name, typtype, owner, base, notNull, defaultText, collation, relid, schemaOwner] = await one(
+  const [schema, name, typtype, owner, base, notNull, defaultText, collation, relid, schemaOwner, relkind] = await one(
     client,
     `SELECT n.nspname, t.typname, t.typtype, pg_get_userbyid(t.typowner),
             CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, t.typnotnull, pg_get_expr(t.typdefaultbin, 0),
             CASE WHEN t.typcollation <> 0 AND t.typcollation <> (SELECT b.typcollation FROM pg_type b WHERE b.oid = t.typbasetype)
                  THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
                        JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END,
-            t.typrelid, pg_get_userbyid(n.nspowner)
+            t.typrelid, pg_get_userbyid(n.nspowner), (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid)
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1`,
     ref.oid,
   );
+  // A table's row type (a function taking or returning a table's rows) comes with the table, never as a type of its own.
+  if (typtype === 'c' && relkind !== 'c') return null;
   const q = quoteQualified(schema!, name!);
   const create: string[] = [];
   let alter = 'TYPE';

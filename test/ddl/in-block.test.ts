@@ -135,6 +135,7 @@ test('DROP TABLE in a block: ROLLBACK keeps table, shards and catalog rows; COMM
   await q('BEGIN');
   assert.equal((await q('DROP TABLE doomed, doomed_ref')).command, 'DROP');
   await q(`UPDATE account SET balance = balance + 1 WHERE id = 1`);
+  await assert.rejects(q('SELECT count(*) FROM doomed'), pgError('42P01'), 'the block no longer sees the table');
   await q('ROLLBACK');
   assert.deepEqual(await shardsExist(shards), [true, true, true, true, true]);
   assert.deepEqual(await catalogRows(), { p: 2, s: 4, empty_groups: 0 });

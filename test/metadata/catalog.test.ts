@@ -77,6 +77,10 @@ test('the views have Citus\'s columns and types', async () => {
     ['table_name', 'regclass'], ['shardid', 'bigint'], ['shard_name', 'text'], ['citus_table_type', 'text'], ['colocation_id', 'integer'],
     ['nodename', 'text'], ['nodeport', 'integer'], ['shard_size', 'bigint'],
   ]);
+  assert.deepEqual(await columnsOf('pg_dist_object'), [
+    ['classid', 'oid'], ['objid', 'oid'], ['objsubid', 'integer'], ['type', 'text'], ['object_names', 'text[]'], ['object_args', 'text[]'],
+    ['distribution_argument_index', 'integer'], ['colocationid', 'integer'], ['force_delegation', 'boolean'],
+  ]);
 });
 
 test('any role can read the views; only the internal role reaches schema pgweave', async () => {
@@ -87,6 +91,11 @@ test('any role can read the views; only the internal role reaches schema pgweave
     assert.deepEqual(r.rows, [['2']]);
     await assert.rejects(reader.client.query('SELECT * FROM pgweave.node'), (err: unknown) => err instanceof PgError && err.code === '42501');
     await assert.rejects(reader.client.query('DELETE FROM pg_dist_node'), (err: unknown) => err instanceof PgError && err.code === '42501');
+    // The one catalog write clients may call (DROP TABLE in a block) refuses a table that still exists.
+    await assert.rejects(
+      reader.client.query(`SELECT pg_catalog.pgweave_forget_dropped_table('pg_catalog.pg_class'::regclass)`),
+      (err: unknown) => err instanceof PgError && err.code === '55000',
+    );
   } finally {
     reader.close();
   }

@@ -14,10 +14,11 @@
  *        does after an error, so nothing of it can commit anywhere
  *
  * Statements that change cached names or columns tell every coordinator
- * once the block has committed (the session's afterCommit hook).
- * Statements that write catalog rows (DROP TABLE) stay refused in a block:
- * the catalog is written by the internal role in its own transaction, which
- * cannot join the client's.
+ * once the block has committed (the session's afterCommit hook). Catalog
+ * rows cannot be written here by the internal role (its transaction cannot
+ * join the client's): DROP TABLE writes them in the client's own
+ * transaction instead (table-ddl.ts dropTableInBlock), and a statement
+ * asking for the internal catalog transaction is refused.
  */
 import type { BackendLink } from '../../executor/backend-link.js';
 import { queryOnLink } from '../../executor/link-query.js';

@@ -11,6 +11,10 @@
  *        │
  *   commitTwoPhase(internal, [client session, worker 1, worker 2, …])
  *
+ * The internal transaction is opened after the statement ran (before it,
+ * when it takes the catalog lock), so the handler may use the internal pool
+ * meanwhile (distributed-objects.ts).
+ *
  * The client's coordinator transaction is itself a two-phase participant: it
  * is PREPAREd like the workers' and committed by COMMIT PREPARED after the
  * commit record is durable, so the coordinator table and the shards change
