@@ -98,6 +98,12 @@ test('CREATE through the coordinator is recorded (also inside a block), DROP for
   const labels = "SELECT array_agg(enumlabel ORDER BY enumsortorder)::text AS l FROM pg_enum WHERE enumtypid = to_regtype('public.early')";
   assert.deepEqual(await onEachWorker(registered(), labels), [[{ l: '{a,b}' }], [{ l: '{a,b}' }]]);
   assert.ok((await distObjects()).includes('type public.early'));
+  // The same for a rename; the record follows the object (its names are read from it).
+  await direct.query(`CREATE TYPE early_name AS (x int)`);
+  await q('ALTER TYPE early_name RENAME TO later_name');
+  assert.deepEqual(await onEachWorker(registered(), "SELECT to_regtype('public.later_name') IS NOT NULL AS t"), [[{ t: true }], [{ t: true }]]);
+  recorded = await distObjects();
+  assert.ok(recorded.includes('type public.later_name') && !recorded.includes('type public.early_name'), `${recorded}`);
   await assertNoPreparedTransactions(c);
 });
 

@@ -61,7 +61,7 @@ export async function createdObjects(ctx: UtilityContext, stmt: Node): Promise<O
   return [];
 }
 
-/** The existing types an ALTER TYPE / ALTER DOMAIN / GRANT … ON TYPE | DOMAIN changes. */
+/** The existing types an ALTER TYPE / ALTER DOMAIN (incl. RENAME, OWNER TO, SET SCHEMA) / GRANT … ON TYPE | DOMAIN changes. */
 export async function changedObjects(ctx: UtilityContext, stmt: Node): Promise<ObjectRef[]> {
   if (stmt.AlterEnumStmt) return typeNamed(ctx, stringList(stmt.AlterEnumStmt.typeName));
   if (stmt.AlterDomainStmt) return typeNamed(ctx, stringList(stmt.AlterDomainStmt.typeName));
@@ -69,6 +69,14 @@ export async function changedObjects(ctx: UtilityContext, stmt: Node): Promise<O
     const rv = stmt.AlterTableStmt.relation;
     return typeNamed(ctx, [rv.schemaname, rv.relname].filter((n): n is string => typeof n === 'string' && n !== ''));
   }
+  if (stmt.RenameStmt?.renameType === 'OBJECT_ATTRIBUTE') {
+    const rv = stmt.RenameStmt.relation;
+    return typeNamed(ctx, [rv.schemaname, rv.relname].filter((n): n is string => typeof n === 'string' && n !== ''));
+  }
+  // ALTER TYPE | DOMAIN … RENAME TO / OWNER TO / SET SCHEMA
+  const named = stmt.RenameStmt ?? stmt.AlterOwnerStmt ?? stmt.AlterObjectSchemaStmt;
+  const kind = named?.renameType ?? named?.objectType;
+  if (named?.object && (kind === 'OBJECT_TYPE' || kind === 'OBJECT_DOMAIN')) return typeNamed(ctx, stringList(named.object));
   if (stmt.GrantStmt && (stmt.GrantStmt.objtype === 'OBJECT_TYPE' || stmt.GrantStmt.objtype === 'OBJECT_DOMAIN')) {
     const out: ObjectRef[] = [];
     for (const o of (stmt.GrantStmt.objects ?? []) as Node[]) out.push(...(await typeNamed(ctx, stringList(o))));
