@@ -200,12 +200,12 @@ export async function recordDistributedObjects(client: Pick<InternalClient, 'que
 }
 
 /**
- * The recorded objects that still exist, oldest record first; records of
+ * The recorded objects that still exist; records of
  * objects dropped since (through the coordinator or directly) are removed.
  */
 export async function readDistributedObjects(client: Pick<InternalClient, 'query'>): Promise<DistributedObjectId[]> {
   await forgetDroppedObjects(client);
-  const r = await client.query('SELECT classid, objid FROM pgweave.dist_object WHERE objsubid = 0 ORDER BY ctid');
+  const r = await client.query('SELECT classid, objid FROM pgweave.dist_object WHERE objsubid = 0 ORDER BY classid, objid');
   return r.rows.map((row) => ({ classId: Number(row[0]), objectId: Number(row[1]) }));
 }
 
