@@ -109,8 +109,9 @@ export async function streamCopyTo(table: DistributedTable, stmt: Node, statemen
           client.write(message);
           if (binary) client.write(copyData(BINARY_HEADER));
         }
-      }, progress ? () => {
+      }, progress ? (bytes) => {
         progress.routed++;
+        progress.bytes += bytes;
         progress.shardRows[index]++;
       } : null);
       if (r.error) return clientError(r.error, [table], null, null);
@@ -135,7 +136,7 @@ function copyShard(
   client: Duplex,
   binary: boolean,
   onResponse: (message: Buffer) => void,
-  onRow: (() => void) | null,
+  onRow: ((bytes: number) => void) | null,
 ): Promise<{ error: PgError | null; count: number }> {
   return new Promise((resolve) => {
     let error: PgError | null = null;
@@ -156,7 +157,7 @@ function copyShard(
         }
         if (binary && end - s === 2 && buf[s] === 0xff && buf[s + 1] === 0xff) return;
         if (s === end) return;
-        onRow?.();
+        onRow?.(end - s);
         const ok = s === start + 5 ? client.write(buf.subarray(start, end)) : client.write(copyData(buf.subarray(s, end)));
         if (!ok && !waiting) {
           waiting = true;
