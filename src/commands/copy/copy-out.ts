@@ -147,8 +147,19 @@ function copyShard(
       waiting = false;
       link.conn.socket.resume();
     };
+    // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      client.uncork();
+    };
     link.collector = (type, buf, start, end) => {
       if (type === Backend.CopyData) {
+        if (!corked) {
+          corked = true;
+          client.cork();
+          process.nextTick(uncork);
+        }
         let s = start + 5;
         if (headerLeft > 0) {
           const cut = Math.min(headerLeft, end - s);

@@ -3,9 +3,10 @@
  * shards to the target shards without passing through the coordinator
  * PostgreSQL, and the coordinator never parses a row.
  *
- * 1. Each target node gets a staging table (UNLOGGED, in the target's
- *    schema, created inside the statement's transaction) typed like the
- *    SELECT's output plus the target shard index of each row.
+ * 1. Each target node gets a staging table (in the target's schema, created
+ *    inside the statement's transaction) typed like the SELECT's output plus
+ *    the target shard index of each row, list-partitioned by that index into
+ *    one UNLOGGED partition per target shard of the node.
  * 2. For every (source shard group task, target node) pair, the task's
  *    SELECT runs on its node with the target shard index computed there —
  *    PostgreSQL's hash of the distribution value (src/sql/hash.ts
@@ -75,7 +76,7 @@ interface Move {
 export async function runWorkerRepartition(r: WorkerRepartition, access: RoutingAccess): Promise<CollectedResult> {
   const p = r.plan;
   const target = p.target;
-  const staging = `pgweave_repartition_${target.relationId}_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
+  const staging = `pgweave_repartition_${target.relationId}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
   const stagingName = quoteQualified(target.schema, staging);
   const byNode = new Map<number, { node: WorkerNode; shards: number[] }>();
   target.shards.forEach((s, i) => {
@@ -100,13 +101,16 @@ export async function runWorkerRepartition(r: WorkerRepartition, access: Routing
     }
     const linkOf = (n: WorkerNode) => links.get(n.nodeId)!;
     const columns = r.types.map((t, i) => `c${i} ${t}`).join(', ');
+    // One partition per target shard: each shard's INSERT reads only its own rows.
+    const first = [...byNode.values()][0].node.nodeId;
     await each([...byNode.values()], async (g) => {
-      const c = await queryOnLink(linkOf(g.node), `CREATE UNLOGGED TABLE ${stagingName} (${columns}, ${SHARD_COLUMN} int4)`);
+      const parts = (g.node.nodeId === first ? [-1, ...g.shards] : g.shards).map((k) =>
+        `CREATE UNLOGGED TABLE ${quoteQualified(target.schema, `${staging}_${k < 0 ? 'null' : k}`)} PARTITION OF ${stagingName} FOR VALUES IN (${k})`);
+      const c = await queryOnLink(linkOf(g.node), [`CREATE TABLE ${stagingName} (${columns}, ${SHARD_COLUMN} int4) PARTITION BY LIST (${SHARD_COLUMN})`, ...parts].join(';\n'));
       if (c.error) throw c.error;
     });
 
     // Rows to the target nodes.
-    const first = [...byNode.values()][0].node.nodeId;
     const moves: Move[] = [];
     for (const task of p.tasks) {
       for (const g of byNode.values()) moves.push({ task, target: g.node, shardIndexes: g.node.nodeId === first ? [-1, ...g.shards] : g.shards });
@@ -199,7 +203,18 @@ async function pipe(source: BackendLink, copyOut: string, sink: BackendLink, cop
     waiting = false;
     source.conn.socket.resume();
   };
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   const out = await streamCopyOut(source, copyOut, (msg) => {
+    // One CopyData per row: written together at the end of the tick.
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
     if (!socket.write(msg) && !waiting) {
       waiting = true;
       source.conn.socket.pause();
