@@ -3,8 +3,9 @@
  * streamed: each shard's own `COPY shard TO STDOUT` runs on the session's
  * connection to its node (the transaction's connection in a block, so the
  * transaction's own writes show; the client's role, so its privileges and
- * row-level security hold), one shard after the other, and its CopyData
- * messages go to the client as they arrive. Nothing is gathered on the
+ * row-level security hold) — the nodes in parallel, each node's shards one
+ * after the other — and their CopyData messages (one row each) go to the
+ * client as they arrive, interleaved. Nothing is gathered on the
  * coordinator: when the client's socket backs up, the worker's socket is
  * paused until the client drains, so the worker waits (ClientWrite) rather
  * than the coordinator buffering.
@@ -84,7 +85,59 @@ function isBinary(stmt: Node): boolean {
   return false;
 }
 
-/** Streams the table's shards to the client. Returns the error, or null once CopyDone and CommandComplete are written. */
+/**
+ * Writes CopyData to the client from several worker links at once: rows are
+ * whole CopyData messages, so shards of different nodes interleave freely.
+ * A link whose write finds the client's socket full is paused until it
+ * drains; writes of one tick leave in one syscall.
+ */
+class ClientFlow {
+  private readonly paused = new Set<BackendLink>();
+  private waiting = false;
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.client.uncork();
+  };
+  private readonly resume = () => {
+    this.waiting = false;
+    for (const l of this.paused) l.conn.socket.resume();
+    this.paused.clear();
+  };
+  constructor(private readonly client: Duplex) {}
+
+  write(message: Buffer, from: BackendLink): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.client.cork();
+      process.nextTick(this.uncork);
+    }
+    if (this.client.write(message)) return;
+    from.conn.socket.pause();
+    this.paused.add(from);
+    if (!this.waiting) {
+      this.waiting = true;
+      this.client.once('drain', this.resume);
+    }
+  }
+
+  /** A link that is done streaming must not stay paused. */
+  release(link: BackendLink): void {
+    if (this.paused.delete(link)) link.conn.socket.resume();
+  }
+
+  end(): void {
+    if (this.waiting) this.client.removeListener('drain', this.resume);
+    this.resume();
+  }
+}
+
+/**
+ * Streams the table's shards to the client: nodes in parallel, each node's
+ * shards one after another. The first shard's node starts alone until its
+ * first row (the CSV header, when asked for) is out. Returns the error, or
+ * null once CopyDone and CommandComplete are written.
+ */
 export async function streamCopyTo(table: DistributedTable, stmt: Node, statement: string, access: CopyOutAccess): Promise<PgError | null> {
   try {
     await access.runAsClient(statement);
@@ -95,30 +148,52 @@ export async function streamCopyTo(table: DistributedTable, stmt: Node, statemen
   const cols = ((stmt.attlist ?? []) as Node[]).map((c) => quoteIdent(c.String?.sval ?? ''));
   const colSql = cols.length > 0 ? ` (${cols.join(', ')})` : '';
   const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  const byNode = new Map<number, { node: WorkerNode; indexes: number[] }>();
+  shards.forEach((s, i) => {
+    const node = s.placements[0].node;
+    const g = byNode.get(node.nodeId) ?? { node, indexes: [] };
+    g.indexes.push(i);
+    byNode.set(node.nodeId, g);
+  });
   const client = access.client;
   const progress = access.progress ?? null;
+  const flow = new ClientFlow(client);
   let started = false;
   let count = 0;
+  let failure: PgError | null = null;
+  let firstOut: () => void = () => {};
+  const firstRowOut = new Promise<void>((resolve) => (firstOut = resolve));
   const err = await access.withReadLinks(async (linkFor) => {
-    for (const [index, shard] of shards.entries()) {
-      const link = await linkFor(shard.placements[0].node);
-      const sql = `COPY ${quoteQualified(table.schema, shard.shardName)}${colSql} TO STDOUT${copyToOptions(stmt, index === 0)}`;
-      const r = await copyShard(link, sql, client, binary, (message) => {
-        if (!started) {
+    const runNode = async (g: { node: WorkerNode; indexes: number[] }) => {
+      const link = await linkFor(g.node);
+      for (const index of g.indexes) {
+        if (failure) return;
+        const sql = `COPY ${quoteQualified(table.schema, shards[index].shardName)}${colSql} TO STDOUT${copyToOptions(stmt, index === 0)}`;
+        const r = await copyShard(link, sql, binary, flow, (message) => {
+          if (started) return;
           started = true;
           client.write(message);
           if (binary) client.write(copyData(BINARY_HEADER));
-        }
-      }, progress ? (bytes) => {
-        progress.routed++;
-        progress.bytes += bytes;
-        progress.shardRows[index]++;
-      } : null);
-      if (r.error) return clientError(r.error, [table], null, null);
-      count += r.count;
-    }
-    return null;
+        }, (bytes) => {
+          if (index === 0) firstOut();
+          if (!progress) return;
+          progress.routed++;
+          progress.bytes += bytes;
+          progress.shardRows[index]++;
+        });
+        if (index === 0) firstOut();
+        if (r.error) failure ??= clientError(r.error, [table], null, null);
+        count += r.count;
+      }
+    };
+    const groups = [...byNode.values()];
+    const lead = groups.findIndex((g) => g.indexes[0] === 0);
+    const leading = runNode(groups[lead]).catch((e) => void (failure ??= toPgError(e, '08006'))).finally(firstOut);
+    await firstRowOut;
+    await Promise.all([leading, ...groups.filter((_, i) => i !== lead).map((g) => runNode(g).catch((e) => void (failure ??= toPgError(e, '08006'))))]);
+    return failure;
   });
+  flow.end();
   if (err) return err;
   if (!started) return new PgError({ code: 'XX000', message: 'no shard answered the COPY' });
   if (binary) client.write(copyData(BINARY_TRAILER));
@@ -128,38 +203,22 @@ export async function streamCopyTo(table: DistributedTable, stmt: Node, statemen
 
 /**
  * One shard's COPY TO STDOUT: CopyData forwarded (binary: the shard's header
- * and trailer cut out), the worker's socket paused while the client's is full.
+ * and trailer cut out) through the client flow.
  */
 function copyShard(
   link: BackendLink,
   sql: string,
-  client: Duplex,
   binary: boolean,
+  flow: ClientFlow,
   onResponse: (message: Buffer) => void,
-  onRow: ((bytes: number) => void) | null,
+  onRow: (bytes: number) => void,
 ): Promise<{ error: PgError | null; count: number }> {
   return new Promise((resolve) => {
     let error: PgError | null = null;
     let count = 0;
     let headerLeft = binary ? BINARY_HEADER.length : 0;
-    let waiting = false;
-    const resume = () => {
-      waiting = false;
-      link.conn.socket.resume();
-    };
-    // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      client.uncork();
-    };
     link.collector = (type, buf, start, end) => {
       if (type === Backend.CopyData) {
-        if (!corked) {
-          corked = true;
-          client.cork();
-          process.nextTick(uncork);
-        }
         let s = start + 5;
         if (headerLeft > 0) {
           const cut = Math.min(headerLeft, end - s);
@@ -168,13 +227,8 @@ function copyShard(
         }
         if (binary && end - s === 2 && buf[s] === 0xff && buf[s + 1] === 0xff) return;
         if (s === end) return;
-        onRow?.(end - s);
-        const ok = s === start + 5 ? client.write(buf.subarray(start, end)) : client.write(copyData(buf.subarray(s, end)));
-        if (!ok && !waiting) {
-          waiting = true;
-          link.conn.socket.pause();
-          client.once('drain', resume);
-        }
+        onRow(end - s);
+        flow.write(s === start + 5 ? buf.subarray(start, end) : copyData(buf.subarray(s, end)), link);
       } else if (type === Backend.CopyOutResponse) onResponse(Buffer.from(buf.subarray(start, end)));
       else if (type === Backend.CommandComplete) count = tagCount(buf.toString('utf8', start + 5, end - 1));
       else if (type === Backend.ErrorResponse) error ??= readErrorResponse(buf, start, end);
@@ -184,10 +238,7 @@ function copyShard(
       forward: false,
       done: (err) => {
         link.collector = null;
-        if (waiting) {
-          client.removeListener('drain', resume);
-          link.conn.socket.resume();
-        }
+        flow.release(link);
         resolve({ error: error ?? err ?? null, count });
       },
     }]);
