@@ -3,7 +3,8 @@
  * running the same statements on the same data: text, CSV (HEADER once,
  * QUOTE, ESCAPE, FORCE_QUOTE, NULL, DELIMITER) and binary (one header, one
  * trailer), column lists, reference tables, errors, a transaction's own
- * writes; the CopyOutResponse byte for byte. `COPY (SELECT …)` of one shard
+ * writes, column privileges and row-level security; the CopyOutResponse
+ * byte for byte. `COPY (SELECT …)` of one shard
  * group runs on its worker. And the stream is a stream: a client that stops
  * reading leaves the worker waiting to write (ClientWrite) while nothing of
  * the table is gathered on the coordinator.
@@ -11,8 +12,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { frontend, type RawConnection } from '../server/raw-protocol.js';
-import { clusterEndpoint, rawConnect, type SideBySide, startSideBySide } from './support.js';
+import { frontend, rawLogin, type RawConnection } from '../server/raw-protocol.js';
+import { clusterEndpoint, plainEndpoint, rawConnect, type SideBySide, startSideBySide } from './support.js';
 
 const SCHEMA = `
 CREATE TABLE ev (tenant_id int NOT NULL, id bigint NOT NULL, kind text, amount numeric(10,2), note text, PRIMARY KEY (tenant_id, id));
@@ -144,6 +145,29 @@ test('COPY TO errors are PostgreSQL\'s, with the client\'s names; an empty table
   await sides.weave.query(`SELECT create_distributed_table('empty_one', 'a')`);
   await compare('COPY empty_one TO STDOUT (FORMAT binary)');
   await compare('COPY empty_one TO STDOUT (FORMAT csv, HEADER)');
+});
+
+test('COPY TO runs as the client: column privileges and row-level security hold on the shards', async () => {
+  const setup = `CREATE ROLE copy_reader LOGIN PASSWORD 'reader-secret';
+    GRANT SELECT (tenant_id, id, note) ON ev TO copy_reader;
+    GRANT SELECT ON tags TO copy_reader;
+    ALTER TABLE tags ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY tags_a ON tags FOR SELECT TO copy_reader USING (code IN ('a', 'c'))`;
+  for (const c of [sides.weave, sides.reference]) await c.query(setup);
+  const [p, w] = await Promise.all([plainEndpoint(sides.plain), clusterEndpoint(sides.cluster)].map((e) => rawLogin({ host: e.host, port: e.port }, 'copy_reader', 'reader-secret')));
+  try {
+    for (const sql of ['COPY ev (tenant_id, id, note) TO STDOUT (FORMAT csv)', 'COPY ev TO STDOUT', 'COPY ev (kind) TO STDOUT (FORMAT binary)', 'COPY tags TO STDOUT', 'COPY tags (label) TO STDOUT (FORMAT csv, HEADER)']) {
+      const [po, wo] = [await copyOut(p!, sql), await copyOut(w!, sql)];
+      assert.equal(wo.error, po.error, sql);
+      assert.equal(wo.tag, po.tag, sql);
+      assert.equal(wo.response, po.response, sql);
+      if (!po.error && !/binary/i.test(sql)) assert.deepEqual(textLines(wo.data, /header/i.test(sql)), textLines(po.data, /header/i.test(sql)), sql);
+    }
+  } finally {
+    p!.destroy();
+    w!.destroy();
+    for (const c of [sides.weave, sides.reference]) await c.query('DROP POLICY tags_a ON tags; ALTER TABLE tags DISABLE ROW LEVEL SECURITY');
+  }
 });
 
 test('COPY TO inside a transaction block sees the block\'s own writes', async () => {
