@@ -10,6 +10,8 @@
  *    alternate which goes first so other load on the machine falls on both.
  *    Prints rows/s of each and the ratio (goal ≥ 1.0: two shards' servers
  *    against one server).
+ * 1b. COPY … TO STDOUT of the whole table (psql `\copy … to '/dev/null'`), pgweave
+ *    streaming every shard's COPY against the plain server's one COPY.
  * 2. INSERT … SELECT of every row, in each of the three modes (pushdown into a
  *    co-located table; repartition into a table distributed by another
  *    column; through the coordinator, forced by LIMIT), and the same
@@ -194,6 +196,17 @@ async function runIngest(args: string[]): Promise<void> {
     const count = (await psql(weaveUrl, 'SELECT count(*) FROM events')).stdout.trim();
     if (count !== String(o.rows)) throw new Error(`pgweave holds ${count} rows, expected ${o.rows}`);
 
+    // 1b. COPY … TO STDOUT of the whole table (streamed from the shards), into /dev/null
+    const copyOut: string[] = [];
+    {
+      const p = await timed(plainUrl, `\\copy plain_events to '/dev/null'`);
+      const w = await timed(weaveUrl, `\\copy events to '/dev/null'`);
+      if (p.output !== `COPY ${o.rows}` || w.output !== `COPY ${o.rows}`) throw new Error(`unexpected COPY TO result: plain "${p.output}", pgweave "${w.output}"`);
+      const line = `COPY … TO STDOUT (\\copy to /dev/null)       pgweave ${rate(o.rows, w.seconds)}   plain PostgreSQL ${rate(o.rows, p.seconds)}   ratio ${(p.seconds / w.seconds).toFixed(2)}`;
+      copyOut.push(line);
+      console.log(line);
+    }
+
     // 2. INSERT … SELECT, every row, per mode
     const modes: Array<{ name: string; weave: string; plain: string; target: string; plainTarget: string }> = [
       { name: 'pushdown (co-located)', weave: 'INSERT INTO events_copy SELECT * FROM events', plain: 'INSERT INTO plain_events_copy SELECT * FROM plain_events', target: 'events_copy', plainTarget: 'plain_events_copy' },
@@ -217,7 +230,7 @@ async function runIngest(args: string[]): Promise<void> {
     console.log(`plain PostgreSQL: ${Math.round(median(plain)).toLocaleString('en-US')} rows/s`);
     console.log(`pgweave, 2 workers: ${Math.round(median(weave)).toLocaleString('en-US')} rows/s`);
     console.log(`ratio: ${median(ratios).toFixed(2)} (goal ≥ 1.0)${o.rounds > 1 ? '  [median of per-round ratios]' : ''}`);
-    for (const l of modeResults) console.log(l);
+    for (const l of [...copyOut, ...modeResults]) console.log(l);
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
   } finally {
     process.removeListener('SIGINT', onSignal);

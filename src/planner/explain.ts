@@ -20,6 +20,7 @@
  * (empty) temporary tables so the coordinator can plan over them.
  */
 import { PgError } from '../protocol/errors.js';
+import type { InsertSelectPlan } from './insert-select-planner.js';
 import type { Node } from '../sql/parse.js';
 import { scanWords } from '../sql/lexer.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
@@ -158,6 +159,9 @@ export class ExplainPlan {
           return { kind: 'error', error: new PgError({ code: '0A000', message: 'EXPLAIN of statements on distributed tables with binary parameters is not supported yet' }) };
         }
         return { kind: 'explain', explain: new DistributedExplain(inner, this.options, params ?? null) };
+      case 'insert-select':
+        if (this.options.analyze) return { kind: 'error', error: new PgError({ code: '0A000', message: 'EXPLAIN ANALYZE of INSERT, UPDATE and DELETE on distributed tables is not supported yet' }) };
+        return { kind: 'explain', explain: new DistributedExplain(inner, this.options, params ?? null) };
       default:
         return { kind: 'error', error: new PgError({ code: '0A000', message: `EXPLAIN of this statement on distributed tables is not supported yet (its plan is of kind "${inner.kind}")` }) };
     }
@@ -168,7 +172,7 @@ export class ExplainPlan {
   }
 }
 
-type ExplainedRoute = Extract<Route, { kind: 'router' | 'multi-shard' | 'pull' }>;
+type ExplainedRoute = Extract<Route, { kind: 'router' | 'multi-shard' | 'pull' | 'insert-select' }>;
 
 /** Indents a PostgreSQL text plan under a `->` marker, as EXPLAIN nests child plans. */
 function nest(lines: string[], indent: number): string[] {
@@ -235,6 +239,7 @@ export class DistributedExplain {
     const started = performance.now();
     const r = this.inner;
     if (r.kind === 'pull') return this.runPull(r, access, database, started);
+    if (r.kind === 'insert-select') return this.runInsertSelect(r.plan, access, database);
     const tasks = r.kind === 'router' ? [r.task] : r.tasks;
     const planner = r.kind === 'router' ? (r.planner === 'fast-path' ? 'fast path router' : 'router') : 'multi-shard';
     let shown = 0;
@@ -258,6 +263,22 @@ export class DistributedExplain {
     out.push(`  Tasks Shown: ${tasks.length === 1 ? 'All' : this.options.analyze ? `One of ${tasks.length} (the slowest)` : `One of ${tasks.length}`}`);
     out.push(...this.taskBlock(tasks[shown]!, plans[shown]!, database));
     if (this.options.analyze) out.push(`Execution Time: ${elapsed.toFixed(3)} ms`);
+    return out;
+  }
+
+  /**
+   * INSERT … SELECT: the method as Citus names it (pushdown, repartition, pull
+   * to coordinator), why, and one task's plan on its worker — the per-shard
+   * INSERT … SELECT of a pushdown, the per-shard-group SELECT of a repartition.
+   */
+  private async runInsertSelect(plan: InsertSelectPlan, access: ExplainAccess, database: string): Promise<string[]> {
+    const method = plan.mode === 'coordinator' ? 'pull to coordinator' : plan.mode;
+    const out = [this.header('Citus INSERT ... SELECT', null), `  INSERT/SELECT method: ${method}`, `  Reason: ${plan.reason}`];
+    const task = plan.tasks[0];
+    if (!task) return out;
+    out.push(`  Task Count: ${plan.tasks.length}`);
+    out.push(`  Tasks Shown: ${plan.tasks.length === 1 ? 'All' : `One of ${plan.tasks.length}`}`);
+    out.push(...this.taskBlock(task, firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql, this.values)), database));
     return out;
   }
 

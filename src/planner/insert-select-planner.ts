@@ -41,7 +41,7 @@ import type { PullTable, Route, Task } from './route.js';
  * ends in the original text, so it is cut out byte for byte (DESIGN.md
  * decision 2) rather than deparsed.
  */
-class Tokens {
+export class Tokens {
   pos: number;
   constructor(private readonly t: Buffer, from: number) {
     this.pos = from;

@@ -22,6 +22,7 @@ import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
+import { planCopyTo } from './copy-planner.js';
 import { constantText } from './restrictions.js';
 import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
 
@@ -267,8 +268,8 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       if (!target) return fixed(LOCAL);
       return fixed({ kind: 'copy-in', statement: text.toString('utf8'), stmt, table: target.table });
     }
-    // COPY … TO STDOUT: pulled to the coordinator, which runs the COPY over the pulled rows.
-    return fixed(planPull(text, copy.query?.SelectStmt ?? null, relations, !copy.query));
+    // COPY … TO STDOUT: streamed from the shards, routed to one shard group, or pulled (copy-planner.ts).
+    return fixed(planCopyTo(copy, text, relations, (inner, innerText) => planStatement(inner, innerText, ctx).route(null)));
   }
   try {
     if (stmt.InsertStmt) {

@@ -64,6 +64,13 @@ export type Route =
   | { kind: 'global-utility'; statement: string; stmt: unknown }
   /** COPY … FROM STDIN into a distributed or reference table: rows routed to shards as they stream. */
   | { kind: 'copy-in'; statement: string; stmt: unknown; table: DistributedTable }
+  /**
+   * COPY … TO STDOUT of a distributed or reference table: each shard's COPY
+   * streamed to the client in turn (src/commands/copy/copy-out.ts).
+   * `fallback`: the same COPY as a pull, for paths that cannot stream
+   * (the extended protocol).
+   */
+  | { kind: 'copy-out'; statement: string; stmt: unknown; table: DistributedTable; fallback: Route }
   /** EXPLAIN of a statement on distributed tables: the distributed plan (explain.ts), run with the session's connections. */
   | { kind: 'explain'; explain: DistributedExplain }
   /**

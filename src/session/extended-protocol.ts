@@ -117,7 +117,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
     }
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
-    const route = plan.route(params as ReadonlyArray<string | null> | null);
+    let route = plan.route(params as ReadonlyArray<string | null> | null);
     if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
       await this.replyError(abortedError());
       this.cycleFailed = true;
@@ -140,6 +140,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.replyBytes(BIND_COMPLETE);
       return;
     }
+    // Streaming COPY TO belongs to the simple protocol; here the COPY runs over pulled rows.
+    if (route.kind === 'copy-out') route = route.fallback;
     if (route.kind === 'pull') {
       const err = await this.pull(route);
       if (err) {

@@ -20,6 +20,8 @@ import { pullPartialResults } from './partial-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
+import { streamCopyTo } from '../commands/copy/copy-out.js';
+import type { Node } from '../sql/parse.js';
 import { linkCommitter } from '../commands/copy/commit-links.js';
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
@@ -89,6 +91,11 @@ export abstract class RouteRunner extends SessionBase {
         const ok = await this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
         this.coordinator.send(dropPulledTables(route.pulls), [E_READY_SWALLOW]);
         return ok;
+      }
+      case 'copy-out': {
+        const err = await this.copyOut(route, null);
+        if (err) await this.replyError(err);
+        return !err;
       }
       case 'explain': {
         const out = await this.runExplain(route);
@@ -289,6 +296,19 @@ export abstract class RouteRunner extends SessionBase {
     await this.coordinator.idle();
     return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
       route.partial ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
+  }
+
+  /** COPY … TO STDOUT of a distributed or reference table, streamed from the shards (src/commands/copy/copy-out.ts). */
+  protected async copyOut(route: Extract<Route, { kind: 'copy-out' }>, progress: CopyCounters | null): Promise<PgError | null> {
+    await this.switchTo(null);
+    const table = route.table;
+    const pulls = [{ table, tempName: '', filterSql: null, refName: table.name }];
+    return streamCopyTo(table, route.stmt as Node, route.statement, {
+      runAsClient: (sql) => this.runAsClient(sql),
+      withReadLinks: (run) => this.txn.pull(pulls, (node) => this.linkForTask(node, false), run),
+      client: this.client,
+      progress,
+    });
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */

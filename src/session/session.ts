@@ -33,7 +33,7 @@ import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
-import type { Route } from '../planner/route.js';
+import type { DistributedTable, Route } from '../planner/route.js';
 import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
@@ -294,8 +294,16 @@ export class Session extends ExtendedProtocol {
       await this.beginCopyIn(routes[0]);
       return;
     }
+    if (routes.length === 1 && routes[0].kind === 'copy-out') {
+      const progress = this.copyToProgress(stmts[0].stmt, routes[0].table);
+      const err = await this.copyOut(routes[0], progress);
+      progress?.end();
+      if (err) await this.replyError(err);
+      await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+      return;
+    }
     if (routes.length === 1 && routes[0].kind === 'pull') {
-      const progress = this.copyToProgress(stmts[0].stmt, routes[0]);
+      const progress = routes[0].pulls.length > 0 ? this.copyToProgress(stmts[0].stmt, routes[0].pulls[0].table) : null;
       const err = await this.pull(routes[0], progress);
       if (err) {
         progress?.end();
@@ -331,10 +339,9 @@ export class Session extends ExtendedProtocol {
    * pg_stat_progress_copy shows its last step). relid is 0 for a query, as in
    * PostgreSQL.
    */
-  private copyToProgress(stmt: Node, route: Extract<Route, { kind: 'pull' }>): CopyProgressEntry | null {
+  private copyToProgress(stmt: Node, table: DistributedTable): CopyProgressEntry | null {
     const copy = stmt.CopyStmt;
-    if (!copy || copy.is_from || !this.services.openCopyProgress || route.pulls.length === 0) return null;
-    const table = route.pulls[0].table;
+    if (!copy || copy.is_from || !this.services.openCopyProgress) return null;
     const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
     const relid = copy.relation ? table.relationId : 0;
     return this.services.openCopyProgress(this.coordinator.conn.key.processId, relid, 'COPY TO', shards.map((s) => String(s.shardId)));

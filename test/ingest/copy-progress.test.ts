@@ -172,18 +172,21 @@ test('a WHERE clause: excluded rows are counted apart', async () => {
   raw.destroy();
 });
 
-test('COPY … TO STDOUT of a distributed table: rows pulled from the shards, the row stays while the client reads', async () => {
+test('COPY … TO STDOUT of a distributed table: rows streamed from the shards, the row stays while the client reads', async () => {
   await weave.query('TRUNCATE ev');
-  // ~40 MB: more than socket buffers hold, so the COPY waits for a client that does not read yet.
+  // ~40 MB: more than socket buffers hold, so the stream waits for a client that does not read yet.
   await weave.query(`INSERT INTO ev SELECT g % 97, g, repeat('x', 400) FROM generate_series(1, 100000) g`);
   const raw = await rawConnect(clusterEndpoint(cluster));
   const pid = await backendPid(raw);
   raw.write(frontend.query('COPY ev TO STDOUT'));
-  const seen = (await waitFor(weave, pid, (r) => r !== null && Number(r.tuples_processed) === 100_000, 'the COPY TO shows every pulled row'))!;
+  raw.socket.pause();
+  const seen = (await waitFor(weave, pid, (r) => r !== null && Number(r.tuples_processed) > 0, 'the COPY TO shows the rows streamed so far'))!;
   assert.equal(seen.command, 'COPY TO');
   assert.equal(seen.relname, 'ev');
-  assert.ok(Number(seen.bytes_processed) > 40_000_000);
-  assert.equal(Object.values(JSON.parse(seen.shards) as Record<string, number>).reduce((a, b) => a + b, 0), 100_000);
+  assert.ok(Number(seen.bytes_processed) > 0);
+  // Streamed, not gathered: the rows wait for the client.
+  assert.ok(Number(seen.tuples_processed) < 100_000);
+  raw.socket.resume();
   const answer = await raw.readUntil('Z', 120_000);
   assert.equal(answer.filter((m) => m.type === 'd').length, 100_000);
   assert.ok(answer.some((m) => m.type === 'C' && m.body.toString('utf8', 0, m.body.length - 1) === 'COPY 100000'));

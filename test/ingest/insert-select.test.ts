@@ -217,3 +217,51 @@ test('inside transaction blocks', async () => {
     if (/^(COMMIT|ROLLBACK)/.test(sql)) failed = false;
   }
 });
+
+test('EXPLAIN names the INSERT … SELECT method, as Citus does', async () => {
+  const cases: Array<[string, string]> = [
+    ['INSERT INTO events_copy SELECT * FROM events WHERE amount > 10', 'pushdown'],
+    ['INSERT INTO by_user SELECT user_id, id, tenant_id, kind FROM events', 'repartition'],
+    ['INSERT INTO kind_totals SELECT kind, count(*) FROM events GROUP BY kind', 'pull to coordinator'],
+  ];
+  for (const [sql, method] of cases) {
+    const lines = (await weave.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, rowMode: 'array' })).rows.map((r) => String((r as unknown[])[0]));
+    assert.equal(lines[0], 'Custom Scan (Citus INSERT ... SELECT)', sql);
+    assert.ok(lines.includes(`  INSERT/SELECT method: ${method}`), `${sql}: ${lines.join('\n')}`);
+  }
+});
+
+test('repartition runs worker to worker: no temporary table on the coordinator, no staging table left, NULL keys refused', async () => {
+  const coordinatorPg = await textClient(`postgres://postgres:${encodeURIComponent(cluster.password)}@${cluster.coordinatorPg.host}:${cluster.coordinatorPg.port}/postgres`);
+  const workers = await Promise.all(cluster.workers.map((w) => textClient(`postgres://postgres:${encodeURIComponent(cluster.password)}@${w.host}:${w.port}/postgres`)));
+  let mover: pg.Client | null = null;
+  try {
+    await weave.query(`CREATE ROLE mover LOGIN PASSWORD 'mover-secret'`);
+    await weave.query('GRANT SELECT ON events TO mover; GRANT SELECT, INSERT, UPDATE ON by_user TO mover; GRANT CREATE ON SCHEMA public TO mover');
+    // The coordinator gathers rows in temporary tables; a role that may not create any can only repartition on the workers.
+    await coordinatorPg.query('REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC');
+    mover = await textClient(cluster.url.replace(/\/\/[^@]*@/, '//mover:mover-secret@'));
+    const statements = [
+      'INSERT INTO by_user SELECT user_id, id + 6000000, tenant_id, kind FROM events WHERE id < 900',
+      `INSERT INTO by_user SELECT user_id, id + 6000000, tenant_id, 'again' FROM events WHERE id < 300
+         ON CONFLICT (user_id, id) DO UPDATE SET kind = EXCLUDED.kind RETURNING user_id, id, kind`,
+    ];
+    for (const sql of statements) {
+      assert.equal(await mode(sql), 'repartition', sql);
+      assert.deepEqual(await outcome(mover, sql), await outcome(reference, sql), sql);
+      assert.deepEqual(await tableRows(weave, 'by_user'), await tableRows(reference, 'by_user'), sql);
+    }
+    const nulls = await outcome(weave, 'INSERT INTO other SELECT NULLIF(id, id), kind FROM events WHERE id < 20');
+    assert.deepEqual(nulls, { ok: false, code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' });
+    assert.deepEqual(await tableRows(weave, 'other'), await tableRows(reference, 'other'));
+    for (const w of workers) {
+      const left = await w.query(`SELECT relname FROM pg_class WHERE relname LIKE 'pgweave_repartition%'`);
+      assert.deepEqual(left.rows, []);
+    }
+  } finally {
+    await coordinatorPg.query('GRANT TEMPORARY ON DATABASE postgres TO PUBLIC');
+    await mover?.end().catch(() => {});
+    await coordinatorPg.end().catch(() => {});
+    for (const w of workers) await w.end().catch(() => {});
+  }
+});

@@ -43,6 +43,7 @@ import { readCopyOptions } from './copy-options.js';
 import { loadColumns, needsCoordinator, type TableColumn } from './copy-in.js';
 import { DistributedCopy, type RoutingAccess } from './distributed-copy.js';
 import { clientError } from './shard-errors.js';
+import { runWorkerRepartition, type WorkerRepartition } from './worker-repartition.js';
 
 export interface InsertSelectAccess extends RoutingAccess {
   settings: ReadonlyMap<string, string>;
@@ -90,6 +91,19 @@ export async function executeInsertSelect(plan: InsertSelectPlan, access: Insert
     }
     p = p.fallback!;
   }
+  if (p.mode === 'repartition') {
+    let onWorkers: WorkerRepartition | null;
+    try {
+      onWorkers = await workerRepartitionPlan(p, access, columns);
+    } catch (err) {
+      return failed(toPgError(err));
+    }
+    if (onWorkers) {
+      const r = await runWorkerRepartition(onWorkers, access);
+      if (r.error) r.error = clientError(r.error, [p.target, ...p.sources], null, null);
+      return r;
+    }
+  }
   const staging = p.staging;
   const raw = `pgweave_insert_raw_${p.target.relationId}`;
   try {
@@ -102,6 +116,53 @@ export async function executeInsertSelect(plan: InsertSelectPlan, access: Insert
     const temps = [staging, raw, ...p.pulls.map((t) => t.tempName)].map((t) => `pg_temp.${quoteIdent(t)}`);
     await access.runAsClient(`DROP TABLE IF EXISTS ${temps.join(', ')}`).catch(() => {});
   }
+}
+
+/**
+ * A repartition plan the workers can run among themselves (worker-repartition.ts),
+ * or null when the rows must go through the coordinator: a target with
+ * several placements per shard, columns left out whose values come from
+ * sequences on the coordinator, a SELECT that does not feed the target's
+ * distribution column, or a client that may not create the staging tables
+ * in the target's schema.
+ */
+async function workerRepartitionPlan(p: InsertSelectPlan, access: InsertSelectAccess, columns: TableColumn[]): Promise<WorkerRepartition | null> {
+  const target = p.target;
+  if (target.method !== 'hash' || target.shards.some((s) => s.placements.length !== 1)) return null;
+  const priv = await access.runAsClient(`SELECT pg_catalog.has_schema_privilege($1, 'CREATE')`, [target.schema]);
+  if (priv.rows[0]?.[0] !== 't') return null;
+  // The SELECT's output types from its RowDescription: no temporary table on the coordinator.
+  await access.coordinator.idle();
+  const shape = await collectOnLink(access.coordinator, encodeQuery(`SELECT * FROM (${p.selectSql}) AS q LIMIT 0`));
+  if (shape.error) throw shape.error;
+  const fields = fieldTypes(shape.rowDescription);
+  const width = fields.length;
+  const types = width === 0 ? [] : (await access.runAsClient(
+    `SELECT pg_catalog.format_type(t.o, t.m) FROM ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::int4[])) WITH ORDINALITY AS t(o, m, i) ORDER BY t.i`,
+    [`{${fields.map((f) => f.oid).join(',')}}`, `{${fields.map((f) => f.typmod).join(',')}}`],
+  )).rows.map((r) => r[0]!);
+  const targetColumns = p.columns ?? columns.map((c) => c.name).slice(0, width);
+  if (targetColumns.length !== width) return null;
+  if (targetColumns.some((name) => columns.find((c) => c.name === name)?.generated)) return null;
+  if (columns.some((c) => !targetColumns.includes(c.name) && needsCoordinator(target, c))) return null;
+  const distIndex = targetColumns.indexOf(target.distributionColumn!);
+  if (distIndex < 0) return null;
+  return { plan: p, types, targetColumns, distIndex };
+}
+
+/** Type oid and typmod of each field of a raw RowDescription. */
+function fieldTypes(rowDescription: Buffer | null): Array<{ oid: number; typmod: number }> {
+  if (!rowDescription) return [];
+  let pos = 5;
+  const n = rowDescription.readInt16BE(pos);
+  pos += 2;
+  const out: Array<{ oid: number; typmod: number }> = [];
+  for (let i = 0; i < n; i++) {
+    pos = rowDescription.indexOf(0, pos) + 1 + 6;
+    out.push({ oid: rowDescription.readUInt32BE(pos), typmod: rowDescription.readInt32BE(pos + 6) });
+    pos += 12;
+  }
+  return out;
 }
 
 /** Errors of the staging INSERT name the staging table: the client knows its table. */

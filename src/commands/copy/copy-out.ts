@@ -1,0 +1,246 @@
+/**
+ * `COPY table [(cols)] TO STDOUT` of a distributed or reference table,
+ * streamed: each shard's own `COPY shard TO STDOUT` runs on the session's
+ * connection to its node (the transaction's connection in a block, so the
+ * transaction's own writes show; the client's role, so its privileges and
+ * row-level security hold) — the nodes in parallel, each node's shards one
+ * after the other — and their CopyData messages (one row each) go to the
+ * client as they arrive, interleaved. Nothing is gathered on the
+ * coordinator: when the client's socket backs up, the worker's socket is
+ * paused until the client drains, so the worker waits (ClientWrite) rather
+ * than the coordinator buffering.
+ *
+ * The stream is PostgreSQL's own: the coordinator PostgreSQL first runs the
+ * client's statement on the table's (empty) coordinator definition, which
+ * checks options, columns and privileges with PostgreSQL's errors; the first
+ * shard's CopyOutResponse (PostgreSQL's format codes) is forwarded; CSV
+ * HEADER goes to the first shard's COPY only; binary: the 19-byte header
+ * once at the start and the -1 trailer once at the end, each shard's own
+ * cut out. The CommandComplete counts the rows of every shard.
+ */
+import type { Duplex } from 'node:stream';
+import { Backend, Frontend } from '../../protocol/constants.js';
+import { PgError, toPgError } from '../../protocol/errors.js';
+import { readErrorResponse } from '../../protocol/backend/error-response.js';
+import { encodeMessage } from '../../protocol/writer.js';
+import { encodeQuery } from '../../pool/frontend-encoders.js';
+import { Completes, type BackendLink } from '../../executor/backend-link.js';
+import { tagCount } from '../../executor/link-query.js';
+import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
+import type { Node } from '../../sql/parse.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
+import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
+import { clientError } from './shard-errors.js';
+import type { CopyCounters } from './copy-progress.js';
+
+export interface CopyOutAccess {
+  runAsClient(sql: string): Promise<unknown>;
+  /** Runs `run` with the links that read the table's shards (consistent snapshots across nodes). */
+  withReadLinks(run: (linkFor: (node: WorkerNode) => Promise<BackendLink>) => Promise<PgError | null>): Promise<PgError | null>;
+  /** The client's socket. */
+  client: Duplex;
+  progress?: CopyCounters | null;
+}
+
+const COPY_DONE = encodeMessage((w) => w.begin(Backend.CopyDone).end());
+
+function copyData(payload: Buffer): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.CopyData).bytes(payload).end());
+}
+
+function commandComplete(tag: string): Buffer {
+  return encodeMessage((w) => w.begin(Backend.CommandComplete).cstring(tag).end());
+}
+
+/** A DefElem's argument as COPY option syntax. */
+function optionArg(d: Node): string {
+  const a = d.arg;
+  if (!a) return '';
+  if (a.A_Star) return ' *';
+  if (a.List) return ` (${((a.List.items ?? []) as Node[]).map((i) => quoteIdent(i.String?.sval ?? '')).join(', ')})`;
+  if (a.String) return ` ${quoteLiteral(a.String.sval ?? '')}`;
+  if (a.Integer) return ` ${a.Integer.ival ?? 0}`;
+  if (a.Boolean) return a.Boolean.boolval ? ' true' : ' false';
+  if (a.Float) return ` ${a.Float.fval}`;
+  return '';
+}
+
+/** The shards' option list: the client's options, HEADER only for the first shard. */
+export function copyToOptions(stmt: Node, withHeader: boolean): string {
+  const parts: string[] = [];
+  for (const o of (stmt.options ?? []) as Node[]) {
+    const d = o.DefElem;
+    if (!d) continue;
+    if (d.defname === 'header' && !withHeader) continue;
+    parts.push(`${quoteIdent(d.defname)}${optionArg(d)}`);
+  }
+  return parts.length > 0 ? ` WITH (${parts.join(', ')})` : '';
+}
+
+function isBinary(stmt: Node): boolean {
+  for (const o of (stmt.options ?? []) as Node[]) {
+    const d = o.DefElem;
+    if (d?.defname === 'format') return (d.arg?.String?.sval ?? '').toLowerCase() === 'binary';
+  }
+  return false;
+}
+
+/**
+ * Writes CopyData to the client from several worker links at once: rows are
+ * whole CopyData messages, so shards of different nodes interleave freely.
+ * A link whose write finds the client's socket full is paused until it
+ * drains; writes of one tick leave in one syscall.
+ */
+class ClientFlow {
+  private readonly paused = new Set<BackendLink>();
+  private waiting = false;
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.client.uncork();
+  };
+  private readonly resume = () => {
+    this.waiting = false;
+    for (const l of this.paused) l.conn.socket.resume();
+    this.paused.clear();
+  };
+  constructor(private readonly client: Duplex) {}
+
+  write(message: Buffer, from: BackendLink): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.client.cork();
+      process.nextTick(this.uncork);
+    }
+    if (this.client.write(message)) return;
+    from.conn.socket.pause();
+    this.paused.add(from);
+    if (!this.waiting) {
+      this.waiting = true;
+      this.client.once('drain', this.resume);
+    }
+  }
+
+  /** A link that is done streaming must not stay paused. */
+  release(link: BackendLink): void {
+    if (this.paused.delete(link)) link.conn.socket.resume();
+  }
+
+  end(): void {
+    if (this.waiting) this.client.removeListener('drain', this.resume);
+    this.resume();
+  }
+}
+
+/**
+ * Streams the table's shards to the client: nodes in parallel, each node's
+ * shards one after another. The first shard's node starts alone until its
+ * first row (the CSV header, when asked for) is out. Returns the error, or
+ * null once CopyDone and CommandComplete are written.
+ */
+export async function streamCopyTo(table: DistributedTable, stmt: Node, statement: string, access: CopyOutAccess): Promise<PgError | null> {
+  try {
+    await access.runAsClient(statement);
+  } catch (err) {
+    return toPgError(err);
+  }
+  const binary = isBinary(stmt);
+  const cols = ((stmt.attlist ?? []) as Node[]).map((c) => quoteIdent(c.String?.sval ?? ''));
+  const colSql = cols.length > 0 ? ` (${cols.join(', ')})` : '';
+  const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  const byNode = new Map<number, { node: WorkerNode; indexes: number[] }>();
+  shards.forEach((s, i) => {
+    const node = s.placements[0].node;
+    const g = byNode.get(node.nodeId) ?? { node, indexes: [] };
+    g.indexes.push(i);
+    byNode.set(node.nodeId, g);
+  });
+  const client = access.client;
+  const progress = access.progress ?? null;
+  const flow = new ClientFlow(client);
+  let started = false;
+  let count = 0;
+  let failure: PgError | null = null;
+  let firstOut: () => void = () => {};
+  const firstRowOut = new Promise<void>((resolve) => (firstOut = resolve));
+  const err = await access.withReadLinks(async (linkFor) => {
+    const runNode = async (g: { node: WorkerNode; indexes: number[] }) => {
+      const link = await linkFor(g.node);
+      for (const index of g.indexes) {
+        if (failure) return;
+        const sql = `COPY ${quoteQualified(table.schema, shards[index].shardName)}${colSql} TO STDOUT${copyToOptions(stmt, index === 0)}`;
+        const r = await copyShard(link, sql, binary, flow, (message) => {
+          if (started) return;
+          started = true;
+          client.write(message);
+          if (binary) client.write(copyData(BINARY_HEADER));
+        }, (bytes) => {
+          if (index === 0) firstOut();
+          if (!progress) return;
+          progress.routed++;
+          progress.bytes += bytes;
+          progress.shardRows[index]++;
+        });
+        if (index === 0) firstOut();
+        if (r.error) failure ??= clientError(r.error, [table], null, null);
+        count += r.count;
+      }
+    };
+    const groups = [...byNode.values()];
+    const lead = groups.findIndex((g) => g.indexes[0] === 0);
+    const leading = runNode(groups[lead]).catch((e) => void (failure ??= toPgError(e, '08006'))).finally(firstOut);
+    await firstRowOut;
+    await Promise.all([leading, ...groups.filter((_, i) => i !== lead).map((g) => runNode(g).catch((e) => void (failure ??= toPgError(e, '08006'))))]);
+    return failure;
+  });
+  flow.end();
+  if (err) return err;
+  if (!started) return new PgError({ code: 'XX000', message: 'no shard answered the COPY' });
+  if (binary) client.write(copyData(BINARY_TRAILER));
+  client.write(Buffer.concat([COPY_DONE, commandComplete(`COPY ${count}`)]));
+  return null;
+}
+
+/**
+ * One shard's COPY TO STDOUT: CopyData forwarded (binary: the shard's header
+ * and trailer cut out) through the client flow.
+ */
+function copyShard(
+  link: BackendLink,
+  sql: string,
+  binary: boolean,
+  flow: ClientFlow,
+  onResponse: (message: Buffer) => void,
+  onRow: (bytes: number) => void,
+): Promise<{ error: PgError | null; count: number }> {
+  return new Promise((resolve) => {
+    let error: PgError | null = null;
+    let count = 0;
+    let headerLeft = binary ? BINARY_HEADER.length : 0;
+    link.collector = (type, buf, start, end) => {
+      if (type === Backend.CopyData) {
+        let s = start + 5;
+        if (headerLeft > 0) {
+          const cut = Math.min(headerLeft, end - s);
+          headerLeft -= cut;
+          s += cut;
+        }
+        if (binary && end - s === 2 && buf[s] === 0xff && buf[s + 1] === 0xff) return;
+        if (s === end) return;
+        onRow(end - s);
+        flow.write(s === start + 5 ? buf.subarray(start, end) : copyData(buf.subarray(s, end)), link);
+      } else if (type === Backend.CopyOutResponse) onResponse(Buffer.from(buf.subarray(start, end)));
+      else if (type === Backend.CommandComplete) count = tagCount(buf.toString('utf8', start + 5, end - 1));
+      else if (type === Backend.ErrorResponse) error ??= readErrorResponse(buf, start, end);
+    };
+    link.send(encodeQuery(sql), [{
+      completes: Completes.Ready,
+      forward: false,
+      done: (err) => {
+        link.collector = null;
+        flow.release(link);
+        resolve({ error: error ?? err ?? null, count });
+      },
+    }]);
+  });
+}

@@ -1,0 +1,58 @@
+/**
+ * Plans `COPY … TO STDOUT` over distributed and reference tables.
+ *
+ * - `COPY table [(cols)] TO STDOUT …`: a `copy-out` route — every shard's
+ *   own `COPY shard TO STDOUT` streams to the client, one shard after the
+ *   other (src/commands/copy/copy-out.ts); nothing is gathered on the
+ *   coordinator.
+ * - `COPY (SELECT …) TO STDOUT …` whose SELECT the router planner sends to
+ *   one shard group: the whole COPY runs there, the shard names spliced into
+ *   the SELECT's own text, the COPY's options as the client wrote them.
+ * - any other SELECT: pulled to the coordinator, which runs the COPY over
+ *   the pulled rows (pull-planner.ts), as before.
+ */
+import type { Node } from '../sql/parse.js';
+import { parseSql } from '../sql/parse.js';
+import { Tokens } from './insert-select-planner.js';
+import { planPull } from './pull-planner.js';
+import type { ResolvedRelation } from './router-planner.js';
+import type { Route } from './route.js';
+
+/** Byte offsets of the `( … )` query of `COPY ( … ) TO`, or null when the text has no such query. */
+export function copyQuerySpan(text: Buffer): { start: number; end: number } | null {
+  const tok = new Tokens(text, 0);
+  const copy = tok.next();
+  if (copy.kind !== 'word' || copy.word !== 'copy') return null;
+  const open = tok.next();
+  if (open.kind !== 'open') return null;
+  let depth = 1;
+  for (;;) {
+    const t = tok.next();
+    if (t.kind === 'end') return null;
+    if (t.kind === 'open') depth++;
+    else if (t.kind === 'close' && --depth === 0) return { start: open.start + 1, end: t.start };
+  }
+}
+
+export function planCopyTo(copy: Node, text: Buffer, relations: ResolvedRelation[], planInner: (stmt: Node, text: Buffer) => Route): Route {
+  const pull = planPull(text, copy.query?.SelectStmt ?? null, relations, !copy.query);
+  if (!copy.query) {
+    const source = relations.find((r) => r.ref.node === copy.relation);
+    if (!source) return pull;
+    return { kind: 'copy-out', statement: text.toString('utf8'), stmt: copy, table: source.table, fallback: pull };
+  }
+  const span = copy.query.SelectStmt ? copyQuerySpan(text) : null;
+  if (!span) return pull;
+  const innerText = text.subarray(span.start, span.end);
+  let inner: Route;
+  try {
+    const parsed = parseSql(innerText.toString('utf8')).stmts;
+    if (parsed.length !== 1) return pull;
+    inner = planInner(parsed[0].stmt, innerText);
+  } catch {
+    return pull;
+  }
+  if (inner.kind !== 'router') return pull;
+  const sql = `${text.toString('utf8', 0, span.start)}${inner.task.sql}${text.toString('utf8', span.end)}`;
+  return { kind: 'router', task: { ...inner.task, sql }, isWrite: false, planner: inner.planner };
+}
