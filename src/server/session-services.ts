@@ -139,6 +139,7 @@ export function makeSessionServices(
         settings: new Map(access.settings),
         runAsClient: access.runAsClient,
         inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
       };
       return runGlobalUtility(ctx, statement, stmt);
     },

@@ -163,7 +163,9 @@ export abstract class RouteRunner extends SessionBase {
     try {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
-      if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
+      if (route.kind === 'global-utility') {
+        return await this.services.runGlobalUtility(route.statement, route.stmt, { ...this.sessionAccess(), linkFor: (node, isWrite) => this.linkForTask(node, isWrite) });
+      }
       return await this.services.runUtility(route.statement, route.stmt, route.tables, {
         ...this.sessionAccess(),
         linkFor: (node, isWrite) => this.linkForTask(node, isWrite),

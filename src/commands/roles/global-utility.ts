@@ -17,7 +17,9 @@
  * So the coordinator and the workers change together or not at all. Inside
  * a client's transaction block the workers' part commits at once, as Citus
  * propagates roles: a later ROLLBACK undoes it on the coordinator only (the
- * next change of the same object repairs the workers; docs/security.md).
+ * next change of the same object repairs the workers; docs/security.md) —
+ * except DROP OWNED / REASSIGN OWNED, which run as the client on the block's
+ * own worker connections and commit or roll back with it (in-block.ts).
  *
  * The client's password text reaches no PostgreSQL server at all, and the
  * internal role runs only statements the coordinator generated from state
@@ -36,6 +38,7 @@ import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../.
 import type { CommandContext } from '../context.js';
 import { beginCatalogTransaction, coordinatorPool } from '../common.js';
 import { clientQuery, internalQuery, roleTarget, type Plan, type WorkerChange } from './global-plan.js';
+import { runGlobalInBlock } from './in-block.js';
 import { ownedObjectsPlan } from './owned-objects.js';
 import { applyRoleTarget, emptyTarget, readVerifiers, type Query } from './role-state.js';
 import { applyRoutineStates, routineGrantPlan } from './routine-state.js';
@@ -172,7 +175,7 @@ function planStatement(ctx: GlobalUtilityContext, statement: string, stmt: Node,
       })();
     case 'DropOwnedStmt':
     case 'ReassignOwnedStmt':
-      return ownedObjectsPlan(ctx, statement, stmt, who, ctx.inTransactionBlock);
+      return ownedObjectsPlan(ctx, statement, stmt, who);
     case 'GrantStmt':
       if (ROUTINE_OBJECTS.has(s.objtype)) return routineGrantPlan(ctx, statement, stmt, who);
       return (async (): Promise<Plan> => {
@@ -247,6 +250,7 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
   const nodes = propagationNodes(ctx, (await ctx.metadata.get(ctx.database)).nodes);
   // Nothing to propagate to (a schema rename still tells other coordinators: cached table names change).
   if (nodes.length === 0 && !plan.notify) return (await ctx.runAsClient(plan.text)).command;
+  if (ctx.inTransactionBlock && plan.inBlock && ctx.linkFor) return runGlobalInBlock({ ...ctx, linkFor: ctx.linkFor }, plan, nodes);
 
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
   const change = plan.notify ? await ctx.metadata.beginChange(ctx.database) : null;
