@@ -42,6 +42,7 @@ export interface StatementPlan {
 }
 
 const LOCAL: Route = { kind: 'local' };
+const WATCH_ROLES: Route = { kind: 'local', watchRoles: true };
 
 class FixedPlan implements StatementPlan {
   readonly needsParams = false;
@@ -240,6 +241,8 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (isClusterObjectStatement(stmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) {
     return fixed({ kind: 'utility', statement: text.toString('utf8'), stmt, tables: [] });
   }
+  // DO and CALL run functions that may change roles (CREATE ROLE in plpgsql): the session watches them.
+  if ((stmt.DoStmt || stmt.CallStmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) return fixed(WATCH_ROLES);
   // A new table is local, even when its constraints reference distributed tables
   // (create_distributed_table turns those into shard-to-shard keys later).
   if (stmt.CreateStmt) return fixed(LOCAL);

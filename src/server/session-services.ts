@@ -21,6 +21,7 @@ import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.
 import { linkCommitter } from '../commands/copy/commit-links.js';
 import { progressBoardFor } from '../commands/copy/copy-progress.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
+import { settleRoles, watchRoles, type WatchContext } from '../commands/roles/watch.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -142,6 +143,17 @@ export function makeSessionServices(
         linkFor: access.linkFor,
       };
       return runGlobalUtility(ctx, statement, stmt);
+    },
+    async watchRoles(statement, access) {
+      const context = (a: typeof access): WatchContext => ({
+        database, user, credentials, config, pools, metadata,
+        settings: new Map(a.settings),
+        runAsClient: a.runAsClient,
+        inTransactionBlock: a.inTransactionBlock,
+        linkFor: a.linkFor,
+      });
+      const before = await watchRoles(context(access), statement);
+      return { wrapped: before.wrapped, settle: (a) => settleRoles(context(a), before) };
     },
     async commitMultiNode(written, readOnly) {
       await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');

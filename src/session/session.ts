@@ -216,6 +216,8 @@ export class Session extends ExtendedProtocol {
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       // Types, collations, extensions and functions are propagated to the workers (sql/object-statements.ts).
       if (catalog.nodes.some((n) => n.groupId !== 0)) for (const w of ['type', 'domain', 'collation', 'extension', 'function', 'procedure', 'routine']) words.add(w);
+      // DO and CALL may change roles inside a function: the session watches them (src/commands/roles/watch.ts).
+      if (catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) for (const w of ['do', 'call']) words.add(w);
       this.relevantWords = words;
       this.relevantVersion = catalog.version;
     }
@@ -280,7 +282,7 @@ export class Session extends ExtendedProtocol {
       return;
     }
     for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
-    if (routes.every((r) => r.kind === 'local') && !this.txn.involvesWorkers) {
+    if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers) {
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
       await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
       return;

@@ -13,7 +13,8 @@
  * role and at once, as role statements in a block are (docs/security.md).
  */
 import type { BackendLink } from '../../executor/backend-link.js';
-import { decodeDataRow, queryOnLink } from '../../executor/link-query.js';
+import { collectOnLink, decodeDataRow, queryOnLink } from '../../executor/link-query.js';
+import { encodeExtendedQuery } from '../../pool/frontend-encoders.js';
 import type { WorkerNode } from '../../metadata/types.js';
 import type { CommandContext } from '../context.js';
 import type { Plan } from './global-plan.js';
@@ -24,10 +25,11 @@ export interface BlockLinks {
   linkFor(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
 }
 
-const onLink =
+/** Runs SQL (with parameters, as text) on a session link, as the client, inside its transaction block. */
+export const onLink =
   (link: BackendLink): Query =>
-  async (sql) => {
-    const r = await queryOnLink(link, sql);
+  async (sql, params) => {
+    const r = params ? await collectOnLink(link, encodeExtendedQuery(sql, params)) : await queryOnLink(link, sql);
     if (r.error) throw r.error;
     return { rows: r.rows.map(decodeDataRow) };
   };
