@@ -82,6 +82,9 @@ export interface SessionServices {
    * Absent: not watched (src/commands/roles/watch.ts).
    */
   watchRoles?(statement: string, access: SessionAccess): Promise<{ wrapped: boolean; settle(access: SessionAccess): Promise<void> }>;
+  /** Names of functions that may change roles, for this catalog version; null until loaded (src/commands/roles/watch.ts). */
+  roleFunctionsNow?(catalog: Catalog): ReadonlySet<string> | null;
+  loadRoleFunctions?(catalog: Catalog): Promise<ReadonlySet<string>>;
   /** Starts a COPY … FROM STDIN into a distributed or reference table. */
   beginCopyIn(statement: string, stmt: unknown, table: DistributedTable, access: CopyAccess): Promise<CopyInSink>;
   /**

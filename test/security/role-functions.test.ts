@@ -1,6 +1,7 @@
 /**
  * Role changes made inside functions (issue 10): CREATE / ALTER / DROP ROLE,
- * GRANT role and RENAME inside DO blocks and procedures reach every worker —
+ * GRANT role and RENAME inside DO blocks, procedures and functions called by
+ * SELECT reach every worker —
  * the same attributes, SCRAM verifier and memberships — in the same commit
  * as the coordinator's change: a DO that fails, or a block rolled back,
  * leaves no node changed. A non-superuser's function that changes roles is
@@ -89,6 +90,23 @@ test('ALTER ROLE and GRANT role inside a procedure called by CALL; a plpgsql fun
   const out = await admin.query("CALL limit_of('do_role')");
   assert.deepEqual(out.rows, [['3']]);
   assert.match(await same(roleRow('do_role'), 'limit from CALL'), /^\(f,t,t,3,/);
+});
+
+test('a plpgsql function that runs ALTER ROLE, called by SELECT: the workers follow; ROLLBACK undoes it everywhere', async () => {
+  await admin.ok(`CREATE FUNCTION limit_role(r text, n int) RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', r, n); RETURN n; END $$`);
+  assert.deepEqual(await admin.ok("SELECT limit_role('do_role', 9)"), [['9']]);
+  assert.match(await same(roleRow('do_role'), 'SELECT f()'), /^\(f,t,t,9,/);
+  assert.deepEqual(await admin.ok("SELECT x FROM (SELECT limit_role('do_role', 11) AS x) s"), [['11']], 'inside a subquery');
+  assert.match(await same(roleRow('do_role'), 'SELECT … FROM (SELECT f())'), /^\(f,t,t,11,/);
+  await admin.ok('BEGIN');
+  assert.deepEqual(await admin.ok("SELECT limit_role('do_role', 12)"), [['12']]);
+  await admin.ok('ROLLBACK');
+  assert.match(await same(roleRow('do_role'), 'rolled back'), /^\(f,t,t,11,/);
+  await admin.ok('BEGIN');
+  await admin.ok("SELECT limit_role('do_role', 13)");
+  await admin.ok('COMMIT');
+  assert.match(await same(roleRow('do_role'), 'committed'), /^\(f,t,t,13,/);
 });
 
 test('RENAME and DROP ROLE in DO blocks; a DO that fails changes nothing anywhere', async () => {

@@ -45,12 +45,22 @@ function workerStatement(statement: string, stmt: Node): string {
   }
 }
 
+const FUNCTION_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
+
+function changesFunctions(stmt: Node): boolean {
+  if (stmt.CreateFunctionStmt || stmt.AlterFunctionStmt) return true;
+  const s = stmt.DropStmt ?? stmt.RenameStmt ?? stmt.AlterObjectSchemaStmt;
+  return !!s && FUNCTION_OBJECTS.has(s.removeType ?? s.renameType ?? s.objectType);
+}
+
 export async function objectStatement(ctx: UtilityContext, catalog: Catalog, statement: string, stmt: Node): Promise<string> {
   const nodes = workerNodes(ctx, catalog);
   if (nodes.length === 0 || namesTempSchema(stmt)) return runLocally(ctx, statement);
   const sql = workerStatement(statement, stmt);
   return runTransactionalDdl(ctx, {
     what: statementName(stmt),
+    // A new or changed function may change roles when called: every coordinator reloads (src/commands/roles/watch.ts).
+    notify: changesFunctions(stmt),
     async apply() {
       const tag = (await ctx.runAsClient(statement)).command;
       const tasks = new ShardTasks();

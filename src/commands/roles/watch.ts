@@ -205,3 +205,49 @@ async function applyInBlock(ctx: CommandContext, linkFor: BlockLinks['linkFor'],
   await applyRoleTarget(query, target, ctx.config.internal.user);
   await query(`SELECT pg_catalog.set_config('search_path', ${quoteLiteral(path)}, true)`);
 }
+
+/**
+ * Names of functions whose own source mentions ROLE, USER or GROUP (outside
+ * pg_catalog and information_schema): a local statement calling one
+ * (`SELECT f()`) is watched like DO and CALL. Read as the internal role once
+ * per catalog version — function DDL through the coordinator tells every
+ * coordinator to reload (ddl/object-ddl.ts), so a new function counts at once.
+ * A function that changes roles only through another function it calls is
+ * not found this way.
+ */
+export class RoleFunctionNames {
+  private version = -1;
+  private names: ReadonlySet<string> | null = null;
+  private loading: { version: number; promise: Promise<ReadonlySet<string>> } | null = null;
+
+  /** The names for this catalog version, or null when not loaded yet. */
+  now(version: number): ReadonlySet<string> | null {
+    return this.version === version ? this.names : null;
+  }
+
+  load(version: number, query: Query): Promise<ReadonlySet<string>> {
+    if (this.version === version && this.names) return Promise.resolve(this.names);
+    if (this.loading?.version === version) return this.loading.promise;
+    const promise = query(
+      `SELECT DISTINCT p.proname::pg_catalog.text FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'p')
+         AND p.prosrc ~* '\\m(role|user|group)\\M'`,
+    ).then(
+      (r) => {
+        const names = new Set(r.rows.map((row) => row[0]!));
+        if (version >= this.version) {
+          this.version = version;
+          this.names = names;
+        }
+        if (this.loading?.version === version) this.loading = null;
+        return names;
+      },
+      (err) => {
+        if (this.loading?.version === version) this.loading = null;
+        throw err;
+      },
+    );
+    this.loading = { version, promise };
+    return promise;
+  }
+}
