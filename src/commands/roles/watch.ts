@@ -2,7 +2,8 @@
  * Role changes made inside functions: `DO $$ BEGIN CREATE ROLE … END $$`,
  * `CALL p()` whose body runs ALTER ROLE. The coordinator never sees these as
  * role statements, so the session watches the statements that can run them
- * (the planner marks DO and CALL) and, when the statement changed roles, makes
+ * (the planner marks DO, CALL and calls of functions whose source mentions
+ * roles, RoleFunctionNames below) and, when the statement changed roles, makes
  * every worker hold the coordinator's roles before the statement's
  * transaction commits (docs/security.md, "Role changes inside functions"):
  *
