@@ -118,9 +118,8 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  /** Forwards a Query to a link, keeps its ReadyForQuery, and waits for it. */
   /**
-   * A statement that may change roles inside a function (DO, CALL): outside a
+   * A statement that may change roles inside a function (DO, CALL, SELECT f()): outside a
    * block it runs in a coordinator transaction of its own, so the workers'
    * roles can commit together with it (src/commands/roles/watch.ts); inside
    * the client's block the change joins the block. Results stream to the
@@ -135,8 +134,8 @@ export abstract class RouteRunner extends SessionBase {
     try {
       watch = await this.services.watchRoles!(text, access());
     } catch (err) {
-      if (inBlock) await undo();
-      else if (this.statusByte() !== 0x49) await undo();
+      // (Outside a block the watch may have opened its transaction before failing.)
+      if (inBlock || this.statusByte() !== 0x49) await undo();
       await this.replyError(toPgError(err));
       return false;
     }
@@ -154,6 +153,7 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
+  /** Forwards a Query to a link, keeps its ReadyForQuery, and waits for it. */
   protected async forwardAndWait(link: BackendLink, bytes: Buffer): Promise<boolean> {
     if (this.needsSwitch(link)) await this.switchTo(link);
     this.active = link;
