@@ -59,12 +59,13 @@ function describeProcess(p: ProcessStatus): string {
   return `${what.padEnd(22)} ${`${p.host}:${p.port}`.padEnd(16)} ${pid.padEnd(12)} ${health.padEnd(9)} ${where}`;
 }
 
-async function up(opts: { dir: string; port: number; workers: number; fast?: boolean }): Promise<void> {
+async function up(opts: { dir: string; port: number; workers: number; fast?: boolean; workerTls: boolean }): Promise<void> {
   const result = await upCluster({
     dir: opts.dir,
     port: opts.port,
     workers: opts.workers,
     fast: opts.fast ?? false,
+    workerTls: opts.workerTls,
     coordinatorCommand: (configFile) => ({ file: process.execPath, args: [BIN_PATH, 'serve', '--config', configFile] }),
     progress: (line) => console.error(line),
   });
@@ -126,6 +127,7 @@ export function buildProgram(): Command {
     .option('--port <port>', 'coordinator port; its PostgreSQL uses PORT+1, workers PORT+2…', parseInteger, DEFAULT_PORT)
     .option('--workers <n>', 'number of worker PostgreSQL servers (at creation)', parseInteger, DEFAULT_WORKERS)
     .option('--fast', 'unsafe durability settings (fsync=off…), for tests and demos')
+    .option('--no-worker-tls', 'at creation: plaintext between the coordinator and the workers (default: TLS with a CA of the cluster, verify-full)')
     .action(up);
 
   dirOption(program.command('status').description('every process of the cluster: role, address, pid, health'))

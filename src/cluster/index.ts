@@ -23,3 +23,4 @@ export * from './cluster-state.js';
 export * from './local-cluster.js';
 export * from './coordinator-process.js';
 export * from './lifecycle.js';
+export * from './certificates.js';

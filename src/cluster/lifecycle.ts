@@ -6,7 +6,9 @@
  * whatever PostgreSQL or coordinator process is stopped, leaves running ones
  * alone, and returns only once a client can log in through the coordinator.
  */
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createClusterCertificates } from './certificates.js';
 import { clusterPaths, loadClusterState, workerNodes, type ClusterState } from './cluster-state.js';
 import {
   coordinatorProcessPid,
@@ -16,6 +18,7 @@ import {
   type CoordinatorCommand,
 } from './coordinator-process.js';
 import { clusterPostgresStatus, createCluster, specForBasePort, startClusterPostgres, stopClusterPostgres } from './local-cluster.js';
+import { DEFAULT_HOST } from './postgres-server.js';
 import { canLogin, quoteLiteral, runSql } from './psql.js';
 
 export interface UpOptions {
@@ -23,6 +26,12 @@ export interface UpOptions {
   port: number;
   workers: number;
   fast?: boolean;
+  /**
+   * TLS between the coordinator and the workers (default on): at creation,
+   * a CA and the workers' certificate in DIR/tls (certificates.ts), workers
+   * with ssl and hostssl-only pg_hba.conf, the coordinator with verify-full.
+   */
+  workerTls?: boolean;
   /** How to run the coordinator process for a given config file. */
   coordinatorCommand(configFile: string): CoordinatorCommand;
   /** Progress lines ("creating…"); default: nothing. */
@@ -68,6 +77,11 @@ export async function upCluster(o: UpOptions): Promise<UpResult> {
       throw new Error(`port${taken.length > 1 ? 's' : ''} ${taken.join(', ')} on 127.0.0.1 ${taken.length > 1 ? 'are' : 'is'} in use; choose another --port (the cluster uses ${ports[0]}…${ports[ports.length - 1]})`);
     }
     progress(`creating a cluster with ${o.workers} worker${o.workers === 1 ? '' : 's'} in ${paths.dir}`);
+    if (o.workerTls !== false) {
+      mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+      const certs = createClusterCertificates(paths.dir, spec.host ?? DEFAULT_HOST);
+      spec.workerTls = { certFile: certs.certFile, keyFile: certs.keyFile, ca: certs.ca, mode: 'verify-full' };
+    }
     state = (await createCluster(spec)).state;
   } else {
     const workers = workerNodes(state).length;

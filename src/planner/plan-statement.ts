@@ -32,6 +32,21 @@ export interface PlanContext {
   searchPath: readonly string[];
   /** Whether a function name is one the coordinator implements itself. */
   isCommand(name: string): boolean;
+  /** Names of functions whose source may change roles (src/commands/roles/watch.ts): a local statement calling one is watched. */
+  roleFunctions?: ReadonlySet<string>;
+}
+
+/** Whether `node` calls a function named in `names` anywhere. */
+function callsAny(node: Node, names: ReadonlySet<string>): boolean {
+  if (node === null || typeof node !== 'object') return false;
+  if (Array.isArray(node)) return node.some((n) => callsAny(n, names));
+  const fn = node.FuncCall;
+  if (fn) {
+    const parts = (fn.funcname ?? []) as Node[];
+    if (names.has(parts[parts.length - 1]?.String?.sval)) return true;
+  }
+  for (const k in node) if (callsAny(node[k], names)) return true;
+  return false;
 }
 
 export interface StatementPlan {
@@ -43,6 +58,7 @@ export interface StatementPlan {
 }
 
 const LOCAL: Route = { kind: 'local' };
+const WATCH_ROLES: Route = { kind: 'local', watchRoles: true };
 
 class FixedPlan implements StatementPlan {
   readonly needsParams = false;
@@ -241,6 +257,8 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   if (isClusterObjectStatement(stmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) {
     return fixed({ kind: 'utility', statement: text.toString('utf8'), stmt, tables: [] });
   }
+  // DO and CALL run functions that may change roles (CREATE ROLE in plpgsql): the session watches them.
+  if ((stmt.DoStmt || stmt.CallStmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) return fixed(WATCH_ROLES);
   // A new table is local, even when its constraints reference distributed tables
   // (create_distributed_table turns those into shard-to-shard keys later).
   if (stmt.CreateStmt) return fixed(LOCAL);
@@ -252,7 +270,12 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     const table = resolveTable(ctx, ref.schema, ref.name);
     if (table) relations.push({ ref, table });
   }
-  if (relations.length === 0) return fixed(LOCAL);
+  if (relations.length === 0) {
+    // A query or DML on local tables that calls a function which may change roles (SELECT f()): watched like DO and CALL.
+    const dml = stmt.SelectStmt || stmt.InsertStmt || stmt.UpdateStmt || stmt.DeleteStmt;
+    const watch = dml && ctx.roleFunctions && ctx.roleFunctions.size > 0 && callsAny(stmt, ctx.roleFunctions);
+    return fixed(watch && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0) ? WATCH_ROLES : LOCAL);
+  }
   if (stmt.ExplainStmt) {
     const explain = planExplain(stmt.ExplainStmt, text, (inner, innerText) => planStatement(inner, innerText, ctx));
     return explain instanceof ExplainPlan ? explain : fixed(explain);

@@ -28,8 +28,12 @@ export type TransactionVerb =
   | 'rollback_prepared';
 
 export type Route =
-  /** Runs on the coordinator PostgreSQL unchanged: local tables, catalogs, everything else. */
-  | { kind: 'local' }
+  /**
+   * Runs on the coordinator PostgreSQL unchanged: local tables, catalogs, everything else.
+   * `watchRoles`: the statement may change roles inside a function (DO, CALL): the session
+   * checks afterwards whether it did and makes the workers hold the same roles.
+   */
+  | { kind: 'local'; watchRoles?: boolean }
   /** A Citus-compatible function run by the coordinator itself. */
   | { kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null; columns?: Array<{ name: string; as: string }> | null }
   /** Transaction control, applied to every node the session has touched. */

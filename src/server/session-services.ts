@@ -21,6 +21,7 @@ import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.
 import { linkCommitter } from '../commands/copy/commit-links.js';
 import { progressBoardFor } from '../commands/copy/copy-progress.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
+import { RoleFunctionNames, settleRoles, watchRoles, type WatchContext } from '../commands/roles/watch.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -34,6 +35,17 @@ export interface SharedState {
   idleConnections?: IdleConnectionPool;
   /** Told of every database a session uses (the recovery loop watches it). */
   onDatabase?: (database: string) => void;
+}
+
+/** Per coordinator and database: names of functions that may change roles (watch.ts). */
+const roleFunctionCaches = new WeakMap<SharedState, Map<string, RoleFunctionNames>>();
+
+function roleFunctionsOf(shared: SharedState, database: string): RoleFunctionNames {
+  let byDatabase = roleFunctionCaches.get(shared);
+  if (!byDatabase) roleFunctionCaches.set(shared, (byDatabase = new Map()));
+  let names = byDatabase.get(database);
+  if (!names) byDatabase.set(database, (names = new RoleFunctionNames()));
+  return names;
 }
 
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
@@ -139,8 +151,25 @@ export function makeSessionServices(
         settings: new Map(access.settings),
         runAsClient: access.runAsClient,
         inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
       };
       return runGlobalUtility(ctx, statement, stmt);
+    },
+    roleFunctionsNow: (catalog) => roleFunctionsOf(shared, database).now(catalog.version),
+    loadRoleFunctions(catalog) {
+      const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
+      return roleFunctionsOf(shared, database).load(catalog.version, (sql, params) => pool.query(sql, params));
+    },
+    async watchRoles(statement, access) {
+      const context = (a: typeof access): WatchContext => ({
+        database, user, credentials, config, pools, metadata,
+        settings: new Map(a.settings),
+        runAsClient: a.runAsClient,
+        inTransactionBlock: a.inTransactionBlock,
+        linkFor: a.linkFor,
+      });
+      const before = await watchRoles(context(access), statement);
+      return { wrapped: before.wrapped, settle: (a) => settleRoles(context(a), before) };
     },
     async commitMultiNode(written, readOnly) {
       await ensureLiveness(pools, config.coordinator, config.internalDatabase ?? 'postgres');

@@ -14,7 +14,8 @@ import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/
 import { parseSql } from '../sql/parse.js';
 import type { Route } from '../planner/route.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
-import type { CopyInSink } from './services.js';
+import type { CopyInSink, SessionAccess } from './services.js';
+import type { WorkerNode } from '../metadata/types.js';
 import { dropPulledTables, pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
@@ -33,6 +34,7 @@ export abstract class RouteRunner extends SessionBase {
       case 'local': {
         await this.switchTo(this.coordinator);
         this.txn.noteLocalStatement(text);
+        if (route.watchRoles && this.services.watchRoles) return this.runWatchingRoles(text);
         const r = await this.forwardAndWait(this.coordinator, encodeQuery(text));
         return r;
       }
@@ -123,6 +125,41 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
+  /**
+   * A statement that may change roles inside a function (DO, CALL, SELECT f()): outside a
+   * block it runs in a coordinator transaction of its own, so the workers'
+   * roles can commit together with it (src/commands/roles/watch.ts); inside
+   * the client's block the change joins the block. Results stream to the
+   * client as for any local statement.
+   */
+  private async runWatchingRoles(text: string): Promise<boolean> {
+    const inBlock = this.statusByte() !== 0x49;
+    const access = () => ({ ...this.sessionAccess(), inTransactionBlock: inBlock, linkFor: (node: WorkerNode, isWrite: boolean) => this.linkForTask(node, isWrite) });
+    let watch: { wrapped: boolean; settle(access: SessionAccess): Promise<void> } | null = null;
+    // After a failure: the transaction the watch opened is rolled back; the client's block fails, as after any error.
+    const undo = () => this.runAsClient(watch?.wrapped || !inBlock ? 'ROLLBACK' : 'SELECT pg_catalog.int4div(1, 0)').catch(() => {});
+    try {
+      watch = await this.services.watchRoles!(text, access());
+    } catch (err) {
+      // (Outside a block the watch may have opened its transaction before failing.)
+      if (inBlock || this.statusByte() !== 0x49) await undo();
+      await this.replyError(toPgError(err));
+      return false;
+    }
+    if (!(await this.forwardAndWait(this.coordinator, encodeQuery(text)))) {
+      if (watch.wrapped) await undo();
+      return false;
+    }
+    try {
+      await watch.settle(access());
+      return true;
+    } catch (err) {
+      if (watch.wrapped || inBlock) await undo();
+      await this.replyError(toPgError(err));
+      return false;
+    }
+  }
+
   /** Forwards a Query to a link, keeps its ReadyForQuery, and waits for it. */
   protected async forwardAndWait(link: BackendLink, bytes: Buffer): Promise<boolean> {
     if (this.needsSwitch(link)) await this.switchTo(link);
@@ -170,7 +207,9 @@ export abstract class RouteRunner extends SessionBase {
     try {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
-      if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
+      if (route.kind === 'global-utility') {
+        return await this.services.runGlobalUtility(route.statement, route.stmt, { ...this.sessionAccess(), linkFor: (node, isWrite) => this.linkForTask(node, isWrite) });
+      }
       return await this.services.runUtility(route.statement, route.stmt, route.tables, {
         ...this.sessionAccess(),
         linkFor: (node, isWrite) => this.linkForTask(node, isWrite),

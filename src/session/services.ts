@@ -73,6 +73,18 @@ export interface SessionServices {
   runUtility(statement: string, stmt: unknown, tables: DistributedTable[], access: SessionAccess): Promise<string>;
   /** Applies a statement on roles/schemas/default privileges on the coordinator and every worker; returns the tag. */
   runGlobalUtility(statement: string, stmt: unknown, access: SessionAccess): Promise<string>;
+  /**
+   * Before a statement that may change roles inside a function (DO, CALL):
+   * notes the role state and, outside a block, may open a coordinator
+   * transaction for the statement (`wrapped`: the session rolls it back if the
+   * statement fails). `settle`, after it succeeded, makes the workers hold the
+   * coordinator's roles if it changed them and commits a wrapped transaction.
+   * Absent: not watched (src/commands/roles/watch.ts).
+   */
+  watchRoles?(statement: string, access: SessionAccess): Promise<{ wrapped: boolean; settle(access: SessionAccess): Promise<void> }>;
+  /** Names of functions that may change roles, for this catalog version; null until loaded (src/commands/roles/watch.ts). */
+  roleFunctionsNow?(catalog: Catalog): ReadonlySet<string> | null;
+  loadRoleFunctions?(catalog: Catalog): Promise<ReadonlySet<string>>;
   /** Starts a COPY … FROM STDIN into a distributed or reference table. */
   beginCopyIn(statement: string, stmt: unknown, table: DistributedTable, access: CopyAccess): Promise<CopyInSink>;
   /**

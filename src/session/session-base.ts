@@ -48,6 +48,7 @@ export abstract class SessionBase {
   protected readonly planCache = new Map<string, PlannedStatement>();
   protected relevantWords: Set<string> = new Set();
   protected relevantVersion = -1;
+  protected relevantFunctions: ReadonlySet<string> | undefined = undefined;
   protected readonly txn: SessionTransaction;
   readonly settings = new Map<string, string>();
   protected searchPath: string[];
@@ -151,6 +152,7 @@ export abstract class SessionBase {
       catalog,
       searchPath: this.searchPath,
       isCommand: (n) => this.services.isCommand(n),
+      roleFunctions: this.services.roleFunctionsNow?.(catalog) ?? undefined,
     });
   }
 

@@ -34,6 +34,7 @@ import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEME
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
 import type { DistributedTable, Route } from '../planner/route.js';
+import type { Catalog } from '../metadata/types.js';
 import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
@@ -205,7 +206,14 @@ export class Session extends ExtendedProtocol {
   protected isRelevant(sql: string): boolean {
     const catalog = this.catalogNow();
     if (catalog === null) return true;
-    if (catalog.version !== this.relevantVersion) {
+    const workers = catalog.nodes.some((n) => n.isActive && n.groupId !== 0);
+    // Functions that may change roles are watched when called (src/commands/roles/watch.ts); unsure while their names load.
+    const roleFunctions = workers && this.services.roleFunctionsNow ? this.services.roleFunctionsNow(catalog) : undefined;
+    if (roleFunctions === null) {
+      this.services.loadRoleFunctions?.(catalog).catch(() => {});
+      return true;
+    }
+    if (catalog.version !== this.relevantVersion || roleFunctions !== this.relevantFunctions) {
       const words = new Set<string>(['create_distributed_table', 'create_reference_table', 'citus_add_node']);
       for (const t of catalog.tables.values()) {
         words.add(t.name);
@@ -216,8 +224,11 @@ export class Session extends ExtendedProtocol {
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
       // Types, collations, extensions and functions are propagated to the workers (sql/object-statements.ts).
       if (catalog.nodes.some((n) => n.groupId !== 0)) for (const w of ['type', 'domain', 'collation', 'extension', 'function', 'procedure', 'routine']) words.add(w);
+      // DO and CALL may change roles inside a function: the session watches them, and calls of such functions.
+      if (workers) for (const w of ['do', 'call', ...(roleFunctions ?? [])]) words.add(w);
       this.relevantWords = words;
       this.relevantVersion = catalog.version;
+      this.relevantFunctions = roleFunctions;
     }
     return mentionsAnyWord(sql, this.relevantWords) || mentionsCommand(sql, this.services);
   }
@@ -259,6 +270,7 @@ export class Session extends ExtendedProtocol {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
     const catalog = await this.catalog();
+    if (this.services.loadRoleFunctions && catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) await this.services.loadRoleFunctions(catalog).catch(() => null);
     let stmts: Array<{ stmt: Node; text: string }>;
     try {
       const parsed = parseSql(sql).stmts;
@@ -280,7 +292,7 @@ export class Session extends ExtendedProtocol {
       return;
     }
     for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
-    if (routes.every((r) => r.kind === 'local') && !this.txn.involvesWorkers) {
+    if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers) {
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
       await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
       return;

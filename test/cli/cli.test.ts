@@ -1,6 +1,7 @@
 /**
- * The real `pgweave` command, as a user runs it: up (create), up (idempotent),
- * status, url, psql, down, up (restart). The cluster runs detached, exactly as
+ * The real `pgweave` command, as a user runs it: up (create, with TLS between
+ * the coordinator and the workers), up (idempotent), status, url, psql, down,
+ * up (restart). The cluster runs detached, exactly as
  * from a shell; `after` takes it down whatever happened.
  */
 import { after, before, test } from 'node:test';
@@ -93,6 +94,29 @@ test('pgweave up, status, url, psql, down, up again', async () => {
   assert.deepEqual(config.coordinator, { host: '127.0.0.1', port: port + 1 });
   assert.deepEqual(config.workers, [{ host: '127.0.0.1', port: port + 2 }, { host: '127.0.0.1', port: port + 3 }]);
   assert.equal(config.internal.user, 'pgweave_internal');
+
+  // TLS between the coordinator and the workers by default: a CA of the cluster, verify-full.
+  const tlsDir = join(dir, 'tls');
+  assert.deepEqual(config.workerTls, { mode: 'verify-full', ca: join(tlsDir, 'ca.crt') });
+  assert.equal((statSync(tlsDir).mode & 0o777).toString(8), '700');
+  for (const key of ['ca.key', 'server.key']) assert.equal((statSync(join(tlsDir, key)).mode & 0o777).toString(8), '600', key);
+  const password = new URL(url).password;
+  const worker = (sslmode: string, sql: string) =>
+    run(psqlPath(), ['-X', '-At', '-c', sql, `host=127.0.0.1 port=${port + 2} dbname=postgres user=postgres sslmode=${sslmode} sslrootcert=${join(tlsDir, 'ca.crt')}`], psqlEnv(password));
+  const plaintext = await worker('disable', 'select 1');
+  assert.notEqual(plaintext.code, 0, 'a worker refuses plaintext');
+  assert.match(plaintext.stderr, /no pg_hba\.conf entry|SSL off/);
+  const verified = await worker('verify-full', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+  assert.equal(verified.code, 0, verified.stderr);
+  assert.equal(verified.stdout.trim(), 't', 'the certificate names 127.0.0.1 and chains to the cluster CA');
+  // What the coordinator opened to the workers (its pools, run_command_on_workers' own connection) is encrypted.
+  const fromCoordinator = await run(psqlPath(), ['-X', '-At', '-c',
+    "select result from run_command_on_workers($$select count(*) filter (where s.ssl) || '/' || count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.backend_type = 'client backend'$$)", url], psqlEnv(''));
+  assert.equal(fromCoordinator.code, 0, fromCoordinator.stderr);
+  for (const line of fromCoordinator.stdout.trim().split('\n')) {
+    const [encrypted, all] = line.split('/').map(Number);
+    assert.ok(all! > 0 && encrypted === all, `encrypted/all connections on a worker: ${line}`);
+  }
 
   const before = await status(dir);
   assert.equal(before.healthy, true);

@@ -12,16 +12,18 @@
  *      COPY … TO PROGRAM, pg_read_file, run_command_on_*: no escalation
  *   3. RLS holds on every path; a policy change reaches every shard
  *   4. GRANT makes every path work, REVOKE stops it — at once, also through
- *      a second coordinator process
+ *      a second coordinator in this process and a coordinator process of its
+ *      own (`pgweave serve`), in both directions
  *   5. wrong password, unknown role, NOLOGIN, connection limit, the internal
  *      role: the right SQLSTATEs; no password in any node's log or in the
- *      coordinator's output
+ *      output of either coordinator process
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startCoordinator, type Coordinator } from '../../src/server/index.js';
-import { Client, captureOutput, loginOutcome, logsContaining, postgresLogs, type Outcome } from './support.js';
+import { join } from 'node:path';
+import { Client, captureOutput, loginOutcome, logsContaining, postgresLogs, startCoordinatorProcess, type CoordinatorProcess, type Outcome } from './support.js';
 
 const PASSWORDS = {
   alice: 'Alice-pw-7f3a9c',
@@ -38,6 +40,7 @@ let admin: Client;
 let alice: Client;
 let output: ReturnType<typeof captureOutput>;
 let second: Coordinator | null = null;
+let separate: CoordinatorProcess | null = null;
 const clients: Client[] = [];
 
 const addr = () => cluster.config.listen;
@@ -89,6 +92,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   await second?.close();
+  await separate?.stop();
   await cluster?.stop();
   output?.stop();
 });
@@ -269,6 +273,12 @@ test('3. row-level security: alice sees only her tenant on every path; a policy 
   const copyQuery = await alice.query("COPY (SELECT tenant, amount FROM tenant_data WHERE tenant IN ('alice', 'bob')) TO STDOUT");
   assert.equal(copyQuery.copyData.join('').split('\n').filter(Boolean).length, 10);
 
+  // A prepared statement, routed at Bind from the parameter: the shard's policy filters it too.
+  assert.equal((await alice.prepare('rls_by_tenant', 'SELECT count(*) FROM tenant_data WHERE tenant = $1')).error, undefined);
+  assert.deepEqual((await alice.execute('rls_by_tenant', ['bob'])).rows, [['0']], 'prepared, another tenant');
+  assert.deepEqual((await alice.execute('rls_by_tenant', ['alice'])).rows, [['10']], 'prepared, own tenant');
+  assert.deepEqual(await alice.ok("WITH t AS (SELECT * FROM tenant_data) SELECT count(*) FROM t WHERE tenant <> 'alice'"), [['0']], 'CTE');
+
   const bob = await login('bob', PASSWORDS.bob);
   assert.deepEqual(await bob.ok('SELECT tenant, count(*), sum(amount) FROM tenant_data GROUP BY tenant'), [['bob', '20', '2210']]);
   assert.deepEqual(await bob.ok("SELECT count(*) FROM tenant_data WHERE tenant = 'alice'"), [['0']]);
@@ -399,35 +409,54 @@ test('3c. SET ROLE then multi-shard queries on the same connection', async () =>
   assertDenied(await app.query('SELECT count(*) FROM tenant_data'), 'app after RESET ROLE (multi-shard)');
 });
 
-test('4. GRANT opens every path at once, REVOKE closes it at once — also through a second coordinator', async () => {
+test('4. GRANT opens every path at once, REVOKE closes it at once — also through a second coordinator and a coordinator process', async () => {
   second = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 } });
+  // Another coordinator process on the same cluster, as another machine runs one: it learns of grants only from PostgreSQL.
+  separate = await startCoordinatorProcess({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 } }, join(cluster.dir, 'separate-coordinator.json'));
   const alice2 = await login('alice', PASSWORDS.alice, second.address);
-  await assertSecretDenied(alice2, 'alice via the second coordinator');
+  const alice3 = await login('alice', PASSWORDS.alice, separate.address);
+  const others = [['alice via the second coordinator', alice2], ['alice via the coordinator process', alice3]] as const;
+  for (const [who, c] of others) await assertSecretDenied(c, who);
   // Prepared before the GRANT, executed after it (and after the REVOKE).
   assert.equal((await alice.prepare('held', 'SELECT payload FROM secret WHERE id = $1')).error, undefined);
+  assert.equal((await alice3.prepare('held3', 'SELECT payload FROM secret WHERE id = $1')).error, undefined);
 
   await admin.ok('GRANT SELECT ON secret TO alice');
-  for (const [who, c] of [['alice', alice], ['alice via the second coordinator', alice2]] as const) {
+  for (const [who, c] of [['alice', alice], ...others] as const) {
     for (const read of SECRET_READS) {
       const r = await c.query(read.sql);
       assert.equal(r.error, undefined, `${who}, ${read.path}: ${r.error} ${r.message}`);
       const got = read.copy ? r.copyData.join('').split('\n').filter(Boolean).length : r.rows.length;
       assert.equal(got, read.rows, `${who}, ${read.path}`);
     }
-    const prepared = await preparedRead(c, `after_grant_${c === alice ? 1 : 2}`);
+    const prepared = await preparedRead(c, `after_grant_${c === alice ? 1 : c === alice2 ? 2 : 3}`);
     assert.deepEqual(prepared.rows, [['classified-7']], `${who}, prepared statement`);
   }
   assert.deepEqual((await alice.execute('held', ['8'])).rows, [['classified-8']]);
+  assert.deepEqual((await alice3.execute('held3', ['8'])).rows, [['classified-8']]);
   assert.deepEqual(await alice.ok('SELECT count(*), max(id) FROM secret'), [['100', '100']]);
 
   await admin.ok('REVOKE SELECT ON secret FROM alice');
   await assertSecretDenied(alice, 'alice after REVOKE');
-  await assertSecretDenied(alice2, 'alice via the second coordinator after REVOKE');
+  for (const [who, c] of others) await assertSecretDenied(c, `${who} after REVOKE`);
   // (A simple query between the Executes: after a failed Execute the session skips the next extended cycle, see 4b.)
   assertDenied(await alice.execute('held', ['8']), 'statement prepared before the GRANT');
   await alice.ok('SELECT 1');
   assertDenied(await alice.execute('after_grant_1', ['7']), 'statement prepared while granted');
   assertDenied(await alice2.execute('after_grant_2', ['7']), 'statement prepared while granted, second coordinator');
+  assertDenied(await alice3.execute('after_grant_3', ['7']), 'statement prepared while granted, coordinator process');
+  await alice3.ok('SELECT 1');
+  assertDenied(await alice3.execute('held3', ['8']), 'statement prepared before the GRANT, coordinator process');
+
+  // The other way round: GRANT and REVOKE through the coordinator process, seen at once through this one.
+  const admin3 = await login('postgres', cluster.password, separate.address);
+  await admin3.ok('GRANT SELECT ON secret TO alice');
+  assert.deepEqual(await alice.ok('SELECT count(*) FROM secret'), [['100']]);
+  assert.deepEqual(await alice.ok('SELECT payload FROM secret WHERE id = 9'), [['classified-9']]);
+  await admin3.ok('REVOKE SELECT ON secret FROM alice');
+  await assertSecretDenied(alice, 'alice after REVOKE through the coordinator process');
+  await alice.ok('SELECT 1');
+  assertDenied(await preparedRead(alice, 'after_process_revoke'), 'prepared statement after REVOKE through the coordinator process');
 });
 
 test('4b. after a failed Execute, the next Bind/Execute/Sync is still answered', async () => {
@@ -480,4 +509,7 @@ test('5b. no password in any node\'s log or in the coordinator\'s output', async
   assert.deepEqual(logsContaining(logs, needles), []);
   const printed = output.text();
   for (const n of needles) assert.ok(!printed.includes(n), 'the coordinator printed a password');
+  const printedByProcess = separate?.output() ?? '';
+  assert.match(printedByProcess, /listening on/, 'the coordinator process\'s output was captured');
+  for (const n of needles) assert.ok(!printedByProcess.includes(n), 'the coordinator process printed a password');
 });

@@ -4,8 +4,10 @@
  * not that a driver dropped them after an error), logins that report the
  * SQLSTATE of a refusal, and the PostgreSQL logs of a test cluster.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { frontend, rawLogin, errorFieldsOf, LoginError, type Address, type RawConnection } from '../server/raw-protocol.js';
 
 export { LoginError };
@@ -150,6 +152,49 @@ export function captureOutput(): { text(): string; stop(): void } {
     stop() {
       process.stdout.write = originals.out;
       process.stderr.write = originals.err;
+    },
+  };
+}
+
+/** A coordinator in a process of its own (`pgweave serve`), as a second machine would run it. */
+export interface CoordinatorProcess {
+  address: Address;
+  /** Everything the process printed so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const BIN = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
+
+/** Starts `pgweave serve --config FILE` with `config` (written to `file`, mode 0600); resolves once it listens. */
+export async function startCoordinatorProcess(config: object, file: string): Promise<CoordinatorProcess> {
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const address = await new Promise<Address>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pgweave serve did not start:\n${text}`)), 60_000);
+    const check = () => {
+      const m = /listening on ([^\s:]+):(\d+)/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ host: m[1]!, port: Number(m[2]) });
+      }
+    };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`pgweave serve exited (${code}):\n${text}`));
+    });
+  });
+  return {
+    address,
+    output: () => text,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
 }

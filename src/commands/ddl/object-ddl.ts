@@ -62,6 +62,14 @@ async function whenCommitted(ctx: UtilityContext, hook: () => Promise<void>): Pr
   else await hook();
 }
 
+const FUNCTION_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
+
+function changesFunctions(stmt: Node): boolean {
+  if (stmt.CreateFunctionStmt || stmt.AlterFunctionStmt) return true;
+  const s = stmt.DropStmt ?? stmt.RenameStmt ?? stmt.AlterObjectSchemaStmt;
+  return !!s && FUNCTION_OBJECTS.has(s.removeType ?? s.renameType ?? s.objectType);
+}
+
 export async function objectStatement(ctx: UtilityContext, catalog: Catalog, statement: string, stmt: Node): Promise<string> {
   const nodes = workerNodes(ctx, catalog);
   if (nodes.length === 0 || namesTempSchema(stmt)) return runLocally(ctx, statement);
@@ -71,6 +79,8 @@ export async function objectStatement(ctx: UtilityContext, catalog: Catalog, sta
   let created: ObjectRef[] = [];
   const tag = await runTransactionalDdl(ctx, {
     what: statementName(stmt),
+    // A new or changed function may change roles when called: every coordinator reloads (src/commands/roles/watch.ts).
+    notify: changesFunctions(stmt),
     async apply() {
       const tag = (await ctx.runAsClient(statement)).command;
       created = await createdObjects(ctx, stmt);

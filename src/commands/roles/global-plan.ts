@@ -38,6 +38,13 @@ export interface Plan {
   workers(): Promise<WorkerChange>;
   /** Catalog changes, in the internal coordinator transaction that also holds the commit record. */
   catalog?(internal: InternalClient): Promise<void>;
+  /**
+   * Inside the client's transaction block, `replay` runs on the block's own
+   * worker connections (as the client) and commits or rolls back with it
+   * (in-block.ts). Before that, `refuseInBlock` may refuse what the block
+   * cannot hold (a change of the distributed catalog, which commits on its own).
+   */
+  inBlock?: { refuseInBlock?(): Promise<void> };
 }
 
 export const clientQuery = (ctx: CommandContext): Query => (sql, params) => ctx.runAsClient(sql, params);

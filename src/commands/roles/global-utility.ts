@@ -17,7 +17,9 @@
  * So the coordinator and the workers change together or not at all. Inside
  * a client's transaction block the workers' part commits at once, as Citus
  * propagates roles: a later ROLLBACK undoes it on the coordinator only (the
- * next change of the same object repairs the workers; docs/security.md).
+ * next change of the same object repairs the workers; docs/security.md) —
+ * except DROP OWNED / REASSIGN OWNED, which run as the client on the block's
+ * own worker connections and commit or roll back with it (in-block.ts).
  *
  * The client's password text reaches no PostgreSQL server at all, and the
  * internal role runs only statements the coordinator generated from state
@@ -36,6 +38,7 @@ import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../.
 import type { CommandContext } from '../context.js';
 import { beginCatalogTransaction, coordinatorPool } from '../common.js';
 import { clientQuery, internalQuery, roleTarget, type Plan, type WorkerChange } from './global-plan.js';
+import { runGlobalInBlock } from './in-block.js';
 import { ownedObjectsPlan } from './owned-objects.js';
 import { applyRoleTarget, emptyTarget, readVerifiers, type Query } from './role-state.js';
 import { applyRoutineStates, routineGrantPlan } from './routine-state.js';
@@ -53,7 +56,7 @@ function reserved(role: string): PgError {
 }
 
 /** Workers of the current database that are other servers than the coordinator PostgreSQL. */
-function propagationNodes(ctx: CommandContext, nodes: WorkerNode[]): WorkerNode[] {
+export function propagationNodes(ctx: CommandContext, nodes: WorkerNode[]): WorkerNode[] {
   const { host, port } = ctx.config.coordinator;
   return nodes.filter((n) => n.isActive && n.groupId !== 0 && !(n.host === host && n.port === port));
 }
@@ -172,7 +175,7 @@ function planStatement(ctx: GlobalUtilityContext, statement: string, stmt: Node,
       })();
     case 'DropOwnedStmt':
     case 'ReassignOwnedStmt':
-      return ownedObjectsPlan(ctx, statement, stmt, who, ctx.inTransactionBlock);
+      return ownedObjectsPlan(ctx, statement, stmt, who);
     case 'GrantStmt':
       if (ROUTINE_OBJECTS.has(s.objtype)) return routineGrantPlan(ctx, statement, stmt, who);
       return (async (): Promise<Plan> => {
@@ -247,27 +250,59 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
   const nodes = propagationNodes(ctx, (await ctx.metadata.get(ctx.database)).nodes);
   // Nothing to propagate to (a schema rename still tells other coordinators: cached table names change).
   if (nodes.length === 0 && !plan.notify) return (await ctx.runAsClient(plan.text)).command;
+  if (ctx.inTransactionBlock && plan.inBlock && ctx.linkFor) return runGlobalInBlock({ ...ctx, linkFor: ctx.linkFor }, plan, nodes);
 
+  const wrapped = !ctx.inTransactionBlock;
+  return commitAcrossNodes(ctx, nodes, {
+    catalogLock: plan.catalogLock,
+    notify: plan.notify,
+    // Outside a block the client's transaction is a two-phase participant; inside, the workers commit at once.
+    client: wrapped ? 'begin' : 'outside',
+    async run(internal) {
+      await plan.before?.();
+      const tag = (await ctx.runAsClient(plan.text)).command;
+      const work = await plan.workers();
+      await plan.catalog?.(internal);
+      return { tag, work };
+    },
+  });
+}
+
+export interface AcrossNodes {
+  catalogLock?: boolean;
+  notify?: boolean;
+  /**
+   * The client's coordinator transaction: `begin` opens one that commits with
+   * the workers, `open` is one already open that commits with them,
+   * `outside` takes no part (inside the client's block).
+   */
+  client: 'begin' | 'open' | 'outside';
+  /** In the client's transaction: the statement, and what the workers are made to hold. */
+  run(internal: InternalClient): Promise<{ tag: string; work: WorkerChange }>;
+}
+
+/**
+ * Makes every node in `nodes` hold what `o.run` works out, as the internal
+ * role, in one two-phase commit with the internal coordinator transaction
+ * (and the client's, unless `outside`); returns `run`'s tag.
+ */
+export async function commitAcrossNodes(ctx: CommandContext, nodes: WorkerNode[], o: AcrossNodes): Promise<string> {
+  const internalRole = ctx.config.internal.user;
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
-  const change = plan.notify ? await ctx.metadata.beginChange(ctx.database) : null;
+  const change = o.notify ? await ctx.metadata.beginChange(ctx.database) : null;
   const pool = coordinatorPool(ctx);
   const internal = await pool.acquire();
   const participants: Participant[] = [];
   const held: Array<{ pool: InternalPool; client: InternalClient }> = [];
-  const wrapped = !ctx.inTransactionBlock;
   let committed = false;
   let tag: string;
   try {
-    if (plan.catalogLock) await beginCatalogTransaction(internal);
+    if (o.catalogLock) await beginCatalogTransaction(internal);
     else await internal.query('BEGIN');
-    if (wrapped) {
-      await ctx.runAsClient('BEGIN');
-      participants.push(clientParticipant(ctx));
-    }
-    await plan.before?.();
-    tag = (await ctx.runAsClient(plan.text)).command;
-    const work = await plan.workers();
-    await plan.catalog?.(internal);
+    if (o.client === 'begin') await ctx.runAsClient('BEGIN');
+    if (o.client !== 'outside') participants.push(clientParticipant(ctx));
+    const done = await o.run(internal);
+    tag = done.tag;
     await allOrFirstError(
       nodes.map(async (node) => {
         await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
@@ -276,7 +311,7 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
         held.push({ pool: workerPool, client });
         await client.query("BEGIN; SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL lock_timeout = '30s'");
         participants.push({ client, groupId: node.groupId, label: `${node.host}:${node.port}` });
-        await applyOnWorker(internalQuery(client), work, internalRole);
+        await applyOnWorker(internalQuery(client), done.work, internalRole);
       }),
     );
     if (change) await internal.query(change.notifySql);

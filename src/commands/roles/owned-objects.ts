@@ -11,26 +11,21 @@
  *   REASSIGN OWNED BY r  tables and their shards change owner together
  *
  * so the coordinator's tables, the shards and pgweave's catalog agree
- * afterwards, or nothing changed anywhere.
+ * afterwards, or nothing changed anywhere. Inside a transaction block the
+ * workers' part runs on the block's own connections and commits or rolls
+ * back with it; a DROP OWNED BY that would drop a distributed table is
+ * refused there (0A000), as DROP TABLE is.
  */
 import { deleteTableMetadata } from '../../metadata/catalog-writes.js';
 import { PgError } from '../../protocol/errors.js';
 import type { Node } from '../../sql/parse.js';
+import type { DistributedTable } from '../../metadata/types.js';
 import type { CommandContext } from '../context.js';
 import { roleTarget, type Plan } from './global-plan.js';
 import { roleName, substituteRoleSpecs, type SessionRoles } from './statement-text.js';
 
 /** DropOwnedStmt / ReassignOwnedStmt. */
-export async function ownedObjectsPlan(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>, inTransactionBlock: boolean): Promise<Plan> {
-  if (stmt.DropOwnedStmt && inTransactionBlock && (await ctx.metadata.get(ctx.database)).tablesById.size > 0) {
-    // Workers commit at once inside a block (global-utility.ts): a later ROLLBACK would bring back
-    // coordinator tables whose shards and catalog rows are gone.
-    throw new PgError({
-      code: '0A000',
-      message: 'DROP OWNED BY cannot run inside a transaction block when the database has distributed tables',
-      hint: 'Run DROP OWNED BY on its own, outside BEGIN ... COMMIT: pgweave applies it to every node atomically.',
-    });
-  }
+export async function ownedObjectsPlan(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Promise<Plan> {
   const roles = await who();
   const s = stmt.DropOwnedStmt ?? stmt.ReassignOwnedStmt;
   const specs = [...((s.roles ?? []) as Node[]).map((r) => r.RoleSpec), ...(s.newrole ? [s.newrole] : [])];
@@ -44,22 +39,41 @@ export async function ownedObjectsPlan(ctx: CommandContext, statement: string, s
     catalogLock: drops,
     workers: async () => ({ roles: await roleTarget(ctx, names, { memberships: false }), replay: { sql } }),
     catalog: drops ? (internal) => dropVanishedTables(ctx, internal) : undefined,
+    inBlock: {
+      // Grants, policies and shards' owners change with the block; a dropped distributed table would need
+      // its catalog rows deleted, which commit on their own (as DROP TABLE in a block, ddl/in-block.ts).
+      refuseInBlock: drops ? () => refuseDroppedTables(ctx) : undefined,
+    },
   };
 }
 
-/** Deletes the catalog rows of distributed tables the client's transaction no longer has. */
-async function dropVanishedTables(ctx: CommandContext, internal: Parameters<NonNullable<Plan['catalog']>>[0]): Promise<void> {
+async function refuseDroppedTables(ctx: CommandContext): Promise<void> {
+  const gone = await vanishedTables(ctx);
+  if (gone.length === 0) return;
+  throw new PgError({
+    code: '0A000',
+    message: `DROP OWNED BY cannot drop distributed table "${gone[0]!.name}" inside a transaction block`,
+    detail: 'Dropping a distributed table changes the distributed catalog, which commits on its own.',
+    hint: 'Run DROP OWNED BY on its own, outside BEGIN ... COMMIT: pgweave applies it to every node atomically.',
+  });
+}
+
+/** The distributed tables the client's transaction no longer has. */
+async function vanishedTables(ctx: CommandContext): Promise<DistributedTable[]> {
   const catalog = await ctx.metadata.get(ctx.database);
   const ids = [...catalog.tablesById.keys()].map(String);
-  if (ids.length === 0) return;
+  if (ids.length === 0) return [];
   const r = await ctx.runAsClient(
     `SELECT x FROM pg_catalog.unnest($1::pg_catalog.oid[]) x
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) x)`,
     ['{' + ids.join(',') + '}'],
   );
-  for (const [relid] of r.rows) {
-    const table = catalog.tablesById.get(Number(relid));
-    if (!table) continue;
+  return r.rows.map(([relid]) => catalog.tablesById.get(Number(relid))).filter((t): t is DistributedTable => t !== undefined);
+}
+
+/** Deletes the catalog rows of distributed tables the client's transaction no longer has. */
+async function dropVanishedTables(ctx: CommandContext, internal: Parameters<NonNullable<Plan['catalog']>>[0]): Promise<void> {
+  for (const table of await vanishedTables(ctx)) {
     await deleteTableMetadata(internal, table.relationId);
     await internal.query(
       `DELETE FROM pgweave.colocation g WHERE g.colocationid = $1
