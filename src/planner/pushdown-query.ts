@@ -144,7 +144,9 @@ export function workerTasks(workerSql: string, relations: ResolvedRelation[]): T
   if (!stmt?.SelectStmt) return null;
   const resolved: ResolvedRelation[] = [];
   for (const ref of analyzeShape(stmt).relations) {
-    const orig = relations.find((r) => r.ref.name === ref.name && r.ref.schema === ref.schema);
+    const same = (r: ResolvedRelation) => r.ref.name === ref.name && r.ref.schema === ref.schema;
+    // By alias first: a table read twice may be sharded once and broadcast once (broadcast-planner.ts).
+    const orig = relations.find((r) => same(r) && r.ref.refName === ref.refName) ?? relations.find(same);
     if (!orig) return null;
     resolved.push({ ref, table: orig.table });
   }

@@ -288,7 +288,7 @@ export abstract class RouteRunner extends SessionBase {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
-      route.partial ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
+      route.partial || route.broadcast ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */
