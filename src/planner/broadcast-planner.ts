@@ -27,7 +27,7 @@ import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
-import { contains, deparse, pushdownObstacle } from './pushdown-query.js';
+import { contains, deparse, fromSubqueryColumns, pushdownObstacle } from './pushdown-query.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import type { BroadcastCandidate, BroadcastTable, PartialResults, Route } from './route.js';
 
@@ -117,16 +117,20 @@ export class BroadcastPlanner {
    */
   private filterFor(rel: ResolvedRelation): string | null {
     const own = rel.table.columns;
-    if (!own) return null;
-    const others = this.relations.filter((r) => r !== rel);
+    const level = levelOf(this.select, rel.ref.node);
+    if (!own || !level) return null;
+    // Unqualified names resolve among the relations and subqueries of the relation's own FROM clause.
+    const direct = directRangeVars(level.fromClause);
+    const others = this.relations.filter((r) => r !== rel && direct.has(r.ref.node));
+    const subqueryColumns = fromSubqueryColumns(level);
     const ownColumn = (fields: Node[]): boolean => {
       if (fields.some((f) => !f.String)) return false;
       const names = fields.map((f) => f.String.sval as string);
       if (names.length === 2) return names[0] === rel.ref.refName && own.includes(names[1]);
-      if (names.length !== 1 || !own.includes(names[0])) return false;
+      if (names.length !== 1 || !own.includes(names[0]) || subqueryColumns.has(names[0])) return false;
       return others.every((o) => o.table.columns && !o.table.columns.includes(names[0]));
     };
-    const parts = conjuncts(this.select.whereClause).filter((c) => {
+    const parts = conjuncts(level.whereClause).filter((c) => {
       let refs = 0;
       const bad = contains(c, (o) => {
         if (o.SubLink || o.ParamRef || o.GroupingFunc) return true;
@@ -149,6 +153,36 @@ export class BroadcastPlanner {
       return null;
     }
   }
+}
+
+/** RangeVar nodes of a FROM clause, through joins but not into subqueries. */
+function directRangeVars(from: Node[] | undefined): Set<Node> {
+  const out = new Set<Node>();
+  const visit = (n: Node): void => {
+    if (n?.RangeVar) out.add(n.RangeVar);
+    else if (n?.JoinExpr) {
+      visit(n.JoinExpr.larg);
+      visit(n.JoinExpr.rarg);
+    }
+  };
+  (from ?? []).forEach(visit);
+  return out;
+}
+
+/** The SELECT (this one or a subquery in its FROM) whose own FROM clause holds a RangeVar. */
+function levelOf(select: Node, rangeVar: Node): Node | null {
+  if (directRangeVars(select.fromClause).has(rangeVar)) return select;
+  let found: Node | null = null;
+  const visit = (n: Node): void => {
+    if (found || !n) return;
+    if (n.RangeSubselect?.subquery?.SelectStmt) found = levelOf(n.RangeSubselect.subquery.SelectStmt, rangeVar);
+    else if (n.JoinExpr) {
+      visit(n.JoinExpr.larg);
+      visit(n.JoinExpr.rarg);
+    }
+  };
+  ((select.fromClause ?? []) as Node[]).forEach(visit);
+  return found;
 }
 
 /** A broadcast table as the worker query sees it: a reference table whose one placement is the temporary table. */

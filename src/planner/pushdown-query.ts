@@ -21,6 +21,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
+import { outputName } from './output-names.js';
 import { AGGREGATES, VOLATILE_FUNCTIONS, planMultiShard } from './multi-shard-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PartialResults, PullTable, Route, Task } from './route.js';
@@ -84,11 +85,44 @@ export function contains(n: Node, pred: (o: Node) => boolean): boolean {
 export const hasAggregate = (n: Node): boolean => contains(n, isAggregateCall);
 export const hasWindow = (n: Node): boolean => contains(n, (o) => !!o.FuncCall?.over);
 
-/** A FROM clause of plain tables and joins of plain tables (no subqueries, functions or VALUES). */
+/**
+ * A FROM clause of plain tables, joins of them, and subqueries that only
+ * join and filter (each of their rows comes from one row of each table, so
+ * they run per shard like the join they are); no functions or VALUES.
+ */
 function plainFrom(n: Node): boolean {
   if (n.RangeVar) return true;
   if (n.JoinExpr) return plainFrom(n.JoinExpr.larg) && plainFrom(n.JoinExpr.rarg);
+  if (n.RangeSubselect) return rowSubquery(n.RangeSubselect);
   return false;
+}
+
+function rowSubquery(r: Node): boolean {
+  const s = r.subquery?.SelectStmt;
+  if (r.lateral || !s || s.op !== 'SETOP_NONE' || s.valuesLists || s.withClause || s.intoClause || s.lockingClause) return false;
+  if (s.groupClause || s.havingClause || s.distinctClause || s.sortClause || s.limitCount || s.limitOffset || s.windowClause) return false;
+  if (hasAggregate(s.targetList) || hasWindow(s.targetList) || hasAggregate(s.whereClause)) return false;
+  // The outer query names its columns: every one must have a name this planner can derive.
+  if (((s.targetList ?? []) as Node[]).some((t) => outputName(t) === null)) return false;
+  return (s.fromClause ?? []).length > 0 && (s.fromClause as Node[]).every(plainFrom);
+}
+
+/** Whether the FROM clause reads a subquery: its output names are not the tables' columns. */
+export function hasFromSubquery(select: Node): boolean {
+  return contains(select.fromClause, (o) => !!o.RangeSubselect);
+}
+
+/** Output column names of the FROM clause's subqueries (their outermost level). */
+export function fromSubqueryColumns(select: Node): Set<string> {
+  const names = new Set<string>();
+  contains(select.fromClause, (o) => {
+    if (!o.RangeSubselect) return false;
+    const r = o.RangeSubselect;
+    const aliases = ((r.alias?.colnames ?? []) as Node[]).map((c) => c.String?.sval as string);
+    ((r.subquery.SelectStmt.targetList ?? []) as Node[]).forEach((t, i) => names.add(aliases[i] ?? outputName(t)!));
+    return true;
+  });
+  return names;
 }
 
 export function hasOuterJoin(select: Node): boolean {
@@ -108,7 +142,7 @@ export function pushdownObstacle(select: Node): string | null {
   if (select.intoClause || select.lockingClause) return 'INTO or locking';
   if (!(select.fromClause ?? []).length || !(select.fromClause as Node[]).every(plainFrom)) return 'FROM';
   const bad = contains(select, (o) => {
-    if (o.SubLink || o.ParamRef || o.GroupingSet || o.GroupingFunc || o.RangeSubselect) return true;
+    if (o.SubLink || o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;

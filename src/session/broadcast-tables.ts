@@ -121,6 +121,26 @@ async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Pr
 }
 
 /**
+ * The table's plain-column indexes whose columns were all shipped, rebuilt
+ * on the temporary table (after the load: one sort each), so the workers
+ * can probe the broadcast rows as they would the table's.
+ */
+async function indexSql(coordinator: BackendLink, t: BroadcastTable, shipped: string[]): Promise<string | PgError> {
+  const r = await queryOnLink(coordinator,
+    `SELECT (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(a.attname ORDER BY k.n))::text
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE k.n <= i.indnkeyatts)
+       FROM pg_index i WHERE i.indrelid = ${t.table.relationId} AND i.indpred IS NULL AND i.indexprs IS NULL`);
+  if (r.error) return r.error;
+  let sql = '';
+  for (const row of r.rows) {
+    const names = JSON.parse(decodeDataRow(row)[0] ?? '[]') as string[];
+    if (names.length > 0 && names.every((n) => shipped.includes(n))) sql += `CREATE INDEX ON pg_temp.${quoteIdent(t.tempName)} (${names.map(quoteIdent).join(', ')}); `;
+  }
+  return sql;
+}
+
+/**
  * Streams `COPY … TO STDOUT` of one link into `COPY … FROM STDIN` of
  * several, CopyData forwarded as bytes; the source pauses while any sink's
  * socket is full.
@@ -169,8 +189,12 @@ export async function shipBroadcastTables(coordinator: BackendLink, c: Broadcast
     }
     if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY pg_temp.${temp} FROM STDIN`);
     if (!err) {
-      const analyzed = await Promise.all(targets.map((l) => queryOnLink(l, `ANALYZE pg_temp.${temp}`)));
-      err = analyzed.find((r) => r.error)?.error ?? null;
+      const indexes = await indexSql(coordinator, t, cols.names);
+      if (indexes instanceof PgError) err = indexes;
+      else {
+        const analyzed = await Promise.all(targets.map((l) => queryOnLink(l, `${indexes}ANALYZE pg_temp.${temp}`)));
+        err = analyzed.find((r) => r.error)?.error ?? null;
+      }
     }
     await queryOnLink(coordinator, `DROP TABLE IF EXISTS pg_temp.${temp}`);
     if (err) return err;

@@ -148,3 +148,21 @@ test('inside a transaction block the statement is pulled (temporary tables would
 test('a self-join on a non-distribution column moves less by pulling than by broadcasting the table itself', async () => {
   await same(`SELECT count(*) FROM sales a JOIN sales b ON a.cust = b.prod AND a.qty = b.qty WHERE a.id < 2000`, 'pull');
 });
+
+test('a FROM subquery that only joins and filters runs per anchor shard (TPC-H Q7–Q9 shape)', async () => {
+  await same(`SELECT region, sum(v) AS total, count(*) FROM (SELECT c.region, s.qty * s.price AS v FROM sales s JOIN customers c ON c.cid = s.cust WHERE c.tier > 0) AS x
+               GROUP BY region ORDER BY total DESC`, SALES);
+  // GROUP BY cust means the subquery's cust (sales.prod), not the output alias.
+  await same(`SELECT min(id) AS cust, count(*) FROM (SELECT s.prod AS cust, s.cust AS id FROM sales s JOIN products p ON p.pid = s.prod WHERE category = 'toys') AS x
+               GROUP BY cust ORDER BY 1, 2`, SALES);
+  // id below the subquery is sales.cust, not sales' distribution column: groups span shards (co-located pushdown, no broadcast).
+  const sql = `SELECT id, count(*) FROM (SELECT s.cust AS id FROM sales s WHERE s.qty > 2) AS x GROUP BY id ORDER BY 2 DESC, 1 LIMIT 8`;
+  const [expected, actual] = [await runQuery(reference, sql), await runQuery(weave, sql)];
+  assert.ok(expected.ok && actual.ok, sql);
+  assert.equal(compareResults(expected.result, actual.result, 'total'), null, sql);
+  // The outer condition on "category" names the subquery's column (a label), not products.category: it must not filter products' shards.
+  const lines = await same(`SELECT category, count(*) FROM (SELECT p.label AS category, s.id FROM sales s JOIN products p ON p.pid = s.prod) AS x
+               WHERE category IN ('p3', 'p4') GROUP BY category ORDER BY 1`, SALES);
+  assert.ok(!lines.some((l) => l.includes('Shard Filter')), lines.join('\n'));
+  await same(`SELECT x.id, x.name FROM (SELECT s.id, c.name FROM sales s, customers c WHERE s.cust = c.cid AND c.region = 'east') x ORDER BY x.id DESC LIMIT 7`, SALES);
+});
