@@ -74,6 +74,8 @@ export class BroadcastPlanner {
     if (pushdownObstacle(select)) return [];
     const hash = this.relations.filter((r) => r.table.method === 'hash');
     if (hash.length < 2 || this.relations.some((r) => r.table.method !== 'hash' && r.table.method !== 'reference')) return [];
+    // Worker queries are matched back to relations by name and alias: one name in two subqueries cannot be told apart.
+    if (new Set(this.relations.map((r) => `${r.ref.schema}.${r.ref.name} ${r.ref.refName}`)).size < this.relations.length) return [];
     const restrictions = new Restrictions(select, this.relations.map((r) => r.ref), (ref) => this.tableOf(ref)?.distributionColumn ?? null, (ref) => this.tableOf(ref)?.columns);
     // Co-located groups: same co-location, distribution columns equated.
     const groups: ResolvedRelation[][] = [];
