@@ -74,9 +74,25 @@ function mergeConstruct(o: Node, top: boolean): string | null {
   return null;
 }
 
-/** Whether a SELECT has a subquery expression: with a reference table, per-shard results then do not simply concatenate. */
-function hasSubquery(o: Node): boolean {
-  return treeContains(o, (n) => !!n.SubLink);
+/**
+ * Whether a subquery expression reads shards while the statement's own FROM
+ * (through joins and FROM subqueries) has none: each shard would test the
+ * replicated rows against its own part of the subquery's table, and return
+ * them once per shard. Where the outer FROM has shards, the co-location
+ * check has already tied the subquery's shards to them (an equality on the
+ * distribution columns in the subquery's scope), so each outer row finds
+ * every row it may match on its own shard.
+ */
+function subqueryReadsShardsAlone(stmt: Node, partitioned: (rangeVar: Node) => boolean): boolean {
+  if (!treeContains(stmt, (n) => !!n.SubLink && treeContains(n.SubLink, partitioned))) return false;
+  const outer = (n: Node): boolean => {
+    if (!n) return false;
+    if (n.RangeVar) return partitioned(n.RangeVar);
+    if (n.JoinExpr) return outer(n.JoinExpr.larg) || outer(n.JoinExpr.rarg);
+    if (n.RangeSubselect) return ((n.RangeSubselect.subquery?.SelectStmt?.fromClause ?? []) as Node[]).some(outer);
+    return false;
+  };
+  return !((stmt.fromClause ?? []) as Node[]).some(outer);
 }
 
 function treeContains(o: Node, pred: (n: Node) => boolean): boolean {
@@ -146,7 +162,7 @@ export function planMultiShard(
     const construct = mergedByCaller ? null : mergeConstruct({ SelectStmt: stmt }, true);
     if (construct) return { kind: 'error', error: unsupported(construct) };
     const partitioned = (n: Node) => distributed.some((r) => r.ref.node === n);
-    if (reference.length > 0 && (hasSubquery(stmt) || replicatedPreservedSide(stmt, partitioned))) {
+    if (reference.length > 0 && (subqueryReadsShardsAlone(stmt, partitioned) || replicatedPreservedSide(stmt, partitioned))) {
       // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.
       return { kind: 'error', error: unsupported('reference tables and outer joins or subqueries') };
     }

@@ -141,8 +141,11 @@ export function pushdownObstacle(select: Node): string | null {
   if (select.withClause) return 'WITH';
   if (select.intoClause || select.lockingClause) return 'INTO or locking';
   if (!(select.fromClause ?? []).length || !(select.fromClause as Node[]).every(plainFrom)) return 'FROM';
+  // Subqueries in WHERE run per shard with the row they test: multi-shard-planner.ts checks that
+  // the tables they read are replicated or co-located with the outer query's shards.
+  if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink)) return 'subquery outside WHERE';
   const bad = contains(select, (o) => {
-    if (o.SubLink || o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
+    if (o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -150,7 +153,7 @@ export function pushdownObstacle(select: Node): string | null {
     }
     return false;
   });
-  if (bad) return 'subquery, parameter, volatile function or grouping set';
+  if (bad) return 'parameter, volatile function or grouping set';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
 }
