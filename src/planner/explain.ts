@@ -26,7 +26,7 @@ import { scanWords } from '../sql/lexer.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
-import type { PartialResults, PullTable, Route, Task } from './route.js';
+import type { BroadcastCandidate, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
@@ -214,6 +214,16 @@ const PUSHDOWN_SHAPES: Record<PartialResults['planner'], string> = {
   'order-limit-pushdown': 'rows on the shards with ORDER BY … LIMIT pushed down, merged on the coordinator',
 };
 
+/** How a broadcast join ran: the anchor's shards and the tables shipped to the task nodes. */
+function broadcastLines(c: BroadcastCandidate): string[] {
+  const out = [`  Join Strategy: broadcast (${c.tables.length === 1 ? 'one table' : `${c.tables.length} tables`} shipped to every task node; tasks on the shards of ${c.anchor.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`];
+  for (const t of c.tables) {
+    out.push(`  ->  Broadcast ${quoteQualified(t.table.schema, t.table.name)} as pg_temp.${t.tempName}`);
+    if (t.filterSql) out.push(`        Shard Filter: ${t.filterSql}`);
+  }
+  return out;
+}
+
 /** The distributed plan of one route, produced when run. */
 export class DistributedExplain {
   constructor(readonly inner: ExplainedRoute, readonly options: ExplainOptions, readonly params: ParamValues) {}
@@ -295,10 +305,12 @@ export class DistributedExplain {
    * query's plan on the coordinator (over the empty temporary table of
    * partial results, or, with ANALYZE, over the rows the shards sent).
    */
-  private async runPushdown(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number): Promise<string[]> {
+  private async runPushdown(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number, pulledAlready = false): Promise<string[]> {
     const partial = r.partial!;
     const analyze = this.options.analyze;
-    if (analyze) {
+    if (pulledAlready) {
+      // A broadcast join moved its data already (its choice needs the tables' sizes).
+    } else if (analyze) {
       const err = await access.pullPartial(r);
       if (err) throw err;
     } else {
@@ -311,12 +323,17 @@ export class DistributedExplain {
       return this.runPull({ kind: 'pull', pulls: r.pulls.slice(1), sql: r.sql }, access, database, started, analyze);
     }
     const task = partial.tasks[0]!;
+    const broadcast = r.broadcast?.chosen?.tables ?? [];
+    // The task reads the broadcast tables: empty ones of the same columns let its worker plan it.
+    for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
     const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
+    if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map((t) => `pg_temp.${quoteIdent(t.tempName)}`).join(', ')}`);
     const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + partial.finalSql));
     const elapsed = performance.now() - started;
     await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
     const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push(`  Planner: ${partial.planner} (${PUSHDOWN_SHAPES[partial.planner]})`);
+    if (r.broadcast?.chosen) out.push(...broadcastLines(r.broadcast.chosen));
     if (analyze) out.push(`  Partial Results Time: ${pulled.toFixed(3)} ms`);
     out.push(`  Task Count: ${partial.tasks.length}`);
     out.push(`  Tasks Shown: ${partial.tasks.length === 1 ? 'All' : `One of ${partial.tasks.length}`}`);
@@ -329,6 +346,13 @@ export class DistributedExplain {
   }
 
   private async runPull(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number, pulledAlready = false): Promise<string[]> {
+    if (r.broadcast) {
+      // The choice needs the tables' sizes: the data moves as it would to run the statement.
+      const err = await access.pullPartial(r);
+      if (err) throw err;
+      if (r.partial) return this.runPushdown(r, access, database, started, true);
+      pulledAlready = true;
+    }
     if (r.partial) return this.runPushdown(r, access, database, started);
     const analyze = this.options.analyze;
     let pullMs = 0;
@@ -360,6 +384,7 @@ export class DistributedExplain {
     await access.coordinator(`DROP TABLE IF EXISTS ${r.pulls.map((p) => `pg_temp.${quoteIdent(p.tempName)}`).join(', ')}`);
     const out = [this.header('pgweave Pull', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push('  Planner: pull (rows copied from the shards into temporary tables; the coordinator runs the query over them)');
+    if (r.broadcast?.pulledBecause) out.push(`  Not Broadcast: ${r.broadcast.pulledBecause}`);
     out.push(`  Pulled Tables: ${r.pulls.length}`);
     for (const p of r.pulls) {
       const shards = p.table.method === 'reference' ? 1 : p.table.shards.length;

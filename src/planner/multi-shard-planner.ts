@@ -75,19 +75,54 @@ function mergeConstruct(o: Node, top: boolean): string | null {
 }
 
 /**
- * Whether a SELECT has an outer join or a subquery expression: with a
- * reference table, per-shard results then do not simply concatenate.
+ * Whether a subquery expression reads shards while the statement's own FROM
+ * (through joins and FROM subqueries) has none: each shard would test the
+ * replicated rows against its own part of the subquery's table, and return
+ * them once per shard. Where the outer FROM has shards, the co-location
+ * check has already tied the subquery's shards to them (an equality on the
+ * distribution columns in the subquery's scope), so each outer row finds
+ * every row it may match on its own shard.
  */
-function hasOuterJoinOrSubquery(o: Node): boolean {
+function subqueryReadsShardsAlone(stmt: Node, partitioned: (rangeVar: Node) => boolean): boolean {
+  if (!treeContains(stmt, (n) => !!n.SubLink && treeContains(n.SubLink, partitioned))) return false;
+  const outer = (n: Node): boolean => {
+    if (!n) return false;
+    if (n.RangeVar) return partitioned(n.RangeVar);
+    if (n.JoinExpr) return outer(n.JoinExpr.larg) || outer(n.JoinExpr.rarg);
+    if (n.RangeSubselect) return ((n.RangeSubselect.subquery?.SelectStmt?.fromClause ?? []) as Node[]).some(outer);
+    return false;
+  };
+  return !((stmt.fromClause ?? []) as Node[]).some(outer);
+}
+
+function treeContains(o: Node, pred: (n: Node) => boolean): boolean {
   if (o === null || typeof o !== 'object') return false;
-  if (Array.isArray(o)) return o.some(hasOuterJoinOrSubquery);
-  if (o.SubLink) return true;
-  if (o.JoinExpr && o.JoinExpr.jointype !== 'JOIN_INNER') return true;
+  if (Array.isArray(o)) return o.some((x) => treeContains(x, pred));
+  if (pred(o)) return true;
   for (const k in o) {
     const v = o[k];
-    if (v !== null && typeof v === 'object' && hasOuterJoinOrSubquery(v)) return true;
+    if (v !== null && typeof v === 'object' && treeContains(v, pred)) return true;
   }
   return false;
+}
+
+/**
+ * Whether an outer join preserves rows of replicated tables alone (reference
+ * tables, broadcast tables) against a side holding shards: every shard would
+ * return the preserved rows that match nothing there, once per shard. A
+ * preserved side holding shards is safe (each of its rows lives on one
+ * shard), as is a join of replicated tables only.
+ */
+export function replicatedPreservedSide(stmt: Node, partitioned: (rangeVar: Node) => boolean): boolean {
+  return treeContains(stmt, (n) => {
+    const j = n.JoinExpr;
+    if (!j || j.jointype === 'JOIN_INNER') return false;
+    const left = treeContains(j.larg, partitioned);
+    const right = treeContains(j.rarg, partitioned);
+    if (j.jointype === 'JOIN_LEFT') return !left && right;
+    if (j.jointype === 'JOIN_RIGHT') return left && !right;
+    return left !== right || j.jointype !== 'JOIN_FULL';
+  });
 }
 
 function hasCte(o: Node): boolean {
@@ -126,7 +161,8 @@ export function planMultiShard(
   if (kind === 'select') {
     const construct = mergedByCaller ? null : mergeConstruct({ SelectStmt: stmt }, true);
     if (construct) return { kind: 'error', error: unsupported(construct) };
-    if (reference.length > 0 && hasOuterJoinOrSubquery(stmt)) {
+    const partitioned = (n: Node) => distributed.some((r) => r.ref.node === n);
+    if (reference.length > 0 && (subqueryReadsShardsAlone(stmt, partitioned) || replicatedPreservedSide(stmt, partitioned))) {
       // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.
       return { kind: 'error', error: unsupported('reference tables and outer joins or subqueries') };
     }

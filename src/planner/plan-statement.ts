@@ -20,6 +20,7 @@ import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamV
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
+import { BroadcastPlanner } from './broadcast-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
@@ -184,6 +185,7 @@ function notConstant(name: string): Route {
 
 class DistributedPlan implements StatementPlan {
   private pushdown: PushdownPlanner | null = null;
+  private broadcast: BroadcastPlanner | null = null;
   constructor(
     readonly catalogVersion: number,
     private readonly text: Buffer,
@@ -211,7 +213,10 @@ class DistributedPlan implements StatementPlan {
       const pull = planPull(this.text, this.stmt, this.relations);
       if (pull.kind !== 'pull') return pull;
       this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
-      return this.pushdown.route(pull) ?? pull;
+      const pushed = this.pushdown.route(pull);
+      if (pushed) return pushed;
+      this.broadcast ??= new BroadcastPlanner(this.stmt, this.relations);
+      return this.broadcast.route(pull) ?? pull;
     }
     return multi;
   }

@@ -16,7 +16,7 @@ import type { Node } from '../sql/parse.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { groupExpressions, splitAggregates } from './aggregate-pushdown-planner.js';
 import { groupedByDistributionColumn, isDistributionColumn, pushRows } from './row-pushdown-planner.js';
-import { Decline, hasAggregate, hasOuterJoin, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
+import { Decline, fromSubqueryColumns, hasAggregate, hasFromSubquery, hasOuterJoin, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
 import type { Route, Task } from './route.js';
 
 export class PushdownPlanner {
@@ -41,13 +41,17 @@ export class PushdownPlanner {
       return null;
     }
     if (this.relations.some((r) => r.table.method !== 'hash' && r.table.method !== 'reference')) return null;
-    const inputColumn = (name: string) => this.relations.some((r) => !r.table.columns || r.table.columns.includes(name));
+    // Below a subquery in FROM, columns are the subquery's outputs, and a distribution column's name says nothing.
+    const subquery = hasFromSubquery(select);
+    const subqueryColumns = subquery ? fromSubqueryColumns(select) : new Set<string>();
+    const inputColumn = (name: string) => subqueryColumns.has(name) || this.relations.some((r) => !r.table.columns || r.table.columns.includes(name));
+    const keyRelations = subquery ? [] : this.relations;
     try {
       let query: PushdownQuery;
       const aggregated = !!select.groupClause?.length || !!select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.havingClause);
       if (aggregated) {
         const keys = groupExpressions(select, inputColumn);
-        query = groupedByDistributionColumn(select, keys, this.relations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, this.relations));
+        query = groupedByDistributionColumn(select, keys, keyRelations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, keyRelations));
       } else {
         query = pushRows(select, false);
       }

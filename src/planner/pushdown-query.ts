@@ -21,6 +21,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
+import { outputName } from './output-names.js';
 import { AGGREGATES, VOLATILE_FUNCTIONS, planMultiShard } from './multi-shard-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PartialResults, PullTable, Route, Task } from './route.js';
@@ -84,11 +85,44 @@ export function contains(n: Node, pred: (o: Node) => boolean): boolean {
 export const hasAggregate = (n: Node): boolean => contains(n, isAggregateCall);
 export const hasWindow = (n: Node): boolean => contains(n, (o) => !!o.FuncCall?.over);
 
-/** A FROM clause of plain tables and joins of plain tables (no subqueries, functions or VALUES). */
+/**
+ * A FROM clause of plain tables, joins of them, and subqueries that only
+ * join and filter (each of their rows comes from one row of each table, so
+ * they run per shard like the join they are); no functions or VALUES.
+ */
 function plainFrom(n: Node): boolean {
   if (n.RangeVar) return true;
   if (n.JoinExpr) return plainFrom(n.JoinExpr.larg) && plainFrom(n.JoinExpr.rarg);
+  if (n.RangeSubselect) return rowSubquery(n.RangeSubselect);
   return false;
+}
+
+function rowSubquery(r: Node): boolean {
+  const s = r.subquery?.SelectStmt;
+  if (r.lateral || !s || s.op !== 'SETOP_NONE' || s.valuesLists || s.withClause || s.intoClause || s.lockingClause) return false;
+  if (s.groupClause || s.havingClause || s.distinctClause || s.sortClause || s.limitCount || s.limitOffset || s.windowClause) return false;
+  if (hasAggregate(s.targetList) || hasWindow(s.targetList) || hasAggregate(s.whereClause)) return false;
+  // The outer query names its columns: every one must have a name this planner can derive.
+  if (((s.targetList ?? []) as Node[]).some((t) => outputName(t) === null)) return false;
+  return (s.fromClause ?? []).length > 0 && (s.fromClause as Node[]).every(plainFrom);
+}
+
+/** Whether the FROM clause reads a subquery: its output names are not the tables' columns. */
+export function hasFromSubquery(select: Node): boolean {
+  return contains(select.fromClause, (o) => !!o.RangeSubselect);
+}
+
+/** Output column names of the FROM clause's subqueries (their outermost level). */
+export function fromSubqueryColumns(select: Node): Set<string> {
+  const names = new Set<string>();
+  contains(select.fromClause, (o) => {
+    if (!o.RangeSubselect) return false;
+    const r = o.RangeSubselect;
+    const aliases = ((r.alias?.colnames ?? []) as Node[]).map((c) => c.String?.sval as string);
+    ((r.subquery.SelectStmt.targetList ?? []) as Node[]).forEach((t, i) => names.add(aliases[i] ?? outputName(t)!));
+    return true;
+  });
+  return names;
 }
 
 export function hasOuterJoin(select: Node): boolean {
@@ -107,8 +141,11 @@ export function pushdownObstacle(select: Node): string | null {
   if (select.withClause) return 'WITH';
   if (select.intoClause || select.lockingClause) return 'INTO or locking';
   if (!(select.fromClause ?? []).length || !(select.fromClause as Node[]).every(plainFrom)) return 'FROM';
+  // Subqueries in WHERE run per shard with the row they test: multi-shard-planner.ts checks that
+  // the tables they read are replicated or co-located with the outer query's shards.
+  if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink)) return 'subquery outside WHERE';
   const bad = contains(select, (o) => {
-    if (o.SubLink || o.ParamRef || o.GroupingSet || o.GroupingFunc || o.RangeSubselect) return true;
+    if (o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -116,7 +153,7 @@ export function pushdownObstacle(select: Node): string | null {
     }
     return false;
   });
-  if (bad) return 'subquery, parameter, volatile function or grouping set';
+  if (bad) return 'parameter, volatile function or grouping set';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
 }
@@ -144,7 +181,9 @@ export function workerTasks(workerSql: string, relations: ResolvedRelation[]): T
   if (!stmt?.SelectStmt) return null;
   const resolved: ResolvedRelation[] = [];
   for (const ref of analyzeShape(stmt).relations) {
-    const orig = relations.find((r) => r.ref.name === ref.name && r.ref.schema === ref.schema);
+    const same = (r: ResolvedRelation) => r.ref.name === ref.name && r.ref.schema === ref.schema;
+    // By alias first: a table read twice may be sharded once and broadcast once (broadcast-planner.ts).
+    const orig = relations.find((r) => same(r) && r.ref.refName === ref.refName) ?? relations.find(same);
     if (!orig) return null;
     resolved.push({ ref, table: orig.table });
   }

@@ -52,7 +52,7 @@ export type Route =
    * coordinator PostgreSQL, which then runs `sql` (the statement with the
    * temporary tables in place of the distributed ones).
    */
-  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults }
+  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice }
   /**
    * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
    * function calls such as now(). The coordinator PostgreSQL computes the
@@ -115,6 +115,46 @@ export interface PartialResults {
   /** The final SQL for the temporary table's column types, or null when the statement is pulled instead. */
   combine(types: string[]): string | null;
   finalSql: string | null;
+}
+
+/**
+ * A distributed table shipped whole (after its own filters, only the
+ * columns the statement reads) to every worker that runs the shard tasks,
+ * as a temporary table on the task's connection (broadcast-planner.ts).
+ */
+export interface BroadcastTable {
+  table: DistributedTable;
+  tempName: string;
+  refName: string;
+  /** Column names the statement may read (null: all of them). */
+  neededColumns: Set<string> | null;
+  /** Condition on this table alone, applied on its shards (the table's alias qualifies it), or null. */
+  filterSql: string | null;
+  /** The temporary table's column list (`"a" integer, …`), set by the executor once computed. */
+  definition?: string;
+}
+
+/**
+ * One way to run a join of tables that are not co-located: the shards of
+ * one co-located group (the anchor) run the statement, every other
+ * distributed table is broadcast; `route` is a pushdown over the anchor.
+ */
+export interface BroadcastCandidate {
+  anchor: DistributedTable[];
+  tables: BroadcastTable[];
+  route: Extract<Route, { kind: 'pull' }> & { partial: PartialResults };
+}
+
+/**
+ * The candidates of a broadcast join; the executor estimates the tables'
+ * sizes, picks one (or none: the plain pull) and sets `chosen`, `partial`
+ * and `pulls` of the route it runs.
+ */
+export interface BroadcastChoice {
+  candidates: BroadcastCandidate[];
+  chosen: BroadcastCandidate | null;
+  /** Why the executor pulled instead (in a transaction block, broadcast larger than the pull…), for EXPLAIN. */
+  pulledBecause: string | null;
 }
 
 /** A function argument: a constant's text, a parameter reference, or SQL NULL. */

@@ -7,6 +7,10 @@
  * (pull-tables.ts). When the plan declines for these types (float sums),
  * the table is dropped and the statement's tables are pulled instead, so
  * the route's `sql` is the plain pull query again.
+ *
+ * A broadcast join (route.broadcast) first picks its candidate or the plain
+ * pull, and ships the broadcast tables to the task nodes
+ * (broadcast-tables.ts) on the connections that then run the tasks.
  */
 import type { PgError } from '../protocol/errors.js';
 import type { BackendLink } from '../executor/backend-link.js';
@@ -16,8 +20,27 @@ import { partialTableSql } from '../planner/pushdown-query.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
+import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables } from './broadcast-tables.js';
 
 export async function pullPartialResults(
+  coordinator: BackendLink,
+  route: Extract<Route, { kind: 'pull' }>,
+  linkFor: (node: WorkerNode) => Promise<BackendLink>,
+): Promise<PgError | null> {
+  const choice = route.broadcast;
+  if (!choice) return pullPartial(coordinator, route, linkFor);
+  const chosenErr = await chooseBroadcast(coordinator, route, linkFor);
+  if (chosenErr) return chosenErr;
+  const chosen = choice.chosen;
+  if (!chosen) return pullTables(coordinator, route.pulls, linkFor);
+  try {
+    return (await shipBroadcastTables(coordinator, chosen, linkFor)) ?? (await pullPartial(coordinator, route, linkFor));
+  } finally {
+    await dropBroadcastTables(chosen, linkFor);
+  }
+}
+
+async function pullPartial(
   coordinator: BackendLink,
   route: Extract<Route, { kind: 'pull' }>,
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
