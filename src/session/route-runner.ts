@@ -25,6 +25,22 @@ export abstract class RouteRunner extends SessionBase {
 
   /** Executes a route of the simple protocol (ReadyForQuery written by the caller). Returns false on error. */
   protected async runRoute(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
+    if (bind !== null) return this.runRouteNow(route, text, bind);
+    const release = this.enterWriteBarrier(route);
+    if (!release) {
+      // The shard group is being moved: wait for the cutover, then plan again (new placement).
+      await this.waitForWriteBarrier(route);
+      const again = this.plan(parseSql(text).stmts[0].stmt, text, await this.catalog()).route(null);
+      return this.runRoute(again, text, bind);
+    }
+    try {
+      return await this.runRouteNow(route, text, bind);
+    } finally {
+      release();
+    }
+  }
+
+  private async runRouteNow(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
     switch (route.kind) {
       case 'local': {
         await this.switchTo(this.coordinator);
@@ -168,7 +184,7 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>): Promise<void> {
+  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>, release: () => void = () => {}): Promise<void> {
     let sink: CopyInSink;
     try {
       await this.switchTo(null);
@@ -177,11 +193,12 @@ export abstract class RouteRunner extends SessionBase {
         linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
       });
     } catch (err) {
+      release();
       await this.replyError(toPgError(err));
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
-    this.copyIn = { sink, failed: null };
+    this.copyIn = { sink, failed: null, release };
     await this.reply((w) => {
       w.begin(Backend.CopyInResponse).int8(sink.binary ? 1 : 0).int16(sink.columnCount);
       for (let i = 0; i < sink.columnCount; i++) w.int16(sink.binary ? 1 : 0);
@@ -205,6 +222,15 @@ export abstract class RouteRunner extends SessionBase {
     }
     if (type === Frontend.Flush || type === Frontend.Sync) return; // ignored during COPY, as PostgreSQL does
     this.copyIn = null;
+    try {
+      await this.finishCopyIn(type, copy, buf, start, end);
+    } finally {
+      copy.release?.();
+    }
+    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+  }
+
+  private async finishCopyIn(type: number, copy: NonNullable<SessionBase['copyIn']>, buf: Buffer, start: number, end: number): Promise<void> {
     if (type === Frontend.CopyDone && !copy.failed) {
       try {
         const tag = await copy.sink.done();
@@ -221,7 +247,6 @@ export abstract class RouteRunner extends SessionBase {
       if (!copy.failed) await copy.sink.abort(err).catch(() => {});
       await this.replyError(err);
     }
-    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
   }
 
   /**
