@@ -238,3 +238,10 @@ export async function cleanupOrphanedResources(ctx: OperationContext): Promise<n
   if (firstError) throw firstError;
   return removed;
 }
+
+/** The cleanup job's round in one database: nothing happens where no operation ever ran. */
+export async function cleanupDatabase(ctx: OperationContext): Promise<number> {
+  const present = await coordinatorPool(ctx).query(`SELECT pg_catalog.to_regclass('pgweave.cleanup') IS NOT NULL`);
+  if (present.rows[0]?.[0] !== 't') return 0;
+  return cleanupOrphanedResources(ctx);
+}
