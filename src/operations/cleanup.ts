@@ -220,6 +220,8 @@ export async function cleanupOrphanedResources(ctx: OperationContext): Promise<n
   let removed = 0;
   let firstError: unknown = null;
   try {
+    // One cleaner at a time: a caller waits for a round in progress (the job's) instead of skipping its operations.
+    await conn.query(`SELECT pg_catalog.pg_advisory_lock(${OPERATION_LOCK_KEY}, -1)`);
     const ops = await conn.query('SELECT DISTINCT operation_id FROM pgweave.cleanup ORDER BY 1');
     for (const [opText] of ops.rows) {
       const got = await conn.query(`SELECT pg_catalog.pg_try_advisory_lock(${OPERATION_LOCK_KEY}, $1::int)`, [opText]);
