@@ -28,6 +28,7 @@ import {
 } from '../cluster/index.js';
 import { runServe } from './serve.js';
 import { addStreamsCommands } from './streams.js';
+import { addRebalanceCommand } from './rebalance.js';
 
 /** bin/pgweave.js, run again (as `serve`) for the detached coordinator process. */
 const BIN_PATH = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
@@ -147,6 +148,7 @@ export function buildProgram(): Command {
     .action((opts: { config: string }) => runServe(opts.config));
 
   addStreamsCommands(program, dirOption);
+  addRebalanceCommand(program, dirOption);
 
   return program;
 }
