@@ -9,7 +9,9 @@ import type { ShardDefinitions, ShardTableDdl } from '../operations/context.js';
 import { coordinatorPool } from './common.js';
 import type { CommandContext } from './context.js';
 import { createShardStatements, foreignKeyStatements, prepareShardDdl, renameIndexDefinition, rolesNeeded, schemaStatements, type ShardRef } from './shard-ddl.js';
-import { describeTable } from './table-definition.js';
+import { copiedColumns, describeTable } from './table-definition.js';
+import { forEachBatch, insertFromArraysSql, RowBuffer } from './data-movement.js';
+import { quoteIdent } from '../sql/quote.js';
 import { ensureRoles } from './worker-objects.js';
 
 interface ShardRow {
@@ -50,6 +52,20 @@ export function shardDefinitions(ctx: CommandContext): ShardDefinitions {
         const pool = ctx.pools.get(node.host, node.port, ctx.database);
         await ensureRoles(coordinator, pool, rolesNeeded(def));
         await pool.query(schemaStatements(def).join(';\n'));
+      },
+      hasForeignKeys: def.constraints.some((c) => c.type === 'f'),
+      async copyRows(source, from, target, to, where) {
+        const columns = copiedColumns(def);
+        const buffer = new RowBuffer(columns.length, insertFromArraysSql(to, columns));
+        const names = columns.map((c) => quoteIdent(c.name)).join(', ');
+        const total = await forEachBatch(source, `SELECT ${names} FROM ${from} WHERE ${where}`, async (rows) => {
+          for (const row of rows) {
+            buffer.add(row, 0);
+            if (buffer.full) await buffer.flush([target]);
+          }
+        });
+        await buffer.flush([target]);
+        return total;
       },
       table: (shardId) => createShardStatements({ ...def, indexes: [] }, shardId),
       indexes: (shardId) => def.indexes.map((i) => renameIndexDefinition(i.definition, shardId)),

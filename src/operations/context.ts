@@ -33,6 +33,14 @@ export interface ShardTableDdl {
   indexes(shardId: number): string[];
   /** Foreign keys to the co-located shards (same hash range) and reference tables. */
   foreignKeys(shardId: number): string[];
+  /** Whether the table has foreign keys (splits do not recreate them yet). */
+  hasForeignKeys: boolean;
+  /**
+   * Copies the rows of shard table `from` matching `where` (SQL over its
+   * columns) into shard table `to`, in batches; `source` is inside a
+   * transaction (a cursor reads), `target` commits each batch.
+   */
+  copyRows(source: InternalClient, from: string, target: InternalClient, to: string, where: string): Promise<number>;
 }
 
 /** Loads the DDL builder of a distributed table (by pg_class oid). */

@@ -232,7 +232,7 @@ async function requireReplicaIdentity(source: { query: InternalClient['query'] }
   }
 }
 
-interface Cutover {
+export interface Cutover {
   /** The source transaction holding EXCLUSIVE locks on the shards. */
   source: InternalClient;
   /** Ends the source transaction (if still open) and opens the write barrier. */
@@ -244,7 +244,7 @@ interface Cutover {
  * for its in-flight writes), then the source's table locks, which also make
  * other coordinators' writes wait and wait for open writing transactions.
  */
-async function blockWrites(ctx: OperationContext, source: NodeRow, shardIds: number[], names: string[]): Promise<Cutover> {
+export async function blockWrites(ctx: OperationContext, source: NodeRow, shardIds: number[], names: string[]): Promise<Cutover> {
   const unblock = writeBarrier.block(ctx.database, shardIds);
   let conn: InternalClient | null = null;
   try {
@@ -319,7 +319,7 @@ async function switchPlacements(ctx: OperationContext, operationId: number, grou
  * planned with the old catalog (another process's writer that waited on the
  * lock) fails with a retryable error instead of writing where nobody reads.
  */
-async function rejectWritesOnOldShards(source: InternalClient, names: string[]): Promise<void> {
+export async function rejectWritesOnOldShards(source: InternalClient, names: string[]): Promise<void> {
   await source.query('SAVEPOINT reject_writes');
   try {
     for (const n of names) {
