@@ -28,12 +28,12 @@
  */
 import { PgError } from '../protocol/errors.js';
 import type { InternalClient } from '../pool/internal-client.js';
-import { CATALOG_LOCK_KEY } from '../metadata/catalog-schema.js';
 import type { NodeRow } from '../metadata/catalog-writes.js';
 import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, Operation, tableSyncSlotPattern } from './cleanup.js';
 import { coordinatorPool, dedicatedConnection, type OperationContext, type ShardDefinitions } from './context.js';
 import { createPublication, createSubscription, currentLsn, sourceConninfo, waitForCatchUp, waitForInitialCopy, type WaitOptions } from './logical-copy.js';
 import { SHARD_GROUP_LOCK_KEY } from './operations-schema.js';
+import { switchCatalog } from './catalog-switch.js';
 import { placementGroups, readShardGroup, type ShardGroup } from './shard-group.js';
 import { writeBarrier } from './write-barrier.js';
 
@@ -281,14 +281,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * leftovers, and every coordinator is told to reload.
  */
 async function switchPlacements(ctx: OperationContext, operationId: number, group: ShardGroup, sourceGroup: number, targetGroup: number): Promise<void> {
-  const change = await ctx.metadata.beginChange(ctx.database);
-  const pool = coordinatorPool(ctx);
-  const c = await pool.acquire();
-  let committed = false;
-  try {
-    await c.query('BEGIN');
-    await c.query("SET LOCAL lock_timeout = '30s'");
-    await c.query(`SELECT pg_catalog.pg_advisory_xact_lock(${CATALOG_LOCK_KEY}, 1)`);
+  await switchCatalog(ctx, async (c) => {
     const ids = '{' + group.shards.map((s) => s.shardId).join(',') + '}';
     const u = await c.query('UPDATE pgweave.placement SET groupid = $1 WHERE shardid = ANY($2::bigint[]) AND groupid = $3', [String(targetGroup), ids, String(sourceGroup)]);
     if (u.command !== `UPDATE ${group.shards.length}`) {
@@ -300,18 +293,7 @@ async function switchPlacements(ctx: OperationContext, operationId: number, grou
        SELECT $1, $2, u.name, $3, $4, u.id FROM unnest($5::text[], $6::bigint[]) AS u(name, id)`,
       [String(operationId), String(CleanupObject.ShardTable), String(sourceGroup), String(CleanupPolicy.Deferred), pgArray(group.shards.map((s) => s.qualifiedName)), ids],
     );
-    await c.query(change.notifySql);
-    await c.query('COMMIT');
-    committed = true;
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    change.cancel();
-    throw err;
-  } finally {
-    pool.release(c);
-    ctx.metadata.invalidate(ctx.database);
-  }
-  if (committed) void change.wait().catch(() => {});
+  });
 }
 
 /**

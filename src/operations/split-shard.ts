@@ -19,13 +19,13 @@
 import { PgError } from '../protocol/errors.js';
 import type { InternalClient } from '../pool/internal-client.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import { CATALOG_LOCK_KEY } from '../metadata/catalog-schema.js';
 import type { NodeRow } from '../metadata/catalog-writes.js';
 import { shardName } from '../metadata/shard-name.js';
 import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, Operation } from './cleanup.js';
 import { coordinatorPool, dedicatedConnection, type OperationContext, type ShardDefinitions, type ShardTableDdl } from './context.js';
 import { blockWrites, rejectWritesOnOldShards, SHARD_MOVED_FUNCTION_SQL, type Cutover } from './move-shard.js';
 import { SHARD_GROUP_LOCK_KEY } from './operations-schema.js';
+import { switchCatalog } from './catalog-switch.js';
 import { placementGroups, readShardGroup } from './shard-group.js';
 
 export interface SplitRequest {
@@ -136,13 +136,7 @@ async function switchToPieces(
   sourceGroup: number,
   plan: Array<{ shard: { shardId: number; relationId: number; qualifiedName: string }; pieces: Array<Piece & { shardId: number }> }>,
 ): Promise<void> {
-  const change = await ctx.metadata.beginChange(ctx.database);
-  const pool = coordinatorPool(ctx);
-  const c = await pool.acquire();
-  try {
-    await c.query('BEGIN');
-    await c.query("SET LOCAL lock_timeout = '30s'");
-    await c.query(`SELECT pg_catalog.pg_advisory_xact_lock(${CATALOG_LOCK_KEY}, 1)`);
+  await switchCatalog(ctx, async (c) => {
     for (const { shard, pieces } of plan) {
       await c.query('DELETE FROM pgweave.placement WHERE shardid = $1', [String(shard.shardId)]);
       await c.query('DELETE FROM pgweave.shard WHERE shardid = $1', [String(shard.shardId)]);
@@ -156,15 +150,5 @@ async function switchToPieces(
       );
     }
     await c.query('DELETE FROM pgweave.cleanup WHERE operation_id = $1 AND policy_type = $2', [String(operationId), String(CleanupPolicy.OnFailure)]);
-    await c.query(change.notifySql);
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    change.cancel();
-    throw err;
-  } finally {
-    pool.release(c);
-    ctx.metadata.invalidate(ctx.database);
-  }
-  void change.wait().catch(() => {});
+  });
 }
