@@ -9,11 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { PgError } from '../../src/protocol/errors.js';
 import { call, makeContext, type TestContext } from '../commands/command-context.js';
 import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload } from './support.js';
 
+const BIN = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
 let cluster: TestCluster;
 let t: TestContext;
 let sql: pg.Client;
@@ -136,4 +139,27 @@ test('rebalance_table_shards by_disk_size evens out sizes; unknown strategies ar
   void planBefore;
   await call(t.ctx, 'citus_cleanup_orphaned_resources', []);
   await checkNoLeftovers(t.ctx, { ...cluster, workers: cluster.workers.slice(0, 2) });
+});
+
+test('pgweave rebalance drains with a progress bar, then finds nothing to move', async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'rebalance', '--url', cluster.url, ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+    });
+  const [w1, w2] = cluster.workers;
+  await sql.query("SELECT citus_set_node_property($1, $2, 'shouldhaveshards', false)", [w2!.host, w2!.port]);
+  const plan = await run(['--plan', '--drain-only']);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.match(plan.stdout, /-> 127\.0\.0\.1:\d+/);
+  const drained = await run(['--drain-only']);
+  assert.equal(drained.code, 0, drained.stderr);
+  assert.match(drained.stderr, /\[#+-*\] \d+\/\d+ shard groups/);
+  assert.match(drained.stdout, /rebalance job \d+: finished/);
+  assert.ok((await placements(t.ctx)).every((p) => p.port === w1!.port));
+  await sql.query("SELECT citus_set_node_property($1, $2, 'shouldhaveshards', true)", [w2!.host, w2!.port]);
+  const balanced = await run([]);
+  assert.equal(balanced.code, 0, balanced.stderr);
+  const again = await run([]);
+  assert.match(again.stdout, /the cluster is balanced: nothing to move/);
+  assert.equal(await checkRowsByHash(t.ctx, 'events'), 10000 + 4000 * 11);
 });
