@@ -12,13 +12,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { errorFieldsOf, frontend, message, type BackendMessage, type RawConnection } from '../server/raw-protocol.js';
-import { addWorkers, clusterEndpoint, plainEndpoint, rawConnect, tableRows, textClient } from './support.js';
+import { type SideBySide, startSideBySide, tableRows } from './support.js';
 
-let cluster: TestCluster;
-let plain: TestPostgres;
 let weave: pg.Client;
 let reference: pg.Client;
 let weaveRaw: RawConnection;
@@ -29,25 +25,17 @@ CREATE TABLE ev (tenant_id int NOT NULL, id bigint NOT NULL, body text);
 CREATE TABLE local_notes (id int, note text);
 `;
 
+let sides: SideBySide;
+
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url);
-  reference = await textClient(plain.url);
-  await addWorkers(weave, cluster);
-  await weave.query('SET citus.shard_count = 4');
-  await weave.query(SCHEMA);
-  await reference.query(SCHEMA);
-  await weave.query(`SELECT create_distributed_table('ev', 'tenant_id')`);
-  weaveRaw = await rawConnect(clusterEndpoint(cluster));
-  plainRaw = await rawConnect(plainEndpoint(plain));
+  sides = await startSideBySide(SCHEMA, 4, [
+    `SELECT create_distributed_table('ev', 'tenant_id')`,
+  ]);
+  ({ weave, reference, weaveRaw, plainRaw } = sides);
 });
 
 after(async () => {
-  weaveRaw?.destroy();
-  plainRaw?.destroy();
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
+  await sides?.stop();
 });
 
 function rows(from: number, n: number, bad = -1): Buffer {

@@ -15,16 +15,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import type { RawConnection } from '../server/raw-protocol.js';
-import {
-  addWorkers, clusterEndpoint, copyIn, cut, outcomeSummary, plainEndpoint, rawConnect, rawQuery, tableRows, textClient,
-  type CopyOutcome,
-} from './support.js';
+import { copyIn, type CopyOutcome, cut, outcomeSummary, rawQuery, type SideBySide, startSideBySide, tableRows, textClient } from './support.js';
 
 let cluster: TestCluster;
-let plain: TestPostgres;
 let weave: pg.Client;
 let reference: pg.Client;
 let weaveRaw: RawConnection;
@@ -46,28 +41,20 @@ CREATE TABLE keyed (k text NOT NULL DEFAULT 'fixed-key', v int);
 CREATE TABLE by_uuid (u uuid NOT NULL, n int);
 `;
 
+let sides: SideBySide;
+
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url);
-  reference = await textClient(plain.url);
-  await addWorkers(weave, cluster);
-  await weave.query('SET citus.shard_count = 6');
-  await weave.query(SCHEMA);
-  await reference.query(SCHEMA);
-  await weave.query(`SELECT create_distributed_table('events', 'tenant_id')`);
-  await weave.query(`SELECT create_reference_table('countries')`);
-  await weave.query(`SELECT create_distributed_table('keyed', 'k')`);
-  await weave.query(`SELECT create_distributed_table('by_uuid', 'u')`);
-  weaveRaw = await rawConnect(clusterEndpoint(cluster));
-  plainRaw = await rawConnect(plainEndpoint(plain));
+  sides = await startSideBySide(SCHEMA, 6, [
+    `SELECT create_distributed_table('events', 'tenant_id')`,
+    `SELECT create_reference_table('countries')`,
+    `SELECT create_distributed_table('keyed', 'k')`,
+    `SELECT create_distributed_table('by_uuid', 'u')`,
+  ]);
+  ({ cluster, weave, reference, weaveRaw, plainRaw } = sides);
 });
 
 after(async () => {
-  weaveRaw?.destroy();
-  plainRaw?.destroy();
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
+  await sides?.stop();
 });
 
 async function reset(): Promise<void> {

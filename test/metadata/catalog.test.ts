@@ -174,3 +174,42 @@ test('a new database\'s catalog starts with the template database\'s nodes and n
     cache.close();
   }
 });
+
+test('a caller that shares another caller\'s catalog load gets a fresh catalog when a change lands during that load', async () => {
+  const pools = new NodePools(cluster.config.internal);
+  const cache = new MetadataCache(pools, cluster.coordinatorPg);
+  try {
+    await cache.get('postgres');
+    cache.invalidate('postgres');
+    // The first load reads the catalog, then waits at a gate: the change commits meanwhile.
+    const c = cache as unknown as { load(database: string): Promise<Awaited<ReturnType<MetadataCache['get']>>> };
+    const realLoad = c.load.bind(cache);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let read!: () => void;
+    const readDone = new Promise<void>((resolve) => (read = resolve));
+    let calls = 0;
+    c.load = async (database) => {
+      const catalog = await realLoad(database);
+      if (calls++ === 0) {
+        read();
+        await gate;
+      }
+      return catalog;
+    };
+    const first = cache.get('postgres');
+    await readDone;
+    const second = cache.get('postgres'); // joins the load in flight
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    await t.client.query('CREATE TABLE cache_race (id int)');
+    await call(t.ctx, 'create_distributed_table', ['cache_race', 'id'], { shard_count: '2' });
+    cache.invalidate('postgres');
+    open();
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok([...a.tables.values()].some((x) => x.name === 'cache_race'), 'the caller that loaded');
+    assert.ok([...b.tables.values()].some((x) => x.name === 'cache_race'), 'the caller that joined the stale load');
+  } finally {
+    cache.close();
+    pools.close();
+  }
+});
