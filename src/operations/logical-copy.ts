@@ -114,9 +114,29 @@ export async function waitForInitialCopy(target: Queryable, name: string, tableC
   });
 }
 
-/** The source's current WAL position. */
+/**
+ * A WAL position on the source at or after the commit of every transaction
+ * that committed before the call, made durable so the walsender sends it.
+ *
+ * pg_current_wal_lsn() is only the WAL *written* so far: under
+ * synchronous_commit = off a committed transaction's commit record can still
+ * sit in the WAL buffers, below it, and a logical walsender sends only WAL
+ * already flushed. Waiting for that position would let a cutover switch the
+ * placements before the last writes reached the target (they stayed on the
+ * old shard, lost). So the position is the insert position, and a
+ * synchronously committed transaction that wrote WAL (a transactional
+ * logical message, which pgoutput does not forward) flushes everything up to
+ * it at once instead of after wal_writer_delay. `source` must not be inside
+ * a transaction block: the cutover's lock transaction runs on another
+ * connection.
+ */
 export async function currentLsn(source: Queryable): Promise<string> {
-  return (await source.query('SELECT pg_catalog.pg_current_wal_lsn()::text')).rows[0]![0]!;
+  // One statement, so one transaction: set_config(…, true) holds until its commit.
+  const r = await source.query(
+    `SELECT pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.set_config('synchronous_commit', 'on', true),
+            pg_catalog.pg_logical_emit_message(true, 'pgweave_move', 'flush')`,
+  );
+  return r.rows[0]![0]!;
 }
 
 /**

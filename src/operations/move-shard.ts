@@ -164,7 +164,9 @@ export async function moveShardGroup(ctx: OperationContext, ddlFor: ShardDefinit
       cutover = await blockWrites(ctx, req.source, shardIds, names);
     }
     await step('blocked');
-    await waitForCatchUp(cutover.source, target, subscription, slot, await currentLsn(cutover.source), { timeoutMs: 60_000 });
+    // The position is taken under the lock (every write to the shards has committed) on
+    // a connection outside the lock's transaction (it commits to flush the WAL).
+    await waitForCatchUp(sourcePool, target, subscription, slot, await currentLsn(sourcePool), { timeoutMs: 60_000 });
     await switchPlacements(ctx, op.id, group, req.source.groupId, req.target.groupId);
     switched = true;
     await rejectWritesOnOldShards(cutover.source, names).catch(() => {});

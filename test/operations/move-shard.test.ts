@@ -12,6 +12,7 @@ import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { PgError } from '../../src/protocol/errors.js';
 import { call, makeContext, onNode, type TestContext } from '../commands/command-context.js';
 import { moveFaults } from '../../src/operations/move-shard.js';
+import { currentLsn } from '../../src/operations/logical-copy.js';
 import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload } from './support.js';
 
 let cluster: TestCluster;
@@ -76,6 +77,35 @@ test('a shard group moves while a writer and a reader run: nothing lost, no erro
   }
   await call(t.ctx, 'citus_cleanup_orphaned_resources', []);
   await checkNoLeftovers(t.ctx, cluster);
+});
+
+test("the cutover's WAL position covers asynchronously committed writes, flushed for the walsender", async () => {
+  // A logical walsender sends only flushed WAL; under synchronous_commit = off a commit
+  // record waits in the WAL buffers for the WAL writer (here: 10 s), below the written position.
+  const node = cluster.workers[1]!;
+  const pool = t.ctx.pools.get(node.host, node.port, t.ctx.database);
+  await pool.query("ALTER SYSTEM SET wal_writer_delay = '10s'");
+  await pool.query('SELECT pg_reload_conf()');
+  try {
+    await pool.query('CREATE TABLE lsn_probe (v int)');
+    await new Promise((r) => setTimeout(r, 500)); // the WAL writer takes the new delay after its current sleep
+    for (let i = 0; i < 3; i++) {
+      const committed = await pool.withClient(async (c) => {
+        await c.query('SET synchronous_commit = off');
+        await c.query(`INSERT INTO lsn_probe VALUES (${i})`);
+        const r = await c.query('SELECT pg_catalog.pg_current_wal_insert_lsn()::text');
+        await c.query('RESET synchronous_commit');
+        return r.rows[0]![0]!;
+      });
+      const lsn = await currentLsn(pool);
+      const r = await pool.query('SELECT $1::pg_lsn >= $2::pg_lsn, pg_catalog.pg_current_wal_flush_lsn() >= $1::pg_lsn', [lsn, committed]);
+      assert.deepEqual(r.rows[0], ['t', 't'], `position ${lsn}, commit before ${committed}`);
+    }
+  } finally {
+    await pool.query('DROP TABLE IF EXISTS lsn_probe');
+    await pool.query('ALTER SYSTEM RESET wal_writer_delay');
+    await pool.query('SELECT pg_reload_conf()');
+  }
 });
 
 test('a table without a replica identity moves only with block_writes (or force_logical)', async () => {
