@@ -4,7 +4,7 @@
  * (and shards) and the operation's cleanup records, the change is notified,
  * and this process's metadata cache is invalidated before writes are let
  * through again — so a write that waited at the barrier plans with the new
- * catalog.
+ * catalog — and the notification is awaited (other caches reload too).
  */
 import type { InternalClient } from '../pool/internal-client.js';
 import { CATALOG_LOCK_KEY } from '../metadata/catalog-schema.js';
@@ -31,6 +31,9 @@ export async function switchCatalog(ctx: OperationContext, work: (c: InternalCli
     pool.release(c);
     ctx.metadata.invalidate(ctx.database);
   }
-  // Other coordinators reload on the notification; nobody needs to wait for it here.
-  if (committed) void change.wait().catch(() => {});
+  // Writes stay blocked until this process's listener saw the change: by then the
+  // equally idle listeners of other caches and coordinators have in all likelihood seen
+  // it too, so few of their writes meet the old shards' triggers (40001). Bounded: a
+  // slow listener only delays the unblocking, the triggers keep writes safe.
+  if (committed) await change.wait(2000).catch(() => {});
 }

@@ -12,7 +12,8 @@
  *   ON_FAILURE  the new shard tables: removed unless the catalog switch commits
  *               (that transaction deletes these records atomically)
  *   DEFERRED    the old shard tables: inserted by the catalog switch, removed
- *               later (readers with a stale catalog may still be reading them)
+ *               DEFERRED_DROP_DELAY_MS later by automatic cleanup (readers
+ *               with a stale catalog may still be reading them)
  *
  * `cleanupOrphanedResources` removes every recorded object of operations
  * whose lock is free (finished or dead): subscriptions first (so their slots
@@ -96,12 +97,20 @@ export class Operation {
   }
 }
 
-async function readRecords(client: InternalClient, operationId: number | null, policies?: CleanupPolicy[]): Promise<CleanupRecord[]> {
+async function readRecords(client: InternalClient, operationId: number | null, policies?: CleanupPolicy[], deferred: DeferredDrops = {}): Promise<CleanupRecord[]> {
   const r = await client.query(
     `SELECT record_id, operation_id, object_type, object_name, node_group_id, policy_type, shard_id FROM pgweave.cleanup
      WHERE ($1::bigint IS NULL OR operation_id = $1) AND ($2::int[] IS NULL OR policy_type = ANY($2::int[]))
+       AND (policy_type <> ${CleanupPolicy.Deferred} OR created_at <= pg_catalog.now() - $3::int * interval '1 millisecond'
+            OR (node_group_id = $4::int AND shard_id = ANY($5::bigint[])))
      ORDER BY array_position(ARRAY[2, 3, 4, 1], object_type), record_id`,
-    [operationId === null ? null : String(operationId), policies ? '{' + policies.join(',') + '}' : null],
+    [
+      operationId === null ? null : String(operationId),
+      policies ? '{' + policies.join(',') + '}' : null,
+      String(deferred.afterMs ?? 0),
+      deferred.needed ? String(deferred.needed.groupId) : null,
+      '{' + (deferred.needed?.shardIds ?? []).join(',') + '}',
+    ],
   );
   return r.rows.map((row) => ({
     recordId: Number(row[0]),
@@ -210,10 +219,29 @@ export function tableSyncSlotPattern(subscriptionOid: number): string {
 }
 
 /**
- * Removes every recorded object of operations that are no longer running
- * (their liveness lock is free). Returns how many objects were removed.
+ * How long the old shards of a completed move or split stay before automatic
+ * cleanup drops them (Citus's citus.defer_shard_delete_interval): a statement
+ * planned just before the switch, or by a coordinator whose catalog has not
+ * caught up yet, still reads them; dropped, it would fail. Writes there fail
+ * anyway (the shard-moved trigger). citus_cleanup_orphaned_resources() drops
+ * them at once, as in Citus.
  */
-export async function cleanupOrphanedResources(ctx: OperationContext): Promise<number> {
+export const DEFERRED_DROP_DELAY_MS = 15_000;
+
+/** Which old shards (DEFERRED records) a cleanup drops: all by default. */
+export interface DeferredDrops {
+  /** Only those switched at least this long ago… */
+  afterMs?: number;
+  /** …and, at once, these shards' old tables on this node (a move back there needs their names). */
+  needed?: { groupId: number; shardIds: number[] };
+}
+
+/**
+ * Removes every recorded object of operations that are no longer running
+ * (their liveness lock is free); old shards as `deferred` says. Returns how
+ * many objects were removed.
+ */
+export async function cleanupOrphanedResources(ctx: OperationContext, deferred: DeferredDrops = {}): Promise<number> {
   const pool = coordinatorPool(ctx);
   await ensureOperationsSchema(pool);
   const conn = await dedicatedConnection(ctx, ctx.config.coordinator);
@@ -227,7 +255,7 @@ export async function cleanupOrphanedResources(ctx: OperationContext): Promise<n
       const got = await conn.query(`SELECT pg_catalog.pg_try_advisory_lock(${OPERATION_LOCK_KEY}, $1::int)`, [opText]);
       if (got.rows[0]?.[0] !== 't') continue;
       try {
-        removed += await removeRecords(ctx, conn, await readRecords(conn, Number(opText)));
+        removed += await removeRecords(ctx, conn, await readRecords(conn, Number(opText), undefined, deferred));
       } catch (err) {
         firstError ??= err;
       } finally {
@@ -245,5 +273,5 @@ export async function cleanupOrphanedResources(ctx: OperationContext): Promise<n
 export async function cleanupDatabase(ctx: OperationContext): Promise<number> {
   const present = await coordinatorPool(ctx).query(`SELECT pg_catalog.to_regclass('pgweave.cleanup') IS NOT NULL`);
   if (present.rows[0]?.[0] !== 't') return 0;
-  return cleanupOrphanedResources(ctx);
+  return cleanupOrphanedResources(ctx, { afterMs: DEFERRED_DROP_DELAY_MS });
 }

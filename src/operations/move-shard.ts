@@ -29,7 +29,7 @@
 import { PgError } from '../protocol/errors.js';
 import type { InternalClient } from '../pool/internal-client.js';
 import type { NodeRow } from '../metadata/catalog-writes.js';
-import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, Operation, tableSyncSlotPattern } from './cleanup.js';
+import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, DEFERRED_DROP_DELAY_MS, Operation, tableSyncSlotPattern } from './cleanup.js';
 import { coordinatorPool, dedicatedConnection, type OperationContext, type ShardDefinitions } from './context.js';
 import { createPublication, createSubscription, currentLsn, sourceConninfo, waitForCatchUp, waitForInitialCopy, type WaitOptions } from './logical-copy.js';
 import { SHARD_GROUP_LOCK_KEY } from './operations-schema.js';
@@ -75,12 +75,13 @@ export interface MoveResult {
 
 export async function moveShardGroup(ctx: OperationContext, ddlFor: ShardDefinitions, req: MoveRequest, hooks: MoveHooks = {}): Promise<MoveResult> {
   const coordinator = coordinatorPool(ctx);
-  // Leftovers of earlier interrupted operations go first (they may hold the same names' tables).
-  await cleanupOrphanedResources(ctx).catch(() => {});
   const group = await readShardGroup(coordinator, req.shardId);
   await validateMove(coordinator, group, req);
   const shardIds = group.shards.map((s) => s.shardId);
   const names = group.shards.map((s) => s.qualifiedName);
+  // Leftovers of earlier operations go first: interrupted ones, old shards past their
+  // delay, and this group's old tables on the target (a move back needs their names).
+  await cleanupOrphanedResources(ctx, { afterMs: DEFERRED_DROP_DELAY_MS, needed: { groupId: req.target.groupId, shardIds } }).catch(() => {});
 
   const sourcePool = ctx.pools.get(req.source.host, req.source.port, ctx.database);
   const targetPool = ctx.pools.get(req.target.host, req.target.port, ctx.database);
@@ -167,10 +168,12 @@ export async function moveShardGroup(ctx: OperationContext, ddlFor: ShardDefinit
     // The position is taken under the lock (every write to the shards has committed) on
     // a connection outside the lock's transaction (it commits to flush the WAL).
     await waitForCatchUp(sourcePool, target, subscription, slot, await currentLsn(sourcePool), { timeoutMs: 60_000 });
+    // Before the switch, in the lock's transaction: a failure here fails the move
+    // (nothing switched), and the triggers take effect exactly when the lock ends.
+    await rejectWritesOnOldShards(cutover.source, names);
     await switchPlacements(ctx, op.id, group, req.source.groupId, req.target.groupId);
     switched = true;
-    await rejectWritesOnOldShards(cutover.source, names).catch(() => {});
-    await cutover.source.query('COMMIT').catch(() => {});
+    await commitCutover(ctx, req.source, cutover.source, names);
     cutover.release();
     blockedMs = Date.now() - blockedAt;
     cutover = null;
@@ -299,19 +302,43 @@ async function switchPlacements(ctx: OperationContext, operationId: number, grou
 }
 
 /**
- * The old shards refuse writes from now on: a statement a coordinator
- * planned with the old catalog (another process's writer that waited on the
- * lock) fails with a retryable error instead of writing where nobody reads.
+ * The old shards refuse writes once the cutover commits: a statement a
+ * coordinator planned with the old catalog (another process's writer that
+ * waited on the lock) fails with a retryable error instead of writing where
+ * nobody reads. Runs in the cutover's lock transaction.
  */
 export async function rejectWritesOnOldShards(source: InternalClient, names: string[]): Promise<void> {
-  await source.query('SAVEPOINT reject_writes');
+  await source.query(names.map((n) => `CREATE OR REPLACE TRIGGER pgweave_shard_moved ${TRIGGER_BODY_SQL(n)}`).join(';\n'));
+}
+
+const TRIGGER_BODY_SQL = (table: string) => `BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION pg_catalog.pgweave_shard_moved()`;
+
+/**
+ * Ends the cutover's lock transaction after the catalog switch committed.
+ * Should that COMMIT be lost (the source connection broke), the triggers went
+ * with it: they are created again on fresh connections, since without them
+ * the old shards would accept (and lose) writes of stale coordinators.
+ */
+export async function commitCutover(ctx: OperationContext, source: NodeRow, held: InternalClient, names: string[]): Promise<void> {
   try {
-    for (const n of names) {
-      await source.query(`CREATE TRIGGER pgweave_shard_moved BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${n} FOR EACH STATEMENT EXECUTE FUNCTION pg_catalog.pgweave_shard_moved()`);
+    await held.query('COMMIT');
+    return;
+  } catch {
+    // retried below
+  }
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const conn = await dedicatedConnection(ctx, source).catch(() => null);
+    try {
+      if (conn) {
+        await conn.query(['BEGIN', ...names.map((n) => `CREATE OR REPLACE TRIGGER pgweave_shard_moved ${TRIGGER_BODY_SQL(n)}`), 'COMMIT'].join(';\n'));
+        return;
+      }
+    } catch {
+      // the node may be restarting: try again
+    } finally {
+      conn?.close();
     }
-  } catch (err) {
-    await source.query('ROLLBACK TO SAVEPOINT reject_writes');
-    throw err;
+    await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
   }
 }
 

@@ -21,9 +21,9 @@ import type { InternalClient } from '../pool/internal-client.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { NodeRow } from '../metadata/catalog-writes.js';
 import { shardName } from '../metadata/shard-name.js';
-import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, Operation } from './cleanup.js';
+import { CleanupObject, CleanupPolicy, cleanupOrphanedResources, DEFERRED_DROP_DELAY_MS, Operation } from './cleanup.js';
 import { coordinatorPool, dedicatedConnection, type OperationContext, type ShardDefinitions, type ShardTableDdl } from './context.js';
-import { blockWrites, rejectWritesOnOldShards, SHARD_MOVED_FUNCTION_SQL, type Cutover } from './move-shard.js';
+import { blockWrites, commitCutover, rejectWritesOnOldShards, SHARD_MOVED_FUNCTION_SQL, type Cutover } from './move-shard.js';
 import { SHARD_GROUP_LOCK_KEY } from './operations-schema.js';
 import { switchCatalog } from './catalog-switch.js';
 import { placementGroups, readShardGroup } from './shard-group.js';
@@ -45,7 +45,7 @@ interface Piece {
 /** Splits the shard group; returns the new shard ids of each table, by the requested shard's table first. */
 export async function splitShardGroup(ctx: OperationContext, ddlFor: ShardDefinitions, req: SplitRequest): Promise<Map<number, number[]>> {
   const coordinator = coordinatorPool(ctx);
-  await cleanupOrphanedResources(ctx).catch(() => {});
+  await cleanupOrphanedResources(ctx, { afterMs: DEFERRED_DROP_DELAY_MS }).catch(() => {});
   const group = await readShardGroup(coordinator, req.shardId);
   const min = Number(group.minValue);
   const max = Number(group.maxValue);
@@ -114,9 +114,10 @@ export async function splitShardGroup(ctx: OperationContext, ddlFor: ShardDefini
         if (indexes.length > 0) await target.query(indexes.join(';\n'));
       }
     }
+    // In the lock's transaction before the switch, as in a move (move-shard.ts).
+    await rejectWritesOnOldShards(cutover.source, group.shards.map((s) => s.qualifiedName));
     await switchToPieces(ctx, op.id, source.groupId, plan);
-    await rejectWritesOnOldShards(cutover.source, group.shards.map((s) => s.qualifiedName)).catch(() => {});
-    await cutover.source.query('COMMIT').catch(() => {});
+    await commitCutover(ctx, source, cutover.source, group.shards.map((s) => s.qualifiedName));
     cutover.release();
     cutover = null;
     await op.finish(true);

@@ -114,6 +114,23 @@ test('a move whose process dies right after the switch has moved; cleanup remove
   await checkNoLeftovers(t.ctx, cluster);
 });
 
+test('old shards that cannot be made to refuse writes fail the move before the switch; the old placement keeps serving', async () => {
+  const { p, target } = await firstShard();
+  const source = t.ctx.pools.get(p.host, p.port, t.ctx.database);
+  moveFaults.atStep = async (s) => {
+    // Without the trigger function the shard-moved triggers cannot be created.
+    if (s === 'blocked') await source.query('DROP FUNCTION pg_catalog.pgweave_shard_moved()');
+  };
+  try {
+    await assert.rejects(call(t.ctx, 'citus_move_shard_placement', moveArgs(p, target)), /pgweave_shard_moved\(\) does not exist/);
+  } finally {
+    moveFaults.atStep = null;
+  }
+  assert.equal((await placements(t.ctx)).find((x) => x.shardId === p.shardId)!.port, p.port, 'still on the source');
+  await checkServing();
+  await checkNoLeftovers(t.ctx, cluster);
+});
+
 test('the target worker restarts during the copy: the move completes or rolls back, nothing is left', async () => {
   const { p, target } = await firstShard();
   const index = cluster.workers.indexOf(target);

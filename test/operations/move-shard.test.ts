@@ -13,6 +13,7 @@ import { PgError } from '../../src/protocol/errors.js';
 import { call, makeContext, onNode, type TestContext } from '../commands/command-context.js';
 import { moveFaults } from '../../src/operations/move-shard.js';
 import { currentLsn } from '../../src/operations/logical-copy.js';
+import { cleanupOrphanedResources } from '../../src/operations/cleanup.js';
 import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload } from './support.js';
 
 let cluster: TestCluster;
@@ -106,6 +107,23 @@ test("the cutover's WAL position covers asynchronously committed writes, flushed
     await pool.query('ALTER SYSTEM RESET wal_writer_delay');
     await pool.query('SELECT pg_reload_conf()');
   }
+});
+
+test('old shards stay for statements planned before the switch; a move back drops them at once', async () => {
+  const [p] = (await placements(t.ctx)).filter((x) => x.table === 'items');
+  const other = cluster.workers.find((w) => w.port !== p!.port)!;
+  const notes = (await placements(t.ctx)).find((x) => x.table === 'item_notes' && x.min === p!.min)!;
+  const oldTables = () => onNode(t.ctx, p!, `SELECT relname FROM pg_class WHERE relname IN ('items_${p!.shardId}', 'item_notes_${notes.shardId}') ORDER BY 1`);
+  await call(t.ctx, 'citus_move_shard_placement', [String(p!.shardId), p!.host, String(p!.port), other.host, String(other.port)]);
+  // Automatic cleanup leaves old shards younger than its delay.
+  await cleanupOrphanedResources(t.ctx, { afterMs: 3_600_000 });
+  assert.deepEqual((await oldTables()).rows, [['item_notes_' + notes.shardId], ['items_' + p!.shardId]]);
+  // Moving the group back to that node needs the names: the move drops them first.
+  await call(t.ctx, 'citus_move_shard_placement', [String(p!.shardId), other.host, String(other.port), p!.host, String(p!.port)]);
+  assert.equal((await placements(t.ctx)).find((x) => x.shardId === p!.shardId)!.port, p!.port);
+  assert.equal(await checkRowsByHash(t.ctx, 'items'), (await sql.query('SELECT count(*)::int AS n FROM items')).rows[0].n);
+  await call(t.ctx, 'citus_cleanup_orphaned_resources', []);
+  await checkNoLeftovers(t.ctx, cluster);
 });
 
 test('a table without a replica identity moves only with block_writes (or force_logical)', async () => {
