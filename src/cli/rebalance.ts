@@ -75,7 +75,9 @@ async function rebalance(opts: RebalanceOpts): Promise<void> {
         const state = status.rows[0]?.state;
         if (state !== 'running' && state !== 'cancelling') {
           if (tty) process.stderr.write('\n');
-          console.log(`rebalance job ${job.rows[0]!.id}: ${state}${stopping ? ' (stopped)' : ''}`);
+          const blocked = (JSON.parse(status.rows[0]?.details ?? '{}') as { longest_blocked_ms?: number | null }).longest_blocked_ms;
+          const blockedNote = blocked != null ? ` (writes blocked at most ${blocked} ms per cutover)` : '';
+          console.log(`rebalance job ${job.rows[0]!.id}: ${state}${stopping ? ' (stopped)' : ''}${blockedNote}`);
           if (state === 'failed') process.exitCode = 1;
           return;
         }

@@ -148,7 +148,7 @@ const citusRebalanceStatus: CommandDefinition = {
       'Rebalance all colocation groups',
       j.startedAt,
       j.finishedAt,
-      JSON.stringify({ tasks: j.tasks, message: j.message }),
+      JSON.stringify({ tasks: j.tasks, message: j.message, longest_blocked_ms: j.longestBlockedMs }),
     ]);
   },
 };

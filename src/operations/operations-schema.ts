@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS pgweave.rebalance_task (
   message text,
   started_at timestamptz,
   finished_at timestamptz,
+  blocked_ms int,
   PRIMARY KEY (job_id, task_id)
 );
 `;

@@ -98,7 +98,7 @@ export async function runMoves(
   ddl: ShardDefinitions,
   moves: PlannedMove[],
   mode: TransferMode,
-  onMove?: (index: number, state: 'running' | 'done' | 'error', err?: unknown) => Promise<void>,
+  onMove?: (index: number, state: 'running' | 'done' | 'error', err?: unknown, blockedMs?: number) => Promise<void>,
   checkCancelled?: () => void,
 ): Promise<void> {
   const coordinator = coordinatorPool(ctx);
@@ -110,13 +110,14 @@ export async function runMoves(
     const target = nodes.get(m.targetGroup);
     if (!source || !target) throw new PgError({ code: '55000', message: `a node of shard ${m.shardId}'s move is no longer in the cluster` });
     await onMove?.(i, 'running');
+    let blockedMs: number;
     try {
-      await moveShardGroup(ctx, ddl, { shardId: m.shardId, source, target, mode }, { checkCancelled });
+      ({ blockedMs } = await moveShardGroup(ctx, ddl, { shardId: m.shardId, source, target, mode }, { checkCancelled }));
     } catch (err) {
       await onMove?.(i, 'error', err);
       throw err;
     }
-    await onMove?.(i, 'done');
+    await onMove?.(i, 'done', undefined, blockedMs);
   }
 }
 
@@ -191,13 +192,13 @@ async function runJob(ctx: OperationContext, ddl: ShardDefinitions, conn: Intern
   let final = 'finished';
   let message: string | null = null;
   try {
-    await runMoves(ctx, ddl, moves, mode, async (i, state, err) => {
+    await runMoves(ctx, ddl, moves, mode, async (i, state, err, blockedMs) => {
       await conn.query(
-        `UPDATE pgweave.rebalance_task SET state = $3, message = $4,
+        `UPDATE pgweave.rebalance_task SET state = $3, message = $4, blocked_ms = $5,
            started_at = CASE WHEN $3 = 'running' THEN now() ELSE started_at END,
            finished_at = CASE WHEN $3 <> 'running' THEN now() ELSE finished_at END
          WHERE job_id = $1 AND task_id = $2`,
-        [String(jobId), String(i + 1), err instanceof RebalanceCancelled ? 'cancelled' : state, err ? (err as Error).message : null],
+        [String(jobId), String(i + 1), err instanceof RebalanceCancelled ? 'cancelled' : state, err ? (err as Error).message : null, blockedMs === undefined ? null : String(blockedMs)],
       );
     }, checkCancelled);
   } catch (err) {
@@ -241,6 +242,8 @@ export interface JobStatus {
   finishedAt: string | null;
   message: string | null;
   tasks: { total: number; done: number; running: number; error: number };
+  /** The longest time writes to a shard group were blocked at a cutover of this job (ms), null before the first. */
+  longestBlockedMs: number | null;
 }
 
 export async function rebalanceStatus(ctx: OperationContext): Promise<JobStatus[]> {
@@ -249,7 +252,8 @@ export async function rebalanceStatus(ctx: OperationContext): Promise<JobStatus[
   await reapDeadJobs(ctx);
   const r = await coordinator.query(
     `SELECT j.job_id, j.state, j.started_at::text, j.finished_at::text, j.message,
-            count(t.*), count(t.*) FILTER (WHERE t.state = 'done'), count(t.*) FILTER (WHERE t.state = 'running'), count(t.*) FILTER (WHERE t.state = 'error')
+            count(t.*), count(t.*) FILTER (WHERE t.state = 'done'), count(t.*) FILTER (WHERE t.state = 'running'), count(t.*) FILTER (WHERE t.state = 'error'),
+            max(t.blocked_ms)
      FROM pgweave.rebalance_job j LEFT JOIN pgweave.rebalance_task t USING (job_id) GROUP BY j.job_id ORDER BY j.job_id`,
   );
   return r.rows.map((row) => ({
@@ -259,6 +263,7 @@ export async function rebalanceStatus(ctx: OperationContext): Promise<JobStatus[
     finishedAt: row[3],
     message: row[4],
     tasks: { total: Number(row[5]), done: Number(row[6]), running: Number(row[7]), error: Number(row[8]) },
+    longestBlockedMs: row[9] === null ? null : Number(row[9]),
   }));
 }
 
