@@ -10,6 +10,7 @@ import { router } from './router.js';
 import { streams } from './streams.js';
 import { analytics } from './analytics.js';
 import { ingest } from './ingest.js';
+import { rebalance } from './rebalance.js';
 
 export interface Benchmark {
   description: string;
@@ -24,6 +25,7 @@ const benchmarks: Record<string, Benchmark> = {
   streams,
   analytics,
   ingest,
+  rebalance,
 };
 
 function listBenchmarks(): string {

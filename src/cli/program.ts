@@ -30,6 +30,7 @@ import {
 import { runServe } from './serve.js';
 import { addStreamsCommands } from './streams.js';
 import { addLoadCommand } from './load.js';
+import { addRebalanceCommand } from './rebalance.js';
 
 /** bin/pgweave.js, run again (as `serve`) for the detached coordinator process. */
 const BIN_PATH = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
@@ -152,6 +153,7 @@ export function buildProgram(): Command {
 
   addStreamsCommands(program, dirOption);
   addLoadCommand(program, dirOption);
+  addRebalanceCommand(program, dirOption);
 
   return program;
 }

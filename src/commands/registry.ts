@@ -20,12 +20,14 @@ import { RUN_COMMANDS } from './run-command.js';
 import { SHARD_COMMANDS } from './shard-functions.js';
 import { TRANSACTION_COMMANDS } from './transaction-commands.js';
 import { STREAM_COMMANDS } from './stream-commands.js';
+import { OPERATION_COMMANDS } from './operation-commands.js';
+import { REBALANCE_COMMANDS } from './rebalance-commands.js';
 
 export type { Rows, CommandParam, CommandDefinition } from './command-types.js';
 export { TYPE_OID, voidResult } from './command-types.js';
 
 export const COMMANDS = new Map<string, CommandDefinition>();
-for (const def of [...NODE_COMMANDS, ...TABLE_COMMANDS, ...RUN_COMMANDS, ...SHARD_COMMANDS, ...TRANSACTION_COMMANDS, ...STREAM_COMMANDS]) {
+for (const def of [...NODE_COMMANDS, ...TABLE_COMMANDS, ...RUN_COMMANDS, ...SHARD_COMMANDS, ...TRANSACTION_COMMANDS, ...STREAM_COMMANDS, ...OPERATION_COMMANDS, ...REBALANCE_COMMANDS]) {
   COMMANDS.set(def.name, withStrictness(def));
 }
 

@@ -67,3 +67,24 @@ export function findShardIndex(hash: number, shardCount: number): number {
   const index = Math.floor((hash - INT32_MIN) / hashTokenIncrement(shardCount));
   return index < shardCount ? index : shardCount - 1;
 }
+
+/**
+ * The index of the shard holding `hash` among `shards` (sorted by minValue,
+ * covering the int32 range): O(1) arithmetic for Citus's uniform layout, a
+ * binary search once splits (citus_split_shard_by_split_points,
+ * isolate_tenant_to_new_shard) made the ranges uneven.
+ */
+export function findShardIndexIn(shards: ReadonlyArray<{ minValue: number; maxValue: number }>, hash: number): number {
+  const n = shards.length;
+  const guess = findShardIndex(hash | 0, n);
+  const s = shards[guess];
+  if (!s || (s.minValue <= hash && hash <= s.maxValue)) return guess;
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (shards[mid]!.minValue <= hash) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

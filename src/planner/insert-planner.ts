@@ -10,7 +10,7 @@ import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
 import { hashDistributionValue } from '../sql/hash.js';
 import type { Node } from '../sql/parse.js';
-import { findShardIndex } from '../metadata/shard-interval.js';
+import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
 import { spliceShardNames } from './shard-rewrite.js';
@@ -109,7 +109,7 @@ export class InsertPlan {
       } catch (err) {
         return { kind: 'error', error: new PgError({ code: '22P02', message: `invalid input for the distribution column "${this.table.distributionColumn}": ${(err as Error).message}` }) };
       }
-      const index = findShardIndex(hash, this.table.shards.length);
+      const index = findShardIndexIn(this.table.shards, hash);
       shardOfRow[i] = index;
       if (single === -1) single = index;
       else if (single !== index) multi = true;

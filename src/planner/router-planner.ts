@@ -13,7 +13,7 @@
  */
 import { PgError } from '../protocol/errors.js';
 import { hashDistributionValue } from '../sql/hash.js';
-import { findShardIndex } from '../metadata/shard-interval.js';
+import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { Node } from '../sql/parse.js';
 import type { RelationRef } from './relations.js';
@@ -80,7 +80,7 @@ export class RouterPlan {
         } catch {
           return new NotRoutable(`cannot hash the value ${JSON.stringify(text)} as ${table.distributionColumnType}`);
         }
-        const index = findShardIndex(hash, table.shards.length);
+        const index = findShardIndexIn(table.shards, hash);
         if (shardIndex === -1) shardIndex = index;
         else if (index !== shardIndex) return new NotRoutable('the pinned values fall into different shards');
       }

@@ -12,6 +12,7 @@ import { NodePools } from '../pool/node-pools.js';
 import { MetadataCache } from '../metadata/metadata-cache.js';
 import { initParser } from '../sql/parse.js';
 import { RecoveryLoop } from '../jobs/recovery-loop.js';
+import { CleanupLoop } from '../jobs/cleanup-loop.js';
 import { DeadlockDetector } from '../jobs/deadlock-detector.js';
 import { closeCommitGates } from '../transaction/commit-gate.js';
 import { IdleConnectionPool } from '../pool/idle-connection-pool.js';
@@ -59,6 +60,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   recovery.start();
   const deadlocks = new DeadlockDetector(pools, metadata, config);
   deadlocks.start();
+  const cleanup = new CleanupLoop(pools, metadata, config);
+  cleanup.start();
 
   const ctx: ServerContext = {
     config,
@@ -73,7 +76,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
-    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db)) },
+    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db), cleanup.watch(db)) },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -118,6 +121,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       closeStreams(pools);
       recovery.stop();
       deadlocks.stop();
+      cleanup.stop();
       closeCommitGates(pools);
       idleConnections.close();
       internal.close();

@@ -5,6 +5,7 @@
  * worker-side prepared statements per shard (`pgw<id>_<shardid>`) prepared
  * lazily, and portals that live on a backend or are run by the session.
  */
+import type { Route } from '../planner/route.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
@@ -123,6 +124,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.cycleFailed = true;
       return;
     }
+    const hold = this.enterWriteBarrier(route);
+    if (!hold) return this.bindAfterCutover(route, buf, start, end);
     if (route.kind === 'evaluate-insert') {
       const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
       if (textParams.some((p) => p === undefined)) {
@@ -136,7 +139,9 @@ export abstract class ExtendedProtocol extends RouteRunner {
         this.cycleFailed = true;
         return;
       }
-      this.portals.set(bind.portal, { kind: 'deferred', route: next, bind, bindBytes: Buffer.from(bytes), result: null, described: false, noParams: true });
+      const evaluatedHold = this.enterWriteBarrier(next);
+      if (!evaluatedHold) return this.bindAfterCutover(next, buf, start, end);
+      this.portals.set(bind.portal, { kind: 'deferred', route: next, bind, bindBytes: Buffer.from(bytes), result: null, described: false, noParams: true, release: holdFor(evaluatedHold) });
       await this.replyBytes(BIND_COMPLETE);
       return;
     }
@@ -164,11 +169,20 @@ export abstract class ExtendedProtocol extends RouteRunner {
         link.send(encodeParse(wname, sql, stmt.paramTypes), [E_PARSE_SWALLOW]);
       }
       link.send(encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
+      // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
+      void link.idle().then(hold, hold);
       this.portals.set(bind.portal, { kind: 'link', link });
       return;
     }
-    this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false });
+    this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold) });
     await this.replyBytes(BIND_COMPLETE);
+  }
+
+  /** A write's shard group is being moved: wait for the cutover, then bind again (planned anew for the new placement). */
+  private async bindAfterCutover(route: Route, buf: Buffer, start: number, end: number): Promise<void> {
+    const copy = Buffer.from(buf.subarray(start, end));
+    await this.waitForWriteBarrier(route);
+    return this.handleBind(copy, 0, copy.length);
   }
 
   protected async handleDescribe(buf: Buffer, start: number, end: number): Promise<void> {
@@ -225,6 +239,14 @@ export abstract class ExtendedProtocol extends RouteRunner {
 
   protected async runDeferred(portal: Extract<Portal, { kind: 'deferred' }>): Promise<void> {
     if (portal.result) return;
+    try {
+      await this.runDeferredNow(portal);
+    } finally {
+      portal.release?.();
+    }
+  }
+
+  private async runDeferredNow(portal: Extract<Portal, { kind: 'deferred' }>): Promise<void> {
     let route = portal.route;
     if (route.kind === 'router') route = { kind: 'multi-shard', tasks: [route.task], isWrite: route.isWrite, commandTag: '' };
     if (route.kind === 'multi-shard') {
@@ -267,7 +289,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     if (portal.route.kind === 'copy-in') {
       // CopyInResponse now; CommandComplete after CopyDone; ReadyForQuery at the client's Sync.
       this.portals.delete(e.portal);
-      await this.beginCopyIn(portal.route, true);
+      await this.beginCopyIn(portal.route, true, portal.release);
       return;
     }
     await this.runDeferred(portal);
@@ -318,4 +340,17 @@ let statementCounter = 0;
 /** Statement ids are unique per process: worker connections move between sessions with their statements. */
 function nextStatementId(): number {
   return ++statementCounter;
+}
+
+/**
+ * A deferred portal's barrier hold: released when the portal runs, or after
+ * a while if it never does (a hold must not block a shard move for ever).
+ */
+function holdFor(release: () => void): () => void {
+  const timer = setTimeout(release, 30_000);
+  timer.unref();
+  return () => {
+    clearTimeout(timer);
+    release();
+  };
 }

@@ -30,6 +30,22 @@ export abstract class RouteRunner extends SessionBase {
 
   /** Executes a route of the simple protocol (ReadyForQuery written by the caller). Returns false on error. */
   protected async runRoute(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
+    if (bind !== null) return this.runRouteNow(route, text, bind);
+    const release = this.enterWriteBarrier(route);
+    if (!release) {
+      // The shard group is being moved: wait for the cutover, then plan again (new placement).
+      await this.waitForWriteBarrier(route);
+      const again = this.plan(parseSql(text).stmts[0].stmt, text, await this.catalog()).route(null);
+      return this.runRoute(again, text, bind);
+    }
+    try {
+      return await this.runRouteNow(route, text, bind);
+    } finally {
+      release();
+    }
+  }
+
+  private async runRouteNow(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
     switch (route.kind) {
       case 'local': {
         await this.switchTo(this.coordinator);
@@ -219,13 +235,7 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  /**
-   * Starts a COPY … FROM STDIN into a distributed table: CopyInResponse, then
-   * the client's CopyData go to the sink (handleCopyIn). From a simple Query
-   * (`extended` false) the session ends with ReadyForQuery; from Execute the
-   * client's Sync does, and an error skips to that Sync, as in PostgreSQL.
-   */
-  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>, extended = false): Promise<void> {
+  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>, extended = false, release: () => void = () => {}): Promise<void> {
     let sink: CopyInSink;
     try {
       await this.switchTo(null);
@@ -235,12 +245,13 @@ export abstract class RouteRunner extends SessionBase {
         sessionPid: this.coordinator.conn.key.processId,
       });
     } catch (err) {
+      release();
       await this.replyError(toPgError(err));
       if (extended) this.cycleFailed = true;
       else await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
-    this.copyIn = { sink, failed: null, extended };
+    this.copyIn = { sink, failed: null, extended, release };
     await this.reply((w) => {
       w.begin(Backend.CopyInResponse).int8(sink.binary ? 1 : 0).int16(sink.columnCount);
       for (let i = 0; i < sink.columnCount; i++) w.int16(sink.binary ? 1 : 0);
@@ -292,12 +303,14 @@ export abstract class RouteRunner extends SessionBase {
       if (!copy.failed) await copy.sink.abort(err).catch(() => {});
       await this.replyError(err);
     }
+    copy.release?.();
     if (!copy.extended) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
     else if (failed) this.cycleFailed = true;
   }
 
-  /** An extended-protocol COPY failed: out of copy mode, skipping to the client's Sync. */
+  /** An extended-protocol COPY failed: out of copy mode (its write-barrier hold released), skipping to the client's Sync. */
   private endExtendedCopy(): void {
+    this.copyIn?.release?.();
     this.copyIn = null;
     this.cycleFailed = true;
   }

@@ -24,6 +24,7 @@ import type { CopyInSink, SessionServices } from './services.js';
 import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
+import { writeBarrier } from '../operations/write-barrier.js';
 
 export abstract class SessionBase {
   protected readonly framer: MessageFramer;
@@ -57,7 +58,7 @@ export abstract class SessionBase {
    * A COPY … FROM STDIN into a distributed table in progress; `extended`:
    * started by Execute (no ReadyForQuery of its own, an error skips to Sync).
    */
-  protected copyIn: { sink: CopyInSink; failed: PgError | null; extended: boolean } | null = null;
+  protected copyIn: { sink: CopyInSink; failed: PgError | null; extended: boolean; release?: () => void } | null = null;
   onClose: (() => void) | null = null;
 
 
@@ -154,6 +155,35 @@ export abstract class SessionBase {
       isCommand: (n) => this.services.isCommand(n),
       roleFunctions: this.services.roleFunctionsNow?.(catalog) ?? undefined,
     });
+  }
+
+  /**
+   * Shards a route writes, for the write barrier of shard moves
+   * (operations/write-barrier.ts): a write waits there while its shard group
+   * is being cut over to a new node, then is planned again.
+   */
+  protected writtenShards(route: Route): number[] {
+    switch (route.kind) {
+      case 'router':
+        return route.isWrite ? route.task.shardIds : [];
+      case 'multi-shard':
+        return route.isWrite ? route.tasks.flatMap((t) => t.shardIds) : [];
+      case 'copy-in':
+        return route.table.method === 'hash' ? route.table.shards.map((s) => s.shardId) : [];
+      case 'insert-select':
+        return route.plan.target.method === 'hash' ? route.plan.target.shards.map((s) => s.shardId) : [];
+      default:
+        return [];
+    }
+  }
+
+  /** Counts a write as in flight past the barrier; null while one of its shards is being cut over. */
+  protected enterWriteBarrier(route: Route): (() => void) | null {
+    return writeBarrier.tryEnter(this.services.database, this.writtenShards(route));
+  }
+
+  protected waitForWriteBarrier(route: Route): Promise<void> {
+    return writeBarrier.waitUntilOpen(this.services.database, this.writtenShards(route));
   }
 
   /** Keeps the session's view of SET search_path and custom settings current. */

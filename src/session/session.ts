@@ -29,12 +29,12 @@ import { readParse } from '../protocol/frontend/parse.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
 import { parseSql, statementText, type Node } from '../sql/parse.js';
+import type { DistributedTable, Route } from '../planner/route.js';
+import type { Catalog } from '../metadata/types.js';
 import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
-import type { DistributedTable, Route } from '../planner/route.js';
-import type { Catalog } from '../metadata/types.js';
 import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
@@ -269,7 +269,7 @@ export class Session extends ExtendedProtocol {
   protected async handleQuery(buf: Buffer, start: number, end: number): Promise<void> {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
-    const catalog = await this.catalog();
+    let catalog = await this.catalog();
     if (this.services.loadRoleFunctions && catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) await this.services.loadRoleFunctions(catalog).catch(() => null);
     let stmts: Array<{ stmt: Node; text: string }>;
     try {
@@ -285,8 +285,38 @@ export class Session extends ExtendedProtocol {
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
-    const routes = stmts.map((s) => this.plan(s.stmt, s.text, catalog).route(null));
+    let routes = stmts.map((s) => this.plan(s.stmt, s.text, catalog).route(null));
+    // A lone write routed directly (router, COPY) passes the shard-move write barrier here;
+    // everything else passes it statement by statement in runRoute.
+    let hold: (() => void) | null = null;
+    while (routes.length === 1 && (routes[0].kind === 'copy-in' || (routes[0].kind === 'router' && routes[0].isWrite))) {
+      hold = this.enterWriteBarrier(routes[0]);
+      if (hold) break;
+      await this.waitForWriteBarrier(routes[0]);
+      catalog = await this.catalog();
+      routes = stmts.map((s) => this.plan(s.stmt, s.text, catalog).route(null));
+    }
+    const release = hold ?? (() => {});
+    try {
+      await this.runPlannedQuery(buf, start, end, stmts, routes, catalog, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async runPlannedQuery(
+    buf: Buffer,
+    start: number,
+    end: number,
+    stmts: Array<{ stmt: Node; text: string }>,
+    routes: Route[],
+    catalog: Catalog,
+    release: () => void,
+  ): Promise<void> {
+    if (!(routes.length === 1 && (routes[0].kind === 'router' || routes[0].kind === 'copy-in'))) release();
     if (this.statusByte() === 0x45 && routes[0].kind !== 'transaction') {
+      release();
       await this.replyError(abortedError());
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
@@ -300,12 +330,15 @@ export class Session extends ExtendedProtocol {
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite);
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
+      // In flight until its reply arrives.
+      void link.idle().then(release, release);
       return;
     }
     if (routes.length === 1 && routes[0].kind === 'copy-in') {
-      await this.beginCopyIn(routes[0]);
+      await this.beginCopyIn(routes[0], false, release);
       return;
     }
+    release();
     if (routes.length === 1 && routes[0].kind === 'copy-out') {
       const progress = this.copyToProgress(stmts[0].stmt, routes[0].table);
       const err = await this.copyOut(routes[0], progress);
@@ -373,6 +406,7 @@ export class Session extends ExtendedProtocol {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.copyIn && !this.copyIn.failed) void this.copyIn.sink.abort(new PgError({ code: '08006', message: 'the client disconnected during COPY' })).catch(() => {});
+    this.copyIn?.release?.();
     this.coordinator.close();
     for (const w of this.workers.values()) w.close();
     if (!this.client.destroyed) this.client.end();

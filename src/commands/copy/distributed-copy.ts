@@ -39,7 +39,7 @@ import { encodeMessage } from '../../protocol/writer.js';
 import { encodeQuery, encodeExtendedQuery } from '../../pool/frontend-encoders.js';
 import type { BackendLink } from '../../executor/backend-link.js';
 import { queryOnLink, tagCount } from '../../executor/link-query.js';
-import { findShardIndex } from '../../metadata/shard-interval.js';
+import { findShardIndexIn } from '../../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
 import { hashCallSql, UnsupportedHashInputError, type DistributionValueHasher } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
@@ -189,6 +189,8 @@ export class DistributedCopy {
   private readonly reader: RowReader | null;
   private readonly binary: BinaryRowReader | null;
   private readonly buffers: ShardBuffer[];
+  /** The shards the buffers stand for, in order (ranges may be uneven after splits). */
+  private readonly routing: ReadonlyArray<{ minValue: number; maxValue: number }>;
   private readonly shardQueries: Buffer[];
   private readonly pipelines = new Map<number, LinkPipeline>();
   private readonly connecting = new Map<number, Promise<LinkPipeline>>();
@@ -215,6 +217,7 @@ export class DistributedCopy {
     const shards = c.table.method === 'reference' ? c.table.shards.slice(0, 1) : c.table.shards;
     const capacity = Math.max(64 << 10, Math.min(1 << 20, Math.floor((16 << 20) / shards.length)));
     this.buffers = shards.map(() => new ShardBuffer(capacity, binary ? BINARY_HEADER : null));
+    this.routing = shards;
     const cols = [...c.columns, ...c.evaluated.map((e) => e.name)].map(quoteIdent).join(', ');
     this.shardQueries = shards.map((s) =>
       encodeQuery(`COPY ${quoteQualified(c.table.schema, s.shardName)} (${cols}) FROM STDIN${c.opts.shardOptions}${c.whereSql}`),
@@ -321,7 +324,7 @@ export class DistributedCopy {
           this.fail(new PgError({ code: '23502', message: 'cannot perform an INSERT with NULL in the partition column' }));
           return n;
         }
-        const p = this.addToShard(findShardIndex(hash | 0, this.buffers.length), buf, pos, cut, this.line, r.terminator());
+        const p = this.addToShard(findShardIndexIn(this.routing, hash | 0), buf, pos, cut, this.line, r.terminator());
         if (p) await p;
         pos = end;
         continue;
@@ -427,7 +430,7 @@ export class DistributedCopy {
       if (this.hashQueue.length >= BATCH_ROWS_COORDINATOR) return this.resolveHashes();
       return;
     }
-    return this.addToShard(findShardIndex(hash, this.buffers.length), src, s, e, line);
+    return this.addToShard(findShardIndexIn(this.routing, hash), src, s, e, line);
   }
 
   private routeBinary(buf: Buffer, start: number, end: number, line: number): Promise<void> | void {
@@ -446,7 +449,7 @@ export class DistributedCopy {
       this.fail(new PgError({ ...toPgError(err, '22P03').fields, where: this.whereWith(line, `, column ${c.table.distributionColumn}`) }));
       return;
     }
-    return this.addToShard(findShardIndex(hash, this.buffers.length), buf, start, end, line);
+    return this.addToShard(findShardIndexIn(this.routing, hash), buf, start, end, line);
   }
 
   private addToShard(index: number, src: Buffer, s: number, e: number, line: number, tail: Buffer | null = null): Promise<void> | void {
@@ -587,7 +590,7 @@ export class DistributedCopy {
       return;
     }
     for (let i = 0; i < rows.length; i++) {
-      const p = this.addToShard(findShardIndex(hashes[i] | 0, this.buffers.length), rows[i].bytes, 0, rows[i].bytes.length, rows[i].line);
+      const p = this.addToShard(findShardIndexIn(this.routing, hashes[i] | 0), rows[i].bytes, 0, rows[i].bytes.length, rows[i].line);
       if (p) await p;
     }
   }
