@@ -36,6 +36,7 @@ export class IdleConnectionPool {
     const list = this.idle.get(key);
     while (list && list.length > 0) {
       const c = list.pop()!;
+      c.conn.socket.removeListener('error', noop);
       if (!c.conn.socket.destroyed) return c;
     }
     return null;
@@ -52,6 +53,8 @@ export class IdleConnectionPool {
       conn.socket.end(encodeTerminate());
       return;
     }
+    // An idle socket's error (a reset by a stopping server) must not be an unhandled 'error' event; 'close' follows.
+    conn.socket.on('error', noop);
     list.push({ conn, prepared, idleSince: Date.now() });
   }
 
@@ -77,3 +80,5 @@ export class IdleConnectionPool {
     this.idle.clear();
   }
 }
+
+function noop(): void {}

@@ -33,7 +33,7 @@ export abstract class RouteRunner extends SessionBase {
         return r;
       }
       case 'router': {
-        const link = await this.linkForTask(route.task.node, route.isWrite);
+        const link = await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds);
         return this.forwardAndWait(link, encodeQuery(route.task.sql));
       }
       case 'error':

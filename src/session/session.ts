@@ -33,6 +33,7 @@ import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
+import { writeGateFor } from '../executor/write-gate.js';
 
 export type { SessionOptions } from './session-parts.js';
 
@@ -53,6 +54,7 @@ export class Session extends ExtendedProtocol {
     if (this.state !== 'running') return;
     this.coordinator.cancel();
     for (const w of this.workers.values()) w.cancel();
+    for (const w of this.txn.extraLinks) w.cancel();
   }
 
   /** The client socket is paused because COPY data arrives faster than the shards take it. */
@@ -142,11 +144,8 @@ export class Session extends ExtendedProtocol {
 
   protected forwardRun(buf: Buffer, start: number, end: number): void {
     const bytes = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    const socket = this.coordinator.conn.socket;
-    if (!socket.write(bytes)) {
-      this.client.pause();
-      socket.once('drain', () => this.client.resume());
-    }
+    // A full coordinator socket pauses the client until it drains (one shared listener, executor/write-gate.ts).
+    writeGateFor(this.coordinator.conn.socket).write(bytes, this.client);
   }
 
   /**
@@ -282,7 +281,7 @@ export class Session extends ExtendedProtocol {
       return;
     }
     if (routes.length === 1 && routes[0].kind === 'router') {
-      const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite);
+      const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
       return;
     }
@@ -333,6 +332,7 @@ export class Session extends ExtendedProtocol {
     if (this.copyIn && !this.copyIn.failed) void this.copyIn.sink.abort(new PgError({ code: '08006', message: 'the client disconnected during COPY' })).catch(() => {});
     this.coordinator.close();
     for (const w of this.workers.values()) w.close();
+    for (const w of this.txn.extraLinks) w.close();
     if (!this.client.destroyed) this.client.end();
     this.onClose?.();
   }
