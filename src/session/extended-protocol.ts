@@ -119,7 +119,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
     const route = plan.route(params as ReadonlyArray<string | null> | null);
     if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
-      await this.replyError(abortedError());
+      await this.replyError(this.txn.takeLossError() ?? abortedError());
       this.cycleFailed = true;
       return;
     }

@@ -280,6 +280,8 @@ export abstract class SessionBase {
     const waitingForReady = link.pendingForwardedReady > 0;
     if (this.workers.get(link.nodeId) === link) this.workers.delete(link.nodeId);
     this.txn.linkLost(link);
+    // A request still pending reports the loss itself; otherwise the block's next statement does.
+    if (link.pending > 0) this.txn.takeLossError();
     if (answerClient) {
       // The forwarded request gets its error here (and its ReadyForQuery when the client awaits one);
       // the link's own error hook tells the waiting step (skip to Sync, or a failed statement).

@@ -108,6 +108,8 @@ export class SessionTransaction {
   private victim: string | null = null;
   /** A node of the open block was lost: the block can only roll back. */
   broken = false;
+  /** Why the block broke, until a statement has reported it. */
+  private lostInBlock: PgError | null = null;
   /** The block's extra connections (slow start); they commit and roll back with it. */
   private blockExtras: Array<{ node: WorkerNode; link: BackendLink }> = [];
   /** Shard group (executor/shard-groups.ts) → the block's connection that used it. */
@@ -255,8 +257,22 @@ export class SessionTransaction {
   }
 
   linkLost(link: BackendLink): void {
-    if (link.inTransaction) this.broken = true;
+    if (link.inTransaction) {
+      this.broken = true;
+      this.lostInBlock ??= link.lostError();
+    }
     link.inTransaction = false;
+  }
+
+  /**
+   * The loss that aborted the block, once: the next statement's error names
+   * it (08006) instead of a bare 25P02 when the connection went away while
+   * the block was idle.
+   */
+  takeLossError(): PgError | null {
+    const err = this.lostInBlock;
+    this.lostInBlock = null;
+    return err;
   }
 
   /**
@@ -285,6 +301,7 @@ export class SessionTransaction {
     this.tag = 0;
     this.victim = null;
     this.broken = false;
+    this.lostInBlock = null;
     this.beginText = 'BEGIN';
     this.isolation = 'read committed';
     this.readOnly = false;

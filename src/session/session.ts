@@ -270,7 +270,7 @@ export class Session extends ExtendedProtocol {
     }
     const routes = stmts.map((s) => this.plan(s.stmt, s.text, catalog).route(null));
     if (this.statusByte() === 0x45 && routes[0].kind !== 'transaction') {
-      await this.replyError(abortedError());
+      await this.replyError(this.txn.takeLossError() ?? abortedError());
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
