@@ -49,6 +49,7 @@ export class IdleConnectionPool {
       list = [];
       this.idle.set(key, list);
     }
+    if (list.some((c) => c.conn === conn)) return; // already idle here: never hand one connection out twice
     if (list.length >= this.maxIdlePerKey) {
       conn.socket.end(encodeTerminate());
       return;

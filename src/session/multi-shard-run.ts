@@ -20,6 +20,8 @@
  *
  * The first failing task stops the rest: nothing more starts, running tasks
  * on other connections are cancelled, and that first error is the answer.
+ * (A cancel request is asynchronous: one arriving after its statement ended
+ * may hit the connection's next statement; see executor/README.md.)
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';

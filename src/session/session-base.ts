@@ -33,6 +33,7 @@ export abstract class SessionBase {
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
+  private readonly releasedExtras = new WeakSet<BackendLink>();
   protected readonly inbox: Buffer[] = [];
   protected pumping = false;
   /** The link whose forwarded replies are in flight; null when the session itself writes. */
@@ -234,6 +235,9 @@ export abstract class SessionBase {
    * transaction, else it is closed.
    */
   protected releaseExtraLink(node: WorkerNode, link: BackendLink, poolable: boolean): void {
+    // Once only: a connection given to the pool twice would serve two sessions at once.
+    if (this.releasedExtras.has(link)) return;
+    this.releasedExtras.add(link);
     void link.idle().then(() => {
       if (poolable && this.state === 'running' && !link.lost && link.pending === 0 && link.status === 0x49) {
         this.services.releaseNode(node, link.detach(), link.prepared);
