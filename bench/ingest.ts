@@ -15,13 +15,12 @@
  *    column; through the coordinator, forced by LIMIT), and the same
  *    statement on the plain PostgreSQL; rows/s and ratios.
  */
-import { execFile } from 'node:child_process';
 import { chmodSync, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
-import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
+import { freePort, machineSummary, median, parsePriority, runProgram } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -46,32 +45,10 @@ function parseOptions(args: string[]): Options {
     else if (a === '--rounds') o.rounds = value();
     else if (a === '--shards') o.shards = value();
     else if (a === '--priority') {
-      o.priority = Number(args[++i]);
-      if (!Number.isInteger(o.priority) || o.priority < -20 || o.priority > 19) throw new Error('--priority needs a nice value from -20 to 19');
+      o.priority = parsePriority(args[++i]);
     } else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Runs a program without blocking the event loop: the coordinator shares this process. */
-function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
-  });
 }
 
 function psql(url: string, ...commands: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -131,16 +108,6 @@ async function generate(path: string, rows: number): Promise<number> {
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   return statSync(path).size;
 }
-
-function machineSummary(): string {
-  const cpu = cpus();
-  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const rate = (rows: number, seconds: number) => `${Math.round(rows / seconds).toLocaleString('en-US').padStart(10)} rows/s (${seconds.toFixed(2)} s)`;
 

@@ -9,14 +9,14 @@
  * node:inspector) and prints the functions with the most self time. That run's
  * TPS is lower (the profiler costs) and is not the headline number.
  */
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import net from 'node:net';
-import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
+import { freePort, machineSummary, parsePriority, runProgram } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -52,8 +52,7 @@ function parseOptions(args: string[]): Options {
     else if (a === '--profile') o.profile = true;
     else if (a === '--pipe-proxy') o.pipeProxy = true;
     else if (a === '--priority') {
-      o.priority = Number(args[++i]);
-      if (!Number.isInteger(o.priority) || o.priority < -20 || o.priority > 19) throw new Error('--priority needs a nice value from -20 to 19');
+      o.priority = parsePriority(args[++i]);
     }
     else if (a === '--profile-out') {
       o.profile = true;
@@ -61,27 +60,6 @@ function parseOptions(args: string[]): Options {
     } else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Runs a program without blocking the event loop: the coordinator shares this process. */
-function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
-  });
 }
 
 /**
@@ -182,11 +160,6 @@ function topSelfTime(profile: { nodes: ProfileNode[] }, n: number): string[] {
     .map(([key, hits]) => `${((100 * hits) / total).toFixed(1).padStart(5)}%  ${key}`);
   const busy = (100 * total) / Math.max(1, total + idle);
   return [`coordinator thread busy ${busy.toFixed(0)}% of the run; self time as % of busy samples:`, ...lines];
-}
-
-function machineSummary(): string {
-  const cpu = cpus();
-  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
 }
 
 async function runPassthrough(args: string[]): Promise<void> {

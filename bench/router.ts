@@ -19,14 +19,13 @@
  * most self time: where coordinator time goes. Those runs are slower (the
  * profiler costs) and are not the headline numbers.
  */
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import net from 'node:net';
-import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCluster, stopClusterPostgres, workerNodes, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
+import { freePort, machineSummary, median, runProgram } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -72,27 +71,6 @@ function parseOptions(args: string[]): Options {
     } else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Runs a program without blocking the event loop: the coordinator shares this process. */
-function runProgram(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 64 << 20, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
-  });
 }
 
 function psql(url: string, sql: string): Promise<{ stdout: string }> {
@@ -180,16 +158,6 @@ function profileSummary(profile: { nodes: ProfileNode[] }, n: number): string[] 
     `top ${n} functions:`,
     ...[...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, h]) => `  ${pct(h)}  ${k}`),
   ];
-}
-
-function machineSummary(): string {
-  const cpu = cpus();
-  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 async function runRouter(args: string[]): Promise<void> {

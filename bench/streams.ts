@@ -22,13 +22,13 @@
  * returned) to the consumer receiving the event, at --rate events/s.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createCluster, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
 import { StreamsClient, type Consumer } from '../src/client/index.js';
+import { freePort, machineSummary } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -73,17 +73,6 @@ function parseOptions(args: string[]): Options {
     else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -320,11 +309,6 @@ async function weave(url: string, o: Options): Promise<Side> {
   for (const c of [...producers, ...producer]) await c.end();
   for (const c of [...libProducers, ...consumerClients, latencyClient, admin]) c.close();
   return { publishOne, publishBatch, consume, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-}
-
-function machineSummary(): string {
-  const cpu = cpus();
-  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
 }
 
 async function runStreams(args: string[]): Promise<void> {

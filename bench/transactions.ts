@@ -20,11 +20,11 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
+import { freePort, machineSummary, median, parsePriority } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -63,22 +63,10 @@ function parseOptions(args: string[]): Options {
       if (m !== 'prepared' && m !== 'simple' && m !== 'extended') throw new Error('--mode is prepared, simple or extended');
       o.mode = m;
     } else if (a === '--priority') {
-      o.priority = Number(args[++i]);
-      if (!Number.isInteger(o.priority) || o.priority < -20 || o.priority > 19) throw new Error('--priority needs a nice value from -20 to 19');
+      o.priority = parsePriority(args[++i]);
     } else throw new Error(`unknown option ${a}\nusage: ${USAGE}`);
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Runs a program without blocking the event loop: the coordinator shares this process. */
@@ -134,11 +122,6 @@ async function pgbench(url: string, script: string, pairs: number, clients: numb
     transactions: num(/number of transactions actually processed: (\d+)/),
     failed: /number of failed transactions: (\d+)/.test(stdout) ? num(/number of failed transactions: (\d+)/) : 0,
   };
-}
-
-function machineSummary(): string {
-  const cpu = cpus();
-  return `${cpu.length} CPU (${cpu[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} free), node ${process.version}`;
 }
 
 async function psql(url: string, sql: string): Promise<string> {
@@ -267,32 +250,20 @@ async function runTransactions(args: string[]): Promise<void> {
       record('offW', offW, round);
       record('offR', offR, round);
     }
-    const median = (xs: number[]) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-    };
     const tps = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v.map((x) => x.tps))])) as Record<Case, number>;
     console.log('');
     console.log(`medians of ${o.rounds} round${o.rounds > 1 ? 's' : ''} (tps):`);
     for (const c of Object.keys(labels) as Case[]) console.log(`  ${labels[c].padEnd(36)} ${tps[c].toFixed(0).padStart(7)}`);
-    const plain = { tps: tps.plain };
-    const single = { tps: tps.single };
-    const multi = { tps: tps.multi };
-    const multiOff = { tps: tps.multiOff };
-    const bankW = { tps: tps.bankW };
-    const bankR = { tps: tps.bankR };
-    const offW = { tps: tps.offW };
-    const offR = { tps: tps.offR };
 
     const total = Number(await psql(weaveUrl, 'SELECT sum(balance) FROM accounts'));
     const r = (a: number, b: number) => (a / b).toFixed(2);
     console.log('');
-    console.log(`single-node / plain PostgreSQL:         ${r(single.tps, plain.tps)}`);
-    console.log(`multi-node (2PC + gate) / single-node:  ${r(multi.tps, single.tps)}   (cost of going multi-node: ${((1 - multi.tps / single.tps) * 100).toFixed(0)} %)`);
-    console.log(`multi-node, gate off / single-node:     ${r(multiOff.tps, single.tps)}   (2PC alone: ${((1 - multiOff.tps / single.tps) * 100).toFixed(0)} %)`);
-    console.log(`gate on / gate off, transfers only:     ${r(multi.tps, multiOff.tps)}`);
-    console.log(`gate on / gate off, bank transfers:     ${r(bankW.tps, offW.tps)}`);
-    console.log(`gate on / gate off, bank sums:          ${r(bankR.tps, offR.tps)}`);
+    console.log(`single-node / plain PostgreSQL:         ${r(tps.single, tps.plain)}`);
+    console.log(`multi-node (2PC + gate) / single-node:  ${r(tps.multi, tps.single)}   (cost of going multi-node: ${((1 - tps.multi / tps.single) * 100).toFixed(0)} %)`);
+    console.log(`multi-node, gate off / single-node:     ${r(tps.multiOff, tps.single)}   (2PC alone: ${((1 - tps.multiOff / tps.single) * 100).toFixed(0)} %)`);
+    console.log(`gate on / gate off, transfers only:     ${r(tps.multi, tps.multiOff)}`);
+    console.log(`gate on / gate off, bank transfers:     ${r(tps.bankW, tps.offW)}`);
+    console.log(`gate on / gate off, bank sums:          ${r(tps.bankR, tps.offR)}`);
     console.log(`total after the run: ${total} (expected ${o.accounts * 1000})${total === o.accounts * 1000 ? '' : '  ← WRONG'}`);
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
   } finally {

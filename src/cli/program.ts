@@ -1,7 +1,8 @@
 /**
  * The `pgweave` command's subcommands: a local cluster in one command (`up`), then `status`,
- * `url`, `psql`, `down`; and `serve`, the coordinator process that `up` starts
- * in the background.
+ * `url`, `psql`, `down`; `load` and `streams` (client-side, load.ts and
+ * streams.ts); and `serve`, the coordinator process that `up` starts in the
+ * background.
  *
  * This file only parses arguments and prints; the lifecycle itself lives in
  * src/cluster (so tests and other tools drive the same code), and the
@@ -28,6 +29,7 @@ import {
 } from '../cluster/index.js';
 import { runServe } from './serve.js';
 import { addStreamsCommands } from './streams.js';
+import { addLoadCommand } from './load.js';
 
 /** bin/pgweave.js, run again (as `serve`) for the detached coordinator process. */
 const BIN_PATH = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
@@ -147,6 +149,7 @@ export function buildProgram(): Command {
     .action((opts: { config: string }) => runServe(opts.config));
 
   addStreamsCommands(program, dirOption);
+  addLoadCommand(program, dirOption);
 
   return program;
 }

@@ -10,21 +10,8 @@
  * and waits for new events until interrupted or --count events were shown.
  */
 import type { Command } from 'commander';
-import { clusterUrl, loadClusterState } from '../cluster/index.js';
 import { StreamsClient } from '../client/index.js';
-
-interface ConnectOpts {
-  dir: string;
-  url?: string;
-}
-
-function targetUrl(opts: ConnectOpts): string {
-  if (opts.url) return opts.url;
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const state = loadClusterState(opts.dir);
-  if (state === null) throw new Error(`no pgweave cluster in ${opts.dir}; pass --url or create one with \`pgweave up\``);
-  return clusterUrl(state);
-}
+import { targetUrl, type ConnectOpts } from './target-url.js';
 
 function parseCount(value: string): number {
   const n = Number(value);

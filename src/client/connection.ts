@@ -7,7 +7,7 @@
  * It reuses pgweave's own protocol code (src/pool): the library talks to a
  * cluster exactly as any PostgreSQL client does and needs no driver.
  */
-import { connectBackend } from '../pool/backend-connection.js';
+import { connectBackend, type BackendConnectOptions } from '../pool/backend-connection.js';
 import { InternalClient } from '../pool/internal-client.js';
 import { PgError } from '../protocol/errors.js';
 
@@ -47,21 +47,29 @@ export function parseConnectionString(url: string): ConnectionOptions {
   return options;
 }
 
+/** How to reach the server: the options or connection string, then PG* environment variables, then defaults. */
+export function connectOptions(target: string | ConnectionOptions, applicationName: string): BackendConnectOptions {
+  const o = typeof target === 'string' ? parseConnectionString(target) : target;
+  const user = o.user ?? process.env.PGUSER ?? 'postgres';
+  const password = o.password ?? process.env.PGPASSWORD;
+  return {
+    host: o.host ?? process.env.PGHOST ?? '127.0.0.1',
+    port: o.port ?? Number(process.env.PGPORT ?? 5432),
+    user,
+    database: o.database ?? process.env.PGDATABASE ?? user,
+    credentials: password ? { password } : { trust: true },
+    params: [['application_name', o.applicationName ?? applicationName]],
+    connectTimeoutMs: o.connectTimeoutMs,
+    // The coordinator's node-TLS policy (pool/backend-tls.ts) is not the client's: a coordinator in the same process must not change it.
+    tls: null,
+  };
+}
+
 export class Connection {
   private constructor(private readonly client: InternalClient) {}
 
   static async open(target: string | ConnectionOptions): Promise<Connection> {
-    const o = typeof target === 'string' ? parseConnectionString(target) : target;
-    const user = o.user ?? process.env.PGUSER ?? 'postgres';
-    const conn = await connectBackend({
-      host: o.host ?? process.env.PGHOST ?? '127.0.0.1',
-      port: o.port ?? Number(process.env.PGPORT ?? 5432),
-      user,
-      database: o.database ?? process.env.PGDATABASE ?? user,
-      credentials: o.password ?? process.env.PGPASSWORD ? { password: (o.password ?? process.env.PGPASSWORD)! } : { trust: true },
-      params: [['application_name', o.applicationName ?? 'pgweave client']],
-      connectTimeoutMs: o.connectTimeoutMs,
-    });
+    const conn = await connectBackend(connectOptions(target, 'pgweave client'));
     return new Connection(new InternalClient(conn));
   }
 

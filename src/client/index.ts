@@ -7,6 +7,7 @@
  *   const client = await StreamsClient.connect(process.env.DATABASE_URL!);
  */
 export { Connection, parseConnectionString, PgError, type ConnectionOptions, type QueryResult } from './connection.js';
+export { copyFromStream, copyFromStatement, type CopyFromOptions, type CopyFromResult, type CopyProgress, type CopyStatementOptions } from './copy-from.js';
 export {
   StreamsClient,
   Producer,

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { CoordinatorConfig } from '../server/config.js';
+import type { CoordinatorConfig, WorkerTlsConfig } from '../server/config.js';
 import {
   CLIENT_SUPERUSER,
   INTERNAL_ROLE,
@@ -45,6 +45,12 @@ export interface ClusterSpec {
   /** Unsafe durability settings for tests. */
   fast?: boolean;
   maxConnections?: number;
+  /**
+   * TLS between the coordinator and the workers: each worker gets this
+   * certificate and key and accepts TCP only over TLS; the coordinator's
+   * config gets `workerTls` with `mode` and `ca` (server/config.ts).
+   */
+  workerTls?: { certFile: string; keyFile: string; ca: string; mode: WorkerTlsConfig['mode'] };
 }
 
 /** `pgweave up --port P --workers N`: coordinator process on P, its PostgreSQL on P+1, workers on P+2 … P+1+N. */
@@ -118,7 +124,8 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
       mkdirSync(STORAGE_ROOT, { recursive: true, mode: 0o755 });
       for (const d of [storage.storageDir, storage.nodesDir, storage.pgLogDir]) ensurePostgresOwnedDir(d, 0o700);
     }
-    await Promise.all(nodes.map((node) => initPostgres(nodeServerOptions(state, node, spec.maxConnections))));
+    const tls = spec.workerTls ? { certFile: spec.workerTls.certFile, keyFile: spec.workerTls.keyFile } : undefined;
+    await Promise.all(nodes.map((node) => initPostgres({ ...nodeServerOptions(state, node, spec.maxConnections), tls: node.role === 'worker' ? tls : undefined })));
     if (storage.storageDir) linkLogs(paths.logDir, nodes);
     await startClusterPostgres(state);
     await setUpRoles(state, internalPassword);
@@ -130,6 +137,7 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
       internalDatabase: 'postgres',
       internal: { user: INTERNAL_ROLE, password: internalPassword },
       auth: { method: 'scram-sha-256' },
+      ...(spec.workerTls ? { workerTls: { mode: spec.workerTls.mode, ca: spec.workerTls.ca } } : {}),
     };
     writeSecretJson(paths.configFile, config);
     saveClusterState(state); // last: its presence means "created"

@@ -11,7 +11,7 @@
  * The settings live in DATADIR/pgweave.conf, included from postgresql.conf, so
  * they can be rewritten (e.g. a new port) without editing PostgreSQL's file.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, mkdirSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -34,6 +34,12 @@ export interface PostgresServerOptions {
   maxConnections?: number;
   /** More postgresql.conf settings; they override the ones above. */
   extraConf?: Record<string, string | number>;
+  /**
+   * TLS: the certificate and key (PEM files) are copied into the data
+   * directory, ssl is turned on, and pg_hba.conf accepts TCP connections only
+   * with TLS (`hostssl`).
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -79,8 +85,22 @@ export async function initPostgres(o: PostgresServerOptions): Promise<void> {
   } finally {
     rmSync(pwDir, { recursive: true, force: true });
   }
+  if (o.tls) installServerCertificate(o.dataDir, o.tls);
   writePostgresConf(o);
-  writePgHba(o.dataDir);
+  writePgHba(o.dataDir, !!o.tls);
+}
+
+const SERVER_CERT = 'server.crt';
+const SERVER_KEY = 'server.key';
+
+/** Copies the certificate and key where the server reads them; the key readable by the PostgreSQL user only, as it requires. */
+function installServerCertificate(dataDir: string, tls: { certFile: string; keyFile: string }): void {
+  for (const [from, to] of [[tls.certFile, SERVER_CERT], [tls.keyFile, SERVER_KEY]] as const) {
+    const path = join(dataDir, to);
+    copyFileSync(from, path);
+    chmodSync(path, 0o600);
+    chownToPostgresUser(path);
+  }
 }
 
 /**
@@ -100,6 +120,11 @@ export function writePostgresConf(o: PostgresServerOptions): void {
     max_replication_slots: 20,
     max_wal_senders: 20,
   };
+  if (o.tls) {
+    settings.ssl = 'on';
+    settings.ssl_cert_file = SERVER_CERT;
+    settings.ssl_key_file = SERVER_KEY;
+  }
   if (o.fast) {
     settings.fsync = 'off';
     settings.synchronous_commit = 'off';
@@ -132,11 +157,12 @@ function formatConfValue(value: string | number): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-/** Loopback TCP with SCRAM, for normal and replication connections; nothing else. */
-function writePgHba(dataDir: string): void {
-  const lines = ['# Written by pgweave: loopback TCP with SCRAM only.', '# TYPE  DATABASE     USER  ADDRESS       METHOD'];
+/** Loopback TCP with SCRAM (and TLS, with `tlsOnly`), for normal and replication connections; nothing else. */
+function writePgHba(dataDir: string, tlsOnly = false): void {
+  const type = tlsOnly ? 'hostssl' : 'host   ';
+  const lines = [`# Written by pgweave: loopback TCP with SCRAM${tlsOnly ? ' over TLS' : ''} only.`, '# TYPE  DATABASE     USER  ADDRESS       METHOD'];
   for (const db of ['all', 'replication']) {
-    for (const address of ['127.0.0.1/32', '::1/128']) lines.push(`host    ${db.padEnd(12)} all   ${address.padEnd(13)} scram-sha-256`);
+    for (const address of ['127.0.0.1/32', '::1/128']) lines.push(`${type} ${db.padEnd(12)} all   ${address.padEnd(13)} scram-sha-256`);
   }
   const path = join(dataDir, 'pg_hba.conf');
   writeFileSync(path, lines.join('\n') + '\n', { mode: 0o600 });

@@ -9,7 +9,8 @@
  * commits, nothing is visible anywhere; any failure rolls every node back.
  *
  *   resolve table (as the client) → lock, validate → plan shards → catalog rows
- *   → per worker: BEGIN, schema, shard tables → copy rows (hash-routed by
+ *   → per worker: BEGIN, objects the table depends on (types, collations,
+ *   extensions, functions: object-definitions.ts), schema, shard tables → copy rows (hash-routed by
  *   PostgreSQL's own hash function, computed in the COPY-out query) → foreign
  *   keys → empty the coordinator table → NOTIFY → 2PC → wait for the listener
  */
@@ -17,6 +18,7 @@ import type { InternalClient } from '../pool/internal-client.js';
 import type { InternalPool } from '../pool/internal-pool.js';
 import { PgError } from '../protocol/errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { hashCallSql } from '../sql/hash.js';
 import { insertTableMetadata, readPartition, readWorkerNodes, type NodeRow } from '../metadata/catalog-writes.js';
 import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { beginCatalogTransaction, coordinatorPool, ensureDatabaseCatalog, parseInt32, requireTableOwner, resolveRelation, type RelationInfo } from './common.js';
@@ -25,6 +27,7 @@ import { RowBuffer, forEachBatch, insertFromArraysSql } from './data-movement.js
 import { createShardStatements, foreignKeyStatements, prepareShardDdl, qualifiedShardName, rolesNeeded, schemaStatements } from './shard-ddl.js';
 import { planForeignKeys, planHashShards, planReferenceShard, type ShardPlan } from './shard-plan.js';
 import { checkUniquenessIncludesDistributionColumn, copiedColumns, describeTable, type TableDefinition } from './table-definition.js';
+import { ensureObjectsOn, objectRoles, tableDependencyDefinitions } from './object-definitions.js';
 import { ensureRoles } from './worker-objects.js';
 
 export interface DistributeRequest {
@@ -150,12 +153,14 @@ export async function distributeTable(ctx: CommandContext, req: DistributeReques
     // Worker transactions with the schema and the empty shards.
     const nodes = new Map((await readWorkerNodes(coordinator)).map((n) => [n.groupId, n]));
     const coordinatorInternal = coordinatorPool(ctx);
+    const dependencies = await tableDependencyDefinitions(coordinator, [rel.oid]);
     for (const groupId of new Set(plan.shards.flatMap((s) => s.groupIds))) {
       const node = nodes.get(groupId);
       if (!node) throw new PgError({ code: 'XX000', message: `no node for group ${groupId}` });
       await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
-      await ensureRoles(coordinatorInternal, ctx.pools.get(node.host, node.port, ctx.database), rolesNeeded(def));
+      await ensureRoles(coordinatorInternal, ctx.pools.get(node.host, node.port, ctx.database), [...rolesNeeded(def), ...objectRoles(dependencies)]);
       const { client } = await workers.open(ctx, node);
+      await ensureObjectsOn(client, dependencies);
       await client.query(schemaStatements(def).join(';\n'));
     }
     await Promise.all(
@@ -226,7 +231,7 @@ async function copyRowsIntoShards(
   }
 
   const distColumn = def.columns.find((c) => c.attnum === distAttnum)!;
-  const hashExpr = `${hashFunction}(${quoteIdent(distColumn.name)})`;
+  const hashExpr = hashCallSql(hashFunction, quoteIdent(distColumn.name));
   const mins = plan.shards.map((s) => s.minValue!);
   const targets = plan.shards.map((s) => clientsOf(s.groupIds));
   await forEachBatch(coordinator, `SELECT ${hashExpr}${names ? ', ' + names : ''} FROM ONLY ${source}`, async (rows) => {

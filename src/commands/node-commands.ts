@@ -17,7 +17,7 @@ import { TYPE_OID, voidResult, type CommandDefinition } from './command-types.js
 import { coordinatorPool, ensureDatabaseCatalog, parseBool, parseInt32, requireSuperuser } from './common.js';
 import type { CommandContext } from './context.js';
 import { withDistributedChange } from './distribute-table.js';
-import { replicateReferenceTables } from './reference-replication.js';
+import { ensureTableDependenciesOn, replicateReferenceTables } from './reference-replication.js';
 import { dropShardStatement } from './shard-ddl.js';
 import { syncRolesToNode } from './roles/sync-node.js';
 
@@ -82,6 +82,7 @@ async function addNode(args: Map<string, string | null>, ctx: CommandContext, fn
     const r = inserted.rows[0]!;
     nodeId = Number(r[0]);
     const node: NodeRow = { nodeId, groupId: Number(r[1]), host, port, isActive: true, shouldHaveShards: true };
+    await ensureTableDependenciesOn(ctx, coordinator, workers, node);
     await replicateReferenceTables(ctx, coordinator, workers, node);
   });
   return [[String(nodeId)]];

@@ -23,7 +23,22 @@ import { RowBuffer, forEachBatch, insertFromArraysSql } from './data-movement.js
 import type { WorkerTransactions } from './distribute-table.js';
 import { createShardStatements, foreignKeyStatements, prepareShardDdl, qualifiedShardName, rolesNeeded, schemaStatements } from './shard-ddl.js';
 import { copiedColumns, describeTable, type TableDefinition } from './table-definition.js';
+import { ensureObjectsOn, objectRoles, tableDependencyDefinitions } from './object-definitions.js';
 import { ensureRoles } from './worker-objects.js';
+
+/**
+ * Creates on a node being added every object the distributed and reference
+ * tables depend on (types, collations, extensions, functions), before any
+ * shard reaches it — here for reference tables, later by shard moves.
+ */
+export async function ensureTableDependenciesOn(ctx: CommandContext, coordinator: InternalClient, workers: WorkerTransactions, node: NodeRow): Promise<void> {
+  const tables = await coordinator.query('SELECT p.logicalrelid FROM pgweave.partition p JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid');
+  const defs = await tableDependencyDefinitions(coordinator, tables.rows.map((r) => Number(r[0])));
+  if (defs.length === 0) return;
+  await ensureRoles(coordinatorPool(ctx), ctx.pools.get(node.host, node.port, ctx.database), objectRoles(defs));
+  const target = await workers.open(ctx, node);
+  await ensureObjectsOn(target.client, defs);
+}
 
 export async function replicateReferenceTables(ctx: CommandContext, coordinator: InternalClient, workers: WorkerTransactions, node: NodeRow): Promise<void> {
   const missing = await coordinator.query(

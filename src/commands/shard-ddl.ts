@@ -18,7 +18,7 @@ import { PgError } from '../protocol/errors.js';
 import { initParser, parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { shardName } from '../metadata/shard-name.js';
-import type { Grant, TableDefinition } from './table-definition.js';
+import type { Grant, PolicyDefinition, TableDefinition } from './table-definition.js';
 
 export interface ShardRef {
   schema: string;
@@ -93,15 +93,18 @@ export function createShardStatements(def: TableDefinition, shardId: number): st
   out.push(...grantStatements(`TABLE ${shard}`, def.grants));
   if (def.rowSecurity) out.push(`ALTER TABLE ${shard} ENABLE ROW LEVEL SECURITY`);
   if (def.forceRowSecurity) out.push(`ALTER TABLE ${shard} FORCE ROW LEVEL SECURITY`);
-  for (const p of def.policies) {
-    const roles = p.roles.map((r) => (r === null ? 'PUBLIC' : quoteIdent(r))).join(', ') || 'PUBLIC';
-    let text = `CREATE POLICY ${quoteIdent(p.name)} ON ${shard} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'}`;
-    text += ` FOR ${POLICY_COMMANDS[p.command] ?? 'ALL'} TO ${roles}`;
-    if (p.using !== null) text += ` USING (${p.using})`;
-    if (p.withCheck !== null) text += ` WITH CHECK (${p.withCheck})`;
-    out.push(text);
-  }
+  for (const p of def.policies) out.push(createPolicyStatement(shard, p));
   return out;
+}
+
+/** CREATE POLICY for the (quoted, qualified) shard `shard`, from the policy as pg_policy describes it. */
+export function createPolicyStatement(shard: string, p: PolicyDefinition): string {
+  const roles = p.roles.map((r) => (r === null ? 'PUBLIC' : quoteIdent(r))).join(', ') || 'PUBLIC';
+  let text = `CREATE POLICY ${quoteIdent(p.name)} ON ${shard} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'}`;
+  text += ` FOR ${POLICY_COMMANDS[p.command] ?? 'ALL'} TO ${roles}`;
+  if (p.using !== null) text += ` USING (${p.using})`;
+  if (p.withCheck !== null) text += ` WITH CHECK (${p.withCheck})`;
+  return text;
 }
 
 /** CREATE INDEX text of the coordinator index, rewritten for shard `shardId`. */

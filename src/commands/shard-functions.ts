@@ -6,7 +6,7 @@
  * (the session calls it before answering queries on those views).
  */
 import { PgError } from '../protocol/errors.js';
-import { hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
+import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { TYPE_OID, type CommandDefinition, type Rows } from './command-types.js';
 import { coordinatorPool, ensureDatabaseCatalog, resolveRelation } from './common.js';
@@ -22,7 +22,7 @@ export async function hashOfValue(ctx: CommandContext, table: DistributedTable, 
   }
   // A type or input form we do not reproduce: PostgreSQL computes it, through the column's own type.
   const r = await coordinatorPool(ctx).query(
-    `SELECT ${table.hashFunction}(CAST($1 AS ${table.distributionColumnSqlType}))`,
+    `SELECT ${hashCallSql(table.hashFunction!, `CAST($1 AS ${table.distributionColumnSqlType})`)}`,
     [value],
   );
   return Number(r.rows[0]![0]);

@@ -50,6 +50,8 @@ export const enum Completes {
   Execute,
   /** Flush: nothing comes back for it. */
   Nothing,
+  /** CopyDone/CopyFail: nothing comes back; marks where the client's COPY data ends (see `route`). */
+  CopyEnd,
 }
 
 export interface Expectation {
@@ -161,7 +163,7 @@ export class BackendLink {
    * packet: the socket is corked until the turn's check phase.
    */
   send(bytes: Buffer, expect: Expectation[]): void {
-    for (const e of expect) this.queue.push(e);
+    for (const e of expect) this.queuePush(e);
     // A lost connection answers nothing: fail the expectations now, or their waiters wait forever.
     // (Destroyed with its 'close' still to come counts too.)
     if (this.lost || this.conn.socket.destroyed) {
@@ -178,7 +180,43 @@ export class BackendLink {
 
   /** Records an expectation for bytes the caller writes itself (batched forwarding). */
   queuePush(e: Expectation): void {
+    if (this.inCopyIn) {
+      // PostgreSQL ignores Sync (and Flush) during copy-in: no ReadyForQuery comes for it.
+      if (e.completes === Completes.Ready) return;
+      if (e.completes === Completes.CopyEnd) {
+        this.inCopyIn = false;
+        return;
+      }
+    }
     this.queue.push(e);
+    this.skipMarkers();
+  }
+
+  /** Set from CopyInResponse until the client's CopyDone/CopyFail is sent. */
+  private inCopyIn = false;
+
+  /** CopyEnd markers at the head of the queue complete at once: nothing answers them. */
+  private skipMarkers(): void {
+    while (this.head < this.queue.length && this.queue[this.head].completes === Completes.CopyEnd) this.head++;
+  }
+
+  /**
+   * CopyInResponse to a COPY the client sent (forwarded): the Syncs the
+   * client sent after it and before its CopyDone/CopyFail will get no
+   * ReadyForQuery (PostgreSQL ignores them in copy-in), so their
+   * expectations go; if the end of the data has not been sent yet, Syncs
+   * sent until then are not expected either. COPYs the coordinator runs
+   * itself (swallowed replies: pipelines, pulls) send no Sync meanwhile and
+   * are left alone.
+   */
+  private enterCopyIn(): void {
+    let i = this.head + 1;
+    while (i < this.queue.length && this.queue[i].forward && this.queue[i].completes !== Completes.CopyEnd) {
+      if (this.queue[i].completes === Completes.Ready) this.queue.splice(i, 1);
+      else i++;
+    }
+    if (i < this.queue.length && this.queue[i].completes === Completes.CopyEnd) this.queue.splice(i, 1);
+    else if (i === this.queue.length) this.inCopyIn = true;
   }
 
   /** Resolves when no reply is pending. */
@@ -303,8 +341,10 @@ export class BackendLink {
 
   /** Matches one reply to the expectation queue; returns whether it goes to the client. */
   private route(type: number, buf: Buffer, start: number, end: number): boolean {
-    // Asynchronous messages belong to no request.
+    // Asynchronous messages belong to no request; a notice raised by a statement the coordinator
+    // injected and swallows (BEGIN, a replayed SET, dropping pulled tables) is not the client's either.
     if (type === Backend.NoticeResponse || type === Backend.NotificationResponse || type === Backend.ParameterStatus) {
+      if (type === Backend.NoticeResponse && this.queue[this.head]?.forward === false) return false;
       return this.collector === null;
     }
     const e = this.queue[this.head];
@@ -328,6 +368,8 @@ export class BackendLink {
         const x = this.queue[this.head++];
         x.done?.(err, 0x45);
       }
+      // An error ends copy-in: PostgreSQL answers Syncs again.
+      this.inCopyIn = false;
       return forward;
     }
     if (type === Backend.ReadyForQuery) {
@@ -337,12 +379,15 @@ export class BackendLink {
       this.status = buf[start + 5];
       if (x?.forward && !x.keepReady && this.statusForClient) buf[start + 5] = this.statusForClient();
       x?.done?.(null, this.status);
+      this.skipMarkers();
       return (x?.forward ?? false) && !x?.keepReady;
     }
+    if (type === Backend.CopyInResponse && forward) this.enterCopyIn();
     if (completes(e.completes, type)) {
       this.head++;
       e.done?.(null, 0);
     }
+    this.skipMarkers();
     return forward;
   }
 }

@@ -4,7 +4,10 @@
  * views in pg_catalog (pg_dist_node, pg_dist_partition, pg_dist_shard,
  * pg_dist_placement, pg_dist_colocation, pg_dist_shard_placement,
  * citus_tables, citus_shards) and Citus's shard_name() function, so Citus
- * users' queries and tools work unchanged (DESIGN.md decision 4).
+ * users' queries and tools work unchanged (DESIGN.md decision 4). Beyond
+ * Citus, `pgweave_stat_progress_copy` shows running COPYs with
+ * pg_stat_progress_copy's columns (pgweave.copy_progress, written by
+ * src/commands/copy/copy-progress.ts).
  *
  * Everything durable lives here, never in a coordinator process (several
  * processes can serve one cluster). The tables are written only through the
@@ -23,7 +26,7 @@
 import type { NodePools } from '../pool/node-pools.js';
 import type { NodeAddress } from './types.js';
 
-export const CATALOG_VERSION = 1;
+export const CATALOG_VERSION = 3;
 /** Key of the advisory lock that serializes catalog creation (and, as key2 = 1, catalog changes). */
 export const CATALOG_LOCK_KEY = 0x70677776; // 'pgwv'
 
@@ -93,6 +96,22 @@ CREATE TABLE IF NOT EXISTS pgweave.transaction (
   groupid integer NOT NULL,
   created timestamptz NOT NULL DEFAULT now()
 );
+-- Progress of running COPYs (src/commands/copy/copy-progress.ts): unlogged, rewritten every tick.
+CREATE UNLOGGED TABLE IF NOT EXISTS pgweave.copy_progress (
+  id text PRIMARY KEY,
+  pid integer NOT NULL,
+  backend_start timestamptz,
+  relid oid NOT NULL,
+  command text NOT NULL,
+  type text NOT NULL DEFAULT 'PIPE',
+  bytes_processed bigint NOT NULL DEFAULT 0,
+  bytes_total bigint NOT NULL DEFAULT 0,
+  tuples_processed bigint NOT NULL DEFAULT 0,
+  tuples_excluded bigint NOT NULL DEFAULT 0,
+  shards jsonb,
+  started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 CREATE TABLE IF NOT EXISTS pgweave.catalog_version (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   version integer NOT NULL
@@ -146,13 +165,14 @@ DECLARE
   kind "char";
   cat "char";
   result text;
+  argtype oid;
 BEGIN
   LOOP
     SELECT typtype, typcategory INTO kind, cat FROM pg_type WHERE oid = base;
     EXIT WHEN kind IS DISTINCT FROM 'd';
     SELECT typbasetype INTO base FROM pg_type WHERE oid = base;
   END LOOP;
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) INTO result
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname), p.proargtypes[0] INTO result, argtype
   FROM pg_opclass opc
   JOIN pg_am am ON am.oid = opc.opcmethod AND am.amname = 'hash'
   JOIN pg_amproc ap ON ap.amprocfamily = opc.opcfamily AND ap.amprocnum = 1
@@ -169,8 +189,25 @@ BEGIN
      OR (opc.opcintype = 'record'::regtype AND kind = 'c'))
   ORDER BY opc.opcintype = base DESC, opc.oid
   LIMIT 1;
+  IF result IS NOT NULL AND argtype <> base
+     AND NOT EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = base AND c.casttarget = argtype AND c.castmethod = 'b')
+     AND argtype NOT IN ('anyenum'::regtype, 'anyarray'::regtype, 'anyrange'::regtype, 'anymultirange'::regtype, 'record'::regtype) THEN
+    -- date (hashint4), bool (hashchar), timestamptz (timestamp_hash), bytea
+    -- (hashvarlena): the support function does not accept the type in SQL.
+    RETURN 'pgweave.element_hash';
+  END IF;
   RETURN result;
 END $fn$;
+/*
+ * The default hash opclass's hash of any value, through hash_array of a
+ * one-element array (hash_array starts at 1 and adds 31·h, so h = result − 31
+ * modulo 2^32): for types whose support function SQL cannot call directly.
+ * Workers get the same expression inline (src/sql/hash.ts hashCallSql).
+ */
+CREATE OR REPLACE FUNCTION pgweave.element_hash(value anyelement)
+RETURNS int4 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+SELECT (((pg_catalog.hash_array(ARRAY[value])::int8 + 2147483617) % 4294967296 + 4294967296) % 4294967296 - 2147483648)::int4
+$fn$;
 /* The base type of a domain (itself for other types). */
 CREATE OR REPLACE FUNCTION pgweave.base_type(typid oid)
 RETURNS oid LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog AS $fn$
@@ -187,7 +224,22 @@ BEGIN
 END $fn$;
 `;
 
+/**
+ * The rows of pgweave.copy_progress whose session still runs. SECURITY
+ * DEFINER: pg_stat_activity hides other roles' backend_start from ordinary
+ * users, and a pid alone may have been reused after a coordinator crash.
+ */
+const COPY_PROGRESS_FUNCTION = `
+CREATE OR REPLACE FUNCTION pgweave.live_copy_progress()
+RETURNS SETOF pgweave.copy_progress LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+  SELECT p.* FROM pgweave.copy_progress p
+  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = p.pid AND a.backend_start IS NOT DISTINCT FROM p.backend_start)
+$fn$;
+GRANT EXECUTE ON FUNCTION pgweave.live_copy_progress() TO PUBLIC;
+`;
+
 const VIEW_NAMES = [
+  'pgweave_stat_progress_copy',
   'citus_shards',
   'citus_tables',
   'pg_dist_shard_placement',
@@ -199,6 +251,12 @@ const VIEW_NAMES = [
 ];
 
 const VIEWS = `
+CREATE VIEW pg_catalog.pgweave_stat_progress_copy AS
+  SELECT p.pid, d.oid AS datid, d.datname, p.relid, p.command, p.type, p.bytes_processed, p.bytes_total,
+         p.tuples_processed, p.tuples_excluded, p.relid::pg_catalog.regclass AS relname, p.shards, p.started_at, p.updated_at
+  FROM pgweave.live_copy_progress() p
+  JOIN pg_catalog.pg_database d ON d.datname = pg_catalog.current_database()
+  ORDER BY p.started_at, p.pid;
 CREATE VIEW pg_catalog.pg_dist_node AS
   SELECT nodeid, groupid, nodename, nodeport, noderack, hasmetadata, isactive, noderole,
          nodecluster, metadatasynced, shouldhaveshards
@@ -348,6 +406,7 @@ async function createCatalog(pools: NodePools, coordinator: NodeAddress, databas
         }
         await client.query(SHARD_NAME_FUNCTION);
         await client.query(HASH_FUNCTION_FUNCTION);
+        await client.query(COPY_PROGRESS_FUNCTION);
         await client.query(VIEW_NAMES.map((v) => `DROP VIEW IF EXISTS pg_catalog.${v};`).join('\n'));
         await client.query(VIEWS);
         await client.query(grants());

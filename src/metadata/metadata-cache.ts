@@ -82,8 +82,13 @@ export class MetadataCache {
     const entry = this.entry(database);
     for (let attempt = 0; ; attempt++) {
       await this.listen(database, entry);
-      if (entry.catalog) return entry.catalog;
       const generation = entry.generation;
+      if (entry.catalog) {
+        // Another caller's load: its result is stale if a change was notified while it ran.
+        const shared = await entry.catalog;
+        if (entry.generation === generation || attempt >= 3) return shared;
+        continue;
+      }
       const loading = this.load(database);
       entry.catalog = loading;
       let catalog: Catalog;

@@ -25,7 +25,8 @@ import { scanWords } from '../sql/lexer.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
-import type { PullTable, Route, Task } from './route.js';
+import type { PartialResults, PullTable, Route, Task } from './route.js';
+import { partialTableSql } from './pushdown-query.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
 export interface ExplainAccess {
@@ -35,6 +36,8 @@ export interface ExplainAccess {
   worker(node: WorkerNode, sql: string, params?: ReadonlyArray<string | null>): Promise<Array<Array<string | null>>>;
   /** Pulls the tables into their temporary tables on the coordinator (as a pull route does). */
   pull(pulls: PullTable[]): Promise<PgError | null>;
+  /** Runs a pushdown route's data movement (partial results, or the pull it falls back to). */
+  pullPartial(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null>;
 }
 
 export interface ExplainOptions {
@@ -201,6 +204,12 @@ function pullTaskSql(p: PullTable, shardName: string): string {
   return `SELECT * FROM ${quoteQualified(p.table.schema, shardName)} AS ${quoteIdent(p.refName)}${where}`;
 }
 
+const PUSHDOWN_SHAPES: Record<PartialResults['planner'], string> = {
+  'aggregate-pushdown': 'partial aggregates on the shards, combined on the coordinator',
+  'grouped-pushdown': 'grouped by a distribution column: the whole query on the shards, merged on the coordinator',
+  'order-limit-pushdown': 'rows on the shards with ORDER BY … LIMIT pushed down, merged on the coordinator',
+};
+
 /** The distributed plan of one route, produced when run. */
 export class DistributedExplain {
   constructor(readonly inner: ExplainedRoute, readonly options: ExplainOptions, readonly params: ParamValues) {}
@@ -260,12 +269,51 @@ export class DistributedExplain {
     return out;
   }
 
-  private async runPull(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number): Promise<string[]> {
+  /**
+   * A pushdown: the worker query's plan on one shard group and the final
+   * query's plan on the coordinator (over the empty temporary table of
+   * partial results, or, with ANALYZE, over the rows the shards sent).
+   */
+  private async runPushdown(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number): Promise<string[]> {
+    const partial = r.partial!;
+    const analyze = this.options.analyze;
+    if (analyze) {
+      const err = await access.pullPartial(r);
+      if (err) throw err;
+    } else {
+      partial.finalSql = partial.combine(firstColumn(await access.coordinator(partialTableSql(partial))));
+    }
+    const pulled = analyze ? performance.now() - started : 0;
+    if (partial.finalSql === null) {
+      // The plan declined for these column types: the statement is pulled, as its EXPLAIN shows.
+      await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
+      return this.runPull({ kind: 'pull', pulls: r.pulls.slice(1), sql: r.sql }, access, database, started, analyze);
+    }
+    const task = partial.tasks[0]!;
+    const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
+    const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + partial.finalSql));
+    const elapsed = performance.now() - started;
+    await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
+    const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
+    out.push(`  Planner: ${partial.planner} (${PUSHDOWN_SHAPES[partial.planner]})`);
+    if (analyze) out.push(`  Partial Results Time: ${pulled.toFixed(3)} ms`);
+    out.push(`  Task Count: ${partial.tasks.length}`);
+    out.push(`  Tasks Shown: ${partial.tasks.length === 1 ? 'All' : `One of ${partial.tasks.length}`}`);
+    out.push(...this.taskBlock(task, taskPlan, database));
+    out.push(analyze ? '  ->  Coordinator Plan' : '  ->  Coordinator Plan (estimated over the empty temporary table of partial results)');
+    if (this.options.verbose) out.push(`        Query: ${partial.finalSql.trim()}`);
+    out.push(...nest(coordinatorPlan, 8));
+    if (analyze) out.push(`Execution Time: ${elapsed.toFixed(3)} ms`);
+    return out;
+  }
+
+  private async runPull(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number, pulledAlready = false): Promise<string[]> {
+    if (r.partial) return this.runPushdown(r, access, database, started);
     const analyze = this.options.analyze;
     let pullMs = 0;
     const pulledRows = new Map<string, number>();
     if (analyze) {
-      const err = await access.pull(r.pulls);
+      const err = pulledAlready ? null : await access.pull(r.pulls);
       if (err) throw err;
       pullMs = performance.now() - started;
       for (const p of r.pulls) {

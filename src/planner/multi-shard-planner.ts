@@ -5,7 +5,9 @@
  * functions or set operations; every distributed table joined on its
  * distribution column). One task per shard group, run in parallel; the
  * command tags add up. Anything needing a merge is declined with the
- * construct named, until the pushdown/merge planner takes it.
+ * construct named; the pushdown planners (pushdown-planner.ts) and the pull
+ * planner take those SELECTs, the pushdown ones reusing this planner's
+ * co-location checks for their worker queries (`mergedByCaller`).
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
@@ -16,7 +18,7 @@ import { spliceShardNames, type Replacement } from './shard-rewrite.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
 
-const AGGREGATES = new Set([
+export const AGGREGATES = new Set([
   'count', 'sum', 'avg', 'min', 'max', 'array_agg', 'string_agg', 'bool_and', 'bool_or', 'every', 'bit_and',
   'bit_or', 'bit_xor', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg', 'stddev', 'stddev_pop',
   'stddev_samp', 'variance', 'var_pop', 'var_samp', 'percentile_cont', 'percentile_disc', 'mode', 'corr',
@@ -105,6 +107,8 @@ export function planMultiShard(
   kind: 'select' | 'update' | 'delete',
   relations: ResolvedRelation[],
   functions: Set<string>,
+  /** The top-level SELECT's merge constructs are handled by the caller (pushdown planners). */
+  mergedByCaller = false,
 ): Route {
   const distributed = relations.filter((r) => r.table.method === 'hash');
   const reference = relations.filter((r) => r.table.method === 'reference');
@@ -120,7 +124,7 @@ export function planMultiShard(
     }
   }
   if (kind === 'select') {
-    const construct = mergeConstruct({ SelectStmt: stmt }, true);
+    const construct = mergedByCaller ? null : mergeConstruct({ SelectStmt: stmt }, true);
     if (construct) return { kind: 'error', error: unsupported(construct) };
     if (reference.length > 0 && hasOuterJoinOrSubquery(stmt)) {
       // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.

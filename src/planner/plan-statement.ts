@@ -2,7 +2,8 @@
  * The planner cascade for one parsed statement (DESIGN.md decision 7):
  * transaction control and Citus functions first, then statements that touch
  * no distributed table (the coordinator PostgreSQL runs them unchanged), then
- * INSERT ... VALUES, fast path / router, and multi-shard statements. Each
+ * INSERT ... VALUES, fast path / router, multi-shard statements, pushdown
+ * with a merge on the coordinator, and pulling the tables. Each
  * stage either returns a plan or declines with a reason; the last reason is
  * what the client sees (0A000).
  *
@@ -11,12 +12,14 @@
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
+import { isClusterObjectStatement } from '../sql/object-statements.js';
 import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
 import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
+import { PushdownPlanner } from './pushdown-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { constantText } from './restrictions.js';
@@ -63,13 +66,16 @@ export function resolveTable(ctx: PlanContext, schema: string | null, name: stri
 /** Statements on objects that exist on every node (DESIGN.md decision 9: roles are everywhere). */
 const GLOBAL_STATEMENTS = new Set([
   'CreateRoleStmt', 'AlterRoleStmt', 'AlterRoleSetStmt', 'DropRoleStmt', 'GrantRoleStmt', 'RenameStmt',
-  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt', 'GrantStmt',
+  'CreateSchemaStmt', 'AlterDefaultPrivilegesStmt', 'AlterOwnerStmt', 'GrantStmt', 'DropOwnedStmt', 'ReassignOwnedStmt',
 ]);
+
+/** Objects whose privileges every node holds: schemas, and functions where a worker has them too. */
+const GLOBAL_GRANT_OBJECTS = new Set(['OBJECT_SCHEMA', 'OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
 
 function isGlobalObject(stmt: Node): boolean {
   if (stmt.RenameStmt) return stmt.RenameStmt.renameType === 'OBJECT_ROLE' || stmt.RenameStmt.renameType === 'OBJECT_SCHEMA';
   if (stmt.AlterOwnerStmt) return stmt.AlterOwnerStmt.objectType === 'OBJECT_SCHEMA';
-  if (stmt.GrantStmt) return stmt.GrantStmt.objtype === 'OBJECT_SCHEMA';
+  if (stmt.GrantStmt) return GLOBAL_GRANT_OBJECTS.has(stmt.GrantStmt.objtype);
   return true;
 }
 
@@ -104,7 +110,7 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
   if (from.length === 0 && targets.length === 1 && targets[0].ResTarget?.val?.FuncCall) {
     call = targets[0].ResTarget.val.FuncCall;
     alias = targets[0].ResTarget.name ?? null;
-  } else if (from.length === 1 && from[0].RangeFunction && !select.whereClause) {
+  } else if (from.length === 1 && from[0].RangeFunction) {
     const fns = from[0].RangeFunction.functions as Node[];
     if (fns?.length === 1) call = fns[0].List?.items?.[0]?.FuncCall;
     columns = projection(targets);
@@ -114,7 +120,15 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
   const name = names[names.length - 1];
   if (names.length > 1 && !['pg_catalog', 'pgweave', 'citus', 'public'].includes(names[0])) return null;
   if (!ctx.isCommand(name)) return null;
-  if (select.groupClause || select.sortClause || select.limitCount || select.distinctClause) return null;
+  // The coordinator answers these functions itself: there is no relation PostgreSQL could filter or sort.
+  const clause = select.whereClause ? 'WHERE' : select.groupClause ? 'GROUP BY' : select.havingClause ? 'HAVING' : select.sortClause ? 'ORDER BY'
+    : select.limitCount || select.limitOffset ? 'LIMIT/OFFSET' : select.distinctClause ? 'DISTINCT' : null;
+  if (clause) {
+    return {
+      kind: 'error',
+      error: new PgError({ code: '0A000', message: `${clause} over ${name}() is not supported`, hint: `Select its columns without ${clause} (SELECT * FROM ${name}(…)) and filter on the client.` }),
+    };
+  }
   const positional: ArgValue[] = [];
   const named = new Map<string, ArgValue>();
   for (const a of (call.args ?? []) as Node[]) {
@@ -152,6 +166,7 @@ function notConstant(name: string): Route {
 }
 
 class DistributedPlan implements StatementPlan {
+  private pushdown: PushdownPlanner | null = null;
   constructor(
     readonly catalogVersion: number,
     private readonly text: Buffer,
@@ -175,7 +190,12 @@ class DistributedPlan implements StatementPlan {
     // Writes in WITH would run on pulled copies (lost) or per shard outside one transaction.
     if (this.kind === 'select' && hasModifyingCte(this.stmt)) return unsupported('a data-modifying WITH that is not routed to one shard group');
     const multi = planMultiShard(this.text, this.stmt, this.kind, this.relations, this.functions);
-    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) return planPull(this.text, this.stmt, this.relations);
+    if (multi.kind === 'error' && this.kind === 'select' && !this.stmt.lockingClause) {
+      const pull = planPull(this.text, this.stmt, this.relations);
+      if (pull.kind !== 'pull') return pull;
+      this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
+      return this.pushdown.route(pull) ?? pull;
+    }
     return multi;
   }
 
@@ -215,6 +235,10 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   const globalKind = Object.keys(stmt)[0];
   if (GLOBAL_STATEMENTS.has(globalKind) && isGlobalObject(stmt)) {
     return fixed({ kind: 'global-utility', statement: text.toString('utf8'), stmt });
+  }
+  // Types, collations, extensions, functions: every node holds them (DDL propagation replays them).
+  if (isClusterObjectStatement(stmt) && ctx.catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) {
+    return fixed({ kind: 'utility', statement: text.toString('utf8'), stmt, tables: [] });
   }
   // A new table is local, even when its constraints reference distributed tables
   // (create_distributed_table turns those into shard-to-shard keys later).
@@ -339,7 +363,7 @@ function resolveParts(ctx: PlanContext, parts: string[]): DistributedTable | und
 }
 
 /**
- * DROP TABLE/INDEX and COMMENT ON TABLE/COLUMN name their objects as name
+ * DROP TABLE/INDEX/POLICY and COMMENT ON TABLE/COLUMN name their objects as name
  * lists, not RangeVars: resolve those names here so the statements reach DDL
  * propagation. Every DROP INDEX goes there once the catalog has tables (the
  * catalog cannot tell an index's table; the handler runs others unchanged).
@@ -351,10 +375,22 @@ function namedObjectUtility(stmt: Node, text: Buffer, ctx: PlanContext): Route |
     if (d.removeType === 'OBJECT_TABLE') {
       const tables = ((d.objects ?? []) as Node[]).map((o) => resolveParts(ctx, nameParts(o))).filter((t): t is DistributedTable => !!t);
       if (tables.length > 0) return { kind: 'utility', statement, stmt, tables: [...new Set(tables)] };
+    } else if (d.removeType === 'OBJECT_POLICY') {
+      // DROP POLICY p ON t names the table in front of the policy's name.
+      const tables = ((d.objects ?? []) as Node[]).map((o) => resolveParts(ctx, nameParts(o).slice(0, -1))).filter((t): t is DistributedTable => !!t);
+      if (tables.length > 0) return { kind: 'utility', statement, stmt, tables };
     } else if (d.removeType === 'OBJECT_INDEX' && ctx.catalog.tables.size > 0) {
       return { kind: 'utility', statement, stmt, tables: [] };
     }
     return null;
+  }
+  // Index names do not say their table, nor does ALL TABLES IN SCHEMA: the handlers resolve them.
+  const hasTables = ctx.catalog.tables.size > 0;
+  if (hasTables && (stmt.AlterTableStmt?.objtype === 'OBJECT_INDEX' || stmt.RenameStmt?.renameType === 'OBJECT_INDEX' || stmt.CommentStmt?.objtype === 'OBJECT_INDEX')) {
+    return { kind: 'utility', statement, stmt, tables: [] };
+  }
+  if (hasTables && stmt.GrantStmt?.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && stmt.GrantStmt.objtype === 'OBJECT_TABLE') {
+    return { kind: 'utility', statement, stmt, tables: [] };
   }
   if (stmt.CommentStmt) {
     const c = stmt.CommentStmt;

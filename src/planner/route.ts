@@ -48,7 +48,7 @@ export type Route =
    * coordinator PostgreSQL, which then runs `sql` (the statement with the
    * temporary tables in place of the distributed ones).
    */
-  | { kind: 'pull'; pulls: PullTable[]; sql: string }
+  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults }
   /**
    * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
    * function calls such as now(). The coordinator PostgreSQL computes the
@@ -81,6 +81,29 @@ export interface PullTable {
   /** Condition pushed into the shards' queries (the table's alias qualifies it), or null. */
   filterSql: string | null;
   refName: string;
+  /**
+   * Partial results (pushdown-query.ts): the temporary table already exists
+   * with the worker query's columns; each shard (by name) runs this query.
+   */
+  prepared?: Map<string, string>;
+}
+
+/**
+ * A pushdown plan's data movement (pushdown-query.ts): a worker query per
+ * shard group whose rows fill one temporary table, and the final query the
+ * coordinator PostgreSQL runs over it. `finalSql` is set by the executor once
+ * the table's column types are known (`combine`); while it is null the route
+ * is a plain pull (its `sql` and the other pulled tables).
+ */
+export interface PartialResults {
+  planner: 'aggregate-pushdown' | 'grouped-pushdown' | 'order-limit-pushdown';
+  tempName: string;
+  /** The worker query over the coordinator's own tables: `CREATE TEMP TABLE … AS <shapeSql> WITH NO DATA`. */
+  shapeSql: string;
+  tasks: Task[];
+  /** The final SQL for the temporary table's column types, or null when the statement is pulled instead. */
+  combine(types: string[]): string | null;
+  finalSql: string | null;
 }
 
 /** A function argument: a constant's text, a parameter reference, or SQL NULL. */

@@ -8,6 +8,11 @@
  * server's ParameterStatus values and BackendKeyData collected. After that the
  * owner attaches its own 'data' handler: sessions forward bytes, InternalClient
  * decodes results.
+ *
+ * Where the coordinator's config asks for TLS to the nodes (backend-tls.ts),
+ * the socket is a TLS socket negotiated and verified before the startup
+ * message: credentials and queries never cross the network in plaintext,
+ * and a node that offers no TLS is refused, never used without it.
  */
 import net from 'node:net';
 import { Backend } from '../protocol/constants.js';
@@ -19,6 +24,7 @@ import { readBackendKeyData, type BackendKey } from '../protocol/backend/backend
 import { readErrorResponse } from '../protocol/backend/error-response.js';
 import { ScramClientExchange, type ScramKeys } from '../protocol/scram.js';
 import { encodeStartup, encodeSASLInitialResponse, encodeSASLResponse, encodeCancelRequest } from './frontend-encoders.js';
+import { backendTlsFor, openPlainSocket, openTlsSocket, type BackendTls } from './backend-tls.js';
 
 export type BackendCredentials = { password: string } | { keys: ScramKeys } | { trust: true };
 
@@ -31,6 +37,8 @@ export interface BackendConnectOptions {
   /** Extra startup parameters (application_name, options, client_encoding…). */
   params?: Iterable<[string, string]>;
   connectTimeoutMs?: number;
+  /** TLS for this connection; default: the process's policy for the node (backend-tls.ts), null for plaintext. */
+  tls?: BackendTls | null;
 }
 
 export interface BackendConnection {
@@ -50,16 +58,37 @@ function connectionError(o: BackendConnectOptions, err: Error): PgError {
 }
 
 /** Opens, authenticates and returns a connection that has sent its first ReadyForQuery. */
-export function connectBackend(o: BackendConnectOptions): Promise<BackendConnection> {
+export async function connectBackend(o: BackendConnectOptions): Promise<BackendConnection> {
+  const timeoutMs = o.connectTimeoutMs ?? 10000;
+  const tlsOptions = o.tls === undefined ? backendTlsFor(o.host, o.port) : o.tls;
+  const opening = tlsOptions ? openTlsSocket(o.host, o.port, tlsOptions) : openPlainSocket(o.host, o.port);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PgError({ severity: 'FATAL', code: '08006', message: `timeout connecting to PostgreSQL at ${o.host}:${o.port}` })), timeoutMs);
+  });
+  let socket: net.Socket;
+  try {
+    socket = await Promise.race([opening, timeout]);
+  } catch (err) {
+    // A socket that opens after the timeout is closed at once.
+    void opening.then((s) => s.destroy(), () => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return startup(socket, o, timeoutMs);
+}
+
+/** Startup and authentication on an open (plain or TLS) socket, up to the first ReadyForQuery. */
+function startup(socket: net.Socket, o: BackendConnectOptions, timeoutMs: number): Promise<BackendConnection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: o.host, port: o.port });
     socket.setNoDelay(true);
     const framer = new MessageFramer();
     const parameters = new Map<string, string>();
     let key: BackendKey = { processId: 0, secretKey: 0 };
     let scram: ScramClientExchange | null = null;
     let settled = false;
-    const timer = setTimeout(() => fail(new PgError({ severity: 'FATAL', code: '08006', message: `timeout connecting to PostgreSQL at ${o.host}:${o.port}` })), o.connectTimeoutMs ?? 10000);
+    const timer = setTimeout(() => fail(new PgError({ severity: 'FATAL', code: '08006', message: `timeout connecting to PostgreSQL at ${o.host}:${o.port}` })), timeoutMs);
 
     function fail(err: PgError): void {
       if (settled) return;
@@ -128,19 +157,25 @@ export function connectBackend(o: BackendConnectOptions): Promise<BackendConnect
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.once('connect', () => {
-      const params: Array<[string, string]> = [['user', o.user], ['database', o.database]];
-      for (const [k, v] of o.params ?? []) if (k !== 'user' && k !== 'database') params.push([k, v]);
-      socket.write(encodeStartup(params));
-    });
+    const params: Array<[string, string]> = [['user', o.user], ['database', o.database]];
+    for (const [k, v] of o.params ?? []) if (k !== 'user' && k !== 'database') params.push([k, v]);
+    socket.write(encodeStartup(params));
+    socket.resume();
   });
 }
 
-/** Asks a node to cancel the query running on the backend with this key. */
-export function sendCancelRequest(host: string, port: number, key: BackendKey): Promise<void> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port }, () => s.end(encodeCancelRequest(key.processId, key.secretKey)));
+/** Asks a node to cancel the query running on the backend with this key (over TLS where the node's connections use it). */
+export async function sendCancelRequest(host: string, port: number, key: BackendKey): Promise<void> {
+  const tlsOptions = backendTlsFor(host, port);
+  let s: net.Socket;
+  try {
+    s = tlsOptions ? await openTlsSocket(host, port, tlsOptions) : await openPlainSocket(host, port);
+  } catch {
+    return; // as before: a cancel that cannot be delivered is dropped
+  }
+  await new Promise<void>((resolve) => {
     s.on('error', () => resolve());
     s.on('close', () => resolve());
+    s.end(encodeCancelRequest(key.processId, key.secretKey));
   });
 }

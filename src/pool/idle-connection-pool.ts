@@ -54,7 +54,7 @@ export class IdleConnectionPool {
       conn.socket.end(encodeTerminate());
       return;
     }
-    // An idle socket's error (a reset by a stopping server) must not be an unhandled 'error' event; 'close' follows.
+    // An idle socket's error (a reset by a stopping server, a write after close) must not be an unhandled 'error' event.
     conn.socket.on('error', noop);
     list.push({ conn, prepared, idleSince: Date.now() });
   }

@@ -34,8 +34,26 @@ export interface CoordinatorConfig {
   auth?: { method: 'scram-sha-256' | 'trust' };
   /** TLS for client connections; without it SSLRequest is answered 'N'. */
   tls?: { cert: string; key: string; ca?: string };
+  /**
+   * TLS from the coordinator to the worker PostgreSQL servers (all of them:
+   * pools, the internal role, connections as clients' roles, cancels), with
+   * libpq's sslmode semantics. Without it those connections are plaintext.
+   */
+  workerTls?: WorkerTlsConfig;
   /** Largest message a client may send, in bytes (PostgreSQL's limit is 1 GB). */
   maxMessageSize?: number;
+}
+
+export interface WorkerTlsConfig {
+  /** require: encrypted (chain checked when `ca` is set); verify-ca: chain to `ca`; verify-full: and the host name. */
+  mode: 'require' | 'verify-ca' | 'verify-full';
+  /** PEM file of the CA that signed the nodes' certificates (needed for verify-ca and verify-full). */
+  ca?: string;
+  /** A client certificate and key (PEM files), for nodes that ask for one (pg_hba `clientcert`). */
+  cert?: string;
+  key?: string;
+  /** Also use TLS to the coordinator PostgreSQL (default false: it is usually on the same machine). */
+  coordinator?: boolean;
 }
 
 export function readConfigFile(path: string): CoordinatorConfig {

@@ -19,10 +19,12 @@ import { refreshShardSizes } from '../commands/shard-functions.js';
 import { CronScheduler, cronDisabled, duplexPair } from '../jobs/cron-scheduler.js';
 import { closeStreams } from '../streams/wakeup.js';
 import { connectBackend } from '../pool/backend-connection.js';
+import { setBackendTlsPolicy } from '../pool/backend-tls.js';
 import { Session } from '../session/session.js';
 import { makeSessionServices } from './session-services.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
+import { workerTlsPolicy } from './worker-tls.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
 import type { ServerContext } from './context.js';
 
@@ -37,6 +39,8 @@ export interface Coordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig): Promise<Coordinator> {
+  // One policy per process: every connection to a node, whoever opens it, follows the config.
+  setBackendTlsPolicy(workerTlsPolicy(config));
   const internal = new InternalPool({
     host: config.coordinator.host,
     port: config.coordinator.port,

@@ -19,6 +19,7 @@ import type { CommandContext } from '../commands/context.js';
 import { runDistributedUtility, type UtilityContext } from '../commands/ddl/run-utility.js';
 import { beginCopyIn as beginDistributedCopyIn } from '../commands/copy/copy-in.js';
 import { linkCommitter } from '../commands/copy/commit-links.js';
+import { progressBoardFor } from '../commands/copy/copy-progress.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
 import type { SessionServices } from '../session/services.js';
 import type { CoordinatorConfig } from './config.js';
@@ -111,6 +112,8 @@ export function makeSessionServices(
         settings: new Map(access.settings),
         runAsClient: access.runAsClient,
         inTransactionBlock: access.inTransactionBlock,
+        linkFor: access.linkFor,
+        afterCommit: access.afterCommit,
       };
       return runDistributedUtility(ctx, statement, stmt, tables);
     },
@@ -121,6 +124,7 @@ export function makeSessionServices(
         inTransactionBlock: access.inTransactionBlock,
         linkFor: access.linkFor,
         commitMultiNode: linkCommitter(services.commitGate ?? null, services.catalog, access.settings, (w, r) => services.commitMultiNode(w, r)),
+        openProgress: (relid, shardIds) => services.openCopyProgress!(access.sessionPid, relid, 'COPY FROM', shardIds),
       });
     },
     async runGlobalUtility(statement, stmt, access) {
@@ -154,6 +158,10 @@ export function makeSessionServices(
       });
     },
     commitGate: commitGateFor(pools, config.coordinator, database),
+    openCopyProgress(pid, relid, command, shardIds) {
+      const pool = pools.get(config.coordinator.host, config.coordinator.port, database);
+      return progressBoardFor(pool, (sql, params) => pool.query(sql, params)).open({ pid, relid, command, shardIds });
+    },
     async beforeCatalogViewRead() {
       if (!shared.refreshShardSizes) return;
       await shared.refreshShardSizes({

@@ -201,6 +201,10 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
       return;
     }
+    if (portal.route.kind === 'copy-in') {
+      await this.replyBytes(NO_DATA); // COPY returns no rows; it starts at Execute
+      return;
+    }
     await this.runDeferred(portal);
     portal.described = true;
     const r = portal.result!;
@@ -256,6 +260,12 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const portal = this.portals.get(e.portal)!;
     if (portal.kind === 'link') {
       await this.sendTo(portal.link, buf.subarray(start, end), E_EXECUTE);
+      return;
+    }
+    if (portal.route.kind === 'copy-in') {
+      // CopyInResponse now; CommandComplete after CopyDone; ReadyForQuery at the client's Sync.
+      this.portals.delete(e.portal);
+      await this.beginCopyIn(portal.route, true);
       return;
     }
     await this.runDeferred(portal);

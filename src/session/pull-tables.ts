@@ -17,6 +17,7 @@ import { writeGateFor } from '../executor/write-gate.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
+import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 
@@ -28,20 +29,23 @@ export async function pullTables(
   coordinator: BackendLink,
   pulls: PullTable[],
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
+  /** COPY … TO of a distributed table: rows and bytes pulled, for the progress view (first table's shards). */
+  progress: CopyCounters | null = null,
 ): Promise<PgError | null> {
-  for (const p of pulls) {
+  for (const [tableIndex, p] of pulls.entries()) {
     const temp = quoteIdent(p.tempName);
-    const prep = await queryOnLink(
+    // Partial results (p.prepared): the executor created the table from the worker query already.
+    const prep = p.prepared ? null : await queryOnLink(
       coordinator,
       `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
     );
-    if (prep.error) return prep.error;
+    if (prep?.error) return prep.error;
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
     const sinkSocket = coordinator.conn.socket;
     // Every shard's rows share the coordinator socket's one 'drain' listener (executor/write-gate.ts).
     const sink = writeGateFor(sinkSocket);
     // Reference tables: one placement holds every row.
-    const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards;
+    const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards.filter((s) => !p.prepared || p.prepared.has(s.shardName));
     const byNode = new Map<number, { node: WorkerNode; names: string[] }>();
     for (const s of shards) {
       const node = s.placements[0].node;
@@ -59,9 +63,17 @@ export async function pullTables(
       const link = await linkFor(g.node);
       for (const name of g.names) {
         if (failure) return;
+        const shardIndex = progress && tableIndex === 0 ? shards.findIndex((s) => s.shardName === name) : -1;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
-        const sql = `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
+        const sql = p.prepared
+          ? `COPY (${p.prepared.get(name)}) TO STDOUT`
+          : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
         const r = await streamCopyOut(link, sql, (msg) => {
+          if (progress) {
+            progress.routed++;
+            progress.bytes += msg.length - 5;
+            if (shardIndex >= 0) progress.shardRows[shardIndex]++;
+          }
           // One CopyData per row: corked until the end of the tick, they leave in one write, not one syscall each.
           if (!corked) {
             corked = true;
@@ -83,6 +95,7 @@ export async function pullTables(
     // The table's indexes (their key columns, built after the load: one sort instead of random inserts into a
     // btree larger than temp_buffers) and statistics, so the coordinator plans joins and correlated subqueries
     // over the pulled rows as it would over the real table.
+    if (p.prepared) continue;
     const keys = await queryOnLink(
       coordinator,
       `SELECT (SELECT string_agg('(' || pg_get_indexdef(i.indexrelid, k, true) || ')', ', ' ORDER BY k) FROM generate_series(1, i.indnkeyatts) k)

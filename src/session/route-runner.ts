@@ -16,10 +16,12 @@ import type { Route } from '../planner/route.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink } from './services.js';
 import { dropPulledTables, pullTables } from './pull-tables.js';
+import { pullPartialResults } from './partial-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
 import { linkCommitter } from '../commands/copy/commit-links.js';
+import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
 export abstract class RouteRunner extends SessionBase {
 
@@ -162,26 +164,37 @@ export abstract class RouteRunner extends SessionBase {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
       if (route.kind === 'global-utility') return await this.services.runGlobalUtility(route.statement, route.stmt, this.sessionAccess());
-      return await this.services.runUtility(route.statement, route.stmt, route.tables, this.sessionAccess());
+      return await this.services.runUtility(route.statement, route.stmt, route.tables, {
+        ...this.sessionAccess(),
+        linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+      });
     } catch (err) {
       return toPgError(err);
     }
   }
 
-  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>): Promise<void> {
+  /**
+   * Starts a COPY … FROM STDIN into a distributed table: CopyInResponse, then
+   * the client's CopyData go to the sink (handleCopyIn). From a simple Query
+   * (`extended` false) the session ends with ReadyForQuery; from Execute the
+   * client's Sync does, and an error skips to that Sync, as in PostgreSQL.
+   */
+  protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>, extended = false): Promise<void> {
     let sink: CopyInSink;
     try {
       await this.switchTo(null);
       sink = await this.services.beginCopyIn(route.statement, route.stmt, route.table, {
         ...this.sessionAccess(),
         linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
+        sessionPid: this.coordinator.conn.key.processId,
       });
     } catch (err) {
       await this.replyError(toPgError(err));
-      await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+      if (extended) this.cycleFailed = true;
+      else await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
-    this.copyIn = { sink, failed: null };
+    this.copyIn = { sink, failed: null, extended };
     await this.reply((w) => {
       w.begin(Backend.CopyInResponse).int8(sink.binary ? 1 : 0).int16(sink.columnCount);
       for (let i = 0; i < sink.columnCount; i++) w.int16(sink.binary ? 1 : 0);
@@ -189,7 +202,14 @@ export abstract class RouteRunner extends SessionBase {
     });
   }
 
-  /** Client messages while a COPY … FROM STDIN into a distributed table runs. */
+  /**
+   * Client messages while a COPY … FROM STDIN into a distributed table runs.
+   * Flush and Sync are ignored meanwhile, as PostgreSQL does. After an error
+   * a simple-protocol COPY drops CopyData until CopyDone/CopyFail, then
+   * answers ReadyForQuery; an extended-protocol one leaves copy mode at once
+   * and skips to Sync (later CopyData are dropped there), so a client that
+   * syncs on seeing the error gets its ReadyForQuery.
+   */
   protected async handleCopyIn(type: number, buf: Buffer, start: number, end: number): Promise<void> {
     const copy = this.copyIn!;
     if (type === Frontend.CopyData) {
@@ -198,6 +218,7 @@ export abstract class RouteRunner extends SessionBase {
         await copy.sink.data(buf.subarray(start + 5, end));
       } catch (err) {
         copy.failed = toPgError(err);
+        if (copy.extended) this.endExtendedCopy();
         await copy.sink.abort(copy.failed).catch(() => {});
         await this.replyError(copy.failed);
       }
@@ -205,23 +226,34 @@ export abstract class RouteRunner extends SessionBase {
     }
     if (type === Frontend.Flush || type === Frontend.Sync) return; // ignored during COPY, as PostgreSQL does
     this.copyIn = null;
+    let failed = copy.failed !== null;
     if (type === Frontend.CopyDone && !copy.failed) {
       try {
         const tag = await copy.sink.done();
         await this.reply((w) => writeCommandOutput(w, { fields: [], rows: [], tag }, false));
       } catch (err) {
+        failed = true;
         await this.replyError(toPgError(err));
       }
     } else if (type === Frontend.CopyFail && !copy.failed) {
+      failed = true;
       const reason = new PgError({ code: '57014', message: `COPY from stdin failed: ${buf.toString('utf8', start + 5, end - 1)}` });
       await copy.sink.abort(reason).catch(() => {});
       await this.replyError(reason);
     } else if (type !== Frontend.CopyDone && type !== Frontend.CopyFail) {
+      failed = true;
       const err = new PgError({ code: '08P01', message: `unexpected message type 0x${type.toString(16)} during COPY from stdin` });
       if (!copy.failed) await copy.sink.abort(err).catch(() => {});
       await this.replyError(err);
     }
-    await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+    if (!copy.extended) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+    else if (failed) this.cycleFailed = true;
+  }
+
+  /** An extended-protocol COPY failed: out of copy mode, skipping to the client's Sync. */
+  private endExtendedCopy(): void {
+    this.copyIn = null;
+    this.cycleFailed = true;
   }
 
   /**
@@ -252,10 +284,11 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  protected async pull(route: Extract<Route, { kind: 'pull' }>): Promise<PgError | null> {
+  protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) => pullTables(this.coordinator, route.pulls, linkFor));
+    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
+      route.partial ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */
@@ -273,6 +306,7 @@ export abstract class RouteRunner extends SessionBase {
           return r.rows.map(decodeDataRow);
         },
         pull: (pulls) => this.pull({ kind: 'pull', pulls, sql: '' }),
+        pullPartial: (r) => this.pull(r),
       });
       return { fields: [{ name: 'QUERY PLAN', typeOid: 25 }], rows: lines.map((l) => [l]) };
     } catch (err) {

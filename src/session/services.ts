@@ -9,6 +9,7 @@ import type { BackendLink } from '../executor/backend-link.js';
 import type { CommandOutput } from './replies.js';
 import type { PgError } from '../protocol/errors.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
+import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export interface ClientQueryResult {
   fields: string[];
@@ -26,6 +27,8 @@ export interface SessionAccess {
   inTransactionBlock: boolean;
   /** The session's connection to a worker, joined to the client's transaction block if there is one. */
   linkFor?(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+  /** Runs `hook` once the client's open block commits (dropped if it rolls back). */
+  afterCommit?(hook: () => Promise<void>): void;
 }
 
 export interface CommandCall {
@@ -50,6 +53,8 @@ export interface CopyInSink {
 export interface CopyAccess extends SessionAccess {
   /** The session's connection to a worker, joined to the client's transaction block if there is one. */
   linkFor(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+  /** The coordinator PostgreSQL backend serving this session (what the progress view shows as pid). */
+  sessionPid: number;
 }
 
 export interface SessionServices {
@@ -78,6 +83,8 @@ export interface SessionServices {
   commitMultiNode(written: BackendLink[], readOnly: BackendLink[]): Promise<void>;
   /** The commit gate of this database (atomic visibility, two-phase commit records); absent: plain commitMultiNode. */
   commitGate?: CommitGate;
+  /** Publishes a COPY's progress in pgweave_stat_progress_copy (pid: the session's coordinator backend); absent: none. */
+  openCopyProgress?(pid: number, relid: number, command: 'COPY FROM' | 'COPY TO', shardIds: string[]): CopyProgressEntry | null;
   /** Statements that change what the catalog views show first refresh it (shard sizes). */
   beforeCatalogViewRead?(): Promise<void>;
 }

@@ -53,8 +53,11 @@ export abstract class SessionBase {
   readonly settings = new Map<string, string>();
   protected searchPath: string[];
   protected readonly out = new MessageWriter(1024);
-  /** A COPY … FROM STDIN into a distributed table in progress. */
-  protected copyIn: { sink: CopyInSink; failed: PgError | null } | null = null;
+  /**
+   * A COPY … FROM STDIN into a distributed table in progress; `extended`:
+   * started by Execute (no ReadyForQuery of its own, an error skips to Sync).
+   */
+  protected copyIn: { sink: CopyInSink; failed: PgError | null; extended: boolean } | null = null;
   onClose: (() => void) | null = null;
 
 
@@ -185,6 +188,7 @@ export abstract class SessionBase {
       runAsClient: (sql: string, params?: ReadonlyArray<string | null>) => this.runAsClient(sql, params),
       settings: this.settings,
       inTransactionBlock: this.statusByte() !== 0x49,
+      afterCommit: (hook: () => Promise<void>) => this.txn.afterCommit(hook),
     };
   }
 

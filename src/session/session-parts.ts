@@ -38,6 +38,8 @@ export const E_CLOSE: Expectation = { completes: Completes.CloseComplete, forwar
 export const E_CLOSE_SWALLOW: Expectation = { completes: Completes.CloseComplete, forward: false };
 export const E_DESCRIBE: Expectation = { completes: Completes.Describe, forward: true };
 export const E_EXECUTE: Expectation = { completes: Completes.Execute, forward: true };
+/** CopyDone/CopyFail forwarded: where the COPY's data ends (Syncs before it get no ReadyForQuery). */
+export const E_COPY_END: Expectation = { completes: Completes.CopyEnd, forward: true };
 
 export function expectationFor(type: number): Expectation | null {
   switch (type) {
@@ -55,8 +57,11 @@ export function expectationFor(type: number): Expectation | null {
       return E_DESCRIBE;
     case Frontend.Execute:
       return E_EXECUTE;
+    case Frontend.CopyDone:
+    case Frontend.CopyFail:
+      return E_COPY_END;
     default:
-      return null; // Flush, CopyData, CopyDone, CopyFail: no reply of their own
+      return null; // Flush, CopyData: no reply of their own
   }
 }
 

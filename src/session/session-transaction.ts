@@ -296,7 +296,21 @@ export class SessionTransaction {
     return err ? (this.translate(err) ?? err) : null;
   }
 
+  /** Work to do once the open block has committed everywhere (e.g. tell every coordinator a DDL changed the catalog). */
+  private afterCommitHooks: Array<() => Promise<void>> = [];
+
+  /** Runs `hook` after the open block commits; dropped when it rolls back. */
+  afterCommit(hook: () => Promise<void>): void {
+    this.afterCommitHooks.push(hook);
+  }
+
+  /** Runs (and forgets) the hooks of a block that just committed; their failures do not undo the commit. */
+  private async committed(hooks: Array<() => Promise<void>>): Promise<void> {
+    for (const hook of hooks) await hook().catch(() => {});
+  }
+
   private reset(): void {
+    this.afterCommitHooks = [];
     if (this.tag !== 0) unregisterTransaction(this.tag);
     this.tag = 0;
     this.victim = null;
@@ -436,9 +450,11 @@ export class SessionTransaction {
     const characteristics = this.characteristicsText();
     const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
     const workers = this.joined();
+    const hooks = this.afterCommitHooks;
     if (workers.length === 0 && !this.broken) {
       const r = await queryOnLink(this.coordinator, text);
       this.reset();
+      if (!r.error && r.tag === 'COMMIT') await this.committed(hooks);
       if (chain && !r.error) this.chained(characteristics, state);
       return r.error ?? r.tag;
     }
@@ -452,6 +468,7 @@ export class SessionTransaction {
       out = await this.commitNodes(workers);
     }
     this.reset();
+    if (out === 'COMMIT') await this.committed(hooks);
     if (chain && !(out instanceof PgError)) {
       // The block ended on every node; the coordinator opens the next one (workers join it lazily).
       const r = await queryOnLink(this.coordinator, characteristics);

@@ -34,6 +34,8 @@ import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEME
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
+import type { Route } from '../planner/route.js';
+import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
 
@@ -208,9 +210,11 @@ export class Session extends ExtendedProtocol {
         words.add(t.name);
         words.add(t.name.toLowerCase());
       }
-      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'grant', 'revoke', 'set', 'reset']) words.add(w);
+      for (const w of ['role', 'user', 'group', 'schema', 'privileges', 'owner', 'owned', 'grant', 'revoke', 'set', 'reset']) words.add(w);
       if (catalog.tables.size > 0) for (const w of ['begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'discard', 'prepare', 'index']) words.add(w);
       for (const w of CATALOG_VIEW_WORDS) words.add(w);
+      // Types, collations, extensions and functions are propagated to the workers (sql/object-statements.ts).
+      if (catalog.nodes.some((n) => n.groupId !== 0)) for (const w of ['type', 'domain', 'collation', 'extension', 'function', 'procedure', 'routine']) words.add(w);
       this.relevantWords = words;
       this.relevantVersion = catalog.version;
     }
@@ -290,14 +294,18 @@ export class Session extends ExtendedProtocol {
       return;
     }
     if (routes.length === 1 && routes[0].kind === 'pull') {
-      const err = await this.pull(routes[0]);
+      const progress = this.copyToProgress(stmts[0].stmt, routes[0]);
+      const err = await this.pull(routes[0], progress);
       if (err) {
+        progress?.end();
         await this.replyError(err);
         await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
         return;
       }
       await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
       this.coordinator.send(dropPulledTables(routes[0].pulls), [E_READY_SWALLOW]);
+      // The COPY ends when the coordinator has sent the client its last row.
+      if (progress) await this.coordinator.idle().finally(() => progress.end());
       return;
     }
     // Several statements or other kinds: run one by one, stop at the first error —
@@ -314,6 +322,21 @@ export class Session extends ExtendedProtocol {
     const commitError = implicit ? await this.txn.endImplicit(ok) : null;
     if (commitError) await this.replyError(commitError);
     await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
+  }
+
+  /**
+   * COPY … TO STDOUT of a distributed table or of a query over them: progress
+   * counts the rows pulled from the shards (the coordinator PostgreSQL's own
+   * pg_stat_progress_copy shows its last step). relid is 0 for a query, as in
+   * PostgreSQL.
+   */
+  private copyToProgress(stmt: Node, route: Extract<Route, { kind: 'pull' }>): CopyProgressEntry | null {
+    const copy = stmt.CopyStmt;
+    if (!copy || copy.is_from || !this.services.openCopyProgress || route.pulls.length === 0) return null;
+    const table = route.pulls[0].table;
+    const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+    const relid = copy.relation ? table.relationId : 0;
+    return this.services.openCopyProgress(this.coordinator.conn.key.processId, relid, 'COPY TO', shards.map((s) => String(s.shardId)));
   }
 
   /** Reports a FATAL error to the client and ends the session. */

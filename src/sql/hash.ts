@@ -45,7 +45,7 @@ export {
 export type HashableTypeName =
   | 'int2' | 'int4' | 'int8' | 'oid' | 'bool' | 'char'
   | 'text' | 'varchar' | 'bpchar' | 'name' | 'uuid'
-  | 'numeric' | 'date' | 'timestamp' | 'timestamptz';
+  | 'numeric' | 'date' | 'timestamp' | 'timestamptz' | 'citext';
 
 /** Options that affect how some text input is read. */
 export type HashInputOptions = DateTimeInputOptions;
@@ -94,6 +94,8 @@ export function resolveHashableType(typeName: string): HashableType {
   const fail = (reason: string): never => {
     throw new UnsupportedHashInputError(typeName, '', reason);
   };
+  // The citext extension's type, in whatever schema the extension lives.
+  if (/^(?:[a-z_][a-z0-9_$]*\.)?citext$/.test(normalized)) return { name: 'citext', typmods: [] };
   if (!match) fail('not a type name we hash');
   let base = match![1]!;
   const mods = match![2];
@@ -192,6 +194,14 @@ export function makeDistributionValueHasher(type: HashableType): DistributionVal
     }
     case 'uuid':
       return hashUuid;
+    case 'citext':
+      // citext_hash: hash_any of the value lowercased under the database's
+      // default collation. Only ASCII is reproduced (A-Z → a-z, as in every
+      // locale but Turkish and Azeri); anything else goes to PostgreSQL.
+      return (text) => {
+        if (/[^\x00-\x7f]/.test(text)) throw new UnsupportedHashInputError('citext', text, 'non-ASCII citext values are lowercased by the server locale');
+        return hashText(text.toLowerCase());
+      };
     case 'numeric': {
       const typmod: NumericTypmod | undefined =
         type.typmods.length === 0 ? undefined : { precision: type.typmods[0]!, scale: type.typmods[1] ?? 0 };
@@ -229,4 +239,26 @@ export function distributionValueHasher(typeName: string): DistributionValueHash
  */
 export function hashDistributionValue(typeName: string, text: string, options?: HashInputOptions): number {
   return distributionValueHasher(typeName)(text, options);
+}
+
+/**
+ * What the catalog's pgweave.hash_function names for types whose hash
+ * support function SQL cannot call on the type itself (date → hashint4,
+ * bool → hashchar, timestamptz → timestamp_hash, bytea → hashvarlena).
+ */
+export const ELEMENT_HASH_FUNCTION = 'pgweave.element_hash';
+
+/**
+ * SQL computing PostgreSQL's hash of `valueSql` with a table's hash function
+ * (DistributedTable.hashFunction). For ELEMENT_HASH_FUNCTION the expression is
+ * inlined — hash_array of a one-element array is 31 + h modulo 2^32, and
+ * hash_array calls the element type's own hash support function — so it runs
+ * on any node and as any role; NULL stays NULL.
+ */
+export function hashCallSql(hashFunction: string, valueSql: string): string {
+  if (hashFunction !== ELEMENT_HASH_FUNCTION) return `${hashFunction}(${valueSql})`;
+  return (
+    `(CASE WHEN (${valueSql}) IS NULL THEN NULL ELSE ` +
+    `(((pg_catalog.hash_array(ARRAY[(${valueSql})])::int8 + 2147483617) % 4294967296 + 4294967296) % 4294967296 - 2147483648)::int4 END)`
+  );
 }

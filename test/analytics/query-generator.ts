@@ -222,12 +222,88 @@ export class QueryGenerator {
       features.add('CTE');
     }
     let main: SelectResult;
-    if (!this.simple && this.r.chance(0.12)) {
+    if (!this.simple && withClause === '' && this.r.chance(0.25)) {
+      main = this.analytic(ctx);
+    } else if (!this.simple && this.r.chance(0.12)) {
       main = this.setOperation(ctx);
     } else {
       main = this.select(ctx, null, false, true);
     }
     return { sql: withClause + main.sql, ordered: main.ordered, features };
+  }
+
+  /**
+   * A dashboard-style statement the pushdown planners take: one table, or
+   * customers joined with purchases on the distribution column (optionally
+   * with the reference table), aggregates grouped by other columns (or by
+   * the distribution column, or not at all) with HAVING on aggregates,
+   * ORDER BY every output and LIMIT/OFFSET; or plain rows ordered by every
+   * output with LIMIT, or DISTINCT.
+   */
+  private analytic(ctx: Context): SelectResult {
+    const r = this.r;
+    ctx.features.add('pushdown shape');
+    const c = RANDOM_SCHEMA_TABLES[0]!;
+    const p = RANDOM_SCHEMA_TABLES[1]!;
+    const g = RANDOM_SCHEMA_TABLES[3]!;
+    const sources: Source[] = [];
+    let from: string;
+    const shape = r.int(0, 3);
+    if (shape === 0) {
+      sources.push({ ref: 'p', from: 'purchases p', cols: p.cols, table: p });
+      from = 'purchases p';
+    } else if (shape === 1) {
+      const t = r.pick([c, RANDOM_SCHEMA_TABLES[2]!]);
+      sources.push({ ref: 't', from: `${t.name} t`, cols: t.cols, table: t });
+      from = `${t.name} t`;
+    } else {
+      sources.push({ ref: 'c', from: 'customers c', cols: c.cols, table: c }, { ref: 'p', from: 'purchases p', cols: p.cols, table: p });
+      from = 'customers c JOIN purchases p ON p.cid = c.cid';
+      if (shape === 3) {
+        sources.push({ ref: 'g', from: 'regions g', cols: g.cols, table: g });
+        from += ' JOIN regions g ON g.region = c.region';
+      }
+    }
+    const where = r.chance(0.5) ? ` WHERE ${this.predicate({ ...ctx, depth: 2 }, sources)}` : '';
+    const outputs: string[] = [];
+    let tail = '';
+    if (r.chance(0.75)) {
+      ctx.features.add('aggregate');
+      const groupCount = r.pick([0, 1, 1, 1, 2]);
+      const groups: string[] = [];
+      for (let i = 0; i < groupCount; i++) {
+        const col = r.chance(0.2) ? `${sources[0]!.ref}.${sources[0]!.table!.dist}` : this.column(sources)!;
+        if (!groups.includes(col)) groups.push(col);
+      }
+      outputs.push(...groups);
+      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.aggregate(sources, ctx).sql);
+      if (groups.length > 0) {
+        tail += ` GROUP BY ${groups.join(', ')}`;
+        ctx.features.add('GROUP BY');
+      }
+      if (r.chance(0.35)) {
+        const num = this.column(sources, 'numeric') ?? 'NULL::int';
+        tail += ` HAVING ${r.pick(['count(*)', `sum(${num})`, `avg(${num})`, `count(DISTINCT ${num})`, `max(${num})`])} ${r.pick(['>', '<', '>='])} ${r.int(1, 40)}`;
+        ctx.features.add('HAVING');
+      }
+    } else {
+      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.expression(sources).sql);
+      if (r.chance(0.3)) {
+        ctx.features.add('DISTINCT');
+        return { sql: `SELECT DISTINCT ${outputs.join(', ')} FROM ${from}${where}`, types: [], ordered: false };
+      }
+    }
+    let ordered = false;
+    if (r.chance(0.7)) {
+      tail += ` ORDER BY ${outputs.map((_, i) => `${i + 1}${r.pick(['', ' DESC'])}${r.pick(['', ' NULLS FIRST', ' NULLS LAST'])}`).join(', ')}`;
+      ordered = true;
+      ctx.features.add('ORDER BY');
+      if (r.chance(0.6)) {
+        tail += ` LIMIT ${r.int(1, 10)}${r.chance(0.3) ? ` OFFSET ${r.int(1, 5)}` : ''}`;
+        ctx.features.add('LIMIT');
+      }
+    }
+    return { sql: `SELECT ${outputs.join(', ')} FROM ${from}${where}${tail}`, types: [], ordered };
   }
 
   private nextAlias(): string {

@@ -76,6 +76,14 @@ async function differential(sql: string, ordered: boolean): Promise<{ diff: stri
   return { diff: compareResults(expected.result, actual.result, ordered ? 'total' : 'none'), unsupported: null, skipped: false, bothFailed: false };
 }
 
+/** The planner EXPLAIN names for a statement (the first word of its `Planner:` line), or the error's SQLSTATE. */
+async function plannerOf(sql: string): Promise<string> {
+  const r = await runQuery(weave, `EXPLAIN (COSTS OFF) ${sql}`, 60_000);
+  if (!r.ok) return `error ${r.code}`;
+  const line = r.result.rows.map((x) => x[0] ?? '').find((l) => l.startsWith('  Planner: '));
+  return line ? line.slice('  Planner: '.length).split(' ')[0]! : 'none';
+}
+
 /**
  * Shapes the router and multi-shard planners must not answer from a subset
  * of the shards (each once returned wrong rows): equalities that only hold
@@ -110,6 +118,7 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
   const diffs: string[] = [];
   const unsupported = new Map<string, number>();
   const features = new Map<string, number>();
+  const planners = new Map<string, number>();
   let compared = 0;
   let skipped = 0;
   let bothFailed = 0;
@@ -119,6 +128,10 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
     const q = gen.generate();
     for (const f of q.features) features.set(f, (features.get(f) ?? 0) + 1);
     const r = await differential(q.sql, q.ordered);
+    if (q.features.has('pushdown shape')) {
+      const planner = await plannerOf(q.sql);
+      planners.set(planner, (planners.get(planner) ?? 0) + 1);
+    }
     if (r.skipped) {
       skipped++;
       continue;
@@ -138,6 +151,9 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
   t.diagnostic(`${COUNT} statements (seed ${SEED}) in ${((performance.now() - started) / 1000).toFixed(1)} s: ${compared} compared, ${skipped} skipped (PostgreSQL timeout or > ${MAX_ROWS} rows), ${bothFailed} failed alike on both, ${unsupportedCount} unsupported on pgweave (0A000), ${diffs.length} divergent`);
   for (const [msg, n] of unsupported) t.diagnostic(`0A000 ×${n}: ${msg}`);
   t.diagnostic(`features: ${[...features].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`).join(', ')}`);
+  t.diagnostic(`planners of the ${features.get('pushdown shape') ?? 0} dashboard-shaped statements: ${[...planners].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${n}`).join(', ')}`);
   for (const d of diffs.slice(0, 15)) t.diagnostic(d);
+  const pushedDown = (planners.get('aggregate-pushdown') ?? 0) + (planners.get('grouped-pushdown') ?? 0) + (planners.get('order-limit-pushdown') ?? 0);
+  assert.ok(COUNT < 100 || pushedDown > 0, 'no dashboard-shaped statement took a pushdown planner');
   assert.equal(diffs.length, 0, `${diffs.length} of ${compared} statements differ from PostgreSQL; first:\n${diffs.slice(0, 5).join('\n')}`);
 });

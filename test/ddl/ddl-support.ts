@@ -25,13 +25,14 @@ export interface DdlCluster {
   stop(): Promise<void>;
 }
 
-export async function startDdlCluster(): Promise<DdlCluster> {
-  const cluster = await startTestCluster({ workers: 2 });
+/** `workers` PostgreSQL servers (2 by default), the first `registered` of them (all by default) added with citus_add_node. */
+export async function startDdlCluster(opts: { workers?: number; registered?: number } = {}): Promise<DdlCluster> {
+  const cluster = await startTestCluster({ workers: opts.workers ?? 2 });
   const { user, password } = cluster.config.internal;
   const client = new pg.Client({ connectionString: cluster.url });
   await client.connect();
   client.on('error', () => {});
-  for (const w of cluster.workers) await client.query('SELECT citus_add_node($1, $2)', [w.host, w.port]);
+  for (const w of cluster.workers.slice(0, opts.registered ?? cluster.workers.length)) await client.query('SELECT citus_add_node($1, $2)', [w.host, w.port]);
   const workers = await Promise.all(
     cluster.workers.map(async (w) => {
       const c = new pg.Client({ host: w.host, port: w.port, user, password, database: 'postgres' });

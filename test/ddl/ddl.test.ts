@@ -128,12 +128,14 @@ test('CREATE INDEX CONCURRENTLY that fails on a shard leaves the coordinator ind
   for (const { rows } of await onShards(c, 'conc', 'SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass')) assert.deepEqual(rows, [{ n: 0 }]);
 });
 
-test('DDL inside a transaction block is refused, not half-applied', T, async () => {
+test('DDL that changes the catalog inside a transaction block is refused, not half-applied', T, async () => {
   await q(`CREATE TABLE blk (id int); SELECT create_distributed_table('blk', 'id', shard_count => 2)`);
   await q('BEGIN');
-  await assert.rejects(q('CREATE INDEX blk_idx ON blk (id)'), pgError('0A000', /transaction block/));
+  await q('CREATE INDEX blk_idx ON blk (id)');
+  await assert.rejects(q('DROP TABLE blk'), pgError('0A000', /transaction block/));
   await q('ROLLBACK');
   for (const { rows } of await onShards(c, 'blk', 'SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass')) assert.deepEqual(rows, [{ n: 0 }]);
+  assert.equal((await shardsOf(c, 'blk')).length, 2, 'the table is still distributed');
 });
 
 test('other utility statements on distributed tables get a clear 0A000', T, async () => {

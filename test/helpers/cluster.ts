@@ -27,12 +27,12 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(opts: { workers?: number } = {}): Promise<TestCluster> {
+export async function startTestCluster(opts: { workers?: number; workerTls?: ClusterSpec['workerTls'] } = {}): Promise<TestCluster> {
   const workerCount = opts.workers ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'pgweave-test-cluster-'));
   chmodSync(dir, 0o755); // the PostgreSQL OS user must reach the data directories inside
 
-  const { state, config } = await createWithFreePorts(dir, workerCount);
+  const { state, config } = await createWithFreePorts(dir, workerCount, opts.workerTls);
   const forget = stopOnExit(state.nodes.map((n) => n.dataDir), dir);
   let coordinator: Coordinator;
   try {
@@ -71,12 +71,12 @@ export async function startTestCluster(opts: { workers?: number } = {}): Promise
  * one in between, so a failed creation (it cleans up after itself) is retried
  * on new ports. The coordinator listens on port 0: the OS picks one, no race.
  */
-async function createWithFreePorts(dir: string, workers: number): Promise<{ state: ClusterState; config: CoordinatorConfig }> {
+async function createWithFreePorts(dir: string, workers: number, workerTls?: ClusterSpec['workerTls']): Promise<{ state: ClusterState; config: CoordinatorConfig }> {
   for (let attempt = 1; ; attempt++) {
     const ports = new Set<number>();
     while (ports.size < workers + 1) ports.add(await freePort());
     const [coordinatorPort, ...workerPorts] = [...ports];
-    const spec: ClusterSpec = { dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts, fast: true };
+    const spec: ClusterSpec = { dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts, fast: true, workerTls };
     try {
       return await createCluster(spec);
     } catch (err) {

@@ -11,10 +11,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import type { TestPostgres } from '../helpers/postgres.js';
 import type { RawConnection } from '../server/raw-protocol.js';
-import { addWorkers, clusterEndpoint, plainEndpoint, rawConnect, rawQuery, runProgram, tableRows, textClient } from './support.js';
+import { rawQuery, runProgram, type SideBySide, startSideBySide, tableRows } from './support.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -30,27 +30,19 @@ CREATE TABLE events (tenant_id int NOT NULL, id bigserial, kind text NOT NULL DE
 CREATE TABLE tags (code text PRIMARY KEY, label text);
 `;
 
+let sides: SideBySide;
+
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url);
-  reference = await textClient(plain.url);
-  await addWorkers(weave, cluster);
-  await weave.query('SET citus.shard_count = 4');
-  await weave.query(SCHEMA);
-  await reference.query(SCHEMA);
-  await weave.query(`SELECT create_distributed_table('events', 'tenant_id')`);
-  await weave.query(`SELECT create_reference_table('tags')`);
-  weaveRaw = await rawConnect(clusterEndpoint(cluster));
-  plainRaw = await rawConnect(plainEndpoint(plain));
+  sides = await startSideBySide(SCHEMA, 4, [
+    `SELECT create_distributed_table('events', 'tenant_id')`,
+    `SELECT create_reference_table('tags')`,
+  ]);
+  ({ cluster, plain, weave, reference, weaveRaw, plainRaw } = sides);
   dir = mkdtempSync(join(tmpdir(), 'pgweave-ingest-'));
 });
 
 after(async () => {
-  weaveRaw?.destroy();
-  plainRaw?.destroy();
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
+  await sides?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

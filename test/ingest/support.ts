@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { frontend, message, rawLogin, errorFieldsOf, type RawConnection } from '../server/raw-protocol.js';
 import type { ErrorFields } from '../../src/protocol/errors.js';
-import type { TestCluster } from '../helpers/cluster.js';
-import type { TestPostgres } from '../helpers/postgres.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 /** Every value stays PostgreSQL's text. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -148,4 +148,48 @@ export function runProgram(cmd: string, args: string[], env: Record<string, stri
     if (input !== undefined) child.stdin.end(input);
     else child.stdin.end();
   });
+}
+
+/** A test cluster and a plain PostgreSQL with the same schema, text clients and raw connections to both. */
+export interface SideBySide {
+  cluster: TestCluster;
+  plain: TestPostgres;
+  weave: pg.Client;
+  reference: pg.Client;
+  weaveRaw: RawConnection;
+  plainRaw: RawConnection;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts both systems, creates `schema` on each, and on the cluster runs
+ * `distribute` (create_distributed_table / create_reference_table calls)
+ * with `citus.shard_count` set.
+ */
+export async function startSideBySide(schema: string, shardCount: number, distribute: string[]): Promise<SideBySide> {
+  const [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
+  const weave = await textClient(cluster.url);
+  const reference = await textClient(plain.url);
+  await addWorkers(weave, cluster);
+  await weave.query(`SET citus.shard_count = ${shardCount}`);
+  await weave.query(schema);
+  await reference.query(schema);
+  for (const sql of distribute) await weave.query(sql);
+  const weaveRaw = await rawConnect(clusterEndpoint(cluster));
+  const plainRaw = await rawConnect(plainEndpoint(plain));
+  return {
+    cluster,
+    plain,
+    weave,
+    reference,
+    weaveRaw,
+    plainRaw,
+    async stop() {
+      weaveRaw.destroy();
+      plainRaw.destroy();
+      await weave.end().catch(() => {});
+      await reference.end().catch(() => {});
+      await Promise.all([cluster.stop(), plain.stop()]);
+    },
+  };
 }

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { ensureCatalog, forgetCatalog } from '../../src/metadata/catalog-schema.js';
+import { CATALOG_VERSION, ensureCatalog, forgetCatalog } from '../../src/metadata/catalog-schema.js';
 import { MetadataCache } from '../../src/metadata/metadata-cache.js';
 import { shardName } from '../../src/metadata/shard-name.js';
 import { NodePools } from '../../src/pool/node-pools.js';
@@ -44,7 +44,7 @@ test('ensureCatalog rebuilds an older catalog in place, keeping its rows', async
   const pools = [new NodePools(cluster.config.internal), new NodePools(cluster.config.internal)];
   try {
     await Promise.all(pools.map((p) => ensureCatalog(p, cluster.coordinatorPg, 'postgres')));
-    assert.deepEqual((await t.client.query('SELECT version FROM pgweave.catalog_version')).rows, [['1']]);
+    assert.deepEqual((await t.client.query('SELECT version FROM pgweave.catalog_version')).rows, [[String(CATALOG_VERSION)]]);
     assert.deepEqual((await t.client.query('SELECT count(*) FROM pg_dist_node')).rows, [['2']]);
   } finally {
     for (const p of pools) p.close();
@@ -172,5 +172,44 @@ test('a new database\'s catalog starts with the template database\'s nodes and n
     assert.deepEqual(catalog.nodes.map((n) => [n.nodeId, n.groupId, n.port]), cluster.workers.map((w, i) => [i + 1, i + 1, w.port]));
   } finally {
     cache.close();
+  }
+});
+
+test('a caller that shares another caller\'s catalog load gets a fresh catalog when a change lands during that load', async () => {
+  const pools = new NodePools(cluster.config.internal);
+  const cache = new MetadataCache(pools, cluster.coordinatorPg);
+  try {
+    await cache.get('postgres');
+    cache.invalidate('postgres');
+    // The first load reads the catalog, then waits at a gate: the change commits meanwhile.
+    const c = cache as unknown as { load(database: string): Promise<Awaited<ReturnType<MetadataCache['get']>>> };
+    const realLoad = c.load.bind(cache);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let read!: () => void;
+    const readDone = new Promise<void>((resolve) => (read = resolve));
+    let calls = 0;
+    c.load = async (database) => {
+      const catalog = await realLoad(database);
+      if (calls++ === 0) {
+        read();
+        await gate;
+      }
+      return catalog;
+    };
+    const first = cache.get('postgres');
+    await readDone;
+    const second = cache.get('postgres'); // joins the load in flight
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    await t.client.query('CREATE TABLE cache_race (id int)');
+    await call(t.ctx, 'create_distributed_table', ['cache_race', 'id'], { shard_count: '2' });
+    cache.invalidate('postgres');
+    open();
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok([...a.tables.values()].some((x) => x.name === 'cache_race'), 'the caller that loaded');
+    assert.ok([...b.tables.values()].some((x) => x.name === 'cache_race'), 'the caller that joined the stale load');
+  } finally {
+    cache.close();
+    pools.close();
   }
 });

@@ -183,6 +183,23 @@ test('Citus functions are recognized with constant and parameter arguments', () 
   }
 });
 
+test('a coordinator function under WHERE, ORDER BY, GROUP BY or LIMIT is a clean 0A000, not "function does not exist"', () => {
+  for (const [sql, clause] of [
+    ["select * from create_distributed_table('t', 'id') where true", 'WHERE'],
+    ["select * from create_distributed_table('t', 'id') order by 1", 'ORDER BY'],
+    ["select count(*) from create_distributed_table('t', 'id') group by 1", 'GROUP BY'],
+    ["select * from create_distributed_table('t', 'id') limit 1", 'LIMIT/OFFSET'],
+  ]) {
+    const r = route(sql);
+    assert.equal(r.kind, 'error', sql);
+    if (r.kind === 'error') {
+      assert.equal(r.error.fields.code, '0A000');
+      assert.equal(r.error.fields.message, `${clause} over create_distributed_table() is not supported`);
+    }
+  }
+  assert.equal(route("select * from create_distributed_table('t', 'id')").kind, 'command');
+});
+
 test('splicing keeps quoted, qualified and non-ASCII text intact', () => {
   const sql = `/* é */ SELECT 'é', "v" FROM public . orders WHERE tenant_id = 3 -- tail`;
   const r = route(sql);

@@ -232,3 +232,18 @@ test('type names: canonical names, aliases and modifiers', () => {
     assert.throws(() => resolveHashableType(bad), UnsupportedHashInputError, bad);
   }
 });
+
+test('citext hashes like the extension\'s citext_hash for ASCII values, and declines the rest', async (t) => {
+  await client.query('CREATE EXTENSION IF NOT EXISTS citext');
+  await client.query(
+    `CREATE FUNCTION hashtest.try_citext(v text) RETURNS int4 LANGUAGE plpgsql AS $$
+     BEGIN RETURN citext_hash(v::citext); EXCEPTION WHEN others THEN RETURN NULL; END $$`,
+  );
+  const values = [...gen.text(), 'Alice@Example.COM', 'ABCXYZ', 'MiXeD CaSe 123', 'İstanbul', 'ÀÉÎ', ''];
+  const result = await compare('citext', 'hashtest.try_citext', values);
+  const ascii = values.filter((v) => !/[^\x00-\x7f]/.test(v));
+  assert.equal(result.matched, ascii.length, 'every ASCII value is hashed, equal to citext_hash');
+  assert.equal(result.unsupported.length, values.length - ascii.length, 'non-ASCII values are left to PostgreSQL');
+  assert.equal(hashDistributionValue('public.citext', 'ABC'), hashDistributionValue('citext', 'abc'));
+  t.diagnostic(`${values.length} values: ${result.matched} equal, ${result.unsupported.length} declined`);
+});

@@ -28,14 +28,17 @@ import type { DistributedTable } from '../../metadata/types.js';
 import { distributionValueHasher, type DistributionValueHasher } from '../../sql/hash.js';
 import type { Node } from '../../sql/parse.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
-import { readCopyOptions } from './copy-options.js';
+import { readCopyOptions, textDecodeFor } from './copy-options.js';
 import { binaryHasher } from './binary-values.js';
 import { DistributedCopy, type EvaluatedColumn, type RoutingAccess } from './distributed-copy.js';
 import { LinkPipeline } from './link-pipeline.js';
 import { clientError } from './shard-errors.js';
+import type { CopyProgressEntry } from './copy-progress.js';
 
 export interface CopyInAccess extends RoutingAccess {
   settings: ReadonlyMap<string, string>;
+  /** Starts publishing this COPY's progress (copy-progress.ts); absent: no progress view. */
+  openProgress?(relid: number, shardIds: string[]): CopyProgressEntry | null;
 }
 
 /** Structurally the session's CopyInSink (src/session/services.ts). */
@@ -142,8 +145,16 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
   void statement;
   const copy = stmt.CopyStmt ?? stmt;
   const opts = readCopyOptions(copy);
+  if (opts.encoding === null) opts.decode = textDecodeFor(access.settings.get('client_encoding'));
   const whereSql = copy.whereClause ? ` WHERE ${deparseSync(copy.whereClause)}` : '';
   await validateOnShard(table, copy, opts.validationOptions, whereSql, access);
+  if (opts.decode === null && table.method === 'hash' && opts.format !== 'binary') {
+    throw new PgError({
+      code: '0A000',
+      message: `COPY into a distributed table from encoding "${opts.encoding ?? access.settings.get('client_encoding')}" is not supported`,
+      hint: 'Convert the data to UTF8 (or LATIN1) first: the distribution column\'s value must be read to choose its shard.',
+    });
+  }
   const columns = await loadColumns(access, table);
   const clientColumns: string[] = copy.attlist
     ? (copy.attlist as Node[]).map((a) => a.String.sval as string)
@@ -171,6 +182,8 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
   const bin = opts.format === 'binary' && table.method === 'hash' && distIndex < clientColumns.length
     ? binaryHasher(distColumn?.baseTypeOid ?? 0, table.distributionColumnSqlType ?? distColumn?.sqlType ?? '', textHasher)
     : null;
+  const routedShards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  const progress = access.openProgress?.(table.relationId, routedShards.map((s) => String(s.shardId))) ?? null;
   const engine = new DistributedCopy(
     {
       table,
@@ -184,6 +197,7 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
       skipHeader: opts.header && opts.format !== 'binary',
       headerMatch: opts.headerMatch,
       reportLines: true,
+      progress,
     },
     access,
   );
@@ -191,7 +205,17 @@ export async function beginCopyIn(statement: string, stmt: Node, table: Distribu
     columnCount: clientColumns.length,
     binary: opts.format === 'binary',
     data: (payload) => engine.data(payload),
-    done: async () => `COPY ${await engine.finish()}`,
-    abort: (reason) => engine.abort(reason),
+    done: async () => {
+      try {
+        return `COPY ${await engine.finish()}`;
+      } finally {
+        progress?.end();
+      }
+    },
+    abort: (reason) => {
+      // The progress row goes first: a rollback may wait on a node that is gone.
+      progress?.end();
+      return engine.abort(reason);
+    },
   };
 }

@@ -32,12 +32,50 @@ export interface CopyOptions {
   /** Columns whose quoted NULL marker is read as NULL ('*' = all). */
   forceNull: string[] | '*';
   encoding: string | null;
+  /**
+   * Turns field bytes into text, from the data's encoding (ENCODING, else the
+   * session's client_encoding): distribution values are hashed as the
+   * server-side text they become. null: an encoding pgweave cannot decode.
+   */
+  decode: TextDecode | null;
   /** The option list for the shards' COPY statements, `WITH (…)` included, or ''. */
   shardOptions: string;
   /** An option COPY FROM does not take (PostgreSQL's validation names it). */
   invalid: boolean;
   /** The client's options (HEADER included, FREEZE left out), to have PostgreSQL validate them. */
   validationOptions: string;
+}
+
+export type TextDecode = (buf: Buffer, start: number, end: number) => string;
+
+const UTF8: TextDecode = (buf, start, end) => buf.toString('utf8', start, end);
+const LATIN1: TextDecode = (buf, start, end) => buf.toString('latin1', start, end);
+
+/** PostgreSQL encoding names → WHATWG labels TextDecoder knows (same mapping on the bytes PostgreSQL accepts). */
+const WHATWG_LABELS: Record<string, string> = {
+  LATIN2: 'iso-8859-2', LATIN3: 'iso-8859-3', LATIN4: 'iso-8859-4', LATIN5: 'windows-1254', LATIN6: 'iso-8859-10',
+  LATIN7: 'iso-8859-13', LATIN8: 'iso-8859-14', LATIN9: 'iso-8859-15', LATIN10: 'iso-8859-16',
+  ISO_8859_5: 'iso-8859-5', ISO_8859_6: 'iso-8859-6', ISO_8859_7: 'iso-8859-7', ISO_8859_8: 'iso-8859-8',
+  WIN866: 'ibm866', WIN874: 'windows-874', WIN1250: 'windows-1250', WIN1251: 'windows-1251', WIN1252: 'windows-1252',
+  WIN1253: 'windows-1253', WIN1254: 'windows-1254', WIN1255: 'windows-1255', WIN1256: 'windows-1256',
+  WIN1257: 'windows-1257', WIN1258: 'windows-1258', KOI8R: 'koi8-r', KOI8U: 'koi8-u',
+  EUC_JP: 'euc-jp', SJIS: 'shift_jis', EUC_KR: 'euc-kr', BIG5: 'big5', GBK: 'gbk', GB18030: 'gb18030',
+};
+
+/** The decoder of a PostgreSQL encoding name (as ENCODING or client_encoding spell it); null when unknown. */
+export function textDecodeFor(encoding: string | null | undefined): TextDecode | null {
+  if (!encoding) return UTF8;
+  const name = encoding.toUpperCase().replace(/-/g, '_').replace(/^ISO_?8859_?1$|^ISO88591$/, 'LATIN1');
+  if (name === 'UTF8' || name === 'UTF_8' || name === 'UNICODE' || name === 'SQL_ASCII') return UTF8;
+  if (name === 'LATIN1') return LATIN1;
+  const label = WHATWG_LABELS[name.replace(/^WINDOWS_?/, 'WIN').replace(/^ALT$/, 'WIN866')];
+  if (!label) return null;
+  try {
+    const decoder = new TextDecoder(label);
+    return (buf, start, end) => decoder.decode(buf.subarray(start, end));
+  } catch {
+    return null; // a Node.js built without that encoding
+  }
 }
 
 function stringArg(d: Node): string | null {
@@ -84,6 +122,7 @@ export function readCopyOptions(stmt: Node): CopyOptions {
     forceNotNull: [],
     forceNull: [],
     encoding: null,
+    decode: UTF8,
     shardOptions: '',
     validationOptions: '',
     invalid: false,
@@ -129,6 +168,7 @@ export function readCopyOptions(stmt: Node): CopyOptions {
         break;
       case 'encoding':
         o.encoding = stringArg(d);
+        o.decode = textDecodeFor(o.encoding);
         forwarded.push(`ENCODING ${quoteLiteral(o.encoding ?? '')}`);
         break;
       case 'freeze':

@@ -61,6 +61,11 @@ abstract class LineReader implements RowReader {
 
   constructor(protected readonly o: CopyOptions) {}
 
+  /** Field bytes as text, from the data's encoding. */
+  protected text(buf: Buffer, start: number, end: number): string {
+    return this.o.decode ? this.o.decode(buf, start, end) : buf.toString('utf8', start, end);
+  }
+
   /** buf.indexOf(byte, from), remembered per buffer: rows are scanned in increasing order. */
   protected nextOf(buf: Buffer, slot: 0 | 1, byte: number, from: number): number {
     if (this.seenBuf !== buf) {
@@ -203,7 +208,7 @@ export class TextRowReader extends LineReader {
   protected decode(buf: Buffer, f: RawField, _column: string): string | null {
     const ns = this.o.nullString;
     if (f.end - f.start === ns.length && buf.compare(ns, 0, ns.length, f.start, f.end) === 0) return null;
-    if (!f.flagged) return buf.toString('utf8', f.start, f.end);
+    if (!f.flagged) return this.text(buf, f.start, f.end);
     const out: number[] = [];
     let i = f.start;
     while (i < f.end) {
@@ -225,7 +230,7 @@ export class TextRowReader extends LineReader {
         out.push(TEXT_ESCAPES[e] ?? e);
       }
     }
-    return Buffer.from(out).toString('utf8');
+    return this.text(Buffer.from(out), 0, out.length);
   }
 
   protected encodeValue(v: string | null): string {
@@ -318,7 +323,7 @@ export class CsvRowReader extends LineReader {
 
   protected decode(buf: Buffer, f: RawField, column: string): string | null {
     const ns = this.o.nullString;
-    const raw = (): string => buf.toString('utf8', f.start, f.end);
+    const raw = (): string => this.text(buf, f.start, f.end);
     if (!f.flagged) {
       const isNull = f.end - f.start === ns.length && buf.compare(ns, 0, ns.length, f.start, f.end) === 0;
       if (isNull && !(this.o.forceNotNull === '*' || this.o.forceNotNull.includes(column))) return null;
@@ -338,7 +343,7 @@ export class CsvRowReader extends LineReader {
       } else if (c === q) inQuote = true;
       else out.push(c);
     }
-    const value = Buffer.from(out).toString('utf8');
+    const value = this.text(Buffer.from(out), 0, out.length);
     if ((this.o.forceNull === '*' || this.o.forceNull.includes(column)) && value === ns.toString('utf8')) return null;
     return value;
   }

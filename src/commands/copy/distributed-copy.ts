@@ -41,13 +41,14 @@ import type { BackendLink } from '../../executor/backend-link.js';
 import { queryOnLink, tagCount } from '../../executor/link-query.js';
 import { findShardIndex } from '../../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
-import { UnsupportedHashInputError, type DistributionValueHasher } from '../../sql/hash.js';
+import { hashCallSql, UnsupportedHashInputError, type DistributionValueHasher } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import type { CopyOptions } from './copy-options.js';
 import { BINARY_HEADER, BINARY_TRAILER, BinaryRowReader, makeLineReader, type RowReader } from './copy-rows.js';
 import type { BinaryHasher } from './binary-values.js';
 import { LinkPipeline, lostError, type PipelineResult } from './link-pipeline.js';
 import { clientError } from './shard-errors.js';
+import type { CopyCounters } from './copy-progress.js';
 
 /** What the engine needs of the client's session. */
 export interface RoutingAccess {
@@ -96,6 +97,8 @@ export interface RouterConfig {
    * off before the row is forwarded.
    */
   hashColumn?: boolean;
+  /** Counters read by the progress view (copy-progress.ts); incremented here, written elsewhere. */
+  progress?: CopyCounters | null;
 }
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
@@ -260,6 +263,7 @@ export class DistributedCopy {
   async data(payload: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ended || this.finished) return;
+    if (this.c.progress) this.c.progress.bytes += payload.length;
     let buf: Buffer;
     if (this.carry) {
       // A long row arriving in pieces is joined once it can be complete, not piece by piece.
@@ -447,6 +451,11 @@ export class DistributedCopy {
 
   private addToShard(index: number, src: Buffer, s: number, e: number, line: number, tail: Buffer | null = null): Promise<void> | void {
     const b = this.buffers[index];
+    const progress = this.c.progress;
+    if (progress) {
+      progress.routed++;
+      progress.shardRows[index]++;
+    }
     const size = e - s + (tail?.length ?? 0);
     if (b.fits(size)) {
       b.add(src, s, e, line, tail);
@@ -508,7 +517,9 @@ export class DistributedCopy {
         return;
       }
       if (!counts) return;
-      this.count += tagCount(r.tag);
+      const written = tagCount(r.tag);
+      this.count += written;
+      if (this.c.progress && this.c.whereSql) this.c.progress.excluded += lines.length - written;
       if (r.rowDescription) this.rowDescription ??= r.rowDescription;
       for (const row of r.rows) this.returned.push(row);
     });
@@ -556,7 +567,7 @@ export class DistributedCopy {
     if (this.hashQueue.length === 0 || this.failure) return;
     const rows = this.hashQueue.splice(0);
     const t = this.c.table;
-    const sql = `SELECT ${t.hashFunction}(u.v::${t.distributionColumnSqlType ?? t.distributionColumnType}) FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, i) ORDER BY u.i`;
+    const sql = `SELECT ${hashCallSql(t.hashFunction!, `u.v::${t.distributionColumnSqlType ?? t.distributionColumnType}`)} FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(v, i) ORDER BY u.i`;
     let hashes: number[];
     try {
       const r = await this.guarded(sql, [textArrayLiteral(rows.map((x) => x.value))]);
@@ -565,7 +576,7 @@ export class DistributedCopy {
       // Find the row PostgreSQL rejects, for its message and line.
       for (const row of rows) {
         try {
-          await this.guarded(`SELECT ${t.hashFunction}($1::${t.distributionColumnSqlType ?? t.distributionColumnType})`, [row.value]);
+          await this.guarded(`SELECT ${hashCallSql(t.hashFunction!, `$1::${t.distributionColumnSqlType ?? t.distributionColumnType}`)}`, [row.value]);
         } catch (err) {
           const e = toPgError(err);
           this.fail(new PgError({ ...e.fields, where: this.whereWith(row.line, `, column ${t.distributionColumn}: "${row.value}"`) }));

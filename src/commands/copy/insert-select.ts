@@ -36,6 +36,7 @@ import { Frontend } from '../../protocol/constants.js';
 import { encodeMessage } from '../../protocol/writer.js';
 import type { WorkerNode } from '../../metadata/types.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
+import { hashCallSql } from '../../sql/hash.js';
 import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
 import type { PullTable, Route } from '../../planner/route.js';
 import { readCopyOptions } from './copy-options.js';
@@ -230,7 +231,7 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
   const names = columns.filter((c) => !c.generated).map((c) => c.name);
   const hashed = target.method === 'hash';
   const selectList = names.map(quoteIdent);
-  if (hashed) selectList.push(`${target.hashFunction}(${quoteIdent(target.distributionColumn!)})`);
+  if (hashed) selectList.push(hashCallSql(target.hashFunction!, quoteIdent(target.distributionColumn!)));
   const engine = new DistributedCopy(
     {
       table: target,

@@ -16,6 +16,10 @@
  * commit record is durable, so the coordinator table and the shards change
  * together or not at all, and an error anywhere rolls every node back.
  *
+ * Inside the client's transaction block the shard statements run on the
+ * session's own worker connections instead and commit with the block
+ * (in-block.ts).
+ *
  * Statements PostgreSQL refuses to run in a transaction (VACUUM, CREATE /
  * DROP INDEX CONCURRENTLY) run as one autocommit statement per shard, as
  * Citus runs them, and are not atomic across shards.
@@ -25,6 +29,7 @@
  * first, and the client's search_path is carried over, so names in
  * expressions resolve as they did on the coordinator.
  */
+import type { BackendLink } from '../../executor/backend-link.js';
 import type { InternalClient } from '../../pool/internal-client.js';
 import { connectAsClient } from '../../pool/node-pools.js';
 import { PgError } from '../../protocol/errors.js';
@@ -33,10 +38,15 @@ import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../.
 import { beginCatalogTransaction, coordinatorPool } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { ensureRoles } from '../worker-objects.js';
+import { runDdlInBlock } from './in-block.js';
 
 export interface UtilityContext extends CommandContext {
   /** Whether the client is inside a transaction block. */
   inTransactionBlock: boolean;
+  /** The session's connection to a worker, joined to the client's block (DDL inside BEGIN … COMMIT: in-block.ts). */
+  linkFor?(node: WorkerNode, isWrite: boolean): Promise<BackendLink>;
+  /** Runs `hook` once the client's open block commits. */
+  afterCommit?(hook: () => Promise<void>): void;
 }
 
 /** The statements for each node holding shards, in the order they must run there. */
@@ -144,6 +154,9 @@ async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
 
 /** Applies a DDL statement to the coordinator table and every shard atomically; returns the command tag. */
 export async function runTransactionalDdl(ctx: UtilityContext, ddl: TransactionalDdl): Promise<string> {
+  if (ctx.inTransactionBlock && ctx.linkFor && ctx.afterCommit) {
+    return runDdlInBlock({ ...ctx, linkFor: ctx.linkFor, afterCommit: ctx.afterCommit }, ddl, await clientSearchPath(ctx));
+  }
   refuseInTransactionBlock(ctx, ddl.what);
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
   const searchPath = await clientSearchPath(ctx);

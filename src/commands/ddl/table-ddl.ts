@@ -1,6 +1,7 @@
 /**
  * Statements that act on whole tables, possibly several at once: TRUNCATE,
- * DROP TABLE, VACUUM / ANALYZE, COMMENT ON TABLE / COLUMN, GRANT / REVOKE.
+ * DROP TABLE, VACUUM / ANALYZE, COMMENT ON TABLE / COLUMN, GRANT / REVOKE
+ * (also ON ALL TABLES IN SCHEMA), ALTER TABLE … SET SCHEMA.
  *
  * Multi-table statements become one statement per worker naming every shard
  * of those tables on that worker, so PostgreSQL sees the same set of tables
@@ -158,6 +159,49 @@ export async function grant(ctx: UtilityContext, catalog: Catalog, statement: st
   }
   const tasks = perNodeTasks(named, what, (shards) => ({
     GrantStmt: { ...structuredClone(g), objects: shards.map((s) => shardRangeVar(s.table, s.shard)) },
+  }));
+  for (const r of (g.grantees ?? []) as Node[]) if (r.RoleSpec?.roletype === 'ROLESPEC_CSTRING') tasks.roles.add(r.RoleSpec.rolename);
+  return runTransactionalDdl(ctx, { what, apply: async () => ({ tag: (await ctx.runAsClient(statement)).command, tasks }) });
+}
+
+/**
+ * ALTER TABLE … SET SCHEMA: every shard moves to the same schema (its
+ * indexes and constraints move with it), and every coordinator reloads its
+ * catalog — the table's schema is part of each shard's name. The schema must
+ * exist on the workers (CREATE SCHEMA through the coordinator puts it there).
+ */
+export async function setSchema(ctx: UtilityContext, catalog: Catalog, statement: string, stmt: Node): Promise<string> {
+  const a = stmt.AlterObjectSchemaStmt;
+  if (a.objectType !== 'OBJECT_TABLE' || !a.relation) return runLocally(ctx, statement);
+  const named = await namedTables(ctx, catalog, [a.relation], () => null);
+  if (named.length === 0) return runLocally(ctx, statement);
+  const { table } = named[0]!;
+  const tasks = new ShardTasks();
+  for (const shard of table.shards) {
+    const sql = deparseStatement({ AlterObjectSchemaStmt: { ...structuredClone(a), relation: shardRangeVar(table, shard).RangeVar } }, 'ALTER TABLE');
+    for (const p of shard.placements) tasks.add(p.node, sql);
+  }
+  return runTransactionalDdl(ctx, {
+    what: 'ALTER TABLE ... SET SCHEMA',
+    notify: true,
+    apply: async () => ({ tag: (await ctx.runAsClient(statement)).command, tasks }),
+  });
+}
+
+/**
+ * GRANT / REVOKE … ON ALL TABLES IN SCHEMA: PostgreSQL applies it to the
+ * coordinator's tables; the shards of the distributed and reference tables
+ * in those schemas get the same statement per shard, so privilege checks on
+ * the workers match the coordinator's.
+ */
+export async function grantAllInSchema(ctx: UtilityContext, catalog: Catalog, statement: string, stmt: Node): Promise<string> {
+  const g = stmt.GrantStmt;
+  const schemas = new Set(((g.objects ?? []) as Node[]).map((o) => o.String?.sval as string));
+  const named: Named<null>[] = [...catalog.tables.values()].filter((t) => schemas.has(t.schema)).map((table) => ({ table, extra: null }));
+  if (named.length === 0) return runLocally(ctx, statement);
+  const what = statementName(stmt);
+  const tasks = perNodeTasks(named, what, (shards) => ({
+    GrantStmt: { ...structuredClone(g), targtype: 'ACL_TARGET_OBJECT', objects: shards.map((s) => shardRangeVar(s.table, s.shard)) },
   }));
   for (const r of (g.grantees ?? []) as Node[]) if (r.RoleSpec?.roletype === 'ROLESPEC_CSTRING') tasks.roles.add(r.RoleSpec.rolename);
   return runTransactionalDdl(ctx, { what, apply: async () => ({ tag: (await ctx.runAsClient(statement)).command, tasks }) });

@@ -4,7 +4,8 @@
  * worker too (issue 10, DESIGN.md decision 9). The session hands over the
  * planner's `global-utility` route (CREATE/ALTER/DROP ROLE, GRANT/REVOKE
  * role, ALTER ROLE … SET, ALTER ROLE/SCHEMA … RENAME, CREATE SCHEMA, ALTER
- * SCHEMA … OWNER, ALTER DEFAULT PRIVILEGES, GRANT … ON SCHEMA):
+ * SCHEMA … OWNER, ALTER DEFAULT PRIVILEGES, GRANT … ON SCHEMA, GRANT … ON
+ * FUNCTION / PROCEDURE / ROUTINE, DROP OWNED BY, REASSIGN OWNED BY):
  *
  *   rewrite PASSWORD 'text' → PASSWORD '<SCRAM verifier>' (scram-verifier.ts)
  *   client BEGIN; the statement, in the client's own session, AS THE CLIENT
@@ -32,9 +33,12 @@ import { initParser, parseSql, type Node } from '../../sql/parse.js';
 import { quoteIdent } from '../../sql/quote.js';
 import type { WorkerNode } from '../../metadata/types.js';
 import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../../transaction/two-phase-commit.js';
-import { coordinatorPool } from '../common.js';
 import type { CommandContext } from '../context.js';
-import { applyRoleTarget, emptyTarget, readRoles, readVerifiers, type Query, type RoleTarget } from './role-state.js';
+import { beginCatalogTransaction, coordinatorPool } from '../common.js';
+import { clientQuery, internalQuery, roleTarget, type Plan, type WorkerChange } from './global-plan.js';
+import { ownedObjectsPlan } from './owned-objects.js';
+import { applyRoleTarget, emptyTarget, readVerifiers, type Query } from './role-state.js';
+import { applyRoutineStates, routineGrantPlan } from './routine-state.js';
 import { applySchemaTarget, readSchemas, type SchemaState } from './schema-state.js';
 import { storedPasswordFor } from './scram-verifier.js';
 import { rewritePasswords, roleName, roleSpecs, substituteRoleSpecs, type SessionRoles } from './statement-text.js';
@@ -42,25 +46,6 @@ import { rewritePasswords, roleName, roleSpecs, substituteRoleSpecs, type Sessio
 export interface GlobalUtilityContext extends CommandContext {
   /** Whether the client is inside a transaction block. */
   inTransactionBlock: boolean;
-}
-
-/** What one statement does on each worker, worked out after it ran on the coordinator. */
-interface WorkerChange {
-  roles?: RoleTarget;
-  schemas?: { desired: Map<string, SchemaState>; renames: Array<{ from: string; to: string }> };
-  /** A statement replayed as it is (role names substituted), with a guard deciding per worker whether it applies. */
-  replay?: { sql: string; applies?: (query: Query) => Promise<boolean> };
-}
-
-interface Plan {
-  /** The statement text the coordinator runs (passwords replaced by verifiers). */
-  text: string;
-  /** Role names the statement names, checked against the internal role before anything runs. */
-  names: string[];
-  /** Other coordinators must reload their catalog (schema names of distributed tables changed). */
-  notify?: boolean;
-  /** After the coordinator ran the statement (in the client's session): the change for the workers. */
-  workers(): Promise<WorkerChange>;
 }
 
 function reserved(role: string): PgError {
@@ -76,19 +61,6 @@ function propagationNodes(ctx: CommandContext, nodes: WorkerNode[]): WorkerNode[
 async function sessionRoles(ctx: CommandContext): Promise<SessionRoles> {
   const r = await ctx.runAsClient('SELECT current_user, session_user');
   return { currentUser: r.rows[0]![0]!, sessionUser: r.rows[0]![1]! };
-}
-
-const clientQuery = (ctx: CommandContext): Query => (sql, params) => ctx.runAsClient(sql, params);
-const internalQuery = (pool: InternalPool | InternalClient): Query => (sql, params) => pool.query(sql, params);
-
-/** A role target for `names` (attributes and memberships), read in the client's session. */
-async function roleTarget(ctx: CommandContext, sync: string[], opts: { memberships?: boolean } = {}): Promise<RoleTarget> {
-  const desired = await readRoles(clientQuery(ctx), sync);
-  const target = emptyTarget(desired);
-  for (const n of sync) target.sync.add(n);
-  if (opts.memberships !== false) for (const n of sync) target.membershipsOf.add(n);
-  target.committedVerifiers = await readVerifiers(internalQuery(coordinatorPool(ctx)), desired.roles.keys());
-  return target;
 }
 
 /** Roles a schema's state names (owner, grantees), made to exist on the workers first. */
@@ -107,7 +79,9 @@ async function schemaChange(ctx: CommandContext, names: string[], renames: Array
   return { roles, schemas: { desired, renames } };
 }
 
-function planStatement(ctx: CommandContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Plan | Promise<Plan> {
+const ROUTINE_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE']);
+
+function planStatement(ctx: GlobalUtilityContext, statement: string, stmt: Node, who: () => Promise<SessionRoles>): Plan | Promise<Plan> {
   const kind = Object.keys(stmt)[0]!;
   const s = stmt[kind];
   switch (kind) {
@@ -196,7 +170,11 @@ function planStatement(ctx: CommandContext, statement: string, stmt: Node, who: 
         const name: string = s.schemaname ?? roleName(s.authrole, await who());
         return { text: statement, names: [], workers: () => schemaChange(ctx, [name]) };
       })();
+    case 'DropOwnedStmt':
+    case 'ReassignOwnedStmt':
+      return ownedObjectsPlan(ctx, statement, stmt, who, ctx.inTransactionBlock);
     case 'GrantStmt':
+      if (ROUTINE_OBJECTS.has(s.objtype)) return routineGrantPlan(ctx, statement, stmt, who);
       return (async (): Promise<Plan> => {
         if (s.objtype !== 'OBJECT_SCHEMA') throw new PgError({ code: 'XX000', message: 'unexpected GRANT for cluster-wide propagation' });
         const names = ((s.objects ?? []) as Node[]).map((o) => o.String?.sval as string).filter(Boolean);
@@ -280,13 +258,16 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
   let committed = false;
   let tag: string;
   try {
-    await internal.query('BEGIN');
+    if (plan.catalogLock) await beginCatalogTransaction(internal);
+    else await internal.query('BEGIN');
     if (wrapped) {
       await ctx.runAsClient('BEGIN');
       participants.push(clientParticipant(ctx));
     }
+    await plan.before?.();
     tag = (await ctx.runAsClient(plan.text)).command;
     const work = await plan.workers();
+    await plan.catalog?.(internal);
     await allOrFirstError(
       nodes.map(async (node) => {
         await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
@@ -319,6 +300,7 @@ async function propagate(ctx: GlobalUtilityContext, statement: string, _stmt: un
 async function applyOnWorker(query: Query, work: WorkerChange, internalRole: string): Promise<void> {
   if (work.roles) await applyRoleTarget(query, work.roles, internalRole);
   if (work.schemas) await applySchemaTarget(query, work.schemas.desired, work.schemas.renames);
+  if (work.routines) await applyRoutineStates(query, work.routines);
   if (work.replay && (!work.replay.applies || (await work.replay.applies(query)))) await query(work.replay.sql);
 }
 

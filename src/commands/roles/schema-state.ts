@@ -8,14 +8,10 @@
  * access privileges (grantee, privilege, grant option) made equal.
  */
 import { quoteIdent } from '../../sql/quote.js';
+import { aclStatements, addAclEntry, type AclEntry } from './acl-diff.js';
 import { textArray, type Query } from './role-state.js';
 
-export interface SchemaGrant {
-  /** null = PUBLIC */
-  grantee: string | null;
-  privilege: string;
-  grantable: boolean;
-}
+export type SchemaGrant = AclEntry;
 
 export interface SchemaState {
   owner: string;
@@ -37,14 +33,10 @@ export async function readSchemas(query: Query, names: Iterable<string>): Promis
     let s = out.get(row[0]!);
     if (!s) out.set(row[0]!, (s = { owner: row[1]!, grants: [] }));
     if (row[3] === null) continue;
-    const existing = s.grants.find((g) => g.grantee === row[2] && g.privilege === row[3]);
-    if (existing) existing.grantable ||= row[4] === 't';
-    else s.grants.push({ grantee: row[2], privilege: row[3]!, grantable: row[4] === 't' });
+    addAclEntry(s.grants, row[2], row[3]!, row[4] === 't');
   }
   return out;
 }
-
-const grantee = (g: SchemaGrant) => (g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee));
 
 /**
  * Makes the worker database behind `query` (internal role, in its
@@ -75,18 +67,7 @@ export async function applySchemaTarget(
   }
   current = await readSchemas(query, desired.keys());
   for (const [name, want] of desired) {
-    const have = current.get(name)?.grants ?? [];
-    const schema = quoteIdent(name);
-    const find = (list: SchemaGrant[], g: SchemaGrant) => list.find((x) => x.grantee === g.grantee && x.privilege === g.privilege);
-    for (const g of have) {
-      const w = find(want.grants, g);
-      if (!w) await run(`REVOKE ${g.privilege} ON SCHEMA ${schema} FROM ${grantee(g)} CASCADE`);
-      else if (g.grantable && !w.grantable) await run(`REVOKE GRANT OPTION FOR ${g.privilege} ON SCHEMA ${schema} FROM ${grantee(g)} CASCADE`);
-    }
-    for (const g of want.grants) {
-      const h = find(have, g);
-      if (!h || (g.grantable && !h.grantable)) await run(`GRANT ${g.privilege} ON SCHEMA ${schema} TO ${grantee(g)}${g.grantable ? ' WITH GRANT OPTION' : ''}`);
-    }
+    for (const sql of aclStatements(`SCHEMA ${quoteIdent(name)}`, current.get(name)?.grants ?? [], want.grants)) await run(sql);
   }
   return ran;
 }

@@ -1,0 +1,38 @@
+/**
+ * Executes the data movement of a pushdown route (planner/pushdown-query.ts):
+ * creates the temporary table of partial results from the worker query over
+ * the coordinator's own tables (`WITH NO DATA`: exact column types), reads
+ * those types back, asks the plan for its final SQL, then streams every
+ * shard group's worker rows into the table through the pull machinery
+ * (pull-tables.ts). When the plan declines for these types (float sums),
+ * the table is dropped and the statement's tables are pulled instead, so
+ * the route's `sql` is the plain pull query again.
+ */
+import type { PgError } from '../protocol/errors.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
+import { quoteIdent } from '../sql/quote.js';
+import { partialTableSql } from '../planner/pushdown-query.js';
+import type { WorkerNode } from '../metadata/types.js';
+import type { Route } from '../planner/route.js';
+import { pullTables } from './pull-tables.js';
+
+export async function pullPartialResults(
+  coordinator: BackendLink,
+  route: Extract<Route, { kind: 'pull' }>,
+  linkFor: (node: WorkerNode) => Promise<BackendLink>,
+): Promise<PgError | null> {
+  const partial = route.partial!;
+  const [entry, ...fallback] = route.pulls;
+  const temp = quoteIdent(partial.tempName);
+  const created = await queryOnLink(coordinator, partialTableSql(partial));
+  if (created.error) return created.error;
+  const types = created.rows.map((r) => decodeDataRow(r)[0] ?? '');
+  partial.finalSql = partial.combine(types);
+  if (partial.finalSql === null) {
+    const dropped = await queryOnLink(coordinator, `DROP TABLE pg_temp.${temp}`);
+    if (dropped.error) return dropped.error;
+    return pullTables(coordinator, fallback, linkFor);
+  }
+  return pullTables(coordinator, [entry], linkFor);
+}
