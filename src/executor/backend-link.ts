@@ -113,8 +113,26 @@ export class BackendLink {
     if (conn.socket.destroyed) this.lost = true;
   }
 
+  /**
+   * Set by `close`: the connection is ending and belongs to nobody else —
+   * it must never be detached into the pool (its Terminate is on its way).
+   */
+  closed = false;
+  /** A cancel request sent for this connection whose delivery is not confirmed yet. */
+  private cancelling: Promise<void> | null = null;
+
+  /**
+   * Whether another session may take the connection now: idle, outside a
+   * transaction, not closing, and no cancel request of ours still on its
+   * way (one landing later would cancel the next owner's statement).
+   */
+  get reusable(): boolean {
+    return !this.closed && !this.lost && this.pending === 0 && this.status === 0x49 && this.cancelling === null && !this.conn.socket.destroyed;
+  }
+
   /** Lets go of the connection (idle, outside any transaction) so another session can use it. */
   detach(): BackendConnection {
+    if (!this.reusable) throw new Error('a busy or closing worker connection cannot be handed to another session');
     this.conn.socket.removeListener('data', this.onSocketData);
     this.conn.socket.removeListener('error', noop);
     this.conn.socket.removeListener('close', this.onSocketClose);
@@ -178,8 +196,15 @@ export class BackendLink {
     this.conn.socket.write(bytes);
   }
 
+  /**
+   * Requests sent so far (every expectation counts): lets the session tell
+   * whether anything ran on this backend since a given moment.
+   */
+  requestCount = 0;
+
   /** Records an expectation for bytes the caller writes itself (batched forwarding). */
   queuePush(e: Expectation): void {
+    this.requestCount++;
     if (this.inCopyIn) {
       // PostgreSQL ignores Sync (and Flush) during copy-in: no ReadyForQuery comes for it.
       if (e.completes === Completes.Ready) return;
@@ -225,11 +250,31 @@ export class BackendLink {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** Resolves when no reply is pending and no cancel request of ours is still being delivered. */
+  async settled(): Promise<void> {
+    for (;;) {
+      await this.idle();
+      if (this.cancelling) await this.cancelling;
+      else if (this.pending === 0 || this.lost) return;
+    }
+  }
+
+  /**
+   * Asks the server to cancel what runs. Asynchronous: until the postmaster
+   * has taken the request, the connection is not `reusable` (once taken, a
+   * signal that finds the backend idle is ignored by PostgreSQL).
+   */
   cancel(): void {
-    if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key);
+    if (this.pending === 0) return;
+    const sent = sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).finally(() => {
+      if (this.cancelling === sent) this.cancelling = null;
+      if (this.pending === 0 && !this.lost) this.onIdle?.(this);
+    });
+    this.cancelling = sent;
   }
 
   close(): void {
+    this.closed = true;
     const s = this.conn.socket;
     if (s.destroyed) return;
     if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).finally(() => s.end(encodeTerminate()));

@@ -240,6 +240,9 @@ export async function runMultiShardTasks(
   } finally {
     for (let i = 0; i < route.tasks.length; i++) started(i);
   }
+  // Fail-fast cancels are delivered before anything else runs on these connections (a late one
+  // would cancel the ROLLBACK below or the session's next statement).
+  if (firstError) await Promise.all(allLinks().map((l) => l.settled()));
 
   const merged: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
   // A node whose snapshot failed was not read consistently: the statement fails.

@@ -242,8 +242,8 @@ export abstract class SessionBase {
     // Once only: a connection given to the pool twice would serve two sessions at once.
     if (this.releasedExtras.has(link)) return;
     this.releasedExtras.add(link);
-    void link.idle().then(() => {
-      if (poolable && this.state === 'running' && !link.lost && link.pending === 0 && link.status === 0x49) {
+    void link.settled().then(() => {
+      if (poolable && this.state === 'running' && link.reusable) {
         this.services.releaseNode(node, link.detach(), link.prepared);
       } else {
         link.close();
@@ -308,9 +308,10 @@ export abstract class SessionBase {
    * theirs (the settings live on those connections).
    */
   protected releaseIdleWorkers(): void {
-    if (this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
+    // A closed session's links are being closed (a Terminate may follow a cancel): never pooled.
+    if (this.state !== 'running' || this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
     for (const [nodeId, link] of this.workers) {
-      if (link.pending > 0 || link.inTransaction || link.lost || this.cycleLinks.has(link)) continue;
+      if (!link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
       const node = this.workerNodes.get(nodeId);
       if (!node) continue;
       this.workers.delete(nodeId);

@@ -324,6 +324,8 @@ export class SessionTransaction {
     this.savepoints = [];
     this.implicit = false;
     this.pulledInBlock = false;
+    this.evaluationOnlyXid = false;
+    this.evaluationMark = -1;
     this.snapshots = null;
     for (const w of this.workers.values()) {
       w.inTransaction = false;
@@ -419,7 +421,11 @@ export class SessionTransaction {
       return null;
     }
     const out = await this.run('commit', 'COMMIT');
-    return out instanceof PgError ? out : null;
+    if (out instanceof PgError) return out;
+    // The implicit block rolled back instead (a node was lost between its statements): the
+    // query failed — its client must not take the statements for committed.
+    if (out !== 'COMMIT') return this.takeLossError() ?? new PgError({ code: '40000', message: 'the transaction of the multi-statement query was rolled back' });
+    return null;
   }
 
   private async rollbackNodes(): Promise<void> {
@@ -461,9 +467,12 @@ export class SessionTransaction {
     const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
     let out: string | PgError;
     if (failed) {
+      // A loss no statement has reported yet (the link went while the block was idle): COMMIT
+      // reports it, as the client has seen no error that would tell it the block is lost.
+      const unreported = this.implicit ? null : this.takeLossError();
       await this.rollbackNodes();
       await queryOnLink(this.coordinator, 'ROLLBACK');
-      out = 'ROLLBACK';
+      out = unreported ?? 'ROLLBACK';
     } else {
       out = await this.commitNodes(workers);
     }
@@ -497,8 +506,30 @@ export class SessionTransaction {
     return catalog?.nodes.find((n) => n.nodeId === link.nodeId)?.groupId ?? 0;
   }
 
-  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid). */
+  /**
+   * The coordinator's xid comes only from INSERT evaluations rolled back to
+   * their savepoint (defaults, now(), nextval() computed on the coordinator):
+   * the coordinator then wrote nothing, and stays a read-only participant —
+   * so pgbench -N's block (one worker written) commits with one phase.
+   * Valid while nothing else has run on the coordinator since the last
+   * evaluation (`evaluationMark`, its request count then).
+   */
+  private evaluationOnlyXid = false;
+  private evaluationMark = -1;
+
+  /** An evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it. */
+  noteEvaluationStart(hadXid: boolean, requestsBefore: number): void {
+    this.evaluationOnlyXid = !hadXid || (this.evaluationOnlyXid && requestsBefore === this.evaluationMark);
+  }
+
+  /** The evaluation was rolled back to its savepoint. */
+  noteEvaluationEnd(): void {
+    this.evaluationMark = this.coordinator.requestCount;
+  }
+
+  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid of a write that stays). */
   private async coordinatorWrote(): Promise<boolean> {
+    if (this.evaluationOnlyXid && this.coordinator.requestCount === this.evaluationMark) return false;
     const r = await queryOnLink(this.coordinator, 'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL');
     if (r.error) throw r.error;
     return r.rows.length > 0 && decodeDataRow(r.rows[0]!)[0] === 't';

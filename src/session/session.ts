@@ -313,6 +313,12 @@ export class Session extends ExtendedProtocol {
     const implicit = await this.txn.beginImplicit(routes);
     let ok = true;
     for (let i = 0; i < stmts.length && ok; i++) {
+      if (i > 0 && this.statusByte() === 0x45 && routes[i].kind !== 'transaction') {
+        // A node of the block was lost between two statements: the rest does not run.
+        await this.replyError(this.txn.takeLossError() ?? abortedError());
+        ok = false;
+        break;
+      }
       // A statement may change the catalog (create_distributed_table): plan the rest anew.
       let route = routes[i];
       const now = i > 0 ? await this.catalog() : catalog;
@@ -355,6 +361,8 @@ export class Session extends ExtendedProtocol {
     if (this.copyIn && !this.copyIn.failed) void this.copyIn.sink.abort(new PgError({ code: '08006', message: 'the client disconnected during COPY' })).catch(() => {});
     this.coordinator.close();
     for (const w of this.workers.values()) w.close();
+    // Forgotten at once: a reply arriving before the Terminate goes out must not hand a link to the pool.
+    this.workers.clear();
     for (const w of this.txn.extraLinks) w.close();
     if (!this.client.destroyed) this.client.end();
     this.onClose?.();

@@ -241,6 +241,55 @@ test('a worker backend terminated mid-statement: class 08 at once, other clients
   assert.deepEqual(otherOutcomes.filter((x) => x !== 'ok'), [], 'the client of the other worker saw no error');
 });
 
+/** Balance of the tenant's account, read through a fresh session. */
+async function balanceOf(tenant: number): Promise<string> {
+  const s = await textClient(cluster.url);
+  try {
+    return (await s.query({ text: 'SELECT balance FROM accounts WHERE tenant_id = $1', values: [tenant] })).rows[0].balance;
+  } finally {
+    await s.end();
+  }
+}
+
+test('a worker connection lost between the statements of a transaction: the client is told, nothing half-commits', { timeout: 300_000 }, async (t) => {
+  const admin = await workerAdmin(cluster.workers[0]!.port);
+  const s = await textClient(cluster.url);
+  const seen: string[] = [];
+  try {
+    // A multi-statement query (one implicit transaction): the first worker's backend is terminated
+    // after the UPDATE, while the second statement sleeps on the other worker.
+    const before = await balanceOf(onFirst);
+    const implicit = runStatement(s, {
+      kind: 'probe',
+      sql: `UPDATE accounts SET balance = balance + 1000, note = 'pgw_implicit_lost' WHERE tenant_id = ${onFirst}; ` +
+        `SELECT pg_sleep(3) FROM accounts WHERE tenant_id = ${onSecond}; ` +
+        `UPDATE accounts SET balance = balance + 1000 WHERE tenant_id = ${onFirst}`,
+    }, 30_000);
+    await terminateBackend(admin, 'pgw_implicit_lost');
+    const implicitCode = codeOf(await implicit);
+    const after = await balanceOf(onFirst);
+    seen.push(`multi-statement query: ${implicitCode}, balance ${before} → ${after}`);
+    assert.match(implicitCode, /^08/, 'the multi-statement query reports the lost connection (it did not commit)');
+    assert.equal(after, before, 'no statement of the rolled-back query stayed');
+
+    // An explicit block: the loss happens while the block is idle; COMMIT reports it.
+    await s.query('BEGIN');
+    await s.query(`UPDATE accounts SET balance = balance + 1000, note = 'pgw_block_lost' WHERE tenant_id = ${onFirst}`);
+    await s.query(`SELECT 1 FROM accounts WHERE tenant_id = ${onSecond}`);
+    await terminateBackend(admin, 'pgw_block_lost');
+    const commit = await runStatement(s, { kind: 'probe', sql: 'COMMIT' }, 20_000);
+    const next = codeOf(await runStatement(s, { kind: 'probe', sql: `SELECT 1 FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000));
+    seen.push(`COMMIT of the block: ${codeOf(commit)}, next statement ${next}`);
+    assert.match(codeOf(commit), /^08/, 'COMMIT of a block that lost a node reports the loss');
+    assert.equal(next, 'ok', 'the block is over; the session reconnects');
+    assert.equal(await balanceOf(onFirst), before);
+  } finally {
+    t.diagnostic(seen.join('; '));
+    await s.query('ROLLBACK').catch(() => {});
+    for (const x of [admin, s]) await x.end().catch(() => {});
+  }
+});
+
 test('no MaxListenersExceededWarning: a session that lost many worker connections, then a large pull result', { timeout: 300_000 }, async (t) => {
   const warnings: string[] = [];
   const onWarning = (w: Error) => {

@@ -181,6 +181,51 @@ test('a REPEATABLE READ block: extra connections read with the block\'s snapshot
   assert.deepEqual(await values(), before.map((v) => v + 100));
 });
 
+test('sessions that end right after multi-shard reads never hand a closing connection to another session', { timeout: 120_000 }, async (t) => {
+  // A multi-shard read ends its per-node transactions with a COMMIT whose reply may still be on
+  // its way when the client (here: at once) terminates; the session's close must not let that
+  // reply pool a connection whose Terminate follows. Router clients take pooled connections all
+  // the time and must never see one of them go.
+  const routers = await Promise.all([0, 1, 2].map(() => textClient(cluster.url)));
+  let stop = false;
+  const errors: string[] = [];
+  let statements = 0;
+  const load = routers.map(async (r, j) => {
+    for (let i = j; !stop; i++) {
+      try {
+        await r.query({ text: 'SELECT v FROM items WHERE k = $1', values: [KEYS[i % KEYS.length]] });
+        statements++;
+      } catch (err) {
+        errors.push(`${(err as { code?: string }).code}: ${(err as Error).message}`);
+      }
+    }
+  });
+  // Each ending session writes keys of its own (no lock waits between them).
+  const enders = [0, 1, 2].map(async (j) => {
+    for (let i = 0; i < 25; i++) {
+      const s = await textClient(cluster.url);
+      try {
+        await s.query('SELECT k, v FROM items');
+        await s.query(`UPDATE items SET v = v WHERE k IN (${KEYS.slice(j * 8, j * 8 + 8).join(', ')})`);
+        await s.query('SELECT k, v FROM items');
+      } catch (err) {
+        errors.push(`${(err as { code?: string }).code}: ${(err as Error).message}`);
+      } finally {
+        await s.end();
+      }
+    }
+  });
+  try {
+    await Promise.all(enders);
+  } finally {
+    stop = true;
+    await Promise.all(load);
+    for (const r of routers) await r.end().catch(() => {});
+  }
+  t.diagnostic(`router statements meanwhile: ${statements}, errors: ${errors.length}${errors[0] ? ` (first: ${errors[0]})` : ''}`);
+  assert.deepEqual(errors, []);
+});
+
 test('no connection is left behind: the pool takes the extra connections back', async () => {
   const d = await textClient(nodeUrl(cluster, cluster.workers[0]!.port));
   try {
