@@ -182,6 +182,7 @@ export class BackendLink {
    */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queuePush(e);
+    if (bytes[0] === 0x51 /* Query */) this.runCount++;
     // A lost connection answers nothing: fail the expectations now, or their waiters wait forever.
     // (Destroyed with its 'close' still to come counts too.)
     if (this.lost || this.conn.socket.destroyed) {
@@ -197,14 +198,15 @@ export class BackendLink {
   }
 
   /**
-   * Requests sent so far (every expectation counts): lets the session tell
-   * whether anything ran on this backend since a given moment.
+   * Statements that may have run so far (simple Queries and Executes; a
+   * Parse, Describe or Sync runs nothing): lets the session tell whether
+   * anything ran on this backend since a given moment.
    */
-  requestCount = 0;
+  runCount = 0;
 
-  /** Records an expectation for bytes the caller writes itself (batched forwarding). */
-  queuePush(e: Expectation): void {
-    this.requestCount++;
+  /** Records an expectation for bytes the caller writes itself (batched forwarding); `query`: a simple Query. */
+  queuePush(e: Expectation, query = false): void {
+    if (query || e.completes === Completes.Execute) this.runCount++;
     if (this.inCopyIn) {
       // PostgreSQL ignores Sync (and Flush) during copy-in: no ReadyForQuery comes for it.
       if (e.completes === Completes.Ready) return;

@@ -268,7 +268,7 @@ export abstract class RouteRunner extends SessionBase {
     if (inBlock) {
       // Whether the block's coordinator transaction had an xid before: if not, the one this
       // evaluation assigns carries no write once rolled back (SessionTransaction.noteEvaluation).
-      const before = this.coordinator.requestCount;
+      const before = this.coordinator.runCount;
       const r = await this.runAsClient('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL;\nSAVEPOINT pgweave_evaluate');
       this.txn.noteEvaluationStart(r.rows[0]?.[0] === 't', before);
     } else {

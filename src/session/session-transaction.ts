@@ -524,12 +524,12 @@ export class SessionTransaction {
 
   /** The evaluation was rolled back to its savepoint. */
   noteEvaluationEnd(): void {
-    this.evaluationMark = this.coordinator.requestCount;
+    this.evaluationMark = this.coordinator.runCount;
   }
 
   /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid of a write that stays). */
   private async coordinatorWrote(): Promise<boolean> {
-    if (this.evaluationOnlyXid && this.coordinator.requestCount === this.evaluationMark) return false;
+    if (this.evaluationOnlyXid && this.coordinator.runCount === this.evaluationMark) return false;
     const r = await queryOnLink(this.coordinator, 'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL');
     if (r.error) throw r.error;
     return r.rows.length > 0 && decodeDataRow(r.rows[0]!)[0] === 't';

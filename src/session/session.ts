@@ -109,7 +109,7 @@ export class Session extends ExtendedProtocol {
               runStart = pos;
             }
             const e = expectationFor(type);
-            if (e) this.coordinator.queuePush(e);
+            if (e) this.coordinator.queuePush(e, type === Frontend.Query);
             this.cycleLinks.add(this.coordinator);
             if (type === Frontend.Sync) this.endCycle();
           } else {

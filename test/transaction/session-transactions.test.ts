@@ -242,6 +242,17 @@ test('a block writing one worker commits with one phase, even when an INSERT\'s 
     ];
     for (const sql of nBlock) await dist.query(sql);
     assert.equal(points.join(', '), '', 'no two-phase commit step ran');
+    // The same over the extended protocol with prepared statements, as pgbench -N -M prepared runs it.
+    const prepared = [
+      { name: 'n_begin', text: 'BEGIN' },
+      { name: 'n_update', text: 'UPDATE t SET v = v + $1 WHERE id = $2', values: [0, A] },
+      { name: 'n_select', text: 'SELECT v FROM t WHERE id = $1', values: [A] },
+      { name: 'n_insert', text: 'INSERT INTO hist (id, delta, at) VALUES ($1, $2, CURRENT_TIMESTAMP)', values: [A, 0] },
+      { name: 'n_end', text: 'END' },
+    ];
+    for (let round = 0; round < 2; round++) for (const q of prepared) await dist.query(q);
+    assert.equal(points.join(', '), '', 'no two-phase commit step ran (extended protocol)');
+    await dist.query(`DELETE FROM hist WHERE delta = 0`);
     assert.deepEqual((await dist.query(`SELECT v::text FROM t WHERE id = ${A}`)).rows, [{ v: '7' }]);
     assert.deepEqual((await dist.query(`SELECT delta::text, (at IS NOT NULL)::text AS stamped FROM hist WHERE id = ${A}`)).rows, [{ delta: '7', stamped: 'true' }]);
 
