@@ -20,8 +20,10 @@
  *
  * The first failing task stops the rest: nothing more starts, running tasks
  * on other connections are cancelled, and that first error is the answer.
- * (A cancel request is asynchronous: one arriving after its statement ended
- * may hit the connection's next statement; see executor/README.md.)
+ * (A cancel request is asynchronous: the statement waits until the
+ * postmaster has taken every cancel it sent — `BackendLink.settled` — so
+ * none lands on the ROLLBACK or on a later statement, and a connection with
+ * a cancel in flight never goes back to the pool.)
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
