@@ -15,6 +15,17 @@
  *
  * In `collect` mode the replies are handed to a collector instead (the
  * multi-shard executor decodes them), never to the client.
+ *
+ * Loss. A FATAL ErrorResponse (pg_terminate_backend, a shutdown, an idle
+ * timeout) means the server closes the connection next: the link counts as
+ * lost at once, the FATAL is not forwarded (a client must not see its own
+ * session end for a worker's sake), and every pending expectation — and
+ * every later `send` — completes with a class-08 error (08006, "connection
+ * to node … was lost"), so no caller waits for replies that cannot come.
+ * The session answers forwarded requests with that error (`onLost`).
+ *
+ * Backpressure. Forwarded bytes go through the client socket's WriteGate:
+ * one 'drain' listener per client, however many links write to it.
  */
 import type { Duplex } from 'node:stream';
 import { Backend } from '../protocol/constants.js';
@@ -25,6 +36,7 @@ import { encodeMessage } from '../protocol/writer.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
+import { writeGateFor, type WriteGate } from './write-gate.js';
 
 export const enum Completes {
   /** Query or Sync: completed by ReadyForQuery. */
@@ -81,14 +93,8 @@ export class BackendLink {
   onLost: ((link: BackendLink) => void) | null = null;
 
   private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
-  private readonly onSocketClose = (): void => {
-    this.lost = true;
-    this.onLost?.(this);
-    this.failPending();
-  };
-  private readonly onClientDrain = (): void => {
-    this.conn.socket.resume();
-  };
+  private readonly onSocketClose = (): void => this.lose();
+  private readonly gate: WriteGate;
   /** Called when the last pending reply has arrived (the session may pool the link). */
   onIdle: ((link: BackendLink) => void) | null = null;
 
@@ -102,15 +108,35 @@ export class BackendLink {
     conn.socket.on('data', this.onSocketData);
     conn.socket.on('error', noop);
     conn.socket.on('close', this.onSocketClose);
-    client.on('drain', this.onClientDrain);
+    this.gate = writeGateFor(client);
+    // A socket that closed before this link listened (or is closing) must still count as lost.
+    if (conn.socket.destroyed) this.lost = true;
+  }
+
+  /**
+   * Set by `close`: the connection is ending and belongs to nobody else —
+   * it must never be detached into the pool (its Terminate is on its way).
+   */
+  closed = false;
+  /** A cancel request sent for this connection whose delivery is not confirmed yet. */
+  private cancelling: Promise<void> | null = null;
+
+  /**
+   * Whether another session may take the connection now: idle, outside a
+   * transaction, not closing, and no cancel request of ours still on its
+   * way (one landing later would cancel the next owner's statement).
+   */
+  get reusable(): boolean {
+    return !this.closed && !this.lost && this.pending === 0 && this.status === 0x49 && this.cancelling === null && !this.conn.socket.destroyed;
   }
 
   /** Lets go of the connection (idle, outside any transaction) so another session can use it. */
   detach(): BackendConnection {
+    if (!this.reusable) throw new Error('a busy or closing worker connection cannot be handed to another session');
     this.conn.socket.removeListener('data', this.onSocketData);
     this.conn.socket.removeListener('error', noop);
     this.conn.socket.removeListener('close', this.onSocketClose);
-    this.client.removeListener('drain', this.onClientDrain);
+    this.gate.forget(this.conn.socket);
     this.conn.socket.resume();
     return this.conn;
   }
@@ -156,9 +182,11 @@ export class BackendLink {
    */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queuePush(e);
+    if (bytes[0] === 0x51 /* Query */) this.runCount++;
     // A lost connection answers nothing: fail the expectations now, or their waiters wait forever.
-    if (this.lost) {
-      this.failPending();
+    // (Destroyed with its 'close' still to come counts too.)
+    if (this.lost || this.conn.socket.destroyed) {
+      this.lose();
       return;
     }
     if (!this.corked) {
@@ -169,8 +197,16 @@ export class BackendLink {
     this.conn.socket.write(bytes);
   }
 
-  /** Records an expectation for bytes the caller writes itself (batched forwarding). */
-  queuePush(e: Expectation): void {
+  /**
+   * Statements that may have run so far (simple Queries and Executes; a
+   * Parse, Describe or Sync runs nothing): lets the session tell whether
+   * anything ran on this backend since a given moment.
+   */
+  runCount = 0;
+
+  /** Records an expectation for bytes the caller writes itself (batched forwarding); `query`: a simple Query. */
+  queuePush(e: Expectation, query = false): void {
+    if (query || e.completes === Completes.Execute) this.runCount++;
     if (this.inCopyIn) {
       // PostgreSQL ignores Sync (and Flush) during copy-in: no ReadyForQuery comes for it.
       if (e.completes === Completes.Ready) return;
@@ -216,19 +252,69 @@ export class BackendLink {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** Resolves when no reply is pending and no cancel request of ours is still being delivered. */
+  async settled(): Promise<void> {
+    for (;;) {
+      await this.idle();
+      if (this.cancelling) await this.cancelling;
+      else if (this.pending === 0 || this.lost) return;
+    }
+  }
+
+  /**
+   * Asks the server to cancel what runs. Asynchronous: until the postmaster
+   * has taken the request, the connection is not `reusable` (once taken, a
+   * signal that finds the backend idle is ignored by PostgreSQL).
+   */
   cancel(): void {
-    if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key);
+    if (this.pending === 0) return;
+    const sent = sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).finally(() => {
+      if (this.cancelling === sent) this.cancelling = null;
+      if (this.pending === 0 && !this.lost) this.onIdle?.(this);
+    });
+    this.cancelling = sent;
   }
 
   close(): void {
+    this.closed = true;
     const s = this.conn.socket;
     if (s.destroyed) return;
     if (this.pending > 0) void sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).finally(() => s.end(encodeTerminate()));
     else s.end(encodeTerminate());
   }
 
+  /** The error every request of a lost link completes with. */
+  lostError(): PgError {
+    const cause = this.unsolicitedError;
+    return new PgError({
+      severity: 'ERROR',
+      code: '08006',
+      message: `connection to node ${this.conn.host}:${this.conn.port} was lost`,
+      ...(cause ? { detail: `${cause.fields.code ?? ''} ${cause.fields.message ?? ''}`.trim() } : {}),
+    });
+  }
+
+  /** The connection is gone (closed, destroyed, or announced by a FATAL): once, tell the owner, fail what waits. */
+  private lose(): void {
+    const first = !this.lossReported;
+    if (first) {
+      this.lost = true;
+      this.lossReported = true;
+      this.gate.forget(this.conn.socket);
+      if (!this.conn.socket.destroyed) this.conn.socket.destroy();
+    }
+    // The owner answers forwarded requests (also ones sent after the loss: their client waits too).
+    if (first || this.pendingForwarded > 0) this.onLost?.(this);
+    this.failPending();
+  }
+
+  private lossReported = false;
+  /** A FATAL arrived in the chunk being handled. */
+  private dying = false;
+
   private failPending(): void {
-    const err = new PgError({ severity: 'FATAL', code: '08006', message: `connection to PostgreSQL at ${this.conn.host}:${this.conn.port} was lost` });
+    if (this.head === this.queue.length) return this.wake();
+    const err = this.lostError();
     while (this.head < this.queue.length) this.queue[this.head++].done?.(err, 0x45);
     this.compact();
     this.wake();
@@ -286,13 +372,18 @@ export class BackendLink {
       pos = end;
     }
     if (runForward && n > runStart) this.toClient(runStart === 0 ? whole : whole.subarray(runStart));
+    if (this.dying) {
+      this.dying = false;
+      this.lose();
+      return;
+    }
     this.compact();
     this.wake();
     if (this.pending === 0) this.onIdle?.(this);
   }
 
   private toClient(bytes: Buffer): void {
-    if (!this.client.write(bytes)) this.conn.socket.pause();
+    this.gate.write(bytes, this.conn.socket);
   }
 
   /** Matches one reply to the expectation queue; returns whether it goes to the client. */
@@ -304,11 +395,14 @@ export class BackendLink {
       return this.collector === null;
     }
     const e = this.queue[this.head];
-    if (e === undefined) {
-      // Unsolicited (e.g. FATAL before close): kept for the close handler to report.
-      if (type === Backend.ErrorResponse) this.unsolicitedError = readErrorResponse(buf, start, end);
+    if (type === Backend.ErrorResponse && isFatal(buf, start, end)) {
+      // The server closes the connection next: the link is lost now (see the module comment).
+      // Lost once the bytes before it are flushed, so the client sees them in order.
+      this.unsolicitedError = readErrorResponse(buf, start, end);
+      this.dying = true;
       return false;
     }
+    if (e === undefined) return false;
     const forward = e.forward;
     if (!forward && this.collector && e.collect !== false) this.collector(type, buf, start, end);
     if (type === Backend.ErrorResponse) {
@@ -360,6 +454,25 @@ function completes(kind: Completes, type: number): boolean {
     default:
       return false;
   }
+}
+
+/** Whether an ErrorResponse's severity is FATAL or PANIC (the 'S' field comes first, as PostgreSQL sends it). */
+function isFatal(buf: Buffer, start: number, end: number): boolean {
+  // 'V' (never localized) decides; 'S' only when a server sends no 'V' (before 9.6).
+  let severity = '';
+  for (let pos = start + 5; pos < end && buf[pos] !== 0; ) {
+    const field = buf[pos];
+    const zero = buf.indexOf(0, pos + 1);
+    if (zero < 0 || zero >= end) break;
+    if (field === 0x56 /* V */) return isFatalSeverity(buf.toString('latin1', pos + 1, zero));
+    if (field === 0x53 /* S */) severity = buf.toString('latin1', pos + 1, zero);
+    pos = zero + 1;
+  }
+  return isFatalSeverity(severity);
+}
+
+function isFatalSeverity(s: string): boolean {
+  return s === 'FATAL' || s === 'PANIC';
 }
 
 function noop(): void {}

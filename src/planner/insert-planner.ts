@@ -26,6 +26,7 @@ export class InsertPlan {
   private readonly textByShardIndex = new Map<number, string>();
   /** Values must be computed on the coordinator first (see Route 'evaluate-insert'). */
   private readonly evaluate: boolean;
+  private evaluation: Route | null = null;
 
   constructor(
     private readonly text: Buffer,
@@ -94,7 +95,8 @@ export class InsertPlan {
   }
 
   route(params: ParamValues): Route | NotRoutable {
-    if (this.evaluate) return this.evaluationRoute();
+    // The evaluation statement does not depend on the parameters: deparsed once per plan.
+    if (this.evaluate) return (this.evaluation ??= this.evaluationRoute());
     const shardOfRow: number[] = new Array(this.rowKeys.length);
     let single = -1;
     let multi = false;

@@ -120,7 +120,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
     let route = plan.route(params as ReadonlyArray<string | null> | null);
     if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
-      await this.replyError(abortedError());
+      await this.replyError(this.txn.takeLossError() ?? abortedError());
       this.cycleFailed = true;
       return;
     }
@@ -156,7 +156,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       }
     }
     if (route.kind === 'router' || route.kind === 'pull' || route.kind === 'local') {
-      const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite) : this.coordinator;
+      const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
       const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
       const wname = `pgw${stmt.id}_${shardKey}`;
@@ -312,7 +312,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
   }
 
   protected async handleSync(): Promise<void> {
-    const links = [...this.cycleLinks];
+    // A lost link answers nothing (its requests were answered when it was lost).
+    const links = [...this.cycleLinks].filter((l) => !l.lost);
     if (links.length <= 1) this.endCycle();
     if (links.length === 0) {
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));

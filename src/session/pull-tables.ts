@@ -13,6 +13,7 @@ import { encodeMessage } from '../protocol/writer.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut } from '../executor/link-query.js';
+import { writeGateFor } from '../executor/write-gate.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
@@ -41,6 +42,8 @@ export async function pullTables(
     if (prep?.error) return prep.error;
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
     const sinkSocket = coordinator.conn.socket;
+    // Every shard's rows share the coordinator socket's one 'drain' listener (executor/write-gate.ts).
+    const sink = writeGateFor(sinkSocket);
     // Reference tables: one placement holds every row.
     const shards = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards.filter((s) => !p.prepared || p.prepared.has(s.shardName));
     const byNode = new Map<number, { node: WorkerNode; names: string[] }>();
@@ -58,12 +61,6 @@ export async function pullTables(
     };
     await Promise.all([...byNode.values()].map(async (g) => {
       const link = await linkFor(g.node);
-      // One 'drain' listener per pause, not one per message written while the sink is full.
-      let waiting = false;
-      const resume = () => {
-        waiting = false;
-        link.conn.socket.resume();
-      };
       for (const name of g.names) {
         if (failure) return;
         const shardIndex = progress && tableIndex === 0 ? shards.findIndex((s) => s.shardName === name) : -1;
@@ -83,11 +80,7 @@ export async function pullTables(
             sinkSocket.cork();
             process.nextTick(uncork);
           }
-          if (!sinkSocket.write(msg) && !waiting) {
-            waiting = true;
-            link.conn.socket.pause();
-            sinkSocket.once('drain', resume);
-          }
+          sink.write(msg, link.conn.socket);
         });
         if (r.error) failure ??= r.error;
       }

@@ -55,7 +55,7 @@ export abstract class RouteRunner extends SessionBase {
         return r;
       }
       case 'router': {
-        const link = await this.linkForTask(route.task.node, route.isWrite);
+        const link = await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds);
         return this.forwardAndWait(link, encodeQuery(route.task.sql));
       }
       case 'error':
@@ -324,7 +324,15 @@ export abstract class RouteRunner extends SessionBase {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     const inBlock = this.statusByte() !== 0x49;
-    await this.runAsClient(inBlock ? 'SAVEPOINT pgweave_evaluate' : 'BEGIN');
+    if (inBlock) {
+      // Whether the block's coordinator transaction had an xid before: if not, the one this
+      // evaluation assigns carries no write once rolled back (SessionTransaction.noteEvaluation).
+      const before = this.coordinator.runCount;
+      const r = await this.runAsClient('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL;\nSAVEPOINT pgweave_evaluate');
+      this.txn.noteEvaluationStart(r.rows[0]?.[0] === 't', before);
+    } else {
+      await this.runAsClient('BEGIN');
+    }
     let evaluated: { fields: string[]; rows: Array<Array<string | null>> };
     try {
       evaluated = await this.runAsClient(route.evaluationSql, params ?? undefined);
@@ -332,6 +340,7 @@ export abstract class RouteRunner extends SessionBase {
       return toPgError(err);
     } finally {
       await this.runAsClient(inBlock ? 'ROLLBACK TO SAVEPOINT pgweave_evaluate; RELEASE SAVEPOINT pgweave_evaluate' : 'ROLLBACK');
+      if (inBlock) this.txn.noteEvaluationEnd();
     }
     try {
       const sql = route.rebuild(evaluated.fields, evaluated.rows);

@@ -34,6 +34,7 @@ export abstract class SessionBase {
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
+  private readonly releasedExtras = new WeakSet<BackendLink>();
   protected readonly inbox: Buffer[] = [];
   protected pumping = false;
   /** The link whose forwarded replies are in flight; null when the session itself writes. */
@@ -72,7 +73,10 @@ export abstract class SessionBase {
     this.coordinator = this.makeLink(backend, -1);
     this.copyLink = this.coordinator;
     this.searchPath = [services.user, 'public'];
-    this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node));
+    this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), {
+      open: (node) => this.openExtraLink(node),
+      release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
+    });
   }
 
 
@@ -84,6 +88,7 @@ export abstract class SessionBase {
     const c = this.coordinator.status;
     if (c === 0x45 || (this.txn.broken && c !== 0x49)) return 0x45;
     for (const w of this.workers.values()) if (w.inTransaction && w.status === 0x45) return 0x45;
+    for (const w of this.txn.extraLinks) if (w.inTransaction && w.status === 0x45) return 0x45;
     if (c === 0x54) return 0x54;
     return 0x49;
   }
@@ -226,11 +231,56 @@ export abstract class SessionBase {
     return { fields: decodeFieldNames(r.rowDescription), rows: r.rows.map(decodeDataRow), command: r.tag };
   }
 
-  /** The session's link to a worker, opened as the client's role and joined to the transaction. */
-  protected async linkForTask(node: WorkerNode, isWrite: boolean): Promise<BackendLink> {
+  /**
+   * The session's link to a worker, opened as the client's role and joined
+   * to the transaction. In a block, a statement on shards (`shardIds`) goes
+   * to the connection that already used their shard group (affinity: it
+   * holds their locks and writes), and binds the groups it uses to its own.
+   */
+  protected async linkForTask(node: WorkerNode, isWrite: boolean, shardIds?: readonly number[]): Promise<BackendLink> {
+    const inBlock = this.statusByte() !== 0x49;
+    if (inBlock && shardIds) {
+      const bound = this.txn.affinityLink(node, shardIds);
+      if (bound) {
+        if (isWrite) bound.wroteInTransaction = true;
+        return bound;
+      }
+    }
     const link = await this.openLink(node);
-    await this.txn.join(link, this.statusByte() !== 0x49, isWrite);
+    await this.txn.join(link, inBlock, isWrite);
+    if (inBlock && shardIds) this.txn.noteAccess(link, node, shardIds);
     return link;
+  }
+
+  /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
+  protected async openExtraLink(node: WorkerNode): Promise<BackendLink> {
+    const { conn, prepared } = await this.services.connectNode(node);
+    const link = this.makeLink(conn, node.nodeId, prepared);
+    link.onIdle = null;
+    if (this.state === 'closed') {
+      link.close();
+      throw new PgError({ code: '08006', message: 'the session ended' });
+    }
+    this.txn.replaySets(link);
+    return link;
+  }
+
+  /**
+   * Gives an extra connection back once its last reply is in (a COMMIT
+   * PREPARED may still be on its way): to the pool when it is idle outside a
+   * transaction, else it is closed.
+   */
+  protected releaseExtraLink(node: WorkerNode, link: BackendLink, poolable: boolean): void {
+    // Once only: a connection given to the pool twice would serve two sessions at once.
+    if (this.releasedExtras.has(link)) return;
+    this.releasedExtras.add(link);
+    void link.settled().then(() => {
+      if (poolable && this.state === 'running' && link.reusable) {
+        this.services.releaseNode(node, link.detach(), link.prepared);
+      } else {
+        link.close();
+      }
+    });
   }
 
   /** The session's link to a worker, opened as the client's role (not joined to the transaction). */
@@ -268,14 +318,17 @@ export abstract class SessionBase {
     // A worker went away: the session goes on; statements for it will reconnect.
     const answerClient = link.pendingForwarded > 0;
     const waitingForReady = link.pendingForwardedReady > 0;
-    this.workers.delete(link.nodeId);
+    if (this.workers.get(link.nodeId) === link) this.workers.delete(link.nodeId);
     this.txn.linkLost(link);
+    // A request still pending reports the loss itself; otherwise the block's next statement does.
+    if (link.pending > 0) this.txn.takeLossError();
     if (answerClient) {
-      const err = new PgError({ code: '08006', message: `connection to the worker at ${link.conn.host}:${link.conn.port} was lost` });
-      writeErrorResponse(this.out, err.fields);
+      // The forwarded request gets its error here (and its ReadyForQuery when the client awaits one);
+      // the link's own error hook tells the waiting step (skip to Sync, or a failed statement).
+      writeErrorResponse(this.out, link.lostError().fields);
       if (waitingForReady) writeReadyForQuery(this.out, this.transactionStatus);
       this.client.write(this.out.flush());
-      this.cycleFailed = !waitingForReady;
+      link.onForwardedError?.();
       if (this.active === link) this.active = null;
     }
   }
@@ -287,9 +340,10 @@ export abstract class SessionBase {
    * theirs (the settings live on those connections).
    */
   protected releaseIdleWorkers(): void {
-    if (this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
+    // A closed session's links are being closed (a Terminate may follow a cancel): never pooled.
+    if (this.state !== 'running' || this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
     for (const [nodeId, link] of this.workers) {
-      if (link.pending > 0 || link.inTransaction || link.lost || this.cycleLinks.has(link)) continue;
+      if (!link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
       const node = this.workerNodes.get(nodeId);
       if (!node) continue;
       this.workers.delete(nodeId);

@@ -48,6 +48,15 @@ import { mentionsAnyWord } from '../sql/lexer.js';
 import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
 import { commitDistributed, type CommitNode } from '../transaction/distributed-commit.js';
 import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
+import { shardGroupKey } from '../executor/shard-groups.js';
+import { runMultiShardTasks, type TaskRunContext } from './multi-shard-run.js';
+
+/** Connections beyond the session's one per node (slow start): opened as the client, given back after use. */
+export interface ExtraConnections {
+  open(node: WorkerNode): Promise<BackendLink>;
+  /** Gives back an idle link outside any transaction (to the pool when `poolable`, else closes it). */
+  release(node: WorkerNode, link: BackendLink, poolable: boolean): void;
+}
 
 /** Replies nobody reads — kept away from a collector waiting behind them. */
 const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false, collect: false };
@@ -61,23 +70,6 @@ type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'se
 /** Sends swallowed SQL on a link; resolves when its ReadyForQuery arrives (with the first error, if any). */
 function sendSwallowed(link: BackendLink, sql: string): Promise<PgError | null> {
   return new Promise((resolve) => link.send(encodeQuery(sql), [{ ...E_READY_SWALLOW, done: (err) => resolve(err) }]));
-}
-
-/** collectOnLink, calling onStart at the first reply message (the statement has its snapshot by then). */
-function collectTask(link: BackendLink, bytes: Buffer, onStart: (() => void) | null): Promise<CollectedResult> {
-  const result = collectOnLink(link, bytes);
-  const inner = link.collector;
-  if (onStart && inner) {
-    let fired = false;
-    link.collector = (type, buf, start, end) => {
-      if (!fired) {
-        fired = true;
-        onStart();
-      }
-      inner(type, buf, start, end);
-    };
-  }
-  return result;
 }
 
 function isChain(text: string): boolean {
@@ -116,6 +108,16 @@ export class SessionTransaction {
   private victim: string | null = null;
   /** A node of the open block was lost: the block can only roll back. */
   broken = false;
+  /** Why the block broke, until a statement has reported it. */
+  private lostInBlock: PgError | null = null;
+  /** The block's extra connections (slow start); they commit and roll back with it. */
+  private blockExtras: Array<{ node: WorkerNode; link: BackendLink }> = [];
+  /** Shard group (executor/shard-groups.ts) → the block's connection that used it. */
+  private readonly affinity = new Map<string, BackendLink>();
+  /** Accesses not yet bound in `affinity`: link, node id, shard ids, flattened. */
+  private accessed: Array<BackendLink | number | readonly number[]> = [];
+  /** REPEATABLE READ blocks: each node's block snapshot as exported for extra connections (null: could not). */
+  private readonly exportedSnapshots = new Map<number, string | null>();
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -124,6 +126,7 @@ export class SessionTransaction {
     private readonly settings: ReadonlyMap<string, string> = new Map(),
     /** Opens (or reuses) the session's link to a node without joining it to the block. */
     private readonly openLink: ((node: WorkerNode) => Promise<BackendLink>) | null = null,
+    private readonly extraConnections: ExtraConnections | null = null,
   ) {}
 
   /** True while worker links take part in the open transaction block. */
@@ -133,7 +136,9 @@ export class SessionTransaction {
   }
 
   private joined(): BackendLink[] {
-    return [...this.workers.values()].filter((w) => w.inTransaction);
+    const out = [...this.workers.values()].filter((w) => w.inTransaction);
+    for (const e of this.blockExtras) if (e.link.inTransaction) out.push(e.link);
+    return out;
   }
 
   /** Whether session-level SETs were made (worker connections then stay with the session). */
@@ -166,7 +171,7 @@ export class SessionTransaction {
     }
     this.sets.push(text);
     if (this.sets.length > 100) this.sets.shift();
-    for (const w of this.workers.values()) if (!w.lost) w.send(encodeQuery(text), [E_READY_SWALLOW]);
+    for (const w of [...this.workers.values(), ...this.extraLinks]) if (!w.lost) w.send(encodeQuery(text), [E_READY_SWALLOW]);
   }
 
   /** Session-level SETs replayed on a new worker link (search_path, timezone, statement_timeout…). */
@@ -213,10 +218,12 @@ export class SessionTransaction {
   }
 
   /** Sends the block's opening to a link; resolves when the link has answered it (its snapshot exists in REPEATABLE READ). */
-  private joinLink(link: BackendLink): Promise<PgError | null> {
+  private joinLink(link: BackendLink, snapshot: string | null = null): Promise<PgError | null> {
     link.inTransaction = true;
     link.rewriteError = (err) => this.translate(err);
-    const sql = [this.beginText, ...this.localSets, tagSql(this.ensureTag()), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
+    // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
+    const imported = snapshot === null ? [] : [`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`];
+    const sql = [this.beginText, ...this.localSets, ...imported, tagSql(this.ensureTag()), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
     return sendSwallowed(link, sql);
   }
 
@@ -250,8 +257,22 @@ export class SessionTransaction {
   }
 
   linkLost(link: BackendLink): void {
-    if (link.inTransaction) this.broken = true;
+    if (link.inTransaction) {
+      this.broken = true;
+      this.lostInBlock ??= link.lostError();
+    }
     link.inTransaction = false;
+  }
+
+  /**
+   * The loss that aborted the block, once: the next statement's error names
+   * it (08006) instead of a bare 25P02 when the connection went away while
+   * the block was idle.
+   */
+  takeLossError(): PgError | null {
+    const err = this.lostInBlock;
+    this.lostInBlock = null;
+    return err;
   }
 
   /**
@@ -294,6 +315,7 @@ export class SessionTransaction {
     this.tag = 0;
     this.victim = null;
     this.broken = false;
+    this.lostInBlock = null;
     this.beginText = 'BEGIN';
     this.isolation = 'read committed';
     this.readOnly = false;
@@ -302,11 +324,24 @@ export class SessionTransaction {
     this.savepoints = [];
     this.implicit = false;
     this.pulledInBlock = false;
+    this.evaluationOnlyXid = false;
+    this.evaluationMark = -1;
     this.snapshots = null;
     for (const w of this.workers.values()) {
       w.inTransaction = false;
       w.wroteInTransaction = false;
     }
+    // The block ended on its extra connections too: they go back once their last reply is in
+    // (COMMIT PREPARED may still be on its way); one lost or left in a transaction is closed.
+    for (const { node, link } of this.blockExtras) {
+      link.inTransaction = false;
+      link.wroteInTransaction = false;
+      this.extraConnections?.release(node, link, !this.hasSessionSettings);
+    }
+    this.blockExtras = [];
+    this.affinity.clear();
+    this.accessed = [];
+    this.exportedSnapshots.clear();
   }
 
   // ---- transaction control -------------------------------------------------------
@@ -386,7 +421,11 @@ export class SessionTransaction {
       return null;
     }
     const out = await this.run('commit', 'COMMIT');
-    return out instanceof PgError ? out : null;
+    if (out instanceof PgError) return out;
+    // The implicit block rolled back instead (a node was lost between its statements): the
+    // query failed — its client must not take the statements for committed.
+    if (out !== 'COMMIT') return this.takeLossError() ?? new PgError({ code: '40000', message: 'the transaction of the multi-statement query was rolled back' });
+    return null;
   }
 
   private async rollbackNodes(): Promise<void> {
@@ -428,9 +467,12 @@ export class SessionTransaction {
     const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
     let out: string | PgError;
     if (failed) {
+      // A loss no statement has reported yet (the link went while the block was idle): COMMIT
+      // reports it, as the client has seen no error that would tell it the block is lost.
+      const unreported = this.implicit ? null : this.takeLossError();
       await this.rollbackNodes();
       await queryOnLink(this.coordinator, 'ROLLBACK');
-      out = 'ROLLBACK';
+      out = unreported ?? 'ROLLBACK';
     } else {
       out = await this.commitNodes(workers);
     }
@@ -464,8 +506,30 @@ export class SessionTransaction {
     return catalog?.nodes.find((n) => n.nodeId === link.nodeId)?.groupId ?? 0;
   }
 
-  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid). */
+  /**
+   * The coordinator's xid comes only from INSERT evaluations rolled back to
+   * their savepoint (defaults, now(), nextval() computed on the coordinator):
+   * the coordinator then wrote nothing, and stays a read-only participant —
+   * so pgbench -N's block (one worker written) commits with one phase.
+   * Valid while nothing else has run on the coordinator since the last
+   * evaluation (`evaluationMark`, its request count then).
+   */
+  private evaluationOnlyXid = false;
+  private evaluationMark = -1;
+
+  /** An evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it. */
+  noteEvaluationStart(hadXid: boolean, requestsBefore: number): void {
+    this.evaluationOnlyXid = !hadXid || (this.evaluationOnlyXid && requestsBefore === this.evaluationMark);
+  }
+
+  /** The evaluation was rolled back to its savepoint. */
+  noteEvaluationEnd(): void {
+    this.evaluationMark = this.coordinator.runCount;
+  }
+
+  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid of a write that stays). */
   private async coordinatorWrote(): Promise<boolean> {
+    if (this.evaluationOnlyXid && this.coordinator.runCount === this.evaluationMark) return false;
     const r = await queryOnLink(this.coordinator, 'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL');
     if (r.error) throw r.error;
     return r.rows.length > 0 && decodeDataRow(r.rows[0]!)[0] === 't';
@@ -552,132 +616,121 @@ export class SessionTransaction {
   }
 
   /**
-   * Runs the tasks of a multi-shard statement: in parallel across nodes,
-   * one after another on each node, inside the session's block, or a block
-   * of their own when they write, or a REPEATABLE READ transaction per node
+   * Runs the tasks of a multi-shard statement (session/multi-shard-run.ts):
+   * slow start across connections per node, inside the session's block, or
+   * a block of their own when they write, or REPEATABLE READ transactions
    * (snapshots taken under the commit gate) when they read several shards.
    */
-  async runTasks(
+  runTasks(
     route: Extract<Route, { kind: 'multi-shard' }>,
     bindBytes: Buffer | null,
     linkFor: (node: WorkerNode, isWrite: boolean) => Promise<BackendLink>,
   ): Promise<CollectedResult> {
+    return runMultiShardTasks(this.taskContext(), route, bindBytes, linkFor);
+  }
+
+  private taskContext(): TaskRunContext {
     const inBlock = this.coordinator.status !== 0x49;
-    const byNode = new Map<number, { node: WorkerNode; sqls: string[] }>();
-    for (const t of route.tasks) {
-      const g = byNode.get(t.node.nodeId) ?? { node: t.node, sqls: [] };
-      g.sqls.push(t.sql);
-      byNode.set(t.node.nodeId, g);
-    }
-    const groups = [...byNode.values()];
-    const nodes = groups.map((g) => g.node);
-    const multiNode = groups.length > 1;
-    const ownBlock = !inBlock && route.isWrite;
-    const readWrap = !inBlock && !route.isWrite && route.tasks.length > 1;
-    const links: BackendLink[] = [];
-    for (const g of groups) links.push(await linkFor(g.node, route.isWrite));
-    const gate = multiNode && !route.isWrite ? this.gate() : null;
-
-    let heldUntilStarted: GateBatch | null = null;
-    let snapshotsTaken: Promise<Array<PgError | null>> | null = null;
-    if (ownBlock) {
-      const tag = this.ensureTag();
-      for (const l of links) {
-        l.rewriteError = (err) => this.translate(err);
-        l.send(encodeQuery(`BEGIN\n;${tagSql(tag)}`), [E_READY_SWALLOW]);
-      }
-    } else if (readWrap) {
-      const batch = gate ? await gate.enterRead(this.groupsOf(nodes)) : null;
-      snapshotsTaken = Promise.all(links.map((l) => sendSwallowed(l, SNAPSHOT_SQL)));
-      if (batch) void snapshotsTaken.finally(() => gate!.leaveRead(batch));
-    } else if (inBlock && gate && this.readCommitted && !route.tasks.some((t) => mentionsAnyWord(t.sql, LOCKING_WORDS))) {
-      // (Not for SELECT … FOR UPDATE/SHARE: waiting for a row lock of a prepared transaction, itself
-      // waiting for the gate, while holding the gate would be a deadlock nobody sees.)
-      heldUntilStarted = await gate.enterRead(this.groupsOf(nodes));
-    }
-
-    // READ COMMITTED blocks: the gate is held until every node's last task has started (has its snapshot).
-    let pendingStarts = groups.length;
-    const startedNode = new Array<boolean>(groups.length).fill(false);
-    const started = (i: number) => {
-      if (startedNode[i]) return;
-      startedNode[i] = true;
-      if (--pendingStarts === 0 && heldUntilStarted) {
-        gate!.leaveRead(heldUntilStarted);
-        heldUntilStarted = null;
-      }
-    };
-    const results = await Promise.all(
-      groups.map(async (g, i) => {
-        const out: CollectedResult[] = [];
-        try {
-          for (let k = 0; k < g.sqls.length; k++) {
-            const bytes = bindBytes ? encodeTaskWithParams(g.sqls[k]!, bindBytes) : encodeQuery(g.sqls[k]!);
-            const r = await collectTask(links[i]!, bytes, heldUntilStarted && k === g.sqls.length - 1 ? () => started(i) : null);
-            out.push(r);
-            if (r.error) break;
-          }
-        } finally {
-          started(i);
-        }
-        return out;
-      }),
-    );
-    if (readWrap) for (const l of links) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
-
-    const merged: CollectedResult = { rowDescription: null, rows: [], tag: '', error: null };
-    // A node whose snapshot failed was not read consistently: the statement fails.
-    if (snapshotsTaken) merged.error = (await snapshotsTaken).find((e) => e) ?? null;
-    let count = 0;
-    for (const list of results) {
-      for (const r of list) {
-        merged.error ??= r.error;
-        merged.rowDescription ??= r.rowDescription;
-        for (const row of r.rows) merged.rows.push(row);
-        count += tagCount(r.tag);
-        if (!merged.tag) merged.tag = r.tag;
-      }
-    }
-    if (route.commandTag) merged.tag = route.commandTag === 'INSERT' ? `INSERT 0 ${count}` : `${route.commandTag} ${count}`;
-    if (route.commandTag === '' && merged.rows.length > 0) {
-      // reference table writes: every placement returns the same rows; keep one copy
-      merged.rows = results[0]!.flatMap((r) => r.rows);
-    }
-    if (ownBlock) {
-      try {
-        if (merged.error) {
-          await Promise.all(links.map((l) => queryOnLink(l, 'ROLLBACK')));
-        } else if (links.length === 1) {
-          const r = await queryOnLink(links[0]!, 'COMMIT');
-          if (r.error) merged.error = r.error;
-        } else {
-          const commitGate = this.services.commitGate;
-          try {
-            if (commitGate) {
-              await commitDistributed(commitGate, {
-                written: links.map((l) => this.commitNode(l, this.groupOf(l))),
-                readOnly: [],
-                lastAgent: null,
-                atomicVisibility: this.gate() !== null,
-              });
-            } else {
-              await this.services.commitMultiNode(links, []);
-            }
-          } catch (err) {
-            for (const l of links) if (l.status !== 0x49 && !l.lost) await queryOnLink(l, 'ROLLBACK');
-            merged.error = err instanceof PgError ? err : new PgError({ code: 'XX000', message: String(err) });
-          }
-        }
-      } finally {
-        merged.error = this.translated(merged.error);
+    return {
+      inBlock,
+      settings: this.settings,
+      gate: () => this.gate(),
+      holdGateInBlock: (route) => this.readCommitted && !route.tasks.some((t) => mentionsAnyWord(t.sql, LOCKING_WORDS)),
+      ensureTag: () => this.ensureTag(),
+      translate: (err) => this.translate(err),
+      commitNode: (l) => this.commitNode(l, this.groupOf(l)),
+      commitMultiNode: async (links) => {
+        const gate = this.services.commitGate;
+        if (!gate) return this.services.commitMultiNode(links, []);
+        await commitDistributed(gate, {
+          written: links.map((l) => this.commitNode(l, this.groupOf(l))),
+          readOnly: [],
+          lastAgent: null,
+          atomicVisibility: this.gate() !== null,
+        });
+      },
+      endOwnTransaction: () => {
         unregisterTransaction(this.tag);
         this.tag = 0;
         this.victim = null;
-      }
-    } else {
-      merged.error = this.translated(merged.error);
+      },
+      openExtra: (node) => this.extraConnections!.open(node),
+      releaseExtra: (node, link) => this.extraConnections!.release(node, link, !this.hasSessionSettings),
+      // DEFERRABLE blocks cannot import a snapshot; without a way to open connections there is nothing to add.
+      blockAllowsExtras: () => this.extraConnections !== null && !this.deferrable && !this.broken,
+      joinExtra: async (node, link, snapshot) => {
+        if (!this.readCommitted && snapshot === null) {
+          this.extraConnections!.release(node, link, !this.hasSessionSettings);
+          return false;
+        }
+        const err = await this.joinLink(link, snapshot);
+        if (err) {
+          if (!link.lost && link.status !== 0x49) await queryOnLink(link, 'ROLLBACK');
+          link.inTransaction = false;
+          this.extraConnections!.release(node, link, !this.hasSessionSettings);
+          return false;
+        }
+        this.blockExtras.push({ node, link });
+        return true;
+      },
+      blockSnapshot: async (node, first) => {
+        if (this.readCommitted) return null;
+        const known = this.exportedSnapshots.get(node.nodeId);
+        if (known !== undefined) return known;
+        const r = await queryOnLink(first, 'SELECT pg_catalog.pg_export_snapshot()');
+        const id = r.error || r.rows.length === 0 ? null : (decodeDataRow(r.rows[0]!)[0] ?? null);
+        this.exportedSnapshots.set(node.nodeId, id);
+        return id;
+      },
+      affinity: (node, shardIds) => this.affinityLink(node, shardIds, true),
+      noteAccess: (link, node, shardIds) => this.noteAccess(link, node, shardIds),
+    };
+  }
+
+  // ---- connection–shard affinity in a block ---------------------------------------
+
+  /** The connection of the open block a shard group is bound to (it holds its locks and writes), or null. */
+  affinityLink(node: WorkerNode, shardIds: readonly number[], evenWithoutExtras = false): BackendLink | null {
+    // Without extra connections every shard group is on the node's one connection (the router path stops here).
+    if (this.blockExtras.length === 0 && !evenWithoutExtras) return null;
+    if (this.accessed.length > 0) this.bindAccessed();
+    if (this.affinity.size === 0) return null;
+    const catalog = this.services.catalog();
+    if (!catalog) return null;
+    for (const id of shardIds) {
+      const link = this.affinity.get(shardGroupKey(catalog, node.nodeId, id));
+      if (link && !link.lost) return link;
     }
-    return merged;
+    return null;
+  }
+
+  /**
+   * Binds the shard groups a statement of the block used to the connection
+   * it used. Recorded as is (no allocation on the router path) and turned
+   * into shard-group keys only when a lookup needs them.
+   */
+  noteAccess(link: BackendLink, node: WorkerNode, shardIds: readonly number[]): void {
+    if (this.coordinator.status === 0x49) return;
+    this.accessed.push(link, node.nodeId, shardIds);
+  }
+
+  private bindAccessed(): void {
+    const catalog = this.services.catalog();
+    const list = this.accessed;
+    this.accessed = [];
+    if (!catalog) return;
+    for (let i = 0; i < list.length; i += 3) {
+      const link = list[i] as BackendLink;
+      for (const id of list[i + 2] as readonly number[]) {
+        const key = shardGroupKey(catalog, list[i + 1] as number, id);
+        if (!this.affinity.has(key)) this.affinity.set(key, link);
+      }
+    }
+  }
+
+  /** The block's extra connections (slow start), for the session's status and cancel. */
+  get extraLinks(): readonly BackendLink[] {
+    return this.blockExtras.map((e) => e.link);
   }
 
   /**

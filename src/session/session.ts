@@ -35,6 +35,7 @@ import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
+import { writeGateFor } from '../executor/write-gate.js';
 import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
@@ -56,6 +57,7 @@ export class Session extends ExtendedProtocol {
     if (this.state !== 'running') return;
     this.coordinator.cancel();
     for (const w of this.workers.values()) w.cancel();
+    for (const w of this.txn.extraLinks) w.cancel();
   }
 
   /** The client socket is paused because COPY data arrives faster than the shards take it. */
@@ -108,7 +110,7 @@ export class Session extends ExtendedProtocol {
               runStart = pos;
             }
             const e = expectationFor(type);
-            if (e) this.coordinator.queuePush(e);
+            if (e) this.coordinator.queuePush(e, type === Frontend.Query);
             this.cycleLinks.add(this.coordinator);
             if (type === Frontend.Sync) this.endCycle();
           } else {
@@ -145,11 +147,8 @@ export class Session extends ExtendedProtocol {
 
   protected forwardRun(buf: Buffer, start: number, end: number): void {
     const bytes = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    const socket = this.coordinator.conn.socket;
-    if (!socket.write(bytes)) {
-      this.client.pause();
-      socket.once('drain', () => this.client.resume());
-    }
+    // A full coordinator socket pauses the client until it drains (one shared listener, executor/write-gate.ts).
+    writeGateFor(this.coordinator.conn.socket).write(bytes, this.client);
   }
 
   /**
@@ -317,7 +316,7 @@ export class Session extends ExtendedProtocol {
     if (!(routes.length === 1 && (routes[0].kind === 'router' || routes[0].kind === 'copy-in'))) release();
     if (this.statusByte() === 0x45 && routes[0].kind !== 'transaction') {
       release();
-      await this.replyError(abortedError());
+      await this.replyError(this.txn.takeLossError() ?? abortedError());
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
@@ -328,7 +327,7 @@ export class Session extends ExtendedProtocol {
       return;
     }
     if (routes.length === 1 && routes[0].kind === 'router') {
-      const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite);
+      const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
       // In flight until its reply arrives.
       void link.idle().then(release, release);
@@ -367,6 +366,12 @@ export class Session extends ExtendedProtocol {
     const implicit = await this.txn.beginImplicit(routes);
     let ok = true;
     for (let i = 0; i < stmts.length && ok; i++) {
+      if (i > 0 && this.statusByte() === 0x45 && routes[i].kind !== 'transaction') {
+        // A node of the block was lost between two statements: the rest does not run.
+        await this.replyError(this.txn.takeLossError() ?? abortedError());
+        ok = false;
+        break;
+      }
       // A statement may change the catalog (create_distributed_table): plan the rest anew.
       let route = routes[i];
       const now = i > 0 ? await this.catalog() : catalog;
@@ -409,6 +414,9 @@ export class Session extends ExtendedProtocol {
     this.copyIn?.release?.();
     this.coordinator.close();
     for (const w of this.workers.values()) w.close();
+    // Forgotten at once: a reply arriving before the Terminate goes out must not hand a link to the pool.
+    this.workers.clear();
+    for (const w of this.txn.extraLinks) w.close();
     if (!this.client.destroyed) this.client.end();
     this.onClose?.();
   }

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { nodeServerOptions, startPostgres, stopPostgres } from '../../src/cluster/index.js';
-import { addWorkers, clusterState, nodeOfKeys, runStatement, textClient, workerByPort, type Outcome } from './support.js';
+import { addWorkers, clusterState, nodeOfKeys, nodeUrl, runStatement, textClient, workerByPort, type Outcome } from './support.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -156,6 +156,174 @@ test('a worker stopped mid-run: its clients get class 08 errors, the others carr
   } finally {
     for (const s of [...clientsOfFirst, ...clientsOfSecond, inBlock]) await s.end().catch(() => {});
     await startPostgres(nodeServerOptions(state, first), first.logFile).catch(() => {});
+  }
+});
+
+/** A client straight to a worker's PostgreSQL (to watch and terminate the coordinator's backends there). */
+async function workerAdmin(port: number): Promise<pg.Client> {
+  return textClient(nodeUrl(cluster, port), 'pgweave-test-admin');
+}
+
+/** Terminates the backend whose current or last query contains `marker`, once it is there. */
+async function terminateBackend(admin: pg.Client, marker: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const r = await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
+      [marker],
+    );
+    if (r.rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no backend on the worker ran ${marker}`);
+}
+
+test('a worker backend terminated mid-statement: class 08 at once, other clients carry on, the session reconnects', { timeout: 300_000 }, async (t) => {
+  const admin = await workerAdmin(cluster.workers[0]!.port);
+  const victim = await textClient(cluster.url);
+  const other = await textClient(cluster.url);
+  let stopLoad = false;
+  const otherOutcomes: string[] = [];
+  const load = (async () => {
+    while (!stopLoad) otherOutcomes.push(codeOf(await touch(other, onSecond)));
+  })();
+  // Each statement sleeps far longer than the answer may take: a statement waiting for replies that
+  // cannot come shows up as "no answer within" (code NONE), not as a slow success.
+  const cases: Array<{ name: string; marker: string; run: (marker: string) => Promise<Outcome> }> = [
+    {
+      name: 'router statement, simple protocol (forwarded)',
+      marker: 'pgw_kill_simple',
+      run: (m) => runStatement(victim, { kind: 'probe', sql: `SELECT pg_sleep(60), '${m}' FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000),
+    },
+    {
+      name: 'router statement, extended protocol (forwarded)',
+      marker: 'pgw_kill_extended',
+      run: (m) => runStatement(victim, { kind: 'probe', sql: `SELECT pg_sleep(60), '${m}' FROM accounts WHERE tenant_id = $1`, params: [onFirst] }, 20_000),
+    },
+    {
+      name: 'multi-shard statement (collected)',
+      marker: 'pgw_kill_multi',
+      run: (m) => runStatement(victim, { kind: 'probe', sql: `SELECT tenant_id, '${m}' FROM accounts WHERE pg_sleep(60)::text = ''` }, 20_000),
+    },
+  ];
+  const seen: string[] = [];
+  try {
+    for (const c of cases) {
+      const outcome = c.run(c.marker);
+      await terminateBackend(admin, c.marker);
+      const code = codeOf(await outcome);
+      const after = codeOf(await touch(victim, onFirst));
+      seen.push(`${c.name}: ${code}, next statement ${after}`);
+      assert.match(code, /^08/, `${c.name}: got ${code}, not a connection exception (08…) at once`);
+      assert.equal(after, 'ok', `${c.name}: the same session reconnects`);
+    }
+    // In a transaction block: the statement fails with 08, the block can only roll back, then all is well.
+    await victim.query('BEGIN');
+    await victim.query(`UPDATE accounts SET note = 'lost with its block' WHERE tenant_id = ${onFirst}`);
+    const inBlock = runStatement(victim, { kind: 'probe', sql: `SELECT pg_sleep(60), 'pgw_kill_block' FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000);
+    await terminateBackend(admin, 'pgw_kill_block');
+    const blockCode = codeOf(await inBlock);
+    const nextInBlock = codeOf(await runStatement(victim, { kind: 'probe', sql: `SELECT 1 FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000));
+    const rollback = codeOf(await runStatement(victim, { kind: 'probe', sql: 'ROLLBACK' }, 20_000));
+    const note = await victim.query(`SELECT note FROM accounts WHERE tenant_id = ${onFirst}`);
+    seen.push(`in a block: ${blockCode}, then ${nextInBlock}, ROLLBACK ${rollback}`);
+    assert.match(blockCode, /^08/);
+    assert.equal(nextInBlock, '25P02', 'the block is aborted');
+    assert.equal(rollback, 'ok');
+    assert.notEqual(note.rows[0]?.note, 'lost with its block');
+  } finally {
+    stopLoad = true;
+    await load;
+    t.diagnostic(seen.join('; '));
+    t.diagnostic(`the other worker's client: ${otherOutcomes.length} statements, errors: ${otherOutcomes.filter((x) => x !== 'ok').length}`);
+    for (const s of [admin, victim, other]) await s.end().catch(() => {});
+  }
+  assert.ok(otherOutcomes.length > 0);
+  assert.deepEqual(otherOutcomes.filter((x) => x !== 'ok'), [], 'the client of the other worker saw no error');
+});
+
+/** Balance of the tenant's account, read through a fresh session. */
+async function balanceOf(tenant: number): Promise<string> {
+  const s = await textClient(cluster.url);
+  try {
+    return (await s.query({ text: 'SELECT balance FROM accounts WHERE tenant_id = $1', values: [tenant] })).rows[0].balance;
+  } finally {
+    await s.end();
+  }
+}
+
+test('a worker connection lost between the statements of a transaction: the client is told, nothing half-commits', { timeout: 300_000 }, async (t) => {
+  const admin = await workerAdmin(cluster.workers[0]!.port);
+  const s = await textClient(cluster.url);
+  const seen: string[] = [];
+  try {
+    // A multi-statement query (one implicit transaction): the first worker's backend is terminated
+    // after the UPDATE, while the second statement sleeps on the other worker.
+    const before = await balanceOf(onFirst);
+    const implicit = runStatement(s, {
+      kind: 'probe',
+      sql: `UPDATE accounts SET balance = balance + 1000, note = 'pgw_implicit_lost' WHERE tenant_id = ${onFirst}; ` +
+        `SELECT pg_sleep(3) FROM accounts WHERE tenant_id = ${onSecond}; ` +
+        `UPDATE accounts SET balance = balance + 1000 WHERE tenant_id = ${onFirst}`,
+    }, 30_000);
+    await terminateBackend(admin, 'pgw_implicit_lost');
+    const implicitCode = codeOf(await implicit);
+    const after = await balanceOf(onFirst);
+    seen.push(`multi-statement query: ${implicitCode}, balance ${before} → ${after}`);
+    assert.match(implicitCode, /^08/, 'the multi-statement query reports the lost connection (it did not commit)');
+    assert.equal(after, before, 'no statement of the rolled-back query stayed');
+
+    // An explicit block: the loss happens while the block is idle; COMMIT reports it.
+    await s.query('BEGIN');
+    await s.query(`UPDATE accounts SET balance = balance + 1000, note = 'pgw_block_lost' WHERE tenant_id = ${onFirst}`);
+    await s.query(`SELECT 1 FROM accounts WHERE tenant_id = ${onSecond}`);
+    await terminateBackend(admin, 'pgw_block_lost');
+    const commit = await runStatement(s, { kind: 'probe', sql: 'COMMIT' }, 20_000);
+    const next = codeOf(await runStatement(s, { kind: 'probe', sql: `SELECT 1 FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000));
+    seen.push(`COMMIT of the block: ${codeOf(commit)}, next statement ${next}`);
+    assert.match(codeOf(commit), /^08/, 'COMMIT of a block that lost a node reports the loss');
+    assert.equal(next, 'ok', 'the block is over; the session reconnects');
+    assert.equal(await balanceOf(onFirst), before);
+  } finally {
+    t.diagnostic(seen.join('; '));
+    await s.query('ROLLBACK').catch(() => {});
+    for (const x of [admin, s]) await x.end().catch(() => {});
+  }
+});
+
+test('no MaxListenersExceededWarning: a session that lost many worker connections, then a large pull result', { timeout: 300_000 }, async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => {
+    if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  const admin = await workerAdmin(cluster.workers[0]!.port);
+  const s = await textClient(cluster.url);
+  try {
+    await s.query(`CREATE TABLE wide (tenant_id bigint NOT NULL, id int NOT NULL, payload text)`);
+    await s.query(`SELECT create_distributed_table('wide', 'tenant_id', shard_count => 8)`);
+    await s.query(`INSERT INTO wide SELECT g % 50, g, repeat(md5(g::text), 8) FROM generate_series(1, 30000) g`);
+    // Twelve times: the session's connection to the first worker is terminated inside a block.
+    // (Outcomes, not assertions: this test is about listeners; the one above checks the errors.)
+    const rounds: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await runStatement(s, { kind: 'probe', sql: 'BEGIN' }, 20_000);
+      await runStatement(s, { kind: 'probe', sql: `SELECT 'pgw_idle_${i}' FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000);
+      await terminateBackend(admin, `pgw_idle_${i}`);
+      rounds.push(codeOf(await runStatement(s, { kind: 'probe', sql: `SELECT 1 FROM accounts WHERE tenant_id = ${onFirst}` }, 20_000)));
+      await runStatement(s, { kind: 'probe', sql: 'ROLLBACK' }, 20_000);
+    }
+    t.diagnostic(`statements after each termination: ${rounds.join(' ')}`);
+    // A pull (ORDER BY across shards runs on the coordinator): ~8 MB streamed through the session.
+    const r = await s.query(`SELECT tenant_id, id, payload FROM wide ORDER BY id`);
+    assert.equal(r.rows.length, 30000);
+    assert.equal(r.rows[29999]!.id, '30000');
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    t.diagnostic(`warnings: ${warnings.length}`);
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+    await s.query('DROP TABLE IF EXISTS wide').catch(() => {});
+    for (const x of [admin, s]) await x.end().catch(() => {});
   }
 });
 

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { connect, sleep } from './support.js';
+import { faults } from '../../src/transaction/fault-injection.js';
 
 let cluster: TestCluster;
 let admin: pg.Client;
@@ -217,6 +218,65 @@ test('a block writing coordinator-local and distributed tables commits everywher
   await assert.rejects(dist.query('COMMIT'), (e: { code?: string }) => e.code === '23503');
   assert.deepEqual((await dist.query(`SELECT sum(v) AS s FROM t WHERE id IN (${A}, ${B})`)).rows, [{ s: '2' }]);
   assert.deepEqual((await admin.query("SELECT count(*) AS n FROM pgweave.transaction")).rows, [{ n: '0' }]);
+});
+
+test('a block writing one worker commits with one phase, even when an INSERT\'s now() was evaluated on the coordinator', async () => {
+  // pgbench -N's shape: the INSERT's CURRENT_TIMESTAMP is computed on the coordinator PostgreSQL
+  // (rolled back to a savepoint): that leaves the coordinator with an xid but no write, so it is
+  // no writing participant, and one written worker means one-phase commit (no PREPARE).
+  await dist.query(`CREATE TABLE hist (id int NOT NULL, delta int NOT NULL, at timestamp NOT NULL)`);
+  await dist.query(`SELECT create_distributed_table('hist', 'id', colocate_with => 't')`);
+  await dist.query('UPDATE t SET v = 0');
+  await dist.query('DELETE FROM notes');
+  const points: string[] = [];
+  faults.handler = (p) => {
+    points.push(p);
+  };
+  try {
+    const nBlock = [
+      'BEGIN',
+      `UPDATE t SET v = v + 7 WHERE id = ${A}`,
+      `SELECT v FROM t WHERE id = ${A}`,
+      `INSERT INTO hist (id, delta, at) VALUES (${A}, 7, CURRENT_TIMESTAMP)`,
+      'END',
+    ];
+    for (const sql of nBlock) await dist.query(sql);
+    assert.equal(points.join(', '), '', 'no two-phase commit step ran');
+    // The same over the extended protocol with prepared statements, as pgbench -N -M prepared runs it.
+    const prepared = [
+      { name: 'n_begin', text: 'BEGIN' },
+      { name: 'n_update', text: 'UPDATE t SET v = v + $1 WHERE id = $2', values: [0, A] },
+      { name: 'n_select', text: 'SELECT v FROM t WHERE id = $1', values: [A] },
+      { name: 'n_insert', text: 'INSERT INTO hist (id, delta, at) VALUES ($1, $2, CURRENT_TIMESTAMP)', values: [A, 0] },
+      { name: 'n_end', text: 'END' },
+    ];
+    for (let round = 0; round < 2; round++) for (const q of prepared) await dist.query(q);
+    assert.equal(points.join(', '), '', 'no two-phase commit step ran (extended protocol)');
+    await dist.query(`DELETE FROM hist WHERE delta = 0`);
+    assert.deepEqual((await dist.query(`SELECT v::text FROM t WHERE id = ${A}`)).rows, [{ v: '7' }]);
+    assert.deepEqual((await dist.query(`SELECT delta::text, (at IS NOT NULL)::text AS stamped FROM hist WHERE id = ${A}`)).rows, [{ delta: '7', stamped: 'true' }]);
+
+    // A coordinator-local write after the evaluation: the coordinator wrote, so two phases and both commit.
+    await dist.query('BEGIN');
+    await dist.query(`INSERT INTO hist (id, delta, at) VALUES (${A}, 8, CURRENT_TIMESTAMP)`);
+    await dist.query(`INSERT INTO notes VALUES (8, 'after the evaluation')`);
+    await dist.query('COMMIT');
+    assert.ok(points.includes('before-prepare'), `two-phase commit with the coordinator (${points.join(', ')})`);
+    points.length = 0;
+    // … and before it.
+    await dist.query('BEGIN');
+    await dist.query(`INSERT INTO notes VALUES (9, 'before the evaluation')`);
+    await dist.query(`INSERT INTO hist (id, delta, at) VALUES (${A}, 9, CURRENT_TIMESTAMP)`);
+    await dist.query('COMMIT');
+    assert.ok(points.includes('before-prepare'), `two-phase commit with the coordinator (${points.join(', ')})`);
+    assert.deepEqual((await dist.query('SELECT id::text FROM notes ORDER BY id')).rows, [{ id: '8' }, { id: '9' }]);
+    assert.deepEqual((await dist.query(`SELECT delta::text FROM hist WHERE id = ${A} ORDER BY delta`)).rows, [{ delta: '7' }, { delta: '8' }, { delta: '9' }]);
+  } finally {
+    faults.handler = null;
+    await dist.query('ROLLBACK').catch(() => {});
+    await dist.query('DROP TABLE hist').catch(() => {});
+    await dist.query('DELETE FROM notes');
+  }
 });
 
 test('a REPEATABLE READ block sees every node as of its first statement', async () => {

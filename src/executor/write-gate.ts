@@ -1,0 +1,93 @@
+/**
+ * Backpressure for one writable socket that many producers write to: a
+ * client socket fed by all of its session's backend links, or the
+ * coordinator PostgreSQL's socket fed by every shard of a pull.
+ *
+ * States: open → full → open. A write the socket refuses (write() returned
+ * false) makes the gate full: the producer's source socket is paused and
+ * remembered, and one 'drain' listener is armed — one for the whole gate,
+ * however many producers or messages are waiting, so listeners never pile
+ * up (MaxListenersExceededWarning) and a drain costs one callback. On
+ * 'drain' (or when the socket closes, so nothing waits forever) every paused
+ * source resumes and every `drained()` promise resolves.
+ *
+ * One gate per socket, found with `writeGateFor`, so independent producers
+ * share it without being wired together.
+ */
+import type { Writable } from 'node:stream';
+
+/** What a producer pauses while the sink is full (a backend socket). */
+export interface Pausable {
+  pause(): unknown;
+  resume(): unknown;
+}
+
+export class WriteGate {
+  private armed = false;
+  private readonly paused = new Set<Pausable>();
+  private drain: Promise<void> | null = null;
+  private resolveDrain: (() => void) | null = null;
+
+  constructor(private readonly sink: Writable) {}
+
+  /** Writes bytes; when the sink is full, pauses `source` (if given) until it drains. Returns write()'s verdict. */
+  write(bytes: Buffer, source?: Pausable): boolean {
+    if (this.sink.write(bytes)) return true;
+    if (source) {
+      source.pause();
+      this.paused.add(source);
+    }
+    this.arm();
+    return false;
+  }
+
+  /** Whether the sink has refused bytes it has not flushed yet. */
+  get full(): boolean {
+    return this.sink.writableNeedDrain;
+  }
+
+  /** Resolves once the sink has drained (at once when it is not full). Shared by every waiter. */
+  drained(): Promise<void> {
+    if (!this.sink.writableNeedDrain || this.sink.destroyed) return Promise.resolve();
+    this.arm();
+    this.drain ??= new Promise((resolve) => (this.resolveDrain = resolve));
+    return this.drain;
+  }
+
+  /** A source leaves (detached, closed): it is resumed by its new owner, not by this gate. */
+  forget(source: Pausable): void {
+    this.paused.delete(source);
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    this.sink.once('drain', this.onDrain);
+    this.sink.once('close', this.onDrain);
+  }
+
+  private readonly onDrain = (): void => {
+    this.armed = false;
+    this.sink.removeListener('drain', this.onDrain);
+    this.sink.removeListener('close', this.onDrain);
+    const sources = [...this.paused];
+    this.paused.clear();
+    const resolve = this.resolveDrain;
+    this.drain = null;
+    this.resolveDrain = null;
+    for (const s of sources) s.resume();
+    resolve?.();
+  };
+}
+
+const gates = new WeakMap<Writable, WriteGate>();
+
+/** The one gate of a socket. */
+export function writeGateFor(sink: Writable): WriteGate {
+  let gate = gates.get(sink);
+  if (!gate) {
+    gate = new WriteGate(sink);
+    gates.set(sink, gate);
+  }
+  return gate;
+}
