@@ -8,7 +8,12 @@
  * - `COPY (SELECT …) TO STDOUT …` whose SELECT the router planner sends to
  *   one shard group: the whole COPY runs there, the shard names spliced into
  *   the SELECT's own text, the COPY's options as the client wrote them.
- * - any other SELECT: pulled to the coordinator, which runs the COPY over
+ * - `COPY (SELECT …)` whose SELECT concatenates per-shard results (the
+ *   multi-shard planner's tasks: no merge step): a `copy-out` route with
+ *   the tasks — each shard group's `COPY (<task>) TO STDOUT` streams to the
+ *   client like a table's shards.
+ * - any other SELECT (a merge step: ORDER BY, LIMIT, DISTINCT, aggregates
+ *   across shards…): pulled to the coordinator, which runs the COPY over
  *   the pulled rows (pull-planner.ts), as before.
  */
 import type { Node } from '../sql/parse.js';
@@ -51,6 +56,13 @@ export function planCopyTo(copy: Node, text: Buffer, relations: ResolvedRelation
     inner = planInner(parsed[0].stmt, innerText);
   } catch {
     return pull;
+  }
+  if (inner.kind === 'multi-shard' && !inner.isWrite && inner.tasks.length > 0 && !copy.query.SelectStmt.lockingClause) {
+    const first = inner.tasks[0].shardIds[0];
+    const owner = relations.find((r) => r.table.method === 'hash' && r.table.shards.some((s) => s.shardId === first));
+    if (!owner) return pull;
+    const tables = [...new Set(relations.map((r) => r.table))];
+    return { kind: 'copy-out', statement: text.toString('utf8'), stmt: copy, table: owner.table, fallback: pull, query: { tasks: inner.tasks, tables } };
   }
   if (inner.kind !== 'router') return pull;
   const sql = `${text.toString('utf8', 0, span.start)}${inner.task.sql}${text.toString('utf8', span.end)}`;
