@@ -67,13 +67,12 @@ export type Route =
   /**
    * COPY … TO STDOUT of a distributed or reference table: each shard's COPY
    * streamed to the client in turn (src/commands/copy/copy-out.ts).
-   * `fallback`: the same COPY as a pull, for paths that cannot stream
-   * (the extended protocol). With `query`: `COPY (SELECT …) TO STDOUT` of a
+   * Streamed from a simple Query and from Execute alike. With `query`: `COPY (SELECT …) TO STDOUT` of a
    * SELECT that concatenates — each shard group's `COPY (task SELECT) TO
    * STDOUT` streamed instead; `table` is then the table whose shards the
    * tasks follow (progress counts per shard of it).
    */
-  | { kind: 'copy-out'; statement: string; stmt: unknown; table: DistributedTable; fallback: Route; query?: CopyOutQuery }
+  | { kind: 'copy-out'; statement: string; stmt: unknown; table: DistributedTable; query?: CopyOutQuery }
   /** EXPLAIN of a statement on distributed tables: the distributed plan (explain.ts), run with the session's connections. */
   | { kind: 'explain'; explain: DistributedExplain }
   /**

@@ -140,8 +140,6 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.replyBytes(BIND_COMPLETE);
       return;
     }
-    // Streaming COPY TO belongs to the simple protocol; here the COPY runs over pulled rows.
-    if (route.kind === 'copy-out') route = route.fallback;
     if (route.kind === 'pull') {
       const err = await this.pull(route);
       if (err) {
@@ -203,7 +201,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
       return;
     }
-    if (portal.route.kind === 'copy-in') {
+    if (portal.route.kind === 'copy-in' || portal.route.kind === 'copy-out') {
       await this.replyBytes(NO_DATA); // COPY returns no rows; it starts at Execute
       return;
     }
@@ -268,6 +266,16 @@ export abstract class ExtendedProtocol extends RouteRunner {
       // CopyInResponse now; CommandComplete after CopyDone; ReadyForQuery at the client's Sync.
       this.portals.delete(e.portal);
       await this.beginCopyIn(portal.route, true);
+      return;
+    }
+    if (portal.route.kind === 'copy-out') {
+      // Streamed as from a simple Query: CopyOutResponse … CopyDone, CommandComplete; ReadyForQuery at the client's Sync.
+      this.portals.delete(e.portal);
+      const err = await this.copyOut(portal.route, null);
+      if (err) {
+        await this.replyError(err);
+        this.cycleFailed = true;
+      }
       return;
     }
     await this.runDeferred(portal);
