@@ -117,7 +117,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
     }
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
-    let route = plan.route(params as ReadonlyArray<string | null> | null);
+    const route = plan.route(params as ReadonlyArray<string | null> | null);
     if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
       await this.replyError(abortedError());
       this.cycleFailed = true;
