@@ -4,11 +4,16 @@
  * - `COPY table [(cols)] TO STDOUT …`: a `copy-out` route — every shard's
  *   own `COPY shard TO STDOUT` streams to the client, one shard after the
  *   other (src/commands/copy/copy-out.ts); nothing is gathered on the
- *   coordinator.
+ *   coordinator. Simple and extended protocol alike.
  * - `COPY (SELECT …) TO STDOUT …` whose SELECT the router planner sends to
  *   one shard group: the whole COPY runs there, the shard names spliced into
  *   the SELECT's own text, the COPY's options as the client wrote them.
- * - any other SELECT: pulled to the coordinator, which runs the COPY over
+ * - `COPY (SELECT …)` whose SELECT concatenates per-shard results (the
+ *   multi-shard planner's tasks: no merge step): a `copy-out` route with
+ *   the tasks — each shard group's `COPY (<task>) TO STDOUT` streams to the
+ *   client like a table's shards.
+ * - any other SELECT (a merge step: ORDER BY, LIMIT, DISTINCT, aggregates
+ *   across shards…): pulled to the coordinator, which runs the COPY over
  *   the pulled rows (pull-planner.ts), as before.
  */
 import type { Node } from '../sql/parse.js';
@@ -35,24 +40,31 @@ export function copyQuerySpan(text: Buffer): { start: number; end: number } | nu
 }
 
 export function planCopyTo(copy: Node, text: Buffer, relations: ResolvedRelation[], planInner: (stmt: Node, text: Buffer) => Route): Route {
-  const pull = planPull(text, copy.query?.SelectStmt ?? null, relations, !copy.query);
+  const pull = (): Route => planPull(text, copy.query?.SelectStmt ?? null, relations, !copy.query);
   if (!copy.query) {
     const source = relations.find((r) => r.ref.node === copy.relation);
-    if (!source) return pull;
-    return { kind: 'copy-out', statement: text.toString('utf8'), stmt: copy, table: source.table, fallback: pull };
+    if (!source) return pull();
+    return { kind: 'copy-out', statement: text.toString('utf8'), stmt: copy, table: source.table };
   }
   const span = copy.query.SelectStmt ? copyQuerySpan(text) : null;
-  if (!span) return pull;
+  if (!span) return pull();
   const innerText = text.subarray(span.start, span.end);
   let inner: Route;
   try {
     const parsed = parseSql(innerText.toString('utf8')).stmts;
-    if (parsed.length !== 1) return pull;
+    if (parsed.length !== 1) return pull();
     inner = planInner(parsed[0].stmt, innerText);
   } catch {
-    return pull;
+    return pull();
   }
-  if (inner.kind !== 'router') return pull;
+  if (inner.kind === 'multi-shard' && !inner.isWrite && inner.tasks.length > 0 && !copy.query.SelectStmt.lockingClause) {
+    const first = inner.tasks[0].shardIds[0];
+    const owner = relations.find((r) => r.table.method === 'hash' && r.table.shards.some((s) => s.shardId === first));
+    if (!owner) return pull();
+    const tables = [...new Set(relations.map((r) => r.table))];
+    return { kind: 'copy-out', statement: text.toString('utf8'), stmt: copy, table: owner.table, query: { tasks: inner.tasks, tables } };
+  }
+  if (inner.kind !== 'router') return pull();
   const sql = `${text.toString('utf8', 0, span.start)}${inner.task.sql}${text.toString('utf8', span.end)}`;
   return { kind: 'router', task: { ...inner.task, sql }, isWrite: false, planner: inner.planner };
 }

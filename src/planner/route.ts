@@ -71,10 +71,12 @@ export type Route =
   /**
    * COPY … TO STDOUT of a distributed or reference table: each shard's COPY
    * streamed to the client in turn (src/commands/copy/copy-out.ts).
-   * `fallback`: the same COPY as a pull, for paths that cannot stream
-   * (the extended protocol).
+   * Streamed from a simple Query and from Execute alike. With `query`: `COPY (SELECT …) TO STDOUT` of a
+   * SELECT that concatenates — each shard group's `COPY (task SELECT) TO
+   * STDOUT` streamed instead; `table` is then the table whose shards the
+   * tasks follow (progress counts per shard of it).
    */
-  | { kind: 'copy-out'; statement: string; stmt: unknown; table: DistributedTable; fallback: Route }
+  | { kind: 'copy-out'; statement: string; stmt: unknown; table: DistributedTable; query?: CopyOutQuery }
   /** EXPLAIN of a statement on distributed tables: the distributed plan (explain.ts), run with the session's connections. */
   | { kind: 'explain'; explain: DistributedExplain }
   /**
@@ -85,6 +87,14 @@ export type Route =
   | { kind: 'insert-select'; plan: InsertSelectPlan }
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
+
+/** The per-shard-group SELECTs of a streamed `COPY (SELECT …) TO STDOUT`. */
+export interface CopyOutQuery {
+  /** One per shard group, shard names spliced in, in the shard order of the route's `table`. */
+  tasks: Task[];
+  /** The statement's distributed and reference tables (snapshots, shard names in errors). */
+  tables: DistributedTable[];
+}
 
 export interface PullTable {
   table: DistributedTable;

@@ -118,7 +118,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
     }
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
-    let route = plan.route(params as ReadonlyArray<string | null> | null);
+    const route = plan.route(params as ReadonlyArray<string | null> | null);
     if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
       await this.replyError(this.txn.takeLossError() ?? abortedError());
       this.cycleFailed = true;
@@ -145,8 +145,6 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.replyBytes(BIND_COMPLETE);
       return;
     }
-    // Streaming COPY TO belongs to the simple protocol; here the COPY runs over pulled rows.
-    if (route.kind === 'copy-out') route = route.fallback;
     if (route.kind === 'pull') {
       const err = await this.pull(route);
       if (err) {
@@ -217,7 +215,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
       return;
     }
-    if (portal.route.kind === 'copy-in') {
+    if (portal.route.kind === 'copy-in' || portal.route.kind === 'copy-out') {
       await this.replyBytes(NO_DATA); // COPY returns no rows; it starts at Execute
       return;
     }
@@ -290,6 +288,16 @@ export abstract class ExtendedProtocol extends RouteRunner {
       // CopyInResponse now; CommandComplete after CopyDone; ReadyForQuery at the client's Sync.
       this.portals.delete(e.portal);
       await this.beginCopyIn(portal.route, true, portal.release);
+      return;
+    }
+    if (portal.route.kind === 'copy-out') {
+      // Streamed as from a simple Query: CopyOutResponse … CopyDone, CommandComplete; ReadyForQuery at the client's Sync.
+      this.portals.delete(e.portal);
+      const err = await this.copyOut(portal.route, null);
+      if (err) {
+        await this.replyError(err);
+        this.cycleFailed = true;
+      }
       return;
     }
     await this.runDeferred(portal);

@@ -359,17 +359,19 @@ export abstract class RouteRunner extends SessionBase {
       route.partial || route.broadcast ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
   }
 
-  /** COPY … TO STDOUT of a distributed or reference table, streamed from the shards (src/commands/copy/copy-out.ts). */
+  /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */
   protected async copyOut(route: Extract<Route, { kind: 'copy-out' }>, progress: CopyCounters | null): Promise<PgError | null> {
     await this.switchTo(null);
     const table = route.table;
-    const pulls = [{ table, tempName: '', filterSql: null, refName: table.name }];
+    // A query's snapshots: the nodes of its distributed tables (each task reads reference tables on its own node).
+    const read = route.query ? route.query.tables.filter((t) => t.method === 'hash') : [table];
+    const pulls = read.map((t) => ({ table: t, tempName: '', filterSql: null, refName: t.name }));
     return streamCopyTo(table, route.stmt as Node, route.statement, {
       runAsClient: (sql) => this.runAsClient(sql),
       withReadLinks: (run) => this.txn.pull(pulls, (node) => this.linkForTask(node, false), run),
       client: this.client,
       progress,
-    });
+    }, route.query ?? null);
   }
 
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */

@@ -6,7 +6,8 @@
  * a Sync sent during copy-in is ignored, as PostgreSQL does), a bad row, a
  * Sync right after the error, CopyFail, into a local table (also with the
  * Sync pipelined, then a distributed statement), and COPY … TO
- * STDOUT from a distributed table and from a query. The same messages in the
+ * STDOUT from a distributed table and from a query — streamed from the
+ * workers at Execute when no merge step is needed. The same messages in the
  * same order, the same data, the same errors; nothing of a failed COPY remains.
  */
 import { after, before, test } from 'node:test';
@@ -205,4 +206,40 @@ test('COPY into a local table, and COPY … TO STDOUT from a distributed table a
   ]);
   assert.deepEqual(query.weave, query.plain);
   assert.deepEqual(query.weaveData, query.plainData);
+});
+
+test('COPY … TO STDOUT from Execute streams from the workers: a table and a SELECT without a merge step, text, CSV HEADER and binary', async () => {
+  await weave.query('TRUNCATE ev');
+  await reference.query('TRUNCATE ev');
+  await weave.query(`INSERT INTO ev SELECT g % 13, g, 'body ' || g FROM generate_series(1, 400) g`);
+  await reference.query(`INSERT INTO ev SELECT g % 13, g, 'body ' || g FROM generate_series(1, 400) g`);
+  // The rows come from the workers, not from the coordinator PostgreSQL over pulled copies.
+  const ports = new Set(sides.cluster.workers.map((w) => String(w.port)));
+  const served = await both([{ bytes: Buffer.concat([parseBindExecute('COPY (SELECT inet_server_port(), id FROM ev WHERE id % 7 = 0) TO STDOUT'), frontend.sync()]), until: 'Z' }]);
+  assert.deepEqual(served.weave, ['1', '2', 'n', 'H 0 2', 'd', 'c', 'C COPY 57', 'Z I']);
+  const seen = new Set(served.weaveData.map((d) => d.split('\t')[0]!));
+  for (const port of seen) assert.ok(ports.has(port), `ran on ${port}, not on a worker`);
+  assert.ok(seen.size > 1, 'several workers answered');
+  for (const sql of [
+    'COPY (SELECT tenant_id, id, body FROM ev WHERE id % 3 = 0) TO STDOUT (FORMAT csv, HEADER)',
+    `COPY (SELECT id, upper(body) FROM ev WHERE body LIKE '%7%') TO STDOUT`,
+    'COPY (SELECT id, body FROM ev) TO STDOUT (FORMAT binary)',
+    'COPY ev (body, id) TO STDOUT (FORMAT csv, HEADER)',
+    'COPY (SELECT nope FROM ev) TO STDOUT',
+  ]) {
+    const out = await both([{ bytes: Buffer.concat([parseBindExecute(sql), frontend.sync()]), until: 'Z' }]);
+    assert.deepEqual(out.weave, out.plain, sql);
+    if (/header/i.test(sql)) assert.equal(out.weaveData[0], out.plainData[0], `${sql}: the header first`);
+    // Binary: one header (PostgreSQL sends it with the first row), one trailer (last); the rows between in any order.
+    const rowsOf = (data: string[]) => (/binary/i.test(sql) ? [data[0]!.slice(0, 19), data[0]!.slice(19), ...data.slice(1)].filter((d) => d !== '') : data);
+    const [w, p] = [rowsOf(out.weaveData), rowsOf(out.plainData)];
+    if (/binary/i.test(sql)) {
+      assert.equal(w[0], p[0], `${sql}: binary header`);
+      assert.equal(w.at(-1), p.at(-1), `${sql}: binary trailer`);
+    }
+    assert.deepEqual([...w].sort(), [...p].sort(), sql);
+  }
+  // The session goes on: a statement after the streamed COPY in the same connection.
+  const after = await both([{ bytes: frontend.query('SELECT count(*) FROM ev'), until: 'Z' }]);
+  assert.deepEqual(after.weave, after.plain);
 });

@@ -5,7 +5,9 @@
  * trailer), column lists, reference tables, errors, a transaction's own
  * writes, column privileges and row-level security; the CopyOutResponse
  * byte for byte. `COPY (SELECT …)` of one shard
- * group runs on its worker. And the stream is a stream: a client that stops
+ * group runs on its worker; of a SELECT without a merge step (filters,
+ * projections, co-located and reference joins), on every shard group,
+ * streamed like a table. And the stream is a stream: a client that stops
  * reading leaves the worker waiting to write (ClientWrite) while nothing of
  * the table is gathered on the coordinator.
  */
@@ -194,15 +196,58 @@ test('COPY (SELECT …) TO STDOUT of one shard group runs on its worker; other q
   await compare(`COPY (SELECT kind, count(*) FROM ev GROUP BY kind ORDER BY kind) TO STDOUT (FORMAT csv, HEADER)`);
 });
 
-test('a client that stops reading holds the worker, not the coordinator: nothing is gathered there', async () => {
-  await sides.weave.query(`INSERT INTO big SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 200000) i`);
+/** Worker ports seen by `inet_server_port()` in the first column of text COPY output. */
+function servedBy(data: Buffer): Set<string> {
+  return new Set(data.toString('utf8').trim().split('\n').map((l) => l.split('\t')[0]!));
+}
+
+test('COPY (SELECT …) TO STDOUT of a SELECT without a merge step streams from every shard group: text, CSV and binary, as PostgreSQL writes them', async () => {
+  const ports = new Set(sides.cluster.workers.map((w) => String(w.port)));
+  const w = await copyOut(sides.weaveRaw, 'COPY (SELECT inet_server_port(), id FROM ev WHERE id % 50 = 0) TO STDOUT');
+  assert.equal(w.error, null);
+  assert.equal(w.tag, 'COPY 60');
+  const served = servedBy(w.data);
+  for (const port of served) assert.ok(ports.has(port), `ran on ${port}, not on a worker`);
+  assert.ok(served.size > 1, 'several workers answered');
+  const queries = [
+    'SELECT tenant_id, id, kind, amount, note FROM ev WHERE amount > 100',
+    `SELECT id * 2 AS twice, upper(kind), note || '!' AS shout, amount::text FROM ev -- a trailing comment\n`,
+    'SELECT e.id, e.note, t.label FROM ev e JOIN tags t ON t.code = left(e.kind, 1)',
+    'SELECT a.id, b.id AS next_id, b.note FROM ev a JOIN ev b ON a.tenant_id = b.tenant_id AND b.id = a.id + 37',
+    'SELECT id, note FROM ev WHERE id < 0',
+  ];
+  const options = ['', ` (DELIMITER '|', NULL '<null>')`, ' (FORMAT csv, HEADER)', ` WITH (FORMAT csv, HEADER true, FORCE_QUOTE *, NULL 'NULL')`, ' (FORMAT binary)'];
+  for (const q of queries) for (const opts of options) await compare(`COPY (${q}) TO STDOUT${opts}`);
+});
+
+test('COPY (SELECT …) TO STDOUT streamed: PostgreSQL\'s errors, the client\'s names, a block\'s own writes', async () => {
+  await compare('COPY (SELECT nope FROM ev) TO STDOUT');
+  await compare('COPY (SELECT id FROM ev) TO STDOUT (FORMAT csv, FORCE_QUOTE (nope))');
+  await compare('COPY (SELECT id / (id - 1500) FROM ev) TO STDOUT');
+  await compare('COPY (SELECT id::int2 * 100::int2 FROM ev WHERE tenant_id <> 3) TO STDOUT (FORMAT csv)');
+  for (const conn of [sides.plainRaw, sides.weaveRaw]) {
+    await copyOut(conn, 'BEGIN');
+    await copyOut(conn, `INSERT INTO ev VALUES (5, 100001, 'mine', 1.5, 'uncommitted'), (6, 100002, 'mine', 2.5, NULL)`);
+    await copyOut(conn, 'DELETE FROM ev WHERE tenant_id = 7');
+  }
+  await compare(`COPY (SELECT tenant_id, id, note FROM ev WHERE kind = 'mine' OR tenant_id IN (7, 8)) TO STDOUT (FORMAT csv, HEADER)`);
+  await compare('COPY (SELECT id, note FROM ev WHERE amount < 10) TO STDOUT (FORMAT binary)');
+  for (const conn of [sides.plainRaw, sides.weaveRaw]) await copyOut(conn, 'ROLLBACK');
+});
+
+/**
+ * Starts `sql` on a client that then stops reading: some worker must wait in
+ * ClientWrite on a COPY matching `workerQuery` while the coordinator holds no
+ * temporary table; then the client reads the rest.
+ */
+async function pausedRead(sql: string, workerQuery: string, rowsExpected: number): Promise<void> {
   const coordinatorPg = new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(sides.cluster.password)}@${sides.cluster.coordinatorPg.host}:${sides.cluster.coordinatorPg.port}/postgres` });
   const workers = sides.cluster.workers.map((w) => new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(sides.cluster.password)}@${w.host}:${w.port}/postgres` }));
   const slow = await rawConnect(clusterEndpoint(sides.cluster));
   try {
     await coordinatorPg.connect();
     for (const w of workers) await w.connect();
-    slow.write(frontend.query('COPY big TO STDOUT'));
+    slow.write(frontend.query(sql));
     const first = await slow.next(60_000);
     assert.equal(first?.type, 'H');
     slow.socket.pause();
@@ -210,7 +255,7 @@ test('a client that stops reading holds the worker, not the coordinator: nothing
     let blocked = false;
     for (let i = 0; i < 600 && !blocked; i++) {
       for (const w of workers) {
-        const r = await w.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'COPY %big_% TO STDOUT%' AND wait_event = 'ClientWrite'`);
+        const r = await w.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND wait_event = 'ClientWrite'`, [workerQuery]);
         if (r.rows[0].n > 0) blocked = true;
       }
       if (!blocked) await new Promise((r) => setTimeout(r, 50));
@@ -229,11 +274,21 @@ test('a client that stops reading holds the worker, not the coordinator: nothing
       else if (m.type === 'E') throw new Error(m.body.toString('utf8'));
       else if (m.type === 'Z') break;
     }
-    assert.equal(tag, 'COPY 200000');
-    assert.equal(rows, 200000);
+    assert.equal(tag, `COPY ${rowsExpected}`);
+    assert.equal(rows, rowsExpected);
   } finally {
     slow.destroy();
     await coordinatorPg.end().catch(() => {});
     for (const w of workers) await w.end().catch(() => {});
   }
+}
+
+test('a client that stops reading holds the worker, not the coordinator: nothing is gathered there', async () => {
+  await sides.weave.query(`INSERT INTO big SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 200000) i`);
+  await pausedRead('COPY big TO STDOUT', 'COPY %big_% TO STDOUT%', 200000);
+});
+
+test('COPY (SELECT …) of a SELECT without a merge step is a stream too: a paused client holds the worker, no temporary table on the coordinator', async () => {
+  // Rows four times as wide as the table's: more than the sockets between worker, coordinator and client hold.
+  await pausedRead(`COPY (SELECT id, repeat(upper(pad), 4) FROM big WHERE id % 4 <> 0) TO STDOUT (FORMAT csv)`, 'COPY (SELECT id, repeat(upper(pad), 4) FROM %big_%', 150000);
 });

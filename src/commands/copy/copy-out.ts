@@ -10,9 +10,14 @@
  * paused until the client drains, so the worker waits (ClientWrite) rather
  * than the coordinator buffering.
  *
+ * `COPY (SELECT …) TO STDOUT` of a SELECT whose per-shard results simply
+ * concatenate (the multi-shard planner's tasks: filters, projections,
+ * co-located joins, reference tables alongside) streams the same way: each
+ * shard group's `COPY (<its SELECT>) TO STDOUT` in place of a shard's COPY.
+ *
  * The stream is PostgreSQL's own: the coordinator PostgreSQL first runs the
- * client's statement on the table's (empty) coordinator definition, which
- * checks options, columns and privileges with PostgreSQL's errors; the first
+ * client's statement on the tables' (empty) coordinator definitions, which
+ * checks options, columns, the query and privileges with PostgreSQL's errors; the first
  * shard's CopyOutResponse (PostgreSQL's format codes) is forwarded; CSV
  * HEADER goes to the first shard's COPY only; binary: the 19-byte header
  * once at the start and the -1 trailer once at the end, each shard's own
@@ -27,6 +32,7 @@ import { encodeQuery } from '../../pool/frontend-encoders.js';
 import { Completes, type BackendLink } from '../../executor/backend-link.js';
 import { tagCount } from '../../executor/link-query.js';
 import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
+import type { CopyOutQuery } from '../../planner/route.js';
 import type { Node } from '../../sql/parse.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
 import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
@@ -132,28 +138,51 @@ class ClientFlow {
   }
 }
 
+/** What one worker COPY reads: a shard (with the client's column list) or a query over one shard group. */
+interface CopyPart {
+  node: WorkerNode;
+  /** The COPY's source: `shard [(cols)]` or `(SELECT …)`. */
+  source: string;
+}
+
+function tableParts(table: DistributedTable, stmt: Node): CopyPart[] {
+  const cols = ((stmt.attlist ?? []) as Node[]).map((c) => quoteIdent(c.String?.sval ?? ''));
+  const colSql = cols.length > 0 ? ` (${cols.join(', ')})` : '';
+  const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  return shards.map((s) => ({ node: s.placements[0].node, source: `${quoteQualified(table.schema, s.shardName)}${colSql}` }));
+}
+
+/** A newline before the closing parenthesis: the query's text may end in a `--` comment. */
+function queryParts(query: CopyOutQuery): CopyPart[] {
+  return query.tasks.map((t) => ({ node: t.node, source: `(${t.sql}\n)` }));
+}
+
 /**
- * Streams the table's shards to the client: nodes in parallel, each node's
- * shards one after another. The first shard's node starts alone until its
+ * Streams the table's shards (or the query's shard groups) to the client:
+ * nodes in parallel, each node's shards one after another. The first shard's node starts alone until its
  * first row (the CSV header, when asked for) is out. Returns the error, or
  * null once CopyDone and CommandComplete are written.
  */
-export async function streamCopyTo(table: DistributedTable, stmt: Node, statement: string, access: CopyOutAccess): Promise<PgError | null> {
+export async function streamCopyTo(
+  table: DistributedTable,
+  stmt: Node,
+  statement: string,
+  access: CopyOutAccess,
+  query: CopyOutQuery | null = null,
+): Promise<PgError | null> {
   try {
     await access.runAsClient(statement);
   } catch (err) {
     return toPgError(err);
   }
   const binary = isBinary(stmt);
-  const cols = ((stmt.attlist ?? []) as Node[]).map((c) => quoteIdent(c.String?.sval ?? ''));
-  const colSql = cols.length > 0 ? ` (${cols.join(', ')})` : '';
-  const shards = table.method === 'reference' ? table.shards.slice(0, 1) : table.shards;
+  const parts = query ? queryParts(query) : tableParts(table, stmt);
+  const errorTables = query ? query.tables : [table];
   const byNode = new Map<number, { node: WorkerNode; indexes: number[] }>();
-  shards.forEach((s, i) => {
-    const node = s.placements[0].node;
-    const g = byNode.get(node.nodeId) ?? { node, indexes: [] };
+  parts.forEach((p, i) => {
+    const g = byNode.get(p.node.nodeId) ?? { node: p.node, indexes: [] };
     g.indexes.push(i);
-    byNode.set(node.nodeId, g);
+    byNode.set(p.node.nodeId, g);
   });
   const client = access.client;
   const progress = access.progress ?? null;
@@ -168,7 +197,7 @@ export async function streamCopyTo(table: DistributedTable, stmt: Node, statemen
       const link = await linkFor(g.node);
       for (const index of g.indexes) {
         if (failure) return;
-        const sql = `COPY ${quoteQualified(table.schema, shards[index].shardName)}${colSql} TO STDOUT${copyToOptions(stmt, index === 0)}`;
+        const sql = `COPY ${parts[index].source} TO STDOUT${copyToOptions(stmt, index === 0)}`;
         const r = await copyShard(link, sql, binary, flow, (message) => {
           if (started) return;
           started = true;
@@ -182,7 +211,7 @@ export async function streamCopyTo(table: DistributedTable, stmt: Node, statemen
           progress.shardRows[index]++;
         });
         if (index === 0) firstOut();
-        if (r.error) failure ??= clientError(r.error, [table], null, null);
+        if (r.error) failure ??= clientError(r.error, errorTables, null, null);
         count += r.count;
       }
     };
