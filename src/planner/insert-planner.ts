@@ -5,11 +5,19 @@
  * the original text with the shard name spliced in (router). Rows in several
  * shards: one INSERT per shard holding just its rows, deparsed from the
  * transformed tree, run as one distributed transaction.
+ *
+ * A value the TypeScript hash declines (UnsupportedHashInputError: a too-long
+ * varchar(n), a time zone name, non-ASCII citext…) sends the INSERT through
+ * the 'evaluate-insert' route: the coordinator PostgreSQL rejects invalid
+ * input with its own error, and returns valid input in canonical form along
+ * with its own hash of each row's distribution column, which routes the
+ * rebuilt INSERT when its values still decline.
  */
 import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
-import { hashDistributionValue } from '../sql/hash.js';
-import type { Node } from '../sql/parse.js';
+import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
+import { parseSql, type Node } from '../sql/parse.js';
+import { quoteIdent } from '../sql/quote.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
@@ -68,13 +76,28 @@ export class InsertPlan {
     const evalStmt = structuredClone(this.stmt);
     delete evalStmt.onConflictClause;
     evalStmt.returningList = [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }];
+    const keyColumn = this.table.distributionColumn!;
+    // PostgreSQL's own hash of each row's distribution value, as the last column.
+    const hashed = this.table.hashFunction !== null && this.table.hashFunction !== undefined;
+    if (hashed) {
+      const hashSql = hashCallSql(this.table.hashFunction!, quoteIdent(keyColumn));
+      const hashTarget = parseSql(`SELECT ${hashSql}`).stmts[0].stmt.SelectStmt.targetList[0];
+      evalStmt.returningList.push(hashTarget);
+    }
     const evaluationSql = deparseSync({ InsertStmt: evalStmt });
     const template = this.stmt;
-    const keyColumn = this.table.distributionColumn!;
     return {
       kind: 'evaluate-insert',
       evaluationSql,
-      rebuild(fields, rows) {
+      rebuild(allFields, allRows) {
+        let fields = allFields;
+        let rows = allRows;
+        let rowHashes: Array<number | null> | null = null;
+        if (hashed) {
+          fields = allFields.slice(0, -1);
+          rowHashes = allRows.map((r) => (r[r.length - 1] === null ? null : Number(r[r.length - 1])));
+          rows = allRows.map((r) => r.slice(0, -1));
+        }
         if (!fields.includes(keyColumn)) throw new PgError({ code: '23502', message: 'cannot perform an INSERT without a partition column value' });
         const copy = structuredClone(template);
         copy.cols = fields.map((name) => ({ ResTarget: { name } }));
@@ -85,7 +108,7 @@ export class InsertPlan {
             op: 'SETOP_NONE',
           },
         };
-        return deparseSync({ InsertStmt: copy });
+        return { sql: deparseSync({ InsertStmt: copy }), rowHashes };
       },
     };
   }
@@ -94,7 +117,11 @@ export class InsertPlan {
     return !this.evaluate && this.rowKeys.some((k) => 'param' in k);
   }
 
-  route(params: ParamValues): Route | NotRoutable {
+  /**
+   * `rowHashes`: PostgreSQL's hash of each row's distribution value, when an
+   * evaluation computed them (used for the values the TypeScript hash declines).
+   */
+  route(params: ParamValues, rowHashes: ReadonlyArray<number | null> | null = null): Route | NotRoutable {
     // The evaluation statement does not depend on the parameters: deparsed once per plan.
     if (this.evaluate) return (this.evaluation ??= this.evaluationRoute());
     const shardOfRow: number[] = new Array(this.rowKeys.length);
@@ -109,7 +136,13 @@ export class InsertPlan {
       try {
         hash = hashDistributionValue(this.table.distributionColumnSqlType ?? this.table.distributionColumnType!, text);
       } catch (err) {
-        return { kind: 'error', error: new PgError({ code: '22P02', message: `invalid input for the distribution column "${this.table.distributionColumn}": ${(err as Error).message}` }) };
+        if (!(err instanceof UnsupportedHashInputError)) {
+          return { kind: 'error', error: new PgError({ code: '22P02', message: `invalid input for the distribution column "${this.table.distributionColumn}": ${(err as Error).message}` }) };
+        }
+        const known = rowHashes?.[i];
+        // PostgreSQL decides: it rejects invalid input with its own error, or hashes the value.
+        if (known === undefined || known === null) return (this.evaluation ??= this.evaluationRoute());
+        hash = known;
       }
       const index = findShardIndexIn(this.table.shards, hash);
       shardOfRow[i] = index;

@@ -53,7 +53,8 @@ function callsAny(node: Node, names: ReadonlySet<string>): boolean {
 export interface StatementPlan {
   readonly catalogVersion: number;
   readonly needsParams: boolean;
-  route(params: ParamValues): Route;
+  /** `rowHashes`: an evaluated INSERT's distribution value hashes from PostgreSQL (route 'evaluate-insert'). */
+  route(params: ParamValues, rowHashes?: ReadonlyArray<number | null> | null): Route;
   /** A task valid for describing the statement (its shape does not depend on the shard). */
   describeTask(): Task | null;
 }
@@ -232,8 +233,8 @@ class InsertStatementPlan implements StatementPlan {
   get needsParams(): boolean {
     return this.plan.needsParams;
   }
-  route(params: ParamValues): Route {
-    const r = this.plan.route(params);
+  route(params: ParamValues, rowHashes: ReadonlyArray<number | null> | null = null): Route {
+    const r = this.plan.route(params, rowHashes);
     if (r instanceof NotRoutable) return { kind: 'error', error: new PgError({ code: '0A000', message: r.reason }) };
     return r;
   }

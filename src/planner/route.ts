@@ -60,7 +60,15 @@ export type Route =
    * back), then `rebuild(rows)` gives the INSERT of constants that is routed —
    * so every shard sees the same values and no shard needs the sequence.
    */
-  | { kind: 'evaluate-insert'; evaluationSql: string; rebuild(fields: string[], rows: Array<Array<string | null>>): string }
+  | {
+      kind: 'evaluate-insert';
+      evaluationSql: string;
+      /**
+       * The INSERT of the evaluated constants, and PostgreSQL's hash of each
+       * row's distribution value (to route values the TypeScript hash declines).
+       */
+      rebuild(fields: string[], rows: Array<Array<string | null>>): { sql: string; rowHashes: Array<number | null> | null };
+    }
   /**
    * A statement about cluster-wide objects (roles, role memberships, schemas,
    * default privileges) that every node must apply.

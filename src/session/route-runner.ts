@@ -343,8 +343,8 @@ export abstract class RouteRunner extends SessionBase {
       if (inBlock) this.txn.noteEvaluationEnd();
     }
     try {
-      const sql = route.rebuild(evaluated.fields, evaluated.rows);
-      const next = this.plan(parseSql(sql).stmts[0].stmt, sql, await this.catalog()).route(null);
+      const { sql, rowHashes } = route.rebuild(evaluated.fields, evaluated.rows);
+      const next = this.plan(parseSql(sql).stmts[0].stmt, sql, await this.catalog()).route(null, rowHashes);
       if (next.kind === 'evaluate-insert') return new PgError({ code: 'XX000', message: 'could not evaluate the INSERT on the coordinator' });
       return next;
     } catch (err) {

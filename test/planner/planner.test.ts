@@ -34,7 +34,8 @@ const countries: DistributedTable = {
   relationId: 9, schema: 'public', name: 'countries', method: 'reference', distributionColumn: null, distributionColumnType: null, distributionColumnSqlType: null, hashFunction: null, colocationId: 3,
   shards: [{ shardId: 102020, minValue: -2147483648, maxValue: 2147483647, shardName: 'countries_102020', placements: nodes.map((n, i) => ({ placementId: 50 + i, shardId: 102020, groupId: n.groupId, node: n })) }],
 };
-const tables = [orders, items, events, countries];
+const codes: DistributedTable = { ...hashTable('codes', 'code', 4, 102024), distributionColumnType: 'varchar', distributionColumnSqlType: 'character varying(3)', hashFunction: 'pg_catalog.hashtext' };
+const tables = [orders, items, events, countries, codes];
 const catalog: Catalog = {
   version: 1,
   nodes,
@@ -43,9 +44,9 @@ const catalog: Catalog = {
 };
 const ctx: PlanContext = { catalog, searchPath: ['public'], isCommand: (n) => n === 'create_distributed_table' };
 
-function route(sql: string, params: Array<string | null> | null = null) {
+function route(sql: string, params: Array<string | null> | null = null, rowHashes: Array<number | null> | null = null) {
   const stmt = parseSql(sql).stmts[0].stmt;
-  return planStatement(stmt, Buffer.from(sql), ctx).route(params);
+  return planStatement(stmt, Buffer.from(sql), ctx).route(params, rowHashes);
 }
 
 function shardFor(t: DistributedTable, v: number) {
@@ -159,9 +160,23 @@ test('INSERT: one row routes, several rows split per shard', () => {
   if (withNow.kind === 'evaluate-insert') {
     assert.match(withNow.evaluationSql.replace(/\s+/g, ' '), /^INSERT INTO orders \( ?tenant_id, v ?\) VALUES \(1, EXTRACT\(EPOCH FROM now\(\)\)\) RETURNING \*$/);
     const rebuilt = withNow.rebuild(['tenant_id', 'v'], [['1', '17']]);
-    assert.equal(route(rebuilt).kind, 'router');
+    assert.equal(rebuilt.rowHashes, null);
+    assert.equal(route(rebuilt.sql).kind, 'router');
     assert.throws(() => withNow.rebuild(['v'], [['17']]), /partition column/);
   }
+  // A value the TypeScript hash declines: PostgreSQL evaluates the row and hashes its key.
+  const tooLong = route("insert into codes (code, v) values ('abcd', 1)");
+  assert.equal(tooLong.kind, 'evaluate-insert');
+  if (tooLong.kind === 'evaluate-insert') {
+    assert.match(tooLong.evaluationSql, /RETURNING \*, pg_catalog\.hashtext\("?code"?\)$/);
+    const rebuilt = tooLong.rebuild(['code', 'v', 'hashtext'], [['abcd', '1', String(-2147483648 + 5)]]);
+    assert.deepEqual(rebuilt.rowHashes, [-2147483643]);
+    const routed = route(rebuilt.sql, null, rebuilt.rowHashes);
+    assert.equal(routed.kind, 'router');
+    if (routed.kind === 'router') assert.equal(routed.task.shardIds[0], codes.shards[0].shardId);
+  }
+  assert.equal(route("insert into codes (code, v) values ($1, 1)", ['abcd']).kind, 'evaluate-insert');
+  assert.equal(route("insert into codes (code, v) values ('abc', 1)").kind, 'router');
   const withoutColumns = route('insert into orders values ($1, $2)', ['10', '5']);
   assert.equal(withoutColumns.kind, 'router');
 });

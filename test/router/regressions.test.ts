@@ -205,3 +205,63 @@ test('a data-modifying CTE over all shards either deletes what it reports or is 
   if (reported === null) assert.equal(left, '2', 'refused, and nothing deleted');
   else assert.deepEqual([reported, left], ['2', '0'], 'the rows it reports deleted are gone');
 });
+
+/** The rows of `table`'s shard that holds `value` (get_shard_id_for_distribution_column), read on its worker. */
+async function rowsOfShardHolding(table: string, value: string): Promise<Array<Record<string, string>>> {
+  const id = (await c.query(`SELECT get_shard_id_for_distribution_column('${table}', '${value.replace(/'/g, "''")}') AS id`)).rows[0].id;
+  const r = await c.query(
+    `SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid JOIN pg_dist_node n ON n.groupid = p.groupid
+      WHERE s.shardid = ${Number(id)}`,
+  );
+  assert.equal(r.rows.length, 1);
+  const direct = await textClient(nodeUrl(cluster, Number(r.rows[0].nodeport)));
+  try {
+    await direct.query(`SET TimeZone = 'UTC'`);
+    return (await direct.query(`SELECT * FROM ${table}_${r.rows[0].shardid} ORDER BY v`)).rows;
+  } finally {
+    await direct.end();
+  }
+}
+
+test('an INSERT value the TypeScript hash declines gets PostgreSQL\'s error or goes where PostgreSQL hashes it', async () => {
+  await c.query(`CREATE TABLE vc (k varchar(5) PRIMARY KEY, v int NOT NULL);
+    CREATE TABLE tz (k timestamptz PRIMARY KEY, v int NOT NULL);`);
+  await c.query(`SELECT create_distributed_table('vc', 'k', shard_count => 4)`);
+  await c.query(`SELECT create_distributed_table('tz', 'k', shard_count => 4)`);
+  // Too long for varchar(5): PostgreSQL's 22001, by simple and by extended protocol.
+  const tooLong = { code: '22001', message: 'value too long for type character varying(5)' };
+  await assert.rejects(c.query(`INSERT INTO vc VALUES ('abcdefgh', 1)`), (e: Error & { code?: string }) => (assert.deepEqual({ code: e.code, message: e.message }, tooLong), true));
+  await assert.rejects(c.query({ text: 'INSERT INTO vc VALUES ($1, $2)', values: ['abcdefgh', 1] }), (e: Error & { code?: string }) => (assert.deepEqual({ code: e.code, message: e.message }, tooLong), true));
+  // Trailing spaces beyond the length are cut by PostgreSQL: the canonical value is routed.
+  await c.query(`INSERT INTO vc VALUES ('abcde   ', 1)`);
+  await c.query({ text: 'INSERT INTO vc VALUES ($1, $2)', values: ['fghij   ', 2] });
+  assert.deepEqual((await rowsOfShardHolding('vc', 'abcde')).filter((x) => x.k === 'abcde'), [{ k: 'abcde', v: '1' }]);
+  assert.deepEqual((await rowsOfShardHolding('vc', 'fghij')).filter((x) => x.k === 'fghij'), [{ k: 'fghij', v: '2' }]);
+  // A time zone name: the row lands in the shard of PostgreSQL's hash (simple, prepared, and several rows).
+  await c.query(`INSERT INTO tz VALUES ('2024-01-01 10:00 Europe/Paris', 1)`);
+  await c.query({ name: 'tz_ins', text: 'INSERT INTO tz VALUES ($1, $2)', values: ['2024-06-01 10:00 Europe/Paris', 2] });
+  await c.query({ name: 'tz_ins', text: 'INSERT INTO tz VALUES ($1, $2)', values: ['2024-02-02 03:04 America/New_York', 3] });
+  await c.query(`INSERT INTO tz VALUES ('2024-03-03 10:00 Asia/Tokyo', 4), ('2024-04-04 10:00 Europe/Paris', 5)`);
+  const expected: Array<[string, string, string]> = [
+    ['2024-01-01 10:00 Europe/Paris', '2024-01-01 09:00:00+00', '1'],
+    ['2024-06-01 10:00 Europe/Paris', '2024-06-01 08:00:00+00', '2'],
+    ['2024-02-02 03:04 America/New_York', '2024-02-02 08:04:00+00', '3'],
+    ['2024-03-03 10:00 Asia/Tokyo', '2024-03-03 01:00:00+00', '4'],
+    ['2024-04-04 10:00 Europe/Paris', '2024-04-04 08:00:00+00', '5'],
+  ];
+  for (const [input, utc, v] of expected) {
+    assert.deepEqual((await rowsOfShardHolding('tz', input)).filter((x) => x.v === v), [{ k: utc, v }], input);
+  }
+  assert.equal((await c.query('SELECT count(*) FROM tz')).rows[0].count, '5');
+  // Non-ASCII citext, lowercased by the server's locale.
+  await c.query('CREATE EXTENSION IF NOT EXISTS citext');
+  await c.query(`CREATE TABLE ct (k citext PRIMARY KEY, v int NOT NULL)`);
+  await c.query(`SELECT create_distributed_table('ct', 'k', shard_count => 4)`);
+  await c.query(`INSERT INTO ct VALUES ('Ärger', 1)`);
+  await c.query({ name: 'ct_ins', text: 'INSERT INTO ct VALUES ($1, $2)', values: ['Öl', 2] });
+  await c.query({ name: 'ct_ins', text: 'INSERT INTO ct VALUES ($1, $2)', values: ['Ünïcödé', 3] });
+  for (const [k, v] of [['Ärger', '1'], ['Öl', '2'], ['Ünïcödé', '3']]) {
+    assert.deepEqual((await rowsOfShardHolding('ct', k)).filter((x) => x.v === v), [{ k, v }], k);
+  }
+  assert.equal((await c.query('SELECT count(*) FROM ct')).rows[0].count, '3');
+});
