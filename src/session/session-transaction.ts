@@ -37,18 +37,19 @@
  *
  * This file owns the block's state (joined links, characteristics, SETs,
  * savepoints, lost links, deadlock victim) and transaction control; the
- * pieces with one job each live beside it: block-commit.ts (1PC/2PC),
- * consistent-pull.ts (pulls under snapshots), shard-affinity.ts,
- * insert-evaluation.ts, multi-shard-run.ts, txn-wire.ts.
+ * pieces with one job each live beside it: block-opening.ts (BEGIN,
+ * characteristics, SET LOCALs, savepoints), block-snapshots.ts (REPEATABLE
+ * READ snapshots), block-commit.ts (1PC/2PC), consistent-pull.ts (pulls
+ * under snapshots), shard-affinity.ts, insert-evaluation.ts,
+ * multi-shard-run.ts, txn-wire.ts.
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { queryOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
-import type { Catalog, WorkerNode } from '../metadata/types.js';
+import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
-import { encodeTaskWithParams } from './extended-encoders.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
@@ -58,6 +59,8 @@ import { E_READY_UNREAD, sendSwallowed } from './txn-wire.js';
 import { InsertEvaluations } from './insert-evaluation.js';
 import { ShardAffinity } from './shard-affinity.js';
 import { runConsistentPull } from './consistent-pull.js';
+import { BlockOpening, isChain } from './block-opening.js';
+import { BlockSnapshots, type SnapshotHost } from './block-snapshots.js';
 import { commitNode, commitNodes, commitWritten, type CommitContext } from './block-commit.js';
 
 /** Connections beyond the session's one per node (slow start): opened as the client, given back after use. */
@@ -71,38 +74,21 @@ const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard',
 /** Words of row-locking clauses (FOR UPDATE / SHARE …): such reads may wait for locks. */
 const LOCKING_WORDS = new Set(['for']);
 
-type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
-
-function isChain(text: string): boolean {
-  return /\band\s+chain\b/i.test(text) && !/\band\s+no\s+chain\b/i.test(text);
-}
-
 function parseOff(value: string | undefined): boolean {
   return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
 }
 
-/** Nodes of the catalog that hold data (active primaries), one per node id. */
-function dataNodes(catalog: Catalog): WorkerNode[] {
-  const seen = new Map<number, WorkerNode>();
-  for (const n of catalog.nodes) if (n.isActive && !seen.has(n.nodeId)) seen.set(n.nodeId, n);
-  return [...seen.values()];
-}
 
 export class SessionTransaction {
-  private beginText = 'BEGIN';
-  private isolation: Isolation = 'read committed';
-  private readOnly = false;
-  private deferrable = false;
-  /** SET LOCAL / SET TRANSACTION of the open block, replayed on joining workers. */
-  private localSets: string[] = [];
-  private savepoints: string[] = [];
+  /** BEGIN, characteristics, SET LOCALs and savepoints of the open block (block-opening.ts). */
+  private block = new BlockOpening();
   private sets: string[] = [];
   /** The block is an implicit transaction of a multi-statement query. */
   private implicit = false;
   /** Pull queries created temporary tables in this block (the coordinator then cannot be prepared). */
   private pulledInBlock = false;
-  /** REPEATABLE READ blocks: every node's snapshot, taken together. */
-  private snapshots: Promise<void> | null = null;
+  /** REPEATABLE READ blocks: every node's snapshot, taken together (block-snapshots.ts). */
+  private readonly snapshots = new BlockSnapshots();
   /** The distributed transaction's tag (0: none yet), see transaction/deadlock-detection.ts. */
   private tag = 0;
   /** Set when the deadlock detector chose this transaction as its victim. */
@@ -117,8 +103,6 @@ export class SessionTransaction {
   private readonly affinity: ShardAffinity;
   /** Whether the coordinator's xid comes only from rolled-back INSERT evaluations (insert-evaluation.ts). */
   private readonly evaluations: InsertEvaluations;
-  /** REPEATABLE READ blocks: each node's block snapshot as exported for extra connections (null: could not). */
-  private readonly exportedSnapshots = new Map<number, string | null>();
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -158,7 +142,7 @@ export class SessionTransaction {
   }
 
   private get readCommitted(): boolean {
-    return this.isolation === 'read committed' || this.isolation === 'read uncommitted';
+    return this.block.readCommitted;
   }
 
   /**
@@ -168,8 +152,7 @@ export class SessionTransaction {
    */
   rememberSet(text: string, isLocal = false): void {
     if (isLocal || /^\s*set\s+transaction\b/i.test(text)) {
-      this.localSets.push(text);
-      this.noteCharacteristics(text);
+      this.block.noteLocalSet(text);
       for (const w of this.joined()) w.send(encodeQuery(text), [E_READY_UNREAD]);
       return;
     }
@@ -187,27 +170,15 @@ export class SessionTransaction {
   /** Kept for callers; whether the coordinator wrote is asked of the coordinator at COMMIT. */
   noteLocalStatement(_text: string): void {}
 
-  private noteCharacteristics(text: string): void {
-    const level = /isolation\s+level\s+(read\s+uncommitted|read\s+committed|repeatable\s+read|serializable)/i.exec(text);
-    if (level) this.isolation = level[1]!.toLowerCase().replace(/\s+/g, ' ') as Isolation;
-    if (/\bread\s+only\b/i.test(text)) this.readOnly = true;
-    if (/\bread\s+write\b/i.test(text)) this.readOnly = false;
-    if (/\bnot\s+deferrable\b/i.test(text)) this.deferrable = false;
-    else if (/\bdeferrable\b/i.test(text)) this.deferrable = true;
-  }
-
-  private characteristicsText(): string {
-    return `BEGIN ISOLATION LEVEL ${this.isolation.toUpperCase()}${this.readOnly ? ' READ ONLY' : ' READ WRITE'}${this.deferrable ? ' DEFERRABLE' : ''}`;
-  }
-
   // ---- joining ---------------------------------------------------------------
 
   /** Joins a worker link to the open block (if any) before it runs a statement. */
   async join(link: BackendLink, inBlock: boolean, isWrite: boolean): Promise<void> {
     if (!inBlock) return;
     if (!link.inTransaction) {
-      if (!this.readCommitted && this.openLink && this.gate() && !this.snapshots) await this.takeBlockSnapshots();
-      else if (this.snapshots) await this.snapshots;
+      const gate = this.readCommitted || !this.openLink ? null : this.gate();
+      if (gate && !this.snapshots.started) await this.snapshots.takeAll(this.snapshotHost(), gate);
+      else if (this.snapshots.started) await this.snapshots.started;
       if (!link.inTransaction) void this.joinLink(link);
     }
     if (isWrite) link.wroteInTransaction = true;
@@ -227,37 +198,17 @@ export class SessionTransaction {
     link.rewriteError = (err) => this.translate(err);
     // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
     const imported = snapshot === null ? [] : [`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`];
-    const sql = [this.beginText, ...this.localSets, ...imported, tagSql(this.ensureTag()), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
-    return sendSwallowed(link, sql);
+    return sendSwallowed(link, this.block.sql([...imported, tagSql(this.ensureTag())]));
   }
 
-  /**
-   * REPEATABLE READ / SERIALIZABLE: joins every data node at once, with the
-   * snapshots taken under the commit gate, so the block sees every
-   * multi-node commit everywhere or nowhere.
-   */
-  private takeBlockSnapshots(): Promise<void> {
-    this.snapshots ??= (async () => {
-      const gate = this.gate()!;
-      const catalog = this.services.catalog() ?? (await this.services.loadCatalog());
-      const nodes = dataNodes(catalog);
-      const links = await Promise.all(nodes.map((n) => this.openLink!(n)));
-      const batch = await gate.enterRead(new Set(nodes.map((n) => n.groupId)));
-      try {
-        const joins = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
-        // The coordinator's own snapshot too (local tables), unless it is busy answering the client.
-        if (this.coordinator.pending === 0) joins.push(sendSwallowed(this.coordinator, 'SELECT 1'));
-        const failure = (await Promise.all(joins)).find((e) => e);
-        if (failure) throw failure;
-      } finally {
-        gate.leaveRead(batch);
-      }
-    })().catch((err: unknown) => {
-      // Without every node's snapshot the block cannot be read consistently any more: it is aborted.
-      this.broken = true;
-      throw err;
-    });
-    return this.snapshots;
+  private snapshotHost(): SnapshotHost {
+    return {
+      coordinator: this.coordinator,
+      services: this.services,
+      openLink: this.openLink!,
+      joinLink: (link) => this.joinLink(link),
+      markBroken: () => (this.broken = true),
+    };
   }
 
   linkLost(link: BackendLink): void {
@@ -320,16 +271,11 @@ export class SessionTransaction {
     this.victim = null;
     this.broken = false;
     this.lostInBlock = null;
-    this.beginText = 'BEGIN';
-    this.isolation = 'read committed';
-    this.readOnly = false;
-    this.deferrable = false;
-    this.localSets = [];
-    this.savepoints = [];
+    this.block = new BlockOpening();
     this.implicit = false;
     this.pulledInBlock = false;
     this.evaluations.reset();
-    this.snapshots = null;
+    this.snapshots.reset();
     for (const w of this.workers.values()) {
       w.inTransaction = false;
       w.wroteInTransaction = false;
@@ -343,7 +289,6 @@ export class SessionTransaction {
     }
     this.blockExtras = [];
     this.affinity.clear();
-    this.exportedSnapshots.clear();
   }
 
   // ---- transaction control -------------------------------------------------------
@@ -369,10 +314,7 @@ export class SessionTransaction {
           const x = await queryOnLink(w, text);
           if (x.error) return this.translated(x.error)!;
         }
-        const name = /\s(\S+)\s*;?\s*$/.exec(text)?.[1] ?? '';
-        if (verb === 'savepoint') this.savepoints.push(name);
-        else if (verb === 'release') this.savepoints = this.savepoints.slice(0, Math.max(0, this.savepoints.lastIndexOf(name)));
-        else this.savepoints = this.savepoints.slice(0, this.savepoints.lastIndexOf(name) + 1);
+        this.block.noteSavepoint(verb, text);
         return r.tag;
       }
       default: {
@@ -392,11 +334,8 @@ export class SessionTransaction {
     if (r.error) return r.error;
     if (!wasInBlock) {
       this.reset();
-      this.beginText = text;
       const [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
-      this.isolation = (iso as Isolation) || 'read committed';
-      this.readOnly = ro === 'on';
-      this.deferrable = def === 'on';
+      this.block = BlockOpening.begun(text, iso ?? '', ro ?? '', def ?? '');
     }
     return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
   }
@@ -436,34 +375,25 @@ export class SessionTransaction {
 
   private async rollback(text: string): Promise<string | PgError> {
     const chain = isChain(text);
-    const characteristics = this.characteristicsText();
+    const next = this.block.chained();
     await this.rollbackNodes();
     const r = await queryOnLink(this.coordinator, text);
-    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
     this.reset();
-    if (chain && !r.error) this.chained(characteristics, state);
+    // ROLLBACK AND CHAIN on the coordinator: the new block has the old one's characteristics.
+    if (chain && !r.error) this.block = next;
     return r.error ?? r.tag;
-  }
-
-  /** After COMMIT/ROLLBACK AND CHAIN on the coordinator: the new block has the old one's characteristics. */
-  private chained(beginText: string, state: { isolation: Isolation; readOnly: boolean; deferrable: boolean }): void {
-    this.beginText = beginText;
-    this.isolation = state.isolation;
-    this.readOnly = state.readOnly;
-    this.deferrable = state.deferrable;
   }
 
   private async commit(text: string): Promise<string | PgError> {
     const chain = isChain(text);
-    const characteristics = this.characteristicsText();
-    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
+    const next = this.block.chained();
     const workers = this.joined();
     const hooks = this.afterCommitHooks;
     if (workers.length === 0 && !this.broken) {
       const r = await queryOnLink(this.coordinator, text);
       this.reset();
       if (!r.error && r.tag === 'COMMIT') await this.committed(hooks);
-      if (chain && !r.error) this.chained(characteristics, state);
+      if (chain && !r.error) this.block = next;
       return r.error ?? r.tag;
     }
     const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
@@ -482,8 +412,8 @@ export class SessionTransaction {
     if (out === 'COMMIT') await this.committed(hooks);
     if (chain && !(out instanceof PgError)) {
       // The block ended on every node; the coordinator opens the next one (workers join it lazily).
-      const r = await queryOnLink(this.coordinator, characteristics);
-      if (!r.error) this.chained(characteristics, state);
+      const r = await queryOnLink(this.coordinator, next.begin);
+      if (!r.error) this.block = next;
     }
     return out;
   }
@@ -544,7 +474,7 @@ export class SessionTransaction {
       openExtra: (node) => this.extraConnections!.open(node),
       releaseExtra: (node, link) => this.extraConnections!.release(node, link, !this.hasSessionSettings),
       // DEFERRABLE blocks cannot import a snapshot; without a way to open connections there is nothing to add.
-      blockAllowsExtras: () => this.extraConnections !== null && !this.deferrable && !this.broken,
+      blockAllowsExtras: () => this.extraConnections !== null && !this.block.deferrable && !this.broken,
       joinExtra: async (node, link, snapshot) => {
         if (!this.readCommitted && snapshot === null) {
           this.extraConnections!.release(node, link, !this.hasSessionSettings);
@@ -562,12 +492,7 @@ export class SessionTransaction {
       },
       blockSnapshot: async (node, first) => {
         if (this.readCommitted) return null;
-        const known = this.exportedSnapshots.get(node.nodeId);
-        if (known !== undefined) return known;
-        const r = await queryOnLink(first, 'SELECT pg_catalog.pg_export_snapshot()');
-        const id = r.error || r.rows.length === 0 ? null : (decodeDataRow(r.rows[0]!)[0] ?? null);
-        this.exportedSnapshots.set(node.nodeId, id);
-        return id;
+        return this.snapshots.exportFor(node, first);
       },
       affinity: (node, shardIds) => this.affinityLink(node, shardIds, true),
       noteAccess: (link, node, shardIds) => this.noteAccess(link, node, shardIds),
