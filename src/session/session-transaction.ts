@@ -34,22 +34,34 @@
  * Deadlocks. The detector (jobs/deadlock-detector.ts) marks a victim; its
  * cancellation error (57014) reaches the client as 40P01 naming the
  * distributed deadlock.
+ *
+ * This file owns the block's state (joined links, characteristics, SETs,
+ * savepoints, lost links, deadlock victim) and transaction control; the
+ * pieces with one job each live beside it: block-opening.ts (BEGIN,
+ * characteristics, SET LOCALs, savepoints), block-snapshots.ts (REPEATABLE
+ * READ snapshots), block-commit.ts (1PC/2PC), consistent-pull.ts (pulls
+ * under snapshots), shard-affinity.ts, insert-evaluation.ts,
+ * multi-shard-run.ts, txn-wire.ts.
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
-import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
-import { queryOnLink, collectOnLink, tagCount, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
-import type { Catalog, WorkerNode } from '../metadata/types.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import { queryOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
+import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
-import { encodeTaskWithParams } from './extended-encoders.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
-import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
-import { commitDistributed, type CommitNode } from '../transaction/distributed-commit.js';
+import type { CommitGate } from '../transaction/commit-gate.js';
 import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
-import { shardGroupKey } from '../executor/shard-groups.js';
 import { runMultiShardTasks, type TaskRunContext } from './multi-shard-run.js';
+import { E_READY_UNREAD, sendSwallowed } from './txn-wire.js';
+import { InsertEvaluations } from './insert-evaluation.js';
+import { ShardAffinity } from './shard-affinity.js';
+import { runConsistentPull } from './consistent-pull.js';
+import { BlockOpening, isChain } from './block-opening.js';
+import { BlockSnapshots, type SnapshotHost } from './block-snapshots.js';
+import { commitNode, commitNodes, commitWritten, type CommitContext } from './block-commit.js';
 
 /** Connections beyond the session's one per node (slow start): opened as the client, given back after use. */
 export interface ExtraConnections {
@@ -58,50 +70,25 @@ export interface ExtraConnections {
   release(node: WorkerNode, link: BackendLink, poolable: boolean): void;
 }
 
-/** Replies nobody reads — kept away from a collector waiting behind them. */
-const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false, collect: false };
-const SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ\n;SELECT 1';
 const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard', 'pull', 'evaluate-insert']);
 /** Words of row-locking clauses (FOR UPDATE / SHARE …): such reads may wait for locks. */
 const LOCKING_WORDS = new Set(['for']);
-
-type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
-
-/** Sends swallowed SQL on a link; resolves when its ReadyForQuery arrives (with the first error, if any). */
-function sendSwallowed(link: BackendLink, sql: string): Promise<PgError | null> {
-  return new Promise((resolve) => link.send(encodeQuery(sql), [{ ...E_READY_SWALLOW, done: (err) => resolve(err) }]));
-}
-
-function isChain(text: string): boolean {
-  return /\band\s+chain\b/i.test(text) && !/\band\s+no\s+chain\b/i.test(text);
-}
 
 function parseOff(value: string | undefined): boolean {
   return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
 }
 
-/** Nodes of the catalog that hold data (active primaries), one per node id. */
-function dataNodes(catalog: Catalog): WorkerNode[] {
-  const seen = new Map<number, WorkerNode>();
-  for (const n of catalog.nodes) if (n.isActive && !seen.has(n.nodeId)) seen.set(n.nodeId, n);
-  return [...seen.values()];
-}
 
 export class SessionTransaction {
-  private beginText = 'BEGIN';
-  private isolation: Isolation = 'read committed';
-  private readOnly = false;
-  private deferrable = false;
-  /** SET LOCAL / SET TRANSACTION of the open block, replayed on joining workers. */
-  private localSets: string[] = [];
-  private savepoints: string[] = [];
+  /** BEGIN, characteristics, SET LOCALs and savepoints of the open block (block-opening.ts). */
+  private block = new BlockOpening();
   private sets: string[] = [];
   /** The block is an implicit transaction of a multi-statement query. */
   private implicit = false;
   /** Pull queries created temporary tables in this block (the coordinator then cannot be prepared). */
   private pulledInBlock = false;
-  /** REPEATABLE READ blocks: every node's snapshot, taken together. */
-  private snapshots: Promise<void> | null = null;
+  /** REPEATABLE READ blocks: every node's snapshot, taken together (block-snapshots.ts). */
+  private readonly snapshots = new BlockSnapshots();
   /** The distributed transaction's tag (0: none yet), see transaction/deadlock-detection.ts. */
   private tag = 0;
   /** Set when the deadlock detector chose this transaction as its victim. */
@@ -112,12 +99,10 @@ export class SessionTransaction {
   private lostInBlock: PgError | null = null;
   /** The block's extra connections (slow start); they commit and roll back with it. */
   private blockExtras: Array<{ node: WorkerNode; link: BackendLink }> = [];
-  /** Shard group (executor/shard-groups.ts) → the block's connection that used it. */
-  private readonly affinity = new Map<string, BackendLink>();
-  /** Accesses not yet bound in `affinity`: link, node id, shard ids, flattened. */
-  private accessed: Array<BackendLink | number | readonly number[]> = [];
-  /** REPEATABLE READ blocks: each node's block snapshot as exported for extra connections (null: could not). */
-  private readonly exportedSnapshots = new Map<number, string | null>();
+  /** Shard group → the block's connection that used it (shard-affinity.ts). */
+  private readonly affinity: ShardAffinity;
+  /** Whether the coordinator's xid comes only from rolled-back INSERT evaluations (insert-evaluation.ts). */
+  private readonly evaluations: InsertEvaluations;
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -127,7 +112,10 @@ export class SessionTransaction {
     /** Opens (or reuses) the session's link to a node without joining it to the block. */
     private readonly openLink: ((node: WorkerNode) => Promise<BackendLink>) | null = null,
     private readonly extraConnections: ExtraConnections | null = null,
-  ) {}
+  ) {
+    this.affinity = new ShardAffinity(services);
+    this.evaluations = new InsertEvaluations(coordinator);
+  }
 
   /** True while worker links take part in the open transaction block. */
   get involvesWorkers(): boolean {
@@ -154,7 +142,7 @@ export class SessionTransaction {
   }
 
   private get readCommitted(): boolean {
-    return this.isolation === 'read committed' || this.isolation === 'read uncommitted';
+    return this.block.readCommitted;
   }
 
   /**
@@ -164,37 +152,23 @@ export class SessionTransaction {
    */
   rememberSet(text: string, isLocal = false): void {
     if (isLocal || /^\s*set\s+transaction\b/i.test(text)) {
-      this.localSets.push(text);
-      this.noteCharacteristics(text);
-      for (const w of this.joined()) w.send(encodeQuery(text), [E_READY_SWALLOW]);
+      this.block.noteLocalSet(text);
+      for (const w of this.joined()) w.send(encodeQuery(text), [E_READY_UNREAD]);
       return;
     }
     this.sets.push(text);
     if (this.sets.length > 100) this.sets.shift();
-    for (const w of [...this.workers.values(), ...this.extraLinks]) if (!w.lost) w.send(encodeQuery(text), [E_READY_SWALLOW]);
+    for (const w of [...this.workers.values(), ...this.extraLinks]) if (!w.lost) w.send(encodeQuery(text), [E_READY_UNREAD]);
   }
 
   /** Session-level SETs replayed on a new worker link (search_path, timezone, statement_timeout…). */
   replaySets(link: BackendLink): void {
     if (this.sets.length === 0) return;
-    link.send(encodeQuery(this.sets.join('\n;')), [E_READY_SWALLOW]);
+    link.send(encodeQuery(this.sets.join('\n;')), [E_READY_UNREAD]);
   }
 
   /** Kept for callers; whether the coordinator wrote is asked of the coordinator at COMMIT. */
   noteLocalStatement(_text: string): void {}
-
-  private noteCharacteristics(text: string): void {
-    const level = /isolation\s+level\s+(read\s+uncommitted|read\s+committed|repeatable\s+read|serializable)/i.exec(text);
-    if (level) this.isolation = level[1]!.toLowerCase().replace(/\s+/g, ' ') as Isolation;
-    if (/\bread\s+only\b/i.test(text)) this.readOnly = true;
-    if (/\bread\s+write\b/i.test(text)) this.readOnly = false;
-    if (/\bnot\s+deferrable\b/i.test(text)) this.deferrable = false;
-    else if (/\bdeferrable\b/i.test(text)) this.deferrable = true;
-  }
-
-  private characteristicsText(): string {
-    return `BEGIN ISOLATION LEVEL ${this.isolation.toUpperCase()}${this.readOnly ? ' READ ONLY' : ' READ WRITE'}${this.deferrable ? ' DEFERRABLE' : ''}`;
-  }
 
   // ---- joining ---------------------------------------------------------------
 
@@ -202,8 +176,9 @@ export class SessionTransaction {
   async join(link: BackendLink, inBlock: boolean, isWrite: boolean): Promise<void> {
     if (!inBlock) return;
     if (!link.inTransaction) {
-      if (!this.readCommitted && this.openLink && this.gate() && !this.snapshots) await this.takeBlockSnapshots();
-      else if (this.snapshots) await this.snapshots;
+      const gate = this.readCommitted || !this.openLink ? null : this.gate();
+      if (gate && !this.snapshots.started) await this.snapshots.takeAll(this.snapshotHost(), gate);
+      else if (this.snapshots.started) await this.snapshots.started;
       if (!link.inTransaction) void this.joinLink(link);
     }
     if (isWrite) link.wroteInTransaction = true;
@@ -223,37 +198,17 @@ export class SessionTransaction {
     link.rewriteError = (err) => this.translate(err);
     // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
     const imported = snapshot === null ? [] : [`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`];
-    const sql = [this.beginText, ...this.localSets, ...imported, tagSql(this.ensureTag()), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
-    return sendSwallowed(link, sql);
+    return sendSwallowed(link, this.block.sql([...imported, tagSql(this.ensureTag())]));
   }
 
-  /**
-   * REPEATABLE READ / SERIALIZABLE: joins every data node at once, with the
-   * snapshots taken under the commit gate, so the block sees every
-   * multi-node commit everywhere or nowhere.
-   */
-  private takeBlockSnapshots(): Promise<void> {
-    this.snapshots ??= (async () => {
-      const gate = this.gate()!;
-      const catalog = this.services.catalog() ?? (await this.services.loadCatalog());
-      const nodes = dataNodes(catalog);
-      const links = await Promise.all(nodes.map((n) => this.openLink!(n)));
-      const batch = await gate.enterRead(new Set(nodes.map((n) => n.groupId)));
-      try {
-        const joins = links.filter((l) => !l.inTransaction).map((l) => this.joinLink(l));
-        // The coordinator's own snapshot too (local tables), unless it is busy answering the client.
-        if (this.coordinator.pending === 0) joins.push(sendSwallowed(this.coordinator, 'SELECT 1'));
-        const failure = (await Promise.all(joins)).find((e) => e);
-        if (failure) throw failure;
-      } finally {
-        gate.leaveRead(batch);
-      }
-    })().catch((err: unknown) => {
-      // Without every node's snapshot the block cannot be read consistently any more: it is aborted.
-      this.broken = true;
-      throw err;
-    });
-    return this.snapshots;
+  private snapshotHost(): SnapshotHost {
+    return {
+      coordinator: this.coordinator,
+      services: this.services,
+      openLink: this.openLink!,
+      joinLink: (link) => this.joinLink(link),
+      markBroken: () => (this.broken = true),
+    };
   }
 
   linkLost(link: BackendLink): void {
@@ -285,7 +240,7 @@ export class SessionTransaction {
     this.broken = true;
     for (const w of this.joined()) {
       if (w.pending > 0 || w.lost) continue;
-      w.send(encodeQuery('ROLLBACK'), [E_READY_SWALLOW]);
+      w.send(encodeQuery('ROLLBACK'), [E_READY_UNREAD]);
       w.inTransaction = false;
       w.wroteInTransaction = false;
     }
@@ -316,17 +271,11 @@ export class SessionTransaction {
     this.victim = null;
     this.broken = false;
     this.lostInBlock = null;
-    this.beginText = 'BEGIN';
-    this.isolation = 'read committed';
-    this.readOnly = false;
-    this.deferrable = false;
-    this.localSets = [];
-    this.savepoints = [];
+    this.block = new BlockOpening();
     this.implicit = false;
     this.pulledInBlock = false;
-    this.evaluationOnlyXid = false;
-    this.evaluationMark = -1;
-    this.snapshots = null;
+    this.evaluations.reset();
+    this.snapshots.reset();
     for (const w of this.workers.values()) {
       w.inTransaction = false;
       w.wroteInTransaction = false;
@@ -340,8 +289,6 @@ export class SessionTransaction {
     }
     this.blockExtras = [];
     this.affinity.clear();
-    this.accessed = [];
-    this.exportedSnapshots.clear();
   }
 
   // ---- transaction control -------------------------------------------------------
@@ -367,10 +314,7 @@ export class SessionTransaction {
           const x = await queryOnLink(w, text);
           if (x.error) return this.translated(x.error)!;
         }
-        const name = /\s(\S+)\s*;?\s*$/.exec(text)?.[1] ?? '';
-        if (verb === 'savepoint') this.savepoints.push(name);
-        else if (verb === 'release') this.savepoints = this.savepoints.slice(0, Math.max(0, this.savepoints.lastIndexOf(name)));
-        else this.savepoints = this.savepoints.slice(0, this.savepoints.lastIndexOf(name) + 1);
+        this.block.noteSavepoint(verb, text);
         return r.tag;
       }
       default: {
@@ -390,11 +334,8 @@ export class SessionTransaction {
     if (r.error) return r.error;
     if (!wasInBlock) {
       this.reset();
-      this.beginText = text;
       const [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
-      this.isolation = (iso as Isolation) || 'read committed';
-      this.readOnly = ro === 'on';
-      this.deferrable = def === 'on';
+      this.block = BlockOpening.begun(text, iso ?? '', ro ?? '', def ?? '');
     }
     return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
   }
@@ -434,34 +375,25 @@ export class SessionTransaction {
 
   private async rollback(text: string): Promise<string | PgError> {
     const chain = isChain(text);
-    const characteristics = this.characteristicsText();
+    const next = this.block.chained();
     await this.rollbackNodes();
     const r = await queryOnLink(this.coordinator, text);
-    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
     this.reset();
-    if (chain && !r.error) this.chained(characteristics, state);
+    // ROLLBACK AND CHAIN on the coordinator: the new block has the old one's characteristics.
+    if (chain && !r.error) this.block = next;
     return r.error ?? r.tag;
-  }
-
-  /** After COMMIT/ROLLBACK AND CHAIN on the coordinator: the new block has the old one's characteristics. */
-  private chained(beginText: string, state: { isolation: Isolation; readOnly: boolean; deferrable: boolean }): void {
-    this.beginText = beginText;
-    this.isolation = state.isolation;
-    this.readOnly = state.readOnly;
-    this.deferrable = state.deferrable;
   }
 
   private async commit(text: string): Promise<string | PgError> {
     const chain = isChain(text);
-    const characteristics = this.characteristicsText();
-    const state = { isolation: this.isolation, readOnly: this.readOnly, deferrable: this.deferrable };
+    const next = this.block.chained();
     const workers = this.joined();
     const hooks = this.afterCommitHooks;
     if (workers.length === 0 && !this.broken) {
       const r = await queryOnLink(this.coordinator, text);
       this.reset();
       if (!r.error && r.tag === 'COMMIT') await this.committed(hooks);
-      if (chain && !r.error) this.chained(characteristics, state);
+      if (chain && !r.error) this.block = next;
       return r.error ?? r.tag;
     }
     const failed = this.broken || this.coordinator.status === 0x45 || workers.some((w) => w.status === 0x45);
@@ -474,146 +406,40 @@ export class SessionTransaction {
       await queryOnLink(this.coordinator, 'ROLLBACK');
       out = unreported ?? 'ROLLBACK';
     } else {
-      out = await this.commitNodes(workers);
+      out = await commitNodes(this.commitContext(), workers);
     }
     this.reset();
     if (out === 'COMMIT') await this.committed(hooks);
     if (chain && !(out instanceof PgError)) {
       // The block ended on every node; the coordinator opens the next one (workers join it lazily).
-      const r = await queryOnLink(this.coordinator, characteristics);
-      if (!r.error) this.chained(characteristics, state);
+      const r = await queryOnLink(this.coordinator, next.begin);
+      if (!r.error) this.block = next;
     }
     return out;
   }
 
-  private commitNode(link: BackendLink, groupId: number): CommitNode {
+  private commitContext(): CommitContext {
     return {
-      label: `${link.conn.host}:${link.conn.port}`,
-      groupId,
-      get lost() {
-        return link.lost;
-      },
-      run: async (sql: string) => {
-        const r = await queryOnLink(link, sql);
-        if (r.error) throw this.translated(r.error);
-        return r.tag;
-      },
+      coordinator: this.coordinator,
+      services: this.services,
+      pulledInBlock: this.pulledInBlock,
+      atomicVisibility: this.gate() !== null,
+      coordinatorWrote: () => this.evaluations.coordinatorWrote(),
+      translated: (err) => this.translated(err),
     };
   }
 
-  private groupOf(link: BackendLink): number {
-    const catalog = this.services.catalog();
-    return catalog?.nodes.find((n) => n.nodeId === link.nodeId)?.groupId ?? 0;
-  }
-
-  /**
-   * The coordinator's xid comes only from INSERT evaluations rolled back to
-   * their savepoint (defaults, now(), nextval() computed on the coordinator):
-   * the coordinator then wrote nothing, and stays a read-only participant —
-   * so pgbench -N's block (one worker written) commits with one phase.
-   * Valid while nothing else has run on the coordinator since the last
-   * evaluation (`evaluationMark`, its request count then).
-   */
-  private evaluationOnlyXid = false;
-  private evaluationMark = -1;
-
-  /** An evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it. */
+  /** An INSERT evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it (insert-evaluation.ts). */
   noteEvaluationStart(hadXid: boolean, requestsBefore: number): void {
-    this.evaluationOnlyXid = !hadXid || (this.evaluationOnlyXid && requestsBefore === this.evaluationMark);
+    this.evaluations.start(hadXid, requestsBefore);
   }
 
   /** The evaluation was rolled back to its savepoint. */
   noteEvaluationEnd(): void {
-    this.evaluationMark = this.coordinator.runCount;
-  }
-
-  /** Whether the coordinator PostgreSQL's transaction wrote anything (has an xid of a write that stays). */
-  private async coordinatorWrote(): Promise<boolean> {
-    if (this.evaluationOnlyXid && this.coordinator.runCount === this.evaluationMark) return false;
-    const r = await queryOnLink(this.coordinator, 'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL');
-    if (r.error) throw r.error;
-    return r.rows.length > 0 && decodeDataRow(r.rows[0]!)[0] === 't';
-  }
-
-  /** Commits the block on every joined worker and the coordinator; see the module comment. */
-  private async commitNodes(workers: BackendLink[]): Promise<string | PgError> {
-    const written = workers.filter((w) => w.wroteInTransaction);
-    const readOnly = workers.filter((w) => !w.wroteInTransaction);
-    try {
-      const gate = this.services.commitGate;
-      if (written.length >= 2 && gate && !this.pulledInBlock) {
-        // Two-phase for sure: the coordinator is asked whether it wrote while the workers prepare;
-        // it then prepares too, or commits as a read-only node.
-        const wrote = this.coordinatorWrote();
-        wrote.catch(() => {});
-        const coordinatorNode: CommitNode = Object.assign(this.commitNode(this.coordinator, 0), {
-          prepare: async (gid: string): Promise<'prepared' | 'committed'> => {
-            if (!(await wrote)) {
-              const r = await queryOnLink(this.coordinator, 'COMMIT');
-              if (r.error) throw r.error;
-              return 'committed';
-            }
-            const r = await queryOnLink(this.coordinator, `PREPARE TRANSACTION ${quoteLiteral(gid)}`);
-            if (r.error) throw r.error;
-            if (r.tag !== 'PREPARE TRANSACTION') throw new PgError({ code: '40000', message: 'the transaction on the coordinator was rolled back before it could be prepared' });
-            return 'prepared';
-          },
-        });
-        await commitDistributed(gate, {
-          written: [...written.map((w) => this.commitNode(w, this.groupOf(w))), coordinatorNode],
-          readOnly: readOnly.map((w) => this.commitNode(w, this.groupOf(w))),
-          lastAgent: null,
-          atomicVisibility: this.gate() !== null,
-        });
-        return 'COMMIT';
-      }
-      // Likely one-phase: read-only workers commit while the coordinator is asked whether it wrote.
-      const readOnlyFirst = written.length <= 1;
-      const [coordinatorWrote, readOnlyResults] = await Promise.all([
-        this.coordinatorWrote(),
-        readOnlyFirst ? Promise.all(readOnly.map((w) => queryOnLink(w, 'COMMIT'))) : Promise.resolve([]),
-      ]);
-      const failedReadOnly = readOnlyResults.find((r) => r.error);
-      if (failedReadOnly) throw failedReadOnly.error;
-      if (written.length + (coordinatorWrote ? 1 : 0) <= 1) {
-        // One-phase: the one written node decides; a coordinator without writes commits alongside.
-        const [w, c] = await Promise.all([
-          written[0] ? queryOnLink(written[0], 'COMMIT') : Promise.resolve(null),
-          written[0] ? queryOnLink(this.coordinator, 'COMMIT') : Promise.resolve(null),
-        ]);
-        if (w?.error) return this.translated(w.error)!;
-        if (w && w.tag !== 'COMMIT') return w.tag;
-        const r = c ?? (await queryOnLink(this.coordinator, 'COMMIT'));
-        return r.error ?? r.tag;
-      }
-      if (!gate) {
-        // No gate service (embedding without one): the plain two-phase commit.
-        const all = coordinatorWrote ? [...written, this.coordinator] : written;
-        const ro = [...(readOnlyFirst ? [] : readOnly), ...(coordinatorWrote ? [] : [this.coordinator])];
-        await this.services.commitMultiNode(all, ro);
-        return 'COMMIT';
-      }
-      const coordinatorNode = this.commitNode(this.coordinator, 0);
-      // Temporary tables (pulls) make the coordinator's transaction impossible to prepare: it commits one-phase, last.
-      const lastAgent = coordinatorWrote && this.pulledInBlock ? coordinatorNode : null;
-      await commitDistributed(gate, {
-        written: [...written.map((w) => this.commitNode(w, this.groupOf(w))), ...(coordinatorWrote && !lastAgent ? [coordinatorNode] : [])],
-        readOnly: [...(readOnlyFirst ? [] : readOnly).map((w) => this.commitNode(w, this.groupOf(w))), ...(coordinatorWrote ? [] : [coordinatorNode])],
-        lastAgent,
-        atomicVisibility: this.gate() !== null,
-      });
-      return 'COMMIT';
-    } catch (err) {
-      for (const w of [...workers, this.coordinator]) if (w.status !== 0x49 && !w.lost) await queryOnLink(w, 'ROLLBACK');
-      return err instanceof PgError ? err : new PgError({ code: 'XX000', message: String(err) });
-    }
+    this.evaluations.end();
   }
 
   // ---- statements across nodes -------------------------------------------------
-
-  private groupsOf(nodes: readonly WorkerNode[]): Set<number> {
-    return new Set(nodes.map((n) => n.groupId));
-  }
 
   /**
    * Runs the tasks of a multi-shard statement (session/multi-shard-run.ts):
@@ -638,17 +464,8 @@ export class SessionTransaction {
       holdGateInBlock: (route) => this.readCommitted && !route.tasks.some((t) => mentionsAnyWord(t.sql, LOCKING_WORDS)),
       ensureTag: () => this.ensureTag(),
       translate: (err) => this.translate(err),
-      commitNode: (l) => this.commitNode(l, this.groupOf(l)),
-      commitMultiNode: async (links) => {
-        const gate = this.services.commitGate;
-        if (!gate) return this.services.commitMultiNode(links, []);
-        await commitDistributed(gate, {
-          written: links.map((l) => this.commitNode(l, this.groupOf(l))),
-          readOnly: [],
-          lastAgent: null,
-          atomicVisibility: this.gate() !== null,
-        });
-      },
+      commitNode: (l) => commitNode(this.commitContext(), l),
+      commitMultiNode: (links) => commitWritten(this.commitContext(), links),
       endOwnTransaction: () => {
         unregisterTransaction(this.tag);
         this.tag = 0;
@@ -657,7 +474,7 @@ export class SessionTransaction {
       openExtra: (node) => this.extraConnections!.open(node),
       releaseExtra: (node, link) => this.extraConnections!.release(node, link, !this.hasSessionSettings),
       // DEFERRABLE blocks cannot import a snapshot; without a way to open connections there is nothing to add.
-      blockAllowsExtras: () => this.extraConnections !== null && !this.deferrable && !this.broken,
+      blockAllowsExtras: () => this.extraConnections !== null && !this.block.deferrable && !this.broken,
       joinExtra: async (node, link, snapshot) => {
         if (!this.readCommitted && snapshot === null) {
           this.extraConnections!.release(node, link, !this.hasSessionSettings);
@@ -675,12 +492,7 @@ export class SessionTransaction {
       },
       blockSnapshot: async (node, first) => {
         if (this.readCommitted) return null;
-        const known = this.exportedSnapshots.get(node.nodeId);
-        if (known !== undefined) return known;
-        const r = await queryOnLink(first, 'SELECT pg_catalog.pg_export_snapshot()');
-        const id = r.error || r.rows.length === 0 ? null : (decodeDataRow(r.rows[0]!)[0] ?? null);
-        this.exportedSnapshots.set(node.nodeId, id);
-        return id;
+        return this.snapshots.exportFor(node, first);
       },
       affinity: (node, shardIds) => this.affinityLink(node, shardIds, true),
       noteAccess: (link, node, shardIds) => this.noteAccess(link, node, shardIds),
@@ -693,39 +505,13 @@ export class SessionTransaction {
   affinityLink(node: WorkerNode, shardIds: readonly number[], evenWithoutExtras = false): BackendLink | null {
     // Without extra connections every shard group is on the node's one connection (the router path stops here).
     if (this.blockExtras.length === 0 && !evenWithoutExtras) return null;
-    if (this.accessed.length > 0) this.bindAccessed();
-    if (this.affinity.size === 0) return null;
-    const catalog = this.services.catalog();
-    if (!catalog) return null;
-    for (const id of shardIds) {
-      const link = this.affinity.get(shardGroupKey(catalog, node.nodeId, id));
-      if (link && !link.lost) return link;
-    }
-    return null;
+    return this.affinity.linkFor(node, shardIds);
   }
 
-  /**
-   * Binds the shard groups a statement of the block used to the connection
-   * it used. Recorded as is (no allocation on the router path) and turned
-   * into shard-group keys only when a lookup needs them.
-   */
+  /** Binds the shard groups a statement of the block used to the connection it used. */
   noteAccess(link: BackendLink, node: WorkerNode, shardIds: readonly number[]): void {
     if (this.coordinator.status === 0x49) return;
-    this.accessed.push(link, node.nodeId, shardIds);
-  }
-
-  private bindAccessed(): void {
-    const catalog = this.services.catalog();
-    const list = this.accessed;
-    this.accessed = [];
-    if (!catalog) return;
-    for (let i = 0; i < list.length; i += 3) {
-      const link = list[i] as BackendLink;
-      for (const id of list[i + 2] as readonly number[]) {
-        const key = shardGroupKey(catalog, list[i + 1] as number, id);
-        if (!this.affinity.has(key)) this.affinity.set(key, link);
-      }
-    }
+    this.affinity.note(link, node, shardIds);
   }
 
   /** The block's extra connections (slow start), for the session's status and cancel. */
@@ -739,64 +525,18 @@ export class SessionTransaction {
    * REPEATABLE READ transaction per node, snapshots taken under the gate;
    * in a READ COMMITTED block, the gate is held while the pull runs.
    */
-  async pull(
+  pull(
     pulls: readonly PullTable[],
     linkFor: (node: WorkerNode) => Promise<BackendLink>,
     run: (linkFor: (node: WorkerNode) => Promise<BackendLink>) => Promise<PgError | null>,
   ): Promise<PgError | null> {
-    const inBlock = this.coordinator.status !== 0x49;
-    const nodes = new Map<number, WorkerNode>();
-    let shards = 0;
-    for (const p of pulls) {
-      const list = p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards;
-      for (const s of list) {
-        const n = s.placements[0]?.node;
-        if (!n) continue;
-        nodes.set(n.nodeId, n);
-        shards++;
-      }
-    }
-    const nodeList = [...nodes.values()];
-    const gate = nodeList.length > 1 ? this.gate() : null;
-    if (inBlock) {
-      this.pulledInBlock = true;
-      if (!gate || !this.readCommitted) return this.translated(await run(linkFor));
-      for (const n of nodeList) await linkFor(n);
-      const batch = await gate.enterRead(this.groupsOf(nodeList));
-      try {
-        return this.translated(await run(linkFor));
-      } finally {
-        gate.leaveRead(batch);
-      }
-    }
-    if (shards <= 1) return run(linkFor);
-    const links = new Map<number, BackendLink>();
-    for (const n of nodeList) links.set(n.nodeId, await linkFor(n));
-    const batch = gate ? await gate.enterRead(this.groupsOf(nodeList)) : null;
-    let failure: PgError | null = null;
-    try {
-      failure = (await Promise.all([...links.values()].map((l) => sendSwallowed(l, SNAPSHOT_SQL)))).find((e) => e) ?? null;
-    } finally {
-      if (batch) gate!.leaveRead(batch);
-    }
-    const end = () => {
-      for (const l of links.values()) if (!l.lost) l.send(encodeQuery('COMMIT'), [E_READY_SWALLOW]);
+    const ctx = {
+      inBlock: this.coordinator.status !== 0x49,
+      readCommitted: this.readCommitted,
+      gate: () => this.gate(),
+      notePulledInBlock: () => (this.pulledInBlock = true),
+      translated: (err: PgError | null) => this.translated(err),
     };
-    if (failure) {
-      end();
-      return failure;
-    }
-    // Only the links holding the snapshots: a node whose link is lost fails the pull (a new
-    // connection would read it with a snapshot of its own).
-    const snapshotted = async (node: WorkerNode): Promise<BackendLink> => {
-      const l = links.get(node.nodeId);
-      if (!l || l.lost) throw new PgError({ code: '08006', message: `connection to the worker at ${node.host}:${node.port} was lost` });
-      return l;
-    };
-    try {
-      return await run(snapshotted);
-    } finally {
-      end();
-    }
+    return runConsistentPull(ctx, pulls, linkFor, run);
   }
 }
