@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { Client, loginOutcome } from './support.js';
+import { frontend } from '../server/raw-protocol.js';
 
 let cluster: TestCluster;
 let admin: Client;
@@ -201,6 +202,18 @@ test('over the extended protocol: a role made by SELECT f($1) logs in through pg
     await same(roleRow('ext_role'), 'password changed in a function');
     assert.equal(await loginOutcome(cluster.workers[1]!, 'ext_role', 'Ext-pw-3rd-0b8f26'), 'ok', 'straight to a worker: the new verifier');
     assert.equal(await loginOutcome(cluster.config.listen, 'ext_role', 'Ext-pw-2nd-71d0e4'), '28P01');
+
+    // As JDBC does: Describe of the statement before Bind / Execute (answered by the coordinator, which runs it).
+    admin.conn.write(Buffer.concat([
+      frontend.parse({ name: 'jdbc_make', text: 'SELECT make_role($1, $2)', types: [] }),
+      frontend.describe({ type: 'S', name: 'jdbc_make' }),
+      frontend.bind({ statement: 'jdbc_make', values: ['ext_jdbc', 'Jdbc-pw-6d4e19'] }),
+      frontend.execute({}),
+      frontend.sync(),
+    ]));
+    const replies = await admin.conn.readUntil('Z', 30_000);
+    assert.equal(replies.map((m) => m.type).join(''), '1tT2DCZ');
+    assert.match(await same(roleRow('ext_jdbc'), 'created after Describe of the statement'), /SCRAM/);
 
     // DO over the extended protocol (a named statement); in a block, ROLLBACK undoes it everywhere, COMMIT keeps it.
     await ext.query({ name: 'ext_do', text: `DO $$ BEGIN CREATE ROLE ext_do CREATEDB; END $$` });
