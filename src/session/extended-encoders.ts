@@ -41,9 +41,9 @@ export const encodeSync = (): Buffer => SYNC;
 export const encodeFlush = (): Buffer => FLUSH;
 
 /** One task of a multi-shard statement with the client's parameters: unnamed statement and portal. */
-export function encodeTaskWithParams(sql: string, clientBind: Buffer): Buffer {
+export function encodeTaskWithParams(sql: string, clientBind: Buffer, paramTypes: readonly number[] = []): Buffer {
   return Buffer.concat([
-    encodeParse('', sql, []),
+    encodeParse('', sql, paramTypes),
     encodeBindFor('', '', clientBind, 0, clientBind.length),
     encodeDescribe('P', ''),
     encodeExecute('', 0),

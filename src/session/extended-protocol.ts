@@ -15,7 +15,8 @@ import { readDescribe, readClose, readExecute } from '../protocol/frontend/descr
 import { parseSql, type Node } from '../sql/parse.js';
 import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
-import { encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose } from './extended-encoders.js';
+import { encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
+import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
 
@@ -70,6 +71,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
   protected async handleParse(buf: Buffer, start: number, end: number): Promise<void> {
     const msg = readParse(buf, start, end);
     const catalog = await this.catalog();
+    // As for a simple Query: calls of functions that may change roles are watched (src/commands/roles/watch.ts).
+    if (this.services.loadRoleFunctions && catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) await this.services.loadRoleFunctions(catalog).catch(() => null);
     const cached = this.cachedStatement(msg.query, msg.paramTypes, catalog);
     if (cached) {
       this.dropStatement(msg.name);
@@ -88,7 +91,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     }
     const plan = stmt ? this.plan(stmt, msg.query, catalog) : null;
     const fixed = plan && !plan.needsParams ? plan.route(null) : null;
-    if (!plan || (fixed && fixed.kind === 'local' && !this.txn.involvesWorkers)) {
+    if (!plan || (fixed && fixed.kind === 'local' && !this.watched(fixed) && !this.txn.involvesWorkers)) {
       if (stmt) this.observeLocal(stmt, msg.query, { kind: 'local' });
       this.dropStatement(msg.name);
       this.statements.set(msg.name, LOCAL_STATEMENT);
@@ -153,7 +156,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
         return;
       }
     }
-    if (route.kind === 'router' || route.kind === 'pull' || route.kind === 'local') {
+    if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
       const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
@@ -172,8 +175,13 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.portals.set(bind.portal, { kind: 'link', link });
       return;
     }
-    this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold) });
+    this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold), statement: stmt });
     await this.replyBytes(BIND_COMPLETE);
+  }
+
+  /** A local statement that may change roles inside a function: run by the session, watched (src/commands/roles/watch.ts). */
+  private watched(route: Route): boolean {
+    return route.kind === 'local' && route.watchRoles === true && this.services.watchRoles !== undefined;
   }
 
   /** A write's shard group is being moved: wait for the cutover, then bind again (planned anew for the new placement). */
@@ -188,15 +196,17 @@ export abstract class ExtendedProtocol extends RouteRunner {
     if (d.target === 'S') {
       const stmt = this.statements.get(d.name)!;
       const task = stmt.plan.describeTask();
-      if (task) {
-        const link = await this.linkForTask(task.node, false);
+      // A watched local statement is described by the coordinator, which will run it.
+      const watched = !task && this.watched(stmt.plan.route(null));
+      if (task || watched) {
+        const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
         const wname = `pgw${stmt.id}_d`;
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
         if (!link.prepared.has(wname)) {
           link.prepared.add(wname);
-          link.send(encodeParse(wname, task.sql, stmt.paramTypes), [E_PARSE_SWALLOW]);
+          link.send(encodeParse(wname, task ? task.sql : stmt.query, stmt.paramTypes), [E_PARSE_SWALLOW]);
         }
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
@@ -263,6 +273,13 @@ export abstract class ExtendedProtocol extends RouteRunner {
     } else if (route.kind === 'insert-select') {
       const params = portal.bind.params.map((_, i) => paramText(portal.bind, i));
       portal.result = await this.runInsertSelect(route, portal.noParams ? null : { bind: portal.bind, bytes: portal.bindBytes }, params);
+    } else if (route.kind === 'local' && portal.statement) {
+      portal.result = await this.runWatchedPortal(portal.statement, portal.bindBytes);
+      if (portal.result === null) {
+        // The error is replied already (by the statement or the watch).
+        portal.result = { rowDescription: null, rows: [], tag: '', error: null };
+        this.cycleFailed = true;
+      }
     } else if (route.kind === 'explain') {
       const out = await this.runExplain(route);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;
@@ -275,6 +292,28 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.replyError(err);
       this.cycleFailed = true;
     }
+  }
+
+  /**
+   * A watched local statement with the client's Bind: run on the coordinator
+   * inside the role watch, as runWatchingRoles does for a simple Query; its
+   * rows are collected for the portal. Null when it failed (error replied).
+   */
+  private async runWatchedPortal(statement: { query: string; paramTypes: readonly number[] }, bindBytes: Buffer): Promise<CollectedResult | null> {
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    this.txn.noteLocalStatement(statement.query);
+    let result: CollectedResult | null = null;
+    const ok = await this.runWatchingRoles(statement.query, async () => {
+      const r = await collectOnLink(this.coordinator, encodeTaskWithParams(statement.query, bindBytes, statement.paramTypes));
+      if (r.error) {
+        await this.replyError(r.error);
+        return false;
+      }
+      result = r;
+      return true;
+    });
+    return ok ? result : null;
   }
 
   protected async handleExecute(buf: Buffer, start: number, end: number): Promise<void> {

@@ -146,9 +146,11 @@ export abstract class RouteRunner extends SessionBase {
    * block it runs in a coordinator transaction of its own, so the workers'
    * roles can commit together with it (src/commands/roles/watch.ts); inside
    * the client's block the change joins the block. Results stream to the
-   * client as for any local statement.
+   * client as for any local statement. `execute` runs the statement on the
+   * coordinator (the extended protocol passes its own, with the client's
+   * parameters) and replies its error itself; errors of the watch are replied here.
    */
-  private async runWatchingRoles(text: string): Promise<boolean> {
+  protected async runWatchingRoles(text: string, execute = () => this.forwardAndWait(this.coordinator, encodeQuery(text))): Promise<boolean> {
     const inBlock = this.statusByte() !== 0x49;
     const access = () => ({ ...this.sessionAccess(), inTransactionBlock: inBlock, linkFor: (node: WorkerNode, isWrite: boolean) => this.linkForTask(node, isWrite) });
     let watch: { wrapped: boolean; settle(access: SessionAccess): Promise<void> } | null = null;
@@ -162,7 +164,7 @@ export abstract class RouteRunner extends SessionBase {
       await this.replyError(toPgError(err));
       return false;
     }
-    if (!(await this.forwardAndWait(this.coordinator, encodeQuery(text)))) {
+    if (!(await execute())) {
       if (watch.wrapped) await undo();
       return false;
     }

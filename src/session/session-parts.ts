@@ -75,7 +75,7 @@ export interface PlannedStatement {
 
 export type Portal =
   | { kind: 'link'; link: BackendLink }
-  | { kind: 'deferred'; route: Route; bind: BindMessage; bindBytes: Buffer; result: CollectedResult | CommandOutput | null; described: boolean; noParams?: boolean; release?: () => void };
+  | { kind: 'deferred'; route: Route; bind: BindMessage; bindBytes: Buffer; result: CollectedResult | CommandOutput | null; described: boolean; noParams?: boolean; release?: () => void; statement?: { query: string; paramTypes: readonly number[] } };
 
 export const LOCAL_STATEMENT = null;
 export const CATALOG_VIEW_WORDS = ['citus_shards', 'citus_tables'];

@@ -7,12 +7,16 @@
  * leaves no node changed. A non-superuser's function that changes roles is
  * refused (0A000) rather than letting roles diverge; the internal role stays
  * out of reach (42501). A procedure that commits by itself is synced right
- * after. Against a real 2-worker cluster, checked in every node's pg_authid.
+ * after. The same over the extended protocol (node-postgres with
+ * parameters: Parse/Bind/Execute/Sync). Against a real 2-worker cluster,
+ * checked in every node's pg_authid.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { Client, loginOutcome } from './support.js';
+import { frontend } from '../server/raw-protocol.js';
 
 let cluster: TestCluster;
 let admin: Client;
@@ -167,4 +171,77 @@ test('a non-superuser\'s function that changes roles is refused; the internal ro
   }
   assert.deepEqual(await everywhere(roleRow(internal)), before);
   assert.deepEqual(await admin.ok('SELECT count(*) FROM notes'), [['20']], 'the coordinator still works as the internal role');
+});
+
+/** node-postgres as the cluster's superuser: queries with parameters use the extended protocol. */
+async function extendedClient(): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: cluster.url });
+  await c.connect();
+  c.on('error', () => {});
+  return c;
+}
+
+test('over the extended protocol: a role made by SELECT f($1) logs in through pgweave; ALTER ROLE … PASSWORD in a function reaches the workers', async () => {
+  await admin.ok(`CREATE FUNCTION make_role(r text, pw text) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, pw); RETURN r; END $$`);
+  await admin.ok(`CREATE FUNCTION set_password(r text, pw text) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', r, pw); RETURN r; END $$`);
+  const ext = await extendedClient();
+  try {
+    const made = await ext.query('SELECT make_role($1, $2) AS made', ['ext_role', 'Ext-pw-3a9c55']);
+    assert.deepEqual(made.rows, [{ made: 'ext_role' }]);
+    assert.match(await same(roleRow('ext_role'), 'created over the extended protocol'), /SCRAM-SHA-256\$4096:/);
+    await admin.ok('GRANT SELECT ON notes TO ext_role');
+    const c = await login('ext_role', 'Ext-pw-3a9c55');
+    assert.deepEqual(await c.ok('SELECT count(*) FROM notes'), [['20']], 'worker connections authenticate as the new role');
+
+    // A prepared statement (named, run twice): the second run is watched too.
+    const setPw = { name: 'set_pw', text: 'SELECT set_password($1, $2)' };
+    await ext.query({ ...setPw, values: ['ext_role', 'Ext-pw-2nd-71d0e4'] });
+    await ext.query({ ...setPw, values: ['ext_role', 'Ext-pw-3rd-0b8f26'] });
+    await same(roleRow('ext_role'), 'password changed in a function');
+    assert.equal(await loginOutcome(cluster.workers[1]!, 'ext_role', 'Ext-pw-3rd-0b8f26'), 'ok', 'straight to a worker: the new verifier');
+    assert.equal(await loginOutcome(cluster.config.listen, 'ext_role', 'Ext-pw-2nd-71d0e4'), '28P01');
+
+    // As JDBC does: Describe of the statement before Bind / Execute (answered by the coordinator, which runs it).
+    admin.conn.write(Buffer.concat([
+      frontend.parse({ name: 'jdbc_make', text: 'SELECT make_role($1, $2)', types: [] }),
+      frontend.describe({ type: 'S', name: 'jdbc_make' }),
+      frontend.bind({ statement: 'jdbc_make', values: ['ext_jdbc', 'Jdbc-pw-6d4e19'] }),
+      frontend.execute({}),
+      frontend.sync(),
+    ]));
+    const replies = await admin.conn.readUntil('Z', 30_000);
+    assert.equal(replies.map((m) => m.type).join(''), '1tT2DCZ');
+    assert.match(await same(roleRow('ext_jdbc'), 'created after Describe of the statement'), /SCRAM/);
+
+    // DO over the extended protocol (a named statement); in a block, ROLLBACK undoes it everywhere, COMMIT keeps it.
+    await ext.query({ name: 'ext_do', text: `DO $$ BEGIN CREATE ROLE ext_do CREATEDB; END $$` });
+    assert.match(await same(roleRow('ext_do'), 'DO over the extended protocol'), /^\(f,t,/);
+    await ext.query('BEGIN');
+    await ext.query('SELECT make_role($1, $2)', ['ext_rolled_back', 'Rb-pw-5c1d02']);
+    await ext.query('ROLLBACK');
+    assert.equal(await same(roleRow('ext_rolled_back'), 'rolled back'), 'absent');
+    await ext.query('BEGIN');
+    await ext.query('SELECT make_role($1, $2)', ['ext_in_block', 'Blk-pw-8e2f13']);
+    await ext.query('COMMIT');
+    assert.match(await same(roleRow('ext_in_block'), 'committed'), /SCRAM/);
+
+    // A failing call changes nothing anywhere, and the connection goes on.
+    await assert.rejects(ext.query('SELECT make_role($1, $2)', ['ext_role', 'x']), (e: { code?: string }) => e.code === '42710');
+    assert.deepEqual((await ext.query('SELECT $1::int + 1 AS n', [1])).rows, [{ n: 2 }]);
+  } finally {
+    await ext.end();
+  }
+
+  // A non-superuser over the extended protocol: 0A000, nothing changed.
+  const manager = new pg.Client({ host: cluster.config.listen.host, port: cluster.config.listen.port, user: 'manager', password: 'Mgr-pw-5e6f70', database: 'postgres' });
+  await manager.connect();
+  manager.on('error', () => {});
+  try {
+    await assert.rejects(manager.query('SELECT make_role($1, $2)', ['made_by_mgr_ext', 'Mgr-ext-pw-1']), (e: { code?: string }) => e.code === '0A000');
+    assert.equal(await same(roleRow('made_by_mgr_ext'), 'refused'), 'absent');
+  } finally {
+    await manager.end();
+  }
 });
