@@ -24,7 +24,7 @@ import { BroadcastPlanner } from './broadcast-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
-import { constantText } from './restrictions.js';
+import { callArgs, commandName, planCommandQuery } from './command-query.js';
 import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
 
 export interface PlanContext {
@@ -111,14 +111,6 @@ const TRANSACTION_VERBS: Record<string, TransactionVerb> = {
   TRANS_STMT_ROLLBACK_PREPARED: 'rollback_prepared',
 };
 
-function argValue(n: Node): ArgValue | null {
-  if (n?.ParamRef) return { param: n.ParamRef.number };
-  if (n?.TypeCast?.arg?.ParamRef) return { param: n.TypeCast.arg.ParamRef.number };
-  if (n?.A_Const?.isnull) return { text: null };
-  const t = constantText(n);
-  return t === null ? null : { text: t };
-}
-
 /** `SELECT f(args)` or `SELECT * FROM f(args)` where f is a coordinator function. */
 function commandCall(select: Node, ctx: PlanContext): Route | null {
   let call: Node = null;
@@ -134,36 +126,20 @@ function commandCall(select: Node, ctx: PlanContext): Route | null {
     if (fns?.length === 1) call = fns[0].List?.items?.[0]?.FuncCall;
     columns = projection(targets);
   }
-  if (!call) return null;
-  const names = (call.funcname as Node[]).map((n) => n.String?.sval as string);
-  const name = names[names.length - 1];
-  if (names.length > 1 && !['pg_catalog', 'pgweave', 'citus', 'public'].includes(names[0])) return null;
-  if (!ctx.isCommand(name)) return null;
-  // The coordinator answers these functions itself: there is no relation PostgreSQL could filter or sort.
-  const clause = select.whereClause ? 'WHERE' : select.groupClause ? 'GROUP BY' : select.havingClause ? 'HAVING' : select.sortClause ? 'ORDER BY'
-    : select.limitCount || select.limitOffset ? 'LIMIT/OFFSET' : select.distinctClause ? 'DISTINCT' : null;
-  if (clause) {
-    return {
-      kind: 'error',
-      error: new PgError({ code: '0A000', message: `${clause} over ${name}() is not supported`, hint: `Select its columns without ${clause} (SELECT * FROM ${name}(…)) and filter on the client.` }),
-    };
+  const general = () => planCommandQuery(select, ctx.isCommand, (stmt) => analyzeShape(stmt).relations.some((r) => !!resolveTable(ctx, r.schema, r.name)));
+  if (!call) return from.length > 0 ? general() : null;
+  const name = commandName(call, ctx.isCommand);
+  if (!name) return from.length > 0 ? general() : null;
+  // Anything beyond listing the rows: PostgreSQL runs the statement over a temporary table of them.
+  const simple = !select.whereClause && !select.groupClause && !select.havingClause && !select.sortClause && !select.limitCount && !select.limitOffset
+    && !select.distinctClause && !select.withClause && columns !== undefined;
+  if (from.length > 0 && !simple) return general();
+  if (!simple) {
+    return { kind: 'error', error: new PgError({ code: '0A000', message: `${name}() in the select list is only supported alone; use SELECT … FROM ${name}(…)` }) };
   }
-  const positional: ArgValue[] = [];
-  const named = new Map<string, ArgValue>();
-  for (const a of (call.args ?? []) as Node[]) {
-    if (a.NamedArgExpr) {
-      const v = argValue(a.NamedArgExpr.arg);
-      if (!v) return notConstant(name);
-      named.set(a.NamedArgExpr.name, v);
-    } else {
-      const v = argValue(a);
-      if (!v) return notConstant(name);
-      positional.push(v);
-    }
-  }
-  if (columns === undefined) {
-    return { kind: 'error', error: new PgError({ code: '0A000', message: `only column names of ${name}() can be selected` }) };
-  }
+  const args = callArgs(call, name);
+  if ('kind' in args) return args;
+  const { positional, named } = args;
   return { kind: 'command', name, positional, named, alias, columns };
 }
 
@@ -178,10 +154,6 @@ function projection(targets: Node[]): Array<{ name: string; as: string }> | null
     out.push({ name: last, as: t.ResTarget.name ?? last });
   }
   return out;
-}
-
-function notConstant(name: string): Route {
-  return { kind: 'error', error: new PgError({ code: '0A000', message: `the arguments of ${name}() must be constants or parameters` }) };
 }
 
 class DistributedPlan implements StatementPlan {

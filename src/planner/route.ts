@@ -35,7 +35,15 @@ export type Route =
    */
   | { kind: 'local'; watchRoles?: boolean }
   /** A Citus-compatible function run by the coordinator itself. */
-  | { kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null; columns?: Array<{ name: string; as: string }> | null }
+  | {
+    kind: 'command'; name: string; positional: Array<ArgValue>; named: Map<string, ArgValue>; alias: string | null; columns?: Array<{ name: string; as: string }> | null;
+    /**
+     * The statement does more than list the function's rows (WHERE, ORDER BY, joins…): each call's rows
+     * are loaded into its temporary table on the coordinator PostgreSQL, and `sql` (the statement with
+     * the calls replaced by those tables) runs there. The route's own name/args are the first call's.
+     */
+    query?: { sql: string; calls: CommandQueryCall[] };
+  }
   /** Transaction control, applied to every node the session has touched. */
   | { kind: 'transaction'; verb: TransactionVerb; statement: string }
   /** All rows in one shard group: one task on one node (fast path or router). */
@@ -177,6 +185,14 @@ export interface BroadcastChoice {
 
 /** A function argument: a constant's text, a parameter reference, or SQL NULL. */
 export type ArgValue = { text: string | null } | { param: number };
+
+/** One coordinator function call of a command query, and the temporary table that holds its rows. */
+export interface CommandQueryCall {
+  name: string;
+  positional: ArgValue[];
+  named: Map<string, ArgValue>;
+  tempName: string;
+}
 
 /** What a prepared statement resolves to once its parameters are known. */
 export interface ParamResolver {

@@ -12,7 +12,8 @@ import { encodeExtendedQuery, encodeQuery } from '../pool/frontend-encoders.js';
 import { BackendLink } from '../executor/backend-link.js';
 import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
 import { parseSql } from '../sql/parse.js';
-import type { Route } from '../planner/route.js';
+import type { CommandQueryCall, Route } from '../planner/route.js';
+import { runCommandQuery } from './command-query-tables.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink, SessionAccess } from './services.js';
 import type { WorkerNode } from '../metadata/types.js';
@@ -198,8 +199,8 @@ export abstract class RouteRunner extends SessionBase {
     try {
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
-      const out = await this.services.runCommand(
-        { name: route.name, positional: route.positional.map(arg), named: new Map([...route.named].map(([k, v]) => [k, arg(v)])) },
+      const run = (call: CommandQueryCall) => this.services.runCommand(
+        { name: call.name, positional: call.positional.map(arg), named: new Map([...call.named].map(([k, v]) => [k, arg(v)])) },
         {
           runAsClient: (sql, params) => this.runAsClient(sql, params),
           settings: this.settings,
@@ -207,6 +208,8 @@ export abstract class RouteRunner extends SessionBase {
           linkFor: (node, isWrite) => this.linkForTask(node, isWrite),
         },
       );
+      if (route.query) return await runCommandQuery(this.coordinator, route.query, run);
+      const out = await run({ ...route, tempName: '' });
       if (route.alias && out.fields.length === 1) out.fields = [{ ...out.fields[0], name: route.alias }];
       if (route.columns) {
         const idx = route.columns.map((c) => out.fields.findIndex((f) => f.name === c.name));

@@ -1,0 +1,72 @@
+/**
+ * Runs a command query (planner/command-query.ts) on the coordinator
+ * PostgreSQL: each coordinator function's rows go into a fresh temporary
+ * table (columns typed by the function's declared return types), the
+ * rewritten statement runs over those tables on the session's coordinator
+ * connection — as the client's role, like pulls — and the tables are dropped
+ * afterwards, whether it succeeded or not.
+ */
+import { PgError } from '../protocol/errors.js';
+import type { BackendLink } from '../executor/backend-link.js';
+import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
+import type { FieldDescription } from '../protocol/backend/row-description.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import type { CommandQueryCall } from '../planner/route.js';
+import type { CommandOutput } from './replies.js';
+
+const VOID_OID = 2278;
+
+/** The fields of a raw RowDescription message. */
+function decodeFields(rowDescription: Buffer | null): FieldDescription[] {
+  if (!rowDescription) return [];
+  let pos = 7;
+  const fields: FieldDescription[] = [];
+  for (let i = rowDescription.readInt16BE(5); i > 0; i--) {
+    const zero = rowDescription.indexOf(0, pos);
+    const name = rowDescription.toString('utf8', pos, zero);
+    pos = zero + 1;
+    fields.push({
+      name,
+      tableOid: rowDescription.readInt32BE(pos),
+      columnAttr: rowDescription.readInt16BE(pos + 4),
+      typeOid: rowDescription.readInt32BE(pos + 6),
+      typeSize: rowDescription.readInt16BE(pos + 10),
+      typeModifier: rowDescription.readInt32BE(pos + 12),
+      format: rowDescription.readInt16BE(pos + 16) as 0 | 1,
+    });
+    pos += 18;
+  }
+  return fields;
+}
+
+/** Creates and fills one call's temporary table from the rows the coordinator computed. */
+async function loadTable(coordinator: BackendLink, tempName: string, out: CommandOutput): Promise<PgError | null> {
+  // void has no column type: such a column holds only NULLs, as text.
+  const oids = out.fields.map((f) => (f.typeOid === VOID_OID ? 25 : f.typeOid));
+  const types = await queryOnLink(coordinator, `SELECT format_type(t, NULL) FROM unnest(ARRAY[${oids.join(', ') || 'NULL'}]::oid[]) WITH ORDINALITY u(t, i) ORDER BY i`);
+  if (types.error) return types.error;
+  const columns = out.fields.map((f, i) => `${quoteIdent(f.name)} ${decodeDataRow(types.rows[i])[0]}`).join(', ');
+  const temp = `pg_temp.${quoteIdent(tempName)}`;
+  const rows = out.rows.map((r) => `(${r.map((v) => (v === null ? 'NULL' : quoteLiteral(v))).join(', ')})`).join(', ');
+  const fill = rows ? `; INSERT INTO ${temp} VALUES ${rows}` : '';
+  const created = await queryOnLink(coordinator, `DROP TABLE IF EXISTS ${temp}; CREATE TEMP TABLE ${quoteIdent(tempName)} (${columns})${fill}`);
+  return created.error;
+}
+
+export async function runCommandQuery(
+  coordinator: BackendLink,
+  query: { sql: string; calls: CommandQueryCall[] },
+  runCall: (call: CommandQueryCall) => Promise<CommandOutput>,
+): Promise<CommandOutput | PgError> {
+  try {
+    for (const call of query.calls) {
+      const err = await loadTable(coordinator, call.tempName, await runCall(call));
+      if (err) return err;
+    }
+    const r = await queryOnLink(coordinator, query.sql);
+    if (r.error) return r.error;
+    return { fields: decodeFields(r.rowDescription), rows: r.rows.map(decodeDataRow), tag: r.tag };
+  } finally {
+    await queryOnLink(coordinator, `DROP TABLE IF EXISTS ${query.calls.map((c) => 'pg_temp.' + quoteIdent(c.tempName)).join(', ')}`);
+  }
+}
