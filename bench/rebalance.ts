@@ -14,13 +14,13 @@
  * plain PostgreSQL takes to copy the same rows into a new table and index it.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { cpus, totalmem, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createCluster, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
 import { startCoordinator, type Coordinator } from '../src/server/index.js';
 import type { Benchmark } from './run.js';
+import { freePort, machineSummary } from './support.js';
 
 const USAGE = 'rebalance [--mb N=100] [--baseline-seconds N=5]';
 
@@ -34,17 +34,6 @@ function parseOptions(args: string[]): { mb: number; baselineSeconds: number } {
     i++;
   }
   return o;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Inserts rows one at a time until stopped; counts them and the longest write. */
@@ -84,7 +73,7 @@ async function runRebalanceBench(args: string[]): Promise<void> {
   let coordinator: Coordinator | null = null;
   const clients: pg.Client[] = [];
   try {
-    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+    console.log(`machine: ${machineSummary()}`);
     const ports = new Set<number>();
     while (ports.size < 3) ports.add(await freePort());
     const [coordinatorPort, ...workerPorts] = [...ports];

@@ -14,7 +14,7 @@ import type pg from 'pg';
 import type { TestCluster } from '../helpers/cluster.js';
 import type { TestPostgres } from '../helpers/postgres.js';
 import type { RawConnection } from '../server/raw-protocol.js';
-import { rawQuery, runProgram, type SideBySide, startSideBySide, tableRows } from './support.js';
+import { binaryTuples, rawQuery, runProgram, type SideBySide, startSideBySide, tableRows } from './support.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -97,24 +97,6 @@ test("psql's \\copy to a file: a table and a query", async () => {
     else assert.deepEqual(w.split('\n').sort(), p.split('\n').sort());
   }
 });
-
-/** Binary COPY data as its tuples (raw bytes), for comparing unordered output. */
-function binaryTuples(data: Buffer): string[] {
-  const out: string[] = [];
-  let pos = 19 + data.readInt32BE(15);
-  for (;;) {
-    const count = data.readInt16BE(pos);
-    if (count === -1) break;
-    const start = pos;
-    pos += 2;
-    for (let f = 0; f < count; f++) {
-      const len = data.readInt32BE(pos);
-      pos += 4 + Math.max(0, len);
-    }
-    out.push(data.subarray(start, pos).toString('hex'));
-  }
-  return out.sort();
-}
 
 test('COPY … TO STDOUT in text, CSV and binary: the same output as PostgreSQL', async () => {
   for (const format of ['text', 'csv', 'binary']) {

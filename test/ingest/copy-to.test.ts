@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { frontend, rawLogin, type RawConnection } from '../server/raw-protocol.js';
-import { clusterEndpoint, plainEndpoint, rawConnect, type SideBySide, startSideBySide } from './support.js';
+import { binaryTuples, clusterEndpoint, plainEndpoint, rawConnect, type SideBySide, startSideBySide } from './support.js';
 
 const SCHEMA = `
 CREATE TABLE ev (tenant_id int NOT NULL, id bigint NOT NULL, kind text, amount numeric(10,2), note text, PRIMARY KEY (tenant_id, id));
@@ -77,25 +77,6 @@ async function copyOut(conn: RawConnection, sql: string): Promise<CopyOut> {
       return out;
     }
   }
-}
-
-/** Binary COPY data as its tuples (hex), sorted; throws unless the stream ends with one trailer. */
-function binaryTuples(data: Buffer): string[] {
-  const out: string[] = [];
-  let pos = 19 + data.readInt32BE(15);
-  for (;;) {
-    const count = data.readInt16BE(pos);
-    if (count === -1) break;
-    const start = pos;
-    pos += 2;
-    for (let f = 0; f < count; f++) {
-      const len = data.readInt32BE(pos);
-      pos += 4 + Math.max(0, len);
-    }
-    out.push(data.subarray(start, pos).toString('hex'));
-  }
-  assert.equal(pos + 2, data.length, 'nothing after the trailer');
-  return out.sort();
 }
 
 /** Text/CSV output as its header line (when asked for) and its sorted lines. */

@@ -4,6 +4,7 @@
  * (so a test controls exactly how the stream is cut into CopyData messages),
  * and comparison of outcomes and table contents between the two systems.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { frontend, message, rawLogin, errorFieldsOf, type RawConnection } from '../server/raw-protocol.js';
@@ -192,4 +193,23 @@ export async function startSideBySide(schema: string, shardCount: number, distri
       await Promise.all([cluster.stop(), plain.stop()]);
     },
   };
+}
+
+/** Binary COPY data as its tuples (hex), sorted; throws unless the stream ends with one trailer. */
+export function binaryTuples(data: Buffer): string[] {
+  const out: string[] = [];
+  let pos = 19 + data.readInt32BE(15);
+  for (;;) {
+    const count = data.readInt16BE(pos);
+    if (count === -1) break;
+    const start = pos;
+    pos += 2;
+    for (let f = 0; f < count; f++) {
+      const len = data.readInt32BE(pos);
+      pos += 4 + Math.max(0, len);
+    }
+    out.push(data.subarray(start, pos).toString('hex'));
+  }
+  assert.equal(pos + 2, data.length, 'nothing after the trailer');
+  return out.sort();
 }
