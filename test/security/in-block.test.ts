@@ -8,26 +8,19 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { Client } from './support.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { Client, startSecurityCluster, type SecurityCluster } from './support.js';
 
 const PASSWORDS = { carol: 'Carol-pw-9a1b2c', dave: 'Dave-pw-3d4e5f' };
 
 let cluster: TestCluster;
 let admin: Client;
 let carol: Client;
-const clients: Client[] = [];
-
-async function login(user: string, password: string): Promise<Client> {
-  const c = await Client.login(cluster.config.listen, user, password);
-  clients.push(c);
-  return c;
-}
+let login: SecurityCluster['login'];
+let stop: SecurityCluster['stop'] | undefined;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2 });
-  admin = await login('postgres', cluster.password);
-  for (const w of cluster.workers) await admin.ok(`SELECT citus_add_node('${w.host}', ${w.port})`);
+  ({ cluster, admin, login, stop } = await startSecurityCluster());
   await admin.ok(`CREATE ROLE carol LOGIN PASSWORD '${PASSWORDS.carol}'`);
   await admin.ok(`CREATE ROLE dave LOGIN PASSWORD '${PASSWORDS.dave}'`);
   await admin.ok('CREATE ROLE erin NOLOGIN');
@@ -39,8 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clients) c.close();
-  await cluster?.stop();
+  await stop?.();
 });
 
 /** The value of `sql` (with %s for the shard) on every placement of `table`, committed state. */

@@ -14,32 +14,24 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { Client, loginOutcome } from './support.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { Client, loginOutcome, startSecurityCluster, type SecurityCluster } from './support.js';
 import { frontend } from '../server/raw-protocol.js';
 
 let cluster: TestCluster;
 let admin: Client;
-const clients: Client[] = [];
-
-async function login(user: string, password: string): Promise<Client> {
-  const c = await Client.login(cluster.config.listen, user, password);
-  clients.push(c);
-  return c;
-}
+let login: SecurityCluster['login'];
+let stop: SecurityCluster['stop'] | undefined;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2 });
-  admin = await login('postgres', cluster.password);
-  for (const w of cluster.workers) await admin.ok(`SELECT citus_add_node('${w.host}', ${w.port})`);
+  ({ cluster, admin, login, stop } = await startSecurityCluster());
   await admin.ok('CREATE TABLE notes (tenant int NOT NULL, body text)');
   await admin.ok("INSERT INTO notes SELECT i, 'n' || i FROM generate_series(1, 20) i");
   await admin.ok("SELECT create_distributed_table('notes', 'tenant', shard_count => 4)");
 });
 
 after(async () => {
-  for (const c of clients) c.close();
-  await cluster?.stop();
+  await stop?.();
 });
 
 /** A role's row (attributes, verifier) on the coordinator, then on each worker; 'absent' where it does not exist. */

@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { frontend, rawLogin, errorFieldsOf, LoginError, type Address, type RawConnection } from '../server/raw-protocol.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 export { LoginError };
 
@@ -197,4 +198,34 @@ export async function startCoordinatorProcess(config: object, file: string): Pro
       await exited;
     },
   };
+}
+
+/** A 2-worker cluster with both workers registered and `postgres` logged in; stop() closes every client login() opened. */
+export interface SecurityCluster {
+  cluster: TestCluster;
+  admin: Client;
+  login(user: string, password: string): Promise<Client>;
+  stop(): Promise<void>;
+}
+
+export async function startSecurityCluster(): Promise<SecurityCluster> {
+  const cluster = await startTestCluster({ workers: 2 });
+  const clients: Client[] = [];
+  const login = async (user: string, password: string): Promise<Client> => {
+    const c = await Client.login(cluster.config.listen, user, password);
+    clients.push(c);
+    return c;
+  };
+  const stop = async (): Promise<void> => {
+    for (const c of clients) c.close();
+    await cluster.stop();
+  };
+  try {
+    const admin = await login('postgres', cluster.password);
+    for (const w of cluster.workers) await admin.ok(`SELECT citus_add_node('${w.host}', ${w.port})`);
+    return { cluster, admin, login, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
