@@ -72,7 +72,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const msg = readParse(buf, start, end);
     const catalog = await this.catalog();
     // As for a simple Query: calls of functions that may change roles are watched (src/commands/roles/watch.ts).
-    if (this.services.loadRoleFunctions && catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) await this.services.loadRoleFunctions(catalog).catch(() => null);
+    const loading = this.roleFunctionsLoad(catalog);
+    if (loading) await loading;
     const cached = this.cachedStatement(msg.query, msg.paramTypes, catalog);
     if (cached) {
       this.dropStatement(msg.name);

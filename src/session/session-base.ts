@@ -111,6 +111,18 @@ export abstract class SessionBase {
     return this.services.catalog();
   }
 
+  /**
+   * The load of the names of functions that may change roles (src/commands/roles/watch.ts)
+   * for this catalog version; null when they are loaded already or not needed (no workers),
+   * so a Query or Parse waits only on a real load.
+   */
+  protected roleFunctionsLoad(catalog: Catalog): Promise<unknown> | null {
+    const s = this.services;
+    if (!s.loadRoleFunctions || s.roleFunctionsNow?.(catalog)) return null;
+    if (!catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) return null;
+    return s.loadRoleFunctions(catalog).catch(() => null);
+  }
+
   protected async catalog(): Promise<Catalog> {
     return this.catalogNow() ?? (await this.services.loadCatalog());
   }

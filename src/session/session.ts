@@ -269,7 +269,8 @@ export class Session extends ExtendedProtocol {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
     let catalog = await this.catalog();
-    if (this.services.loadRoleFunctions && catalog.nodes.some((n) => n.isActive && n.groupId !== 0)) await this.services.loadRoleFunctions(catalog).catch(() => null);
+    const loading = this.roleFunctionsLoad(catalog);
+    if (loading) await loading;
     let stmts: Array<{ stmt: Node; text: string }>;
     try {
       const parsed = parseSql(sql).stmts;
