@@ -9,35 +9,12 @@
 import { PgError } from '../protocol/errors.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
-import type { FieldDescription } from '../protocol/backend/row-description.js';
+import { readRowDescription } from '../protocol/backend/row-description.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { CommandQueryCall } from '../planner/route.js';
 import type { CommandOutput } from './replies.js';
 
 const VOID_OID = 2278;
-
-/** The fields of a raw RowDescription message. */
-function decodeFields(rowDescription: Buffer | null): FieldDescription[] {
-  if (!rowDescription) return [];
-  let pos = 7;
-  const fields: FieldDescription[] = [];
-  for (let i = rowDescription.readInt16BE(5); i > 0; i--) {
-    const zero = rowDescription.indexOf(0, pos);
-    const name = rowDescription.toString('utf8', pos, zero);
-    pos = zero + 1;
-    fields.push({
-      name,
-      tableOid: rowDescription.readInt32BE(pos),
-      columnAttr: rowDescription.readInt16BE(pos + 4),
-      typeOid: rowDescription.readInt32BE(pos + 6),
-      typeSize: rowDescription.readInt16BE(pos + 10),
-      typeModifier: rowDescription.readInt32BE(pos + 12),
-      format: rowDescription.readInt16BE(pos + 16) as 0 | 1,
-    });
-    pos += 18;
-  }
-  return fields;
-}
 
 /** Creates and fills one call's temporary table from the rows the coordinator computed. */
 async function loadTable(coordinator: BackendLink, tempName: string, out: CommandOutput): Promise<PgError | null> {
@@ -65,7 +42,7 @@ export async function runCommandQuery(
     }
     const r = await queryOnLink(coordinator, query.sql);
     if (r.error) return r.error;
-    return { fields: decodeFields(r.rowDescription), rows: r.rows.map(decodeDataRow), tag: r.tag };
+    return { fields: r.rowDescription ? readRowDescription(r.rowDescription) : [], rows: r.rows.map(decodeDataRow), tag: r.tag };
   } finally {
     await queryOnLink(coordinator, `DROP TABLE IF EXISTS ${query.calls.map((c) => 'pg_temp.' + quoteIdent(c.tempName)).join(', ')}`);
   }

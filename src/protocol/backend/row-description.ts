@@ -1,4 +1,4 @@
-/** RowDescription ('T') and DataRow ('D') for results the coordinator produces itself. */
+/** RowDescription ('T') and DataRow ('D') for results the coordinator produces itself, and reading a RowDescription a backend sent. */
 import { Backend } from '../constants.js';
 import type { MessageWriter } from '../writer.js';
 
@@ -24,6 +24,28 @@ export function writeRowDescription(w: MessageWriter, fields: readonly FieldDesc
       .int16(f.format ?? 0);
   }
   w.end();
+}
+
+/** The fields of a whole RowDescription message (type byte and length included). */
+export function readRowDescription(message: Buffer): FieldDescription[] {
+  let pos = 7;
+  const fields: FieldDescription[] = [];
+  for (let i = message.readInt16BE(5); i > 0; i--) {
+    const zero = message.indexOf(0, pos);
+    const name = message.toString('utf8', pos, zero);
+    pos = zero + 1;
+    fields.push({
+      name,
+      tableOid: message.readInt32BE(pos),
+      columnAttr: message.readInt16BE(pos + 4),
+      typeOid: message.readInt32BE(pos + 6),
+      typeSize: message.readInt16BE(pos + 10),
+      typeModifier: message.readInt32BE(pos + 12),
+      format: message.readInt16BE(pos + 16) as 0 | 1,
+    });
+    pos += 18;
+  }
+  return fields;
 }
 
 /** A row of text values; null is SQL NULL. */
