@@ -41,7 +41,8 @@ import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
 import type { PullTable, Route } from '../../planner/route.js';
 import { readCopyOptions } from './copy-options.js';
 import { loadColumns, needsCoordinator, type TableColumn } from './copy-in.js';
-import { DistributedCopy, type RoutingAccess } from './distributed-copy.js';
+import { DistributedCopy } from './distributed-copy.js';
+import type { RoutingAccess } from './routing-config.js';
 import { clientError } from './shard-errors.js';
 import { runWorkerRepartition, type WorkerRepartition } from './worker-repartition.js';
 

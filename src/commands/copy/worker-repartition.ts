@@ -42,7 +42,7 @@ import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
 import type { Task } from '../../planner/route.js';
 import { hashCallSql } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
-import type { RoutingAccess } from './distributed-copy.js';
+import type { RoutingAccess } from './routing-config.js';
 import { lostError } from './link-pipeline.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
