@@ -17,12 +17,10 @@
  *    column; through the coordinator, forced by LIMIT), and the same
  *    statement on the plain PostgreSQL; rows/s and ratios.
  */
-import { chmodSync, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
+import { chmodSync, createWriteStream, statSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
-import { freePort, machineSummary, median, parsePriority, runProgram } from './support.js';
+import { machineSummary, median, parsePriority, runProgram, startBenchCluster } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -115,36 +113,13 @@ const rate = (rows: number, seconds: number) => `${Math.round(rows / seconds).to
 
 async function runIngest(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const dir = mkdtempSync(join(tmpdir(), 'pgweave-bench-ingest-'));
-  chmodSync(dir, 0o755);
-  let state: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
-  const cleanup = async () => {
-    await coordinator?.close().catch(() => {});
-    if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  console.log(`machine: ${machineSummary()}`);
+  const cluster = await startBenchCluster({ name: 'ingest', workers: 2, priority: o.priority });
+  const { dir, created, coordinator, password } = cluster;
   try {
-    console.log(`machine: ${machineSummary()}`);
-    const ports = new Set<number>();
-    while (ports.size < 3) ports.add(await freePort());
-    const [coordinatorPort, ...workerPorts] = [...ports];
-    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts });
-    state = created.state;
-    if (o.priority !== null) {
-      setPriority(o.priority);
-      for (const n of state.nodes) {
-        const pid = postgresPid(n.dataDir);
-        if (pid !== null) setPriority(pid, o.priority);
-      }
-      console.log(`priority: nice ${o.priority} for the coordinator, psql and every PostgreSQL`);
-    }
-    coordinator = await startCoordinator(created.config);
+    if (o.priority !== null) console.log(`priority: nice ${o.priority} for the coordinator, psql and every PostgreSQL`);
+    const workerPorts = created.config.workers.map((w) => w.port);
     const pg = created.config.coordinator;
-    const password = state.clientPassword;
     const plainUrl = `postgres://postgres:${password}@${pg.host}:${pg.port}/postgres`;
     const weaveUrl = `postgres://postgres:${password}@${coordinator.address.host}:${coordinator.address.port}/postgres`;
     const version = (await psql(plainUrl, 'show server_version')).stdout.trim();
@@ -233,9 +208,7 @@ async function runIngest(args: string[]): Promise<void> {
     for (const l of [...copyOut, ...modeResults]) console.log(l);
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await cleanup();
+    await cluster.stop();
   }
 }
 

@@ -9,14 +9,11 @@
  * node:inspector) and prints the functions with the most self time. That run's
  * TPS is lower (the profiler costs) and is not the headline number.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import net from 'node:net';
-import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
-import { freePort, machineSummary, parsePriority, runProgram } from './support.js';
+import { cpus, loadavg } from 'node:os';
+import { machineSummary, parsePriority, runProgram, startBenchCluster } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -164,37 +161,18 @@ function topSelfTime(profile: { nodes: ProfileNode[] }, n: number): string[] {
 
 async function runPassthrough(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const dir = mkdtempSync(join(tmpdir(), 'pgweave-bench-'));
-  chmodSync(dir, 0o755); // the PostgreSQL OS user must reach the data directory inside
-  let state: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
+  console.log(`machine: ${machineSummary()}`);
+  // On a shared machine, --priority gives the benchmark's processes the same,
+  // higher priority: this process (the coordinator), pgbench (its child) and
+  // the postmaster, whose backends forked from now on inherit it.
+  const cluster = await startBenchCluster({ name: 'passthrough', workers: 0, priority: o.priority });
+  const { created, coordinator, password } = cluster;
   let pipeProxy: { port: number; close(): Promise<void> } | null = null;
-  const cleanup = async () => {
-    await coordinator?.close().catch(() => {});
-    await pipeProxy?.close().catch(() => {});
-    if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  cluster.atStop(async () => pipeProxy?.close());
 
   try {
-    console.log(`machine: ${machineSummary()}`);
-    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: await freePort(), workerPorts: [] });
-    state = created.state;
-    if (o.priority !== null) {
-      // On a shared machine, give the benchmark's processes the same, higher
-      // priority: this process (the coordinator), pgbench (its child) and the
-      // postmaster, whose backends forked from now on inherit it.
-      setPriority(o.priority);
-      const postmaster = postgresPid(state.nodes[0]!.dataDir);
-      if (postmaster !== null) setPriority(postmaster, o.priority);
-      console.log(`priority: nice ${o.priority} for the coordinator, pgbench and PostgreSQL`);
-    }
-    coordinator = await startCoordinator(created.config);
+    if (o.priority !== null) console.log(`priority: nice ${o.priority} for the coordinator, pgbench and PostgreSQL`);
     const pgAddr = created.config.coordinator;
-    const password = state.clientPassword;
     const directUrl = `postgres://postgres:${password}@${pgAddr.host}:${pgAddr.port}/postgres`;
     const weaveUrl = `postgres://postgres:${password}@${coordinator.address.host}:${coordinator.address.port}/postgres`;
     pipeProxy = o.pipeProxy ? await startPipeProxy(pgAddr) : null;
@@ -271,9 +249,7 @@ async function runPassthrough(args: string[]): Promise<void> {
       }
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await cleanup();
+    await cluster.stop();
   }
 }
 

@@ -13,14 +13,9 @@
  * (the cutover's blocked window), and, as the plain baseline, the time the
  * plain PostgreSQL takes to copy the same rows into a new table and index it.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { createCluster, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
 import type { Benchmark } from './run.js';
-import { freePort, machineSummary } from './support.js';
+import { machineSummary, startBenchCluster } from './support.js';
 
 const USAGE = 'rebalance [--mb N=100] [--baseline-seconds N=5]';
 
@@ -67,21 +62,12 @@ class Writer {
 
 async function runRebalanceBench(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const dir = mkdtempSync(join(tmpdir(), 'pgweave-bench-rebalance-'));
-  chmodSync(dir, 0o755);
-  let state: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
+  console.log(`machine: ${machineSummary()}`);
+  const cluster = await startBenchCluster({ name: 'rebalance', workers: 2 });
+  const { created, coordinator, password } = cluster;
   const clients: pg.Client[] = [];
   try {
-    console.log(`machine: ${machineSummary()}`);
-    const ports = new Set<number>();
-    while (ports.size < 3) ports.add(await freePort());
-    const [coordinatorPort, ...workerPorts] = [...ports];
-    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts });
-    state = created.state;
-    coordinator = await startCoordinator(created.config);
     const pgAddr = created.config.coordinator;
-    const password = state.clientPassword;
     const connect = async (host: string, port: number) => {
       const c = new pg.Client({ host, port, user: 'postgres', password, database: 'postgres' });
       await c.connect();
@@ -144,9 +130,7 @@ async function runRebalanceBench(args: string[]): Promise<void> {
     console.log(`writer during:     ${during.toFixed(0)} inserts/s (during/before = ${(during / before).toFixed(2)}); longest write ${writer.longestMs.toFixed(0)} ms; errors ${writer.errors}`);
   } finally {
     for (const c of clients) await c.end().catch(() => {});
-    await coordinator?.close().catch(() => {});
-    if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await cluster.stop();
   }
 }
 

@@ -19,13 +19,11 @@
  * most self time: where coordinator time goes. Those runs are slower (the
  * profiler costs) and are not the headline numbers.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createCluster, stopClusterPostgres, workerNodes, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
-import { freePort, machineSummary, median, runProgram } from './support.js';
+import { cpus, loadavg } from 'node:os';
+import { workerNodes } from '../src/cluster/index.js';
+import { machineSummary, median, runProgram, startBenchCluster, startPlainPostgres } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -162,35 +160,18 @@ function profileSummary(profile: { nodes: ProfileNode[] }, n: number): string[] 
 
 async function runRouter(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const weaveDir = mkdtempSync(join(tmpdir(), 'pgweave-bench-router-'));
-  const plainDir = mkdtempSync(join(tmpdir(), 'pgweave-bench-plain-'));
-  for (const d of [weaveDir, plainDir]) chmodSync(d, 0o755); // the PostgreSQL OS user must reach the data directories
-  let weave: ClusterState | null = null;
-  let plain: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
-  const cleanup = async () => {
-    await coordinator?.close().catch(() => {});
-    if (weave) await stopClusterPostgres(weave, 'fast').catch(() => {});
-    if (plain) await stopClusterPostgres(plain, 'fast').catch(() => {});
-    rmSync(weaveDir, { recursive: true, force: true });
-    rmSync(plainDir, { recursive: true, force: true });
-  };
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  console.log(`date: ${new Date().toISOString()}`);
+  console.log(`machine: ${machineSummary()}`);
+  // The same settings on every PostgreSQL (those `pgweave up` uses), so both sides pay the same for durability.
+  const cluster = await startBenchCluster({ name: 'router', workers: o.workers });
+  const plainSide = await startPlainPostgres({ name: 'plain' }).catch(async (err: unknown) => {
+    await cluster.stop();
+    throw err;
+  });
+  const { created, coordinator, password, state: weave } = cluster;
+  const { created: createdPlain, state: plain } = plainSide;
 
   try {
-    console.log(`date: ${new Date().toISOString()}`);
-    console.log(`machine: ${machineSummary()}`);
-    const workerPorts: number[] = [];
-    while (workerPorts.length < o.workers) workerPorts.push(await freePort());
-    // The same settings on every PostgreSQL (those `pgweave up` uses), so both sides pay the same for durability.
-    const created = await createCluster({ dir: weaveDir, listenPort: 0, coordinatorPort: await freePort(), workerPorts });
-    weave = created.state;
-    const createdPlain = await createCluster({ dir: plainDir, listenPort: 0, coordinatorPort: await freePort(), workerPorts: [] });
-    plain = createdPlain.state;
-    coordinator = await startCoordinator(created.config);
-    const password = weave.clientPassword;
     const url = (port: number, pw = password) => `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${port}/postgres`;
     const weaveUrl = url(coordinator.address.port);
     const plainUrl = url(createdPlain.config.coordinator.port, plain.clientPassword);
@@ -265,9 +246,8 @@ async function runRouter(args: string[]): Promise<void> {
       }
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await cleanup();
+    await cluster.stop();
+    await plainSide.stop();
   }
 }
 

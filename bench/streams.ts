@@ -21,14 +21,10 @@
  * end-to-end latency from the publish's commit (the producer's call
  * returned) to the consumer receiving the event, at --rate events/s.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import pg from 'pg';
-import { createCluster, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
 import { StreamsClient, type Consumer } from '../src/client/index.js';
-import { freePort, machineSummary } from './support.js';
+import { machineSummary, startBenchCluster } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -313,27 +309,10 @@ async function weave(url: string, o: Options): Promise<Side> {
 
 async function runStreams(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const dir = mkdtempSync(join(tmpdir(), 'pgweave-bench-streams-'));
-  chmodSync(dir, 0o755);
-  let state: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
-  const cleanup = async () => {
-    await coordinator?.close().catch(() => {});
-    if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  console.log(`machine: ${machineSummary()}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const cluster = await startBenchCluster({ name: 'streams', workers: 2, fast: o.fast });
+  const { created, coordinator, password } = cluster;
   try {
-    console.log(`machine: ${machineSummary()}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const ports = new Set<number>();
-    while (ports.size < 3) ports.add(await freePort());
-    const [coordinatorPort, ...workerPorts] = [...ports];
-    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts, fast: o.fast });
-    state = created.state;
-    coordinator = await startCoordinator(created.config);
-    const password = state.clientPassword;
     const pgAddr = created.config.coordinator;
     const directUrl = `postgres://postgres:${password}@${pgAddr.host}:${pgAddr.port}/postgres`;
     const weaveUrl = `postgres://postgres:${password}@${coordinator.address.host}:${coordinator.address.port}/postgres`;
@@ -359,9 +338,7 @@ async function runStreams(args: string[]): Promise<void> {
     console.log('(ratio: pgweave / baseline for throughput)');
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await cleanup();
+    await cluster.stop();
   }
 }
 

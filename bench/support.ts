@@ -1,13 +1,19 @@
 /**
- * What every benchmark needs around its measurement: free ports for the
- * PostgreSQL servers it starts, a one-line description of the machine, child
- * programs (psql, pgbench) run without blocking the event loop the
- * in-process coordinator shares, the `--priority` option, and medians of
- * rounds.
+ * What every benchmark needs around its measurement: a local cluster (or one
+ * plain PostgreSQL) in a temporary directory with the coordinator in this
+ * process, stopped and removed at the end or on SIGINT/SIGTERM
+ * (`startBenchCluster`, `startPlainPostgres`); free ports for the PostgreSQL
+ * servers; a one-line description of the machine; child programs (psql,
+ * pgbench) run without blocking the event loop the in-process coordinator
+ * shares; the `--priority` option; and medians of rounds.
  */
 import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { cpus, freemem, totalmem } from 'node:os';
+import { cpus, freemem, setPriority, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createCluster, postgresPid, stopClusterPostgres, type ClusterState, type CreatedCluster } from '../src/cluster/index.js';
+import { startCoordinator, type Coordinator } from '../src/server/index.js';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,4 +52,108 @@ export function parsePriority(text: string | undefined): number {
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+export interface BenchClusterOptions {
+  /** Names the temporary directory: pgweave-bench-NAME-…. */
+  name: string;
+  /** Worker PostgreSQL servers (0: the coordinator PostgreSQL alone, as passthrough uses it). */
+  workers: number;
+  /** fsync and friends off everywhere (createCluster's `fast`). */
+  fast?: boolean;
+  /**
+   * A nice value for this process (the coordinator and its children) and
+   * every postmaster (their backends forked from now on inherit it), set
+   * before the coordinator starts; null: left alone.
+   */
+  priority?: number | null;
+}
+
+export interface BenchCluster {
+  /** The temporary directory (data directories inside; removed by `stop`): room for the benchmark's files. */
+  dir: string;
+  /** createCluster's result: `config` (addresses, workers) and `state`. */
+  created: CreatedCluster;
+  state: ClusterState;
+  /** The password of the `postgres` role on every PostgreSQL and through the coordinator. */
+  password: string;
+  /** Runs `fn` first when the cluster stops (something the benchmark started on top of it). */
+  atStop(fn: () => Promise<unknown>): void;
+  /** Stops the coordinator and every PostgreSQL and removes the directory; once, however often called. */
+  stop(): Promise<void>;
+}
+
+export interface BenchClusterWithCoordinator extends BenchCluster {
+  /** The coordinator, running in this process. */
+  coordinator: Coordinator;
+}
+
+/**
+ * A local cluster in a new temporary directory with the pgweave coordinator
+ * in this process. Until `stop()` (call it in a `finally`), SIGINT and
+ * SIGTERM stop it (and every other one still running) and exit with 130.
+ */
+export function startBenchCluster(options: BenchClusterOptions): Promise<BenchClusterWithCoordinator> {
+  return startLocal(options, true) as Promise<BenchClusterWithCoordinator>;
+}
+
+/** One plain PostgreSQL (a cluster without workers, no coordinator), for a benchmark's baseline side. */
+export function startPlainPostgres(options: Omit<BenchClusterOptions, 'workers'>): Promise<BenchCluster> {
+  return startLocal({ ...options, workers: 0 }, false);
+}
+
+/** The clusters still running: SIGINT or SIGTERM stops them all, then exits with 130. */
+const running = new Set<() => Promise<void>>();
+const onSignal = () => void Promise.all([...running].map((stop) => stop())).finally(() => process.exit(130));
+
+function track(stop: () => Promise<void>): void {
+  if (running.size === 0) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  running.add(stop);
+}
+
+function untrack(stop: () => Promise<void>): void {
+  if (!running.delete(stop) || running.size > 0) return;
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
+}
+
+async function startLocal(options: BenchClusterOptions, withCoordinator: boolean): Promise<BenchCluster | BenchClusterWithCoordinator> {
+  const dir = mkdtempSync(join(tmpdir(), `pgweave-bench-${options.name}-`));
+  chmodSync(dir, 0o755); // the PostgreSQL OS user must reach the data directories inside
+  let state: ClusterState | null = null;
+  let coordinator: Coordinator | null = null;
+  const first: Array<() => Promise<unknown>> = [];
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const fn of first) await fn().catch(() => {});
+      await coordinator?.close().catch(() => {});
+      if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+      untrack(stop);
+    })());
+  track(stop);
+  try {
+    const ports = new Set<number>();
+    while (ports.size < options.workers + 1) ports.add(await freePort());
+    const [coordinatorPort, ...workerPorts] = [...ports];
+    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: coordinatorPort!, workerPorts, fast: options.fast });
+    state = created.state;
+    if (options.priority != null) {
+      setPriority(options.priority);
+      for (const n of state.nodes) {
+        const pid = postgresPid(n.dataDir);
+        if (pid !== null) setPriority(pid, options.priority);
+      }
+    }
+    if (withCoordinator) coordinator = await startCoordinator(created.config);
+    const cluster: BenchCluster = { dir, created, state, password: state.clientPassword, atStop: (fn) => void first.push(fn), stop };
+    return coordinator ? { ...cluster, coordinator } : cluster;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

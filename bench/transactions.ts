@@ -19,12 +19,10 @@
  * case keeps its worker connections alike.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { createCluster, postgresPid, stopClusterPostgres, type ClusterState } from '../src/cluster/index.js';
-import { startCoordinator, type Coordinator } from '../src/server/index.js';
-import { freePort, machineSummary, median, parsePriority } from './support.js';
+import { machineSummary, median, parsePriority, startBenchCluster } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -148,33 +146,10 @@ CREATE INDEX ON pairs_single (n); CREATE INDEX ON pairs_multi (n);
 
 async function runTransactions(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const dir = mkdtempSync(join(tmpdir(), 'pgweave-bench-'));
-  chmodSync(dir, 0o755);
-  let state: ClusterState | null = null;
-  let coordinator: Coordinator | null = null;
-  const cleanup = async () => {
-    await coordinator?.close().catch(() => {});
-    if (state) await stopClusterPostgres(state, 'fast').catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  console.log(`machine: ${machineSummary()}`);
+  const cluster = await startBenchCluster({ name: 'transactions', workers: o.workers, fast: true, priority: o.priority });
+  const { dir, created, coordinator, password } = cluster;
   try {
-    console.log(`machine: ${machineSummary()}`);
-    const workerPorts: number[] = [];
-    while (workerPorts.length < o.workers) workerPorts.push(await freePort());
-    const created = await createCluster({ dir, listenPort: 0, coordinatorPort: await freePort(), workerPorts, fast: true });
-    state = created.state;
-    if (o.priority !== null) {
-      setPriority(o.priority);
-      for (const n of state.nodes) {
-        const pid = postgresPid(n.dataDir);
-        if (pid !== null) setPriority(pid, o.priority);
-      }
-    }
-    coordinator = await startCoordinator(created.config);
-    const password = state.clientPassword;
     const pgAddr = created.config.coordinator;
     const weaveUrl = `postgres://postgres:${password}@${coordinator.address.host}:${coordinator.address.port}/postgres`;
     const plainUrl = `postgres://postgres:${password}@${pgAddr.host}:${pgAddr.port}/plain`;
@@ -267,9 +242,7 @@ async function runTransactions(args: string[]): Promise<void> {
     console.log(`total after the run: ${total} (expected ${o.accounts * 1000})${total === o.accounts * 1000 ? '' : '  ← WRONG'}`);
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await cleanup();
+    await cluster.stop();
   }
 }
 
