@@ -7,6 +7,7 @@ import { Backend } from '../protocol/constants.js';
 import { MessageFramer, forEachMessage } from '../protocol/framer.js';
 import { PgError } from '../protocol/errors.js';
 import { readErrorResponse } from '../protocol/backend/error-response.js';
+import { readRowDescription } from '../protocol/backend/row-description.js';
 import type { BackendConnection } from './backend-connection.js';
 import { encodeExtendedQuery, encodeQuery, encodeTerminate } from './frontend-encoders.js';
 
@@ -24,19 +25,6 @@ interface Pending {
   reject(e: PgError): void;
   result: QueryResult;
   error: PgError | null;
-}
-
-function readRowDescription(buf: Buffer, start: number): string[] {
-  let pos = start + 5;
-  const n = buf.readInt16BE(pos);
-  pos += 2;
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const zero = buf.indexOf(0, pos);
-    names.push(buf.toString('utf8', pos, zero));
-    pos = zero + 1 + 18;
-  }
-  return names;
 }
 
 function readDataRow(buf: Buffer, start: number): Row {
@@ -123,7 +111,7 @@ export class InternalClient {
       if (!head) return;
       switch (type) {
         case Backend.RowDescription:
-          head.result = { fields: readRowDescription(buf, start), rows: [], command: '' };
+          head.result = { fields: readRowDescription(buf.subarray(start, end)).map((f) => f.name), rows: [], command: '' };
           break;
         case Backend.DataRow:
           head.result.rows.push(readDataRow(buf, start));
