@@ -117,7 +117,7 @@ export class BroadcastPlanner {
    * qualified by its name, or unqualified names no other relation of the
    * statement has), deparsed with its reference name; null when none.
    */
-  private filterFor(rel: ResolvedRelation): string | null {
+  filterFor(rel: ResolvedRelation): string | null {
     const own = rel.table.columns;
     const level = levelOf(this.select, rel.ref.node);
     if (!own || !level) return null;
@@ -206,7 +206,7 @@ function conjuncts(n: Node): Node[] {
 }
 
 /** RangeVar nodes on the NULL-extended side of an outer join: filtering them first would change which rows extend. */
-function nullableRelations(select: Node): Set<Node> {
+export function nullableRelations(select: Node): Set<Node> {
   const out = new Set<Node>();
   const addAll = (n: Node) => contains(n, (o) => {
     if (o.RangeVar) out.add(o.RangeVar);
@@ -223,7 +223,7 @@ function nullableRelations(select: Node): Set<Node> {
 }
 
 /** Names of every column reference (a superset of what any one table must provide); null after `*`. */
-function neededColumns(select: Node): Set<string> | null {
+export function neededColumns(select: Node): Set<string> | null {
   const names = new Set<string>();
   let star = false;
   contains(select, (o) => {
@@ -240,7 +240,7 @@ function neededColumns(select: Node): Set<string> | null {
 }
 
 /** Whether the statement reads a relation's whole row (`t`, `t.*` or `f(t)`): its row type must stay the table's. */
-function wholeRowReference(select: Node, refName: string): boolean {
+export function wholeRowReference(select: Node, refName: string): boolean {
   return contains(select, (o) => {
     const fields = o.ColumnRef?.fields as Node[] | undefined;
     if (!fields) return false;
