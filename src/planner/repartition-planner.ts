@@ -31,8 +31,8 @@ import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { Restrictions } from './restrictions.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
-import { pushdownObstacle } from './pushdown-query.js';
-import { BroadcastPlanner, neededColumns, nullableRelations, wholeRowReference } from './broadcast-planner.js';
+import { nullableRelations, pushdownObstacle } from './pushdown-query.js';
+import { BroadcastPlanner, neededColumns, wholeRowReference } from './broadcast-planner.js';
 import type { RepartitionCandidate, RepartitionChoice, RepartitionSide, Route } from './route.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;

@@ -106,6 +106,17 @@ test('TPC-H Q13 shape: customers LEFT JOIN orders on a non-distribution column, 
   await same(`SELECT c.cid, count(o.id) AS n FROM custs c LEFT JOIN orders o ON c.cid = o.cust AND o.note <> 'z' GROUP BY c.cid ORDER BY n DESC, c.cid LIMIT 25`, 'c.cid = o.cust as pg_catalog.int8');
 });
 
+test('TPC-H Q13 itself: a FROM subquery grouped by the preserved side\'s key runs per bucket, its counts counted again', async () => {
+  await same(`SELECT c_count, count(*) AS custdist
+                FROM (SELECT c.cid, count(o.id) FROM custs c LEFT OUTER JOIN orders o ON c.cid = o.cust AND o.note <> 'z' GROUP BY c.cid) AS c_orders (c_custkey, c_count)
+               GROUP BY c_count ORDER BY custdist DESC, c_count DESC`, 'c.cid = o.cust as pg_catalog.int8');
+  // Grouped by orders' key, orders preserved: the NULL keys are one group, in bucket 0.
+  await same(`SELECT n, count(*) FROM (SELECT o.cust, count(c.cid) AS n FROM orders o LEFT JOIN custs c ON o.cust = c.cid GROUP BY 1) AS x GROUP BY n ORDER BY 1`, INT);
+  // Grouped by the NULL-extended side's key, or by a column that is not the key: not per bucket, but still right.
+  await same(`SELECT n, count(*) FROM (SELECT c.cid, count(*) AS n FROM orders o LEFT JOIN custs c ON o.cust = c.cid GROUP BY c.cid) AS x GROUP BY n ORDER BY 1`, null);
+  await same(`SELECT n, count(*) FROM (SELECT o.note, count(*) AS n FROM orders o JOIN custs c ON o.cust = c.cid GROUP BY o.note) AS x GROUP BY n ORDER BY 1`, null);
+});
+
 test('a varchar key joined to a text key hashes as text; a three-way join on one key class', async () => {
   await same(`SELECT c.region, count(*), sum(i.weight) FROM custs c JOIN items i ON c.code = i.tag GROUP BY 1 ORDER BY 1`, 'c.code = i.tag as pg_catalog.text');
   const sql = `SELECT count(*), sum(o.amount) FROM orders o JOIN custs c ON o.cust = c.cid JOIN items i ON i.iid = c.cid WHERE i.weight > 10`;
