@@ -15,6 +15,8 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { nodeUrl } from '../router/support.js';
+import { pollUntil } from '../server/support.js';
+import { sendCancel } from '../server/raw-protocol.js';
 import { compareResults, runQuery, textClient } from './support.js';
 
 let cluster: TestCluster | undefined;
@@ -159,5 +161,32 @@ test('staging tables are gone after a statement, and after one that fails on a w
     } finally {
       await c.end();
     }
+  }
+});
+
+test('a repartition join cancelled while the rows move ends with 57014 and leaves no staging tables', async () => {
+  const c = await textClient(cluster!.url, 'repartition-cancel');
+  const workers = await Promise.all(cluster!.workers.map((w) => textClient(nodeUrl(cluster!, w.port))));
+  try {
+    await c.query(`SET pgweave.repartition_join_threshold = 0`);
+    const key = c as unknown as { processID: number; secretKey: number };
+    // Every orders row sleeps 2 ms on its shard: the statement runs for many seconds unless cancelled.
+    const running = runQuery(c, `SELECT count(*) FROM orders o JOIN custs c ON o.cust = c.cid WHERE (coalesce(o.note, '') || pg_sleep(0.002)::text) IS NOT NULL`);
+    const busy = await pollUntil(async () => {
+      for (const w of workers) {
+        const r = await w.query(`SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pgweave_repartition%pg_sleep%' AND pid <> pg_backend_pid()`);
+        if (r.rows.length > 0) return true;
+      }
+      return false;
+    });
+    assert.ok(busy, 'a worker runs the statement');
+    await sendCancel(cluster!.config.listen, key.processID, key.secretKey);
+    const out = await running;
+    assert.ok(!out.ok && out.code === '57014', JSON.stringify(out));
+    const count = `SELECT count(*) FROM orders o JOIN custs c ON o.cust = c.cid`;
+    assert.deepEqual((await c.query(count)).rows, (await reference.query(count)).rows);
+    for (const w of workers) assert.equal((await w.query(`SELECT count(*) AS n FROM pg_class WHERE relname LIKE 'pgweave_repartition%'`)).rows[0].n, '0');
+  } finally {
+    await Promise.all([c, ...workers].map((x) => x.end()));
   }
 });
