@@ -27,7 +27,7 @@ import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
-import { contains, deparse, fromSubqueryColumns, pushdownObstacle } from './pushdown-query.js';
+import { contains, deparse, directRangeVars, fromSubqueryColumns, nullableRelations, pushdownObstacle } from './pushdown-query.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import type { BroadcastCandidate, BroadcastTable, PartialResults, Route } from './route.js';
 
@@ -117,7 +117,7 @@ export class BroadcastPlanner {
    * qualified by its name, or unqualified names no other relation of the
    * statement has), deparsed with its reference name; null when none.
    */
-  private filterFor(rel: ResolvedRelation): string | null {
+  filterFor(rel: ResolvedRelation): string | null {
     const own = rel.table.columns;
     const level = levelOf(this.select, rel.ref.node);
     if (!own || !level) return null;
@@ -157,20 +157,6 @@ export class BroadcastPlanner {
   }
 }
 
-/** RangeVar nodes of a FROM clause, through joins but not into subqueries. */
-function directRangeVars(from: Node[] | undefined): Set<Node> {
-  const out = new Set<Node>();
-  const visit = (n: Node): void => {
-    if (n?.RangeVar) out.add(n.RangeVar);
-    else if (n?.JoinExpr) {
-      visit(n.JoinExpr.larg);
-      visit(n.JoinExpr.rarg);
-    }
-  };
-  (from ?? []).forEach(visit);
-  return out;
-}
-
 /** The SELECT (this one or a subquery in its FROM) whose own FROM clause holds a RangeVar. */
 function levelOf(select: Node, rangeVar: Node): Node | null {
   if (directRangeVars(select.fromClause).has(rangeVar)) return select;
@@ -205,25 +191,8 @@ function conjuncts(n: Node): Node[] {
   return [n];
 }
 
-/** RangeVar nodes on the NULL-extended side of an outer join: filtering them first would change which rows extend. */
-function nullableRelations(select: Node): Set<Node> {
-  const out = new Set<Node>();
-  const addAll = (n: Node) => contains(n, (o) => {
-    if (o.RangeVar) out.add(o.RangeVar);
-    return false;
-  });
-  contains(select.fromClause, (o) => {
-    const j = o.JoinExpr;
-    if (!j || j.jointype === 'JOIN_INNER') return false;
-    if (j.jointype !== 'JOIN_LEFT') addAll(j.larg);
-    if (j.jointype !== 'JOIN_RIGHT') addAll(j.rarg);
-    return false;
-  });
-  return out;
-}
-
 /** Names of every column reference (a superset of what any one table must provide); null after `*`. */
-function neededColumns(select: Node): Set<string> | null {
+export function neededColumns(select: Node): Set<string> | null {
   const names = new Set<string>();
   let star = false;
   contains(select, (o) => {
@@ -240,7 +209,7 @@ function neededColumns(select: Node): Set<string> | null {
 }
 
 /** Whether the statement reads a relation's whole row (`t`, `t.*` or `f(t)`): its row type must stay the table's. */
-function wholeRowReference(select: Node, refName: string): boolean {
+export function wholeRowReference(select: Node, refName: string): boolean {
   return contains(select, (o) => {
     const fields = o.ColumnRef?.fields as Node[] | undefined;
     if (!fields) return false;

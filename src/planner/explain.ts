@@ -26,6 +26,7 @@ import { scanWords } from '../sql/lexer.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
+import { emptyStagingSql, repartitionLines } from './repartition-planner.js';
 import type { BroadcastCandidate, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
 
@@ -326,14 +327,19 @@ export class DistributedExplain {
     const broadcast = r.broadcast?.chosen?.tables ?? [];
     // The task reads the broadcast tables: empty ones of the same columns let its worker plan it.
     for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
+    const staging = r.repartition?.chosen ? emptyStagingSql(r.repartition.chosen, task.node) : null;
+    if (staging) await access.worker(task.node, staging.create);
     const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
     if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map((t) => `pg_temp.${quoteIdent(t.tempName)}`).join(', ')}`);
+    if (staging?.drop) await access.worker(task.node, staging.drop);
     const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + partial.finalSql));
     const elapsed = performance.now() - started;
     await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
     const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push(`  Planner: ${partial.planner} (${PUSHDOWN_SHAPES[partial.planner]})`);
     if (r.broadcast?.chosen) out.push(...broadcastLines(r.broadcast.chosen));
+    if (r.repartition?.chosen) out.push(...repartitionLines(r.repartition.chosen));
+    else if (r.repartition?.notChosenBecause) out.push(`  Not Repartitioned: ${r.repartition.notChosenBecause}`);
     if (analyze) out.push(`  Partial Results Time: ${pulled.toFixed(3)} ms`);
     out.push(`  Task Count: ${partial.tasks.length}`);
     out.push(`  Tasks Shown: ${partial.tasks.length === 1 ? 'All' : `One of ${partial.tasks.length}`}`);
@@ -346,7 +352,7 @@ export class DistributedExplain {
   }
 
   private async runPull(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number, pulledAlready = false): Promise<string[]> {
-    if (r.broadcast) {
+    if (r.broadcast || r.repartition) {
       // The choice needs the tables' sizes: the data moves as it would to run the statement.
       const err = await access.pullPartial(r);
       if (err) throw err;
@@ -385,6 +391,7 @@ export class DistributedExplain {
     const out = [this.header('pgweave Pull', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push('  Planner: pull (rows copied from the shards into temporary tables; the coordinator runs the query over them)');
     if (r.broadcast?.pulledBecause) out.push(`  Not Broadcast: ${r.broadcast.pulledBecause}`);
+    if (r.repartition?.notChosenBecause) out.push(`  Not Repartitioned: ${r.repartition.notChosenBecause}`);
     out.push(`  Pulled Tables: ${r.pulls.length}`);
     for (const p of r.pulls) {
       const shards = p.table.method === 'reference' ? 1 : p.table.shards.length;

@@ -21,6 +21,7 @@ import { planMultiShard } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
 import { BroadcastPlanner } from './broadcast-planner.js';
+import { RepartitionPlanner } from './repartition-planner.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
@@ -159,6 +160,7 @@ function projection(targets: Node[]): Array<{ name: string; as: string }> | null
 class DistributedPlan implements StatementPlan {
   private pushdown: PushdownPlanner | null = null;
   private broadcast: BroadcastPlanner | null = null;
+  private repartition: RepartitionPlanner | null = null;
   constructor(
     readonly catalogVersion: number,
     private readonly text: Buffer,
@@ -189,7 +191,8 @@ class DistributedPlan implements StatementPlan {
       const pushed = this.pushdown.route(pull);
       if (pushed) return pushed;
       this.broadcast ??= new BroadcastPlanner(this.stmt, this.relations);
-      return this.broadcast.route(pull) ?? pull;
+      this.repartition ??= new RepartitionPlanner(this.stmt, this.relations);
+      return this.repartition.attach(this.broadcast.route(pull) ?? pull, pull);
     }
     return multi;
   }

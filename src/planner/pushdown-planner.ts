@@ -17,6 +17,7 @@ import type { ResolvedRelation } from './router-planner.js';
 import { groupExpressions, splitAggregates } from './aggregate-pushdown-planner.js';
 import { groupedByDistributionColumn, isDistributionColumn, pushRows } from './row-pushdown-planner.js';
 import { Decline, fromSubqueryColumns, hasAggregate, hasFromSubquery, hasOuterJoin, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
+import { groupedSubqueryObstacle } from './grouped-subqueries.js';
 import type { Route, Task } from './route.js';
 
 export class PushdownPlanner {
@@ -35,7 +36,7 @@ export class PushdownPlanner {
 
   private analyse(): { query: PushdownQuery; tasks: Task[] } | null {
     const select = this.select;
-    const obstacle = pushdownObstacle(select);
+    const obstacle = pushdownObstacle(select) ?? groupedSubqueryObstacle(select, this.relations);
     if (obstacle) {
       this.declined = obstacle;
       return null;

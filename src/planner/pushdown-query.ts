@@ -89,6 +89,9 @@ export const hasWindow = (n: Node): boolean => contains(n, (o) => !!o.FuncCall?.
  * A FROM clause of plain tables, joins of them, and subqueries that only
  * join and filter (each of their rows comes from one row of each table, so
  * they run per shard like the join they are); no functions or VALUES.
+ * Subqueries grouped over plain tables and joins pass too: they run per
+ * shard when a GROUP BY key is a distribution column, which only the
+ * relations can tell (grouped-subqueries.ts checks it).
  */
 function plainFrom(n: Node): boolean {
   if (n.RangeVar) return true;
@@ -100,8 +103,14 @@ function plainFrom(n: Node): boolean {
 function rowSubquery(r: Node): boolean {
   const s = r.subquery?.SelectStmt;
   if (r.lateral || !s || s.op !== 'SETOP_NONE' || s.valuesLists || s.withClause || s.intoClause || s.lockingClause) return false;
-  if (s.groupClause || s.havingClause || s.distinctClause || s.sortClause || s.limitCount || s.limitOffset || s.windowClause) return false;
-  if (hasAggregate(s.targetList) || hasWindow(s.targetList) || hasAggregate(s.whereClause)) return false;
+  if (s.distinctClause || s.sortClause || s.limitCount || s.limitOffset || s.windowClause) return false;
+  if (hasWindow(s.targetList) || hasAggregate(s.whereClause)) return false;
+  if (s.groupClause) {
+    if (s.groupClause.some((g: Node) => !g.ColumnRef && intConst(g) === null)) return false;
+    if (!(s.fromClause ?? []).every(function tables(f: Node): boolean {
+      return !!f.RangeVar || (!!f.JoinExpr && tables(f.JoinExpr.larg) && tables(f.JoinExpr.rarg));
+    })) return false;
+  } else if (s.havingClause || hasAggregate(s.targetList)) return false;
   // The outer query names its columns: every one must have a name this planner can derive.
   if (((s.targetList ?? []) as Node[]).some((t) => outputName(t) === null)) return false;
   return (s.fromClause ?? []).length > 0 && (s.fromClause as Node[]).every(plainFrom);
@@ -262,4 +271,35 @@ export function partialTableSql(partial: PartialResults): string {
 function ownerTable(pulls: PullTable[], shardId: number): DistributedTable | null {
   for (const p of pulls) if (p.table.shards.some((s) => s.shardId === shardId)) return p.table;
   return null;
+}
+
+/** RangeVar nodes of a FROM clause, through joins but not into subqueries. */
+export function directRangeVars(from: Node[] | undefined): Set<Node> {
+  const out = new Set<Node>();
+  const visit = (n: Node): void => {
+    if (n?.RangeVar) out.add(n.RangeVar);
+    else if (n?.JoinExpr) {
+      visit(n.JoinExpr.larg);
+      visit(n.JoinExpr.rarg);
+    }
+  };
+  (from ?? []).forEach(visit);
+  return out;
+}
+
+/** RangeVar nodes on the NULL-extended side of an outer join: filtering them first would change which rows extend. */
+export function nullableRelations(select: Node): Set<Node> {
+  const out = new Set<Node>();
+  const addAll = (n: Node) => contains(n, (o) => {
+    if (o.RangeVar) out.add(o.RangeVar);
+    return false;
+  });
+  contains(select.fromClause, (o) => {
+    const j = o.JoinExpr;
+    if (!j || j.jointype === 'JOIN_INNER') return false;
+    if (j.jointype !== 'JOIN_LEFT') addAll(j.larg);
+    if (j.jointype !== 'JOIN_RIGHT') addAll(j.rarg);
+    return false;
+  });
+  return out;
 }

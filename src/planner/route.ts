@@ -60,7 +60,7 @@ export type Route =
    * coordinator PostgreSQL, which then runs `sql` (the statement with the
    * temporary tables in place of the distributed ones).
    */
-  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice }
+  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice; repartition?: RepartitionChoice }
   /**
    * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
    * function calls such as now(). The coordinator PostgreSQL computes the
@@ -181,6 +181,53 @@ export interface BroadcastChoice {
   chosen: BroadcastCandidate | null;
   /** Why the executor pulled instead (in a transaction block, broadcast larger than the pull…), for EXPLAIN. */
   pulledBecause: string | null;
+}
+
+/**
+ * One distributed relation of a repartition join (repartition-planner.ts):
+ * its rows (needed columns, own filter) re-hashed by `key` into buckets,
+ * staged on the bucket's node as partition `<stagingName>_<bucket>` of the
+ * temporary table `stagingName`.
+ */
+export interface RepartitionSide {
+  table: DistributedTable;
+  refName: string;
+  key: string;
+  stagingName: string;
+  /** Column names the statement may read (null: all of them). */
+  neededColumns: Set<string> | null;
+  /** Condition on this relation alone, applied on its shards (its reference name qualifies it), or null. */
+  filterSql: string | null;
+  /** The staging table's column list, set by the executor once computed. */
+  definition?: string;
+}
+
+/** A repartition join for one bucket count: the pushdown over the buckets as co-located pseudo shards. */
+export interface RepartitionCandidate {
+  sides: RepartitionSide[];
+  /** Bucket b lives on nodes[b % nodes.length]. */
+  nodes: WorkerNode[];
+  buckets: number;
+  /** Per side, the pseudo table whose shards are the buckets (its hash type filled in by the executor). */
+  pseudo: DistributedTable[];
+  route: Extract<Route, { kind: 'pull' }> & { partial: PartialResults };
+  /** The type every key is cast to before hashing, set by the executor. */
+  keyType?: string;
+}
+
+/**
+ * Repartitioning every distributed relation of a join by one equivalence
+ * class of columns; the executor decides by sizes and settings (and sets
+ * `chosen`, the route's `partial` and `pulls`) or leaves the route to the
+ * broadcast choice or the plain pull.
+ */
+export interface RepartitionChoice {
+  sides: RepartitionSide[];
+  /** The candidate with this many buckets per node (memoised), or null when the pushdown declines. */
+  plan(bucketsPerNode: number): RepartitionCandidate | null;
+  chosen: RepartitionCandidate | null;
+  /** Why the executor did not repartition, for EXPLAIN. */
+  notChosenBecause: string | null;
 }
 
 /** A function argument: a constant's text, a parameter reference, or SQL NULL. */

@@ -50,7 +50,7 @@ function shardsByNode(tables: DistributedTable[]): Map<number, { node: WorkerNod
 }
 
 /** Bytes of each table's shards (relation id → bytes), summed over the nodes. */
-async function tableSizes(tables: DistributedTable[], linkFor: LinkFor): Promise<Map<number, number> | PgError> {
+export async function tableSizes(tables: DistributedTable[], linkFor: LinkFor): Promise<Map<number, number> | PgError> {
   const sizes = new Map<number, number>(tables.map((t) => [t.relationId, 0]));
   let failure: PgError | null = null;
   await Promise.all([...shardsByNode(tables).values()].map(async (g) => {
@@ -66,7 +66,7 @@ async function tableSizes(tables: DistributedTable[], linkFor: LinkFor): Promise
   return failure ?? sizes;
 }
 
-function taskNodes(c: BroadcastCandidate): WorkerNode[] {
+export function taskNodes(c: BroadcastCandidate): WorkerNode[] {
   const nodes = new Map<number, WorkerNode>();
   for (const t of c.route.partial.tasks) nodes.set(t.node.nodeId, t.node);
   return [...nodes.values()];
@@ -103,7 +103,7 @@ export async function chooseBroadcast(coordinator: BackendLink, route: PullRoute
 }
 
 /** The temporary table's columns (`"a" integer COLLATE …, …`): the needed ones, at least one. */
-async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[] } | PgError> {
+export async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[] } | PgError> {
   const r = await queryOnLink(coordinator,
     `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END

@@ -10,7 +10,9 @@
  *
  * A broadcast join (route.broadcast) first picks its candidate or the plain
  * pull, and ships the broadcast tables to the task nodes
- * (broadcast-tables.ts) on the connections that then run the tasks.
+ * (broadcast-tables.ts) on the connections that then run the tasks. A
+ * repartition join (route.repartition) is considered first: when chosen,
+ * every side is re-hashed into buckets on the workers (repartition-tables.ts).
  */
 import type { PgError } from '../protocol/errors.js';
 import type { BackendLink } from '../executor/backend-link.js';
@@ -21,14 +23,28 @@ import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
 import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables } from './broadcast-tables.js';
+import { chooseRepartition, dropRepartitionTables, repartitionSettings, shipRepartitionTables } from './repartition-tables.js';
 
 export async function pullPartialResults(
   coordinator: BackendLink,
   route: Extract<Route, { kind: 'pull' }>,
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
+  settings: ReadonlyMap<string, string> = new Map(),
 ): Promise<PgError | null> {
+  if (route.repartition) {
+    const err = await chooseRepartition(coordinator, route, linkFor, repartitionSettings(settings));
+    if (err) return err;
+    const chosen = route.repartition.chosen;
+    if (chosen) {
+      try {
+        return (await shipRepartitionTables(coordinator, chosen, linkFor)) ?? (await pullPartial(coordinator, route, linkFor));
+      } finally {
+        await dropRepartitionTables(chosen, linkFor);
+      }
+    }
+  }
   const choice = route.broadcast;
-  if (!choice) return pullPartial(coordinator, route, linkFor);
+  if (!choice) return route.partial ? pullPartial(coordinator, route, linkFor) : pullTables(coordinator, route.pulls, linkFor);
   const chosenErr = await chooseBroadcast(coordinator, route, linkFor);
   if (chosenErr) return chosenErr;
   const chosen = choice.chosen;

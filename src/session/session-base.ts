@@ -209,7 +209,8 @@ export abstract class SessionBase {
     if (!set || route.kind !== 'local') return;
     const name: string | undefined = set.name;
     if (!name) return;
-    const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? a.A_Const?.ival?.ival ?? a.String?.sval ?? '');
+    // The parse tree leaves out an integer constant's value when it is 0.
+    const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? '');
     if (name === 'search_path') {
       this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : [this.services.user, 'public'];
     }

@@ -188,14 +188,14 @@ export async function runWorkerRepartition(r: WorkerRepartition, access: Routing
 }
 
 /** Runs `work` on every item in parallel; the first failure is thrown once all have settled. */
-async function each<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+export async function each<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
   const results = await Promise.allSettled(items.map(work));
   const failed = results.find((x) => x.status === 'rejected') as PromiseRejectedResult | undefined;
   if (failed) throw failed.reason;
 }
 
 /** `COPY … TO STDOUT` on `source` streamed into `COPY … FROM STDIN` on `sink`: CopyData forwarded unchanged. */
-async function pipe(source: BackendLink, copyOut: string, sink: BackendLink, copyIn: string): Promise<PgError | null> {
+export async function pipe(source: BackendLink, copyOut: string, sink: BackendLink, copyIn: string): Promise<PgError | null> {
   const into = collectOnLink(sink, encodeQuery(copyIn));
   const socket = sink.conn.socket;
   let waiting = false;
