@@ -20,7 +20,7 @@
  *   - a scalar, IN/ANY or ALL subquery expression reading a distributed
  *     table.
  * Only self-contained (uncorrelated) subqueries qualify: every column they
- * name must resolve inside them (scope.ts-like check below; an unknown
+ * name must resolve inside them (`selfContained` below; an unknown
  * column list counts as correlated). Correlated ones stay where they are
  * and the rest is planned as before (often a pull). A subquery that reads
  * another intermediate result is left in place (its own plan could not see
