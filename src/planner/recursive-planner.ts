@@ -95,7 +95,12 @@ export class RecursivePlanner {
     const results: IntermediateResult[] = [];
     for (const s of a.subplans) {
       const route = s.plan.route();
-      if (route.kind === 'error') return route;
+      // A subquery the cascade cannot run on its own (an error, a write, a coordinator function): the statement as before.
+      const runnable = route.kind === 'pull' || route.kind === 'local' || ((route.kind === 'router' || route.kind === 'multi-shard') && !route.isWrite);
+      if (!runnable) {
+        this.declined = `subquery ${s.id} is planned as "${route.kind}"`;
+        return null;
+      }
       results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route });
     }
     const plainPull = planPull(Buffer.from(a.outerText, 'utf8'), a.outerStmt, a.relations) as PullRoute;

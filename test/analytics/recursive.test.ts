@@ -172,3 +172,20 @@ test('EXPLAIN VERBOSE shows each subplan query; EXPLAIN ANALYZE runs them', asyn
   has(analyzed, /Distributed Subplan 1$/);
   await same(sql);
 });
+
+test('the same table inside an uncorrelated subquery and outside it; a CTE read in the select list; literal and collated CTE columns', async () => {
+  const twice = await same(`SELECT okey, line, qty FROM items WHERE qty > (SELECT avg(qty) + 3 FROM items) ORDER BY okey, line LIMIT 20`);
+  has(twice, /Distributed Subplan 1$/);
+  has(twice, /^Custom Scan \(pgweave Pushdown\)/);
+  const select = await same(`WITH m AS (SELECT max(total) AS mx FROM orders) SELECT okey, total, (SELECT mx FROM m) - total AS gap FROM orders WHERE okey < 40 ORDER BY okey`);
+  has(select, /Distributed Subplan 1$/);
+  has(select, /^Custom Scan \(pgweave Pushdown\)/);
+  await same(`WITH c AS (SELECT 'x' AS v, status::text COLLATE "C" AS s, count(*) AS n FROM orders GROUP BY 2)
+    SELECT o.okey, c.v, c.s, c.n FROM orders o JOIN c ON c.s = o.status::text WHERE o.okey < 20 ORDER BY 1`);
+  // NOT IN over a subquery that yields a NULL: no row qualifies, as in PostgreSQL.
+  const sql = `SELECT count(*) FROM customers WHERE cid NOT IN (SELECT CASE WHEN okey = 5 THEN NULL ELSE cust END FROM orders WHERE okey < 10)`;
+  const [expected, actual] = [await runQuery(reference, sql), await runQuery(weave, sql)];
+  assert.ok(expected.ok && actual.ok, sql);
+  assert.equal(compareResults(expected.result, actual.result, 'none'), null, sql);
+  has(await explain(sql), /Distributed Subplan 1$/);
+});
