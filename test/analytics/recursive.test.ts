@@ -189,3 +189,21 @@ test('the same table inside an uncorrelated subquery and outside it; a CTE read 
   assert.equal(compareResults(expected.result, actual.result, 'none'), null, sql);
   has(await explain(sql), /Distributed Subplan 1$/);
 });
+
+test('a CTE over a local table is computed on the coordinator and shipped; a prepared statement runs the recursive plan twice', async () => {
+  for (const c of [weave, reference]) {
+    await c.query(`CREATE TABLE promo (cust int, pct int)`);
+    await c.query(`INSERT INTO promo SELECT g, g % 7 FROM generate_series(1, 150, 3) g`);
+  }
+  const local = await same(`WITH p AS (SELECT cust, pct FROM promo) SELECT o.cust, sum(o.total * p.pct) AS s FROM orders o JOIN p ON p.cust = o.cust GROUP BY 1 ORDER BY 1`);
+  has(local, /Distributed Subplan 1$/);
+  has(local, /^ +Planner: coordinator$/);
+  has(local, /^Custom Scan \(pgweave Pushdown\)/);
+  const sql = `WITH revenue AS (SELECT supp, sum(qty * price) AS total FROM items GROUP BY supp)
+    SELECT s.name, r.total FROM suppliers s JOIN revenue r ON r.supp = s.sid WHERE s.nation = 1 ORDER BY 2 DESC, 1`;
+  const expected = await reference.query({ text: sql, rowMode: 'array' });
+  for (let i = 0; i < 2; i++) {
+    const actual = await weave.query({ name: 'recursive_q15', text: sql, rowMode: 'array' });
+    assert.deepEqual(actual.rows, expected.rows);
+  }
+});
