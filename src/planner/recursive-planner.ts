@@ -152,6 +152,7 @@ export class RecursivePlanner {
       const volatile = contains(q, (o) => !!o.FuncCall && VOLATILE_FUNCTIONS.has(lastName(o.FuncCall.funcname as Node[])));
       if (volatile && cte.ctematerialized === 'CTEMaterializeNever') return decline('a NOT MATERIALIZED CTE with volatile functions');
       if (readsIntermediate(q)) return decline('a CTE reading another CTE');
+      if (anonymousRecord(q) || duplicateNames(q, cte.aliascolnames)) return decline('a CTE whose columns a table cannot hold (anonymous records, one name twice)');
       const laterParts = [...ctes.slice(i + 1).map((c) => c.ctequery), root];
       if (laterParts.some((p) => shadows(p, cte.ctename) || wholeRow(p, cte.ctename))) return decline('a CTE name reused inside the statement, or a CTE read as a whole row');
       // PostgreSQL never computes a CTE nothing reads.
@@ -234,7 +235,7 @@ export class RecursivePlanner {
     if (r.lateral || !s || !r.alias?.aliasname) return false;
     const perShard = s.op === 'SETOP_NONE' && !s.withClause && !s.groupClause && !s.havingClause && !s.distinctClause && !s.sortClause &&
       !s.limitCount && !s.limitOffset && !s.windowClause && !hasAggregate(s.targetList) && !hasWindow(s.targetList) && !contains(s, (o) => !!o.SubLink);
-    if (perShard || !this.readsDistributed(s) || readsIntermediate(s) || wholeRow(root, r.alias.aliasname)) return false;
+    if (perShard || anonymousRecord(s) || duplicateNames(s, undefined) || !this.readsDistributed(s) || readsIntermediate(s) || wholeRow(root, r.alias.aliasname)) return false;
     return selfContained(s, (rv) => this.columnsOf(rv));
   }
 
@@ -242,7 +243,7 @@ export class RecursivePlanner {
   private sublinkCandidate(l: Node): boolean {
     const s = l.subselect?.SelectStmt;
     if (!s || !['EXPR_SUBLINK', 'ANY_SUBLINK', 'ALL_SUBLINK'].includes(l.subLinkType)) return false;
-    if (targetWidth(s) === null || !this.readsDistributed(s) || readsIntermediate(s)) return false;
+    if (targetWidth(s) === null || anonymousRecord(s) || !this.readsDistributed(s) || readsIntermediate(s)) return false;
     return selfContained(s, (rv) => this.columnsOf(rv));
   }
 
@@ -270,6 +271,21 @@ function intermediateTable(s: Subplan, index: number): DistributedTable {
 
 function readsIntermediate(n: Node): boolean {
   return contains(n, (o) => o.RangeVar?.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith(INTERMEDIATE_PREFIX));
+}
+
+/** Whether an output column is a ROW(…) constructor: a table cannot hold an anonymous record column. */
+function anonymousRecord(s: Node): boolean {
+  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+  return ((s?.targetList ?? []) as Node[]).some((t) => !!t.ResTarget?.val?.RowExpr);
+}
+
+/** Whether two output columns (after a CTE's column aliases) share a name: CREATE TABLE AS refuses that. */
+function duplicateNames(s: Node, aliases: Node[] | undefined): boolean {
+  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+  const renamed = ((aliases ?? []) as Node[]).map((c) => c.String?.sval as string);
+  const names = ((s?.targetList ?? []) as Node[]).map((t, i) => renamed[i] ?? outputName(t));
+  const known = names.filter((n): n is string => n !== null && n !== '*');
+  return new Set(known).size < known.length;
 }
 
 /** Output columns of a (set operation's leftmost) SELECT, or null after `*`. */

@@ -207,3 +207,16 @@ test('a CTE over a local table is computed on the coordinator and shipped; a pre
     assert.deepEqual(actual.rows, expected.rows);
   }
 });
+
+test('subqueries whose columns a table could not hold keep their previous plan (one name twice, anonymous records)', async () => {
+  for (const sql of [
+    `SELECT a, b FROM (SELECT cust, cust FROM orders GROUP BY cust) x(a, b) ORDER BY a LIMIT 5`,
+    `WITH r AS (SELECT ROW(okey, cust) AS rr FROM orders WHERE okey < 5) SELECT count(*) FROM r`,
+    `WITH r AS (SELECT o.cust, c.cid AS cust2, 1, 2 FROM orders o JOIN customers c ON c.cid = o.cust WHERE o.okey < 9) SELECT count(*) FROM r`,
+  ]) {
+    const [expected, actual] = [await runQuery(reference, sql), await runQuery(weave, sql)];
+    assert.ok(expected.ok, sql);
+    assert.ok(actual.ok, `${sql}: ${!actual.ok && actual.message}`);
+    assert.equal(compareResults(expected.result, actual.result, 'total'), null, sql);
+  }
+});
