@@ -22,9 +22,10 @@
  * Only self-contained (uncorrelated) subqueries qualify: every column they
  * name must resolve inside them (`selfContained` below; an unknown
  * column list counts as correlated). Correlated ones stay where they are
- * and the rest is planned as before (often a pull). A subquery that reads
- * another intermediate result is left in place (its own plan could not see
- * that table). Whole-row references to a replaced CTE or subquery keep the
+ * and the rest is planned as before (often a pull). A CTE reading earlier
+ * CTEs is planned here over their tables, like the rest (`planOver`); a
+ * subquery in FROM or an expression that reads an intermediate result is
+ * left in place (the cascade planning it could not see that table). Whole-row references to a replaced CTE or subquery keep the
  * statement as it was (a table's row type is not the subquery's record).
  *
  * The intermediate results are computed before the rest runs, even where
@@ -68,14 +69,21 @@ interface Subplan {
   plan: { route(): Route };
 }
 
-interface Analysis {
-  subplans: Subplan[];
-  outerText: string;
-  outerStmt: Node;
+/** A statement (the rest, or a CTE reading earlier CTEs) planned over intermediate results as pseudo reference tables. */
+interface OverPlan {
+  text: string;
+  stmt: Node;
+  /** Its distributed and reference tables (what a pull moves). */
   relations: ResolvedRelation[];
-  pseudo: ResolvedRelation[];
+  /** Intermediate results it reads. */
+  reads: string[];
   pushdown: PushdownPlanner;
   broadcast: BroadcastPlanner;
+}
+
+interface Analysis {
+  subplans: Subplan[];
+  outer: OverPlan;
   /** Every distributed table of the original statement: the subplans and the rest read them in one snapshot. */
   snapshot: PullTable[];
 }
@@ -103,31 +111,35 @@ export class RecursivePlanner {
       }
       results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route });
     }
-    const plainPull = planPull(Buffer.from(a.outerText, 'utf8'), a.outerStmt, a.relations) as PullRoute;
-    const hash = a.relations.some((r) => r.table.method === 'hash');
-    let outer: PullRoute = plainPull;
-    if (hash) {
-      const pushed = a.pushdown.route(plainPull) ?? a.broadcast.route(plainPull);
-      if (pushed?.kind === 'pull') outer = pushed;
-    }
+    const route = routeOver(a.outer, results, a.snapshot);
     const pullsOnly = (r: Route) => r.kind === 'pull' && !r.partial && !r.broadcast && !r.intermediate;
     // Both sides pulled: the subplans would move their tables once more for nothing.
-    if (pullsOnly(outer) && hash && results.some((r) => pullsOnly(r.route))) {
+    if (!route.partial && !route.broadcast && a.outer.relations.some((r) => r.table.method === 'hash') && results.some((r) => pullsOnly(r.route))) {
       this.declined = 'the subqueries and the rest of the statement would all be pulled';
       return null;
     }
-    const intermediate: IntermediatePlan = { results, snapshot: a.snapshot, fallback: { pulls: plainPull.pulls, sql: plainPull.sql }, shippedNodes: 0, keptBecause: null };
-    const route: PullRoute = {
-      kind: 'pull',
-      pulls: outer.pulls,
-      partial: outer.partial,
-      broadcast: outer.broadcast,
-      intermediate,
-      get sql() {
-        return this.partial?.finalSql ?? plainPull.sql;
-      },
-    };
     return route;
+  }
+
+  /** Plans a statement whose CTEs and subqueries were replaced by intermediate results (`subplans`: those known so far). */
+  private planOver(select: Node, subplans: Subplan[]): OverPlan | null {
+    const text = deparse({ SelectStmt: select });
+    const stmt = clone(parseSql(text).stmts[0]?.stmt?.SelectStmt);
+    if (!stmt) return null;
+    const relations: ResolvedRelation[] = [];
+    const pseudo: ResolvedRelation[] = [];
+    for (const ref of analyzeShape(stmt).relations) {
+      const sub = ref.schema === 'pg_temp' ? subplans.find((s) => s.tempName === ref.name) : undefined;
+      if (sub) {
+        pseudo.push({ ref, table: intermediateTable(sub, subplans.indexOf(sub)) });
+        continue;
+      }
+      const table = this.ctx.resolve(ref.schema, ref.name);
+      if (table) relations.push({ ref, table });
+    }
+    const all = [...relations, ...pseudo];
+    const reads = [...new Set(pseudo.map((p) => p.table.name))];
+    return { text, stmt, relations, reads, pushdown: new PushdownPlanner(stmt, all), broadcast: new BroadcastPlanner(stmt, all) };
   }
 
   private analyse(): Analysis | null {
@@ -138,6 +150,12 @@ export class RecursivePlanner {
     const root = clone(this.select);
     if (root.withClause?.recursive) return decline('WITH RECURSIVE');
     if (contains(root, (o) => !!o.ParamRef)) return decline('parameters');
+    const snapshotTables = new Map<number, PullTable>();
+    for (const ref of analyzeShape(this.select).relations) {
+      const t = this.ctx.resolve(ref.schema, ref.name);
+      if (t && !snapshotTables.has(t.relationId)) snapshotTables.set(t.relationId, { table: t, tempName: '', filterSql: null, refName: t.name });
+    }
+    const snapshot = [...snapshotTables.values()];
     const subplans: Subplan[] = [];
     const next = () => {
       const id = `${this.ctx.prefix}${subplans.length + 1}`;
@@ -151,7 +169,6 @@ export class RecursivePlanner {
       if (!q) return decline('a data-modifying WITH');
       const volatile = contains(q, (o) => !!o.FuncCall && VOLATILE_FUNCTIONS.has(lastName(o.FuncCall.funcname as Node[])));
       if (volatile && cte.ctematerialized === 'CTEMaterializeNever') return decline('a NOT MATERIALIZED CTE with volatile functions');
-      if (readsIntermediate(q)) return decline('a CTE reading another CTE');
       if (anonymousRecord(q) || duplicateNames(q, cte.aliascolnames)) return decline('a CTE whose columns a table cannot hold (anonymous records, one name twice)');
       const laterParts = [...ctes.slice(i + 1).map((c) => c.ctequery), root];
       if (laterParts.some((p) => shadows(p, cte.ctename) || wholeRow(p, cte.ctename))) return decline('a CTE name reused inside the statement, or a CTE read as a whole row');
@@ -160,7 +177,16 @@ export class RecursivePlanner {
       const { id, tempName } = next();
       const columns = ((cte.aliascolnames ?? []) as Node[]).map((c) => c.String?.sval as string);
       const sql = deparse({ SelectStmt: q });
-      subplans.push({ id, tempName, sql, columns: columns.length ? columns : null, plan: this.ctx.planSubquery(sql, `${id}_`) });
+      let plan: Subplan['plan'];
+      if (readsIntermediate(q)) {
+        // It reads earlier CTEs' tables: planned here over them (shipped along when it pushes down), not by the cascade.
+        const over = this.planOver(q, subplans);
+        if (!over) return decline('a CTE reading another CTE');
+        plan = { route: () => routeOver(over, [], snapshot) };
+      } else {
+        plan = this.ctx.planSubquery(sql, `${id}_`);
+      }
+      subplans.push({ id, tempName, sql, columns: columns.length ? columns : null, plan });
       for (const p of laterParts) replaceCteReferences(p, cte.ctename, tempName);
     }
     // Subqueries, outermost first: a replaced one is planned (recursively) as a whole.
@@ -193,36 +219,9 @@ export class RecursivePlanner {
     };
     visit({ root }, 'root');
     if (subplans.length === 0) return decline('no CTE or subquery to plan on its own');
-    const outerText = deparse({ SelectStmt: root });
-    const outerStmt = clone(parseSql(outerText).stmts[0]?.stmt?.SelectStmt);
-    if (!outerStmt) return decline('the rewritten statement');
-    const relations: ResolvedRelation[] = [];
-    const pseudo: ResolvedRelation[] = [];
-    for (const ref of analyzeShape(outerStmt).relations) {
-      const sub = ref.schema === 'pg_temp' ? subplans.find((s) => s.tempName === ref.name) : undefined;
-      if (sub) {
-        pseudo.push({ ref, table: intermediateTable(sub, subplans.indexOf(sub)) });
-        continue;
-      }
-      const table = this.ctx.resolve(ref.schema, ref.name);
-      if (table) relations.push({ ref, table });
-    }
-    const all = [...relations, ...pseudo];
-    const snapshot = new Map<number, PullTable>();
-    for (const ref of analyzeShape(this.select).relations) {
-      const t = this.ctx.resolve(ref.schema, ref.name);
-      if (t && !snapshot.has(t.relationId)) snapshot.set(t.relationId, { table: t, tempName: '', filterSql: null, refName: t.name });
-    }
-    return {
-      snapshot: [...snapshot.values()],
-      subplans,
-      outerText,
-      outerStmt,
-      relations,
-      pseudo,
-      pushdown: new PushdownPlanner(outerStmt, all),
-      broadcast: new BroadcastPlanner(outerStmt, all),
-    };
+    const outer = this.planOver(root, subplans);
+    if (!outer) return decline('the rewritten statement');
+    return { subplans, outer, snapshot };
   }
 
   private readsDistributed(n: Node): boolean {
@@ -250,6 +249,40 @@ export class RecursivePlanner {
   private columnsOf(rv: Node): string[] | null {
     return this.ctx.resolve(rv.schemaname ?? null, rv.relname)?.columns ?? null;
   }
+}
+
+/**
+ * The route of a statement over intermediate results: pushed down (or a
+ * broadcast join) over them when it can, else the plain pull that reads
+ * them on the coordinator. `results` are computed first; the other tables
+ * it reads (`over.reads`) were computed by an enclosing plan.
+ */
+function routeOver(over: OverPlan, results: IntermediateResult[], snapshot: PullTable[]): PullRoute {
+  const plainPull = planPull(Buffer.from(over.text, 'utf8'), over.stmt, over.relations) as PullRoute;
+  let outer: PullRoute = plainPull;
+  if (over.relations.some((r) => r.table.method === 'hash')) {
+    const pushed = over.pushdown.route(plainPull) ?? over.broadcast.route(plainPull);
+    if (pushed?.kind === 'pull') outer = pushed;
+  }
+  const own = new Set(results.map((r) => r.tempName));
+  const intermediate: IntermediatePlan = {
+    results,
+    reads: over.reads.filter((n) => !own.has(n)),
+    snapshot,
+    fallback: { pulls: plainPull.pulls, sql: plainPull.sql },
+    shippedNodes: 0,
+    keptBecause: null,
+  };
+  return {
+    kind: 'pull',
+    pulls: outer.pulls,
+    partial: outer.partial,
+    broadcast: outer.broadcast,
+    intermediate,
+    get sql() {
+      return this.partial?.finalSql ?? plainPull.sql;
+    },
+  };
 }
 
 /** An intermediate result as the rest of the statement's planners see it: a reference table whose one placement is the temporary table. */

@@ -150,6 +150,8 @@ export interface IntermediateResult {
  */
 export interface IntermediatePlan {
   results: IntermediateResult[];
+  /** Intermediate results of an enclosing plan this route also reads (a CTE reading earlier CTEs): shipped along, never dropped here. */
+  reads: string[];
   /** Every distributed table the statement reads, subplans included: the nodes whose snapshots it runs in. */
   snapshot: PullTable[];
   /** The rest of the statement pulled: its tables and the coordinator's SQL. */

@@ -69,11 +69,12 @@ async function runIntermediate(coordinator: BackendLink, route: PullRoute, linkF
     const nodes = taskNodes(route);
     plan.shippedNodes = nodes.length;
     const targets = await Promise.all(nodes.map(linkFor));
+    const shipped = [...names, ...plan.reads];
     try {
-      err = (await ship(coordinator, plan.results, targets)) ?? (await pullPartialResults(coordinator, route, linkFor));
+      err = (await ship(coordinator, plan.results, shipped, targets)) ?? (await pullPartialResults(coordinator, route, linkFor));
     } finally {
       await Promise.all(targets.map(async (l) => {
-        if (!l.lost) await queryOnLink(l, dropSql(names));
+        if (!l.lost) await queryOnLink(l, dropSql(shipped));
       }));
     }
   }
@@ -132,10 +133,10 @@ function taskNodes(route: PullRoute): WorkerNode[] {
   return [...nodes.values()];
 }
 
-/** Copies each intermediate table to the task nodes' connections, with statistics. */
-async function ship(coordinator: BackendLink, results: IntermediateResult[], targets: BackendLink[]): Promise<PgError | null> {
-  for (const r of results) {
-    const temp = quoteIdent(r.tempName);
+/** Copies each intermediate table (by name) to the task nodes' connections, with statistics; notes the definitions of `results`. */
+async function ship(coordinator: BackendLink, results: IntermediateResult[], names: string[], targets: BackendLink[]): Promise<PgError | null> {
+  for (const name of names) {
+    const temp = quoteIdent(name);
     const cols = await queryOnLink(coordinator,
       `SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
               CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END
@@ -143,8 +144,10 @@ async function ship(coordinator: BackendLink, results: IntermediateResult[], tar
          LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
         WHERE a.attrelid = ${quoteLiteral(`pg_temp.${temp}`)}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
     if (cols.error) return cols.error;
-    r.definition = cols.rows.map((row) => decodeDataRow(row)[0]).join(', ');
-    const create = `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (${r.definition})`;
+    const definition = cols.rows.map((row) => decodeDataRow(row)[0]).join(', ');
+    const own = results.find((r) => r.tempName === name);
+    if (own) own.definition = definition;
+    const create = `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (${definition})`;
     const created = await Promise.all(targets.map((l) => queryOnLink(l, create)));
     let err = created.find((c) => c.error)?.error ?? null;
     if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY pg_temp.${temp} FROM STDIN`);

@@ -220,3 +220,18 @@ test('subqueries whose columns a table could not hold keep their previous plan (
     assert.equal(compareResults(expected.result, actual.result, 'total'), null, sql);
   }
 });
+
+test('a CTE reading earlier CTEs is planned over their results, shipping them along when it pushes down', async () => {
+  const lines = await same(`WITH a AS (SELECT cust, sum(total) AS t FROM orders GROUP BY cust),
+         b AS (SELECT a.cust, a.t, count(*) AS n FROM a JOIN orders o ON o.cust = a.cust AND o.status = 'O' GROUP BY a.cust, a.t),
+         c AS (SELECT cust, t FROM a WHERE t > 5000)
+    SELECT cu.name, b.t, b.n, (SELECT count(*) FROM c) AS big FROM customers cu JOIN b ON b.cust = cu.cid ORDER BY b.t DESC, 1 LIMIT 10`);
+  has(lines, /Distributed Subplan 3$/);
+  has(lines, /^ +Planner: aggregate-pushdown$/);
+  has(lines, /^ +Planner: pull over intermediate results$/);
+  const pushed = await same(`WITH a AS (SELECT cust, sum(total) AS t FROM orders GROUP BY cust),
+         b AS (SELECT a.cust, a.t, count(*) AS n FROM a JOIN orders o ON o.cust = a.cust AND o.status = 'O' GROUP BY a.cust, a.t)
+    SELECT cu.name, b.t, b.n FROM customers cu JOIN b ON b.cust = cu.cid ORDER BY b.t DESC, 1 LIMIT 10`);
+  has(pushed, /Distributed Subplan 2$/);
+  has(pushed, /^Custom Scan \(pgweave Pushdown\)/);
+});
