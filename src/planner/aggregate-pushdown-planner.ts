@@ -95,6 +95,8 @@ class Splitter {
     const k = this.keys.findIndex((g) => sameExpr(g, n));
     if (k >= 0) return colRef(`pgweave_k${k + 1}`);
     if (isAggregateCall(n)) return this.combine(n.FuncCall);
+    // Outside WHERE only subqueries over intermediate results get here (pushdownObstacle): constants, kept as they are.
+    if (n.SubLink) return clone(n);
     if (n.ColumnRef) decline('a column outside aggregates and GROUP BY');
     const out: Node = {};
     for (const key in n) out[key] = key === 'location' ? n[key] : this.rewrite(n[key]);

@@ -27,7 +27,7 @@ import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
 import { emptyStagingSql, repartitionLines } from './repartition-planner.js';
-import type { BroadcastCandidate, PartialResults, PullTable, Route, Task } from './route.js';
+import type { BroadcastCandidate, IntermediatePlan, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
@@ -225,6 +225,34 @@ function broadcastLines(c: BroadcastCandidate): string[] {
   return out;
 }
 
+/** How a route runs, in a word or two (a subplan's `Planner:` line). */
+function plannerName(r: Route): string {
+  if (r.kind === 'pull') return r.partial ? (r.broadcast?.chosen ? `${r.partial.planner} with broadcast join` : r.partial.planner) : r.intermediate ? 'pull over intermediate results' : 'pull';
+  if (r.kind === 'router') return r.planner;
+  if (r.kind === 'local') return 'coordinator';
+  return r.kind;
+}
+
+/**
+ * The intermediate results of a recursively planned statement (Citus's
+ * `Distributed Subplan` lines): where each went, how it ran, and its own
+ * subplans below it.
+ */
+function subplanLines(plan: IntermediatePlan, verbose: boolean, indent: number): string[] {
+  const pad = ' '.repeat(indent);
+  const out: string[] = [];
+  if (plan.keptBecause) out.push(`${pad}Intermediate Results Kept On Coordinator: ${plan.keptBecause}`);
+  for (const i of plan.results) {
+    out.push(`${pad}->  Distributed Subplan ${i.id}`);
+    const where = plan.shippedNodes > 0 ? `shipped to ${plan.shippedNodes} node${plan.shippedNodes === 1 ? '' : 's'}` : 'kept on the coordinator';
+    out.push(`${pad}      Intermediate Result: pg_temp.${i.tempName} (${where})`);
+    out.push(`${pad}      Planner: ${plannerName(i.route)}`);
+    if (verbose) out.push(`${pad}      Query: ${i.sql}`);
+    if (i.route.kind === 'pull' && i.route.intermediate) out.push(...subplanLines(i.route.intermediate, verbose, indent + 6));
+  }
+  return out;
+}
+
 /** The distributed plan of one route, produced when run. */
 export class DistributedExplain {
   constructor(readonly inner: ExplainedRoute, readonly options: ExplainOptions, readonly params: ParamValues) {}
@@ -324,7 +352,8 @@ export class DistributedExplain {
       return this.runPull({ kind: 'pull', pulls: r.pulls.slice(1), sql: r.sql }, access, database, started, analyze);
     }
     const task = partial.tasks[0]!;
-    const broadcast = r.broadcast?.chosen?.tables ?? [];
+    const shipped = r.intermediate?.shippedNodes ? r.intermediate.results.map((i) => ({ tempName: i.tempName, definition: i.definition })) : [];
+    const broadcast = [...(r.broadcast?.chosen?.tables ?? []), ...shipped];
     // The task reads the broadcast tables: empty ones of the same columns let its worker plan it.
     for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
     const staging = r.repartition?.chosen ? emptyStagingSql(r.repartition.chosen, task.node) : null;
@@ -337,6 +366,7 @@ export class DistributedExplain {
     await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
     const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];
     out.push(`  Planner: ${partial.planner} (${PUSHDOWN_SHAPES[partial.planner]})`);
+    if (r.intermediate) out.push(...subplanLines(r.intermediate, this.options.verbose, 2));
     if (r.broadcast?.chosen) out.push(...broadcastLines(r.broadcast.chosen));
     if (r.repartition?.chosen) out.push(...repartitionLines(r.repartition.chosen));
     else if (r.repartition?.notChosenBecause) out.push(`  Not Repartitioned: ${r.repartition.notChosenBecause}`);
@@ -352,7 +382,7 @@ export class DistributedExplain {
   }
 
   private async runPull(r: Extract<Route, { kind: 'pull' }>, access: ExplainAccess, database: string, started: number, pulledAlready = false): Promise<string[]> {
-    if (r.broadcast || r.repartition) {
+    if (r.broadcast || r.repartition || r.intermediate) {
       // The choice needs the tables' sizes: the data moves as it would to run the statement.
       const err = await access.pullPartial(r);
       if (err) throw err;
@@ -373,12 +403,13 @@ export class DistributedExplain {
       }
     } else {
       // Empty tables of the right shape: enough for the coordinator to plan the query.
-      for (const p of r.pulls) {
+      for (const p of r.pulls.filter((x) => !x.intermediate)) {
         await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(p.tempName)}; CREATE TEMP TABLE ${quoteIdent(p.tempName)} (LIKE ${quoteQualified(p.table.schema, p.table.name)} INCLUDING INDEXES)`);
       }
     }
     // One pull task: the first shard of the first pulled table.
-    const pullTasks = r.pulls.flatMap((p) => (p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards).map((s) => ({ p, s })));
+    const pulls = r.pulls.filter((p) => !p.intermediate);
+    const pullTasks = pulls.flatMap((p) => (p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards).map((s) => ({ p, s })));
     const first = pullTasks[0];
     let taskPlan: string[] = [];
     if (first) {
@@ -392,8 +423,9 @@ export class DistributedExplain {
     out.push('  Planner: pull (rows copied from the shards into temporary tables; the coordinator runs the query over them)');
     if (r.broadcast?.pulledBecause) out.push(`  Not Broadcast: ${r.broadcast.pulledBecause}`);
     if (r.repartition?.notChosenBecause) out.push(`  Not Repartitioned: ${r.repartition.notChosenBecause}`);
-    out.push(`  Pulled Tables: ${r.pulls.length}`);
-    for (const p of r.pulls) {
+    if (r.intermediate) out.push(...subplanLines(r.intermediate, this.options.verbose, 2));
+    out.push(`  Pulled Tables: ${pulls.length}`);
+    for (const p of pulls) {
       const shards = p.table.method === 'reference' ? 1 : p.table.shards.length;
       const nodes = new Set((p.table.method === 'reference' ? p.table.shards.slice(0, 1) : p.table.shards).map((s) => s.placements[0]?.node.nodeId)).size;
       out.push(`  ->  Pull ${quoteQualified(p.table.schema, p.table.name)} into pg_temp.${p.tempName}  (${p.table.method === 'reference' ? 'reference table, 1 placement' : `${shards} shards on ${nodes} node${nodes === 1 ? '' : 's'}`})`);

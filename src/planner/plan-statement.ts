@@ -22,6 +22,8 @@ import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
 import { BroadcastPlanner } from './broadcast-planner.js';
 import { RepartitionPlanner } from './repartition-planner.js';
+import { RecursivePlanner } from './recursive-planner.js';
+import { parseSql } from '../sql/parse.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
@@ -36,6 +38,8 @@ export interface PlanContext {
   isCommand(name: string): boolean;
   /** Names of functions whose source may change roles (src/commands/roles/watch.ts): a local statement calling one is watched. */
   roleFunctions?: ReadonlySet<string>;
+  /** Id prefix of intermediate results while planning a subquery on its own (recursive-planner.ts). */
+  intermediatePrefix?: string;
 }
 
 /** Whether `node` calls a function named in `names` anywhere. */
@@ -170,6 +174,7 @@ class DistributedPlan implements StatementPlan {
     private readonly functions: Set<string>,
     private readonly router: RouterPlan | null,
     private readonly declined: string | null,
+    private readonly recursive: RecursivePlanner | null = null,
   ) {}
 
   get needsParams(): boolean {
@@ -190,6 +195,9 @@ class DistributedPlan implements StatementPlan {
       this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
       const pushed = this.pushdown.route(pull);
       if (pushed) return pushed;
+      // CTEs and subqueries planned on their own, the rest pushed down over their results (or run here).
+      const recursive = this.recursive?.route();
+      if (recursive) return recursive;
       this.broadcast ??= new BroadcastPlanner(this.stmt, this.relations);
       this.repartition ??= new RepartitionPlanner(this.stmt, this.relations);
       return this.repartition.attach(this.broadcast.route(pull) ?? pull, pull);
@@ -329,7 +337,15 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       if (!(err instanceof NotRoutable)) throw err;
       declined = err.reason;
     }
-    return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined);
+    const recursive = kind === 'select' ? new RecursivePlanner(inner, {
+      resolve: (schema, name) => resolveTable(ctx, schema, name),
+      planSubquery: (sql, prefix) => {
+        const plan = planStatement(parseSql(sql).stmts[0].stmt, Buffer.from(sql, 'utf8'), { ...ctx, intermediatePrefix: prefix });
+        return { route: () => plan.route(null) };
+      },
+      prefix: ctx.intermediatePrefix ?? '',
+    }) : null;
+    return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined, recursive);
   } catch (err) {
     if (err instanceof PgError) return fixed({ kind: 'error', error: err });
     if (err instanceof NotRoutable) return fixed(unsupported(err.reason));

@@ -152,7 +152,9 @@ export function pushdownObstacle(select: Node): string | null {
   if (!(select.fromClause ?? []).length || !(select.fromClause as Node[]).every(plainFrom)) return 'FROM';
   // Subqueries in WHERE run per shard with the row they test: multi-shard-planner.ts checks that
   // the tables they read are replicated or co-located with the outer query's shards.
-  if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink)) return 'subquery outside WHERE';
+  // A subquery elsewhere that reads intermediate results only (recursive-planner.ts) is a constant both the
+  // shards and the coordinator can evaluate: those tables exist on both.
+  if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink && !readsIntermediateOnly(o.SubLink.subselect))) return 'subquery outside WHERE';
   const bad = contains(select, (o) => {
     if (o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
@@ -165,6 +167,18 @@ export function pushdownObstacle(select: Node): string | null {
   if (bad) return 'parameter, volatile function or grouping set';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
+}
+
+/** Whether a subquery reads intermediate results (`pg_temp.pgweave_intermediate_*`) and no other relation. */
+function readsIntermediateOnly(subselect: Node): boolean {
+  let tables = 0;
+  const other = contains(subselect, (o) => {
+    if (o.RangeFunction || o.SubLink) return true;
+    if (!o.RangeVar) return false;
+    tables++;
+    return !(o.RangeVar.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith('pgweave_intermediate_'));
+  });
+  return !other && tables > 0;
 }
 
 /** An integer constant's value, or null. */

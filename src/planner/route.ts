@@ -60,7 +60,7 @@ export type Route =
    * coordinator PostgreSQL, which then runs `sql` (the statement with the
    * temporary tables in place of the distributed ones).
    */
-  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice; repartition?: RepartitionChoice }
+  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice; repartition?: RepartitionChoice; intermediate?: IntermediatePlan }
   /**
    * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
    * function calls such as now(). The coordinator PostgreSQL computes the
@@ -123,6 +123,43 @@ export interface PullTable {
    * with the worker query's columns; each shard (by name) runs this query.
    */
   prepared?: Map<string, string>;
+  /** An intermediate result's table (recursive-planner.ts), listed once computed so it is dropped with the rest. */
+  intermediate?: boolean;
+}
+
+/** A CTE or subquery planned on its own (recursive-planner.ts); its rows fill `pg_temp.<tempName>` first. */
+export interface IntermediateResult {
+  /** "1", "2", "1_1" (a subplan of subplan 1)… as EXPLAIN's `Distributed Subplan` names it. */
+  id: string;
+  tempName: string;
+  /** The subquery's own text (over the coordinator's tables). */
+  sql: string;
+  /** The temporary table's column names (a CTE's column list, c1… for a subquery expression), or null: the query's own. */
+  columns: string[] | null;
+  /** How the subquery itself runs. */
+  route: Route;
+  /** Set by the executor: the table's column list as shipped to the workers. */
+  definition?: string;
+}
+
+/**
+ * The intermediate results of a statement planned recursively: computed in
+ * order on the coordinator, then shipped to the task nodes when the rest
+ * (the route's own partial/broadcast) runs on the shards, or read there by
+ * the coordinator when the rest is pulled (`fallback`).
+ */
+export interface IntermediatePlan {
+  results: IntermediateResult[];
+  /** Intermediate results of an enclosing plan this route also reads (a CTE reading earlier CTEs): shipped along, never dropped here. */
+  reads: string[];
+  /** Every distributed table the statement reads, subplans included: the nodes whose snapshots it runs in. */
+  snapshot: PullTable[];
+  /** The rest of the statement pulled: its tables and the coordinator's SQL. */
+  fallback: { pulls: PullTable[]; sql: string };
+  /** Set by the executor: how many nodes received the intermediate results (0: kept on the coordinator). */
+  shippedNodes: number;
+  /** Set by the executor when the rest ran on the coordinator although it could push down. */
+  keptBecause: string | null;
 }
 
 /**

@@ -145,7 +145,7 @@ async function indexSql(coordinator: BackendLink, t: BroadcastTable, shipped: st
  * several, CopyData forwarded as bytes; the source pauses while any sink's
  * socket is full.
  */
-async function fanOutCopy(source: BackendLink, sourceSql: string, sinks: BackendLink[], sinkSql: string): Promise<PgError | null> {
+export async function fanOutCopy(source: BackendLink, sourceSql: string, sinks: BackendLink[], sinkSql: string): Promise<PgError | null> {
   const done = sinks.map((l) => collectOnLink(l, encodeQuery(sinkSql)));
   let waiting = 0;
   const resume = () => {

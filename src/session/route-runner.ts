@@ -17,8 +17,8 @@ import { runCommandQuery } from './command-query-tables.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink, SessionAccess } from './services.js';
 import type { WorkerNode } from '../metadata/types.js';
-import { dropPulledTables, pullTables } from './pull-tables.js';
-import { pullPartialResults } from './partial-results.js';
+import { dropPulledTables } from './pull-tables.js';
+import { runPullRoute } from './intermediate-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
@@ -360,8 +360,8 @@ export abstract class RouteRunner extends SessionBase {
   protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null): Promise<PgError | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
-      route.partial || route.broadcast || route.repartition ? pullPartialResults(this.coordinator, route, linkFor, this.settings) : pullTables(this.coordinator, route.pulls, linkFor, progress));
+    return this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
+      runPullRoute(this.coordinator, route, linkFor, progress, this.settings));
   }
 
   /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */
