@@ -169,7 +169,7 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   const keys = groupExpressions(select, inputColumns);
   if (keys.some((k) => hasAggregate(k) || hasWindow(k))) decline('aggregates in GROUP BY');
   // A constant written as a GROUP BY expression would read as a position (or be refused) in the worker query.
-  if (keys.some((k) => k.A_Const || k.TypeCast?.arg?.A_Const)) decline('a constant in GROUP BY');
+  if (keys.some((k) => k.A_Const || k.TypeCast?.arg?.A_Const || k.ParamRef || k.TypeCast?.arg?.ParamRef)) decline('a constant in GROUP BY');
   let hasDistinct = false;
   const s = new Splitter(keys, () => keys.length + (hasDistinct ? 1 : 0), shardLocal);
   const targets = (select.targetList ?? []) as Node[];

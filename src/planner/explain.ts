@@ -23,11 +23,12 @@ import { PgError } from '../protocol/errors.js';
 import type { InsertSelectPlan } from './insert-select-planner.js';
 import type { Node } from '../sql/parse.js';
 import { scanWords } from '../sql/lexer.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
 import type { BroadcastCandidate, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
+import { bindPushdownParams, pushdownHasParams, spliceParamLiterals } from './pushdown-params.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
 export interface ExplainAccess {
@@ -232,6 +233,10 @@ export class DistributedExplain {
     return this.params && this.params.length > 0 ? this.params : undefined;
   }
 
+  private literals(): string[] {
+    return (this.values ?? []).map((v) => (v === null ? 'NULL' : quoteLiteral(v).trim()));
+  }
+
   private explainPrefix(): string {
     return this.options.forwarded.length > 0 ? `EXPLAIN (${this.options.forwarded.join(', ')}) ` : 'EXPLAIN ';
   }
@@ -248,6 +253,8 @@ export class DistributedExplain {
     const database = firstColumn(await access.coordinator('SELECT current_database()'))[0] ?? '';
     const started = performance.now();
     const r = this.inner;
+    // Worker queries of a pushdown hold `$n`: the values go in as literals (the coordinator types them in context).
+    if (r.kind === 'pull' && this.values && pushdownHasParams(r)) bindPushdownParams(r, this.literals());
     if (r.kind === 'pull') return this.runPull(r, access, database, started);
     if (r.kind === 'insert-select') return this.runInsertSelect(r.plan, access, database);
     const tasks = r.kind === 'router' ? [r.task] : r.tasks;
@@ -328,7 +335,8 @@ export class DistributedExplain {
     for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
     const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
     if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map((t) => `pg_temp.${quoteIdent(t.tempName)}`).join(', ')}`);
-    const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + partial.finalSql));
+    const finalSql = this.values ? spliceParamLiterals(partial.finalSql, this.literals()) : partial.finalSql;
+    const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + finalSql));
     const elapsed = performance.now() - started;
     await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
     const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];

@@ -133,8 +133,9 @@ export function hasOuterJoin(select: Node): boolean {
  * Why a top-level SELECT cannot run as one query per shard group with a
  * merge at the coordinator, or null: everything below the top level must be
  * shard-local (plain tables, no subquery expressions), and the statement the
- * same on every shard (no parameters, volatile functions, CTEs, set
- * operations, grouping sets, locking).
+ * same on every shard (no volatile functions, CTEs, set operations,
+ * grouping sets, locking). Parameters are allowed: each execution splices
+ * its values into the worker query (pushdown-params.ts).
  */
 export function pushdownObstacle(select: Node): string | null {
   if (!select || select.op !== 'SETOP_NONE' || select.valuesLists) return 'set operation or VALUES';
@@ -145,7 +146,7 @@ export function pushdownObstacle(select: Node): string | null {
   // the tables they read are replicated or co-located with the outer query's shards.
   if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink)) return 'subquery outside WHERE';
   const bad = contains(select, (o) => {
-    if (o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
+    if (o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -153,7 +154,7 @@ export function pushdownObstacle(select: Node): string | null {
     }
     return false;
   });
-  if (bad) return 'parameter, volatile function or grouping set';
+  if (bad) return 'volatile function or grouping set';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
 }
