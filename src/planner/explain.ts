@@ -28,6 +28,7 @@ import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
 import type { BroadcastCandidate, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
+import { createWorkerTableSql, workerTableSql } from './broadcast-planner.js';
 import { bindPushdownParams, pushdownHasParams, spliceParamLiterals } from './pushdown-params.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
@@ -219,7 +220,7 @@ const PUSHDOWN_SHAPES: Record<PartialResults['planner'], string> = {
 function broadcastLines(c: BroadcastCandidate): string[] {
   const out = [`  Join Strategy: broadcast (${c.tables.length === 1 ? 'one table' : `${c.tables.length} tables`} shipped to every task node; tasks on the shards of ${c.anchor.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`];
   for (const t of c.tables) {
-    out.push(`  ->  Broadcast ${quoteQualified(t.table.schema, t.table.name)} as pg_temp.${t.tempName}`);
+    out.push(`  ->  Broadcast ${quoteQualified(t.table.schema, t.table.name)} as ${t.workerTable.schema}.${t.workerTable.name}`);
     if (t.filterSql) out.push(`        Shard Filter: ${t.filterSql}`);
   }
   return out;
@@ -332,9 +333,9 @@ export class DistributedExplain {
     const task = partial.tasks[0]!;
     const broadcast = r.broadcast?.chosen?.tables ?? [];
     // The task reads the broadcast tables: empty ones of the same columns let its worker plan it.
-    for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
+    for (const t of broadcast) await access.worker(task.node, createWorkerTableSql(t, t.definition!));
     const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
-    if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map((t) => `pg_temp.${quoteIdent(t.tempName)}`).join(', ')}`);
+    if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map(workerTableSql).join(', ')}`);
     const finalSql = this.values ? spliceParamLiterals(partial.finalSql, this.literals()) : partial.finalSql;
     const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + finalSql));
     const elapsed = performance.now() - started;

@@ -20,16 +20,18 @@ import { partialTableSql } from '../planner/pushdown-query.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
-import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables } from './broadcast-tables.js';
+import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables, type StagingSchema } from './broadcast-tables.js';
 
 export async function pullPartialResults(
   coordinator: BackendLink,
   route: Extract<Route, { kind: 'pull' }>,
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
+  /** Creates the staging schema on a node (broadcast joins in transaction blocks); null: blocks pull instead. */
+  staging: StagingSchema | null = null,
 ): Promise<PgError | null> {
   const choice = route.broadcast;
   if (!choice) return pullPartial(coordinator, route, linkFor);
-  const chosenErr = await chooseBroadcast(coordinator, route, linkFor);
+  const chosenErr = await chooseBroadcast(coordinator, route, linkFor, staging);
   if (chosenErr) return chosenErr;
   const chosen = choice.chosen;
   if (!chosen) return pullTables(coordinator, route.pulls, linkFor);

@@ -361,7 +361,9 @@ export abstract class RouteRunner extends SessionBase {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     return this.txn.pull(route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
-      route.partial || route.broadcast ? pullPartialResults(this.coordinator, route, linkFor) : pullTables(this.coordinator, route.pulls, linkFor, progress));
+      route.partial || route.broadcast
+        ? pullPartialResults(this.coordinator, route, linkFor, this.services.ensureStagingSchema?.bind(this.services) ?? null)
+        : pullTables(this.coordinator, route.pulls, linkFor, progress));
   }
 
   /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */
