@@ -29,12 +29,27 @@
  */
 import type { Node } from '../sql/parse.js';
 import { outputName } from './output-names.js';
+import { arrayConcatSql, jsonConcatSql, stddevSql, varianceSql } from './aggregate-combines.js';
 import {
   TEMP_PLACEHOLDER, clone, colRef, decline, deparse, funcCall, hasAggregate, hasWindow, intConst, isAggregateCall,
   lastName, sameExpr, target, type PushdownQuery,
 } from './pushdown-query.js';
 
 const SAME_AGGREGATE = new Set(['min', 'max', 'bool_and', 'bool_or', 'every', 'bit_and', 'bit_or', 'bit_xor']);
+const VARIANCES = new Set(['variance', 'var_samp', 'var_pop', 'stddev', 'stddev_samp', 'stddev_pop']);
+
+function isConstant(n: Node): boolean {
+  return !!(n?.A_Const || n?.TypeCast?.arg?.A_Const);
+}
+
+function numeric(n: Node): Node {
+  return { TypeCast: { arg: n, typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'numeric' } }], typemod: -1 } } };
+}
+
+/** x::numeric * x::numeric: exact, as PostgreSQL's accumulator squares. */
+function square(n: Node): Node {
+  return { A_Expr: { kind: 'AEXPR_OP', name: [{ String: { sval: '*' } }], lexpr: numeric(clone(n)), rexpr: numeric(clone(n)) } };
+}
 
 /** GROUP BY items as expressions: ordinals and output names resolved to the target they name. */
 export function groupExpressions(select: Node, inputColumns: (name: string) => boolean): Node[] {
@@ -133,8 +148,38 @@ class Splitter {
       const p = col(star);
       return this.placeholder(() => `COALESCE(sum(${p.name}), 0)::bigint`);
     }
+    if (name === 'string_agg' && args.length === 2 && isConstant(args[1])) {
+      // Per-shard strings joined by the same delimiter: the string of all rows, in some row order.
+      const p = this.partial(funcCall('string_agg', args.map(clone), f.agg_filter));
+      return funcCall('string_agg', [colRef(p.name), clone(args[1])]);
+    }
+    if ((name === 'jsonb_object_agg' || name === 'json_object_agg') && args.length === 2) {
+      const p = col(funcCall(name, args.map(clone), f.agg_filter));
+      return this.placeholder(() => jsonConcatSql(name, p.name));
+    }
     if (args.length !== 1) decline(`${name}() with ${args.length} arguments`);
     const arg = clone(args[0]);
+    if (name === 'array_agg') {
+      const p = col(funcCall(name, [arg], f.agg_filter));
+      return this.placeholder((types) => arrayConcatSql(p.name, p.type(types)));
+    }
+    if (name === 'jsonb_agg') {
+      const p = col(funcCall(name, [arg], f.agg_filter));
+      return this.placeholder(() => jsonConcatSql(name, p.name));
+    }
+    if (VARIANCES.has(name)) {
+      // count, sum (also telling the input type: bigint or numeric for integers and numeric) and sum of squares.
+      const c = col(funcCall('count', [arg], f.agg_filter));
+      const s = col(funcCall('sum', [clone(arg)], f.agg_filter));
+      const q = col(funcCall('sum', [square(arg)], f.agg_filter));
+      const sample = !name.endsWith('_pop');
+      return this.placeholder((types) => {
+        const t = s.type(types);
+        if (t !== 'bigint' && t !== 'numeric') return null;
+        const v = varianceSql(sample, c.name, s.name, q.name);
+        return name.startsWith('stddev') ? stddevSql(v) : v;
+      });
+    }
     if (name === 'count') {
       const p = col(funcCall('count', [arg], f.agg_filter));
       return this.placeholder(() => `COALESCE(sum(${p.name}), 0)::bigint`);
