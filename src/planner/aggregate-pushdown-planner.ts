@@ -51,28 +51,71 @@ function square(n: Node): Node {
   return { A_Expr: { kind: 'AEXPR_OP', name: [{ String: { sval: '*' } }], lexpr: numeric(clone(n)), rexpr: numeric(clone(n)) } };
 }
 
-/** GROUP BY items as expressions: ordinals and output names resolved to the target they name. */
+/** One GROUP BY item as an expression: an ordinal or output name resolved to the target it names. */
+function groupItem(g: Node, targets: Node[], inputColumns: (name: string) => boolean): Node {
+  const pos = intConst(g);
+  if (pos !== null) {
+    const t = targets[pos - 1]?.ResTarget;
+    if (!t || t.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star)) decline('GROUP BY position');
+    return t.val;
+  }
+  const fields = (g.ColumnRef?.fields ?? []) as Node[];
+  if (fields.length === 1 && fields[0].String) {
+    const name = fields[0].String.sval;
+    const named = targets.find((t) => t.ResTarget?.name === name);
+    // An input column wins over an output name in GROUP BY; unknown input columns leave it ambiguous here.
+    if (named && !sameExpr(named.ResTarget.val, g)) {
+      if (inputColumns(name)) return g;
+      return named.ResTarget.val;
+    }
+  }
+  return g;
+}
+
+/** A parenthesized list inside ROLLUP/CUBE/GROUPING SETS (a RowExpr the grammar made, not ROW(…)). */
+function isSublist(n: Node): boolean {
+  return !!n?.RowExpr && n.RowExpr.row_format === 'COERCE_IMPLICIT_CAST';
+}
+
+export function hasGroupingSets(select: Node): boolean {
+  return ((select.groupClause ?? []) as Node[]).some((g) => !!g.GroupingSet);
+}
+
+/**
+ * The GROUP BY expressions, each once, grouping sets flattened (the finest
+ * grouping: the worker groups by all of them, the coordinator forms the
+ * sets); ordinals and output names resolved to the target they name.
+ */
 export function groupExpressions(select: Node, inputColumns: (name: string) => boolean): Node[] {
   const targets = (select.targetList ?? []) as Node[];
-  return ((select.groupClause ?? []) as Node[]).map((g) => {
-    const pos = intConst(g);
-    if (pos !== null) {
-      const t = targets[pos - 1]?.ResTarget;
-      if (!t || t.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star)) decline('GROUP BY position');
-      return t.val;
+  const out: Node[] = [];
+  const add = (g: Node, inSet: boolean): void => {
+    if (g.GroupingSet) {
+      ((g.GroupingSet.content ?? []) as Node[]).forEach((c) => add(c, true));
+      return;
     }
-    const fields = (g.ColumnRef?.fields ?? []) as Node[];
-    if (fields.length === 1 && fields[0].String) {
-      const name = fields[0].String.sval;
-      const named = targets.find((t) => t.ResTarget?.name === name);
-      // An input column wins over an output name in GROUP BY; unknown input columns leave it ambiguous here.
-      if (named && !sameExpr(named.ResTarget.val, g)) {
-        if (inputColumns(name)) return g;
-        return named.ResTarget.val;
-      }
+    if (inSet && isSublist(g)) {
+      (g.RowExpr.args as Node[]).forEach((c) => add(c, true));
+      return;
     }
-    return g;
-  });
+    if (inSet && intConst(g) !== null) decline('a position inside a grouping set');
+    const e = groupItem(g, targets, inputColumns);
+    if (!out.some((o) => sameExpr(o, e))) out.push(e);
+  };
+  ((select.groupClause ?? []) as Node[]).forEach((g) => add(g, false));
+  return out;
+}
+
+/** The final query's GROUP BY: the original's structure (grouping sets kept) over the key columns. */
+function finalGroupClause(select: Node, keys: Node[], inputColumns: (name: string) => boolean): Node[] {
+  const targets = (select.targetList ?? []) as Node[];
+  const map = (g: Node, inSet: boolean): Node => {
+    if (g.GroupingSet) return { GroupingSet: { ...g.GroupingSet, content: ((g.GroupingSet.content ?? []) as Node[]).map((c) => map(c, true)) } };
+    if (inSet && isSublist(g)) return { RowExpr: { ...g.RowExpr, args: (g.RowExpr.args as Node[]).map((c) => map(c, true)) } };
+    const e = groupItem(g, targets, inputColumns);
+    return colRef(`pgweave_k${keys.findIndex((k) => sameExpr(k, e)) + 1}`);
+  };
+  return ((select.groupClause ?? []) as Node[]).map((g) => map(g, false));
 }
 
 class Splitter {
@@ -227,7 +270,7 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
     op: 'SETOP_NONE',
   };
   if (select.distinctClause) final.distinctClause = clone(select.distinctClause);
-  if (select.groupClause?.length) final.groupClause = keys.map((_, i) => colRef(`pgweave_k${i + 1}`));
+  if (select.groupClause?.length) final.groupClause = finalGroupClause(select, keys, inputColumns);
   if (select.havingClause) final.havingClause = s.rewrite(select.havingClause);
   if (select.windowClause) final.windowClause = s.rewrite(select.windowClause);
   if (select.sortClause) {
@@ -243,6 +286,8 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   if (select.limitOffset) final.limitOffset = clone(select.limitOffset);
   hasDistinct = s.distinctArg !== null;
   if (hasDistinct && s.shardLocalDistinct) decline('DISTINCT aggregates of a distribution column and of another expression');
+  // A coarser set would add up one distinct value's count from several of the finest groups.
+  if (s.shardLocalDistinct && hasGroupingSets(select)) decline('count(DISTINCT distribution column) with grouping sets');
 
   const workerTargets = keys.map((k, i) => target(clone(k), `pgweave_k${i + 1}`));
   if (s.distinctArg) workerTargets.push(target(clone(s.distinctArg), 'pgweave_d'));

@@ -134,7 +134,7 @@ export function hasOuterJoin(select: Node): boolean {
  * merge at the coordinator, or null: everything below the top level must be
  * shard-local (plain tables, no subquery expressions), and the statement the
  * same on every shard (no volatile functions, CTEs, set operations,
- * grouping sets, locking). Parameters are allowed: each execution splices
+ * locking; grouping sets only at the top level). Parameters are allowed: each execution splices
  * its values into the worker query (pushdown-params.ts).
  */
 export function pushdownObstacle(select: Node): string | null {
@@ -145,8 +145,9 @@ export function pushdownObstacle(select: Node): string | null {
   // Subqueries in WHERE run per shard with the row they test: multi-shard-planner.ts checks that
   // the tables they read are replicated or co-located with the outer query's shards.
   if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink)) return 'subquery outside WHERE';
+  // Grouping sets and GROUPING() only at the top level: the coordinator forms the sets (aggregate-pushdown-planner.ts).
+  if (contains({ ...select, groupClause: null, targetList: null, havingClause: null, sortClause: null }, (o) => !!(o.GroupingSet || o.GroupingFunc))) return 'grouping set below the top level';
   const bad = contains(select, (o) => {
-    if (o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -154,7 +155,7 @@ export function pushdownObstacle(select: Node): string | null {
     }
     return false;
   });
-  if (bad) return 'volatile function or grouping set';
+  if (bad) return 'volatile function or ordered-set aggregate';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
 }

@@ -261,3 +261,16 @@ test('array_agg, string_agg and JSON aggregates without ORDER BY: the shards\' r
   // With ORDER BY inside the aggregate the order is defined: pulled (or whole on the shards when grouped by tenant).
   await same(`SELECT kind, array_agg(n ORDER BY id) FROM ev WHERE id < 300 GROUP BY kind ORDER BY kind`, 'pull');
 });
+
+test('GROUPING SETS, ROLLUP and CUBE: the finest grouping as partial aggregates, the sets formed on the coordinator', async () => {
+  const p = 'aggregate-pushdown';
+  await same(`SELECT kind, s, count(*), sum(amount), avg(n), stddev(n) FROM ev GROUP BY ROLLUP (kind, s) ORDER BY GROUPING(kind, s), kind NULLS FIRST, s NULLS FIRST`, p);
+  await same(`SELECT kind, flag, count(*), max(note), GROUPING(kind, flag) FROM ev GROUP BY CUBE (kind, flag) ORDER BY 5, 1, 2`, p);
+  await same(`SELECT kind, s, count(n), min(b) FROM ev GROUP BY GROUPING SETS ((kind), (s), ()) ORDER BY GROUPING(kind), GROUPING(s), 1, 2`, p);
+  await same(`SELECT tenant, kind, count(*) FROM ev GROUP BY ROLLUP (tenant, kind) HAVING count(*) > 40 ORDER BY GROUPING(tenant, kind), 1, 2`, p);
+  await same(`SELECT kind, s % 2 AS odd, count(DISTINCT n), sum(n) FROM ev GROUP BY kind, ROLLUP (s % 2) ORDER BY GROUPING(s % 2), 1, 2`, p);
+  await same(`SELECT count(*), sum(n) FROM ev GROUP BY ()`, p);
+  await same(`SELECT kind, s, count(*) FROM ev GROUP BY ROLLUP ((kind, s)) ORDER BY GROUPING(kind), 1, 2`, p);
+  // count(DISTINCT tenant) adds up per-shard counts only within one finest group: not across grouping sets.
+  await same(`SELECT kind, count(DISTINCT tenant) FROM ev GROUP BY ROLLUP (kind) ORDER BY GROUPING(kind), 1`, 'pull');
+});
