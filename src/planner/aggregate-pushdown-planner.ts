@@ -15,15 +15,22 @@
  * combine: count → coalesce(sum, 0)::bigint, sum → sum cast back to the
  * partial's type, min/max/bool_and/bool_or/every/bit_* → the same aggregate,
  * avg → sum of sums / sum of counts (numeric division, as PostgreSQL's own
- * avg finishes), DISTINCT aggregates → the same aggregate over the distinct
- * values. DISTINCT, LIMIT/OFFSET stay as written; every output column is
- * named as PostgreSQL would name the original.
+ * avg finishes), variance/stddev of integers and numeric → from count, sum
+ * and sum of squares, string_agg with a constant delimiter → string_agg of
+ * the partial strings, array_agg/jsonb_agg/jsonb_object_agg/json_object_agg
+ * → the partial results concatenated (aggregate-combines.ts), DISTINCT
+ * aggregates → the same aggregate over the distinct values. DISTINCT,
+ * LIMIT/OFFSET stay as written; every output column is named as PostgreSQL
+ * would name the original. GROUPING SETS/ROLLUP/CUBE: the worker groups by
+ * every expression of every set (the finest grouping), the final query
+ * keeps the sets' structure over the key columns.
  *
  * Declines (Decline) for what it cannot combine exactly: ordered-set and
  * other aggregates, ORDER BY inside an aggregate, column references outside
- * aggregates that are not GROUP BY expressions, avg(real) (PostgreSQL
- * accumulates it in double precision, a partial sum(real) would not; decided
- * when the types are known). Float sums and averages are combined: their low
+ * aggregates that are not GROUP BY expressions, avg(real) and float
+ * variances (PostgreSQL accumulates them in double precision; decided when
+ * the types are known), json_agg (its separators depend on the element
+ * type's JSON category). Float sums and averages are combined: their low
  * bits depend on the summation order, as they do in PostgreSQL itself
  * (physical row order), so no plan reproduces them bit for bit.
  */
