@@ -117,3 +117,19 @@ test('an error in a value is PostgreSQL\'s own', async () => {
   const want = await prepared(reference, name, sql, ['2024-03-01 00:00:00+00']);
   assert.equal(compareResults(want, again, 'none'), null);
 });
+
+test('binary parameters: the coordinator turns them into text for the worker queries', async () => {
+  const int4 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    return b;
+  };
+  const sql = 'SELECT kind, count(*), sum(n) FROM ev WHERE n > $1 GROUP BY kind ORDER BY kind';
+  const name = `s${++statementNumber}`;
+  for (const v of [50, 90]) {
+    const expected = await prepared(reference, name, sql, [int4(v)]);
+    const actual = await prepared(weave, name, sql, [int4(v)]);
+    assert.equal(compareResults(expected, actual, 'total'), null, `${sql} with ${v}`);
+    assert.ok(expected.rows.length > 0);
+  }
+});
