@@ -11,6 +11,7 @@ import { streams } from './streams.js';
 import { analytics } from './analytics.js';
 import { ingest } from './ingest.js';
 import { rebalance } from './rebalance.js';
+import { preparedPushdown } from './prepared-pushdown.js';
 
 export interface Benchmark {
   description: string;
@@ -26,6 +27,7 @@ const benchmarks: Record<string, Benchmark> = {
   analytics,
   ingest,
   rebalance,
+  'prepared-pushdown': preparedPushdown,
 };
 
 function listBenchmarks(): string {

@@ -15,49 +15,114 @@
  * combine: count → coalesce(sum, 0)::bigint, sum → sum cast back to the
  * partial's type, min/max/bool_and/bool_or/every/bit_* → the same aggregate,
  * avg → sum of sums / sum of counts (numeric division, as PostgreSQL's own
- * avg finishes), DISTINCT aggregates → the same aggregate over the distinct
- * values. DISTINCT, LIMIT/OFFSET stay as written; every output column is
- * named as PostgreSQL would name the original.
+ * avg finishes), variance/stddev of integers and numeric → from count, sum
+ * and sum of squares, string_agg with a constant delimiter → string_agg of
+ * the partial strings, array_agg/jsonb_agg/jsonb_object_agg/json_object_agg
+ * → the partial results concatenated (aggregate-combines.ts), DISTINCT
+ * aggregates → the same aggregate over the distinct values. DISTINCT,
+ * LIMIT/OFFSET stay as written; every output column is named as PostgreSQL
+ * would name the original. GROUPING SETS/ROLLUP/CUBE: the worker groups by
+ * every expression of every set (the finest grouping), the final query
+ * keeps the sets' structure over the key columns.
  *
  * Declines (Decline) for what it cannot combine exactly: ordered-set and
  * other aggregates, ORDER BY inside an aggregate, column references outside
- * aggregates that are not GROUP BY expressions, avg(real) (PostgreSQL
- * accumulates it in double precision, a partial sum(real) would not; decided
- * when the types are known). Float sums and averages are combined: their low
+ * aggregates that are not GROUP BY expressions, avg(real) and float
+ * variances (PostgreSQL accumulates them in double precision; decided when
+ * the types are known), json_agg (its separators depend on the element
+ * type's JSON category). Float sums and averages are combined: their low
  * bits depend on the summation order, as they do in PostgreSQL itself
  * (physical row order), so no plan reproduces them bit for bit.
  */
 import type { Node } from '../sql/parse.js';
 import { outputName } from './output-names.js';
+import { arrayConcatSql, jsonConcatSql, stddevSql, varianceSql } from './aggregate-combines.js';
 import {
   TEMP_PLACEHOLDER, clone, colRef, decline, deparse, funcCall, hasAggregate, hasWindow, intConst, isAggregateCall,
   lastName, sameExpr, target, type PushdownQuery,
 } from './pushdown-query.js';
 
 const SAME_AGGREGATE = new Set(['min', 'max', 'bool_and', 'bool_or', 'every', 'bit_and', 'bit_or', 'bit_xor']);
+const VARIANCES = new Set(['variance', 'var_samp', 'var_pop', 'stddev', 'stddev_samp', 'stddev_pop']);
 
-/** GROUP BY items as expressions: ordinals and output names resolved to the target they name. */
+function isConstant(n: Node): boolean {
+  return !!(n?.A_Const || n?.TypeCast?.arg?.A_Const);
+}
+
+function numeric(n: Node): Node {
+  return { TypeCast: { arg: n, typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'numeric' } }], typemod: -1 } } };
+}
+
+/** x::numeric * x::numeric: exact, as PostgreSQL's accumulator squares. */
+function square(n: Node): Node {
+  return { A_Expr: { kind: 'AEXPR_OP', name: [{ String: { sval: '*' } }], lexpr: numeric(clone(n)), rexpr: numeric(clone(n)) } };
+}
+
+/** One GROUP BY item as an expression: an ordinal or output name resolved to the target it names. */
+function groupItem(g: Node, targets: Node[], inputColumns: (name: string) => boolean): Node {
+  const pos = intConst(g);
+  if (pos !== null) {
+    const t = targets[pos - 1]?.ResTarget;
+    if (!t || t.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star)) decline('GROUP BY position');
+    return t.val;
+  }
+  const fields = (g.ColumnRef?.fields ?? []) as Node[];
+  if (fields.length === 1 && fields[0].String) {
+    const name = fields[0].String.sval;
+    const named = targets.find((t) => t.ResTarget?.name === name);
+    // An input column wins over an output name in GROUP BY; unknown input columns leave it ambiguous here.
+    if (named && !sameExpr(named.ResTarget.val, g)) {
+      if (inputColumns(name)) return g;
+      return named.ResTarget.val;
+    }
+  }
+  return g;
+}
+
+/** A parenthesized list inside ROLLUP/CUBE/GROUPING SETS (a RowExpr the grammar made, not ROW(…)). */
+function isSublist(n: Node): boolean {
+  return !!n?.RowExpr && n.RowExpr.row_format === 'COERCE_IMPLICIT_CAST';
+}
+
+export function hasGroupingSets(select: Node): boolean {
+  return ((select.groupClause ?? []) as Node[]).some((g) => !!g.GroupingSet);
+}
+
+/**
+ * The GROUP BY expressions, each once, grouping sets flattened (the finest
+ * grouping: the worker groups by all of them, the coordinator forms the
+ * sets); ordinals and output names resolved to the target they name.
+ */
 export function groupExpressions(select: Node, inputColumns: (name: string) => boolean): Node[] {
   const targets = (select.targetList ?? []) as Node[];
-  return ((select.groupClause ?? []) as Node[]).map((g) => {
-    const pos = intConst(g);
-    if (pos !== null) {
-      const t = targets[pos - 1]?.ResTarget;
-      if (!t || t.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star)) decline('GROUP BY position');
-      return t.val;
+  const out: Node[] = [];
+  const add = (g: Node, inSet: boolean): void => {
+    if (g.GroupingSet) {
+      ((g.GroupingSet.content ?? []) as Node[]).forEach((c) => add(c, true));
+      return;
     }
-    const fields = (g.ColumnRef?.fields ?? []) as Node[];
-    if (fields.length === 1 && fields[0].String) {
-      const name = fields[0].String.sval;
-      const named = targets.find((t) => t.ResTarget?.name === name);
-      // An input column wins over an output name in GROUP BY; unknown input columns leave it ambiguous here.
-      if (named && !sameExpr(named.ResTarget.val, g)) {
-        if (inputColumns(name)) return g;
-        return named.ResTarget.val;
-      }
+    if (inSet && isSublist(g)) {
+      (g.RowExpr.args as Node[]).forEach((c) => add(c, true));
+      return;
     }
-    return g;
-  });
+    if (inSet && intConst(g) !== null) decline('a position inside a grouping set');
+    const e = groupItem(g, targets, inputColumns);
+    if (!out.some((o) => sameExpr(o, e))) out.push(e);
+  };
+  ((select.groupClause ?? []) as Node[]).forEach((g) => add(g, false));
+  return out;
+}
+
+/** The final query's GROUP BY: the original's structure (grouping sets kept) over the key columns. */
+function finalGroupClause(select: Node, keys: Node[], inputColumns: (name: string) => boolean): Node[] {
+  const targets = (select.targetList ?? []) as Node[];
+  const map = (g: Node, inSet: boolean): Node => {
+    if (g.GroupingSet) return { GroupingSet: { ...g.GroupingSet, content: ((g.GroupingSet.content ?? []) as Node[]).map((c) => map(c, true)) } };
+    if (inSet && isSublist(g)) return { RowExpr: { ...g.RowExpr, args: (g.RowExpr.args as Node[]).map((c) => map(c, true)) } };
+    const e = groupItem(g, targets, inputColumns);
+    return colRef(`pgweave_k${keys.findIndex((k) => sameExpr(k, e)) + 1}`);
+  };
+  return ((select.groupClause ?? []) as Node[]).map((g) => map(g, false));
 }
 
 class Splitter {
@@ -135,8 +200,38 @@ class Splitter {
       const p = col(star);
       return this.placeholder(() => `COALESCE(sum(${p.name}), 0)::bigint`);
     }
+    if (name === 'string_agg' && args.length === 2 && isConstant(args[1])) {
+      // Per-shard strings joined by the same delimiter: the string of all rows, in some row order.
+      const p = this.partial(funcCall('string_agg', args.map(clone), f.agg_filter));
+      return funcCall('string_agg', [colRef(p.name), clone(args[1])]);
+    }
+    if ((name === 'jsonb_object_agg' || name === 'json_object_agg') && args.length === 2) {
+      const p = col(funcCall(name, args.map(clone), f.agg_filter));
+      return this.placeholder(() => jsonConcatSql(name, p.name));
+    }
     if (args.length !== 1) decline(`${name}() with ${args.length} arguments`);
     const arg = clone(args[0]);
+    if (name === 'array_agg') {
+      const p = col(funcCall(name, [arg], f.agg_filter));
+      return this.placeholder((types) => arrayConcatSql(p.name, p.type(types)));
+    }
+    if (name === 'jsonb_agg') {
+      const p = col(funcCall(name, [arg], f.agg_filter));
+      return this.placeholder(() => jsonConcatSql(name, p.name));
+    }
+    if (VARIANCES.has(name)) {
+      // count, sum (also telling the input type: bigint or numeric for integers and numeric) and sum of squares.
+      const c = col(funcCall('count', [arg], f.agg_filter));
+      const s = col(funcCall('sum', [clone(arg)], f.agg_filter));
+      const q = col(funcCall('sum', [square(arg)], f.agg_filter));
+      const sample = !name.endsWith('_pop');
+      return this.placeholder((types) => {
+        const t = s.type(types);
+        if (t !== 'bigint' && t !== 'numeric') return null;
+        const v = varianceSql(sample, c.name, s.name, q.name);
+        return name.startsWith('stddev') ? stddevSql(v) : v;
+      });
+    }
     if (name === 'count') {
       const p = col(funcCall('count', [arg], f.agg_filter));
       return this.placeholder(() => `COALESCE(sum(${p.name}), 0)::bigint`);
@@ -171,7 +266,7 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   const keys = groupExpressions(select, inputColumns);
   if (keys.some((k) => hasAggregate(k) || hasWindow(k))) decline('aggregates in GROUP BY');
   // A constant written as a GROUP BY expression would read as a position (or be refused) in the worker query.
-  if (keys.some((k) => k.A_Const || k.TypeCast?.arg?.A_Const)) decline('a constant in GROUP BY');
+  if (keys.some((k) => k.A_Const || k.TypeCast?.arg?.A_Const || k.ParamRef || k.TypeCast?.arg?.ParamRef)) decline('a constant in GROUP BY');
   let hasDistinct = false;
   const s = new Splitter(keys, () => keys.length + (hasDistinct ? 1 : 0), shardLocal);
   const targets = (select.targetList ?? []) as Node[];
@@ -184,7 +279,7 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
     op: 'SETOP_NONE',
   };
   if (select.distinctClause) final.distinctClause = clone(select.distinctClause);
-  if (select.groupClause?.length) final.groupClause = keys.map((_, i) => colRef(`pgweave_k${i + 1}`));
+  if (select.groupClause?.length) final.groupClause = finalGroupClause(select, keys, inputColumns);
   if (select.havingClause) final.havingClause = s.rewrite(select.havingClause);
   if (select.windowClause) final.windowClause = s.rewrite(select.windowClause);
   if (select.sortClause) {
@@ -200,6 +295,8 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   if (select.limitOffset) final.limitOffset = clone(select.limitOffset);
   hasDistinct = s.distinctArg !== null;
   if (hasDistinct && s.shardLocalDistinct) decline('DISTINCT aggregates of a distribution column and of another expression');
+  // A coarser set would add up one distinct value's count from several of the finest groups.
+  if (s.shardLocalDistinct && hasGroupingSets(select)) decline('count(DISTINCT distribution column) with grouping sets');
 
   const workerTargets = keys.map((k, i) => target(clone(k), `pgweave_k${i + 1}`));
   if (s.distinctArg) workerTargets.push(target(clone(s.distinctArg), 'pgweave_d'));

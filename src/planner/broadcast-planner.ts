@@ -22,7 +22,9 @@
  * against a side holding shards: multi-shard-planner.ts checks that for
  * reference and broadcast tables alike, and the candidate is dropped.
  */
+import { randomBytes } from 'node:crypto';
 import type { Node } from '../sql/parse.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { ResolvedRelation } from './router-planner.js';
@@ -37,31 +39,66 @@ export function broadcastTempName(table: DistributedTable): string {
   return `pgweave_broadcast_${table.relationId}`;
 }
 
+/**
+ * Where a transaction block's broadcast tables live on the workers: a
+ * schema every role may create tables in (session/broadcast-tables.ts).
+ * A table there is created and dropped inside the block's transaction, so
+ * no other transaction ever sees it, a rollback leaves nothing, and the
+ * worker transaction can still PREPARE (temporary tables forbid that).
+ */
+export const STAGING_SCHEMA = 'pgweave_staging';
+
+/** The worker table of a broadcast table, as SQL. */
+export function workerTableSql(t: Pick<BroadcastTable, 'workerTable'>): string {
+  return quoteQualified(t.workerTable.schema, t.workerTable.name);
+}
+
+/** CREATE of a broadcast table's worker table with these columns: temporary, or unlogged in the staging schema. */
+export function createWorkerTableSql(t: Pick<BroadcastTable, 'workerTable'>, columns: string): string {
+  const name = workerTableSql(t);
+  return t.workerTable.schema === 'pg_temp'
+    ? `DROP TABLE IF EXISTS ${name}; CREATE TEMP TABLE ${quoteIdent(t.workerTable.name)} (${columns})`
+    : `CREATE UNLOGGED TABLE ${name} (${columns})`;
+}
+
 interface CandidatePlan {
   anchor: DistributedTable[];
   tables: BroadcastTable[];
   pushdown: PushdownPlanner;
+  /** The candidate for a transaction block (staging tables), planned on first use. */
+  staged: () => { tables: BroadcastTable[]; pushdown: PushdownPlanner };
 }
 
 export class BroadcastPlanner {
   private candidates: CandidatePlan[] | undefined;
+  /**
+   * Distinguishes this plan's staging tables from every other session's:
+   * two blocks creating one name would wait on each other until the first
+   * ends. A session runs one statement at a time, so one token per plan is enough.
+   */
+  private readonly token = randomBytes(6).toString('hex');
 
   constructor(private readonly select: Node, private readonly relations: ResolvedRelation[]) {}
 
   /** A pull route carrying the broadcast candidates, or null when there are none. */
   route(fallback: PullRoute): Route | null {
     this.candidates ??= this.analyse();
-    const candidates: BroadcastCandidate[] = [];
-    for (const c of this.candidates) {
-      const r = c.pushdown.route(fallback);
-      if (r?.kind === 'pull' && r.partial) candidates.push({ anchor: c.anchor, tables: c.tables.map((t) => ({ ...t })), route: r as BroadcastCandidate['route'] });
-    }
+    const build = (plans: Array<{ anchor: DistributedTable[]; tables: BroadcastTable[]; pushdown: PushdownPlanner }>): BroadcastCandidate[] => {
+      const out: BroadcastCandidate[] = [];
+      for (const c of plans) {
+        const r = c.pushdown.route(fallback);
+        if (r?.kind === 'pull' && r.partial) out.push({ anchor: c.anchor, tables: c.tables.map((t) => ({ ...t })), route: r as BroadcastCandidate['route'] });
+      }
+      return out;
+    };
+    const candidates = build(this.candidates);
     if (candidates.length === 0) return null;
+    const plans = this.candidates;
     const route: PullRoute = {
       kind: 'pull',
       pulls: fallback.pulls,
       partial: undefined as PartialResults | undefined,
-      broadcast: { candidates, chosen: null, pulledBecause: null },
+      broadcast: { candidates, blockCandidates: () => build(plans.map((c) => ({ anchor: c.anchor, ...c.staged() }))), chosen: null, pulledBecause: null },
       get sql() {
         return this.partial?.finalSql ?? fallback.sql;
       },
@@ -96,14 +133,28 @@ export class BroadcastPlanner {
       for (const r of broadcast) {
         refsOf.set(r.table.relationId, [...(refsOf.get(r.table.relationId) ?? []), r]);
         if (!tables.has(r.table.relationId)) {
-          tables.set(r.table.relationId, { table: r.table, tempName: broadcastTempName(r.table), refName: r.ref.refName, neededColumns: neededColumns(select), filterSql: null });
+          const tempName = broadcastTempName(r.table);
+          tables.set(r.table.relationId, { table: r.table, tempName, refName: r.ref.refName, neededColumns: neededColumns(select), filterSql: null, workerTable: { schema: 'pg_temp', name: tempName } });
         }
       }
       for (const [id, refs] of refsOf) {
         if (refs.length === 1 && !nullable.has(refs[0].ref.node)) tables.get(id)!.filterSql = this.filterFor(refs[0]);
       }
-      const pseudo = this.relations.map((r) => (broadcast.includes(r) ? { ref: r.ref, table: asBroadcast(r.table) } : r));
-      out.push({ anchor: [...new Set(anchor.map((r) => r.table))], tables: [...tables.values()], pushdown: new PushdownPlanner(select, pseudo) });
+      const pseudo = (place: (t: DistributedTable) => { schema: string; name: string }) =>
+        this.relations.map((r) => (broadcast.includes(r) ? { ref: r.ref, table: asBroadcast(r.table, place(r.table)) } : r));
+      const temp = (t: DistributedTable) => ({ schema: 'pg_temp', name: broadcastTempName(t) });
+      const stagedAt = (t: DistributedTable) => ({ schema: STAGING_SCHEMA, name: `${broadcastTempName(t)}_${this.token}` });
+      let staged: { tables: BroadcastTable[]; pushdown: PushdownPlanner } | undefined;
+      const shipped = [...tables.values()];
+      out.push({
+        anchor: [...new Set(anchor.map((r) => r.table))],
+        tables: shipped,
+        pushdown: new PushdownPlanner(select, pseudo(temp)),
+        staged: () => (staged ??= {
+          tables: shipped.map((t) => ({ ...t, workerTable: stagedAt(t.table) })),
+          pushdown: new PushdownPlanner(select, pseudo(stagedAt)),
+        }),
+      });
     }
     return out;
   }
@@ -173,15 +224,15 @@ function levelOf(select: Node, rangeVar: Node): Node | null {
   return found;
 }
 
-/** A broadcast table as the worker query sees it: a reference table whose one placement is the temporary table. */
-function asBroadcast(table: DistributedTable): DistributedTable {
+/** A broadcast table as the worker query sees it: a reference table whose one placement is the worker table. */
+function asBroadcast(table: DistributedTable, at: { schema: string; name: string }): DistributedTable {
   const first = table.shards[0];
   return {
     ...table,
     method: 'reference',
-    schema: 'pg_temp',
+    schema: at.schema,
     distributionColumn: null,
-    shards: [{ ...first, shardName: broadcastTempName(table) }],
+    shards: [{ ...first, shardName: at.name }],
   };
 }
 

@@ -23,12 +23,14 @@ import { PgError } from '../protocol/errors.js';
 import type { InsertSelectPlan } from './insert-select-planner.js';
 import type { Node } from '../sql/parse.js';
 import { scanWords } from '../sql/lexer.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { ParamValues } from './router-planner.js';
 import { emptyStagingSql, repartitionLines } from './repartition-planner.js';
 import type { BroadcastCandidate, IntermediatePlan, PartialResults, PullTable, Route, Task } from './route.js';
 import { partialTableSql } from './pushdown-query.js';
+import { createWorkerTableSql, workerTableSql } from './broadcast-planner.js';
+import { bindPushdownParams, pushdownHasParams, spliceParamLiterals } from './pushdown-params.js';
 
 /** What running an EXPLAIN needs from the session, as the client's role, in the session's transaction. */
 export interface ExplainAccess {
@@ -219,7 +221,7 @@ const PUSHDOWN_SHAPES: Record<PartialResults['planner'], string> = {
 function broadcastLines(c: BroadcastCandidate): string[] {
   const out = [`  Join Strategy: broadcast (${c.tables.length === 1 ? 'one table' : `${c.tables.length} tables`} shipped to every task node; tasks on the shards of ${c.anchor.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`];
   for (const t of c.tables) {
-    out.push(`  ->  Broadcast ${quoteQualified(t.table.schema, t.table.name)} as pg_temp.${t.tempName}`);
+    out.push(`  ->  Broadcast ${quoteQualified(t.table.schema, t.table.name)} as ${t.workerTable.schema}.${t.workerTable.name}`);
     if (t.filterSql) out.push(`        Shard Filter: ${t.filterSql}`);
   }
   return out;
@@ -261,6 +263,10 @@ export class DistributedExplain {
     return this.params && this.params.length > 0 ? this.params : undefined;
   }
 
+  private literals(): string[] {
+    return (this.values ?? []).map((v) => (v === null ? 'NULL' : quoteLiteral(v).trim()));
+  }
+
   private explainPrefix(): string {
     return this.options.forwarded.length > 0 ? `EXPLAIN (${this.options.forwarded.join(', ')}) ` : 'EXPLAIN ';
   }
@@ -277,6 +283,8 @@ export class DistributedExplain {
     const database = firstColumn(await access.coordinator('SELECT current_database()'))[0] ?? '';
     const started = performance.now();
     const r = this.inner;
+    // Worker queries of a pushdown hold `$n`: the values go in as literals (the coordinator types them in context).
+    if (r.kind === 'pull' && this.values && pushdownHasParams(r)) bindPushdownParams(r, this.literals());
     if (r.kind === 'pull') return this.runPull(r, access, database, started);
     if (r.kind === 'insert-select') return this.runInsertSelect(r.plan, access, database);
     const tasks = r.kind === 'router' ? [r.task] : r.tasks;
@@ -352,16 +360,17 @@ export class DistributedExplain {
       return this.runPull({ kind: 'pull', pulls: r.pulls.slice(1), sql: r.sql }, access, database, started, analyze);
     }
     const task = partial.tasks[0]!;
-    const shipped = r.intermediate?.shippedNodes ? r.intermediate.results.map((i) => ({ tempName: i.tempName, definition: i.definition })) : [];
+    const shipped = r.intermediate?.shippedNodes ? r.intermediate.results.map((i) => ({ tempName: i.tempName, definition: i.definition, workerTable: { schema: 'pg_temp', name: i.tempName } })) : [];
     const broadcast = [...(r.broadcast?.chosen?.tables ?? []), ...shipped];
     // The task reads the broadcast tables: empty ones of the same columns let its worker plan it.
-    for (const t of broadcast) await access.worker(task.node, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(t.tempName)}; CREATE TEMP TABLE ${quoteIdent(t.tempName)} (${t.definition})`);
+    for (const t of broadcast) await access.worker(task.node, createWorkerTableSql(t, t.definition!));
     const staging = r.repartition?.chosen ? emptyStagingSql(r.repartition.chosen, task.node) : null;
     if (staging) await access.worker(task.node, staging.create);
     const taskPlan = firstColumn(await access.worker(task.node, this.explainPrefix() + task.sql));
-    if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map((t) => `pg_temp.${quoteIdent(t.tempName)}`).join(', ')}`);
+    if (broadcast.length) await access.worker(task.node, `DROP TABLE IF EXISTS ${broadcast.map(workerTableSql).join(', ')}`);
     if (staging?.drop) await access.worker(task.node, staging.drop);
-    const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + partial.finalSql));
+    const finalSql = this.values ? spliceParamLiterals(partial.finalSql, this.literals()) : partial.finalSql;
+    const coordinatorPlan = firstColumn(await access.coordinator(this.explainPrefix() + finalSql));
     const elapsed = performance.now() - started;
     await access.coordinator(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(partial.tempName)}`);
     const out = [this.header('pgweave Pushdown', analyze ? { ms: elapsed, rows: actualRows(coordinatorPlan) } : null)];

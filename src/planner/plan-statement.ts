@@ -178,7 +178,8 @@ class DistributedPlan implements StatementPlan {
   ) {}
 
   get needsParams(): boolean {
-    return this.router?.needsParams ?? false;
+    // A SELECT with `$n` may be pushed down: EXPLAIN of it runs the worker queries with the values.
+    return (this.router?.needsParams ?? false) || (this.kind === 'select' && JSON.stringify(this.stmt).includes('"ParamRef"'));
   }
 
   route(params: ParamValues): Route {

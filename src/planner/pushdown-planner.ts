@@ -14,7 +14,7 @@
  */
 import type { Node } from '../sql/parse.js';
 import type { ResolvedRelation } from './router-planner.js';
-import { groupExpressions, splitAggregates } from './aggregate-pushdown-planner.js';
+import { groupExpressions, hasGroupingSets, splitAggregates } from './aggregate-pushdown-planner.js';
 import { groupedByDistributionColumn, isDistributionColumn, pushRows } from './row-pushdown-planner.js';
 import { Decline, fromSubqueryColumns, hasAggregate, hasFromSubquery, hasOuterJoin, pushdownObstacle, pushdownRoute, workerTasks, type PushdownQuery } from './pushdown-query.js';
 import { groupedSubqueryObstacle } from './grouped-subqueries.js';
@@ -52,7 +52,8 @@ export class PushdownPlanner {
       const aggregated = !!select.groupClause?.length || !!select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.havingClause);
       if (aggregated) {
         const keys = groupExpressions(select, inputColumn);
-        query = groupedByDistributionColumn(select, keys, keyRelations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, keyRelations));
+        // Grouping sets span shards even with a distribution column (the coarser sets): always partial aggregates.
+        query = !hasGroupingSets(select) && groupedByDistributionColumn(select, keys, keyRelations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, keyRelations));
       } else {
         query = pushRows(select, false);
       }

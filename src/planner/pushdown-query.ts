@@ -142,8 +142,9 @@ export function hasOuterJoin(select: Node): boolean {
  * Why a top-level SELECT cannot run as one query per shard group with a
  * merge at the coordinator, or null: everything below the top level must be
  * shard-local (plain tables, no subquery expressions), and the statement the
- * same on every shard (no parameters, volatile functions, CTEs, set
- * operations, grouping sets, locking).
+ * same on every shard (no volatile functions, CTEs, set operations,
+ * locking; grouping sets only at the top level). Parameters are allowed: each execution splices
+ * its values into the worker query (pushdown-params.ts).
  */
 export function pushdownObstacle(select: Node): string | null {
   if (!select || select.op !== 'SETOP_NONE' || select.valuesLists) return 'set operation or VALUES';
@@ -155,8 +156,9 @@ export function pushdownObstacle(select: Node): string | null {
   // A subquery elsewhere that reads intermediate results only (recursive-planner.ts) is a constant both the
   // shards and the coordinator can evaluate: those tables exist on both.
   if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink && !readsIntermediateOnly(o.SubLink.subselect))) return 'subquery outside WHERE';
+  // Grouping sets and GROUPING() only at the top level: the coordinator forms the sets (aggregate-pushdown-planner.ts).
+  if (contains({ ...select, groupClause: null, targetList: null, havingClause: null, sortClause: null }, (o) => !!(o.GroupingSet || o.GroupingFunc))) return 'grouping set below the top level';
   const bad = contains(select, (o) => {
-    if (o.ParamRef || o.GroupingSet || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -164,7 +166,7 @@ export function pushdownObstacle(select: Node): string | null {
     }
     return false;
   });
-  if (bad) return 'parameter, volatile function or grouping set';
+  if (bad) return 'volatile function or ordered-set aggregate';
   if ((select.distinctClause ?? []).some((d: Node) => d && Object.keys(d).length > 0)) return 'DISTINCT ON';
   return null;
 }

@@ -195,6 +195,13 @@ export interface BroadcastTable {
   filterSql: string | null;
   /** The temporary table's column list (`"a" integer, …`), set by the executor once computed. */
   definition?: string;
+  /**
+   * The table the task nodes read, as the worker queries name it:
+   * `pg_temp.<tempName>`, or — for a transaction block, whose worker
+   * transactions must stay preparable — an unlogged table in the staging
+   * schema, created and dropped inside the block's own transaction.
+   */
+  workerTable: { schema: string; name: string };
 }
 
 /**
@@ -215,6 +222,8 @@ export interface BroadcastCandidate {
  */
 export interface BroadcastChoice {
   candidates: BroadcastCandidate[];
+  /** The same candidates with their worker tables in the staging schema, for a transaction block. */
+  blockCandidates(): BroadcastCandidate[];
   chosen: BroadcastCandidate | null;
   /** Why the executor pulled instead (in a transaction block, broadcast larger than the pull…), for EXPLAIN. */
   pulledBecause: string | null;

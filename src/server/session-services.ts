@@ -23,6 +23,8 @@ import { progressBoardFor } from '../commands/copy/copy-progress.js';
 import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/global-utility.js';
 import { RoleFunctionNames, settleRoles, watchRoles, type WatchContext } from '../commands/roles/watch.js';
 import type { SessionServices } from '../session/services.js';
+import { STAGING_SCHEMA } from '../planner/broadcast-planner.js';
+import { quoteIdent } from '../sql/quote.js';
 import type { CoordinatorConfig } from './config.js';
 
 export interface SharedState {
@@ -46,6 +48,37 @@ function roleFunctionsOf(shared: SharedState, database: string): RoleFunctionNam
   let names = byDatabase.get(database);
   if (!names) byDatabase.set(database, (names = new RoleFunctionNames()));
   return names;
+}
+
+/** Per node and database: the staging schema exists (or is being created). */
+const stagingSchemas = new Map<string, Promise<void>>();
+
+/**
+ * Creates the staging schema of broadcast joins in transaction blocks on a
+ * worker database, as the internal role: every role may create tables in it
+ * (the session's own role creates and drops its tables inside its block's
+ * transaction, so no other role ever sees them); nothing else is granted.
+ */
+function ensureStagingSchema(pools: NodePools, node: WorkerNode, database: string): Promise<void> {
+  const key = `${node.host}:${node.port}/${database}`;
+  let pending = stagingSchemas.get(key);
+  if (!pending) {
+    const schema = quoteIdent(STAGING_SCHEMA);
+    pending = (async () => {
+      const pool = pools.get(node.host, node.port, database);
+      const found = await pool.query('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1', [STAGING_SCHEMA]);
+      if (found.rows.length > 0) return;
+      try {
+        await pool.query(`CREATE SCHEMA ${schema}; REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO PUBLIC`);
+      } catch (err) {
+        // 42P06 duplicate_schema, 23505 a concurrent creation won the race.
+        if (!(err instanceof PgError) || (err.code !== '42P06' && err.code !== '23505')) throw err;
+      }
+    })();
+    pending.catch(() => stagingSchemas.delete(key));
+    stagingSchemas.set(key, pending);
+  }
+  return pending;
 }
 
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
@@ -93,6 +126,7 @@ export function makeSessionServices(
       else conn.socket.destroy();
     },
     isCommand: (name) => COMMANDS.has(name),
+    ensureStagingSchema: (node) => ensureStagingSchema(pools, node, database),
     async runCommand(call, access) {
       const def = COMMANDS.get(call.name);
       if (!def) throw new PgError({ code: '42883', message: `function ${call.name} does not exist` });

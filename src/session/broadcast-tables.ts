@@ -4,15 +4,22 @@
  * Choice: every table's size is read from its shards (`pg_relation_size`
  * on the workers); a candidate moves its broadcast tables to the
  * coordinator and on to each of the N task nodes, (1 + N) × their size; the
- * plain pull moves every table once. The cheapest runs. Inside a
- * transaction block the statement is pulled: a worker transaction that
- * touched a temporary table cannot PREPARE, and the block may later write
- * there and need two-phase commit.
+ * plain pull moves every table once. The cheapest runs.
+ *
+ * Inside a transaction block a worker transaction that touched a temporary
+ * table could not PREPARE, and the block may later write there and need
+ * two-phase commit: the block's candidates put their worker tables in the
+ * staging schema instead (unlogged tables, `SessionServices.ensureStagingSchema`
+ * creates the schema), on the block's own connections, so the tasks read
+ * the block's uncommitted writes; the tables are created and dropped inside
+ * the block's transaction — never visible to another transaction, gone with
+ * a rollback, and the transaction can still PREPARE. Without that service
+ * the block's statement is pulled.
  *
  * Shipping: a broadcast table's rows (its needed columns, its own filter
  * applied on the shards) are pulled into a temporary table on the
  * coordinator PostgreSQL, then copied from there (CopyData forwarded as
- * bytes, fanned out with backpressure) into a temporary table of the same
+ * bytes, fanned out with backpressure) into a table of the same
  * columns on each task node's connection, and analyzed there — the very
  * connections, in the same snapshot transaction, that then run the shard
  * tasks. The worker tables go when the statement is done.
@@ -26,6 +33,7 @@ import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut } from '../exe
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BroadcastCandidate, BroadcastTable, Route } from '../planner/route.js';
+import { createWorkerTableSql, workerTableSql } from '../planner/broadcast-planner.js';
 import { pullTables } from './pull-tables.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
@@ -77,18 +85,23 @@ export function taskNodes(c: BroadcastCandidate): WorkerNode[] {
  * `partial`, `pulls` and `broadcast.chosen`. Returns an error only when the
  * sizes cannot be read.
  */
-export async function chooseBroadcast(coordinator: BackendLink, route: PullRoute, linkFor: LinkFor): Promise<PgError | null> {
+export async function chooseBroadcast(coordinator: BackendLink, route: PullRoute, linkFor: LinkFor, staging: StagingSchema | null): Promise<PgError | null> {
   const choice = route.broadcast!;
+  let candidates = choice.candidates;
   if (coordinator.status !== 0x49) {
-    choice.pulledBecause = 'inside a transaction block (a worker transaction with temporary tables cannot PREPARE)';
-    return null;
+    // A block: worker tables in the staging schema (a worker transaction with temporary tables cannot PREPARE).
+    if (!staging) {
+      choice.pulledBecause = 'inside a transaction block (a worker transaction with temporary tables cannot PREPARE)';
+      return null;
+    }
+    candidates = choice.blockCandidates();
   }
   const tables = route.pulls.map((p) => p.table).filter((t) => t.method === 'hash');
   const sizes = await tableSizes(tables, linkFor);
   if (sizes instanceof PgError) return sizes;
   const pullCost = tables.reduce((n, t) => n + (sizes.get(t.relationId) ?? 0), 0);
   let best: { c: BroadcastCandidate; cost: number } | null = null;
-  for (const c of choice.candidates) {
+  for (const c of candidates) {
     const cost = (1 + taskNodes(c).length) * c.tables.reduce((n, t) => n + (sizes.get(t.table.relationId) ?? 0), 0);
     if (!best || cost < best.cost) best = { c, cost };
   }
@@ -96,11 +109,21 @@ export async function chooseBroadcast(coordinator: BackendLink, route: PullRoute
     choice.pulledBecause = 'broadcasting would move more data than pulling every table';
     return null;
   }
+  if (candidates !== choice.candidates) {
+    try {
+      await Promise.all(taskNodes(best.c).map((n) => staging!(n)));
+    } catch (err) {
+      return err instanceof PgError ? err : new PgError({ code: 'XX000', message: `could not create the staging schema: ${String(err)}` });
+    }
+  }
   choice.chosen = best.c;
   route.partial = best.c.route.partial;
   route.pulls = best.c.route.pulls;
   return null;
 }
+
+/** Makes sure a node's database has the staging schema (planner/broadcast-planner.ts STAGING_SCHEMA). */
+export type StagingSchema = (node: WorkerNode) => Promise<void>;
 
 /** The temporary table's columns (`"a" integer COLLATE …, …`): the needed ones, at least one. */
 export async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[] } | PgError> {
@@ -135,7 +158,7 @@ async function indexSql(coordinator: BackendLink, t: BroadcastTable, shipped: st
   let sql = '';
   for (const row of r.rows) {
     const names = JSON.parse(decodeDataRow(row)[0] ?? '[]') as string[];
-    if (names.length > 0 && names.every((n) => shipped.includes(n))) sql += `CREATE INDEX ON pg_temp.${quoteIdent(t.tempName)} (${names.map(quoteIdent).join(', ')}); `;
+    if (names.length > 0 && names.every((n) => shipped.includes(n))) sql += `CREATE INDEX ON ${workerTableSql(t)} (${names.map(quoteIdent).join(', ')}); `;
   }
   return sql;
 }
@@ -184,15 +207,15 @@ export async function shipBroadcastTables(coordinator: BackendLink, c: Broadcast
     const prepared = new Map(t.table.shards.map((s) => [s.shardName, `SELECT ${select} FROM ${quoteQualified(t.table.schema, s.shardName)} AS ${quoteIdent(t.refName)}${where}`]));
     let err = await pullTables(coordinator, [{ table: t.table, tempName: t.tempName, filterSql: null, refName: t.refName, prepared }], linkFor);
     if (!err) {
-      const created = await Promise.all(targets.map((l) => queryOnLink(l, create)));
+      const created = await Promise.all(targets.map((l) => queryOnLink(l, createWorkerTableSql(t, cols.definition))));
       err = created.find((r) => r.error)?.error ?? null;
     }
-    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY pg_temp.${temp} FROM STDIN`);
+    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY ${workerTableSql(t)} FROM STDIN`);
     if (!err) {
       const indexes = await indexSql(coordinator, t, cols.names);
       if (indexes instanceof PgError) err = indexes;
       else {
-        const analyzed = await Promise.all(targets.map((l) => queryOnLink(l, `${indexes}ANALYZE pg_temp.${temp}`)));
+        const analyzed = await Promise.all(targets.map((l) => queryOnLink(l, `${indexes}ANALYZE ${workerTableSql(t)}`)));
         err = analyzed.find((r) => r.error)?.error ?? null;
       }
     }
@@ -204,7 +227,7 @@ export async function shipBroadcastTables(coordinator: BackendLink, c: Broadcast
 
 /** Drops the broadcast tables on the task nodes once the shard tasks are done. */
 export async function dropBroadcastTables(c: BroadcastCandidate, linkFor: LinkFor): Promise<void> {
-  const sql = `DROP TABLE IF EXISTS ${c.tables.map((t) => 'pg_temp.' + quoteIdent(t.tempName)).join(', ')}`;
+  const sql = `DROP TABLE IF EXISTS ${c.tables.map(workerTableSql).join(', ')}`;
   await Promise.all(taskNodes(c).map(async (n) => {
     const link = await linkFor(n).catch(() => null);
     if (link && !link.lost) await queryOnLink(link, sql);

@@ -10,7 +10,10 @@ import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import { readParse } from '../protocol/frontend/parse.js';
-import { readBind, paramFormat } from '../protocol/frontend/bind.js';
+import { readBind, paramFormat, type BindMessage } from '../protocol/frontend/bind.js';
+import { createHash } from 'node:crypto';
+import { bindPushdownParams, pushdownHasParams } from '../planner/pushdown-params.js';
+import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { readDescribe, readClose, readExecute } from '../protocol/frontend/describe-execute-close.js';
 import { parseSql, type Node } from '../sql/parse.js';
 import type { Catalog } from '../metadata/types.js';
@@ -149,18 +152,23 @@ export abstract class ExtendedProtocol extends RouteRunner {
       await this.replyBytes(BIND_COMPLETE);
       return;
     }
+    let paramTypes: readonly number[] = stmt.paramTypes;
     if (route.kind === 'pull') {
-      const err = await this.pull(route);
+      const bound = await this.bindPushdownParams(route, stmt, bind);
+      const err = bound instanceof PgError ? bound : await this.pull(route);
       if (err) {
         await this.replyError(err);
         this.cycleFailed = true;
         return;
       }
+      // Every parameter typed: the final query may leave some unreferenced (they went to the workers).
+      if (bound && !(bound instanceof PgError)) paramTypes = bound;
     }
     if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
-      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? 'pull' : 0;
+      // A pull's final query differs between a pushdown, a broadcast and the plain pull: one statement each.
+      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? `pull_${textKey(sql)}` : 0;
       const wname = `pgw${stmt.id}_${shardKey}`;
       if (this.needsSwitch(link)) await this.switchTo(link);
       this.active = link;
@@ -168,7 +176,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.copyLink = link;
       if (!link.prepared.has(wname)) {
         link.prepared.add(wname);
-        link.send(encodeParse(wname, sql, stmt.paramTypes), [E_PARSE_SWALLOW]);
+        link.send(encodeParse(wname, sql, paramTypes), [E_PARSE_SWALLOW]);
       }
       link.send(encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
@@ -178,6 +186,32 @@ export abstract class ExtendedProtocol extends RouteRunner {
     }
     this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold), statement: stmt });
     await this.replyBytes(BIND_COMPLETE);
+  }
+
+  /**
+   * A pushdown whose worker queries hold `$n`: this Bind's values spliced in
+   * as typed literals (pushdown-param-values.ts). Returns the parameter
+   * types PostgreSQL inferred (the final query is parsed with them), null
+   * when the route has no such worker query.
+   */
+  private async bindPushdownParams(route: Extract<Route, { kind: 'pull' }>, stmt: PlannedStatement, bind: BindMessage): Promise<number[] | PgError | null> {
+    if (bind.params.length === 0 || !(route.partial || route.broadcast) || !pushdownHasParams(route)) return null;
+    await this.switchTo(this.coordinator);
+    await this.coordinator.idle();
+    if (stmt.inferredTypes?.plan !== stmt.plan) {
+      const types = await inferParamTypes(this.coordinator, stmt.query, stmt.paramTypes);
+      if (types instanceof PgError) return types;
+      stmt.inferredTypes = { plan: stmt.plan, types };
+    }
+    const types = stmt.inferredTypes.types;
+    const literals = await paramLiterals(this.coordinator, bind, types);
+    if (literals instanceof PgError) return literals;
+    try {
+      bindPushdownParams(route, literals);
+    } catch (err) {
+      return toPgError(err);
+    }
+    return types.oids;
   }
 
   /** A local statement that may change roles inside a function: run by the session, watched (src/commands/roles/watch.ts). */
@@ -385,6 +419,11 @@ export abstract class ExtendedProtocol extends RouteRunner {
 }
 
 let statementCounter = 0;
+
+/** A short, stable key of a statement text (names of worker-side prepared statements). */
+function textKey(sql: string): string {
+  return createHash('sha1').update(sql).digest('hex').slice(0, 12);
+}
 
 /** Statement ids are unique per process: worker connections move between sessions with their statements. */
 function nextStatementId(): number {

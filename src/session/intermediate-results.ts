@@ -29,7 +29,7 @@ import type { IntermediateResult, PullTable, Route, Task } from '../planner/rout
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
 import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
-import { fanOutCopy } from './broadcast-tables.js';
+import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -41,9 +41,10 @@ export async function runPullRoute(
   linkFor: LinkFor,
   progress: CopyCounters | null = null,
   settings: ReadonlyMap<string, string> = new Map(),
+  staging: StagingSchema | null = null,
 ): Promise<PgError | null> {
   if (route.intermediate) return runIntermediate(coordinator, route, linkFor);
-  if (route.partial || route.broadcast || route.repartition) return pullPartialResults(coordinator, route, linkFor, settings);
+  if (route.partial || route.broadcast || route.repartition) return pullPartialResults(coordinator, route, linkFor, settings, staging);
   return pullTables(coordinator, route.pulls, linkFor, progress);
 }
 

@@ -22,7 +22,7 @@ import { partialTableSql } from '../planner/pushdown-query.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
-import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables } from './broadcast-tables.js';
+import { chooseBroadcast, dropBroadcastTables, shipBroadcastTables, type StagingSchema } from './broadcast-tables.js';
 import { chooseRepartition, dropRepartitionTables, repartitionSettings, shipRepartitionTables } from './repartition-tables.js';
 
 export async function pullPartialResults(
@@ -30,6 +30,8 @@ export async function pullPartialResults(
   route: Extract<Route, { kind: 'pull' }>,
   linkFor: (node: WorkerNode) => Promise<BackendLink>,
   settings: ReadonlyMap<string, string> = new Map(),
+  /** Creates the staging schema on a node (broadcast joins in transaction blocks); null: blocks pull instead. */
+  staging: StagingSchema | null = null,
 ): Promise<PgError | null> {
   if (route.repartition) {
     const err = await chooseRepartition(coordinator, route, linkFor, repartitionSettings(settings));
@@ -45,7 +47,7 @@ export async function pullPartialResults(
   }
   const choice = route.broadcast;
   if (!choice) return route.partial ? pullPartial(coordinator, route, linkFor) : pullTables(coordinator, route.pulls, linkFor);
-  const chosenErr = await chooseBroadcast(coordinator, route, linkFor);
+  const chosenErr = await chooseBroadcast(coordinator, route, linkFor, staging);
   if (chosenErr) return chosenErr;
   const chosen = choice.chosen;
   if (!chosen) return pullTables(coordinator, route.pulls, linkFor);

@@ -162,7 +162,7 @@ export async function shipRepartitionTables(coordinator: BackendLink, c: Reparti
     const columns: string[][] = [];
     const bucketOf: string[] = [];
     for (const [j, s] of c.sides.entries()) {
-      const cols = await columnDefinition(coordinator, { table: s.table, tempName: s.stagingName, refName: s.refName, neededColumns: s.neededColumns, filterSql: null });
+      const cols = await columnDefinition(coordinator, { table: s.table, tempName: s.stagingName, refName: s.refName, neededColumns: s.neededColumns, filterSql: null, workerTable: { schema: 'pg_temp', name: s.stagingName } });
       if (cols instanceof PgError) return cols;
       s.definition = cols.definition;
       columns.push(cols.names);

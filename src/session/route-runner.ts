@@ -361,7 +361,7 @@ export abstract class RouteRunner extends SessionBase {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     return this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
-      runPullRoute(this.coordinator, route, linkFor, progress, this.settings));
+      runPullRoute(this.coordinator, route, linkFor, progress, this.settings, this.services.ensureStagingSchema?.bind(this.services) ?? null));
   }
 
   /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */

@@ -97,6 +97,12 @@ export interface SessionServices {
   commitGate?: CommitGate;
   /** Publishes a COPY's progress in pgweave_stat_progress_copy (pid: the session's coordinator backend); absent: none. */
   openCopyProgress?(pid: number, relid: number, command: 'COPY FROM' | 'COPY TO', shardIds: string[]): CopyProgressEntry | null;
+  /**
+   * Makes sure the node's database has the staging schema of broadcast
+   * joins in transaction blocks (planner/broadcast-planner.ts
+   * STAGING_SCHEMA), created by the internal role; absent: such joins are pulled.
+   */
+  ensureStagingSchema?(node: WorkerNode): Promise<void>;
   /** Statements that change what the catalog views show first refresh it (shard sizes). */
   beforeCatalogViewRead?(): Promise<void>;
 }

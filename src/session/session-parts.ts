@@ -13,6 +13,7 @@ import { type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
 import { NO_DATA, type CommandOutput } from './replies.js';
 import type { SessionServices } from './services.js';
+import type { ParamTypes } from './pushdown-param-values.js';
 
 
 export interface SessionOptions {
@@ -71,6 +72,8 @@ export interface PlannedStatement {
   query: string;
   plan: StatementPlan;
   paramTypes: number[];
+  /** The parameter types PostgreSQL inferred for `plan` (pushdown-param-values.ts), once a pushdown needed them. */
+  inferredTypes?: { plan: StatementPlan; types: ParamTypes };
 }
 
 export type Portal =

@@ -11,7 +11,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type pg from 'pg';
+import pg from 'pg';
+import { commitStats } from '../../src/transaction/distributed-commit.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { compareResults, runQuery, textClient } from './support.js';
@@ -126,25 +127,6 @@ test('outer joins that would duplicate preserved rows of a broadcast side are no
   }
 });
 
-test('inside a transaction block the statement is pulled (temporary tables would block a later PREPARE)', async () => {
-  const sql = `SELECT c.region, sum(s.qty) FROM sales s JOIN customers c ON c.cid = s.cust GROUP BY 1 ORDER BY 1`;
-  const expected = await runQuery(reference, sql);
-  await weave.query('BEGIN');
-  try {
-    await weave.query(`UPDATE sales SET qty = qty WHERE id = 7`);
-    const actual = await runQuery(weave, sql);
-    assert.ok(expected.ok && actual.ok);
-    assert.equal(compareResults(expected.result, actual.result, 'total'), null);
-    const lines = await explain(sql);
-    assert.ok(lines.some((l) => l.startsWith('  Not Broadcast: inside a transaction block')), lines.join('\n'));
-    await weave.query(`UPDATE customers SET tier = tier WHERE cid = 3`);
-    await weave.query(`UPDATE sales SET qty = qty WHERE id = 8`);
-  } finally {
-    await weave.query('COMMIT');
-  }
-  await same(sql, SALES);
-});
-
 test('a self-join on a non-distribution column moves less by pulling than by broadcasting the table itself', async () => {
   await same(`SELECT count(*) FROM sales a JOIN sales b ON a.cust = b.prod AND a.qty = b.qty WHERE a.id < 2000`, 'pull');
 });
@@ -185,4 +167,66 @@ test('semi and anti joins (EXISTS, NOT EXISTS, IN) over broadcast or co-located 
     assert.ok(expected.ok && actual.ok, sql);
     assert.equal(compareResults(expected.result, actual.result, 'total'), null, sql);
   }
+});
+
+/** Tables in the staging schema of broadcast joins in blocks, on every worker (none may outlive a block). */
+async function stagingTables(): Promise<number> {
+  let n = 0;
+  for (const w of cluster!.workers) {
+    const c = new pg.Client({ host: w.host, port: w.port, user: 'postgres', password: cluster!.password, database: 'postgres' });
+    await c.connect();
+    try {
+      const r = await c.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = 'pgweave_staging'`);
+      n += r.rows[0].n as number;
+    } finally {
+      await c.end();
+    }
+  }
+  return n;
+}
+
+// Last in the file: it writes (both servers alike), and the dead rows change the tables' sizes the strategy choice reads.
+test('inside a transaction block: broadcast over staging tables reading the block\'s own writes, then two-phase commit', async () => {
+  const sql = `SELECT c.region, sum(s.qty), count(*) FROM sales s JOIN customers c ON c.cid = s.cust GROUP BY 1 ORDER BY 1`;
+  const writes = [
+    `UPDATE sales SET qty = qty + 100 WHERE id % 50 = 0`,
+    `UPDATE customers SET region = 'west' WHERE cid % 7 = 0`,
+  ];
+  const before = commitStats.multiNode;
+  for (const c of [weave, reference]) await c.query('BEGIN');
+  try {
+    for (const w of writes) for (const c of [weave, reference]) await c.query(w);
+    const expected = await runQuery(reference, sql);
+    const actual = await runQuery(weave, sql);
+    assert.ok(expected.ok && actual.ok, !actual.ok ? actual.message : '');
+    assert.equal(compareResults(expected.result, actual.result, 'total'), null);
+    const lines = await explain(sql);
+    assert.match(lines.find((l) => l.startsWith('  Join Strategy: ')) ?? lines.join('\n'), /broadcast .*tasks on the shards of "public"\."sales"/);
+    assert.ok(lines.some((l) => l.startsWith('  ->  Broadcast "public"."customers" as pgweave_staging.')), lines.join('\n'));
+    // A write after the join, on every worker: the commit needs PREPARE TRANSACTION on each.
+    for (const c of [weave, reference]) await c.query(`UPDATE sales SET note = 'after' WHERE id % 97 = 0`);
+    assert.equal(await stagingTables(), 0);
+  } finally {
+    for (const c of [weave, reference]) await c.query('COMMIT');
+  }
+  assert.equal(commitStats.multiNode, before + 1, 'one two-phase commit');
+  await same(sql, SALES);
+  const after = `SELECT count(*) FROM sales WHERE note = 'after'`;
+  const [e, a] = [await runQuery(reference, after), await runQuery(weave, after)];
+  assert.ok(e.ok && a.ok && Number(a.result.rows[0]![0]) > 0);
+  assert.deepEqual(a.result.rows, e.result.rows);
+
+  // ROLLBACK: nothing of the block stays, staging tables included.
+  const total = `SELECT sum(qty) FROM sales`;
+  const was = await runQuery(weave, total);
+  await weave.query('BEGIN');
+  await weave.query(`UPDATE sales SET qty = qty + 1 WHERE id % 3 = 0`);
+  const inBlock = await runQuery(weave, sql);
+  assert.ok(inBlock.ok);
+  await weave.query('ROLLBACK');
+  const now = await runQuery(weave, total);
+  assert.ok(was.ok && now.ok);
+  assert.deepEqual(now.result.rows, was.result.rows);
+  assert.equal(await stagingTables(), 0);
+
 });

@@ -11,7 +11,7 @@
  * Statements combine joins on any columns (inner, left, right, full, comma
  * joins), WHERE predicates with IN/EXISTS/NOT EXISTS/scalar and correlated
  * subqueries, aggregates (count, count DISTINCT, sum, avg, min, max,
- * string_agg, bool_or, stddev) with GROUP BY/HAVING, DISTINCT, window
+ * string_agg, bool_or, stddev/variance) with GROUP BY (ROLLUP, CUBE)/HAVING, DISTINCT, window
  * functions, derived tables, CTEs, set operations, ORDER BY/LIMIT/OFFSET and
  * equality filters on the distribution column (so router, multi-shard and
  * pull plans are all exercised).
@@ -277,7 +277,14 @@ export class QueryGenerator {
       }
       outputs.push(...groups);
       for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.aggregate(sources, ctx).sql);
-      if (groups.length > 0) {
+      if (groups.length > 0 && r.chance(0.25)) {
+        // Grouping sets: GROUPING() among the outputs keeps "ORDER BY every output" a total order
+        // (a subtotal's NULL and a NULL group value sort alike otherwise).
+        const kind = r.pick(['ROLLUP', 'CUBE']);
+        outputs.push(`GROUPING(${groups.join(', ')})`);
+        tail += ` GROUP BY ${kind} (${groups.join(', ')})`;
+        ctx.features.add(kind);
+      } else if (groups.length > 0) {
         tail += ` GROUP BY ${groups.join(', ')}`;
         ctx.features.add('GROUP BY');
       }
@@ -564,6 +571,7 @@ export class QueryGenerator {
         () => ({ sql: `max(${numeric})`, type: nt }),
         () => ({ sql: `bool_or(${numeric} > ${this.literal(nt)})::int`, type: 'int' }),
         () => ({ sql: `stddev_samp(${numeric})`, type: 'num' }),
+        () => ({ sql: `${r.pick(['var_pop', 'variance', 'stddev_pop'])}(${numeric})`, type: 'num' }),
         () => ({ sql: `sum(DISTINCT ${numeric})`, type: nt }),
       );
     }
