@@ -108,6 +108,10 @@ export class SessionTransaction {
   private readonly evaluations: InsertEvaluations;
   /** The coordinator's transaction timestamp in the open block, once asked (transactionTime). */
   private blockTime: string | null = null;
+  /** The open block asked for the transaction time (the next BEGIN then fetches it along). */
+  private timeWanted = false;
+  /** The BEGIN text whose last block was READ COMMITTED (may fetch the time along, see begin). */
+  private readCommittedBegin: string | null = null;
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -336,13 +340,28 @@ export class SessionTransaction {
   private async begin(text: string): Promise<string | PgError> {
     const wasInBlock = this.coordinator.status !== 0x49;
     // SHOW takes no snapshot: the block's characteristics, whatever set them (BEGIN options, session defaults).
-    const r = await queryOnLink(this.coordinator, `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`);
+    const opening = `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`;
+    // The transaction time comes with the BEGIN when the session's last block asked for it and
+    // its last block of this BEGIN was READ COMMITTED (pgbench -N: no round trip for it later).
+    // Its SELECT takes a snapshot, which only READ COMMITTED may take this early: a block
+    // that turns out otherwise begins again without it.
+    const withTime = !wasInBlock && this.timeWanted && this.readCommittedBegin === text;
+    let r = await queryOnLink(this.coordinator, withTime ? `${opening}\n;${TRANSACTION_TIME_SQL}` : opening);
     if (r.error) return r.error;
     if (!wasInBlock) {
+      let [iso, ro, def, time] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+      if (withTime && iso !== 'read committed') {
+        r = await queryOnLink(this.coordinator, `ROLLBACK\n;${opening}`);
+        if (r.error) return r.error;
+        [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+        time = '';
+      }
       this.reset();
-      const [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
       this.block = BlockOpening.begun(text, iso ?? '', ro ?? '', def ?? '');
       this.evaluations.begun();
+      this.readCommittedBegin = iso === 'read committed' ? text : null;
+      this.timeWanted = false;
+      if (withTime && time) this.blockTime = time;
     }
     return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
   }
@@ -446,6 +465,7 @@ export class SessionTransaction {
    */
   async transactionTime(ask: (sql: string) => Promise<string>): Promise<string> {
     const inBlock = this.coordinator.status !== 0x49;
+    if (inBlock) this.timeWanted = true;
     if (inBlock && this.blockTime !== null) return this.blockTime;
     const before = this.coordinator.runCount;
     const time = await ask(TRANSACTION_TIME_SQL);

@@ -184,3 +184,36 @@ test('the timestamp parameter is appended to the client\'s Bind whatever its for
     assert.equal(out.readInt32BE(1), out.length - 1, 'message length');
   }
 });
+
+test('a BEGIN that fetches the block time along still takes a REPEATABLE READ snapshot at the first statement', async () => {
+  await c.query('CREATE TABLE IF NOT EXISTS loc (id int)');
+  await c.query('DELETE FROM loc');
+  await withClient(async (s) => {
+    // A READ COMMITTED block that uses now() in an INSERT: the next BEGIN fetches the time along.
+    for (let i = 0; i < 2; i++) {
+      await s.query('BEGIN');
+      await s.query({ text: 'INSERT INTO ev2 (id, at) VALUES ($1, now())', values: [a] });
+      await s.query('COMMIT');
+    }
+    await s.query("SET default_transaction_isolation = 'repeatable read'");
+    await s.query('BEGIN');
+    // Committed after BEGIN, before the block's first statement: a REPEATABLE READ block sees it.
+    await c.query('INSERT INTO loc VALUES (1)');
+    assert.equal((await one(s, 'SELECT count(*)::text AS n FROM loc')).n, '1');
+    assert.equal((await one(s, 'SELECT current_setting(\'transaction_isolation\') AS i')).i, 'repeatable read');
+    const n = (await one(s, 'SELECT now()::text AS t')).t;
+    const r = await one(s, { text: 'INSERT INTO ev2 (id, at) VALUES ($1, now()) RETURNING at::text', values: [b] });
+    assert.equal(r.at, n);
+    await s.query('COMMIT');
+    await s.query('RESET default_transaction_isolation');
+    // And READ COMMITTED again: the time fetched along is the block's.
+    for (let i = 0; i < 3; i++) {
+      await s.query('BEGIN');
+      await s.query('SELECT pg_sleep(0.01)');
+      const t = (await one(s, 'SELECT now()::text AS t')).t;
+      const x = await one(s, { text: 'INSERT INTO ev2 (id, at) VALUES ($1, now()) RETURNING at::text', values: [b] });
+      assert.equal(x.at, t, `block ${i}`);
+      await s.query('COMMIT');
+    }
+  });
+});
