@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { encodeBindAppending } from '../../src/session/extended-encoders.js';
 import { encodeMessage } from '../../src/protocol/writer.js';
-import { addWorkers, nodeOfKeys, textClient } from './support.js';
+import { addWorkers, nodeOfKeys, textClient, withTextClient } from './support.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -44,14 +44,7 @@ after(async () => {
 });
 
 /** A client of its own, so a test that leaves a transaction open harms no other. */
-async function withClient<T>(fn: (s: pg.Client) => Promise<T>): Promise<T> {
-  const s = await textClient(cluster.url);
-  try {
-    return await fn(s);
-  } finally {
-    await s.end().catch(() => {});
-  }
-}
+const withClient = <T>(fn: (s: pg.Client) => Promise<T>): Promise<T> => withTextClient(cluster.url, fn);
 
 async function one(s: pg.Client, q: string | pg.QueryConfig): Promise<Record<string, string | null>> {
   const r = await s.query(q as pg.QueryConfig);
