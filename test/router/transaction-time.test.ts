@@ -210,3 +210,14 @@ test('a BEGIN that fetches the block time along still takes a REPEATABLE READ sn
     }
   });
 });
+
+test('EXPLAIN of an INSERT with now() shows the router plan it runs as', async () => {
+  for (const sql of [
+    `INSERT INTO ev2 (id, at) VALUES (${a}, now())`,
+    `INSERT INTO ev (id, seq) VALUES (${a}, 1) ON CONFLICT (id, seq) DO UPDATE SET at0 = now() RETURNING now()`,
+  ]) {
+    const lines = (await c.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, rowMode: 'array' })).rows.map((r) => String((r as unknown[])[0]));
+    assert.match(lines.join('\n'), /Task Count: 1/, sql);
+    assert.match(lines.join('\n'), /Insert on ev2?_\d+/, sql);
+  }
+});
