@@ -182,7 +182,8 @@ export class BackendLink {
    */
   send(bytes: Buffer, expect: Expectation[]): void {
     for (const e of expect) this.queuePush(e);
-    if (bytes[0] === 0x51 /* Query */) this.runCount++;
+    // A Query, or an extended-protocol batch starting with its Parse (collectOnLink with parameters).
+    if (bytes[0] === 0x51 /* Query */ || bytes[0] === 0x50 /* Parse */) this.runCount++;
     // A lost connection answers nothing: fail the expectations now, or their waiters wait forever.
     // (Destroyed with its 'close' still to come counts too.)
     if (this.lost || this.conn.socket.destroyed) {

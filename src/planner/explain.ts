@@ -147,7 +147,12 @@ export class ExplainPlan {
   }
 
   route(params: ParamValues): Route {
-    const inner = this.inner.route(params);
+    let inner = this.inner.route(params);
+    // An INSERT with transaction-time functions (now()…) only: explained as the router statement it
+    // runs as, with this moment as the time (nothing runs without ANALYZE, which writes refuse).
+    if (inner.kind === 'evaluate-insert' && inner.atTransactionTime) {
+      inner = inner.atTransactionTime(params, new Date().toISOString(), null) ?? inner;
+    }
     switch (inner.kind) {
       case 'error':
       case 'local':

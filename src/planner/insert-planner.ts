@@ -12,18 +12,26 @@
  * input with its own error, and returns valid input in canonical form along
  * with its own hash of each row's distribution column, which routes the
  * rebuilt INSERT when its values still decline.
+ *
+ * Transaction-time functions (now(), CURRENT_TIMESTAMP…, transaction-time.ts)
+ * need no evaluation of the INSERT: when nothing else does, the
+ * 'evaluate-insert' route offers `atTransactionTime`, the router route with
+ * the coordinator's transaction timestamp spliced in (a literal, or a
+ * parameter appended to the client's for a prepared statement, so the
+ * worker's prepared statement stays the same across transactions).
  */
 import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
 import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
 import { parseSql, type Node } from '../sql/parse.js';
-import { quoteIdent } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
 import { spliceShardNames } from './shard-rewrite.js';
 import { NotRoutable, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
+import { findTimeCalls, isTransactionTimeCall, spliceTimeCalls, timeCallSql, type TimeCall } from './transaction-time.js';
 
 type RowKey = { text: string } | { param: number };
 
@@ -35,6 +43,13 @@ export class InsertPlan {
   /** Values must be computed on the coordinator first (see Route 'evaluate-insert'). */
   private readonly evaluate: boolean;
   private evaluation: Route | null = null;
+  /** Transaction-time calls anywhere in the statement (empty when `evaluate`: the evaluation computes them). */
+  private readonly timeCalls: TimeCall[] = [];
+  /** Highest $n the statement uses. */
+  private readonly maxParam: number = 0;
+  /** Per shard: the text with the shard name and the time calls as a parameter spliced in. */
+  private readonly timedTextByShardIndex = new Map<number, string>();
+  private timedEvaluation: Route | null = null;
 
   constructor(
     private readonly text: Buffer,
@@ -55,11 +70,15 @@ export class InsertPlan {
     const omitsColumns = this.table.columns
       ? this.table.columns.some((c) => !names.includes(c) && (this.table.evaluatedDefaults ?? [c]).includes(c))
       : false;
-    this.evaluate = keyIndex < 0 || omitsColumns || this.rows.some((row) => (row.List.items as Node[]).some((v) => !isPlainValue(v)));
+    // Transaction-time calls may stand for any value but the distribution column's (it must hash here).
+    this.evaluate = keyIndex < 0 || omitsColumns ||
+      this.rows.some((row) => (row.List.items as Node[]).some((v, i) => !isPlainValue(v, i !== keyIndex)));
     if (this.evaluate) {
       this.rowKeys = [];
       return;
     }
+    this.timeCalls = findTimeCalls(stmt, text);
+    this.maxParam = maxParamNumber(stmt);
     this.rowKeys = this.rows.map((row) => {
       const item = row.List.items[keyIndex];
       if (item?.ParamRef) return { param: item.ParamRef.number };
@@ -114,7 +133,24 @@ export class InsertPlan {
   }
 
   get needsParams(): boolean {
-    return !this.evaluate && this.rowKeys.some((k) => 'param' in k);
+    return !this.evaluate && this.timeCalls.length === 0 && this.rowKeys.some((k) => 'param' in k);
+  }
+
+  /**
+   * The evaluation route, with `atTransactionTime`: the INSERT routed with
+   * the coordinator's transaction timestamp in place of its time calls.
+   */
+  private timedRoute(): Route {
+    const evaluation = this.evaluationRoute();
+    if (evaluation.kind !== 'evaluate-insert') return evaluation;
+    return {
+      ...evaluation,
+      atTransactionTime: (params, time, paramNumber) => {
+        if (paramNumber !== null && paramNumber <= this.maxParam) return null;
+        const r = this.routeRows(params, null, { time, paramNumber });
+        return r instanceof NotRoutable || (r.kind !== 'router' && r.kind !== 'error') ? null : r;
+      },
+    };
   }
 
   /**
@@ -124,6 +160,12 @@ export class InsertPlan {
   route(params: ParamValues, rowHashes: ReadonlyArray<number | null> | null = null): Route | NotRoutable {
     // The evaluation statement does not depend on the parameters: deparsed once per plan.
     if (this.evaluate) return (this.evaluation ??= this.evaluationRoute());
+    if (this.timeCalls.length > 0) return (this.timedEvaluation ??= this.timedRoute());
+    return this.routeRows(params, rowHashes, null);
+  }
+
+  /** Routes the rows by their distribution values; `timed`: the time calls' value (see atTransactionTime). */
+  private routeRows(params: ParamValues, rowHashes: ReadonlyArray<number | null> | null, timed: { time: string; paramNumber: number | null } | null): Route | NotRoutable {
     const shardOfRow: number[] = new Array(this.rowKeys.length);
     let single = -1;
     let multi = false;
@@ -149,6 +191,14 @@ export class InsertPlan {
       if (single === -1) single = index;
       else if (single !== index) multi = true;
     }
+    if (!multi && timed) {
+      const shard = this.table.shards[single];
+      const task = { node: shard.placements[0].node, sql: this.timedText(single, timed.time, timed.paramNumber), shardIds: [shard.shardId] };
+      const appendParams = timed.paramNumber === null ? undefined : [timed.time];
+      return { kind: 'router', isWrite: true, planner: 'fast-path', task, appendParams };
+    }
+    // Rows of several shards with time calls: the evaluation computes them (rebuilt as constants).
+    if (timed) return new NotRoutable('transaction-time functions in an INSERT whose rows go to several shards');
     if (!multi) {
       const shard = this.table.shards[single];
       let sql = this.textByShardIndex.get(single);
@@ -178,6 +228,24 @@ export class InsertPlan {
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
     return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null };
+  }
+
+  /**
+   * The text for one shard with the time calls replaced by the timestamp:
+   * `$paramNumber` (cached per shard), or the literal `time`.
+   */
+  private timedText(shardIndex: number, time: string, paramNumber: number | null): string {
+    const cached = paramNumber === null ? undefined : this.timedTextByShardIndex.get(shardIndex);
+    if (cached !== undefined) return cached;
+    const value = paramNumber === null ? `${quoteLiteral(time)}::pg_catalog.timestamptz` : `$${paramNumber}::pg_catalog.timestamptz`;
+    const text = spliceTimeCalls(this.text, this.timeCalls, value);
+    // The relation's location moves by what the calls before it gained or lost (a CTE's now()).
+    let shift = 0;
+    for (const c of this.timeCalls) if (c.end <= this.target.ref.location) shift += Buffer.byteLength(timeCallSql(c, value)) - (c.end - c.start);
+    const ref = { ...this.target.ref, location: this.target.ref.location + shift };
+    const sql = spliceShardNames(text, [{ ref, schema: this.table.schema, shardName: this.table.shards[shardIndex].shardName }]);
+    if (paramNumber !== null) this.timedTextByShardIndex.set(shardIndex, sql);
+    return sql;
   }
 }
 
@@ -210,9 +278,28 @@ function literal(v: string | null | undefined): Node {
   return v === null ? { A_Const: { isnull: true } } : { A_Const: { sval: { sval: v } } };
 }
 
-/** A value the shard can take as it is: a constant, a parameter, or a cast of one. */
-function isPlainValue(v: Node): boolean {
+/**
+ * A value the shard can take as it is: a constant, a parameter, or a cast of
+ * one; with `timeCalls`, also a transaction-time call (spliced in at routing).
+ */
+function isPlainValue(v: Node, timeCalls = false): boolean {
   if (v?.A_Const || v?.ParamRef) return true;
-  if (v?.TypeCast) return isPlainValue(v.TypeCast.arg);
-  return false;
+  if (v?.TypeCast) return isPlainValue(v.TypeCast.arg, timeCalls);
+  return timeCalls && isTransactionTimeCall(v);
+}
+
+/** The highest parameter number in `tree` (0: none). */
+function maxParamNumber(tree: Node): number {
+  let max = 0;
+  const visit = (o: Node): void => {
+    if (o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      for (const x of o) visit(x);
+      return;
+    }
+    if (o.ParamRef) max = Math.max(max, o.ParamRef.number);
+    for (const k in o) visit(o[k]);
+  };
+  visit(tree);
+  return max;
 }

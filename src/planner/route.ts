@@ -46,8 +46,12 @@ export type Route =
   }
   /** Transaction control, applied to every node the session has touched. */
   | { kind: 'transaction'; verb: TransactionVerb; statement: string }
-  /** All rows in one shard group: one task on one node (fast path or router). */
-  | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router' }
+  /**
+   * All rows in one shard group: one task on one node (fast path or router).
+   * `appendParams`: text values the task's SQL takes after the client's
+   * parameters (an INSERT's transaction timestamp, insert-planner.ts).
+   */
+  | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router'; appendParams?: string[] }
   /** Several tasks whose results concatenate (multi-shard UPDATE/DELETE, multi-row INSERT). */
   | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string; paramsInlined?: boolean }
   /**
@@ -76,6 +80,16 @@ export type Route =
        * row's distribution value (to route values the TypeScript hash declines).
        */
       rebuild(fields: string[], rows: Array<Array<string | null>>): { sql: string; rowHashes: Array<number | null> | null };
+      /**
+       * Present when the only values needing the coordinator are transaction-time
+       * functions (now(), CURRENT_TIMESTAMP…, planner/transaction-time.ts): the
+       * route with `time` (the coordinator's transaction timestamp, ISO 8601 with
+       * its UTC offset) in their place — spliced as a literal, or, with
+       * `paramNumber`, as that parameter (`appendParams`) after the client's.
+       * Null: the INSERT needs the evaluation after all (rows in several shards,
+       * a value the TypeScript hash declines, parameters the Bind does not match).
+       */
+      atTransactionTime?(params: ReadonlyArray<string | null> | null, time: string, paramNumber: number | null): Extract<Route, { kind: 'router' | 'error' }> | null;
     }
   /**
    * A statement about cluster-wide objects (roles, role memberships, schemas,

@@ -22,6 +22,43 @@ export function encodeBindFor(portal: string, statement: string, buf: Buffer, st
   return encodeMessage((w) => w.begin(Frontend.Bind).cstring(portal).cstring(statement).bytes(rest).end());
 }
 
+/**
+ * The client's Bind re-addressed, with text values `extra` after its own
+ * parameters (the format codes spelled out per parameter when the client's
+ * single code is binary). Values stay byte for byte.
+ */
+export function encodeBindAppending(portal: string, statement: string, buf: Buffer, start: number, end: number, extra: readonly string[]): Buffer {
+  const portalEnd = buf.indexOf(0, start + 5);
+  let pos = buf.indexOf(0, portalEnd + 1) + 1;
+  const nFormats = buf.readInt16BE(pos);
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++) formats.push(buf.readInt16BE(pos + 2 + 2 * i));
+  pos += 2 + 2 * nFormats;
+  const nParams = buf.readInt16BE(pos);
+  const valuesStart = pos + 2;
+  pos = valuesStart;
+  for (let i = 0; i < nParams; i++) {
+    const len = buf.readInt32BE(pos);
+    pos += 4 + (len > 0 ? len : 0);
+  }
+  const values = buf.subarray(valuesStart, pos);
+  const results = buf.subarray(pos, end);
+  // No codes or one text code cover the extra (text) values; otherwise one code per parameter.
+  const codes = formats.length === 0 || (formats.length === 1 && formats[0] === 0)
+    ? formats
+    : [...(formats.length === 1 ? new Array<number>(nParams).fill(formats[0]) : formats), ...extra.map(() => 0)];
+  return encodeMessage((w) => {
+    w.begin(Frontend.Bind).cstring(portal).cstring(statement).int16(codes.length);
+    for (const c of codes) w.int16(c);
+    w.int16(nParams + extra.length).bytes(values);
+    for (const v of extra) {
+      const b = Buffer.from(v, 'utf8');
+      w.int32(b.length).bytes(b);
+    }
+    w.bytes(results).end();
+  });
+}
+
 export function encodeDescribe(target: 'S' | 'P', name: string): Buffer {
   return encodeMessage((w) => w.begin(Frontend.Describe).int8(target.charCodeAt(0)).cstring(name).end());
 }

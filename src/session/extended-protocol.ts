@@ -18,7 +18,7 @@ import { readDescribe, readClose, readExecute } from '../protocol/frontend/descr
 import { parseSql, type Node } from '../sql/parse.js';
 import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
-import { encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
+import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
@@ -125,14 +125,35 @@ export abstract class ExtendedProtocol extends RouteRunner {
       plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
     }
     const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
-    const route = plan.route(params as ReadonlyArray<string | null> | null);
-    if (route.kind !== 'transaction' && this.statusByte() === 0x45) {
+    const first = plan.route(params as ReadonlyArray<string | null> | null);
+    if (first.kind !== 'transaction' && this.statusByte() === 0x45) {
       await this.replyError(this.txn.takeLossError() ?? abortedError());
       this.cycleFailed = true;
       return;
     }
-    const hold = this.enterWriteBarrier(route);
-    if (!hold) return this.bindAfterCutover(route, buf, start, end);
+    let hold = this.enterWriteBarrier(first);
+    if (!hold) return this.bindAfterCutover(first, buf, start, end);
+    let route = first;
+    if (route.kind === 'evaluate-insert') {
+      const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
+      // Transaction-time functions only: the timestamp goes to the worker as one more parameter.
+      const timed = bind.params.length >= stmt.paramTypes.length && textParams.every((p) => p !== undefined)
+        ? await this.insertAtTransactionTime(route, textParams as Array<string | null>, bind.params.length + 1)
+        : null;
+      if (timed instanceof PgError) {
+        hold();
+        await this.replyError(timed);
+        this.cycleFailed = true;
+        return;
+      }
+      if (timed) {
+        hold();
+        const timedHold = this.enterWriteBarrier(timed);
+        if (!timedHold) return this.bindAfterCutover(timed, buf, start, end);
+        hold = timedHold;
+        route = timed;
+      }
+    }
     if (route.kind === 'evaluate-insert') {
       const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
       if (textParams.some((p) => p === undefined)) {
@@ -178,7 +199,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
         link.prepared.add(wname);
         link.send(encodeParse(wname, sql, paramTypes), [E_PARSE_SWALLOW]);
       }
-      link.send(encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
+      const appended = route.kind === 'router' ? route.appendParams : undefined;
+      link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
       void link.idle().then(hold, hold);
       this.portals.set(bind.portal, { kind: 'link', link });

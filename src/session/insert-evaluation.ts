@@ -6,9 +6,14 @@
  * participant at COMMIT — so pgbench -N's block (one worker written)
  * commits with one phase.
  *
- * State: `onlyXid` (the xid is the evaluations' only) is valid while nothing
- * else has run on the coordinator since the last evaluation ended (`mark`,
- * its request count then). `reset` at the end of every block.
+ * A block whose coordinator transaction ran nothing but its BEGIN and the
+ * session's own read-only queries (the transaction timestamp for INSERTs)
+ * wrote nothing there either: COMMIT need not ask the coordinator.
+ *
+ * State: `onlyXid` (the coordinator has no xid but the evaluations') is valid
+ * while nothing else has run on the coordinator since the block began or the
+ * last evaluation ended (`mark`, its request count then). `reset` at the end
+ * of every block.
  */
 import type { BackendLink } from '../executor/backend-link.js';
 import { queryOnLink, decodeDataRow } from '../executor/link-query.js';
@@ -22,6 +27,17 @@ export class InsertEvaluations {
   /** An evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it. */
   start(hadXid: boolean, requestsBefore: number): void {
     this.onlyXid = !hadXid || (this.onlyXid && requestsBefore === this.mark);
+  }
+
+  /** The block's BEGIN was answered by the coordinator: no xid yet. */
+  begun(): void {
+    this.onlyXid = true;
+    this.mark = this.coordinator.runCount;
+  }
+
+  /** A read-only query of the session's own ran on the coordinator (sent at request count `before`). */
+  ranReadOnly(before: number): void {
+    if (this.onlyXid && before === this.mark) this.mark = this.coordinator.runCount;
   }
 
   /** The evaluation was rolled back to its savepoint. */

@@ -94,7 +94,7 @@ export abstract class RouteRunner extends SessionBase {
         await this.replyError(new PgError({ code: '0A000', message: 'COPY FROM STDIN into a distributed table must be the only statement of its query string' }));
         return false;
       case 'evaluate-insert': {
-        const next = await this.evaluateInsert(route, null);
+        const next = (await this.insertAtTransactionTime(route, null, null)) ?? (await this.evaluateInsert(route, null));
         if (next instanceof PgError) {
           await this.replyError(next);
           return false;
@@ -318,6 +318,29 @@ export abstract class RouteRunner extends SessionBase {
     this.copyIn?.release?.();
     this.copyIn = null;
     this.cycleFailed = true;
+  }
+
+  /**
+   * An INSERT whose only values needing the coordinator are transaction-time
+   * functions (now(), CURRENT_TIMESTAMP…): routed with the coordinator's
+   * transaction timestamp in their place — asked once per block
+   * (SessionTransaction.transactionTime), no evaluation of the INSERT, no
+   * savepoint. `paramNumber`: the timestamp goes as that parameter (the
+   * extended protocol), else as a literal. Null: the INSERT needs evaluateInsert.
+   */
+  protected async insertAtTransactionTime(route: Extract<Route, { kind: 'evaluate-insert' }>, params: ReadonlyArray<string | null> | null, paramNumber: number | null): Promise<Route | PgError | null> {
+    if (!route.atTransactionTime) return null;
+    let time: string;
+    try {
+      time = await this.txn.transactionTime(async (sql) => {
+        await this.switchTo(this.coordinator);
+        const r = await this.runAsClient(sql);
+        return r.rows[0]?.[0] ?? '';
+      });
+    } catch (err) {
+      return toPgError(err);
+    }
+    return route.atTransactionTime(params, time, paramNumber);
   }
 
   /**

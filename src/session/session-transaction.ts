@@ -74,6 +74,9 @@ const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard',
 /** Words of row-locking clauses (FOR UPDATE / SHARE …): such reads may wait for locks. */
 const LOCKING_WORDS = new Set(['for']);
 
+/** now() in UTC, exactly (microseconds), readable whatever the session's DateStyle. */
+const TRANSACTION_TIME_SQL = `SELECT pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD HH24:MI:SS.US') OPERATOR(pg_catalog.||) '+00'`;
+
 function parseOff(value: string | undefined): boolean {
   return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
 }
@@ -103,6 +106,12 @@ export class SessionTransaction {
   private readonly affinity: ShardAffinity;
   /** Whether the coordinator's xid comes only from rolled-back INSERT evaluations (insert-evaluation.ts). */
   private readonly evaluations: InsertEvaluations;
+  /** The coordinator's transaction timestamp in the open block, once asked (transactionTime). */
+  private blockTime: string | null = null;
+  /** The open block asked for the transaction time (the next BEGIN then fetches it along). */
+  private timeWanted = false;
+  /** The BEGIN text whose last block was READ COMMITTED (may fetch the time along, see begin). */
+  private readCommittedBegin: string | null = null;
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -275,6 +284,7 @@ export class SessionTransaction {
     this.implicit = false;
     this.pulledInBlock = false;
     this.evaluations.reset();
+    this.blockTime = null;
     this.snapshots.reset();
     for (const w of this.workers.values()) {
       w.inTransaction = false;
@@ -330,12 +340,28 @@ export class SessionTransaction {
   private async begin(text: string): Promise<string | PgError> {
     const wasInBlock = this.coordinator.status !== 0x49;
     // SHOW takes no snapshot: the block's characteristics, whatever set them (BEGIN options, session defaults).
-    const r = await queryOnLink(this.coordinator, `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`);
+    const opening = `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`;
+    // The transaction time comes with the BEGIN when the session's last block asked for it and
+    // its last block of this BEGIN was READ COMMITTED (pgbench -N: no round trip for it later).
+    // Its SELECT takes a snapshot, which only READ COMMITTED may take this early: a block
+    // that turns out otherwise begins again without it.
+    const withTime = !wasInBlock && this.timeWanted && this.readCommittedBegin === text;
+    let r = await queryOnLink(this.coordinator, withTime ? `${opening}\n;${TRANSACTION_TIME_SQL}` : opening);
     if (r.error) return r.error;
     if (!wasInBlock) {
+      let [iso, ro, def, time] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+      if (withTime && iso !== 'read committed') {
+        r = await queryOnLink(this.coordinator, `ROLLBACK\n;${opening}`);
+        if (r.error) return r.error;
+        [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+        time = '';
+      }
       this.reset();
-      const [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
       this.block = BlockOpening.begun(text, iso ?? '', ro ?? '', def ?? '');
+      this.evaluations.begun();
+      this.readCommittedBegin = iso === 'read committed' ? text : null;
+      this.timeWanted = false;
+      if (withTime && time) this.blockTime = time;
     }
     return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
   }
@@ -427,6 +453,26 @@ export class SessionTransaction {
       coordinatorWrote: () => this.evaluations.coordinatorWrote(),
       translated: (err) => this.translated(err),
     };
+  }
+
+  /**
+   * The coordinator's transaction timestamp (now(), as ISO 8601 text with its
+   * UTC offset): what the transaction-time functions of an INSERT into
+   * distributed tables stand for (planner/transaction-time.ts). Inside a
+   * block it cannot change, so it is asked once per block; outside one, per
+   * statement. `ask` runs the query on the coordinator (the session keeps
+   * output in order).
+   */
+  async transactionTime(ask: (sql: string) => Promise<string>): Promise<string> {
+    const inBlock = this.coordinator.status !== 0x49;
+    if (inBlock) this.timeWanted = true;
+    if (inBlock && this.blockTime !== null) return this.blockTime;
+    const before = this.coordinator.runCount;
+    const time = await ask(TRANSACTION_TIME_SQL);
+    // A SELECT of now() neither writes nor takes an xid.
+    this.evaluations.ranReadOnly(before);
+    if (inBlock) this.blockTime = time;
+    return time;
   }
 
   /** An INSERT evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it (insert-evaluation.ts). */

@@ -110,7 +110,8 @@ export class Session extends ExtendedProtocol {
               runStart = pos;
             }
             const e = expectationFor(type);
-            if (e) this.coordinator.queuePush(e, type === Frontend.Query);
+            // (A fast-path FunctionCall runs a function too: it counts as a statement run, see runCount.)
+            if (e) this.coordinator.queuePush(e, type === Frontend.Query || type === Frontend.FunctionCall);
             this.cycleLinks.add(this.coordinator);
             if (type === Frontend.Sync) this.endCycle();
           } else {

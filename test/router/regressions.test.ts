@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { addWorkers, nodeOfKeys, nodeUrl, runStatement, textClient } from './support.js';
+import { addWorkers, nodeOfKeys, nodeUrl, runStatement, textClient, withTextClient } from './support.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -50,14 +50,7 @@ async function setUp(): Promise<void> {
 }
 
 /** A client of its own, so a test that leaves a transaction open harms no other. */
-async function withClient<T>(fn: (s: pg.Client) => Promise<T>): Promise<T> {
-  const s = await textClient(cluster.url);
-  try {
-    return await fn(s);
-  } finally {
-    await s.end().catch(() => {});
-  }
-}
+const withClient = <T>(fn: (s: pg.Client) => Promise<T>): Promise<T> => withTextClient(cluster.url, fn);
 
 test('SET citus.shard_count is honoured before the first table is distributed', async () => {
   // A database of its own whose catalog the coordinator has loaded (citus_add_node ran) and which holds no table yet.

@@ -22,6 +22,16 @@ export async function textClient(url: string, applicationName = 'pgweave-router-
   return c;
 }
 
+/** Runs `fn` with a text client of its own (closed afterwards), so a transaction it leaves open harms no other. */
+export async function withTextClient<T>(url: string, fn: (s: pg.Client) => Promise<T>): Promise<T> {
+  const s = await textClient(url);
+  try {
+    return await fn(s);
+  } finally {
+    await s.end().catch(() => {});
+  }
+}
+
 /** Mulberry32: small, fast, and the same sequence on every machine. */
 export function prng(seed: number): { next(): number; int(lo: number, hi: number): number; pick<T>(xs: readonly T[]): T; chance(p: number): boolean } {
   let a = seed >>> 0;
