@@ -22,7 +22,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { nodeServerOptions, startPostgres, stopPostgres } from '../../src/cluster/index.js';
 import { sendCancel } from '../server/raw-protocol.js';
-import { addWorkers, clusterState, nodeOfKeys, textClient, workerByPort } from './support.js';
+import { addWorkers, clusterState, nodeOfKeys, nodeUrl, textClient, workerByPort } from './support.js';
 
 let cluster: TestCluster;
 let admin: pg.Client;
@@ -134,7 +134,18 @@ test('a cancel never reaches another session’s statement (queued ahead or behi
   // Alone on its channel, a statement is cancelled as usual (57014), and the sessions go on.
   await untilPipelined();
   const long = sleeper.query(`SELECT pg_sleep(60), v FROM items WHERE k = ${keys[0]}`);
-  await new Promise((r) => setTimeout(r, 300));
+  long.catch(() => {});
+  // Cancelled once it runs on the worker (a cancel before the request is sent has nothing to cancel).
+  const worker = await textClient(nodeUrl(cluster, cluster.workers[0]!.port), 'pgweave-test-admin');
+  try {
+    for (let i = 0; i < 600; i++) {
+      const r = await worker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'`);
+      if ((r.rows[0] as { n: string }).n === '1') break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  } finally {
+    await worker.end();
+  }
   await sendCancel(cluster.config.listen, key(sleeper).processID, key(sleeper).secretKey);
   await assert.rejects(long, (err: { code?: string }) => err.code === '57014');
   await untilPipelined();
