@@ -10,7 +10,9 @@
  *
  * Shown: many concurrent sessions (simple and extended protocol) answered
  * correctly through one worker backend; an error in one session's request
- * leaves the others' requests on the same channel untouched; a worker
+ * leaves the others' requests on the same channel untouched; sessions
+ * with SETs or in a block keep their own connections (their state never
+ * reaches the shared backend); a worker
  * stopped while requests wait on the channel gives each affected client a
  * class-08 error, and later statements work once it is back; a cancel
  * never reaches another session's statement — sent only while nothing of
@@ -110,6 +112,32 @@ test('an error in one session’s pipelined statement leaves the other sessions�
   // The failed sessions go on.
   assert.equal((await read(5)).pid, pid);
   assert.equal((await read(6)).pid, pid);
+});
+
+test('sessions with SETs or in a transaction block keep connections of their own (nothing of theirs lands on the channel)', async () => {
+  const pid = await untilPipelined();
+  const pidOf = async (c: pg.Client, k: number) => ((await c.query(`SELECT pg_backend_pid() AS pid FROM items WHERE k = ${k}`)).rows[0] as { pid: string }).pid;
+  const withSet = await textClient(cluster.url);
+  const inBlock = await textClient(cluster.url);
+  try {
+    await withSet.query(`SET statement_timeout = '5min'`);
+    await inBlock.query('BEGIN');
+    for (let round = 0; round < 3; round++) {
+      const [a, b, c] = await Promise.all([pidOf(withSet, keys[0]!), pidOf(inBlock, keys[1]!), read(2)]);
+      assert.notEqual(a, pid, 'a session with a SET runs on its own connection');
+      assert.notEqual(b, pid, 'a transaction block runs on its own connection');
+      assert.equal(c.pid, pid);
+    }
+    assert.equal(((await withSet.query(`SELECT current_setting('statement_timeout') AS t FROM items WHERE k = ${keys[0]}`)).rows[0] as { t: string }).t, '5min');
+    await inBlock.query('COMMIT');
+  } finally {
+    await withSet.end();
+    await inBlock.end();
+  }
+  // The channel's backend never saw the SET.
+  const onChannel = ((await clients[2]!.query(`SELECT current_setting('statement_timeout') AS t, pg_backend_pid() AS pid FROM items WHERE k = ${keys[2]}`)).rows[0] as { t: string; pid: string });
+  assert.equal(onChannel.pid, pid);
+  assert.equal(onChannel.t, '0');
 });
 
 test('a cancel never reaches another session’s statement (queued ahead or behind), and ends its own when alone', async () => {
