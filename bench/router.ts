@@ -18,6 +18,10 @@
  * profiler (in-process, node:inspector) and prints the functions with the
  * most self time: where coordinator time goes. Those runs are slower (the
  * profiler costs) and are not the headline numbers.
+ *
+ * --channels N sets the coordinator's pipelined channels per (worker,
+ * database, role) (src/executor/pipelined-channel.ts); 0 runs without
+ * pipelining, every session on connections of its own.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -37,13 +41,15 @@ interface Options {
   profile: boolean;
   profileOut: string | null;
   workloads: Array<'S' | 'N'>;
+  /** Pipelined channels per (worker, database, role); null: the coordinator's default. */
+  channels: number | null;
 }
 
 const USAGE =
-  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--profile] [--profile-out PREFIX]';
+  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--channels N (0: no pipelining)] [--profile] [--profile-out PREFIX]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'] };
+  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'], channels: null };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): number => {
@@ -58,7 +64,11 @@ function parseOptions(args: string[]): Options {
     else if (a === '--shards') o.shards = value();
     else if (a === '--workers') o.workers = value();
     else if (a === '--rounds') o.rounds = value();
-    else if (a === '--profile') o.profile = true;
+    else if (a === '--channels') {
+      const v = Number(args[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error('--channels needs an integer ≥ 0');
+      o.channels = v;
+    } else if (a === '--profile') o.profile = true;
     else if (a === '--profile-out') {
       o.profile = true;
       o.profileOut = args[++i] ?? null;
@@ -163,7 +173,7 @@ async function runRouter(args: string[]): Promise<void> {
   console.log(`date: ${new Date().toISOString()}`);
   console.log(`machine: ${machineSummary()}`);
   // The same settings on every PostgreSQL (those `pgweave up` uses), so both sides pay the same for durability.
-  const cluster = await startBenchCluster({ name: 'router', workers: o.workers });
+  const cluster = await startBenchCluster({ name: 'router', workers: o.workers, config: o.channels === null ? undefined : { pipelineChannels: o.channels } });
   const plainSide = await startPlainPostgres({ name: 'plain' }).catch(async (err: unknown) => {
     await cluster.stop();
     throw err;

@@ -67,6 +67,8 @@ export interface BenchClusterOptions {
    * before the coordinator starts; null: left alone.
    */
   priority?: number | null;
+  /** Settings of the in-process coordinator over those createCluster wrote (e.g. `pipelineChannels`). */
+  config?: Partial<CreatedCluster['config']>;
 }
 
 export interface BenchCluster {
@@ -149,7 +151,7 @@ async function startLocal(options: BenchClusterOptions, withCoordinator: boolean
         if (pid !== null) setPriority(pid, options.priority);
       }
     }
-    if (withCoordinator) coordinator = await startCoordinator(created.config);
+    if (withCoordinator) coordinator = await startCoordinator({ ...created.config, ...options.config });
     const cluster: BenchCluster = { dir, created, state, password: state.clientPassword, atStop: (fn) => void first.push(fn), stop };
     return coordinator ? { ...cluster, coordinator } : cluster;
   } catch (err) {

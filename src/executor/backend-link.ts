@@ -61,6 +61,8 @@ export interface Expectation {
   keepReady?: boolean;
   /** false: the replies are not handed to the link's collector (statements injected ahead of a collected one). */
   collect?: boolean;
+  /** With !forward: an ErrorResponse still goes to the client (a Parse the coordinator injected failed: the client must learn why). */
+  forwardError?: boolean;
   /** Called once the expectation completes (with the error, if the reply was one). */
   done?: (error: PgError | null, status: number) => void;
 }
@@ -104,10 +106,14 @@ export class BackendLink {
     readonly nodeId: number,
     /** Prepared statements already on the connection (a pooled connection brings its own). */
     readonly prepared: Set<string> = new Set(),
+    /** false: the connection is shared (executor/pipelined-channel.ts), whose owner frames replies and calls `deliver`. */
+    attach = true,
   ) {
-    conn.socket.on('data', this.onSocketData);
-    conn.socket.on('error', noop);
-    conn.socket.on('close', this.onSocketClose);
+    if (attach) {
+      conn.socket.on('data', this.onSocketData);
+      conn.socket.on('error', noop);
+      conn.socket.on('close', this.onSocketClose);
+    }
     this.gate = writeGateFor(client);
     // A socket that closed before this link listened (or is closing) must still count as lost.
     if (conn.socket.destroyed) this.lost = true;
@@ -296,7 +302,7 @@ export class BackendLink {
   }
 
   /** The connection is gone (closed, destroyed, or announced by a FATAL): once, tell the owner, fail what waits. */
-  private lose(): void {
+  protected lose(): void {
     const first = !this.lossReported;
     if (first) {
       this.lost = true;
@@ -347,10 +353,18 @@ export class BackendLink {
       return;
     }
     if (whole === null) return;
-    let pos = 0;
-    let runStart = 0; // start of the current run of forwarded bytes
+    this.deliver(whole, 0, whole.length);
+  }
+
+  /**
+   * Handles the whole reply messages in `whole[from, to)`: matched to the
+   * expectations, forwarded runs written to the client as views of `whole`.
+   */
+  deliver(whole: Buffer, from: number, to: number): void {
+    let pos = from;
+    let runStart = from; // start of the current run of forwarded bytes
     let runForward = true;
-    const n = whole.length;
+    const n = to;
     while (pos < n) {
       const type = whole[pos];
       const end = pos + 1 + whole.readInt32BE(pos + 1);
@@ -372,7 +386,7 @@ export class BackendLink {
       }
       pos = end;
     }
-    if (runForward && n > runStart) this.toClient(runStart === 0 ? whole : whole.subarray(runStart));
+    if (runForward && n > runStart) this.toClient(runStart === 0 && n === whole.length ? whole : whole.subarray(runStart, n));
     if (this.dying) {
       this.dying = false;
       this.lose();
@@ -383,7 +397,7 @@ export class BackendLink {
     if (this.pending === 0) this.onIdle?.(this);
   }
 
-  private toClient(bytes: Buffer): void {
+  protected toClient(bytes: Buffer): void {
     this.gate.write(bytes, this.conn.socket);
   }
 
@@ -404,7 +418,7 @@ export class BackendLink {
       return false;
     }
     if (e === undefined) return false;
-    const forward = e.forward;
+    const forward = e.forward || (type === Backend.ErrorResponse && e.forwardError === true);
     if (!forward && this.collector && e.collect !== false) this.collector(type, buf, start, end);
     if (type === Backend.ErrorResponse) {
       const err = readErrorResponse(buf, start, end);
@@ -458,7 +472,7 @@ function completes(kind: Completes, type: number): boolean {
 }
 
 /** Whether an ErrorResponse's severity is FATAL or PANIC (the 'S' field comes first, as PostgreSQL sends it). */
-function isFatal(buf: Buffer, start: number, end: number): boolean {
+export function isFatal(buf: Buffer, start: number, end: number): boolean {
   // 'V' (never localized) decides; 'S' only when a server sends no 'V' (before 9.6).
   let severity = '';
   for (let pos = start + 5; pos < end && buf[pos] !== 0; ) {

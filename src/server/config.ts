@@ -40,6 +40,13 @@ export interface CoordinatorConfig {
    * libpq's sslmode semantics. Without it those connections are plaintext.
    */
   workerTls?: WorkerTlsConfig;
+  /**
+   * Shared pipelined connections per (worker, database, role) for autocommit
+   * router statements (executor/pipelined-channel.ts); 0 turns pipelining off.
+   */
+  pipelineChannels?: number;
+  /** A pipelined channel whose requests wait this long without a reply takes no new ones (default 20 ms). */
+  pipelineStallMs?: number;
   /** Largest message a client may send, in bytes (PostgreSQL's limit is 1 GB). */
   maxMessageSize?: number;
 }

@@ -16,6 +16,7 @@ import { CleanupLoop } from '../jobs/cleanup-loop.js';
 import { DeadlockDetector } from '../jobs/deadlock-detector.js';
 import { closeCommitGates } from '../transaction/commit-gate.js';
 import { IdleConnectionPool } from '../pool/idle-connection-pool.js';
+import { ChannelRegistry, DEFAULT_PIPELINE_CHANNELS } from '../executor/pipelined-channel.js';
 import { refreshShardSizes } from '../commands/shard-functions.js';
 import { CronScheduler, cronDisabled, duplexPair } from '../jobs/cron-scheduler.js';
 import { closeStreams } from '../streams/wakeup.js';
@@ -56,6 +57,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   const pools = new NodePools({ user: config.internal.user, password: config.internal.password });
   const metadata = new MetadataCache(pools, config.coordinator);
   const idleConnections = new IdleConnectionPool();
+  const pipelines = new ChannelRegistry(config.pipelineChannels ?? DEFAULT_PIPELINE_CHANNELS, config.pipelineStallMs);
   const recovery = new RecoveryLoop(pools, config);
   recovery.start();
   const deadlocks = new DeadlockDetector(pools, metadata, config);
@@ -76,7 +78,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       : null,
     sessions: new Set(),
     sessionOptions: { maxMessageSize: config.maxMessageSize ?? MAX_MESSAGE_SIZE },
-    shared: { config, pools, metadata, refreshShardSizes, idleConnections, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db), cleanup.watch(db)) },
+    shared: { config, pools, metadata, refreshShardSizes, idleConnections, pipelines, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db), cleanup.watch(db)) },
   };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -124,6 +126,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
       cleanup.stop();
       closeCommitGates(pools);
       idleConnections.close();
+      pipelines.close();
       internal.close();
       metadata.close();
       pools.close();

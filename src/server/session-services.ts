@@ -12,6 +12,7 @@ import type { MetadataCache } from '../metadata/metadata-cache.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
+import type { ChannelRegistry } from '../executor/pipelined-channel.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { commitGateFor } from '../transaction/commit-gate.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
@@ -35,6 +36,8 @@ export interface SharedState {
   refreshShardSizes?: (ctx: CommandContext) => Promise<void>;
   /** Idle worker connections shared by sessions between transactions. */
   idleConnections?: IdleConnectionPool;
+  /** Pipelined channels to workers for autocommit router statements (absent: off). */
+  pipelines?: ChannelRegistry;
   /** Told of every database a session uses (the recovery loop watches it). */
   onDatabase?: (database: string) => void;
 }
@@ -120,6 +123,11 @@ export function makeSessionServices(
         params: [['application_name', 'pgweave']],
       });
       return { conn, prepared: new Set<string>() };
+    },
+    pipelineFor(node: WorkerNode) {
+      if (!shared.pipelines) return null;
+      const key = connectionKey(node.host, node.port, database, user);
+      return shared.pipelines.group(key, node.nodeId, async () => (await services.connectNode(node)).conn);
     },
     releaseNode(node, conn, prepared) {
       if (shared.idleConnections) shared.idleConnections.give(connectionKey(node.host, node.port, database, user), conn, prepared);

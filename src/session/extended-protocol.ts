@@ -6,6 +6,8 @@
  * lazily, and portals that live on a backend or are run by the session.
  */
 import type { Route } from '../planner/route.js';
+import { Frontend } from '../protocol/constants.js';
+import { Completes, type Expectation } from '../executor/backend-link.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
@@ -154,6 +156,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
         route = timed;
       }
     }
+    if (route.kind === 'router' && (await this.pipelineBind(route, stmt, bind.portal, buf, start, end, hold))) return;
     if (route.kind === 'evaluate-insert') {
       const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
       if (textParams.some((p) => p === undefined)) {
@@ -234,6 +237,44 @@ export abstract class ExtendedProtocol extends RouteRunner {
       return toPgError(err);
     }
     return types.oids;
+  }
+
+  /**
+   * An autocommit router Bind whose request is whole in this chunk — Bind,
+   * then only Describe/Execute of its portal, then Sync — goes to a shared
+   * pipelined channel as one request (executor/pipelined-channel.ts), the
+   * channel's own prepared statement in place of the client's; the pump
+   * goes on after the Sync (`consumedTo`). False: the session's own link
+   * runs it, message by message.
+   */
+  private async pipelineBind(route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, hold: () => void): Promise<boolean> {
+    const syncEnd = pipelinedRequestEnd(buf, end, portal);
+    if (syncEnd < 0) return false;
+    const t = this.pipelineTenant(route.task.node, false);
+    if (!t) return false;
+    if (this.needsSwitch(t)) {
+      await this.switchTo(t);
+      if (!this.stillAutocommit() || !t.channel.usable) return false;
+    }
+    this.active = t;
+    const channel = t.channel;
+    const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes);
+    const parts: Buffer[] = [];
+    const expect: Expectation[] = [];
+    if (parse) {
+      parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => err && channel.forgetStatement(key) });
+    }
+    parts.push(encodeBindFor(portal, name, buf, start, end), buf.subarray(end, syncEnd));
+    expect.push(E_BIND);
+    for (let pos = end; pos < syncEnd; pos += 1 + buf.readInt32BE(pos + 1)) {
+      const type = buf[pos];
+      expect.push(type === Frontend.Describe ? E_DESCRIBE : type === Frontend.Execute ? E_EXECUTE : { completes: Completes.Ready, forward: true, done: hold });
+    }
+    this.portals.delete(portal);
+    this.consumedTo = syncEnd;
+    t.sendRequest(parts, expect);
+    return true;
   }
 
   /** A local statement that may change roles inside a function: run by the session, watched (src/commands/roles/watch.ts). */
@@ -438,6 +479,34 @@ export abstract class ExtendedProtocol extends RouteRunner {
     this.endCycle();
     await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
   }
+}
+
+/**
+ * Where a pipelinable request ends: after `from` (the end of a Bind of
+ * `portal`), only Describe and Execute of that portal, then a Sync, all
+ * within `buf`. Returns the Sync's end, or -1.
+ */
+function pipelinedRequestEnd(buf: Buffer, from: number, portal: string): number {
+  let pos = from;
+  while (pos + 5 <= buf.length) {
+    const type = buf[pos];
+    const end = pos + 1 + buf.readInt32BE(pos + 1);
+    if (end > buf.length) return -1;
+    if (type === Frontend.Sync) return end;
+    if (type === Frontend.Describe) {
+      if (buf[pos + 5] !== 0x50 /* P */ || !namesPortal(buf, pos + 6, end - 1, portal)) return -1;
+    } else if (type === Frontend.Execute) {
+      const nameEnd = buf.indexOf(0, pos + 5);
+      if (nameEnd < 0 || nameEnd >= end || !namesPortal(buf, pos + 5, nameEnd, portal)) return -1;
+    } else return -1;
+    pos = end;
+  }
+  return -1;
+}
+
+function namesPortal(buf: Buffer, start: number, end: number, portal: string): boolean {
+  if (portal === '') return end === start;
+  return end - start === Buffer.byteLength(portal) && buf.toString('utf8', start, end) === portal;
 }
 
 let statementCounter = 0;

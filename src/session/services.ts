@@ -6,6 +6,7 @@
 import type { Catalog, DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import type { BackendLink } from '../executor/backend-link.js';
+import type { ChannelGroup } from '../executor/pipelined-channel.js';
 import type { CommandOutput } from './replies.js';
 import type { PgError } from '../protocol/errors.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
@@ -65,7 +66,13 @@ export interface SessionServices {
   loadCatalog(): Promise<Catalog>;
   /** A connection to a worker as the client's own role: an idle pooled one, or a new one. */
   connectNode(node: WorkerNode): Promise<{ conn: BackendConnection; prepared: Set<string> }>;
+  /**
+   * The shared pipelined channels to a worker for this database and role
+   * (executor/pipelined-channel.ts); null or absent: pipelining is off.
+   */
+  pipelineFor?(node: WorkerNode): ChannelGroup | null;
   /** Gives an idle connection (outside any transaction) back to the pool. */
+
   releaseNode(node: WorkerNode, conn: BackendConnection, prepared: Set<string>): void;
   isCommand(name: string): boolean;
   runCommand(call: CommandCall, access: SessionAccess): Promise<CommandOutput>;

@@ -15,6 +15,7 @@ import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
 import { BackendLink, type Expectation } from '../executor/backend-link.js';
+import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
 import { type Node } from '../sql/parse.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
@@ -34,6 +35,10 @@ export abstract class SessionBase {
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
+  /** The session's tenant on a pipelined channel per worker (autocommit router statements). */
+  protected readonly tenants = new Map<number, ChannelTenant>();
+  /** Set by a handler that consumed client messages past its own (a pipelined Bind … Sync): where the pump goes on. */
+  protected consumedTo = 0;
   private readonly releasedExtras = new WeakSet<BackendLink>();
   protected readonly inbox: Buffer[] = [];
   protected pumping = false;
@@ -105,6 +110,42 @@ export abstract class SessionBase {
     };
     link.onLost = (l) => this.onLinkLost(l);
     return link;
+  }
+
+  /**
+   * A tenant on a shared pipelined channel to `node` for an autocommit
+   * statement, or null when the statement needs the session's own link: in
+   * a transaction block (or one on its way), with session-level SETs (they
+   * live on the session's connections), during COPY, inside an extended
+   * cycle with replies still to come (they may wait for the client's Sync,
+   * which a pipelined Bind takes along), or when no channel is ready or all
+   * are stalled. A simple Query (`query`) needs no Sync.
+   */
+  protected pipelineTenant(node: WorkerNode, query: boolean): ChannelTenant | null {
+    if (this.statusByte() !== 0x49 || this.txn.hasSessionSettings || this.txn.involvesWorkers) return null;
+    if (this.copyIn || this.cycleFailed || (!query && !this.cycleIdle())) return null;
+    // A session stays on its channel while that one serves well (no lookup, no new tenant).
+    let t = this.tenants.get(node.nodeId);
+    if (t && !t.lost && t.channel.usable && !t.channel.stalled) return t;
+    const channel = this.services.pipelineFor?.(node)?.pick();
+    if (!channel) return null;
+    if (t && t.channel === channel && !t.lost) return t;
+    t = channel.tenant(this.client);
+    t.statusForClient = () => this.statusByte();
+    t.onLost = (l) => this.onLinkLost(l);
+    this.tenants.set(node.nodeId, t);
+    return t;
+  }
+
+  /** No link of the current extended cycle waits for replies (links a simple Query left there are done). */
+  private cycleIdle(): boolean {
+    for (const l of this.cycleLinks) if (l.pending > 0) return false;
+    return true;
+  }
+
+  /** After waiting for earlier replies: whether the session is still outside any block (a pipelined statement may go). */
+  protected stillAutocommit(): boolean {
+    return this.statusByte() === 0x49 && !this.txn.hasSessionSettings && !this.txn.involvesWorkers && !this.cycleFailed;
   }
 
   protected catalogNow(): Catalog | null {
@@ -332,6 +373,7 @@ export abstract class SessionBase {
     const answerClient = link.pendingForwarded > 0;
     const waitingForReady = link.pendingForwardedReady > 0;
     if (this.workers.get(link.nodeId) === link) this.workers.delete(link.nodeId);
+    if (this.tenants.get(link.nodeId) === link) this.tenants.delete(link.nodeId);
     this.txn.linkLost(link);
     // A request still pending reports the loss itself; otherwise the block's next statement does.
     if (link.pending > 0) this.txn.takeLossError();

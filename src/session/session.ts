@@ -36,6 +36,7 @@ import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEME
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
+import { Completes } from '../executor/backend-link.js';
 import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
@@ -58,6 +59,8 @@ export class Session extends ExtendedProtocol {
     this.coordinator.cancel();
     for (const w of this.workers.values()) w.cancel();
     for (const w of this.txn.extraLinks) w.cancel();
+    // A shared channel forwards the cancel only while it cannot hit another session's statement.
+    for (const t of this.tenants.values()) t.cancel();
   }
 
   /** The client socket is paused because COPY data arrives faster than the shards take it. */
@@ -123,6 +126,7 @@ export class Session extends ExtendedProtocol {
               this.close();
               return;
             }
+            this.consumedTo = 0;
             try {
               await this.handle(type, buf, pos, end);
             } catch (err) {
@@ -132,6 +136,11 @@ export class Session extends ExtendedProtocol {
               await this.replyError(new PgError({ ...pgErr.fields, severity: 'ERROR' }));
               if (type === Frontend.Query) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
               else this.cycleFailed = true;
+            }
+            // A pipelined Bind took the messages up to its Sync along (extended-protocol.ts).
+            if (this.consumedTo > end) {
+              pos = this.consumedTo;
+              continue;
             }
           }
           pos = end;
@@ -328,6 +337,7 @@ export class Session extends ExtendedProtocol {
       await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
       return;
     }
+    if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
       await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
@@ -386,6 +396,23 @@ export class Session extends ExtendedProtocol {
   }
 
   /**
+   * A lone autocommit router Query on a shared pipelined channel
+   * (executor/pipelined-channel.ts); false when the session's own link must
+   * run it. The write barrier's hold ends with the request's ReadyForQuery.
+   */
+  private async pipelineQuery(route: Extract<Route, { kind: 'router' }>, release: () => void): Promise<boolean> {
+    const t = this.pipelineTenant(route.task.node, true);
+    if (!t) return false;
+    if (this.needsSwitch(t)) {
+      await this.switchTo(t);
+      if (!this.stillAutocommit() || !t.channel.usable) return false;
+    }
+    this.active = t;
+    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release }]);
+    return true;
+  }
+
+  /**
    * COPY … TO STDOUT of a distributed table or of a query over them: progress
    * counts the rows pulled from the shards (the coordinator PostgreSQL's own
    * pg_stat_progress_copy shows its last step). relid is 0 for a query, as in
@@ -419,6 +446,8 @@ export class Session extends ExtendedProtocol {
     // Forgotten at once: a reply arriving before the Terminate goes out must not hand a link to the pool.
     this.workers.clear();
     for (const w of this.txn.extraLinks) w.close();
+    for (const t of this.tenants.values()) t.close();
+    this.tenants.clear();
     if (!this.client.destroyed) this.client.end();
     this.onClose?.();
   }

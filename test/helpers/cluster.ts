@@ -27,12 +27,16 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(opts: { workers?: number; workerTls?: ClusterSpec['workerTls'] } = {}): Promise<TestCluster> {
+export async function startTestCluster(
+  opts: { workers?: number; workerTls?: ClusterSpec['workerTls']; /** Coordinator settings a test needs (e.g. pipelineChannels). */ coordinator?: Partial<CoordinatorConfig> } = {},
+): Promise<TestCluster> {
   const workerCount = opts.workers ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'pgweave-test-cluster-'));
   chmodSync(dir, 0o755); // the PostgreSQL OS user must reach the data directories inside
 
-  const { state, config } = await createWithFreePorts(dir, workerCount, opts.workerTls);
+  const created = await createWithFreePorts(dir, workerCount, opts.workerTls);
+  const state = created.state;
+  const config: CoordinatorConfig = { ...created.config, ...opts.coordinator };
   const forget = stopOnExit(state.nodes.map((n) => n.dataDir), dir);
   let coordinator: Coordinator;
   try {
