@@ -24,7 +24,7 @@ import { analyzeShape } from './relations.js';
 import { outputName } from './output-names.js';
 import { AGGREGATES, VOLATILE_FUNCTIONS, planMultiShard } from './multi-shard-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
-import type { PartialResults, PullTable, Route, Task } from './route.js';
+import { INTERMEDIATE_PREFIX, type PartialResults, type PullTable, type Route, type Task } from './route.js';
 
 /** Thrown inside a planner's rewrite when the statement takes another path; never reaches a client. */
 export class Decline extends Error {}
@@ -178,7 +178,7 @@ function readsIntermediateOnly(subselect: Node): boolean {
     if (o.RangeFunction || o.SubLink) return true;
     if (!o.RangeVar) return false;
     tables++;
-    return !(o.RangeVar.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith('pgweave_intermediate_'));
+    return !(o.RangeVar.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith(INTERMEDIATE_PREFIX));
   });
   return !other && tables > 0;
 }

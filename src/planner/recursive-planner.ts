@@ -44,11 +44,9 @@ import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
 import { BroadcastPlanner } from './broadcast-planner.js';
 import { clone, contains, deparse, hasAggregate, hasWindow, lastName } from './pushdown-query.js';
-import type { IntermediatePlan, IntermediateResult, PullTable, Route } from './route.js';
+import { INTERMEDIATE_PREFIX, type IntermediatePlan, type IntermediateResult, type PullTable, type Route } from './route.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
-
-export const INTERMEDIATE_PREFIX = 'pgweave_intermediate_';
 
 /** What the recursive planner needs from the cascade (plan-statement.ts). */
 export interface RecursiveContext {

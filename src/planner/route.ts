@@ -141,6 +141,9 @@ export interface PullTable {
   intermediate?: boolean;
 }
 
+/** Name prefix of intermediate results' temporary tables (`pg_temp.pgweave_intermediate_<id>`). */
+export const INTERMEDIATE_PREFIX = 'pgweave_intermediate_';
+
 /** A CTE or subquery planned on its own (recursive-planner.ts); its rows fill `pg_temp.<tempName>` first. */
 export interface IntermediateResult {
   /** "1", "2", "1_1" (a subplan of subplan 1)… as EXPLAIN's `Distributed Subplan` names it. */
