@@ -122,12 +122,14 @@ const STRINGS = new Set(['text', 'varchar', 'bpchar']);
  * The type all join keys are cast to before hashing — the one PostgreSQL's
  * `=` between them compares in — or null when there is none this module
  * knows (or a key has a nondeterministic collation: equal strings would hash
- * apart).
+ * apart; or its type has no hash operator class, as money).
  */
 async function commonKeyType(coordinator: BackendLink, sides: RepartitionSide[]): Promise<string | null | PgError> {
   const values = sides.map((s, i) => `(${s.table.relationId}::oid, ${quoteLiteral(s.key)}, ${i})`).join(', ');
   const r = await queryOnLink(coordinator,
-    `SELECT n.nspname, t.typname, COALESCE((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c WHERE c.oid = a.attcollation), true)
+    `SELECT n.nspname, t.typname, COALESCE((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c WHERE c.oid = a.attcollation), true),
+            EXISTS (SELECT 1 FROM pg_catalog.pg_opclass oc JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
+                     WHERE am.amname = 'hash' AND oc.opcdefault AND (oc.opcintype = t.oid OR (t.typtype = 'e' AND oc.opcintype = 'pg_catalog.anyenum'::pg_catalog.regtype)))
        FROM (VALUES ${values}) v(rel, col, i)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = v.rel AND a.attname = v.col
        JOIN pg_catalog.pg_type t0 ON t0.oid = a.atttypid
@@ -137,11 +139,13 @@ async function commonKeyType(coordinator: BackendLink, sides: RepartitionSide[])
   if (r.error) return r.error;
   const rows = r.rows.map(decodeDataRow);
   if (rows.length !== sides.length || rows.some((x) => x[2] !== 't')) return null;
-  const types = new Set(rows.map(([nsp, name]) => quoteQualified(nsp!, name!)));
-  if (types.size === 1) return [...types][0];
   const builtin = rows.every(([nsp]) => nsp === 'pg_catalog');
   const names = rows.map((x) => x[1]!);
   const within = (family: Set<string>) => builtin && names.every((n) => family.has(n));
+  // varchar hashes through text's operator class; other types need a hash operator class of their own.
+  if (!within(STRINGS) && rows.some((x) => x[3] !== 't')) return null;
+  const types = new Set(rows.map(([nsp, name]) => quoteQualified(nsp!, name!)));
+  if (types.size === 1 && !(builtin && names[0] === 'varchar')) return [...types][0];
   if (within(INTEGERS)) return 'pg_catalog.int8';
   if (within(NUMBERS)) return 'pg_catalog."numeric"';
   if (within(FLOATS)) return 'pg_catalog.float8';
