@@ -6,7 +6,10 @@
  * ON CONFLICT alike, and equal to the coordinator's own now() in the block —
  * over the simple protocol, unnamed and named prepared statements (the
  * timestamp then travels as an extra parameter of the worker's prepared
- * statement, which must not keep one block's value for the next).
+ * statement, which must not keep one block's value for the next). Also: the
+ * time fetched along with BEGIN never moves a REPEATABLE READ snapshot, and a
+ * block whose coordinator ran nothing but BEGIN commits one worker's write
+ * with one phase, while any coordinator write in it still means two.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +18,7 @@ import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { encodeBindAppending } from '../../src/session/extended-encoders.js';
 import { encodeMessage } from '../../src/protocol/writer.js';
 import { addWorkers, nodeOfKeys, textClient, withTextClient } from './support.js';
+import { faults } from '../../src/transaction/fault-injection.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -219,5 +223,35 @@ test('EXPLAIN of an INSERT with now() shows the router plan it runs as', async (
     const lines = (await c.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, rowMode: 'array' })).rows.map((r) => String((r as unknown[])[0]));
     assert.match(lines.join('\n'), /Task Count: 1/, sql);
     assert.match(lines.join('\n'), /Insert on ev2?_\d+/, sql);
+  }
+});
+
+test('a block whose coordinator ran only BEGIN commits one worker\'s write with one phase; a coordinator write in it makes two', async () => {
+  await c.query('CREATE TABLE IF NOT EXISTS loc (id int)');
+  const points: string[] = [];
+  faults.handler = (p) => {
+    points.push(p);
+  };
+  try {
+    await withClient(async (s) => {
+      for (let i = 0; i < 2; i++) {
+        await s.query('BEGIN');
+        await s.query({ text: 'INSERT INTO ev2 (id, at) VALUES ($1, now())', values: [a] });
+        await s.query('COMMIT');
+      }
+      assert.equal(points.join(', '), '', 'one-phase commit');
+      // Coordinator-local writes over the extended protocol (Parse/Bind/Execute forwarded) and the simple one.
+      for (const local of [{ text: 'INSERT INTO loc VALUES ($1)', values: [7] }, { text: 'INSERT INTO loc VALUES (8)' }]) {
+        points.length = 0;
+        await s.query('BEGIN');
+        await s.query({ text: 'INSERT INTO ev2 (id, at) VALUES ($1, now())', values: [a] });
+        await s.query(local);
+        await s.query('COMMIT');
+        assert.ok(points.includes('before-prepare'), `two-phase commit with the coordinator (${points.join(', ')})`);
+      }
+      assert.equal((await one(s, 'SELECT count(*)::text AS n FROM loc WHERE id IN (7, 8)')).n, '2');
+    });
+  } finally {
+    faults.handler = null;
   }
 });
