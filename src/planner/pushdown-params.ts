@@ -7,7 +7,8 @@
  * typed literal of its value — `('<value>'::<type>)`, the value quoted by
  * quoteLiteral and the type the one PostgreSQL inferred for the parameter,
  * which the type's input function reads exactly as it reads a text-format
- * parameter. The splice happens at the parse tree's byte locations of the
+ * parameter (the type written as `schema."name"`, which implies no length:
+ * `::bit` would mean bit(1)). The splice happens at the parse tree's byte locations of the
  * `$n` tokens (as shard names do, shard-rewrite.ts), never by searching the
  * text. The coordinator's final query keeps its `$n` and runs with the
  * client's own Bind.
@@ -16,7 +17,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { Route, Task } from './route.js';
 
-/** A typed SQL literal of a parameter value (its text form, or null), for a type named by format_type. */
+/** A typed SQL literal of a parameter value (its text form, or null), for a type's qualified, quoted name. */
 export function typedLiteral(value: string | null, typeName: string): string {
   return value === null ? `(NULL::${typeName})` : `(${quoteLiteral(value).trim()}::${typeName})`;
 }

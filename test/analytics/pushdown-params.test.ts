@@ -155,3 +155,9 @@ test('inside a transaction block: a prepared broadcast join with parameters read
     for (const c of [weave, reference]) await c.query('ROLLBACK');
   }
 });
+
+test('types whose SQL spelling implies a length (bit, character) keep the whole value', async () => {
+  await samePrepared(`SELECT kind, count(*) FROM ev WHERE id::int::bit(8) = $1 OR note::bpchar = $2 GROUP BY kind ORDER BY kind`,
+    [['00000101', 'plain'], ['00001111', 'a\'b']], 'aggregate-pushdown');
+  await samePrepared(`SELECT count(*) FROM ev WHERE note::character(5) = $1`, [['plain'], ['c\\d']], 'aggregate-pushdown');
+});
