@@ -20,8 +20,10 @@
  * BY: their order is unspecified in PostgreSQL too, so the per-shard
  * results are concatenated — through their text forms, which the types'
  * input functions read back exactly (arrays of a type whose delimiter is
- * not a comma, box, are pulled). string_agg with a constant delimiter is
- * string_agg of the partial strings.
+ * not a comma, box, are pulled). The types come from format_type with the
+ * column's typmod, -1 here, which writes `bpchar[]` and `"bit"[]`, never
+ * the `character[]` that SQL would read as char(1)[]. string_agg with a
+ * constant delimiter is string_agg of the partial strings.
  */
 
 /** N·Q − S² and the guards of PostgreSQL's numeric_stddev_internal, over the partial columns. */

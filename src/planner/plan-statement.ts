@@ -177,9 +177,13 @@ class DistributedPlan implements StatementPlan {
     private readonly recursive: RecursivePlanner | null = null,
   ) {}
 
+  private selectParams: boolean | undefined;
+
   get needsParams(): boolean {
+    if (this.router?.needsParams) return true;
     // A SELECT with `$n` may be pushed down: EXPLAIN of it runs the worker queries with the values.
-    return (this.router?.needsParams ?? false) || (this.kind === 'select' && JSON.stringify(this.stmt).includes('"ParamRef"'));
+    this.selectParams ??= this.kind === 'select' && JSON.stringify(this.stmt).includes('"ParamRef"');
+    return this.selectParams;
   }
 
   route(params: ParamValues): Route {

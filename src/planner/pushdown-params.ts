@@ -7,7 +7,8 @@
  * typed literal of its value — `('<value>'::<type>)`, the value quoted by
  * quoteLiteral and the type the one PostgreSQL inferred for the parameter,
  * which the type's input function reads exactly as it reads a text-format
- * parameter. The splice happens at the parse tree's byte locations of the
+ * parameter (the type written as `schema."name"`, which implies no length:
+ * `::bit` would mean bit(1)). The splice happens at the parse tree's byte locations of the
  * `$n` tokens (as shard names do, shard-rewrite.ts), never by searching the
  * text. The coordinator's final query keeps its `$n` and runs with the
  * client's own Bind.
@@ -16,7 +17,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { Route, Task } from './route.js';
 
-/** A typed SQL literal of a parameter value (its text form, or null), for a type named by format_type. */
+/** A typed SQL literal of a parameter value (its text form, or null), for a type's qualified, quoted name. */
 export function typedLiteral(value: string | null, typeName: string): string {
   return value === null ? `(NULL::${typeName})` : `(${quoteLiteral(value).trim()}::${typeName})`;
 }
@@ -71,24 +72,37 @@ export function pushdownHasParams(route: Extract<Route, { kind: 'pull' }>): bool
 }
 
 /**
- * Gives this execution's pushdown (and every broadcast candidate) worker
- * queries with the values in place of `$n`. Only the route's own objects
- * change: the tasks and shard queries are new arrays and maps, the plan's
- * cached ones stay as they are for the next Bind.
+ * Gives this execution's pushdown (and every broadcast candidate, those of
+ * a transaction block included) worker queries with the values in place of
+ * `$n`. Only the route's own objects change: the tasks and shard queries
+ * are new arrays and maps, the plan's cached ones stay as they are for the
+ * next Bind.
  */
 export function bindPushdownParams(route: Extract<Route, { kind: 'pull' }>, literals: readonly string[]): void {
-  const routes = route.broadcast ? route.broadcast.candidates.map((c) => c.route) : [route];
-  for (const r of routes) {
-    const partial = r.partial;
-    if (!partial) continue;
-    // The partial object is this route's own (pushdown-query.ts builds one per route): its fields may change.
-    partial.tasks = partial.tasks.map((t): Task => ({ ...t, sql: spliceParamLiterals(t.sql, literals) }));
-    partial.shapeSql = spliceParamLiterals(partial.shapeSql, literals);
-    const entry = r.pulls[0];
-    if (entry?.prepared && entry.tempName === partial.tempName) {
-      const prepared = new Map<string, string>();
-      for (const [shard, sql] of entry.prepared) prepared.set(shard, spliceParamLiterals(sql, literals));
-      r.pulls = [{ ...entry, prepared }, ...r.pulls.slice(1)];
-    }
+  const choice = route.broadcast;
+  if (!choice) {
+    bindRoute(route, literals);
+    return;
+  }
+  for (const c of choice.candidates) bindRoute(c.route, literals);
+  const blockCandidates = choice.blockCandidates;
+  choice.blockCandidates = () => {
+    const candidates = blockCandidates();
+    for (const c of candidates) bindRoute(c.route, literals);
+    return candidates;
+  };
+}
+
+function bindRoute(r: Extract<Route, { kind: 'pull' }>, literals: readonly string[]): void {
+  const partial = r.partial;
+  if (!partial) return;
+  // The partial object is this route's own (pushdown-query.ts builds one per route): its fields may change.
+  partial.tasks = partial.tasks.map((t): Task => ({ ...t, sql: spliceParamLiterals(t.sql, literals) }));
+  partial.shapeSql = spliceParamLiterals(partial.shapeSql, literals);
+  const entry = r.pulls[0];
+  if (entry?.prepared && entry.tempName === partial.tempName) {
+    const prepared = new Map<string, string>();
+    for (const [shard, sql] of entry.prepared) prepared.set(shard, spliceParamLiterals(sql, literals));
+    r.pulls = [{ ...entry, prepared }, ...r.pulls.slice(1)];
   }
 }

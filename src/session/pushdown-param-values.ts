@@ -24,7 +24,7 @@ import { encodeClose, encodeDescribe, encodeExecute, encodeParse, encodeSync } f
 
 export interface ParamTypes {
   oids: number[];
-  /** format_type of each, as SQL writes the type. */
+  /** Each type's qualified, quoted name (`pg_catalog."int4"`): no length or precision implied. */
   names: string[];
 }
 
@@ -60,8 +60,12 @@ export async function inferParamTypes(coordinator: BackendLink, query: string, d
   ]));
   if (described.error) return described.error;
   if (described.oids.length === 0) return { oids: [], names: [] };
+  // Schema and type name, both quoted: `format_type` writes SQL's spelling, and `'101'::bit` or
+  // `'abc'::character` would mean bit(1) and char(1), cutting the value; `pg_catalog."bit"` has no length.
   const named = await queryOnLink(coordinator,
-    `SELECT pg_catalog.format_type(t.oid, NULL) FROM unnest(ARRAY[${described.oids.join(', ')}]::pg_catalog.oid[]) WITH ORDINALITY t(oid, n) ORDER BY t.n`);
+    `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
+       FROM unnest(ARRAY[${described.oids.join(', ')}]::pg_catalog.oid[]) WITH ORDINALITY t(oid, i)
+       JOIN pg_catalog.pg_type ty ON ty.oid = t.oid JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace ORDER BY t.i`);
   if (named.error) return named.error;
   return { oids: described.oids, names: named.rows.map((r) => decodeDataRow(r)[0] ?? 'text') };
 }

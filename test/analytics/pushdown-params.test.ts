@@ -133,3 +133,31 @@ test('binary parameters: the coordinator turns them into text for the worker que
     assert.ok(expected.rows.length > 0);
   }
 });
+
+test('inside a transaction block: a prepared broadcast join with parameters reads the block\'s own writes', async () => {
+  const sql = 'SELECT u.tier, count(*), sum(e.n) FROM ev e JOIN users u ON u.uid = e.tenant WHERE e.id > $1 AND u.name <> $2 GROUP BY u.tier ORDER BY 1';
+  const name = `s${++statementNumber}`;
+  for (const c of [weave, reference]) await c.query('BEGIN');
+  try {
+    for (const c of [weave, reference]) {
+      await c.query(`UPDATE users SET tier = 7 WHERE uid % 5 = 0`);
+      await c.query(`UPDATE ev SET n = n + 1000 WHERE id % 10 = 0`);
+    }
+    for (const values of [[100, 'user 3'], [2500, 'nobody']]) {
+      const expected = await prepared(reference, name, sql, values);
+      const actual = await prepared(weave, name, sql, values);
+      assert.equal(compareResults(expected, actual, 'total'), null, `${sql} with ${JSON.stringify(values)}`);
+      assert.ok(expected.rows.some((r) => r[0] === '7'));
+    }
+    const lines = await explainLines(sql, [100, 'user 3']);
+    assert.ok(lines.some((l) => l.startsWith('  ->  Broadcast "public"."users" as pgweave_staging.')), lines.join('\n'));
+  } finally {
+    for (const c of [weave, reference]) await c.query('ROLLBACK');
+  }
+});
+
+test('types whose SQL spelling implies a length (bit, character) keep the whole value', async () => {
+  await samePrepared(`SELECT kind, count(*) FROM ev WHERE id::int::bit(8) = $1 OR note::bpchar = $2 GROUP BY kind ORDER BY kind`,
+    [['00000101', 'plain'], ['00001111', 'a\'b']], 'aggregate-pushdown');
+  await samePrepared(`SELECT count(*) FROM ev WHERE note::character(5) = $1`, [['plain'], ['c\\d']], 'aggregate-pushdown');
+});

@@ -258,6 +258,12 @@ test('array_agg, string_agg and JSON aggregates without ORDER BY: the shards\' r
       assert.equal(await plannerOf(sql), 'aggregate-pushdown', sql);
     }
   }
+  // Arrays of character(n): cast back to bpchar[] (never character[], which SQL reads as char(1)[]), every character kept.
+  const bpchar = `SELECT array_agg(kind::character(5)) FROM ev WHERE id < 9`;
+  const [e, a] = [await runQuery(reference, bpchar), await runQuery(weave, bpchar)];
+  assert.ok(e.ok && a.ok);
+  assert.equal(canonical(a.result.rows[0]![0]!, 'array'), canonical(e.result.rows[0]![0]!, 'array'));
+  assert.equal(await plannerOf(bpchar), 'aggregate-pushdown');
   // With ORDER BY inside the aggregate the order is defined: pulled (or whole on the shards when grouped by tenant).
   await same(`SELECT kind, array_agg(n ORDER BY id) FROM ev WHERE id < 300 GROUP BY kind ORDER BY kind`, 'pull');
 });
