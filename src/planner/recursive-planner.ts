@@ -116,6 +116,13 @@ export class RecursivePlanner {
       this.declined = 'the subqueries and the rest of the statement would all be pulled';
       return null;
     }
+    // Every subquery pulled (its own broadcast or repartition candidates included: the join planners see the
+    // same joins in the whole statement) and the rest run on the coordinator: the plain pull moves the same
+    // rows, and leaves the statement to the join planners, which may push it down as a whole.
+    if (!route.partial && !route.broadcast && results.every((r) => r.route.kind === 'pull' && !r.route.partial && !r.route.intermediate)) {
+      this.declined = 'every subquery would be pulled and the rest run on the coordinator';
+      return null;
+    }
     return route;
   }
 

@@ -13,12 +13,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { commitStats } from '../../src/transaction/distributed-commit.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { compareResults, runQuery, textClient } from './support.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { assertSameResult, compareResults, type DifferentialPair, explainLines, runQuery, startDifferentialPair } from './support.js';
 
+let pair: DifferentialPair | undefined;
 let cluster: TestCluster | undefined;
-let plain: TestPostgres | undefined;
 let weave: pg.Client;
 let reference: pg.Client;
 
@@ -36,37 +35,24 @@ const SETUP = [
 ];
 
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url, 'broadcast');
-  reference = await textClient(plain.url, 'broadcast');
-  for (const w of cluster.workers) await weave.query(`SELECT citus_add_node('${w.host}', ${w.port})`);
-  for (const c of [weave, reference]) for (const s of SETUP) await c.query(s);
-  await weave.query(`SELECT create_distributed_table('sales', 'id', shard_count => 6)`);
-  await weave.query(`SELECT create_distributed_table('customers', 'cid', shard_count => 4)`);
-  await weave.query(`SELECT create_distributed_table('products', 'pid', colocate_with => 'none')`);
-  await weave.query(`SELECT create_reference_table('regions')`);
-  for (const c of [weave, reference]) await c.query('ANALYZE');
+  pair = await startDifferentialPair('broadcast', SETUP, [
+    `SELECT create_distributed_table('sales', 'id', shard_count => 6)`,
+    `SELECT create_distributed_table('customers', 'cid', shard_count => 4)`,
+    `SELECT create_distributed_table('products', 'pid', colocate_with => 'none')`,
+    `SELECT create_reference_table('regions')`,
+  ]);
+  ({ cluster, weave, reference } = pair);
 }, { timeout: 300_000 });
 
-after(async () => {
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
-});
+after(() => pair?.stop());
 
-async function explain(sql: string): Promise<string[]> {
-  const r = await weave.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, rowMode: 'array' });
-  return (r.rows as string[][]).map((x) => x[0]!);
+function explain(sql: string): Promise<string[]> {
+  return explainLines(weave, sql);
 }
 
 /** Same result as PostgreSQL; `strategy` is 'broadcast' (with the anchor table) or 'pull'. */
 async function same(sql: string, strategy: { broadcast: string } | 'pull', ordered = /ORDER BY/i.test(sql)): Promise<string[]> {
-  const expected = await runQuery(reference, sql);
-  const actual = await runQuery(weave, sql);
-  assert.ok(expected.ok, `PostgreSQL failed: ${sql}: ${!expected.ok && expected.message}`);
-  assert.ok(actual.ok, `pgweave failed: ${sql}: ${!actual.ok && actual.message}`);
-  assert.equal(compareResults(expected.result, actual.result, ordered ? 'total' : 'none'), null, sql);
-  assert.ok(expected.result.rows.length > 0, `no rows: ${sql}`);
+  await assertSameResult(weave, reference, sql, ordered);
   const lines = await explain(sql);
   const join = lines.find((l) => l.startsWith('  Join Strategy: '));
   if (strategy === 'pull') {

@@ -11,12 +11,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { compareResults, textClient, type QueryResultText } from './support.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { compareResults, type DifferentialPair, explainLines, type QueryResultText, startDifferentialPair } from './support.js';
 
+let pair: DifferentialPair | undefined;
 let cluster: TestCluster | undefined;
-let plain: TestPostgres | undefined;
 let weave: pg.Client;
 let reference: pg.Client;
 
@@ -30,22 +29,15 @@ const SETUP = [
 ];
 
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url, 'pushdown-params');
-  reference = await textClient(plain.url, 'pushdown-params');
-  for (const w of cluster.workers) await weave.query(`SELECT citus_add_node('${w.host}', ${w.port})`);
-  for (const c of [weave, reference]) for (const s of SETUP) await c.query(s);
-  await weave.query(`SELECT create_distributed_table('ev', 'tenant', shard_count => 6)`);
-  // Not co-located with ev (and joined on a column that is not its distribution column): a broadcast join.
-  await weave.query(`SELECT create_distributed_table('users', 'uid', shard_count => 4, colocate_with => 'none')`);
-  for (const c of [weave, reference]) await c.query('ANALYZE');
+  pair = await startDifferentialPair('pushdown-params', SETUP, [
+    `SELECT create_distributed_table('ev', 'tenant', shard_count => 6)`,
+    // Not co-located with ev (and joined on a column that is not its distribution column): a broadcast join.
+    `SELECT create_distributed_table('users', 'uid', shard_count => 4, colocate_with => 'none')`,
+  ]);
+  ({ cluster, weave, reference } = pair);
 }, { timeout: 300_000 });
 
-after(async () => {
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
-});
+after(() => pair?.stop());
 
 let statementNumber = 0;
 
@@ -59,11 +51,6 @@ async function prepared(c: pg.Client, name: string, sql: string, values: unknown
   };
 }
 
-async function explainLines(sql: string, values: unknown[]): Promise<string[]> {
-  const r = await weave.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, values, rowMode: 'array' });
-  return (r.rows as string[][]).map((x) => x[0]!);
-}
-
 /** One prepared statement, executed with each set of values on both servers: equal results, and the planner named. */
 async function samePrepared(sql: string, valueSets: unknown[][], planner: string): Promise<void> {
   const name = `s${++statementNumber}`;
@@ -71,7 +58,7 @@ async function samePrepared(sql: string, valueSets: unknown[][], planner: string
     const expected = await prepared(reference, name, sql, values);
     const actual = await prepared(weave, name, sql, values);
     assert.equal(compareResults(expected, actual, /ORDER BY/i.test(sql) ? 'total' : 'none'), null, `${sql} with ${JSON.stringify(values)}`);
-    const lines = await explainLines(sql, values);
+    const lines = await explainLines(weave, sql, 'COSTS OFF', values);
     const line = lines.find((l) => l.startsWith('  Planner: ')) ?? '';
     assert.equal(line.replace('  Planner: ', '').split(' ')[0], planner, `${sql}\n${lines.join('\n')}`);
   }
@@ -101,7 +88,7 @@ test('rows ordered and limited on the shards with a parameter', async () => {
 test('a broadcast join with parameters on both tables', async () => {
   const sql = 'SELECT u.tier, count(*), sum(e.n) FROM ev e JOIN users u ON u.uid = e.tenant WHERE e.id > $1 AND u.tier <> $2 GROUP BY u.tier ORDER BY 1';
   await samePrepared(sql, [[10, 2], [2000, 0]], 'aggregate-pushdown');
-  const lines = await explainLines(sql, [10, 2]);
+  const lines = await explainLines(weave, sql, 'COSTS OFF', [10, 2]);
   assert.ok(lines.some((l) => l.startsWith('  Join Strategy: broadcast')), lines.join('\n'));
 });
 
@@ -149,7 +136,7 @@ test('inside a transaction block: a prepared broadcast join with parameters read
       assert.equal(compareResults(expected, actual, 'total'), null, `${sql} with ${JSON.stringify(values)}`);
       assert.ok(expected.rows.some((r) => r[0] === '7'));
     }
-    const lines = await explainLines(sql, [100, 'user 3']);
+    const lines = await explainLines(weave, sql, 'COSTS OFF', [100, 'user 3']);
     assert.ok(lines.some((l) => l.startsWith('  ->  Broadcast "public"."users" as pgweave_staging.')), lines.join('\n'));
   } finally {
     for (const c of [weave, reference]) await c.query('ROLLBACK');

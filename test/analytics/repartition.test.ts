@@ -12,15 +12,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import { nodeUrl } from '../router/support.js';
 import { pollUntil } from '../server/support.js';
 import { sendCancel } from '../server/raw-protocol.js';
-import { compareResults, runQuery, textClient } from './support.js';
+import { assertSameResult, compareResults, type DifferentialPair, explainLines, runQuery, startDifferentialPair, textClient } from './support.js';
 
+let pair: DifferentialPair | undefined;
 let cluster: TestCluster | undefined;
-let plain: TestPostgres | undefined;
 let weave: pg.Client;
 let reference: pg.Client;
 
@@ -38,37 +37,24 @@ const SETUP = [
 ];
 
 before(async () => {
-  [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
-  weave = await textClient(cluster.url, 'repartition');
-  reference = await textClient(plain.url, 'repartition');
-  for (const w of cluster.workers) await weave.query(`SELECT citus_add_node('${w.host}', ${w.port})`);
-  for (const c of [weave, reference]) for (const s of SETUP) await c.query(s);
-  await weave.query(`SELECT create_distributed_table('orders', 'id', shard_count => 4)`);
-  await weave.query(`SELECT create_distributed_table('custs', 'cid', shard_count => 3, colocate_with => 'none')`);
-  await weave.query(`SELECT create_distributed_table('items', 'iid', shard_count => 5, colocate_with => 'none')`);
-  for (const c of [weave, reference]) await c.query('ANALYZE');
+  pair = await startDifferentialPair('repartition', SETUP, [
+    `SELECT create_distributed_table('orders', 'id', shard_count => 4)`,
+    `SELECT create_distributed_table('custs', 'cid', shard_count => 3, colocate_with => 'none')`,
+    `SELECT create_distributed_table('items', 'iid', shard_count => 5, colocate_with => 'none')`,
+  ]);
+  ({ cluster, weave, reference } = pair);
   await weave.query(`SET pgweave.repartition_join_threshold = 0`);
 }, { timeout: 300_000 });
 
-after(async () => {
-  await weave?.end().catch(() => {});
-  await reference?.end().catch(() => {});
-  await Promise.all([cluster?.stop(), plain?.stop()]);
-});
+after(() => pair?.stop());
 
-async function explain(sql: string): Promise<string[]> {
-  const r = await weave.query({ text: `EXPLAIN (COSTS OFF) ${sql}`, rowMode: 'array' });
-  return (r.rows as string[][]).map((x) => x[0]!);
+function explain(sql: string): Promise<string[]> {
+  return explainLines(weave, sql);
 }
 
 /** Same result as PostgreSQL, and EXPLAIN shows a repartition by `by` (e.g. 'o.cust = c.cid as pg_catalog.int8'). */
 async function same(sql: string, by: string | null, ordered = /ORDER BY/i.test(sql)): Promise<string[]> {
-  const expected = await runQuery(reference, sql);
-  const actual = await runQuery(weave, sql);
-  assert.ok(expected.ok, `PostgreSQL failed: ${sql}: ${!expected.ok && expected.message}`);
-  assert.ok(actual.ok, `pgweave failed: ${sql}: ${!actual.ok && actual.message}`);
-  assert.equal(compareResults(expected.result, actual.result, ordered ? 'total' : 'none'), null, sql);
-  assert.ok(expected.result.rows.length > 0, `no rows: ${sql}`);
+  await assertSameResult(weave, reference, sql, ordered);
   const lines = await explain(sql);
   const join = lines.find((l) => l.startsWith('  Join Strategy: '));
   if (by === null) assert.ok(!join?.includes('repartition'), `${sql}\n${lines.join('\n')}`);

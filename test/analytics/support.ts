@@ -4,9 +4,13 @@
  * value as PostgreSQL's text (so numeric results compare exactly), COPY FROM
  * STDIN through node-postgres without extra packages, a bounded query runner
  * that turns errors into outcomes, and result comparison that knows which
- * part of a row order the query defines.
+ * part of a row order the query defines; a differential pair (pgweave and a
+ * plain PostgreSQL loaded alike) with its result assertion and EXPLAIN lines.
  */
+import assert from 'node:assert/strict';
 import pg from 'pg';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 /** Every value stays the text PostgreSQL sent. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -150,4 +154,58 @@ function preview(rows: unknown[]): string {
 /** Formats milliseconds for diagnostics. */
 export function ms(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
+}
+
+/** A pgweave cluster (2 workers registered) and a plain PostgreSQL holding the same rows, for differential tests. */
+export interface DifferentialPair {
+  cluster: TestCluster;
+  plain: TestPostgres;
+  /** Client of pgweave's coordinator. */
+  weave: pg.Client;
+  /** Client of the plain PostgreSQL. */
+  reference: pg.Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts both sides, runs `setup` on both, `distribute` on pgweave only
+ * (create_distributed_table / create_reference_table), then ANALYZE on both.
+ */
+export async function startDifferentialPair(name: string, setup: readonly string[], distribute: readonly string[]): Promise<DifferentialPair> {
+  const [cluster, plain] = await Promise.all([startTestCluster({ workers: 2 }), startTestPostgres()]);
+  const clients: pg.Client[] = [];
+  const stop = async () => {
+    for (const c of clients) await c.end().catch(() => {});
+    await Promise.all([cluster.stop(), plain.stop()]);
+  };
+  try {
+    const weave = await textClient(cluster.url, name);
+    clients.push(weave);
+    const reference = await textClient(plain.url, name);
+    clients.push(reference);
+    for (const w of cluster.workers) await weave.query(`SELECT citus_add_node('${w.host}', ${w.port})`);
+    for (const c of [weave, reference]) for (const s of setup) await c.query(s);
+    for (const s of distribute) await weave.query(s);
+    for (const c of [weave, reference]) await c.query('ANALYZE');
+    return { cluster, plain, weave, reference, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** pgweave's EXPLAIN of `sql`, one string per line. */
+export async function explainLines(c: pg.Client, sql: string, options = 'COSTS OFF', values?: unknown[]): Promise<string[]> {
+  const r = await c.query({ text: `EXPLAIN (${options}) ${sql}`, values, rowMode: 'array' });
+  return (r.rows as string[][]).map((x) => x[0]!);
+}
+
+/** Asserts both sides answer `sql` with the same non-empty result (row order compared when `ordered`). */
+export async function assertSameResult(weave: pg.Client, reference: pg.Client, sql: string, ordered: boolean): Promise<void> {
+  const expected = await runQuery(reference, sql);
+  const actual = await runQuery(weave, sql);
+  assert.ok(expected.ok, `PostgreSQL failed: ${sql}: ${!expected.ok && expected.message}`);
+  assert.ok(actual.ok, `pgweave failed: ${sql}: ${!actual.ok && actual.message}`);
+  assert.equal(compareResults(expected.result, actual.result, ordered ? 'total' : 'none'), null, sql);
+  assert.ok(expected.result.rows.length > 0, `no rows: ${sql}`);
 }

@@ -115,8 +115,11 @@ test('multi-shard concatenation; what needs a merge step is pulled to the coordi
   const agg = route('select count(*) from orders where v > 3 and tenant_id <> $1');
   assert.equal(agg.kind, 'pull');
   if (agg.kind === 'pull') {
-    assert.equal(agg.pulls.length, 1);
-    assert.equal(agg.pulls[0].filterSql, 'v > 3', 'conditions without parameters are pushed to the shards');
+    // Pushed down with its parameter (spliced per Bind, planner/pushdown-params.ts); the plain pull stays as the fallback.
+    assert.equal(agg.partial?.planner, 'aggregate-pushdown');
+    assert.equal(agg.partial?.tasks[0]?.sql, 'SELECT count(*) AS pgweave_p1 FROM "public"."orders_102008" AS "orders" WHERE v > 3 AND tenant_id <> $1');
+    const fallback = agg.pulls[agg.pulls.length - 1]!;
+    assert.equal(fallback.filterSql, 'v > 3', 'conditions without parameters are pushed to the shards');
     assert.equal(agg.sql, 'select count(*) from "pg_temp"."pgweave_pull_102008" AS "orders" where v > 3 and tenant_id <> $1');
   }
   const join = route('select * from orders o join events e on o.v = e.id');
