@@ -7,7 +7,7 @@
  */
 import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
-import { Completes, type Expectation } from '../executor/backend-link.js';
+import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
@@ -22,7 +22,7 @@ import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
 
 export abstract class ExtendedProtocol extends RouteRunner {
@@ -117,6 +117,13 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const bytes = buf.subarray(start, end);
     if (!stmt) {
       this.portals.delete(bind.portal);
+      // A block a worker aborted (a worker-side error): the coordinator's own transaction would still run
+      // the statement, where PostgreSQL refuses everything but the block's end.
+      if (this.statusByte() === 0x45 && this.coordinator.status !== 0x45) {
+        await this.replyError(this.txn.takeLossError() ?? abortedError());
+        this.cycleFailed = true;
+        return;
+      }
       await this.sendTo(this.coordinator, bytes, E_BIND);
       return;
     }
@@ -198,10 +205,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.active = link;
       this.cycleLinks.add(link);
       this.copyLink = link;
-      if (!link.prepared.has(wname)) {
-        link.prepared.add(wname);
-        link.send(encodeParse(wname, sql, paramTypes), [E_PARSE_SWALLOW]);
-      }
+      prepareLazily(link, wname, sql, paramTypes);
       const appended = route.kind === 'router' ? route.appendParams : undefined;
       link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
@@ -302,10 +306,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
-        if (!link.prepared.has(wname)) {
-          link.prepared.add(wname);
-          link.send(encodeParse(wname, task ? task.sql : stmt.query, stmt.paramTypes), [E_PARSE_SWALLOW]);
-        }
+        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes);
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }
@@ -507,6 +508,25 @@ function pipelinedRequestEnd(buf: Buffer, from: number, portal: string): number 
 function namesPortal(buf: Buffer, start: number, end: number, portal: string): boolean {
   if (portal === '') return end === start;
   return end - start === Buffer.byteLength(portal) && buf.toString('utf8', start, end) === portal;
+}
+
+/**
+ * Prepares a worker-side statement (`pgw<id>_…`) on `link` unless it is
+ * there already. The client never sent this Parse, yet it can fail where
+ * the coordinator's succeeded (a function, type or operator missing on the
+ * worker, a privilege or search_path difference): its ErrorResponse goes to
+ * the client — the answer to the Bind or Describe it precedes, which
+ * PostgreSQL then skips to Sync like everything after it — and the name is
+ * forgotten, so a later Bind prepares it again instead of binding a
+ * statement that does not exist.
+ */
+function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[]): void {
+  if (link.prepared.has(wname)) return;
+  link.prepared.add(wname);
+  const forget = (err: PgError | null): void => {
+    if (err) link.prepared.delete(wname);
+  };
+  link.send(encodeParse(wname, sql, paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done: forget }]);
 }
 
 let statementCounter = 0;
