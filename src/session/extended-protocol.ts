@@ -7,7 +7,8 @@
  */
 import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
-import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
+import { Completes, type Expectation } from '../executor/backend-link.js';
+import { lazyParseAnswered, prepareLazily } from './lazy-prepare.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
@@ -201,6 +202,12 @@ export abstract class ExtendedProtocol extends RouteRunner {
       // A pull's final query differs between a pushdown, a broadcast and the plain pull: one statement each.
       const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? `pull_${textKey(sql)}` : 0;
       const wname = `pgw${stmt.id}_${shardKey}`;
+      await lazyParseAnswered(link, wname);
+      if (this.cycleFailed) {
+        // The Parse failed within this request: its error is the request's answer.
+        hold();
+        return;
+      }
       if (this.needsSwitch(link)) await this.switchTo(link);
       this.active = link;
       this.cycleLinks.add(link);
@@ -267,7 +274,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const expect: Expectation[] = [];
     if (parse) {
       parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => err && channel.forgetStatement(key) });
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, err === null) });
     }
     parts.push(encodeBindFor(portal, name, buf, start, end), buf.subarray(end, syncEnd));
     expect.push(E_BIND);
@@ -303,6 +310,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
         const wname = `pgw${stmt.id}_d`;
+        await lazyParseAnswered(link, wname);
+        if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
@@ -508,25 +517,6 @@ function pipelinedRequestEnd(buf: Buffer, from: number, portal: string): number 
 function namesPortal(buf: Buffer, start: number, end: number, portal: string): boolean {
   if (portal === '') return end === start;
   return end - start === Buffer.byteLength(portal) && buf.toString('utf8', start, end) === portal;
-}
-
-/**
- * Prepares a worker-side statement (`pgw<id>_…`) on `link` unless it is
- * there already. The client never sent this Parse, yet it can fail where
- * the coordinator's succeeded (a function, type or operator missing on the
- * worker, a privilege or search_path difference): its ErrorResponse goes to
- * the client — the answer to the Bind or Describe it precedes, which
- * PostgreSQL then skips to Sync like everything after it — and the name is
- * forgotten, so a later Bind prepares it again instead of binding a
- * statement that does not exist.
- */
-function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[]): void {
-  if (link.prepared.has(wname)) return;
-  link.prepared.add(wname);
-  const forget = (err: PgError | null): void => {
-    if (err) link.prepared.delete(wname);
-  };
-  link.send(encodeParse(wname, sql, paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done: forget }]);
 }
 
 let statementCounter = 0;

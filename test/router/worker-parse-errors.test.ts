@@ -18,18 +18,22 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startCoordinator, type Coordinator } from '../../src/server/index.js';
+import { errorFieldsOf, frontend, rawLogin } from '../server/raw-protocol.js';
 import { addWorkers, nodeUrl, textClient, withTextClient } from './support.js';
 
 let cluster: TestCluster;
 let piped: Coordinator;
 let admin: pg.Client;
 const urls: Record<string, string> = {};
+const addresses: Record<string, { host: string; port: number }> = {};
 
 before(async () => {
   cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
   piped = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 }, pipelineChannels: 2 });
   urls.off = cluster.url;
   urls.on = cluster.url.replace(`:${cluster.config.listen.port}/`, `:${piped.address.port}/`);
+  addresses.off = cluster.config.listen;
+  addresses.on = piped.address;
   admin = await textClient(cluster.url);
   await addWorkers(admin, cluster);
   await admin.query('CREATE TABLE t (tenant_id bigint PRIMARY KEY, v int NOT NULL)');
@@ -111,6 +115,35 @@ for (const mode of ['off', 'on'] as const) {
       await c.query('COMMIT');
     } finally {
       await c.end().catch(() => {});
+    }
+  });
+
+  test(`pipelining ${mode}: requests sent together each get the worker's Parse error, none a missing statement`, async () => {
+    const fn = `plus_one_burst_${mode}`;
+    await createFunction([cluster.coordinatorPg.port], fn);
+    const conn = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
+    try {
+      // Three requests in one write: the worker's Parse (sent lazily with the first Bind) is still
+      // unanswered when the next requests bind the same statement.
+      const request = Buffer.concat([
+        frontend.bind({ portal: '', statement: 's', values: ['7'] }),
+        frontend.execute({ portal: '', rows: 0 }),
+        frontend.sync(),
+      ]);
+      conn.write(Buffer.concat([frontend.parse({ name: 's', text: `SELECT ${fn}(v) AS x FROM t WHERE tenant_id = $1`, types: [] }), request, request, request]));
+      const replies = await conn.readUntil('Z');
+      for (let i = 0; i < 2; i++) replies.push(...(await conn.readUntil('Z')));
+      const shape = replies.map((m) => (m.type === 'E' ? `E ${errorFieldsOf(m).code}` : m.type));
+      assert.deepEqual(shape, ['1', 'E 42883', 'Z', 'E 42883', 'Z', 'E 42883', 'Z']);
+      // The session goes on.
+      conn.write(Buffer.concat([frontend.bind({ portal: '', statement: 's', values: ['7'] }), frontend.execute({ portal: '', rows: 0 }), frontend.sync()]));
+      await createFunction(workerPorts(), fn);
+      conn.write(request);
+      const after = [...(await conn.readUntil('Z')), ...(await conn.readUntil('Z'))].map((m) => (m.type === 'E' ? `E ${errorFieldsOf(m).code}` : m.type));
+      assert.deepEqual(after.slice(0, 3), ['E 42883', 'Z', '2'], 'the function still missing, then bound again');
+      assert.deepEqual(after.slice(-3), ['D', 'C', 'Z']);
+    } finally {
+      conn.destroy();
     }
   });
 }
