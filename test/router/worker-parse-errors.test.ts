@@ -135,6 +135,11 @@ for (const mode of ['off', 'on'] as const) {
       for (let i = 0; i < 2; i++) replies.push(...(await conn.readUntil('Z')));
       const shape = replies.map((m) => (m.type === 'E' ? `E ${errorFieldsOf(m).code}` : m.type));
       assert.deepEqual(shape, ['1', 'E 42883', 'Z', 'E 42883', 'Z', 'E 42883', 'Z']);
+      // Describe of the statement (prepared lazily on a worker too): the worker's error, twice.
+      const describe = Buffer.concat([frontend.describe({ type: 'S', name: 's' }), frontend.sync()]);
+      conn.write(Buffer.concat([describe, describe]));
+      const described = [...(await conn.readUntil('Z')), ...(await conn.readUntil('Z'))].map((m) => (m.type === 'E' ? `E ${errorFieldsOf(m).code}` : m.type));
+      assert.deepEqual(described, ['E 42883', 'Z', 'E 42883', 'Z']);
       // The session goes on.
       conn.write(Buffer.concat([frontend.bind({ portal: '', statement: 's', values: ['7'] }), frontend.execute({ portal: '', rows: 0 }), frontend.sync()]));
       await createFunction(workerPorts(), fn);
@@ -142,6 +147,8 @@ for (const mode of ['off', 'on'] as const) {
       const after = [...(await conn.readUntil('Z')), ...(await conn.readUntil('Z'))].map((m) => (m.type === 'E' ? `E ${errorFieldsOf(m).code}` : m.type));
       assert.deepEqual(after.slice(0, 3), ['E 42883', 'Z', '2'], 'the function still missing, then bound again');
       assert.deepEqual(after.slice(-3), ['D', 'C', 'Z']);
+      conn.write(describe);
+      assert.deepEqual((await conn.readUntil('Z')).map((m) => m.type), ['t', 'T', 'Z']);
     } finally {
       conn.destroy();
     }
