@@ -7,7 +7,9 @@
  * ErrorResponse (its SQLSTATE) once, and the session must stay usable: the
  * failed worker statement is prepared again by a later Bind, and in a
  * transaction block the block is aborted as PostgreSQL would (25P02 until
- * ROLLBACK).
+ * ROLLBACK). Requests sent together (a raw protocol client) that bind the
+ * statement while its worker Parse is still unanswered each get that same
+ * error, never "prepared statement does not exist".
  *
  * Two coordinators serve the same cluster: one with pipelined channels off
  * (every statement on the session's own connections) and one with them on
