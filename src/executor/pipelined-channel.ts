@@ -54,8 +54,8 @@ export class PipelinedChannel {
   /** One entry per request in flight (the tenant that sent it), in wire order. */
   private readonly fifo: ChannelTenant[] = [];
   private head = 0;
-  /** Worker-side prepared statements: statement text and parameter types → name. */
-  private readonly statements = new Map<string, string>();
+  /** Worker-side prepared statements: statement text and parameter types → name, and whether its Parse has succeeded. */
+  private readonly statements = new Map<string, { name: string; parsed: boolean }>();
   dead = false;
   /** Takes no new requests (a cancel was sent, or is waiting to be); closed once idle. */
   retired = false;
@@ -97,21 +97,29 @@ export class PipelinedChannel {
   /**
    * The worker-side prepared statement for a text: its name and whether the
    * caller must send the Parse (first use). Past MAX_PREPARED texts the
-   * unnamed statement is used, parsed in every request.
+   * unnamed statement is used, parsed in every request. So is it while the
+   * first Parse is unanswered: that Parse may fail (the worker lacks a
+   * function the coordinator has), and a request binding the name behind
+   * it — of any session — would fail for a statement that does not exist.
    */
   statement(sql: string, paramTypes: readonly number[]): { name: string; parse: boolean; key: string } {
     const key = paramTypes.length === 0 ? sql : `${sql}\u0000${paramTypes.join(',')}`;
     const known = this.statements.get(key);
-    if (known !== undefined) return { name: known, parse: false, key };
+    if (known !== undefined) return known.parsed ? { name: known.name, parse: false, key } : { name: '', parse: true, key: '' };
     if (this.statements.size >= MAX_PREPARED) return { name: '', parse: true, key: '' };
     const name = `pgwc${++channelStatementCounter}`;
-    this.statements.set(key, name);
+    this.statements.set(key, { name, parsed: false });
     return { name, parse: true, key };
   }
 
-  /** A Parse failed: the statement does not exist on the worker, later requests parse it again. */
-  forgetStatement(key: string): void {
-    if (key !== '') this.statements.delete(key);
+  /** The answer to a statement's Parse: later requests bind it, or (it failed: it does not exist on the worker) parse it again. */
+  statementParsed(key: string, ok: boolean): void {
+    if (key === '') return;
+    if (!ok) this.statements.delete(key);
+    else {
+      const known = this.statements.get(key);
+      if (known) known.parsed = true;
+    }
   }
 
   /** Writes one whole request of `tenant` (its last message a Sync or Query). */

@@ -8,6 +8,7 @@
 import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
 import { Completes, type Expectation } from '../executor/backend-link.js';
+import { lazyParseAnswered, prepareLazily } from './lazy-prepare.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
@@ -22,7 +23,7 @@ import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_PARSE_SWALLOW, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
 
 export abstract class ExtendedProtocol extends RouteRunner {
@@ -117,6 +118,13 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const bytes = buf.subarray(start, end);
     if (!stmt) {
       this.portals.delete(bind.portal);
+      // A block a worker aborted (a worker-side error): the coordinator's own transaction would still run
+      // the statement, where PostgreSQL refuses everything but the block's end.
+      if (this.statusByte() === 0x45 && this.coordinator.status !== 0x45) {
+        await this.replyError(this.txn.takeLossError() ?? abortedError());
+        this.cycleFailed = true;
+        return;
+      }
       await this.sendTo(this.coordinator, bytes, E_BIND);
       return;
     }
@@ -194,14 +202,17 @@ export abstract class ExtendedProtocol extends RouteRunner {
       // A pull's final query differs between a pushdown, a broadcast and the plain pull: one statement each.
       const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? `pull_${textKey(sql)}` : 0;
       const wname = `pgw${stmt.id}_${shardKey}`;
+      await lazyParseAnswered(link, wname);
+      if (this.cycleFailed) {
+        // The Parse failed within this request: its error is the request's answer.
+        hold();
+        return;
+      }
       if (this.needsSwitch(link)) await this.switchTo(link);
       this.active = link;
       this.cycleLinks.add(link);
       this.copyLink = link;
-      if (!link.prepared.has(wname)) {
-        link.prepared.add(wname);
-        link.send(encodeParse(wname, sql, paramTypes), [E_PARSE_SWALLOW]);
-      }
+      prepareLazily(link, wname, sql, paramTypes);
       const appended = route.kind === 'router' ? route.appendParams : undefined;
       link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
@@ -263,7 +274,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
     const expect: Expectation[] = [];
     if (parse) {
       parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => err && channel.forgetStatement(key) });
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, err === null) });
     }
     parts.push(encodeBindFor(portal, name, buf, start, end), buf.subarray(end, syncEnd));
     expect.push(E_BIND);
@@ -299,13 +310,12 @@ export abstract class ExtendedProtocol extends RouteRunner {
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
         const wname = `pgw${stmt.id}_d`;
+        await lazyParseAnswered(link, wname);
+        if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
-        if (!link.prepared.has(wname)) {
-          link.prepared.add(wname);
-          link.send(encodeParse(wname, task ? task.sql : stmt.query, stmt.paramTypes), [E_PARSE_SWALLOW]);
-        }
+        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes);
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }

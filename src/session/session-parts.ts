@@ -33,7 +33,6 @@ export const E_READY: Expectation = { completes: Completes.Ready, forward: true 
 export const E_READY_KEEP: Expectation = { completes: Completes.Ready, forward: true, keepReady: true };
 export const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false };
 export const E_PARSE: Expectation = { completes: Completes.ParseComplete, forward: true };
-export const E_PARSE_SWALLOW: Expectation = { completes: Completes.ParseComplete, forward: false };
 export const E_BIND: Expectation = { completes: Completes.BindComplete, forward: true };
 export const E_CLOSE: Expectation = { completes: Completes.CloseComplete, forward: true };
 export const E_CLOSE_SWALLOW: Expectation = { completes: Completes.CloseComplete, forward: false };

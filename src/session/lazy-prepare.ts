@@ -1,0 +1,48 @@
+/**
+ * Worker-side prepared statements (`pgw<id>_…`) that the session prepares
+ * lazily on a link, ahead of the client's Bind or Describe. The client never
+ * sent this Parse, yet it can fail where the coordinator's succeeded (a
+ * function, type or operator missing on the worker, a privilege or
+ * search_path difference): its ErrorResponse goes to the client — the
+ * answer to the Bind or Describe it precedes, which PostgreSQL then skips
+ * to Sync like everything after it — and the name is forgotten, so a later
+ * Bind prepares it again instead of binding a statement that does not exist.
+ */
+import { Completes, type BackendLink } from '../executor/backend-link.js';
+import type { PgError } from '../protocol/errors.js';
+import { encodeFlush, encodeParse } from './extended-encoders.js';
+
+/** Lazy Parses not answered yet, per link: name → settles when answered. */
+const unanswered = new WeakMap<BackendLink, Map<string, Promise<void>>>();
+
+/** Prepares `wname` on `link` unless it is there already (or on its way). */
+export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[]): void {
+  if (link.prepared.has(wname)) return;
+  link.prepared.add(wname);
+  let settle!: () => void;
+  const answered = new Promise<void>((resolve) => (settle = resolve));
+  let names = unanswered.get(link);
+  if (!names) unanswered.set(link, (names = new Map()));
+  names.set(wname, answered);
+  const done = (err: PgError | null): void => {
+    if (err) link.prepared.delete(wname);
+    if (names.get(wname) === answered) names.delete(wname);
+    settle();
+  };
+  link.send(encodeParse(wname, sql, paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done }]);
+}
+
+/**
+ * Waits for the answer to a lazy Parse of `wname` sent for an earlier
+ * request whose Sync is still unanswered (a client pipelining requests):
+ * if it fails, that request gets the error, and this one must prepare the
+ * statement again rather than bind it. A Flush makes the server send the
+ * answer now. Nothing to wait for within one request: there a failed Parse
+ * fails the rest of the request anyway.
+ */
+export async function lazyParseAnswered(link: BackendLink, wname: string): Promise<void> {
+  const answered = unanswered.get(link)?.get(wname);
+  if (!answered || !link.syncPending) return;
+  link.send(encodeFlush(), []);
+  await answered;
+}
