@@ -13,6 +13,13 @@
  *
  * One gate per socket, found with `writeGateFor`, so independent producers
  * share it without being wired together.
+ *
+ * Coalescing. The first write of an event-loop turn corks the sink until the
+ * turn's check phase (setImmediate): every write of the turn — a session's
+ * own replies (ParseComplete … ReadyForQuery) and the bytes its backend
+ * links forward — leaves in one socket write, in the order written. Nothing
+ * waits past the current turn, and write()'s verdict (backpressure) is the
+ * same corked or not.
  */
 import type { Writable } from 'node:stream';
 
@@ -27,11 +34,17 @@ export class WriteGate {
   private readonly paused = new Set<Pausable>();
   private drain: Promise<void> | null = null;
   private resolveDrain: (() => void) | null = null;
+  private corked = false;
 
   constructor(private readonly sink: Writable) {}
 
-  /** Writes bytes; when the sink is full, pauses `source` (if given) until it drains. Returns write()'s verdict. */
+  /** Writes bytes (leaving at the end of this turn); when the sink is full, pauses `source` (if given) until it drains. Returns write()'s verdict. */
   write(bytes: Buffer, source?: Pausable): boolean {
+    if (!this.corked && !this.sink.destroyed) {
+      this.corked = true;
+      this.sink.cork();
+      setImmediate(this.uncork);
+    }
     if (this.sink.write(bytes)) return true;
     if (source) {
       source.pause();
@@ -58,6 +71,11 @@ export class WriteGate {
   forget(source: Pausable): void {
     this.paused.delete(source);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.sink.uncork();
+  };
 
   private arm(): void {
     if (this.armed) return;

@@ -15,6 +15,7 @@ import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
 import { BackendLink, type Expectation } from '../executor/backend-link.js';
+import { writeGateFor } from '../executor/write-gate.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
 import { type Node } from '../sql/parse.js';
@@ -188,13 +189,22 @@ export abstract class SessionBase {
     if (this.needsSwitch(null)) await this.switchTo(null);
     else this.active = null;
     write(this.out);
-    this.client.write(this.out.flush());
+    this.toClient(this.out.flush());
   }
 
   protected async replyBytes(bytes: Buffer): Promise<void> {
     if (this.needsSwitch(null)) await this.switchTo(null);
     else this.active = null;
-    this.client.write(bytes);
+    this.toClient(bytes);
+  }
+
+  /**
+   * The session's own bytes go through the client socket's gate, like the
+   * bytes its links forward: one socket write per event-loop turn
+   * (executor/write-gate.ts), e.g. BEGIN's ParseComplete … ReadyForQuery.
+   */
+  protected toClient(bytes: Buffer): void {
+    writeGateFor(this.client).write(bytes);
   }
 
   protected async replyError(err: PgError): Promise<void> {
@@ -382,7 +392,7 @@ export abstract class SessionBase {
       // the link's own error hook tells the waiting step (skip to Sync, or a failed statement).
       writeErrorResponse(this.out, link.lostError().fields);
       if (waitingForReady) writeReadyForQuery(this.out, this.transactionStatus);
-      this.client.write(this.out.flush());
+      this.toClient(this.out.flush());
       link.onForwardedError?.();
       if (this.active === link) this.active = null;
     }
