@@ -65,6 +65,8 @@ interface Subplan {
   /** Column names for the temporary table (a CTE's column list, c1… for expressions), or null: the query's own. */
   columns: string[] | null;
   plan: { route(): Route };
+  /** Set for a local table of the coordinator read in FROM (shipped like a reference table). */
+  localTable?: true;
 }
 
 /** A statement (the rest, or a CTE reading earlier CTEs) planned over intermediate results as pseudo reference tables. */
@@ -88,6 +90,8 @@ interface Analysis {
 
 export class RecursivePlanner {
   private analysis: Analysis | null | undefined;
+  /** Whether local tables in the top-level FROM become intermediate results (off after a try that did not push down). */
+  private shipLocal = true;
   /** Why the statement was not planned recursively (tests, EXPLAIN). */
   declined: string | null = null;
 
@@ -107,9 +111,15 @@ export class RecursivePlanner {
         this.declined = `subquery ${s.id} is planned as "${route.kind}"`;
         return null;
       }
-      results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route });
+      results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route, ...(s.localTable ? { localTable: true } : {}) });
     }
     const route = routeOver(a.outer, results, a.snapshot);
+    // Local tables are shipped only for a pushdown: otherwise the statement is planned again reading them in place.
+    if (!route.partial && !route.broadcast && a.subplans.some((s) => s.localTable)) {
+      this.shipLocal = false;
+      this.analysis = this.analyse();
+      return this.route();
+    }
     const pullsOnly = (r: Route) => r.kind === 'pull' && !r.partial && !r.broadcast && !r.intermediate;
     // Both sides pulled: the subplans would move their tables once more for nothing.
     if (!route.partial && !route.broadcast && a.outer.relations.some((r) => r.table.method === 'hash') && results.some((r) => pullsOnly(r.route))) {
@@ -223,10 +233,41 @@ export class RecursivePlanner {
       for (const k of Object.keys(n)) visit(n, k);
     };
     visit({ root }, 'root');
+    if (this.shipLocal && this.readsDistributed(this.select)) this.replaceLocalTables(root, subplans, next);
     if (subplans.length === 0) return decline('no CTE or subquery to plan on its own');
     const outer = this.planOver(root, subplans);
     if (!outer) return decline('the rewritten statement');
     return { subplans, outer, snapshot };
+  }
+
+  /**
+   * Local tables of the coordinator (neither distributed nor reference:
+   * plain, temporary, views) read in the top-level FROM and its joins
+   * become intermediate results `SELECT * FROM <table>`, so the rest may
+   * push down over them as over reference tables. The pushdown's own
+   * checks keep a preserved outer-join side against shards from pushing
+   * down; route() then plans the statement again without shipping.
+   */
+  private replaceLocalTables(root: Node, subplans: Subplan[], next: () => { id: string; tempName: string }): void {
+    const visit = (holder: Node, key: string | number): void => {
+      const n = holder[key];
+      if (n?.JoinExpr) {
+        visit(n.JoinExpr, 'larg');
+        visit(n.JoinExpr, 'rarg');
+        return;
+      }
+      const rv = n?.RangeVar;
+      if (!rv || rv.schemaname === 'pg_temp' && String(rv.relname).startsWith(INTERMEDIATE_PREFIX)) return;
+      if (this.ctx.resolve(rv.schemaname ?? null, rv.relname) || rv.inh === false) return;
+      const alias = rv.alias ?? { aliasname: rv.relname };
+      if (wholeRow(root, alias.aliasname)) return;
+      const { id, tempName } = next();
+      const source = { ...rv, alias: undefined, location: undefined };
+      const sql = deparse({ SelectStmt: { targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }], fromClause: [{ RangeVar: source }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } });
+      subplans.push({ id, tempName, sql, columns: null, plan: this.ctx.planSubquery(sql, `${id}_`), localTable: true });
+      holder[key] = { RangeVar: { schemaname: 'pg_temp', relname: tempName, inh: true, relpersistence: 'p', alias } };
+    };
+    ((root.fromClause ?? []) as Node[]).forEach((_, i) => visit(root.fromClause, i));
   }
 
   private readsDistributed(n: Node): boolean {

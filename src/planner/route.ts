@@ -157,6 +157,8 @@ export interface IntermediateResult {
   route: Route;
   /** Set by the executor: the table's column list as shipped to the workers. */
   definition?: string;
+  /** A local table of the coordinator read in FROM: shipped only below `pgweave.local_table_ship_threshold`. */
+  localTable?: boolean;
 }
 
 /**

@@ -30,6 +30,7 @@ import type { CopyCounters } from '../commands/copy/copy-progress.js';
 import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
 import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
+import { parseBytes } from './repartition-tables.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -43,7 +44,7 @@ export async function runPullRoute(
   settings: ReadonlyMap<string, string> = new Map(),
   staging: StagingSchema | null = null,
 ): Promise<PgError | null> {
-  if (route.intermediate) return runIntermediate(coordinator, route, linkFor);
+  if (route.intermediate) return runIntermediate(coordinator, route, linkFor, settings);
   if (route.partial || route.broadcast || route.repartition) return pullPartialResults(coordinator, route, linkFor, settings, staging);
   return pullTables(coordinator, route.pulls, linkFor, progress);
 }
@@ -52,7 +53,10 @@ function dropSql(names: string[]): string {
   return `DROP TABLE IF EXISTS ${names.map((n) => `pg_temp.${quoteIdent(n)}`).join(', ')}`;
 }
 
-async function runIntermediate(coordinator: BackendLink, route: PullRoute, linkFor: LinkFor): Promise<PgError | null> {
+/** Default of `pgweave.local_table_ship_threshold`: local tables larger than this stay on the coordinator. */
+const DEFAULT_LOCAL_SHIP_THRESHOLD = 4 * 1024 * 1024;
+
+async function runIntermediate(coordinator: BackendLink, route: PullRoute, linkFor: LinkFor, settings: ReadonlyMap<string, string>): Promise<PgError | null> {
   const plan = route.intermediate!;
   const names = plan.results.map((r) => r.tempName);
   const fail = async (err: PgError): Promise<PgError> => {
@@ -62,6 +66,13 @@ async function runIntermediate(coordinator: BackendLink, route: PullRoute, linkF
   for (const r of plan.results) {
     const err = await materialize(coordinator, r, linkFor);
     if (err) return fail(err);
+  }
+  const tooLarge = await largeLocalTable(coordinator, plan.results, parseBytes(settings.get('pgweave.local_table_ship_threshold')) ?? DEFAULT_LOCAL_SHIP_THRESHOLD);
+  if (tooLarge && (route.partial || route.broadcast)) {
+    plan.keptBecause = tooLarge;
+    route.partial = undefined;
+    route.broadcast = undefined;
+    route.pulls = plan.fallback.pulls;
   }
   if ((route.partial || route.broadcast) && coordinator.status !== 0x49) {
     plan.keptBecause = 'inside a transaction block (a worker transaction with temporary tables cannot PREPARE)';
@@ -87,6 +98,20 @@ async function runIntermediate(coordinator: BackendLink, route: PullRoute, linkF
   }
   if (err) return fail(err);
   route.pulls = [...route.pulls, ...names.map((n): PullTable => ({ table: { schema: 'pg_temp', name: n } as DistributedTable, tempName: n, filterSql: null, refName: n, intermediate: true }))];
+  return null;
+}
+
+/**
+ * Why a local table's result is too large to ship (its bytes above the
+ * threshold), or null. Measured once materialized: the coordinator then
+ * runs the rest over it, moving the distributed tables instead.
+ */
+async function largeLocalTable(coordinator: BackendLink, results: IntermediateResult[], threshold: number): Promise<string | null> {
+  for (const r of results.filter((x) => x.localTable)) {
+    const size = await queryOnLink(coordinator, `SELECT pg_catalog.pg_total_relation_size(${quoteLiteral(`pg_temp.${quoteIdent(r.tempName)}`)}::pg_catalog.regclass)`);
+    const bytes = size.error ? NaN : Number(decodeDataRow(size.rows[0])[0]);
+    if (!(bytes <= threshold)) return `local table of subplan ${r.id} (${bytes} bytes) above pgweave.local_table_ship_threshold (${threshold} bytes)`;
+  }
   return null;
 }
 

@@ -68,7 +68,7 @@ function unquote(v: string): string {
 }
 
 /** '0', '8MB', '512 kB', '1GB' → bytes (PostgreSQL's memory units; a bare number is bytes). */
-function parseBytes(v: string | undefined): number | null {
+export function parseBytes(v: string | undefined): number | null {
   if (v === undefined) return null;
   const m = /^(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)?$/i.exec(unquote(v));
   if (!m) return null;
