@@ -345,15 +345,8 @@ export class BackendLink {
   }
 
   private onData(chunk: Buffer): void {
-    let whole: Buffer | null;
-    try {
-      whole = this.framer.take(chunk);
-    } catch {
-      this.conn.socket.destroy();
-      return;
-    }
-    if (whole === null) return;
-    this.deliver(whole, 0, whole.length);
+    const whole = takeWholeMessages(this.framer, this.conn.socket, chunk);
+    if (whole !== null) this.deliver(whole, 0, whole.length);
   }
 
   /**
@@ -491,3 +484,17 @@ function isFatalSeverity(s: string): boolean {
 }
 
 function noop(): void {}
+
+/**
+ * The whole messages a backend socket's chunk completes (null: none yet).
+ * Bytes that cannot be framed mean the server is not speaking the protocol:
+ * the socket is destroyed, and its close fails what waits on it.
+ */
+export function takeWholeMessages(framer: MessageFramer, socket: { destroy(): void }, chunk: Buffer): Buffer | null {
+  try {
+    return framer.take(chunk);
+  } catch {
+    socket.destroy();
+    return null;
+  }
+}

@@ -41,7 +41,7 @@ import type { PgError } from '../protocol/errors.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
-import { BackendLink, Completes, isFatal, type Expectation } from './backend-link.js';
+import { BackendLink, Completes, isFatal, takeWholeMessages, type Expectation } from './backend-link.js';
 
 /** Channels per (node, database, role) unless configured (docs/benchmarks.md, router: 1 vs 2). */
 export const DEFAULT_PIPELINE_CHANNELS = 2;
@@ -141,13 +141,7 @@ export class PipelinedChannel {
   };
 
   private onData(chunk: Buffer): void {
-    let whole: Buffer | null;
-    try {
-      whole = this.framer.take(chunk);
-    } catch {
-      this.conn.socket.destroy();
-      return;
-    }
+    const whole = takeWholeMessages(this.framer, this.conn.socket, chunk);
     if (whole === null) return;
     this.lastProgress = Date.now();
     const n = whole.length;
