@@ -42,7 +42,8 @@ import type { ResolvedRelation } from './router-planner.js';
 import { planMultiShard, VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
-import { BroadcastPlanner } from './broadcast-planner.js';
+import { BroadcastPlanner, neededColumns } from './broadcast-planner.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { clone, contains, deparse, hasAggregate, hasWindow, lastName } from './pushdown-query.js';
 import { INTERMEDIATE_PREFIX, type IntermediatePlan, type IntermediateResult, type PullTable, type Route } from './route.js';
 
@@ -66,7 +67,7 @@ interface Subplan {
   columns: string[] | null;
   plan: { route(): Route };
   /** Set for a local table of the coordinator read in FROM (shipped like a reference table). */
-  localTable?: true;
+  localTable?: IntermediateResult['localTable'];
 }
 
 /** A statement (the rest, or a CTE reading earlier CTEs) planned over intermediate results as pseudo reference tables. */
@@ -111,7 +112,7 @@ export class RecursivePlanner {
         this.declined = `subquery ${s.id} is planned as "${route.kind}"`;
         return null;
       }
-      results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route, ...(s.localTable ? { localTable: true } : {}) });
+      results.push({ id: s.id, tempName: s.tempName, sql: s.sql, columns: s.columns, route, ...(s.localTable ? { localTable: s.localTable } : {}) });
     }
     const route = routeOver(a.outer, results, a.snapshot);
     // Local tables are shipped only for a pushdown: otherwise the statement is planned again reading them in place.
@@ -249,6 +250,7 @@ export class RecursivePlanner {
    * down; route() then plans the statement again without shipping.
    */
   private replaceLocalTables(root: Node, subplans: Subplan[], next: () => { id: string; tempName: string }): void {
+    let needed: string[] | undefined;
     const visit = (holder: Node, key: string | number): void => {
       const n = holder[key];
       if (n?.JoinExpr) {
@@ -264,7 +266,10 @@ export class RecursivePlanner {
       const { id, tempName } = next();
       const source = { ...rv, alias: undefined, location: undefined };
       const sql = deparse({ SelectStmt: { targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }], fromClause: [{ RangeVar: source }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } });
-      subplans.push({ id, tempName, sql, columns: null, plan: this.ctx.planSubquery(sql, `${id}_`), localTable: true });
+      const name = rv.schemaname ? quoteQualified(rv.schemaname, rv.relname) : quoteIdent(rv.relname);
+      needed ??= [...(neededColumns(root) ?? [])];
+      const localTable = { name, neededColumns: neededColumns(root) ? needed : null };
+      subplans.push({ id, tempName, sql, columns: null, plan: this.ctx.planSubquery(sql, `${id}_`), localTable });
       holder[key] = { RangeVar: { schemaname: 'pg_temp', relname: tempName, inh: true, relpersistence: 'p', alias } };
     };
     ((root.fromClause ?? []) as Node[]).forEach((_, i) => visit(root.fromClause, i));

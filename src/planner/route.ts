@@ -157,8 +157,14 @@ export interface IntermediateResult {
   route: Route;
   /** Set by the executor: the table's column list as shipped to the workers. */
   definition?: string;
-  /** A local table of the coordinator read in FROM: shipped only below `pgweave.local_table_ship_threshold`. */
-  localTable?: boolean;
+  /**
+   * A local table of the coordinator read in FROM: shipped only below
+   * `pgweave.local_table_ship_threshold`. `name` is the relation as the
+   * statement names it (SQL); `neededColumns` the column names the
+   * statement mentions (null: it reads every column), so the copy holds
+   * only the columns PostgreSQL would check the role's privileges on.
+   */
+  localTable?: { name: string; neededColumns: string[] | null };
 }
 
 /**

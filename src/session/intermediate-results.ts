@@ -130,9 +130,11 @@ async function materialize(coordinator: BackendLink, r: IntermediateResult, link
       if (pulled.length) await queryOnLink(coordinator, dropSql(pulled));
       break;
     }
-    case 'local':
-      err = (await queryOnLink(coordinator, create + r.sql)).error;
+    case 'local': {
+      const sql = r.localTable ? await localTableSql(coordinator, r.localTable) : r.sql;
+      err = sql instanceof PgError ? sql : (await queryOnLink(coordinator, create + sql)).error;
       break;
+    }
     case 'router':
     case 'multi-shard': {
       if (route.isWrite) return new PgError({ code: '0A000', message: 'a subquery that writes cannot be planned on its own' });
@@ -187,4 +189,19 @@ async function ship(coordinator: BackendLink, results: IntermediateResult[], nam
     if (err) return err;
   }
   return null;
+}
+
+/**
+ * The copy of a local table: the columns the statement mentions that the
+ * table has (all of them when it reads every column), so a role with
+ * column privileges only needs the ones PostgreSQL would check.
+ */
+async function localTableSql(coordinator: BackendLink, t: NonNullable<IntermediateResult['localTable']>): Promise<string | PgError> {
+  if (!t.neededColumns) return `SELECT * FROM ${t.name}`;
+  const r = await queryOnLink(coordinator,
+    `SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = ${quoteLiteral(t.name)}::pg_catalog.regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`);
+  if (r.error) return r.error;
+  const wanted = new Set(t.neededColumns);
+  const columns = r.rows.map((row) => decodeDataRow(row)[0] as string).filter((c) => wanted.has(c));
+  return `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${t.name}`;
 }

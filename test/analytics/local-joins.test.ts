@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { assertSameResult, type DifferentialPair, explainLines, startDifferentialPair } from './support.js';
+import { assertSameResult, compareResults, type DifferentialPair, explainLines, runQuery, startDifferentialPair, textClient } from './support.js';
 
 let pair: DifferentialPair | undefined;
 let weave: pg.Client;
@@ -71,5 +71,26 @@ test('temporary tables are local too; above pgweave.local_table_ship_threshold t
     has(analyzed, /local_table_ship_threshold/);
   } finally {
     await weave.query(`RESET pgweave.local_table_ship_threshold`);
+  }
+});
+
+test('a role with SELECT on some columns of the local table joins on those columns; another column is refused with 42501', async () => {
+  await weave.query(`CREATE ROLE local_joins_reader LOGIN PASSWORD 'local-joins-pw'`);
+  await weave.query(`GRANT SELECT ON orders TO local_joins_reader`);
+  await weave.query(`GRANT SELECT (cust, pct) ON promo TO local_joins_reader`);
+  const url = new URL(pair!.cluster.url);
+  url.username = 'local_joins_reader';
+  url.password = 'local-joins-pw';
+  const reader = await textClient(url.toString(), 'local_joins_reader');
+  try {
+    // The copy holds only the columns the statement names, so only their privileges are checked, as on PostgreSQL.
+    const sql = `SELECT o.cust, sum(o.total * p.pct) AS s FROM orders o JOIN promo p ON p.cust = o.cust GROUP BY 1 ORDER BY 1`;
+    const [mine, theirs] = [await runQuery(weave, sql), await runQuery(reader, sql)];
+    assert.ok(mine.ok && theirs.ok, `${sql}: ${!theirs.ok && theirs.message}`);
+    assert.equal(compareResults(mine.result, theirs.result, 'total'), null);
+    has(await explainLines(reader, sql, 'COSTS OFF'), /Distributed Subplan 1$/);
+    await assert.rejects(reader.query(`SELECT p.label, count(*) FROM orders o JOIN promo p ON p.cust = o.cust GROUP BY 1`), (e: { code?: string }) => e.code === '42501');
+  } finally {
+    await reader.end();
   }
 });
