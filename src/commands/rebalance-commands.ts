@@ -64,6 +64,17 @@ async function describeMoves(ctx: CommandContext, moves: PlannedMove[]): Promise
   return rows;
 }
 
+/** The columns describing one shard move, as Citus's plan and progress functions return them. */
+const MOVE_COLUMNS = [
+  { name: 'table_name', typeOid: TYPE_OID.regclass },
+  { name: 'shardid', typeOid: TYPE_OID.int8 },
+  { name: 'shard_size', typeOid: TYPE_OID.int8 },
+  { name: 'sourcename', typeOid: TYPE_OID.text },
+  { name: 'sourceport', typeOid: TYPE_OID.int4 },
+  { name: 'targetname', typeOid: TYPE_OID.text },
+  { name: 'targetport', typeOid: TYPE_OID.int4 },
+];
+
 const planParams = [
   { name: 'relation', type: 'regclass', default: null },
   { name: 'threshold', type: 'real', default: null },
@@ -92,15 +103,7 @@ const rebalanceTableShards: CommandDefinition = {
 const getRebalanceTableShardsPlan: CommandDefinition = {
   name: 'get_rebalance_table_shards_plan',
   params: [...planParams, { name: 'drain_only', type: 'boolean', default: 'false' }, { name: 'rebalance_strategy', type: 'name', default: null }],
-  returns: [
-    { name: 'table_name', typeOid: TYPE_OID.regclass },
-    { name: 'shardid', typeOid: TYPE_OID.int8 },
-    { name: 'shard_size', typeOid: TYPE_OID.int8 },
-    { name: 'sourcename', typeOid: TYPE_OID.text },
-    { name: 'sourceport', typeOid: TYPE_OID.int4 },
-    { name: 'targetname', typeOid: TYPE_OID.text },
-    { name: 'targetport', typeOid: TYPE_OID.int4 },
-  ],
+  returns: MOVE_COLUMNS,
   setReturning: true,
   async run(args, ctx) {
     await begin(ctx, 'get_rebalance_table_shards_plan', false);
@@ -182,13 +185,7 @@ const getRebalanceProgress: CommandDefinition = {
   params: [],
   returns: [
     { name: 'sessionid', typeOid: TYPE_OID.int4 },
-    { name: 'table_name', typeOid: TYPE_OID.regclass },
-    { name: 'shardid', typeOid: TYPE_OID.int8 },
-    { name: 'shard_size', typeOid: TYPE_OID.int8 },
-    { name: 'sourcename', typeOid: TYPE_OID.text },
-    { name: 'sourceport', typeOid: TYPE_OID.int4 },
-    { name: 'targetname', typeOid: TYPE_OID.text },
-    { name: 'targetport', typeOid: TYPE_OID.int4 },
+    ...MOVE_COLUMNS,
     { name: 'progress', typeOid: TYPE_OID.int8 },
     { name: 'operation_type', typeOid: TYPE_OID.text },
     { name: 'status', typeOid: TYPE_OID.text },
