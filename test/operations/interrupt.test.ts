@@ -9,24 +9,22 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import type pg from 'pg';
+import type { TestCluster } from '../helpers/cluster.js';
 import { startPostgres, stopPostgres } from '../../src/cluster/postgres-server.js';
 import { AbandonMove, moveFaults, type MoveStep } from '../../src/operations/move-shard.js';
-import { call, makeContext, type TestContext } from '../commands/command-context.js';
-import { checkNoLeftovers, checkRowsByHash, placements } from './support.js';
+import { call, type TestContext } from '../commands/command-context.js';
+import { checkNoLeftovers, checkRowsByHash, placements, type OperationsCluster, startOperationsCluster } from './support.js';
 
+let ops: OperationsCluster | undefined;
 let cluster: TestCluster;
 let t: TestContext;
 let sql: pg.Client;
 let rows = 0;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2 });
-  t = await makeContext(cluster);
-  for (const w of cluster.workers) await call(t.ctx, 'citus_add_node', [w.host, String(w.port)]);
-  sql = new pg.Client({ connectionString: cluster.url });
-  await sql.connect();
+  ops = await startOperationsCluster(2);
+  ({ cluster, t, sql } = ops);
   await sql.query('CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL)');
   await sql.query('CREATE INDEX items_v ON items (v)');
   await sql.query("SELECT create_distributed_table('items', 'id', shard_count => 4)");
@@ -36,9 +34,7 @@ before(async () => {
 
 after(async () => {
   moveFaults.atStep = null;
-  await sql?.end();
-  t?.close();
-  await cluster?.stop();
+  await ops?.stop();
 });
 
 async function firstShard() {

@@ -7,31 +7,27 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import type pg from 'pg';
+import type { TestCluster } from '../helpers/cluster.js';
 import { PgError } from '../../src/protocol/errors.js';
 import { call, makeContext, onNode, type TestContext } from '../commands/command-context.js';
 import { moveFaults } from '../../src/operations/move-shard.js';
 import { currentLsn } from '../../src/operations/logical-copy.js';
 import { cleanupOrphanedResources } from '../../src/operations/cleanup.js';
-import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload } from './support.js';
+import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload, type OperationsCluster, startOperationsCluster } from './support.js';
 
+let ops: OperationsCluster | undefined;
 let cluster: TestCluster;
 let t: TestContext;
 let sql: pg.Client;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 3 });
-  t = await makeContext(cluster);
-  for (const w of cluster.workers) await call(t.ctx, 'citus_add_node', [w.host, String(w.port)]);
-  sql = new pg.Client({ connectionString: cluster.url });
-  await sql.connect();
+  ops = await startOperationsCluster(3);
+  ({ cluster, t, sql } = ops);
 });
 
 after(async () => {
-  await sql?.end();
-  t?.close();
-  await cluster?.stop();
+  await ops?.stop();
 });
 
 test('a shard group moves while a writer and a reader run: nothing lost, no errors, rows where their hash says', async (ctx) => {

@@ -11,22 +11,20 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import { PgError } from '../../src/protocol/errors.js';
-import { call, makeContext, type TestContext } from '../commands/command-context.js';
-import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload } from './support.js';
+import { call, type TestContext } from '../commands/command-context.js';
+import { checkNoLeftovers, checkRowsByHash, loadRows, placements, Workload, type OperationsCluster, startOperationsCluster } from './support.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/pgweave.js', import.meta.url));
+let ops: OperationsCluster | undefined;
 let cluster: TestCluster;
 let t: TestContext;
 let sql: pg.Client;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 3 });
-  t = await makeContext(cluster);
-  for (const w of cluster.workers.slice(0, 2)) await call(t.ctx, 'citus_add_node', [w.host, String(w.port)]);
-  sql = new pg.Client({ connectionString: cluster.url });
-  await sql.connect();
+  ops = await startOperationsCluster(3, 2);
+  ({ cluster, t, sql } = ops);
   await sql.query('CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL)');
   await sql.query('CREATE TABLE events (id bigint, seq int, PRIMARY KEY (id, seq))');
   await sql.query("CREATE TABLE kinds (k int PRIMARY KEY); INSERT INTO kinds VALUES (1), (2)");
@@ -38,9 +36,7 @@ before(async () => {
 });
 
 after(async () => {
-  await sql?.end();
-  t?.close();
-  await cluster?.stop();
+  await ops?.stop();
 });
 
 function countsByPort(ps: Array<{ port: number; table: string }>, table: string): Map<number, number> {

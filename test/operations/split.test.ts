@@ -6,23 +6,21 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import type pg from 'pg';
+import type { TestCluster } from '../helpers/cluster.js';
 import { PgError } from '../../src/protocol/errors.js';
 import { findShardIndexIn } from '../../src/metadata/shard-interval.js';
-import { call, makeContext, type TestContext } from '../commands/command-context.js';
-import { checkNoLeftovers, checkRowsByHash, placements } from './support.js';
+import { call, type TestContext } from '../commands/command-context.js';
+import { checkNoLeftovers, checkRowsByHash, placements, type OperationsCluster, startOperationsCluster } from './support.js';
 
+let ops: OperationsCluster | undefined;
 let cluster: TestCluster;
 let t: TestContext;
 let sql: pg.Client;
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2 });
-  t = await makeContext(cluster);
-  for (const w of cluster.workers) await call(t.ctx, 'citus_add_node', [w.host, String(w.port)]);
-  sql = new pg.Client({ connectionString: cluster.url });
-  await sql.connect();
+  ops = await startOperationsCluster(2);
+  ({ cluster, t, sql } = ops);
   await sql.query('CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL)');
   await sql.query('CREATE TABLE events (id bigint NOT NULL, seq int NOT NULL, PRIMARY KEY (id, seq))');
   await sql.query("SELECT create_distributed_table('items', 'id', shard_count => 2)");
@@ -32,9 +30,7 @@ before(async () => {
 });
 
 after(async () => {
-  await sql?.end();
-  t?.close();
-  await cluster?.stop();
+  await ops?.stop();
 });
 
 async function nodeIds(): Promise<Map<number, string>> {

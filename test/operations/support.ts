@@ -3,13 +3,44 @@
  * the coordinator while shards move, placement checks by hash (every row on
  * the node its shard's catalog placement names, inside the shard's range),
  * and the leftover check (no slots, publications, subscriptions, or tables
- * the catalog does not know, on any node).
+ * the catalog does not know, on any node); the cluster every file starts.
  */
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import type { TestCluster } from '../helpers/cluster.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import type { CommandContext } from '../../src/commands/context.js';
-import { onNode } from '../commands/command-context.js';
+import { call, makeContext, onNode, type TestContext } from '../commands/command-context.js';
+
+export interface OperationsCluster {
+  cluster: TestCluster;
+  /** A command context of the test's own, to call Citus functions and read the catalog. */
+  t: TestContext;
+  /** A client of the coordinator. */
+  sql: pg.Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * A cluster of `workers` workers, the first `registered` of them added
+ * with citus_add_node (the others stay free for the test to add).
+ */
+export async function startOperationsCluster(workers: number, registered = workers): Promise<OperationsCluster> {
+  const cluster = await startTestCluster({ workers });
+  const t = await makeContext(cluster);
+  for (const w of cluster.workers.slice(0, registered)) await call(t.ctx, 'citus_add_node', [w.host, String(w.port)]);
+  const sql = new pg.Client({ connectionString: cluster.url });
+  await sql.connect();
+  return {
+    cluster,
+    t,
+    sql,
+    async stop() {
+      await sql.end();
+      t.close();
+      await cluster.stop();
+    },
+  };
+}
 
 export interface WorkloadReport {
   inserts: number;
