@@ -250,7 +250,8 @@ export class RecursivePlanner {
    * down; route() then plans the statement again without shipping.
    */
   private replaceLocalTables(root: Node, subplans: Subplan[], next: () => { id: string; tempName: string }): void {
-    let needed: string[] | undefined;
+    // The column names the statement mentions (null: it reads whole rows), found once for all its local tables.
+    let needed: string[] | null | undefined;
     const visit = (holder: Node, key: string | number): void => {
       const n = holder[key];
       if (n?.JoinExpr) {
@@ -267,8 +268,11 @@ export class RecursivePlanner {
       const source = { ...rv, alias: undefined, location: undefined };
       const sql = deparse({ SelectStmt: { targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }], fromClause: [{ RangeVar: source }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } });
       const name = rv.schemaname ? quoteQualified(rv.schemaname, rv.relname) : quoteIdent(rv.relname);
-      needed ??= [...(neededColumns(root) ?? [])];
-      const localTable = { name, neededColumns: neededColumns(root) ? needed : null };
+      if (needed === undefined) {
+        const names = neededColumns(root);
+        needed = names ? [...names] : null;
+      }
+      const localTable = { name, neededColumns: needed };
       subplans.push({ id, tempName, sql, columns: null, plan: this.ctx.planSubquery(sql, `${id}_`), localTable });
       holder[key] = { RangeVar: { schemaname: 'pg_temp', relname: tempName, inh: true, relpersistence: 'p', alias } };
     };
