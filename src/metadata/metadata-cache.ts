@@ -17,10 +17,15 @@
  *
  * Commands that change the catalog call beginChange() first: it registers a
  * waiter for a unique token, and they run `notifySql` inside their catalog
- * transaction. After commit they invalidate locally and await wait(): once
- * their own process's listener has seen the token, every other coordinator's
- * equally idle listener has in all likelihood seen it too, so a table
- * distributed through one coordinator is routed correctly by the next.
+ * transaction. After commit they invalidate locally and await wait(). Every
+ * listener (of every coordinator process) answers a catalog notification,
+ * once it has dropped its cache, with `pgweave_catalog_ack` carrying the
+ * same token; NotificationResponse names the sending backend, so wait()
+ * resolves when every catalog listener of the database that
+ * pg_stat_activity lists has acknowledged. A table distributed through one
+ * coordinator is then routed correctly by any other at once, however loaded
+ * the machine is. A listener that never answers (a hung process) only
+ * delays the command by the timeout.
  */
 import { randomBytes } from 'node:crypto';
 import { connectBackend } from '../pool/backend-connection.js';
@@ -32,6 +37,8 @@ import { shardName } from './shard-name.js';
 import { tableKey, type Catalog, type DistributedTable, type NodeAddress, type Shard, type WorkerNode } from './types.js';
 
 export const CATALOG_CHANNEL = 'pgweave_catalog';
+const CATALOG_ACK_CHANNEL = 'pgweave_catalog_ack';
+const LISTENER_NAME = 'pgweave catalog listener';
 const TEMPLATE_DATABASES = new Set(['template0', 'template1']);
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
@@ -53,7 +60,14 @@ interface DatabaseEntry {
   loaded: Catalog | null;
   /** Bumped by every notification and invalidation. */
   generation: number;
-  waiters: Map<string, () => void>;
+  waiters: Map<string, ChangeWaiter>;
+}
+
+/** A change awaiting acknowledgements: the backend pids of the listeners that answered its token. */
+interface ChangeWaiter {
+  readonly acked: Set<number>;
+  /** Called on every acknowledgement (and on cancel/close with done = true). */
+  onAck(done?: boolean): void;
 }
 
 let catalogVersion = 0;
@@ -131,22 +145,49 @@ export class MetadataCache {
     const entry = this.entry(database);
     await this.listen(database, entry);
     const token = randomBytes(12).toString('hex');
-    let seen: () => void = () => {};
-    const seenPromise = new Promise<void>((resolve) => (seen = resolve));
-    entry.waiters.set(token, seen);
+    let wake: (done: boolean) => void = () => {};
+    let finished = false;
+    const waiter: ChangeWaiter = { acked: new Set(), onAck: (done = false) => wake(done) };
+    entry.waiters.set(token, waiter);
+    const finish = () => {
+      finished = true;
+      entry.waiters.delete(token);
+    };
     return {
       notifySql: `SELECT pg_catalog.pg_notify(${quoteLiteral(CATALOG_CHANNEL)}, ${quoteLiteral(token)})`,
       wait: async (timeoutMs = 5000) => {
+        if (finished) return;
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([seenPromise, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-        clearTimeout(timer);
-        entry.waiters.delete(token);
+        try {
+          const listeners = await this.listenerPids(entry);
+          await new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, timeoutMs);
+            wake = (done) => {
+              if (done || [...listeners].every((pid) => waiter.acked.has(pid))) resolve();
+            };
+            wake(false);
+          });
+        } finally {
+          clearTimeout(timer);
+          finish();
+        }
       },
       cancel: () => {
-        entry.waiters.delete(token);
-        seen();
+        finish();
+        wake(true);
       },
     };
+  }
+
+  /** The backend pids of every catalog listener of the database (all coordinator processes); empty without a listener. */
+  private async listenerPids(entry: DatabaseEntry): Promise<Set<number>> {
+    const listener = entry.listener;
+    if (!listener || listener.closed) return new Set();
+    const r = await listener.query(
+      `SELECT pid FROM pg_catalog.pg_stat_activity
+        WHERE datname = pg_catalog.current_database() AND usename = CURRENT_USER AND application_name = ${quoteLiteral(LISTENER_NAME)}`,
+    );
+    return new Set(r.rows.map((row) => Number(row[0])));
   }
 
   close(): void {
@@ -155,7 +196,7 @@ export class MetadataCache {
       entry.listener?.close();
       entry.listener = null;
       drop(entry);
-      for (const w of entry.waiters.values()) w();
+      for (const w of entry.waiters.values()) w.onAck(true);
       entry.waiters.clear();
     }
   }
@@ -181,20 +222,33 @@ export class MetadataCache {
         database,
         user,
         credentials: { password },
-        params: [['application_name', 'pgweave catalog listener']],
+        params: [['application_name', LISTENER_NAME]],
       });
       conn.socket.setKeepAlive(true, 10000);
       const client = new InternalClient(conn);
-      client.onNotification = (channel, payload) => {
+      client.onNotification = (channel, payload, senderPid) => {
+        if (channel === CATALOG_ACK_CHANNEL) {
+          const waiter = entry.waiters.get(payload);
+          if (waiter) {
+            waiter.acked.add(senderPid);
+            waiter.onAck();
+          }
+          return;
+        }
         if (channel !== CATALOG_CHANNEL) return;
         drop(entry);
-        entry.waiters.get(payload)?.();
+        // Answered once the cache is dropped: the changing coordinator waits for every listener's answer.
+        client
+          .query(
+            `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_catalog.pg_notify(${quoteLiteral(CATALOG_ACK_CHANNEL)}, ${quoteLiteral(payload)}); COMMIT`,
+          )
+          .catch(() => {});
       };
       conn.socket.on('close', () => {
         if (entry.listener === client) entry.listener = null;
         drop(entry);
       });
-      await client.query(`LISTEN ${CATALOG_CHANNEL}`);
+      await client.query(`LISTEN ${CATALOG_CHANNEL}; LISTEN ${CATALOG_ACK_CHANNEL}`);
       // Anything cached before this listener existed may have missed a notification.
       drop(entry);
       entry.listener = client;

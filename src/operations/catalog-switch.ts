@@ -31,9 +31,9 @@ export async function switchCatalog(ctx: OperationContext, work: (c: InternalCli
     pool.release(c);
     ctx.metadata.invalidate(ctx.database);
   }
-  // Writes stay blocked until this process's listener saw the change: by then the
-  // equally idle listeners of other caches and coordinators have in all likelihood seen
-  // it too, so few of their writes meet the old shards' triggers (40001). Bounded: a
-  // slow listener only delays the unblocking, the triggers keep writes safe.
+  // Writes stay blocked until every coordinator's listener acknowledged the change,
+  // so their writes plan with the new placements instead of meeting the old shards'
+  // triggers (40001). Bounded: a hung coordinator only delays the unblocking, the
+  // triggers keep its writes safe.
   if (committed) await change.wait(2000).catch(() => {});
 }

@@ -48,8 +48,8 @@ export class InternalClient {
   private readonly framer = new MessageFramer();
   private readonly queue: Pending[] = [];
   private closedError: PgError | null = null;
-  /** Called for each NotificationResponse (LISTEN/NOTIFY cache invalidation). */
-  onNotification: ((channel: string, payload: string) => void) | null = null;
+  /** Called for each NotificationResponse (LISTEN/NOTIFY cache invalidation), with the notifying backend's pid. */
+  onNotification: ((channel: string, payload: string, senderPid: number) => void) | null = null;
 
   constructor(readonly conn: BackendConnection) {
     conn.socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -99,12 +99,13 @@ export class InternalClient {
     const buf = whole;
     forEachMessage(buf, (type, start, end) => {
       if (type === Backend.NotificationResponse) {
+        const senderPid = buf.readInt32BE(start + 5);
         let pos = start + 9;
         const z1 = buf.indexOf(0, pos);
         const channel = buf.toString('utf8', pos, z1);
         pos = z1 + 1;
         const payload = buf.toString('utf8', pos, buf.indexOf(0, pos));
-        this.onNotification?.(channel, payload);
+        this.onNotification?.(channel, payload, senderPid);
         return;
       }
       const head = this.queue[0];

@@ -150,11 +150,40 @@ test('a change made through one coordinator invalidates another coordinator\'s c
     assert.equal(other.ctx.metadata.lookup(before, 'public', 'ledger'), undefined);
     await t.client.query('CREATE TABLE ledger (account bigint, amount int)');
     await call(t.ctx, 'create_distributed_table', ['ledger', 'account'], { colocate_with: 'accounts' });
-    // The command returned after its own listener saw the change; the other, equally idle listener has too.
+    // The command returned after every listener acknowledged the change.
     assert.equal(other.ctx.metadata.peek('postgres'), null);
     const after = await other.ctx.metadata.get('postgres');
     assert.ok(after.version > before.version);
     assert.equal(other.ctx.metadata.lookup(after, 'public', 'ledger')?.colocationId, other.ctx.metadata.lookup(after, 'public', 'accounts')?.colocationId);
+  } finally {
+    other.close();
+  }
+});
+
+test('a catalog change returns only after every other coordinator\'s listener has dropped its cache, however late it reads', async () => {
+  const other = await makeContext(cluster);
+  try {
+    await other.ctx.metadata.get('postgres');
+    assert.ok(other.ctx.metadata.peek('postgres'));
+    // The other coordinator's listener reads nothing for a while (a loaded process): the change must wait for it.
+    const entries = (other.ctx.metadata as unknown as { entries: Map<string, { listener: { conn: { socket: import('node:net').Socket } } }> }).entries;
+    const socket = entries.get('postgres')!.listener.conn.socket;
+    socket.pause();
+    let resumed = false;
+    const timer = setTimeout(() => {
+      resumed = true;
+      socket.resume();
+    }, 500);
+    try {
+      await t.client.query('CREATE TABLE late_reader (id int)');
+      await call(t.ctx, 'create_distributed_table', ['late_reader', 'id'], { shard_count: '2' });
+    } finally {
+      clearTimeout(timer);
+      socket.resume();
+    }
+    assert.ok(resumed, 'the command waited for the paused listener');
+    assert.equal(other.ctx.metadata.peek('postgres'), null, 'the other cache was dropped before the command returned');
+    assert.ok(other.ctx.metadata.lookup(await other.ctx.metadata.get('postgres'), 'public', 'late_reader'));
   } finally {
     other.close();
   }
