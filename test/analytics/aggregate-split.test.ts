@@ -12,7 +12,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { explainLines, runQuery, startDifferentialPair, type DifferentialPair } from './support.js';
+import type pg from 'pg';
+import { explainLines, runQuery, startDifferentialPair, textClient, type DifferentialPair } from './support.js';
 
 let pair: DifferentialPair;
 
@@ -41,11 +42,13 @@ after(async () => {
 });
 
 /** The worker query (EXPLAIN VERBOSE) computes `partial`, and the planner is the aggregate pushdown. */
-async function assertSplit(sql: string, partial: string): Promise<void> {
-  const lines = await explainLines(pair.weave, sql, 'VERBOSE, COSTS OFF');
+async function assertSplitOn(c: pg.Client, sql: string, partial: string): Promise<void> {
+  const lines = await explainLines(c, sql, 'VERBOSE, COSTS OFF');
   assert.ok(lines.some((l) => l.startsWith('  Planner: aggregate-pushdown')), `${sql}: not split:\n${lines.join('\n')}`);
   assert.ok(lines.some((l) => l.includes('Query: ') && l.includes(partial)), `${sql}: no ${partial} in the worker query:\n${lines.join('\n')}`);
 }
+
+const assertSplit = (sql: string, partial: string): Promise<void> => assertSplitOn(pair.weave, sql, partial);
 
 /** The top-level elements of a json array's text, each with the separator before it ('' for the first). */
 function jsonArrayParts(text: string): Array<{ sep: string; element: string }> {
@@ -174,4 +177,38 @@ test('covariance, correlation and regressions: the shards\' float8_regr_accum st
   await closeFloats(`SELECT g, ${aggs} FROM m GROUP BY g ORDER BY g`, 'pgweave_float8_regr_accum_state(');
   await closeFloats(`SELECT ${aggs} FROM m WHERE g < 100`, 'pgweave_float8_regr_accum_state(');
   await closeFloats(`SELECT ${aggs} FROM m WHERE id < 0`, 'pgweave_float8_regr_accum_state(');
+});
+
+test('a new database and a worker added later get the support functions on first use', async () => {
+  const { cluster } = pair;
+  await pair.weave.query('CREATE DATABASE split_later');
+  const c = await textClient(cluster.url.replace(/\/postgres$/, '/split_later'), 'aggregate-split');
+  try {
+    const [first, second] = cluster.workers;
+    await c.query(`SELECT citus_add_node('${first!.host}', ${first!.port})`);
+    const sql = (table: string) => `SELECT var_pop(x), stddev_samp(x::real), json_agg(ARRAY[k]) FROM ${table}`;
+    const check = async (table: string) => {
+      // The statement first (EXPLAIN would create the functions everywhere itself), its plan after.
+      const r = await c.query({ text: sql(table), rowMode: 'array' });
+      await assertSplitOn(c, sql(table), 'pgweave_float8_accum_state(');
+      const [varPop, stddev, json] = (r.rows as string[][])[0]!;
+      assert.ok(Math.abs(Number(varPop) - 1.25) < 1e-12, varPop);
+      assert.ok(Math.abs(Number(stddev) - Math.sqrt(5 / 3)) < 1e-12, stddev);
+      const parts = jsonArrayParts(json!);
+      assert.deepEqual(parts.map((p) => p.element).sort(), ['[1]', '[2]', '[3]', '[4]']);
+      assert.ok(parts.slice(1).every((p) => p.sep === ', \n '), json);
+    };
+    for (const table of ['before_add', 'after_add']) {
+      if (table === 'after_add') await c.query(`SELECT citus_add_node('${second!.host}', ${second!.port})`);
+      await c.query(`CREATE TABLE ${table} (k int, x float8)`);
+      await c.query(`SELECT create_distributed_table('${table}', 'k', shard_count => 4)`);
+      await c.query(`INSERT INTO ${table} VALUES (1, 1), (2, 2), (3, 3), (4, 4)`);
+      await check(table);
+    }
+    // The second table's shards are on both workers, the second one registered after the first split ran.
+    const nodes = await c.query(`SELECT count(DISTINCT nodeport) AS n FROM citus_shards WHERE table_name = 'after_add'::regclass`);
+    assert.deepEqual(nodes.rows, [{ n: '2' }]);
+  } finally {
+    await c.end();
+  }
 });
