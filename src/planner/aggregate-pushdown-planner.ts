@@ -16,9 +16,13 @@
  * partial's type, min/max/bool_and/bool_or/every/bit_* → the same aggregate,
  * avg → sum of sums / sum of counts (numeric division, as PostgreSQL's own
  * avg finishes), variance/stddev of integers and numeric → from count, sum
- * and sum of squares, string_agg with a constant delimiter → string_agg of
- * the partial strings, array_agg/jsonb_agg/jsonb_object_agg/json_object_agg
- * → the partial results concatenated (aggregate-combines.ts), DISTINCT
+ * and sum of squares, variance/stddev of floats and covar_pop/covar_samp/
+ * corr/regr_* → the shards' float8_accum / float8_regr_accum states merged
+ * and finished as PostgreSQL's parallel plans do, regr_count → sum of
+ * counts, string_agg with a constant delimiter → string_agg of the partial
+ * strings, array_agg/json_agg/jsonb_agg/jsonb_object_agg/json_object_agg →
+ * the partial results concatenated (json_agg with the separator its
+ * elements' JSON category asks for; aggregate-combines.ts), DISTINCT
  * aggregates → the same aggregate over the distinct values. DISTINCT,
  * LIMIT/OFFSET stay as written; every output column is named as PostgreSQL
  * would name the original. GROUPING SETS/ROLLUP/CUBE: the worker groups by
@@ -27,16 +31,17 @@
  *
  * Declines (Decline) for what it cannot combine exactly: ordered-set and
  * other aggregates, ORDER BY inside an aggregate, column references outside
- * aggregates that are not GROUP BY expressions, avg(real) and float
- * variances (PostgreSQL accumulates them in double precision; decided when
- * the types are known), json_agg (its separators depend on the element
- * type's JSON category). Float sums and averages are combined: their low
+ * aggregates that are not GROUP BY expressions, avg(real) (PostgreSQL
+ * accumulates it in double precision; decided when the types are known).
+ * Float sums, averages and variances are combined: their low
  * bits depend on the summation order, as they do in PostgreSQL itself
  * (physical row order), so no plan reproduces them bit for bit.
  */
 import type { Node } from '../sql/parse.js';
 import { outputName } from './output-names.js';
-import { arrayConcatSql, jsonConcatSql, stddevSql, varianceSql } from './aggregate-combines.js';
+import {
+  REGRESSIONS, SUPPORT, arrayConcatSql, floatVarianceSql, jsonAggConcatSql, jsonConcatSql, regressionSql, stddevSql, varianceSql,
+} from './aggregate-combines.js';
 import {
   TEMP_PLACEHOLDER, clone, colRef, decline, deparse, funcCall, hasAggregate, hasWindow, intConst, isAggregateCall,
   lastName, sameExpr, target, type PushdownQuery,
@@ -51,6 +56,18 @@ function isConstant(n: Node): boolean {
 
 function numeric(n: Node): Node {
   return { TypeCast: { arg: n, typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'numeric' } }], typemod: -1 } } };
+}
+
+/** A call of a pg_catalog.pgweave_* support function (aggregate-combines.ts SUPPORT). */
+function supportCall(qualified: string, args: Node[], filter?: Node): Node {
+  const call = funcCall(qualified, args, filter);
+  call.FuncCall.funcname = qualified.split('.').map((sval) => ({ String: { sval } }));
+  return call;
+}
+
+/** `CASE WHEN false THEN x END`: a NULL of x's type, folded to a constant by the planner (x never evaluated). */
+function typedNull(n: Node): Node {
+  return { CaseExpr: { args: [{ CaseWhen: { expr: { A_Const: { boolval: { boolval: false } } }, result: n } }] } };
 }
 
 /** x::numeric * x::numeric: exact, as PostgreSQL's accumulator squares. */
@@ -205,6 +222,15 @@ class Splitter {
       const p = this.partial(funcCall('string_agg', args.map(clone), f.agg_filter));
       return funcCall('string_agg', [colRef(p.name), clone(args[1])]);
     }
+    if (REGRESSIONS.has(name) && args.length === 2) {
+      // Both arguments are float8 (the only signatures): float8_regr_accum's state per shard, merged and finished as PostgreSQL's parallel plans do.
+      const p = col(supportCall(SUPPORT.regrAccumState, args.map(clone), f.agg_filter));
+      return this.placeholder(() => regressionSql(name, p.name));
+    }
+    if (name === 'regr_count' && args.length === 2) {
+      const p = col(funcCall(name, args.map(clone), f.agg_filter));
+      return this.placeholder(() => `COALESCE(sum(${p.name}), 0)::bigint`);
+    }
     if ((name === 'jsonb_object_agg' || name === 'json_object_agg') && args.length === 2) {
       const p = col(funcCall(name, args.map(clone), f.agg_filter));
       return this.placeholder(() => jsonConcatSql(name, p.name));
@@ -215,6 +241,12 @@ class Splitter {
       const p = col(funcCall(name, [arg], f.agg_filter));
       return this.placeholder((types) => arrayConcatSql(p.name, p.type(types)));
     }
+    if (name === 'json_agg') {
+      // The elements' JSON category decides the separator between the shards' arrays (aggregate-combines.ts).
+      const p = col(funcCall(name, [arg], f.agg_filter));
+      const structured = col(funcCall('bool_or', [supportCall(SUPPORT.jsonStructured, [typedNull(clone(arg))])]));
+      return this.placeholder(() => jsonAggConcatSql(p.name, structured.name));
+    }
     if (name === 'jsonb_agg') {
       const p = col(funcCall(name, [arg], f.agg_filter));
       return this.placeholder(() => jsonConcatSql(name, p.name));
@@ -224,9 +256,12 @@ class Splitter {
       const c = col(funcCall('count', [arg], f.agg_filter));
       const s = col(funcCall('sum', [clone(arg)], f.agg_filter));
       const q = col(funcCall('sum', [square(arg)], f.agg_filter));
+      // float8_accum's state of float inputs; integers and numeric accumulate nothing in it.
+      const state = col(supportCall(SUPPORT.accumState, [supportCall(SUPPORT.accumInput, [clone(arg)])], f.agg_filter));
       const sample = !name.endsWith('_pop');
       return this.placeholder((types) => {
         const t = s.type(types);
+        if (t === 'double precision' || t === 'real') return floatVarianceSql(name, state.name);
         if (t !== 'bigint' && t !== 'numeric') return null;
         const v = varianceSql(sample, c.name, s.name, q.name);
         return name.startsWith('stddev') ? stddevSql(v) : v;

@@ -25,6 +25,7 @@ import { runGlobalUtility, type GlobalUtilityContext } from '../commands/roles/g
 import { RoleFunctionNames, settleRoles, watchRoles, type WatchContext } from '../commands/roles/watch.js';
 import type { SessionServices } from '../session/services.js';
 import { STAGING_SCHEMA } from '../planner/broadcast-planner.js';
+import { SUPPORT_FUNCTIONS_SQL } from '../planner/aggregate-combines.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -84,6 +85,31 @@ function ensureStagingSchema(pools: NodePools, node: WorkerNode, database: strin
   return pending;
 }
 
+/** Per node (or the coordinator) and database: the aggregate support functions exist (or are being created). */
+const supportFunctions = new Map<string, Promise<void>>();
+
+/**
+ * Creates the pg_catalog.pgweave_* functions of split aggregates
+ * (planner/aggregate-combines.ts) in one database of one PostgreSQL server,
+ * as the internal role, once per coordinator process. A failure is
+ * forgotten (tried again next time) and not raised: a statement that needs
+ * the functions then fails with PostgreSQL's own error.
+ */
+function ensureSupportFunctions(pools: NodePools, host: string, port: number, database: string, id: string): Promise<void> {
+  const key = `${id}/${host}:${port}/${database}`;
+  let pending = supportFunctions.get(key);
+  if (!pending) {
+    pending = pools.get(host, port, database).query(SUPPORT_FUNCTIONS_SQL).then(
+      () => {},
+      () => {
+        supportFunctions.delete(key);
+      },
+    );
+    supportFunctions.set(key, pending);
+  }
+  return pending;
+}
+
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
 function linkAsClient(link: BackendLink): InternalClient {
   return {
@@ -135,6 +161,12 @@ export function makeSessionServices(
     },
     isCommand: (name) => COMMANDS.has(name),
     ensureStagingSchema: (node) => ensureStagingSchema(pools, node, database),
+    async ensureSupportFunctions(nodes) {
+      await Promise.all([
+        ensureSupportFunctions(pools, config.coordinator.host, config.coordinator.port, database, 'coordinator'),
+        ...nodes.map((n) => ensureSupportFunctions(pools, n.host, n.port, database, String(n.nodeId))),
+      ]);
+    },
     async runCommand(call, access) {
       const def = COMMANDS.get(call.name);
       if (!def) throw new PgError({ code: '42883', message: `function ${call.name} does not exist` });

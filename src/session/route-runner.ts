@@ -381,10 +381,29 @@ export abstract class RouteRunner extends SessionBase {
   }
 
   protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null): Promise<PgError | null> {
+    await this.ensureSupportFunctions(route);
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     return this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
       runPullRoute(this.coordinator, route, linkFor, progress, this.settings, this.services.ensureStagingSchema?.bind(this.services) ?? null));
+  }
+
+  /**
+   * A pushdown's worker and final queries may call the pgweave_* aggregate
+   * support functions: they exist on the coordinator and on the nodes the
+   * route reads (every active node for a repartition join) before it runs.
+   */
+  private async ensureSupportFunctions(route: Extract<Route, { kind: 'pull' }> | null): Promise<void> {
+    const ensure = this.services.ensureSupportFunctions;
+    if (!ensure || (route && !(route.partial || route.broadcast || route.repartition || route.intermediate))) return;
+    const nodes = new Map<number, WorkerNode>();
+    if (route) {
+      for (const p of route.intermediate?.snapshot ?? route.pulls) {
+        for (const s of p.table.shards) for (const pl of s.placements) nodes.set(pl.node.nodeId, pl.node);
+      }
+    }
+    if (!route || route.repartition) for (const n of this.services.catalog()?.nodes ?? []) if (n.isActive) nodes.set(n.nodeId, n);
+    await ensure.call(this.services, [...nodes.values()]);
   }
 
   /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */
@@ -405,6 +424,7 @@ export abstract class RouteRunner extends SessionBase {
   /** EXPLAIN of a distributed statement (src/planner/explain.ts), run with this session's connections. */
   protected async runExplain(route: Extract<Route, { kind: 'explain' }>): Promise<CommandOutput | PgError> {
     try {
+      await this.ensureSupportFunctions(null);
       await this.switchTo(this.coordinator);
       await this.coordinator.idle();
       const lines = await route.explain.run({

@@ -110,6 +110,13 @@ export interface SessionServices {
    * STAGING_SCHEMA), created by the internal role; absent: such joins are pulled.
    */
   ensureStagingSchema?(node: WorkerNode): Promise<void>;
+  /**
+   * Makes sure the coordinator's database and these nodes' have the
+   * pg_catalog.pgweave_* functions split aggregates call
+   * (planner/aggregate-combines.ts), created by the internal role once per
+   * node and database; failures are left to the statement that needs them.
+   */
+  ensureSupportFunctions?(nodes: WorkerNode[]): Promise<void>;
   /** Statements that change what the catalog views show first refresh it (shard sizes). */
   beforeCatalogViewRead?(): Promise<void>;
 }
