@@ -23,6 +23,7 @@ import { Session } from '../session/session.js';
 import { authenticateScram, lookupRole } from './authenticate.js';
 import { HandshakeReader } from './handshake-reader.js';
 import { makeSessionServices } from './session-services.js';
+import { startupSettings } from './startup-settings.js';
 import type { ServerContext } from './context.js';
 
 function isLoopback(address: string | undefined): boolean {
@@ -108,7 +109,9 @@ export async function acceptClient(raw: net.Socket, ctx: ServerContext): Promise
     });
 
     const leftover = reader.finish();
-    const session = new Session(socket, backend, ctx.sessionOptions, makeSessionServices(ctx.shared, database, user, credentials));
+    const startup = startupSettings(params);
+    const services = makeSessionServices(ctx.shared, database, user, credentials, startup.signature === '' ? null : startup);
+    const session = new Session(socket, backend, ctx.sessionOptions, services);
     const key = ctx.cancels.register(session);
     ctx.sessions.add(session);
     session.onClose = () => {

@@ -28,6 +28,7 @@ import { STAGING_SCHEMA } from '../planner/broadcast-planner.js';
 import { SUPPORT_FUNCTIONS_SQL } from '../planner/aggregate-combines.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { CoordinatorConfig } from './config.js';
+import type { StartupSettings } from './startup-settings.js';
 
 export interface SharedState {
   config: CoordinatorConfig;
@@ -129,16 +130,25 @@ export function makeSessionServices(
   database: string,
   user: string,
   credentials: BackendCredentials,
+  startup: StartupSettings | null = null,
 ): SessionServices {
   const { config, pools, metadata } = shared;
   shared.onDatabase?.(database);
+  // Worker connections carry the client's startup settings; they are shared (idle pool, pipelined
+  // channels) only between sessions with the same ones. No settings: the plain (node, database, role) key.
+  const signature = startup?.signature ?? '';
+  const workerParams: Array<[string, string]> = [['application_name', 'pgweave'], ...(startup?.workerParams ?? [])];
+  const nodeKey = signature === ''
+    ? (node: WorkerNode) => connectionKey(node.host, node.port, database, user)
+    : (node: WorkerNode) => connectionKey(node.host, node.port, database, user) + '\u0000' + signature;
   const services: SessionServices = {
     database,
     user,
+    startupSettings: startup?.settings,
     catalog: () => metadata.peek(database),
     loadCatalog: () => metadata.get(database),
     async connectNode(node: WorkerNode) {
-      const pooled = shared.idleConnections?.take(connectionKey(node.host, node.port, database, user));
+      const pooled = shared.idleConnections?.take(nodeKey(node));
       if (pooled) return { conn: pooled.conn, prepared: pooled.prepared };
       const conn = await connectBackend({
         host: node.host,
@@ -146,17 +156,16 @@ export function makeSessionServices(
         user,
         database,
         credentials,
-        params: [['application_name', 'pgweave']],
+        params: workerParams,
       });
       return { conn, prepared: new Set<string>() };
     },
     pipelineFor(node: WorkerNode) {
       if (!shared.pipelines) return null;
-      const key = connectionKey(node.host, node.port, database, user);
-      return shared.pipelines.group(key, node.nodeId, async () => (await services.connectNode(node)).conn);
+      return shared.pipelines.group(nodeKey(node), node.nodeId, async () => (await services.connectNode(node)).conn);
     },
     releaseNode(node, conn, prepared) {
-      if (shared.idleConnections) shared.idleConnections.give(connectionKey(node.host, node.port, database, user), conn, prepared);
+      if (shared.idleConnections) shared.idleConnections.give(nodeKey(node), conn, prepared);
       else conn.socket.destroy();
     },
     isCommand: (name) => COMMANDS.has(name),

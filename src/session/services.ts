@@ -61,6 +61,12 @@ export interface CopyAccess extends SessionAccess {
 export interface SessionServices {
   database: string;
   user: string;
+  /**
+   * Settings from the client's StartupMessage (lower-case name → value):
+   * the session starts with them as if SET (search_path for the planner,
+   * COPY's client_encoding…); worker connections come with them already.
+   */
+  startupSettings?: ReadonlyMap<string, string>;
   /** The cached catalog of this database, or null when it must be (re)loaded. */
   catalog(): Catalog | null;
   loadCatalog(): Promise<Catalog>;

@@ -19,6 +19,7 @@ import { writeGateFor } from '../executor/write-gate.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
 import { type Node } from '../sql/parse.js';
+import { splitIdentifierList } from '../sql/quote.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
@@ -60,6 +61,8 @@ export abstract class SessionBase {
   protected readonly txn: SessionTransaction;
   readonly settings = new Map<string, string>();
   protected searchPath: string[];
+  /** What RESET search_path goes back to: the client's startup value, else the default. */
+  private readonly resetSearchPath: string[];
   protected readonly out = new MessageWriter(1024);
   /**
    * A COPY … FROM STDIN into a distributed table in progress; `extended`:
@@ -78,7 +81,12 @@ export abstract class SessionBase {
     this.framer = new MessageFramer(options.maxMessageSize);
     this.coordinator = this.makeLink(backend, -1);
     this.copyLink = this.coordinator;
-    this.searchPath = [services.user, 'public'];
+    // The client's startup settings hold from the start, as if SET (workers' connections get them at connect).
+    for (const [name, value] of services.startupSettings ?? []) this.settings.set(name, value);
+    const startupPath = services.startupSettings?.get('search_path');
+    const path = startupPath === undefined ? null : splitIdentifierList(startupPath);
+    this.resetSearchPath = path ? path.map((s) => (s === '$user' ? services.user : s)) : [services.user, 'public'];
+    this.searchPath = this.resetSearchPath;
     this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), {
       open: (node) => this.openExtraLink(node),
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
@@ -263,10 +271,15 @@ export abstract class SessionBase {
     // The parse tree leaves out an integer constant's value when it is 0.
     const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? '');
     if (name === 'search_path') {
-      this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : [this.services.user, 'public'];
+      this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : this.resetSearchPath;
     }
     if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
-    else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') this.settings.delete(name);
+    else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') {
+      // RESET goes back to the client's startup value, as in PostgreSQL.
+      const initial = this.services.startupSettings?.get(name);
+      if (initial === undefined) this.settings.delete(name);
+      else this.settings.set(name, initial);
+    }
     this.txn.rememberSet(text, !!set.is_local);
   }
 
