@@ -221,6 +221,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       return;
     }
     this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold), statement: stmt });
+    // The session answers this portal itself: its BindComplete waits for the rest of the chunk's replies (one client write).
+    if (route.kind !== 'copy-in' && route.kind !== 'copy-out') this.holdClientWrites();
     await this.replyBytes(BIND_COMPLETE);
   }
 

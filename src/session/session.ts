@@ -146,10 +146,12 @@ export class Session extends ExtendedProtocol {
           pos = end;
         }
         if (runStart >= 0) this.forwardRun(buf, runStart, pos);
+        this.releaseClientWrites();
       }
     } catch (err) {
       this.fatal(toPgError(err));
     } finally {
+      this.releaseClientWrites();
       this.pumping = false;
     }
     if (this.state === 'running') this.releaseIdleWorkers();
@@ -198,6 +200,9 @@ export class Session extends ExtendedProtocol {
         return !this.portals.has(name);
       }
       case Frontend.Sync:
+        // A cycle the session answered itself (BEGIN, COMMIT of a deferred portal): handleSync writes
+        // ReadyForQuery without a coordinator round trip.
+        return this.cycleLinks.size === 1 && this.cycleLinks.has(this.coordinator);
       case Frontend.Flush:
         return this.cycleLinks.size === 0 || (this.cycleLinks.size === 1 && this.cycleLinks.has(this.coordinator));
       case Frontend.CopyData:
