@@ -128,7 +128,8 @@ export class Session extends ExtendedProtocol {
             }
             this.consumedTo = 0;
             try {
-              await this.handle(type, buf, pos, end);
+              const handled = this.handle(type, buf, pos, end);
+              if (handled) await handled;
             } catch (err) {
               if (err instanceof ProtocolViolation) throw err;
               // One statement failed (a worker unreachable, say): report it, keep the session.
@@ -249,7 +250,8 @@ export class Session extends ExtendedProtocol {
 
   // ---- message handlers ----------------------------------------------------
 
-  protected async handle(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+  /** One message's handler (not async itself: the pump awaits the handler's own promise, one layer less per message). */
+  protected handle(type: number, buf: Buffer, start: number, end: number): Promise<void> | void {
     if (this.copyIn) return this.handleCopyIn(type, buf, start, end);
     if (this.cycleFailed && type !== Frontend.Sync && type !== Frontend.Query) return; // skipping to Sync
     switch (type) {
