@@ -32,8 +32,26 @@ const writesByLocal = new Map<number, number>();
 type WriteGeneric = (this: net.Socket, writev: boolean, data: unknown, encoding: string, cb: () => void) => unknown;
 const proto = net.Socket.prototype as unknown as { _writeGeneric: WriteGeneric };
 const original = proto._writeGeneric;
+/** CommandCompletes the coordinator received, by the receiving socket's local port (statements a backend ran). */
+const completesByLocal = new Map<number, number>();
+const pendingBytes = new WeakMap<net.Socket, Buffer>();
+const originalEmit = net.Socket.prototype.emit;
+function countCompletes(socket: net.Socket, chunk: Buffer): void {
+  let buf = Buffer.concat([pendingBytes.get(socket) ?? Buffer.alloc(0), chunk]);
+  let pos = 0;
+  while (buf.length - pos >= 5 && buf.length - pos >= 1 + buf.readInt32BE(pos + 1)) {
+    if (buf[pos] === 0x43 && socket.localPort !== undefined) completesByLocal.set(socket.localPort, (completesByLocal.get(socket.localPort) ?? 0) + 1);
+    pos += 1 + buf.readInt32BE(pos + 1);
+  }
+  buf = buf.subarray(pos);
+  pendingBytes.set(socket, buf);
+}
 
 before(async () => {
+  net.Socket.prototype.emit = function (this: net.Socket, event: string | symbol, ...args: unknown[]) {
+    if (event === 'data' && Buffer.isBuffer(args[0]) && this.remotePort === cluster?.coordinatorPg.port) countCompletes(this, args[0]);
+    return (originalEmit as (this: net.Socket, ...a: unknown[]) => boolean).call(this, event, ...args);
+  } as typeof net.Socket.prototype.emit;
   proto._writeGeneric = function (this: net.Socket, writev, data, encoding, cb) {
     if (this.remotePort !== undefined) writesByRemote.set(this.remotePort, (writesByRemote.get(this.remotePort) ?? 0) + 1);
     if (this.localPort !== undefined) writesByLocal.set(this.localPort, (writesByLocal.get(this.localPort) ?? 0) + 1);
@@ -45,10 +63,13 @@ before(async () => {
   await c.query('CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL)');
   await c.query(`SELECT create_distributed_table('acct', 'id', shard_count => 4)`);
   await c.query('INSERT INTO acct SELECT g, 0 FROM generate_series(1, 20) g');
+  await c.query('CREATE TABLE hist (id int NOT NULL, at timestamptz NOT NULL)');
+  await c.query(`SELECT create_distributed_table('hist', 'id', colocate_with => 'acct')`);
 });
 
 after(async () => {
   proto._writeGeneric = original;
+  net.Socket.prototype.emit = originalEmit;
   await c?.end().catch(() => {});
   await cluster?.stop();
 });
@@ -59,6 +80,8 @@ interface Probe {
   clientWrites(): number;
   /** Writes on the session's connection to the coordinator PostgreSQL so far. */
   coordinatorWrites(): number;
+  /** Statements the coordinator PostgreSQL completed for this session so far. */
+  coordinatorStatements(): number;
 }
 
 /** A raw client with BEGIN, the UPDATE and END prepared (as pgbench -M prepared does), and the write counters of its session. */
@@ -80,7 +103,12 @@ async function probe(): Promise<Probe> {
     ]),
   );
   assert.deepEqual(types(await conn.readUntil('Z')), '111Z');
-  return { conn, clientWrites: () => writesByRemote.get(clientPort) ?? 0, coordinatorWrites: () => writesByLocal.get(linkPort) ?? 0 };
+  return {
+    conn,
+    clientWrites: () => writesByRemote.get(clientPort) ?? 0,
+    coordinatorWrites: () => writesByLocal.get(linkPort) ?? 0,
+    coordinatorStatements: () => completesByLocal.get(linkPort) ?? 0,
+  };
 }
 
 function types(ms: BackendMessage[]): string {
@@ -202,6 +230,35 @@ test('an error in a block still skips to Sync, and ROLLBACK ends the block', asy
     assert.equal(types(end.replies), '2nCZ');
     assert.equal(end.replies.find((m) => m.type === 'C')!.body.toString(), 'ROLLBACK\0');
     assert.equal(status(end.replies), 'I');
+  } finally {
+    p.conn.destroy();
+  }
+});
+
+test('a block after one that took the transaction time: BEGIN and the time are two coordinator statements, the INSERT gets that time', async () => {
+  const p = await probe();
+  try {
+    p.conn.write(Buffer.concat([frontend.parse({ name: 'h', text: 'INSERT INTO hist (id, at) VALUES ($1, CURRENT_TIMESTAMP)', types: [23] }), frontend.sync()]));
+    await p.conn.readUntil('Z');
+    // The first block asks for the time at its INSERT; the next fetches it along with BEGIN.
+    for (let block = 0; block < 2; block++) {
+      const statements0 = p.coordinatorStatements();
+      const begin = await measured(p, request('b'));
+      assert.equal(types(begin.replies), '2nCZ');
+      if (block === 1) {
+        // BEGIN, then one SELECT of the characteristics and the time (not three SHOWs and a SELECT).
+        assert.equal(p.coordinatorStatements() - statements0, 2);
+        assert.equal(begin.coordinator, 1);
+      }
+      const insert = await measured(p, request('h', [String(100 + block)]));
+      assert.equal(types(insert.replies), '2nCZ');
+      p.conn.write(frontend.query('SELECT now()::text'));
+      const now = (await p.conn.readUntil('Z')).find((m) => m.type === 'D')!;
+      const end = await measured(p, request('e'));
+      assert.equal(status(end.replies), 'I');
+      const r = await c.query('SELECT (at = $1::timestamptz) AS same FROM hist WHERE id = $2', [now.body.subarray(6).toString(), 100 + block]);
+      assert.deepEqual(r.rows, [{ same: 't' }], 'the INSERT took the block\'s coordinator time');
+    }
   } finally {
     p.conn.destroy();
   }
