@@ -13,6 +13,9 @@
  *   pgbench -S -M prepared -c 8 -j 2 -T 15   (one routed SELECT per transaction)
  *   pgbench -N -M prepared -c 8 -j 2 -T 15   (BEGIN, UPDATE, SELECT, INSERT, END on one worker)
  * printing TPS and the ratio pgweave / plain. The issue's goal for -S is ≥ 0.8.
+ * Also printed: the coordinator's CPU time (user + system, this process)
+ * per pgweave transaction — steadier than TPS on a shared machine, since
+ * other load changes how long a transaction waits, less what it costs.
  *
  * --profile adds one more pgweave run of each workload under the V8 CPU
  * profiler (in-process, node:inspector) and prints the functions with the
@@ -214,17 +217,21 @@ async function runRouter(args: string[]): Promise<void> {
     if (loadavg()[0]! > cpus().length * 0.5) console.log(`note: load average ${loadBefore} before the run: other work on this machine skews the numbers`);
     const line = (name: string, r: PgbenchResult) =>
       `${name} ${r.tps.toFixed(0).padStart(7)} tps  latency ${r.latencyMs.toFixed(3)} ms  (${r.transactions} transactions, ${r.failed} failed)`;
-    const results = new Map<string, { plain: number[]; weave: number[] }>();
-    for (const wl of o.workloads) results.set(wl, { plain: [], weave: [] });
+    const results = new Map<string, { plain: number[]; weave: number[]; cpu: number[] }>();
+    for (const wl of o.workloads) results.set(wl, { plain: [], weave: [], cpu: [] });
     for (let round = 1; round <= o.rounds; round++) {
       for (const wl of o.workloads) {
         const p = await pgbench(plainUrl, wl, o);
         console.log(line(`-${wl} round ${round} PostgreSQL:`, p));
+        const cpu0 = process.cpuUsage();
         const w = await pgbench(weaveUrl, wl, o);
-        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}`);
+        const cpu = process.cpuUsage(cpu0);
+        const cpuPerTx = (cpu.user + cpu.system) / Math.max(1, w.transactions);
+        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction`);
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);
         results.get(wl)!.weave.push(w.tps);
+        results.get(wl)!.cpu.push(cpuPerTx);
       }
     }
 
@@ -235,7 +242,7 @@ async function runRouter(args: string[]): Promise<void> {
       const p = median(r.plain);
       const w = median(r.weave);
       const goal = wl === 'S' ? ' (goal ≥ 0.80)' : '';
-      console.log(`pgbench -${wl} -M prepared -c ${o.clients} -j ${o.threads} -T ${o.duration}: PostgreSQL ${p.toFixed(0)} tps, pgweave ${w.toFixed(0)} tps, ratio ${(w / p).toFixed(2)}${goal}`);
+      console.log(`pgbench -${wl} -M prepared -c ${o.clients} -j ${o.threads} -T ${o.duration}: PostgreSQL ${p.toFixed(0)} tps, pgweave ${w.toFixed(0)} tps, ratio ${(w / p).toFixed(2)}${goal}; coordinator CPU ${median(r.cpu).toFixed(0)} µs/transaction`);
     }
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
 

@@ -20,6 +20,15 @@
  * links forward — leaves in one socket write, in the order written. Nothing
  * waits past the current turn, and write()'s verdict (backpressure) is the
  * same corked or not.
+ *
+ * Holding. A session that has a client Sync still to answer in the chunk
+ * it is working through (`hold` … `release`) keeps the sink corked past
+ * the turn's end: its own replies of earlier turns (BindComplete at Bind)
+ * then leave together with those written after a backend round trip
+ * (NoData, CommandComplete, ReadyForQuery), as PostgreSQL sends nothing
+ * before a Sync or Flush either. A write the sink refuses (a big result)
+ * ends the cork at once, so a held gate never waits for a drain that
+ * cannot come.
  */
 import type { Writable } from 'node:stream';
 
@@ -35,6 +44,9 @@ export class WriteGate {
   private drain: Promise<void> | null = null;
   private resolveDrain: (() => void) | null = null;
   private corked = false;
+  /** Holders keeping the cork past the turn (`hold`); an uncork due meanwhile waits for the last release. */
+  private holds = 0;
+  private uncorkDue = false;
 
   constructor(private readonly sink: Writable) {}
 
@@ -46,6 +58,7 @@ export class WriteGate {
       setImmediate(this.uncork);
     }
     if (this.sink.write(bytes)) return true;
+    if (this.holds > 0) this.flushNow();
     if (source) {
       source.pause();
       this.paused.add(source);
@@ -72,10 +85,35 @@ export class WriteGate {
     this.paused.delete(source);
   }
 
+  /** Keeps this turn's and later turns' writes corked until `release` (or a refused write). */
+  hold(): void {
+    this.holds++;
+  }
+
+  /** Ends one `hold`; with none left, the writes held back leave at the end of this turn. */
+  release(): void {
+    if (this.holds === 0 || --this.holds > 0 || !this.uncorkDue) return;
+    this.uncorkDue = false;
+    setImmediate(this.uncork);
+  }
+
   private readonly uncork = (): void => {
+    if (!this.corked) return;
+    if (this.holds > 0) {
+      this.uncorkDue = true;
+      return;
+    }
     this.corked = false;
     this.sink.uncork();
   };
+
+  /** A refused write under a hold: what is buffered leaves now (the drain needs it), later writes cork anew. */
+  private flushNow(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.uncorkDue = false;
+    this.sink.uncork();
+  }
 
   private arm(): void {
     if (this.armed) return;

@@ -14,12 +14,28 @@ export function encodeParse(name: string, sql: string, paramTypes: readonly numb
   });
 }
 
-/** The client's Bind (buf[start, end)) with portal and statement names replaced. */
-export function encodeBindFor(portal: string, statement: string, buf: Buffer, start: number, end: number): Buffer {
+/**
+ * The client's Bind (buf[start, end)) with portal and statement names
+ * replaced, followed by buf[end, tailEnd) as it is (a pipelined request's
+ * Describe/Execute/Sync): one buffer of the exact size, on every routed
+ * statement's path.
+ */
+export function encodeBindFor(portal: string, statement: string, buf: Buffer, start: number, end: number, tailEnd = end): Buffer {
   const portalEnd = buf.indexOf(0, start + 5);
   const stmtEnd = buf.indexOf(0, portalEnd + 1);
-  const rest = buf.subarray(stmtEnd + 1, end);
-  return encodeMessage((w) => w.begin(Frontend.Bind).cstring(portal).cstring(statement).bytes(rest).end());
+  const portalLen = Buffer.byteLength(portal);
+  const statementLen = Buffer.byteLength(statement);
+  const restLen = end - (stmtEnd + 1);
+  const bodyLen = 4 + portalLen + 1 + statementLen + 1 + restLen;
+  const out = Buffer.allocUnsafe(1 + bodyLen + (tailEnd - end));
+  out[0] = Frontend.Bind;
+  out.writeInt32BE(bodyLen, 1);
+  let pos = 5 + out.write(portal, 5, portalLen, 'utf8');
+  out[pos++] = 0;
+  pos += out.write(statement, pos, statementLen, 'utf8');
+  out[pos++] = 0;
+  buf.copy(out, pos, stmtEnd + 1, tailEnd);
+  return out;
 }
 
 /**

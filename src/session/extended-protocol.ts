@@ -23,6 +23,7 @@ import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
+import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
 
@@ -129,7 +130,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       return;
     }
     let plan = stmt.plan;
-    const catalog = await this.catalog();
+    // (No async call when the catalog is loaded: every routed statement passes here.)
+    const catalog = this.catalogNow() ?? (await this.catalog());
     if (plan.catalogVersion !== catalog.version) {
       const parsed = parseSql(stmt.query).stmts[0].stmt;
       plan = stmt.plan = this.plan(parsed, stmt.query, catalog);
@@ -164,7 +166,10 @@ export abstract class ExtendedProtocol extends RouteRunner {
         route = timed;
       }
     }
-    if (route.kind === 'router' && (await this.pipelineBind(route, stmt, bind.portal, buf, start, end, hold))) return;
+    if (route.kind === 'router') {
+      const piped = this.pipelineBind(route, stmt, bind.portal, buf, start, end, hold);
+      if (piped === true || (piped !== false && (await piped))) return;
+    }
     if (route.kind === 'evaluate-insert') {
       const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
       if (textParams.some((p) => p === undefined)) {
@@ -221,6 +226,8 @@ export abstract class ExtendedProtocol extends RouteRunner {
       return;
     }
     this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(bytes), result: null, described: false, release: holdFor(hold), statement: stmt });
+    // The session answers this portal itself: its BindComplete waits for the rest of the chunk's replies (one client write).
+    if (route.kind !== 'copy-in' && route.kind !== 'copy-out') this.holdClientWrites();
     await this.replyBytes(BIND_COMPLETE);
   }
 
@@ -256,17 +263,19 @@ export abstract class ExtendedProtocol extends RouteRunner {
    * pipelined channel as one request (executor/pipelined-channel.ts), the
    * channel's own prepared statement in place of the client's; the pump
    * goes on after the Sync (`consumedTo`). False: the session's own link
-   * runs it, message by message.
+   * runs it, message by message. Synchronous unless the session must first
+   * wait for another link's replies (no promise on the common path).
    */
-  private async pipelineBind(route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, hold: () => void): Promise<boolean> {
+  private pipelineBind(route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, hold: () => void): boolean | Promise<boolean> {
     const syncEnd = pipelinedRequestEnd(buf, end, portal);
     if (syncEnd < 0) return false;
     const t = this.pipelineTenant(route.task.node, false);
     if (!t) return false;
-    if (this.needsSwitch(t)) {
-      await this.switchTo(t);
-      if (!this.stillAutocommit() || !t.channel.usable) return false;
-    }
+    if (!this.needsSwitch(t)) return this.sendPipelined(t, route, stmt, portal, buf, start, end, syncEnd, hold);
+    return this.switchTo(t).then(() => this.stillAutocommit() && t.channel.usable && this.sendPipelined(t, route, stmt, portal, buf, start, end, syncEnd, hold));
+  }
+
+  private sendPipelined(t: ChannelTenant, route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, syncEnd: number, hold: () => void): true {
     this.active = t;
     const channel = t.channel;
     const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes);
@@ -276,7 +285,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
       expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, err === null) });
     }
-    parts.push(encodeBindFor(portal, name, buf, start, end), buf.subarray(end, syncEnd));
+    parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));
     expect.push(E_BIND);
     for (let pos = end; pos < syncEnd; pos += 1 + buf.readInt32BE(pos + 1)) {
       const type = buf[pos];

@@ -241,6 +241,8 @@ export abstract class RouteRunner extends SessionBase {
   }
 
   protected async beginCopyIn(route: Extract<Route, { kind: 'copy-in' }>, extended = false, release: () => void = () => {}): Promise<void> {
+    // The client waits for CopyInResponse before it sends data: nothing held back.
+    this.releaseClientWrites();
     let sink: CopyInSink;
     try {
       await this.switchTo(null);
@@ -408,6 +410,8 @@ export abstract class RouteRunner extends SessionBase {
 
   /** COPY … TO STDOUT of a distributed or reference table, or of a SELECT that concatenates, streamed from the shards (src/commands/copy/copy-out.ts). */
   protected async copyOut(route: Extract<Route, { kind: 'copy-out' }>, progress: CopyCounters | null): Promise<PgError | null> {
+    // copy-out.ts writes to the socket itself and waits for its drains: nothing held back.
+    this.releaseClientWrites();
     await this.switchTo(null);
     const table = route.table;
     // A query's snapshots: the nodes of its distributed tables (each task reads reference tables on its own node).

@@ -15,7 +15,7 @@ import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
 import { BackendLink, type Expectation } from '../executor/backend-link.js';
-import { writeGateFor } from '../executor/write-gate.js';
+import { writeGateFor, type WriteGate } from '../executor/write-gate.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
 import { type Node } from '../sql/parse.js';
@@ -213,6 +213,29 @@ export abstract class SessionBase {
    */
   protected toClient(bytes: Buffer): void {
     writeGateFor(this.client).write(bytes);
+  }
+
+  /** The client gate held until the pump finishes the current chunk (`holdClientWrites`). */
+  private heldGate: WriteGate | null = null;
+
+  /**
+   * Keeps the session's replies corked until the pump is through the
+   * client chunk it works on, across backend round trips (a deferred
+   * portal's BindComplete … ReadyForQuery in one write). Only for work whose
+   * output the session writes itself: nothing in a chunk waits for the
+   * client, and a refused write ends the cork (executor/write-gate.ts).
+   */
+  protected holdClientWrites(): void {
+    if (this.heldGate || !this.pumping) return;
+    this.heldGate = writeGateFor(this.client);
+    this.heldGate.hold();
+  }
+
+  /** The pump is through a chunk: held replies leave at the end of this turn. */
+  protected releaseClientWrites(): void {
+    const gate = this.heldGate;
+    this.heldGate = null;
+    gate?.release();
   }
 
   protected async replyError(err: PgError): Promise<void> {

@@ -75,7 +75,15 @@ const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard',
 const LOCKING_WORDS = new Set(['for']);
 
 /** now() in UTC, exactly (microseconds), readable whatever the session's DateStyle. */
-const TRANSACTION_TIME_SQL = `SELECT pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD HH24:MI:SS.US') OPERATOR(pg_catalog.||) '+00'`;
+const TRANSACTION_TIME_EXPR = `pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD HH24:MI:SS.US') OPERATOR(pg_catalog.||) '+00'`;
+const TRANSACTION_TIME_SQL = `SELECT ${TRANSACTION_TIME_EXPR}`;
+/**
+ * The block's characteristics and its time in one statement after BEGIN
+ * (current_setting shows what SHOW shows): the coordinator runs two
+ * statements per block instead of five. It takes a snapshot, as the time
+ * alone would (READ COMMITTED blocks only, see `begin`).
+ */
+const CHARACTERISTICS_AND_TIME_SQL = `SELECT pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable'), ${TRANSACTION_TIME_EXPR}`;
 
 function parseOff(value: string | undefined): boolean {
   return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
@@ -346,10 +354,12 @@ export class SessionTransaction {
     // Its SELECT takes a snapshot, which only READ COMMITTED may take this early: a block
     // that turns out otherwise begins again without it.
     const withTime = !wasInBlock && this.timeWanted && this.readCommittedBegin === text;
-    let r = await queryOnLink(this.coordinator, withTime ? `${opening}\n;${TRANSACTION_TIME_SQL}` : opening);
+    let r = await queryOnLink(this.coordinator, withTime ? `${text}\n;${CHARACTERISTICS_AND_TIME_SQL}` : opening);
     if (r.error) return r.error;
     if (!wasInBlock) {
-      let [iso, ro, def, time] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
+      let [iso, ro, def, time] = withTime
+        ? (r.rows[0] ? decodeDataRow(r.rows[0]) : []).map((v) => v ?? '')
+        : r.rows.map((row) => decodeDataRow(row)[0] ?? '');
       if (withTime && iso !== 'read committed') {
         r = await queryOnLink(this.coordinator, `ROLLBACK\n;${opening}`);
         if (r.error) return r.error;

@@ -128,7 +128,8 @@ export class Session extends ExtendedProtocol {
             }
             this.consumedTo = 0;
             try {
-              await this.handle(type, buf, pos, end);
+              const handled = this.handle(type, buf, pos, end);
+              if (handled) await handled;
             } catch (err) {
               if (err instanceof ProtocolViolation) throw err;
               // One statement failed (a worker unreachable, say): report it, keep the session.
@@ -146,10 +147,12 @@ export class Session extends ExtendedProtocol {
           pos = end;
         }
         if (runStart >= 0) this.forwardRun(buf, runStart, pos);
+        this.releaseClientWrites();
       }
     } catch (err) {
       this.fatal(toPgError(err));
     } finally {
+      this.releaseClientWrites();
       this.pumping = false;
     }
     if (this.state === 'running') this.releaseIdleWorkers();
@@ -198,6 +201,9 @@ export class Session extends ExtendedProtocol {
         return !this.portals.has(name);
       }
       case Frontend.Sync:
+        // A cycle the session answered itself (BEGIN, COMMIT of a deferred portal): handleSync writes
+        // ReadyForQuery without a coordinator round trip.
+        return this.cycleLinks.size === 1 && this.cycleLinks.has(this.coordinator);
       case Frontend.Flush:
         return this.cycleLinks.size === 0 || (this.cycleLinks.size === 1 && this.cycleLinks.has(this.coordinator));
       case Frontend.CopyData:
@@ -244,7 +250,8 @@ export class Session extends ExtendedProtocol {
 
   // ---- message handlers ----------------------------------------------------
 
-  protected async handle(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+  /** One message's handler (not async itself: the pump awaits the handler's own promise, one layer less per message). */
+  protected handle(type: number, buf: Buffer, start: number, end: number): Promise<void> | void {
     if (this.copyIn) return this.handleCopyIn(type, buf, start, end);
     if (this.cycleFailed && type !== Frontend.Sync && type !== Frontend.Query) return; // skipping to Sync
     switch (type) {

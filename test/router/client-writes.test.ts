@@ -6,7 +6,9 @@
  * resume of the source) is unchanged. A sink that records each underlying
  * write stands in for the socket: loopback TCP reads may merge or split
  * segments, so counting 'data' events on a real client would not be
- * deterministic.
+ * deterministic. A held gate (a session answering a deferred portal across
+ * a backend round trip) keeps its writes until released, and a refused
+ * write under a hold flushes at once.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,5 +69,59 @@ describe('client writes per event-loop turn', () => {
     await gate.drained();
     assert.equal(resumed, 1);
     assert.equal(Buffer.concat(writes.flat()).toString(), 'abcdef');
+  });
+
+  test('a held gate keeps the writes of several turns until released, then leaves them in one write', async () => {
+    const { sink, writes } = recordingSink();
+    const gate = new WriteGate(sink);
+    gate.hold();
+    gate.write(Buffer.from('2')); // BindComplete of BEGIN
+    await turn();
+    await turn(); // the coordinator round trip
+    assert.equal(writes.length, 0, 'nothing leaves while held');
+    gate.write(Buffer.from('n'));
+    gate.write(Buffer.from('C'));
+    gate.write(Buffer.from('Z'));
+    gate.release();
+    assert.equal(writes.length, 0, 'the release leaves the writes to the end of the turn');
+    await turn();
+    await turn();
+    assert.equal(writes.length, 1);
+    assert.equal(Buffer.concat(writes[0]!).toString(), '2nCZ');
+    // Released: the next turn's writes leave at its end again.
+    gate.write(Buffer.from('D'));
+    await turn();
+    await turn();
+    assert.equal(writes.length, 2);
+    gate.release(); // an unmatched release changes nothing
+    gate.write(Buffer.from('E'));
+    await turn();
+    await turn();
+    assert.equal(writes.length, 3);
+  });
+
+  test('a refused write under a hold flushes at once, so a drain can come', async () => {
+    const { sink, writes } = recordingSink(4);
+    const gate = new WriteGate(sink);
+    let paused = 0;
+    let resumed = 0;
+    const source = { pause: () => paused++, resume: () => resumed++ };
+    gate.hold();
+    assert.equal(gate.write(Buffer.from('ab'), source), true);
+    assert.equal(gate.write(Buffer.from('cdef'), source), false);
+    assert.equal(paused, 1);
+    await gate.drained();
+    assert.equal(resumed, 1);
+    assert.equal(Buffer.concat(writes.flat()).toString(), 'abcdef');
+    // Still held: later writes wait for the release.
+    const before = writes.length;
+    gate.write(Buffer.from('g'));
+    await turn();
+    await turn();
+    assert.equal(writes.length, before);
+    gate.release();
+    await turn();
+    await turn();
+    assert.equal(Buffer.concat(writes.flat()).toString(), 'abcdefg');
   });
 });
