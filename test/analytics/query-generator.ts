@@ -493,21 +493,27 @@ export class QueryGenerator {
     const sources: Source[] = [];
     const joinPreds: string[] = [];
     let sql = '';
+    // The sources an ON condition may name: those joined since the last comma (`a, b JOIN c ON a.x = c.x` is an error).
+    let visible: Source[] = [];
     for (let i = 0; i < count; i++) {
       const s = this.tableSource(ctx);
       if (i === 0) {
         sql = this.fromText(s);
         sources.push(s);
+        visible.push(s);
         continue;
       }
-      const cond = this.joinCondition(sources, s);
+      const comma = this.r.chance(0.3);
+      const cond = this.joinCondition(comma ? sources : visible, s);
       if (!cond) {
         sql += ` CROSS JOIN ${this.fromText(s)}`;
         ctx.features.add('CROSS JOIN');
-      } else if (this.r.chance(0.3)) {
+        visible.push(s);
+      } else if (comma) {
         sql += `, ${this.fromText(s)}`;
         joinPreds.push(cond);
         ctx.features.add('comma join');
+        visible = [s];
       } else {
         const kind = this.r.pick(['JOIN', 'LEFT JOIN', 'LEFT JOIN', 'RIGHT JOIN', 'FULL JOIN', 'INNER JOIN']);
         ctx.features.add(kind === 'INNER JOIN' ? 'JOIN' : kind);
@@ -515,11 +521,12 @@ export class QueryGenerator {
         // Extra conditions in ON (a filter of one side, or a distribution column = constant), except for FULL JOIN,
         // which needs merge- or hash-joinable conditions only.
         if (kind !== 'FULL JOIN' && this.r.chance(0.3)) {
-          const side = this.r.chance(0.5) ? [s] : [...sources, s];
+          const side = this.r.chance(0.5) ? [s] : [...visible, s];
           on += ` AND ${(this.r.chance(0.4) && this.distEquality(side, ctx)) || this.predicate({ ...ctx, depth: 2 }, side)}`;
           ctx.features.add('extra ON condition');
         }
         sql += ` ${kind} ${this.fromText(s)} ON ${on}`;
+        visible.push(s);
       }
       sources.push(s);
     }

@@ -115,6 +115,8 @@ interface Outcome {
   unsupported: string | null;
   skipped: boolean;
   bothFailed: boolean;
+  /** The error both gave, when bothFailed. */
+  error?: string;
 }
 
 /** How a statement runs: plain, or as a prepared statement with its values, inside a block, with repartitioning forced. */
@@ -144,7 +146,7 @@ async function differential(sql: string, ordered: boolean, mode: RunMode = { uno
   const actual = await runOn(weave, sql, 60_000, mode, true);
   if (!actual.ok && actual.timedOut) return { diff: `pgweave gave no answer within 60 s (PostgreSQL: ${expected.ok ? `${expected.result.rows.length} rows` : expected.code})`, unsupported: null, skipped: false, bothFailed: false };
   if (!expected.ok) {
-    if (!actual.ok && actual.code === expected.code) return { diff: null, unsupported: null, skipped: false, bothFailed: true };
+    if (!actual.ok && actual.code === expected.code) return { diff: null, unsupported: null, skipped: false, bothFailed: true, error: `${expected.code} ${expected.message}` };
     return { diff: `PostgreSQL: error ${expected.code} ${expected.message}; pgweave: ${actual.ok ? `${actual.result.rows.length} rows` : `error ${actual.code} ${actual.message}`}`, unsupported: null, skipped: false, bothFailed: false };
   }
   if (!actual.ok) {
@@ -178,7 +180,10 @@ async function joinStrategyOf(sql: string): Promise<string> {
   await weave.query('SET pgweave.repartition_join_threshold = 0');
   try {
     const r = await runQuery(weave, `EXPLAIN (COSTS OFF) ${sql}`, 60_000);
-    if (!r.ok) return `error ${r.code}`;
+    if (!r.ok) {
+      if (LOG) appendFileSync(LOG, `EXPLAIN with repartition_join_threshold = 0: ${sql}\n    error ${r.code} ${r.message}\n\n`);
+      return `EXPLAIN error ${r.code}`;
+    }
     const lines = r.result.rows.map((x) => x[0] ?? '');
     if (lines.some((l) => l.includes('Join Strategy: repartition'))) return 'repartition';
     if (lines.some((l) => l.includes('Join Strategy: broadcast'))) return 'broadcast';
@@ -226,6 +231,7 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
   const features = new Map<string, number>();
   const planners = new Map<string, number>();
   const strategies = new Map<string, number>();
+  const failures = new Map<string, number>();
   let compared = 0;
   let skipped = 0;
   let bothFailed = 0;
@@ -248,7 +254,11 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
       continue;
     }
     compared++;
-    if (r.bothFailed) bothFailed++;
+    if (r.bothFailed) {
+      bothFailed++;
+      const kind = (r.error ?? '').replace(/"[^"]*"/g, '"…"');
+      failures.set(kind, (failures.get(kind) ?? 0) + 1);
+    }
     if (r.unsupported) {
       unsupportedCount++;
       unsupported.set(r.unsupported, (unsupported.get(r.unsupported) ?? 0) + 1);
@@ -262,6 +272,7 @@ test(`${COUNT} random SELECTs return what PostgreSQL returns`, { timeout: Math.m
   }
   t.diagnostic(`${COUNT} statements (seed ${SEED}) in ${((performance.now() - started) / 1000).toFixed(1)} s: ${compared} compared, ${skipped} skipped (PostgreSQL timeout or > ${MAX_ROWS} rows), ${bothFailed} failed alike on both, ${unsupportedCount} unsupported on pgweave (0A000), ${diffs.length} divergent`);
   for (const [msg, n] of unsupported) t.diagnostic(`0A000 ×${n}: ${msg}`);
+  for (const [msg, n] of failures) t.diagnostic(`failed alike ×${n}: ${msg}`);
   t.diagnostic(`features: ${[...features].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`).join(', ')}`);
   t.diagnostic(`planners of the ${features.get('pushdown shape') ?? 0} dashboard-shaped statements: ${[...planners].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${n}`).join(', ')}`);
   t.diagnostic(`join strategies with repartition_join_threshold = 0: ${[...strategies].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${n}`).join(', ')}`);
