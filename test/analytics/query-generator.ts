@@ -304,7 +304,8 @@ export class QueryGenerator {
   /**
    * A dashboard-style statement the pushdown planners take: one table, or
    * customers joined with purchases on the distribution column (optionally
-   * with the reference table), aggregates grouped by other columns (or by
+   * with the reference table), or purchases/customers joined with items on
+   * other columns (broadcast or repartition joins), aggregates grouped by other columns (or by
    * the distribution column, or not at all) with HAVING on aggregates,
    * ORDER BY every output and LIMIT/OFFSET; or plain rows ordered by every
    * output with LIMIT, or DISTINCT.
@@ -317,8 +318,16 @@ export class QueryGenerator {
     const g = RANDOM_SCHEMA_TABLES[3]!;
     const sources: Source[] = [];
     let from: string;
-    const shape = r.int(0, 3);
-    if (shape === 0) {
+    const shape = r.int(0, 5);
+    const i = RANDOM_SCHEMA_TABLES[2]!;
+    if (shape >= 4) {
+      // Not co-located: broadcast or (with repartition_join_threshold = 0) repartition joins.
+      const [left, on] = shape === 4 ? [p, 'i.item = p.item'] : [c, 'i.region = c.region'];
+      const ref = left === p ? 'p' : 'c';
+      sources.push({ ref, from: `${left.name} ${ref}`, cols: left.cols, table: left }, { ref: 'i', from: 'items i', cols: i.cols, table: i });
+      from = `${left.name} ${ref} ${r.pick(['JOIN', 'JOIN', 'LEFT JOIN'])} items i ON ${on}`;
+      ctx.features.add('non-co-located join');
+    } else if (shape === 0) {
       sources.push({ ref: 'p', from: 'purchases p', cols: p.cols, table: p });
       from = 'purchases p';
     } else if (shape === 1) {
