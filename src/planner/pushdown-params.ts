@@ -65,20 +65,35 @@ export function spliceParamLiterals(sql: string, literals: readonly string[]): s
   return Buffer.concat(parts).toString('utf8');
 }
 
-/** Whether a pull route runs worker queries (a pushdown, or broadcast candidates) whose text holds `$n`. */
+/**
+ * Whether a pull route runs worker queries (a pushdown, broadcast or
+ * repartition candidates) whose text holds `$n`. A repartition candidate is
+ * planned only when the executor chooses it, so a route that may repartition
+ * always counts (binding a text without `$n` leaves it as it is).
+ */
 export function pushdownHasParams(route: Extract<Route, { kind: 'pull' }>): boolean {
   const partials = route.broadcast ? route.broadcast.candidates.map((c) => c.route.partial) : route.partial ? [route.partial] : [];
-  return partials.some((p) => hasParamRefs(p.shapeSql));
+  return partials.some((p) => hasParamRefs(p.shapeSql)) || route.repartition !== undefined;
 }
 
 /**
- * Gives this execution's pushdown (and every broadcast candidate, those of
- * a transaction block included) worker queries with the values in place of
+ * Gives this execution's pushdown (and every broadcast and repartition
+ * candidate, those of a transaction block included) worker queries with the values in place of
  * `$n`. Only the route's own objects change: the tasks and shard queries
  * are new arrays and maps, the plan's cached ones stay as they are for the
  * next Bind.
  */
 export function bindPushdownParams(route: Extract<Route, { kind: 'pull' }>, literals: readonly string[]): void {
+  const repartition = route.repartition;
+  if (repartition) {
+    // Candidates are planned at execution (per bucket count): each gets the values as it is made.
+    const plan = repartition.plan;
+    repartition.plan = (perNode) => {
+      const c = plan(perNode);
+      if (c) bindRoute(c.route, literals);
+      return c;
+    };
+  }
   const choice = route.broadcast;
   if (!choice) {
     bindRoute(route, literals);

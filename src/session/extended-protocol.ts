@@ -238,7 +238,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
    * when the route has no such worker query.
    */
   private async bindPushdownParams(route: Extract<Route, { kind: 'pull' }>, stmt: PlannedStatement, bind: BindMessage): Promise<number[] | PgError | null> {
-    if (bind.params.length === 0 || !(route.partial || route.broadcast) || !pushdownHasParams(route)) return null;
+    if (bind.params.length === 0 || !(route.partial || route.broadcast || route.repartition) || !pushdownHasParams(route)) return null;
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
     if (stmt.inferredTypes?.plan !== stmt.plan) {

@@ -6,12 +6,14 @@
  *   customers(cid PK)               distributed by cid
  *   purchases(cid, pid) PK          distributed by cid, co-located with customers
  *   items(item PK)                  distributed by item
+ *   (purchases.score and items.density are float8: multiples of 1/8, so their
+ *   sums are exact in any order; variances and correlations are not)
  *   regions(region PK)              reference table
  *
  * Statements combine joins on any columns (inner, left, right, full, comma
  * joins), WHERE predicates with IN/EXISTS/NOT EXISTS/scalar and correlated
  * subqueries, aggregates (count, count DISTINCT, sum, avg, min, max,
- * string_agg, bool_or, stddev/variance) with GROUP BY (ROLLUP, CUBE)/HAVING, DISTINCT, window
+ * string_agg, bool_or, stddev/variance) with GROUP BY (ROLLUP, CUBE, GROUPING SETS)/HAVING, DISTINCT, window
  * functions, derived tables, CTEs, set operations, ORDER BY/LIMIT/OFFSET and
  * equality filters on the distribution column (so router, multi-shard and
  * pull plans are all exercised).
@@ -20,9 +22,20 @@
  * every output column, window functions are those whose value is the same
  * for peers (rank, dense_rank, running aggregates), and string_agg orders
  * its input. `ordered` says whether the row order is defined.
+ *
+ * Top-level outputs may also be values whose text depends on the order rows
+ * are combined in: array_agg/json_agg/jsonb_agg/string_agg without ORDER BY
+ * (`unordered` names them; the test compares their elements as multisets)
+ * and variances, covariances and correlations of floats (compared with a
+ * tolerance). ORDER BY never names them (the group keys it names order the
+ * rows totally). A fraction of statements turn literals of their
+ * predicates into $n parameters (`params`: two sets of values, one per
+ * execution of the prepared statement), run inside BEGIN … COMMIT
+ * (`block`), or with `pgweave.repartition_join_threshold = 0`
+ * (`repartition`).
  */
 
-type ColType = 'int' | 'num' | 'text';
+type ColType = 'int' | 'num' | 'text' | 'float';
 
 interface Col {
   name: string;
@@ -58,6 +71,7 @@ export const RANDOM_SCHEMA_TABLES: TableDef[] = [
       { name: 'qty', type: 'int' },
       { name: 'price', type: 'num' },
       { name: 'note', type: 'text' },
+      { name: 'score', type: 'float' },
     ],
   },
   {
@@ -68,6 +82,7 @@ export const RANDOM_SCHEMA_TABLES: TableDef[] = [
       { name: 'category', type: 'text' },
       { name: 'weight', type: 'int' },
       { name: 'region', type: 'text' },
+      { name: 'density', type: 'float' },
     ],
   },
   {
@@ -83,8 +98,8 @@ export const RANDOM_SCHEMA_TABLES: TableDef[] = [
 
 export const RANDOM_SCHEMA_DDL = [
   `CREATE TABLE customers (cid int PRIMARY KEY, name text NOT NULL, region text, tier int, balance numeric(10,2))`,
-  `CREATE TABLE purchases (cid int NOT NULL, pid int NOT NULL, item int, qty int, price numeric(8,2), note text, PRIMARY KEY (cid, pid))`,
-  `CREATE TABLE items (item int PRIMARY KEY, category text, weight int, region text)`,
+  `CREATE TABLE purchases (cid int NOT NULL, pid int NOT NULL, item int, qty int, price numeric(8,2), note text, score float8, PRIMARY KEY (cid, pid))`,
+  `CREATE TABLE items (item int PRIMARY KEY, category text, weight int, region text, density float8)`,
   `CREATE TABLE regions (region text PRIMARY KEY, zone text, rank int)`,
   // an expression index and a partial index: pulled tables copy the indexes' key columns
   `CREATE INDEX customers_lower_name ON customers (lower(name), tier)`,
@@ -137,6 +152,9 @@ function q(s: string): string {
 export function randomSchemaData(seed: number): string[] {
   const r = new Rng(seed);
   const nul = (p: number, v: () => string) => (r.chance(p) ? 'NULL' : v());
+  // The float columns draw from their own sequence, so the other columns keep their values for a seed.
+  const f = new Rng(seed ^ 0x5eed);
+  const float = () => (f.chance(0.1) ? 'NULL' : String(f.int(-800, 800) / 8));
   const regions = REGION_NAMES.map((name, i) => `(${q(name)}, ${nul(0.2, () => q(r.pick(['A', 'B', 'C'])))}, ${nul(0.15, () => String(i % 3))})`);
   const customers: string[] = [];
   for (let cid = 1; cid <= 120; cid++) {
@@ -145,11 +163,11 @@ export function randomSchemaData(seed: number): string[] {
   const purchases: string[] = [];
   for (let i = 1; i <= 400; i++) {
     const cid = r.int(1, 130); // some purchases of customers that do not exist
-    purchases.push(`(${cid}, ${i}, ${nul(0.1, () => String(r.int(1, 45)))}, ${nul(0.1, () => String(r.int(0, 9)))}, ${nul(0.1, () => `${r.int(0, 99)}.${String(r.int(0, 99)).padStart(2, '0')}`)}, ${nul(0.2, () => q(r.pick(NOTES)))})`);
+    purchases.push(`(${cid}, ${i}, ${nul(0.1, () => String(r.int(1, 45)))}, ${nul(0.1, () => String(r.int(0, 9)))}, ${nul(0.1, () => `${r.int(0, 99)}.${String(r.int(0, 99)).padStart(2, '0')}`)}, ${nul(0.2, () => q(r.pick(NOTES)))}, ${float()})`);
   }
   const items: string[] = [];
   for (let item = 1; item <= 40; item++) {
-    items.push(`(${item}, ${nul(0.15, () => q(r.pick(CATEGORIES)))}, ${nul(0.15, () => String(r.int(1, 20)))}, ${nul(0.2, () => q(r.pick(REGION_NAMES)))})`);
+    items.push(`(${item}, ${nul(0.15, () => q(r.pick(CATEGORIES)))}, ${nul(0.15, () => String(r.int(1, 20)))}, ${nul(0.2, () => q(r.pick(REGION_NAMES)))}, ${float()})`);
   }
   return [
     `INSERT INTO regions VALUES ${regions.join(', ')}`,
@@ -171,9 +189,20 @@ interface Source {
   table: TableDef | null;
 }
 
+/** How an unordered collection aggregate's text is canonicalized: its elements sorted. */
+export type UnorderedKind = 'array' | 'json' | 'string';
+
 export interface GeneratedQuery {
   sql: string;
   ordered: boolean;
+  /** Output columns holding array_agg/json_agg/jsonb_agg/string_agg without ORDER BY. */
+  unordered: Array<{ index: number; kind: UnorderedKind }>;
+  /** $n values of a prepared statement, executed once with `values` and once with `alt`; null: a plain statement. */
+  params: { values: string[]; alt: string[] } | null;
+  /** Run inside BEGIN … COMMIT. */
+  block: boolean;
+  /** Run with pgweave.repartition_join_threshold = 0 (joins on other columns repartition where broadcasting moves no less). */
+  repartition: boolean;
   /** Features used, for the counts the test reports. */
   features: Set<string>;
 }
@@ -182,6 +211,15 @@ interface SelectResult {
   sql: string;
   types: ColType[];
   ordered: boolean;
+  unordered?: Array<{ index: number; kind: UnorderedKind }>;
+}
+
+/** An aggregate or expression; `loose` when its text depends on the combine order, `unordered` for collections. */
+interface Output {
+  sql: string;
+  type: ColType;
+  loose?: boolean;
+  unordered?: UnorderedKind;
 }
 
 interface Context {
@@ -199,6 +237,10 @@ export class QueryGenerator {
    * set operations anywhere: the shape multi-shard plans concatenate.
    */
   private simple = false;
+  /** Predicate literals may become $n parameters. */
+  private paramMode = false;
+  private params: string[] = [];
+  private alt: string[] = [];
   constructor(private readonly r: Rng) {}
 
   generate(): GeneratedQuery {
@@ -206,6 +248,13 @@ export class QueryGenerator {
     this.simple = this.r.chance(0.35);
     const features = new Set<string>();
     if (this.simple) features.add('concatenation shape');
+    this.paramMode = this.r.chance(0.15);
+    this.params = [];
+    this.alt = [];
+    const block = this.r.chance(0.1);
+    const repartition = !block && this.r.chance(0.2);
+    if (block) features.add('BEGIN … COMMIT');
+    if (repartition) features.add('repartition_join_threshold = 0');
     const ctx: Context = { depth: 0, outer: [], ctes: [], features };
     let withClause = '';
     if (this.r.chance(0.15)) {
@@ -229,13 +278,34 @@ export class QueryGenerator {
     } else {
       main = this.select(ctx, null, false, true);
     }
-    return { sql: withClause + main.sql, ordered: main.ordered, features };
+    if (this.paramMode) features.add(this.params.length > 0 ? 'prepared with $n' : 'prepared without $n');
+    return {
+      sql: withClause + main.sql,
+      ordered: main.ordered,
+      features,
+      unordered: main.unordered ?? [],
+      params: this.paramMode ? { values: this.params, alt: this.alt } : null,
+      block,
+      repartition,
+    };
+  }
+
+  /** The outputs ORDER BY may name (1-based), as `ORDER BY` items; loose outputs are left out. */
+  private orderItems(outputs: Output[], item: () => string): string[] {
+    return outputs.flatMap((o, i) => (o.loose ? [] : [`${i + 1}${item()}`]));
+  }
+
+  private unorderedOf(outputs: Output[], features: Set<string>): Array<{ index: number; kind: UnorderedKind }> {
+    const u = outputs.flatMap((o, index) => (o.unordered ? [{ index, kind: o.unordered }] : []));
+    if (u.length > 0) features.add('unordered collection aggregate');
+    return u;
   }
 
   /**
    * A dashboard-style statement the pushdown planners take: one table, or
    * customers joined with purchases on the distribution column (optionally
-   * with the reference table), aggregates grouped by other columns (or by
+   * with the reference table), or purchases/customers joined with items on
+   * other columns (broadcast or repartition joins), aggregates grouped by other columns (or by
    * the distribution column, or not at all) with HAVING on aggregates,
    * ORDER BY every output and LIMIT/OFFSET; or plain rows ordered by every
    * output with LIMIT, or DISTINCT.
@@ -248,8 +318,16 @@ export class QueryGenerator {
     const g = RANDOM_SCHEMA_TABLES[3]!;
     const sources: Source[] = [];
     let from: string;
-    const shape = r.int(0, 3);
-    if (shape === 0) {
+    const shape = r.int(0, 5);
+    const i = RANDOM_SCHEMA_TABLES[2]!;
+    if (shape >= 4) {
+      // Not co-located: broadcast or (with repartition_join_threshold = 0) repartition joins.
+      const [left, on] = shape === 4 ? [p, 'i.item = p.item'] : [c, 'i.region = c.region'];
+      const ref = left === p ? 'p' : 'c';
+      sources.push({ ref, from: `${left.name} ${ref}`, cols: left.cols, table: left }, { ref: 'i', from: 'items i', cols: i.cols, table: i });
+      from = `${left.name} ${ref} ${r.pick(['JOIN', 'JOIN', 'LEFT JOIN'])} items i ON ${on}`;
+      ctx.features.add('non-co-located join');
+    } else if (shape === 0) {
       sources.push({ ref: 'p', from: 'purchases p', cols: p.cols, table: p });
       from = 'purchases p';
     } else if (shape === 1) {
@@ -265,7 +343,7 @@ export class QueryGenerator {
       }
     }
     const where = r.chance(0.5) ? ` WHERE ${this.predicate({ ...ctx, depth: 2 }, sources)}` : '';
-    const outputs: string[] = [];
+    const outputs: Output[] = [];
     let tail = '';
     if (r.chance(0.75)) {
       ctx.features.add('aggregate');
@@ -275,14 +353,23 @@ export class QueryGenerator {
         const col = r.chance(0.2) ? `${sources[0]!.ref}.${sources[0]!.table!.dist}` : this.column(sources)!;
         if (!groups.includes(col)) groups.push(col);
       }
-      outputs.push(...groups);
-      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.aggregate(sources, ctx).sql);
-      if (groups.length > 0 && r.chance(0.25)) {
+      outputs.push(...groups.map((g) => ({ sql: g, type: 'int' as ColType })));
+      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.aggregate(sources, ctx, undefined, true));
+      if (groups.length > 0 && r.chance(0.3)) {
         // Grouping sets: GROUPING() among the outputs keeps "ORDER BY every output" a total order
         // (a subtotal's NULL and a NULL group value sort alike otherwise).
-        const kind = r.pick(['ROLLUP', 'CUBE']);
-        outputs.push(`GROUPING(${groups.join(', ')})`);
-        tail += ` GROUP BY ${kind} (${groups.join(', ')})`;
+        const kind = r.pick(['ROLLUP', 'CUBE', 'GROUPING SETS']);
+        outputs.push({ sql: `GROUPING(${groups.join(', ')})`, type: 'int' });
+        if (kind === 'GROUPING SETS') {
+          // Single keys, maybe all keys, maybe the grand total, maybe a set twice (its rows then appear twice).
+          const sets = groups.map((g) => `(${g})`);
+          if (groups.length > 1 && r.chance(0.5)) sets.push(`(${groups.join(', ')})`);
+          if (r.chance(0.5)) sets.push('()');
+          if (r.chance(0.15)) sets.push(sets[0]!);
+          tail += ` GROUP BY GROUPING SETS (${sets.join(', ')})`;
+        } else {
+          tail += ` GROUP BY ${kind} (${groups.join(', ')})`;
+        }
         ctx.features.add(kind);
       } else if (groups.length > 0) {
         tail += ` GROUP BY ${groups.join(', ')}`;
@@ -294,15 +381,16 @@ export class QueryGenerator {
         ctx.features.add('HAVING');
       }
     } else {
-      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.expression(sources).sql);
+      for (let i = r.int(1, 3); i > 0; i--) outputs.push(this.expression(sources));
       if (r.chance(0.3)) {
         ctx.features.add('DISTINCT');
-        return { sql: `SELECT DISTINCT ${outputs.join(', ')} FROM ${from}${where}`, types: [], ordered: false };
+        return { sql: `SELECT DISTINCT ${outputs.map((o) => o.sql).join(', ')} FROM ${from}${where}`, types: [], ordered: false };
       }
     }
     let ordered = false;
-    if (r.chance(0.7)) {
-      tail += ` ORDER BY ${outputs.map((_, i) => `${i + 1}${r.pick(['', ' DESC'])}${r.pick(['', ' NULLS FIRST', ' NULLS LAST'])}`).join(', ')}`;
+    const items = this.orderItems(outputs, () => `${r.pick(['', ' DESC'])}${r.pick(['', ' NULLS FIRST', ' NULLS LAST'])}`);
+    if (r.chance(0.7) && items.length > 0) {
+      tail += ` ORDER BY ${items.join(', ')}`;
       ordered = true;
       ctx.features.add('ORDER BY');
       if (r.chance(0.6)) {
@@ -310,7 +398,7 @@ export class QueryGenerator {
         ctx.features.add('LIMIT');
       }
     }
-    return { sql: `SELECT ${outputs.join(', ')} FROM ${from}${where}${tail}`, types: [], ordered };
+    return { sql: `SELECT ${outputs.map((o) => o.sql).join(', ')} FROM ${from}${where}${tail}`, types: [], ordered, unordered: this.unorderedOf(outputs, ctx.features) };
   }
 
   private nextAlias(): string {
@@ -320,7 +408,7 @@ export class QueryGenerator {
   private setOperation(ctx: Context): SelectResult {
     const n = this.r.int(1, 2);
     const types: ColType[] = [];
-    for (let i = 0; i < n; i++) types.push(this.r.pick(['int', 'text', 'num'] as const));
+    for (let i = 0; i < n; i++) types.push(this.r.pick(['int', 'text', 'num', 'int', 'text', 'num', 'float'] as const));
     const op = this.r.pick(['UNION', 'UNION ALL', 'INTERSECT', 'EXCEPT', 'INTERSECT ALL', 'EXCEPT ALL']);
     ctx.features.add(`set operation ${op}`);
     const left = this.select({ ...ctx, depth: ctx.depth + 1 }, types, false);
@@ -361,11 +449,15 @@ export class QueryGenerator {
     return s.from;
   }
 
-  private column(sources: Source[], type?: ColType | 'numeric'): string | null {
+  /** A column of the sources: of `type`; 'numeric' is int, num or float, 'exact' int or num. */
+  private column(sources: Source[], type?: ColType | 'numeric' | 'exact'): string | null {
     const all: string[] = [];
     for (const s of sources) {
       for (const c of s.cols) {
-        if (!type || c.type === type || (type === 'numeric' && (c.type === 'int' || c.type === 'num'))) all.push(`${this.ref(s)}.${c.name}`);
+        const ok = !type || c.type === type
+          || (type === 'numeric' && (c.type === 'int' || c.type === 'num' || c.type === 'float'))
+          || (type === 'exact' && (c.type === 'int' || c.type === 'num'));
+        if (ok) all.push(`${this.ref(s)}.${c.name}`);
       }
     }
     return all.length > 0 ? this.r.pick(all) : null;
@@ -378,14 +470,30 @@ export class QueryGenerator {
   }
 
   private literal(type: ColType): string {
+    const v = this.literalValue(type);
+    return type === 'text' ? q(v) : v;
+  }
+
+  /** A literal's value as text (unquoted). */
+  private literalValue(type: ColType): string {
     switch (type) {
       case 'int':
         return String(this.r.int(0, 60));
       case 'num':
         return `${this.r.int(-10, 200)}.${this.r.int(0, 9)}`;
+      case 'float':
+        return String(this.r.int(-800, 800) / 8);
       default:
-        return q(this.r.pick([...REGION_NAMES, ...NOTES.filter((x) => x), ...CATEGORIES, 'n1', 'n20', 'A', 'B']));
+        return this.r.pick([...REGION_NAMES, ...NOTES.filter((x) => x), ...CATEGORIES, 'n1', 'n20', 'A', 'B']);
     }
+  }
+
+  /** A literal compared with a column of its type, or (in a prepared statement) a $n parameter standing for one. */
+  private param(type: ColType, value?: string): string {
+    if (!this.paramMode || !this.r.chance(0.7)) return value ?? this.literal(type);
+    this.params.push(value ?? this.literalValue(type));
+    this.alt.push(this.literalValue(type));
+    return `$${this.params.length}`;
   }
 
   /** FROM clause with joins; returns the sources in scope. */
@@ -394,21 +502,27 @@ export class QueryGenerator {
     const sources: Source[] = [];
     const joinPreds: string[] = [];
     let sql = '';
+    // The sources an ON condition may name: those joined since the last comma (`a, b JOIN c ON a.x = c.x` is an error).
+    let visible: Source[] = [];
     for (let i = 0; i < count; i++) {
       const s = this.tableSource(ctx);
       if (i === 0) {
         sql = this.fromText(s);
         sources.push(s);
+        visible.push(s);
         continue;
       }
-      const cond = this.joinCondition(sources, s);
+      const comma = this.r.chance(0.3);
+      const cond = this.joinCondition(comma ? sources : visible, s);
       if (!cond) {
         sql += ` CROSS JOIN ${this.fromText(s)}`;
         ctx.features.add('CROSS JOIN');
-      } else if (this.r.chance(0.3)) {
+        visible.push(s);
+      } else if (comma) {
         sql += `, ${this.fromText(s)}`;
         joinPreds.push(cond);
         ctx.features.add('comma join');
+        visible = [s];
       } else {
         const kind = this.r.pick(['JOIN', 'LEFT JOIN', 'LEFT JOIN', 'RIGHT JOIN', 'FULL JOIN', 'INNER JOIN']);
         ctx.features.add(kind === 'INNER JOIN' ? 'JOIN' : kind);
@@ -416,11 +530,12 @@ export class QueryGenerator {
         // Extra conditions in ON (a filter of one side, or a distribution column = constant), except for FULL JOIN,
         // which needs merge- or hash-joinable conditions only.
         if (kind !== 'FULL JOIN' && this.r.chance(0.3)) {
-          const side = this.r.chance(0.5) ? [s] : [...sources, s];
+          const side = this.r.chance(0.5) ? [s] : [...visible, s];
           on += ` AND ${(this.r.chance(0.4) && this.distEquality(side, ctx)) || this.predicate({ ...ctx, depth: 2 }, side)}`;
           ctx.features.add('extra ON condition');
         }
         sql += ` ${kind} ${this.fromText(s)} ON ${on}`;
+        visible.push(s);
       }
       sources.push(s);
     }
@@ -454,15 +569,15 @@ export class QueryGenerator {
     switch (kind) {
       case 0:
       case 1:
-        return `${col} ${r.pick(['=', '<>', '<', '>', '<=', '>='])} ${this.literal(type)}`;
+        return `${col} ${r.pick(['=', '<>', '<', '>', '<=', '>='])} ${this.param(type)}`;
       case 2:
         return `${col} IS ${r.pick(['', 'NOT '])}NULL`;
       case 3:
-        return type === 'text' ? `${col} LIKE ${q(r.pick(['n1%', '%o%', 'g%', '%t', 'e%']))}` : `${col} BETWEEN ${this.literal(type)} AND ${this.literal(type)}`;
+        return type === 'text' ? `${col} LIKE ${q(r.pick(['n1%', '%o%', 'g%', '%t', 'e%']))}` : `${col} BETWEEN ${this.param(type)} AND ${this.param(type)}`;
       case 4:
-        return `${col} IN (${[1, 2, 3].map(() => this.literal(type)).join(', ')})`;
+        return `${col} IN (${[1, 2, 3].map(() => this.param(type)).join(', ')})`;
       case 5:
-        return `coalesce(${col}, ${this.literal(type)}) ${r.pick(['=', '<', '>='])} ${this.literal(type)}`;
+        return `coalesce(${col}, ${this.param(type)}) ${r.pick(['=', '<', '>='])} ${this.param(type)}`;
       case 6:
       case 7: {
         if (ctx.depth >= 2) return `${col} IS NOT NULL`;
@@ -504,7 +619,7 @@ export class QueryGenerator {
         if (withDist.length === 0) return `${col} IS NOT NULL`;
         const s = r.pick(withDist);
         ctx.features.add('distribution column = constant');
-        return `${this.ref(s)}.${s.table!.dist} = ${r.int(1, 45)}`;
+        return `${this.ref(s)}.${s.table!.dist} = ${this.param('int', String(r.int(1, 45)))}`;
       }
     }
   }
@@ -515,7 +630,7 @@ export class QueryGenerator {
     if (withDist.length === 0) return null;
     const s = this.r.pick(withDist);
     ctx.features.add('distribution column = constant');
-    return `${this.ref(s)}.${s.table!.dist} = ${this.r.int(1, 45)}`;
+    return `${this.ref(s)}.${s.table!.dist} = ${this.param('int', String(this.r.int(1, 45)))}`;
   }
 
   /** An equality between a column of `inner` and a same-typed column of `outer`. */
@@ -543,7 +658,12 @@ export class QueryGenerator {
     }
   }
 
-  private aggregate(sources: Source[], ctx: Context, type?: ColType): { sql: string; type: ColType } {
+  /**
+   * An aggregate of the sources (of `type` when given). `loose` allows
+   * outputs whose text depends on the combine order: collection aggregates
+   * without ORDER BY and float variances/covariances (top-level outputs only).
+   */
+  private aggregate(sources: Source[], ctx: Context, type?: ColType, loose = false): Output {
     const r = this.r;
     if (type === 'text') {
       const c = this.column(sources, 'text');
@@ -553,8 +673,9 @@ export class QueryGenerator {
       }
     }
     const numeric = this.column(sources, 'numeric');
+    const exact = this.column(sources, 'exact');
     const any = this.column(sources)!;
-    const options: Array<() => { sql: string; type: ColType }> = [
+    const options: Array<() => Output> = [
       () => ({ sql: 'count(*)', type: 'int' }),
       () => ({ sql: `count(${any})`, type: 'int' }),
       () => {
@@ -566,14 +687,50 @@ export class QueryGenerator {
       const nt = this.typeOfColumn(sources, numeric);
       options.push(
         () => ({ sql: `sum(${numeric})`, type: nt }),
-        () => ({ sql: `avg(${numeric})`, type: 'num' }),
+        () => ({ sql: `avg(${numeric})`, type: nt === 'float' ? 'float' : 'num' }),
         () => ({ sql: `min(${numeric})`, type: nt }),
         () => ({ sql: `max(${numeric})`, type: nt }),
         () => ({ sql: `bool_or(${numeric} > ${this.literal(nt)})::int`, type: 'int' }),
-        () => ({ sql: `stddev_samp(${numeric})`, type: 'num' }),
-        () => ({ sql: `${r.pick(['var_pop', 'variance', 'stddev_pop'])}(${numeric})`, type: 'num' }),
         () => ({ sql: `sum(DISTINCT ${numeric})`, type: nt }),
       );
+    }
+    if (exact) {
+      options.push(
+        () => ({ sql: `stddev_samp(${exact})`, type: 'num' }),
+        () => ({ sql: `${r.pick(['var_pop', 'variance', 'stddev_pop'])}(${exact})`, type: 'num' }),
+      );
+    }
+    if (loose) {
+      const text = this.column(sources, 'text');
+      const float = this.column(sources, 'float');
+      options.push(
+        () => {
+          const fn = r.pick(['array_agg', 'json_agg', 'jsonb_agg']);
+          ctx.features.add(fn);
+          // json has no ordering operator, so collections stay out of ORDER BY (loose) even when ordered inside
+          if (r.chance(0.3)) return { sql: `${fn}(${any} ORDER BY ${any}${r.pick(['', ' DESC', ' NULLS FIRST'])})`, type: 'text', loose: true };
+          return { sql: `${fn}(${any})`, type: 'text', loose: true, unordered: fn === 'array_agg' ? 'array' : 'json' };
+        },
+      );
+      if (text) {
+        options.push(() => {
+          ctx.features.add('string_agg');
+          return r.chance(0.3) ? { sql: `string_agg(${text}, ',' ORDER BY ${text} DESC)`, type: 'text' } : { sql: `string_agg(${text}, ',')`, type: 'text', loose: true, unordered: 'string' };
+        });
+      }
+      if (float) {
+        options.push(() => {
+          ctx.features.add('float variance');
+          return { sql: `${r.pick(['var_pop', 'var_samp', 'variance', 'stddev_samp', 'stddev_pop', 'stddev'])}(${float})`, type: 'float', loose: true };
+        });
+      }
+      if (numeric) {
+        const other = this.column(sources, 'numeric')!;
+        options.push(() => {
+          ctx.features.add('covariance/correlation');
+          return { sql: `${r.pick(['corr', 'covar_pop', 'covar_samp', 'regr_slope', 'regr_r2', 'regr_avgx'])}(${numeric}, ${other})`, type: 'float', loose: true };
+        });
+      }
     }
     for (let guard = 0; guard < 20; guard++) {
       const a = r.pick(options)();
@@ -582,7 +739,7 @@ export class QueryGenerator {
     return type === 'text' ? { sql: `min(${any}::text)`, type: 'text' } : { sql: 'count(*)', type: 'int' };
   }
 
-  private window(sources: Source[], ctx: Context): { sql: string; type: ColType } {
+  private window(sources: Source[], ctx: Context): Output {
     const r = this.r;
     const part = this.column(sources);
     const ord = this.column(sources);
@@ -625,7 +782,8 @@ export class QueryGenerator {
 
     const wantCount = types ? types.length : r.int(1, 4);
     const aggregateMode = !this.simple && r.chance(0.4);
-    const outputs: Array<{ sql: string; type: ColType }> = [];
+    const outputs: Output[] = [];
+    const loose = top && !types && ctx.depth === 0;
     let groupBy = '';
     let having = '';
     if (aggregateMode) {
@@ -639,7 +797,7 @@ export class QueryGenerator {
         groupCols.push({ sql: c, type: this.typeOfColumn(sources, c) });
       }
       outputs.push(...groupCols);
-      while (outputs.length < wantCount) outputs.push(this.aggregate(sources, ctx, types?.[outputs.length]));
+      while (outputs.length < wantCount) outputs.push(this.aggregate(sources, ctx, types?.[outputs.length], loose));
       if (groupCols.length > 0) {
         groupBy = ` GROUP BY ${groupCols.map((g) => g.sql).join(', ')}`;
         ctx.features.add('GROUP BY');
@@ -661,7 +819,7 @@ export class QueryGenerator {
       if (want && want !== o.type) {
         // never text → number: whether such a cast fails depends on the plan
         if (o.type === 'text') sql = `length(${sql})`;
-        sql = want === 'text' ? `(${sql})::text` : want === 'int' ? `(${sql})::int` : `(${sql})::numeric`;
+        sql = want === 'text' ? `(${sql})::text` : want === 'int' ? `(${sql})::int` : want === 'float' ? `(${sql})::float8` : `(${sql})::numeric`;
       }
       return named ? `${sql} AS c${i + 1}` : sql;
     });
@@ -670,8 +828,9 @@ export class QueryGenerator {
     if (distinct) ctx.features.add('DISTINCT');
     let sql = `SELECT ${distinct}${list.join(', ')} FROM ${fromSql}${where}${groupBy}${having}`;
     let ordered = false;
-    if (!this.simple && (top || (!types && r.chance(0.1))) && r.chance(top ? 0.45 : 1)) {
-      sql += ` ORDER BY ${list.map((_, i) => `${i + 1}${r.pick(['', ' DESC', ' ASC'])}${r.pick(['', '', ' NULLS FIRST', ' NULLS LAST'])}`).join(', ')}`;
+    const items = this.orderItems(outputs, () => `${r.pick(['', ' DESC', ' ASC'])}${r.pick(['', '', ' NULLS FIRST', ' NULLS LAST'])}`);
+    if (!this.simple && (top || (!types && r.chance(0.1))) && r.chance(top ? 0.45 : 1) && items.length > 0) {
+      sql += ` ORDER BY ${items.join(', ')}`;
       ordered = true;
       ctx.features.add('ORDER BY');
       if (r.chance(0.5)) {
@@ -683,6 +842,6 @@ export class QueryGenerator {
         }
       }
     }
-    return { sql, types: outTypes, ordered: ordered && top };
+    return { sql, types: outTypes, ordered: ordered && top, unordered: top ? this.unorderedOf(outputs, ctx.features) : [] };
   }
 }

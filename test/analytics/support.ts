@@ -75,15 +75,20 @@ export type QueryOutcome =
   | { ok: true; result: QueryResultText; ms: number }
   | { ok: false; code: string; message: string; ms: number; timedOut: boolean };
 
-/** Runs one statement; never throws. A statement still running after timeoutMs is an outcome with timedOut. */
-export async function runQuery(c: pg.Client, sql: string, timeoutMs = 60_000): Promise<QueryOutcome> {
+/**
+ * Runs one statement; never throws. A statement still running after timeoutMs is an outcome with timedOut.
+ * With `values` it goes through the extended protocol (Parse/Bind/Execute), as a
+ * named prepared statement when `name` is given (node-postgres parses it once per
+ * connection and binds it again on later calls with the same name).
+ */
+export async function runQuery(c: pg.Client, sql: string, timeoutMs = 60_000, values?: unknown[], name?: string): Promise<QueryOutcome> {
   let timer: NodeJS.Timeout | undefined;
   const started = performance.now();
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { timedOut: true })), timeoutMs);
   });
   try {
-    const r = (await Promise.race([c.query({ text: sql, rowMode: 'array' }), timeout])) as unknown as pg.QueryArrayResult;
+    const r = (await Promise.race([c.query({ text: sql, rowMode: 'array', ...(values ? { values } : {}), ...(name ? { name } : {}) }), timeout])) as unknown as pg.QueryArrayResult;
     const ms = performance.now() - started;
     return {
       ok: true,
@@ -118,13 +123,47 @@ function sortedRows(rows: ReadonlyArray<ReadonlyArray<string | null>>): string[]
  */
 export type OrderSpec = 'total' | 'none' | number[];
 
-/** Differences between two results, or null when they are equal. */
+/** float4 and float8: their low bits depend on the order values are combined in. */
+const FLOAT_TYPES = new Set([700, 701]);
+/** Relative tolerance of float columns (a float8 carries ~16 significant digits). */
+const FLOAT_TOLERANCE = 1e-12;
+
+function floatsClose(e: string | null, a: string | null): boolean {
+  if (e === a) return true;
+  if (e === null || a === null) return false;
+  const x = Number(e);
+  const y = Number(a);
+  if (!Number.isFinite(x) || !Number.isFinite(y)) return false;
+  return Math.abs(x - y) <= FLOAT_TOLERANCE * Math.max(Math.abs(x), Math.abs(y));
+}
+
+/** Row equality: exact text, except float columns within FLOAT_TOLERANCE. */
+function rowsMatch(e: ReadonlyArray<string | null>, a: ReadonlyArray<string | null>, floats: ReadonlySet<number>): boolean {
+  if (floats.size === 0) return rowKey(e) === rowKey(a);
+  if (e.length !== a.length) return false;
+  for (let i = 0; i < e.length; i++) if (floats.has(i) ? !floatsClose(e[i]!, a[i]!) : e[i] !== a[i]) return false;
+  return true;
+}
+
+/** A row's sort key for multiset comparison: float cells rounded to 10 significant digits so near-equal values sort alike. */
+function looseKey(r: ReadonlyArray<string | null>, floats: ReadonlySet<number>): string {
+  return rowKey(floats.size === 0 ? r : r.map((v, i) => (floats.has(i) && v !== null && Number.isFinite(Number(v)) ? Number(v).toPrecision(10) : v)));
+}
+
+/**
+ * Differences between two results, or null when they are equal. Values
+ * compare as PostgreSQL's text, exactly, except float4/float8 columns, which
+ * compare with a relative tolerance of 1e-12 (sums and variances of floats
+ * combined from shards round differently from one scan, as parallel plans do).
+ */
 export function compareResults(expected: QueryResultText, actual: QueryResultText, order: OrderSpec): string | null {
   if (JSON.stringify(expected.fields) !== JSON.stringify(actual.fields)) return `columns: PostgreSQL ${JSON.stringify(expected.fields)}, pgweave ${JSON.stringify(actual.fields)}`;
   if (JSON.stringify(expected.types) !== JSON.stringify(actual.types)) return `column types: PostgreSQL ${JSON.stringify(expected.types)}, pgweave ${JSON.stringify(actual.types)}`;
   if (expected.rows.length !== actual.rows.length) {
     return `row count: PostgreSQL ${expected.rows.length}, pgweave ${actual.rows.length}\n  PostgreSQL: ${preview(expected.rows)}\n  pgweave:    ${preview(actual.rows)}`;
   }
+  const floats = new Set(expected.types.flatMap((t, i) => (FLOAT_TYPES.has(t) ? [i] : [])));
+  if (floats.size > 0) return compareWithFloats(expected, actual, order, floats);
   if (order === 'total') {
     for (let i = 0; i < expected.rows.length; i++) {
       if (rowKey(expected.rows[i]!) !== rowKey(actual.rows[i]!)) return `row ${i}: PostgreSQL ${rowKey(expected.rows[i]!)}, pgweave ${rowKey(actual.rows[i]!)}`;
@@ -142,6 +181,27 @@ export function compareResults(expected: QueryResultText, actual: QueryResultTex
   const a = sortedRows(actual.rows);
   for (let i = 0; i < e.length; i++) {
     if (e[i] !== a[i]) return `rows differ (as multisets): first difference PostgreSQL ${e[i]}, pgweave ${a[i]}`;
+  }
+  return null;
+}
+
+/** compareResults for results with float columns: rows match cell by cell, floats within the tolerance. */
+function compareWithFloats(expected: QueryResultText, actual: QueryResultText, order: OrderSpec, floats: ReadonlySet<number>): string | null {
+  if (order === 'total' || Array.isArray(order)) {
+    const keys = Array.isArray(order) ? order : null;
+    for (let i = 0; i < expected.rows.length; i++) {
+      const e = keys ? keys.map((k) => expected.rows[i]![k]!) : expected.rows[i]!;
+      const a = keys ? keys.map((k) => actual.rows[i]![k]!) : actual.rows[i]!;
+      const keyFloats = keys ? new Set(keys.flatMap((k, j) => (floats.has(k) ? [j] : []))) : floats;
+      if (!rowsMatch(e, a, keyFloats)) return `${keys ? 'order keys of ' : ''}row ${i}: PostgreSQL ${rowKey(e)}, pgweave ${rowKey(a)}`;
+    }
+    if (order === 'total') return null;
+  }
+  const sort = (rows: ReadonlyArray<ReadonlyArray<string | null>>) => rows.map((r) => ({ k: looseKey(r, floats), r })).sort((x, y) => (x.k < y.k ? -1 : x.k > y.k ? 1 : 0));
+  const e = sort(expected.rows);
+  const a = sort(actual.rows);
+  for (let i = 0; i < e.length; i++) {
+    if (!rowsMatch(e[i]!.r, a[i]!.r, floats)) return `rows differ (as multisets, floats to ${FLOAT_TOLERANCE}): first difference PostgreSQL ${rowKey(e[i]!.r)}, pgweave ${rowKey(a[i]!.r)}`;
   }
   return null;
 }
