@@ -145,6 +145,15 @@ function rewriteLevel(outer: Node, state: State): void {
       }
       return;
     }
+    const not = n.BoolExpr?.boolop === 'NOT_EXPR' ? n.BoolExpr.args?.[0]?.SubLink : undefined;
+    if (not?.subLinkType === 'EXISTS_SUBLINK') {
+      const replacement = rewriteSubLink(not, outer, state, true);
+      if (replacement) {
+        holder[key] = replacement;
+        replaced += 1;
+      }
+      return;
+    }
     if (n.BoolExpr?.boolop === 'AND_EXPR') (n.BoolExpr.args as Node[]).forEach((_, i) => walk(n.BoolExpr.args, i));
     else if (n.A_Expr?.kind === 'AEXPR_OP') {
       walk(n.A_Expr, 'lexpr');
@@ -167,23 +176,32 @@ function rewriteLevel(outer: Node, state: State): void {
   }
 }
 
-/** The replacement expression for a decorrelated subquery (outer's FROM already joined to it), or null. */
-function rewriteSubLink(link: Node, outer: Node, state: State): Node | null {
+/**
+ * The replacement expression for a decorrelated subquery (outer's FROM
+ * already joined to it), or null. A scalar subquery becomes the derived
+ * table's value; `[NOT] EXISTS` (`negated`) a test of its key: the derived
+ * table lists the keys that have rows, so the LEFT JOIN finds one or none.
+ */
+function rewriteSubLink(link: Node, outer: Node, state: State, negated = false): Node | null {
   const s = link.subselect?.SelectStmt;
-  if (link.subLinkType !== 'EXPR_SUBLINK' || !s) return null;
+  const exists = link.subLinkType === 'EXISTS_SUBLINK';
+  if ((link.subLinkType !== 'EXPR_SUBLINK' && !exists) || !s) return null;
   if ((s.op && s.op !== 'SETOP_NONE') || s.withClause || s.groupClause || s.havingClause || s.sortClause || s.limitCount || s.limitOffset ||
     s.distinctClause || s.windowClause || s.lockingClause || s.valuesLists || s.intoClause) return null;
   const targets = (s.targetList ?? []) as Node[];
-  if (targets.length !== 1 || !(s.fromClause ?? []).length) return null;
-  const expr = targets[0].ResTarget?.val;
-  if (!expr || !contains(expr, isAggregateCall) || hasWindow(s) || mayRaise(s)) return null;
-  const zeroRows = emptyValue(expr);
+  if (!(s.fromClause ?? []).length || hasWindow(s)) return null;
+  // EXISTS never evaluates its select list; aggregates there would make one row even for no rows.
+  const expr = exists ? null : targets[0]?.ResTarget?.val;
+  if (exists ? ownAggregate(targets) : targets.length !== 1 || !expr || !contains(expr, isAggregateCall)) return null;
+  if (mayRaise(exists ? { fromClause: s.fromClause, whereClause: s.whereClause } : s)) return null;
+  const zeroRows = exists ? null : emptyValue(expr);
   if (zeroRows === undefined) return null;
   const innerRanges = rangesOf(s.fromClause, state);
   const outerRanges = rangesOf(outer.fromClause, state);
   const classify = (ref: Node): RefClass => classifyRef(ref.ColumnRef.fields as Node[], innerRanges, outerRanges);
   // Every column outside the WHERE (select list, join conditions, FILTER…) is the subquery's own.
   const { whereClause, fromClause, ...rest } = s;
+  if (exists) rest.targetList = [];
   if (refsOf(rest).some((r) => classify(r).kind !== 'inner')) return null;
   if (refsOf(joinQuals(fromClause)).some((r) => classify(r).kind !== 'inner')) return null;
   const conjuncts = whereClause ? flattenAnd(whereClause) : [];
@@ -229,7 +247,7 @@ function rewriteSubLink(link: Node, outer: Node, state: State): Node | null {
   });
   const derived: Node = {
     SelectStmt: {
-      targetList: [...keyTargets, { ResTarget: { name: 'pgweave_v', val: clone(expr) } }],
+      targetList: exists ? keyTargets : [...keyTargets, { ResTarget: { name: 'pgweave_v', val: clone(expr) } }],
       fromClause: clone(fromClause),
       ...(kept.length ? { whereClause: kept.length === 1 ? clone(kept[0]) : { BoolExpr: { boolop: 'AND_EXPR', args: clone(kept) } } } : {}),
       groupClause: keys.map((_, i) => ({ A_Const: { ival: { ival: i + 1 } } })),
@@ -255,6 +273,7 @@ function rewriteSubLink(link: Node, outer: Node, state: State): Node | null {
       quals: on.length === 1 ? on[0] : { BoolExpr: { boolop: 'AND_EXPR', args: on } },
     },
   };
+  if (exists) return { NullTest: { arg: column(alias, 'pgweave_k1'), nulltesttype: negated ? 'IS_NULL' : 'IS_NOT_NULL' } };
   const value = column(alias, 'pgweave_v');
   if (zeroRows === null) return value;
   return {

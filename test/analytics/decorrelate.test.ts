@@ -106,6 +106,14 @@ test('a nondeterministic collation on the outer side groups what it compares equ
   await rewritten(`SELECT id, name, (SELECT count(*) FROM lines l WHERE l.name = p.name COLLATE ci) FROM parts p ORDER BY id`);
 });
 
+test('EXISTS and NOT EXISTS with equality correlation (TPC-H Q22 shape): NULL keys on both sides, extra conditions, the select list', async () => {
+  await rewritten(`SELECT id FROM parts p WHERE NOT EXISTS (SELECT * FROM lines l WHERE l.pk = p.pk AND l.qty > 5) ORDER BY id`);
+  await rewritten(`SELECT id FROM parts p WHERE p.lim > 2 AND EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp = p.supp) ORDER BY id`);
+  await rewritten(`SELECT id, EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk8) FROM parts p ORDER BY id`);
+  await rewritten(`SELECT c, count(*) FROM (SELECT substring(p.name from 1 for 4) AS c FROM parts p
+      WHERE NOT EXISTS (SELECT * FROM lines l WHERE l.name = p.name)) x GROUP BY c ORDER BY c`);
+});
+
 test('shapes PostgreSQL must evaluate per row are left as they are, with the same results', async () => {
   // Correlation by a non-equality, under OR, LIMIT inside, a volatile function, a division that could fail.
   await kept(`SELECT id, (SELECT count(*) FROM lines l WHERE l.pk < p.pk) FROM parts p ORDER BY id`);
@@ -117,6 +125,9 @@ test('shapes PostgreSQL must evaluate per row are left as they are, with the sam
   // An outer column outside the correlation equality, and an expression whose zero-row value is neither NULL nor a count.
   await kept(`SELECT id, (SELECT sum(qty + p.lim) FROM lines l WHERE l.pk = p.pk) FROM parts p ORDER BY id`);
   await kept(`SELECT id, (SELECT coalesce(sum(qty), -1) FROM lines l WHERE l.pk = p.pk) FROM parts p ORDER BY id`);
+  // EXISTS of an aggregate is always true; EXISTS correlated by a non-equality.
+  await kept(`SELECT id FROM parts p WHERE EXISTS (SELECT count(*) FROM lines l WHERE l.pk = p.pk) ORDER BY id`);
+  await kept(`SELECT id FROM parts p WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp <> p.supp) ORDER BY id`);
 });
 
 test('a scalar subquery over a distributed table keeps PostgreSQL\'s column name (not the intermediate table\'s c1)', async () => {
