@@ -118,7 +118,7 @@ test('shapes PostgreSQL must evaluate per row are left as they are, with the sam
   // Correlation by a non-equality, under OR, LIMIT inside, a volatile function, a division that could fail.
   await kept(`SELECT id, (SELECT count(*) FROM lines l WHERE l.pk < p.pk) FROM parts p ORDER BY id`);
   await kept(`SELECT id FROM parts p WHERE p.lim = 0 OR p.lim < (SELECT avg(qty) FROM lines l WHERE l.pk = p.pk) ORDER BY id`);
-  await kept(`SELECT id, (SELECT sum(qty) FROM (SELECT qty FROM lines l WHERE l.pk = p.pk LIMIT 3) s) FROM parts p ORDER BY id`);
+  await kept(`SELECT id, (SELECT sum(qty) FROM (SELECT qty FROM lines l WHERE l.pk = p.pk ORDER BY l.lid LIMIT 3) s) FROM parts p ORDER BY id`);
   await kept(`SELECT id, (SELECT sum(qty) FROM lines l WHERE l.pk = p.pk LIMIT 1) FROM parts p ORDER BY id`);
   await kept(`SELECT id, (SELECT count(*) FROM lines l WHERE l.pk = p.pk AND random() < 2) FROM parts p ORDER BY id`);
   await kept(`SELECT id, (SELECT sum(100 / qty) FROM lines l WHERE l.pk = p.pk) FROM parts p ORDER BY id`);
