@@ -63,6 +63,18 @@ function figure(n: Node): [string | null, number] | undefined {
     const name = SQL_VALUE_NAMES[n.SQLValueFunction.op];
     return name ? [name, 2] : undefined;
   }
+  if (n.SubLink) {
+    // EXISTS and ARRAY name themselves; a scalar subquery takes its one column's name; ANY/ALL have none.
+    const kind = n.SubLink.subLinkType;
+    if (kind === 'EXISTS_SUBLINK') return ['exists', 2];
+    if (kind === 'ARRAY_SUBLINK') return ['array', 2];
+    if (kind !== 'EXPR_SUBLINK') return [null, 0];
+    let s = n.SubLink.subselect?.SelectStmt;
+    while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+    const first = (s?.targetList ?? [])[0];
+    const name = first && !first.ResTarget?.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star) ? outputName(first) : null;
+    return name === null ? undefined : [name, 2];
+  }
   if (n.A_Const || n.BoolExpr || n.NullTest || n.BooleanTest || n.ParamRef) return [null, 0];
   return undefined;
 }

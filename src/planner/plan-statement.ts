@@ -23,6 +23,8 @@ import { PushdownPlanner } from './pushdown-planner.js';
 import { BroadcastPlanner } from './broadcast-planner.js';
 import { RepartitionPlanner } from './repartition-planner.js';
 import { RecursivePlanner } from './recursive-planner.js';
+import { decorrelate } from './decorrelate.js';
+import { deparse } from './pushdown-query.js';
 import { parseSql } from '../sql/parse.js';
 import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-planner.js';
 import { ExplainPlan, planExplain } from './explain.js';
@@ -175,7 +177,10 @@ class DistributedPlan implements StatementPlan {
     private readonly router: RouterPlan | null,
     private readonly declined: string | null,
     private readonly recursive: RecursivePlanner | null = null,
+    private readonly decorrelated: (() => StatementPlan | null) | null = null,
   ) {}
+
+  private decorrelatedPlan: StatementPlan | null | undefined;
 
   private selectParams: boolean | undefined;
 
@@ -200,6 +205,10 @@ class DistributedPlan implements StatementPlan {
       this.pushdown ??= new PushdownPlanner(this.stmt, this.relations);
       const pushed = this.pushdown.route(pull);
       if (pushed) return pushed;
+      // Correlated scalar-aggregate subqueries joined as grouped derived tables (decorrelate.ts), planned again as a whole.
+      this.decorrelatedPlan ??= this.decorrelated?.() ?? null;
+      const joined = this.decorrelatedPlan?.route(params);
+      if (joined && joined.kind !== 'error') return joined;
       // CTEs and subqueries planned on their own, the rest pushed down over their results (or run here).
       const recursive = this.recursive?.route();
       if (recursive) return recursive;
@@ -350,12 +359,29 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       },
       prefix: ctx.intermediatePrefix ?? '',
     }) : null;
-    return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined, recursive);
+    return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined, recursive,
+      kind === 'select' ? () => planDecorrelated(inner, ctx) : null);
   } catch (err) {
     if (err instanceof PgError) return fixed({ kind: 'error', error: err });
     if (err instanceof NotRoutable) return fixed(unsupported(err.reason));
     throw err;
   }
+}
+
+/**
+ * The SELECT with its correlated scalar-aggregate subqueries rewritten as
+ * joins to grouped derived tables, planned through the whole cascade; null
+ * when nothing was rewritten. Statements with parameters keep their form
+ * (their plan's parameter types and locations belong to the client's text).
+ */
+function planDecorrelated(select: Node, ctx: PlanContext): StatementPlan | null {
+  if (JSON.stringify(select).includes('"ParamRef"')) return null;
+  const rewritten = decorrelate(select, {
+    columnsOf: (schema, name) => resolveTable(ctx, schema, name)?.columns ?? null,
+  });
+  if (!rewritten) return null;
+  const sql = deparse({ SelectStmt: rewritten.select });
+  return planStatement(parseSql(sql).stmts[0].stmt, Buffer.from(sql, 'utf8'), ctx);
 }
 
 /** The relation an INSERT/UPDATE/DELETE (in a WITH) writes, as its RangeVar node. */

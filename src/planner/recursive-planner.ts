@@ -213,6 +213,11 @@ export class RecursivePlanner {
         n.forEach((_, i) => visit(n, i));
         return;
       }
+      // A subquery replaced below would name the column after the intermediate table's c1: keep PostgreSQL's name.
+      if (n.ResTarget && !n.ResTarget.name && n.ResTarget.val && contains(n.ResTarget.val, (o) => !!o.SubLink)) {
+        const name = outputName(n);
+        if (name !== null) n.ResTarget.name = name;
+      }
       if (n.RangeSubselect && this.fromCandidate(n.RangeSubselect, root)) {
         const { id, tempName } = next();
         const sql = deparse(n.RangeSubselect.subquery);
