@@ -125,7 +125,12 @@ export type OrderSpec = 'total' | 'none' | number[];
 
 /** float4 and float8: their low bits depend on the order values are combined in. */
 const FLOAT_TYPES = new Set([700, 701]);
-/** Relative tolerance of float columns (a float8 carries ~16 significant digits). */
+/**
+ * Tolerance of float columns (a float8 carries ~16 significant digits):
+ * relative, with magnitudes below 1 counted as 1 — a covariance or r² that
+ * cancels to exactly 0 in one summation order leaves rounding noise (5e-34)
+ * in another.
+ */
 const FLOAT_TOLERANCE = 1e-12;
 
 function floatsClose(e: string | null, a: string | null): boolean {
@@ -134,7 +139,7 @@ function floatsClose(e: string | null, a: string | null): boolean {
   const x = Number(e);
   const y = Number(a);
   if (!Number.isFinite(x) || !Number.isFinite(y)) return false;
-  return Math.abs(x - y) <= FLOAT_TOLERANCE * Math.max(Math.abs(x), Math.abs(y));
+  return Math.abs(x - y) <= FLOAT_TOLERANCE * Math.max(1, Math.abs(x), Math.abs(y));
 }
 
 /** Row equality: exact text, except float columns within FLOAT_TOLERANCE. */
@@ -153,7 +158,7 @@ function looseKey(r: ReadonlyArray<string | null>, floats: ReadonlySet<number>):
 /**
  * Differences between two results, or null when they are equal. Values
  * compare as PostgreSQL's text, exactly, except float4/float8 columns, which
- * compare with a relative tolerance of 1e-12 (sums and variances of floats
+ * compare with a relative tolerance of 1e-12 (absolute below 1; sums and variances of floats
  * combined from shards round differently from one scan, as parallel plans do).
  */
 export function compareResults(expected: QueryResultText, actual: QueryResultText, order: OrderSpec): string | null {
