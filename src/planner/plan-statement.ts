@@ -378,6 +378,10 @@ function planDecorrelated(select: Node, ctx: PlanContext): StatementPlan | null 
   if (JSON.stringify(select).includes('"ParamRef"')) return null;
   const rewritten = decorrelate(select, {
     columnsOf: (schema, name) => resolveTable(ctx, schema, name)?.columns ?? null,
+    distribution: (schema, name) => {
+      const t = resolveTable(ctx, schema, name);
+      return t?.method === 'hash' && t.distributionColumn ? { column: t.distributionColumn, colocation: t.colocationId } : null;
+    },
   });
   if (!rewritten) return null;
   const sql = deparse({ SelectStmt: rewritten.select });
