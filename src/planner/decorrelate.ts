@@ -295,7 +295,9 @@ function rewriteSubLink(link: Node, outer: Node, state: State, negated = false):
 /**
  * Whether the subquery already runs per shard: a key equates the outer
  * table's distribution column with the distribution column of an inner
- * table, and every distributed inner table is in that co-location group.
+ * table, and that table is the subquery's only distributed one (others,
+ * in the same co-location group, need not be joined by their
+ * distribution columns).
  * The pushdown (or a broadcast of the other tables) evaluates it on the
  * shards as it is; a derived table would be computed apart and shipped.
  */
@@ -311,7 +313,7 @@ function perShard(keys: Key[], inner: Range[], outer: Range[]): boolean {
     const a = k.eq.A_Expr;
     const i = distOf(k.innerLeft ? a.lexpr : a.rexpr, inner);
     const o = distOf(k.innerLeft ? a.rexpr : a.lexpr, outer);
-    return i !== null && i === o && inner.every((r) => !r.dist || r.dist.colocation === i);
+    return i !== null && i === o && inner.filter((r) => r.dist).length === 1;
   });
 }
 
