@@ -104,20 +104,22 @@ interface Key {
  * The statement with its decorrelatable subqueries rewritten (a copy), and
  * how many were; null when none qualifies.
  */
-export function decorrelate(select: Node, ctx: DecorrelateContext): { select: Node; count: number } | null {
+export function decorrelate(select: Node, ctx: DecorrelateContext): { select: Node; count: number; scalar: number } | null {
   const root = clone(select);
   const cteNames = new Set<string>();
   contains(root, (o) => {
     for (const c of (o.withClause?.ctes ?? []) as Node[]) cteNames.add(c.CommonTableExpr?.ctename);
     return false;
   });
-  const state = { count: 0, ctx, cteNames };
+  const state = { count: 0, scalar: 0, ctx, cteNames };
   visit({ SelectStmt: root }, state);
-  return state.count > 0 ? { select: root, count: state.count } : null;
+  return state.count > 0 ? { select: root, count: state.count, scalar: state.scalar } : null;
 }
 
 interface State {
   count: number;
+  /** How many of them were scalar subqueries (the others [NOT] EXISTS). */
+  scalar: number;
   ctx: DecorrelateContext;
   cteNames: Set<string>;
 }
@@ -244,6 +246,7 @@ function rewriteSubLink(link: Node, outer: Node, state: State, negated = false):
   if (keys.length === 0 || item === null) return null;
   if (perShard(keys, innerRanges, outerRanges)) return null;
   state.count += 1;
+  if (!exists) state.scalar += 1;
   const alias = `pgweave_dc${state.count}`;
   const keyTargets = keys.map((k, i) => {
     const a = k.eq.A_Expr;
