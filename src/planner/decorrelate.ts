@@ -15,6 +15,11 @@
  * planning: an aggregate pushdown as intermediate result, or a pushdown
  * grouped by a distribution column).
  *
+ * `[NOT] EXISTS (SELECT … WHERE inner = outer AND …)` joins the same way a
+ * derived table of the keys alone (GROUP BY: one row per key) and becomes
+ * `pgweave_dc1.pgweave_k1 IS [NOT] NULL` (TPC-H Q22); unlike NOT IN, NULL
+ * keys behave as in the correlated form (they match nothing).
+ *
  * Exactness (PostgreSQL decides semantics, DESIGN.md decision 1):
  *   - the derived table has one row per key (GROUP BY), so the LEFT JOIN
  *     keeps each outer row exactly once; an outer row without a group gets
