@@ -15,6 +15,11 @@
  * planning: an aggregate pushdown as intermediate result, or a pushdown
  * grouped by a distribution column).
  *
+ * `[NOT] EXISTS (SELECT … WHERE inner = outer AND …)` joins the same way a
+ * derived table of the keys alone (GROUP BY: one row per key) and becomes
+ * `pgweave_dc1.pgweave_k1 IS [NOT] NULL` (TPC-H Q22); unlike NOT IN, NULL
+ * keys behave as in the correlated form (they match nothing).
+ *
  * Exactness (PostgreSQL decides semantics, DESIGN.md decision 1):
  *   - the derived table has one row per key (GROUP BY), so the LEFT JOIN
  *     keeps each outer row exactly once; an outer row without a group gets
@@ -48,7 +53,10 @@
  * CASE or function calls) or in its select list (a SELECT without GROUP BY
  * or aggregates); the enclosing SELECT has no `*` in its select list (the
  * derived table would add columns to it). Inner levels are rewritten first,
- * so a rewritten subquery may itself sit inside a rewritten one.
+ * so a rewritten subquery may itself sit inside a rewritten one. Not
+ * rewritten: a subquery that already runs per shard (correlated on the
+ * distribution columns of co-located tables; the pushdown evaluates it
+ * in place, with the other tables broadcast when needed).
  */
 import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
@@ -59,6 +67,8 @@ import { clone, contains, hasWindow, isAggregateCall, lastName } from './pushdow
 export interface DecorrelateContext {
   /** Column names of a table the statement names (distributed or reference), or null when unknown. */
   columnsOf(schema: string | null, name: string): string[] | null;
+  /** A hash-distributed table's distribution column and co-location group, null for other tables. */
+  distribution(schema: string | null, name: string): { column: string; colocation: number } | null;
 }
 
 /** Aggregates whose value over zero rows is NULL. */
@@ -83,6 +93,8 @@ interface Range {
   name: string;
   columns: Set<string> | null;
   item: number;
+  /** For a distributed table: its distribution column and co-location group. */
+  dist?: { column: string; colocation: number } | null;
 }
 
 type RefClass = { kind: 'inner' } | { kind: 'outer'; item: number } | { kind: 'unknown' };
@@ -97,20 +109,22 @@ interface Key {
  * The statement with its decorrelatable subqueries rewritten (a copy), and
  * how many were; null when none qualifies.
  */
-export function decorrelate(select: Node, ctx: DecorrelateContext): { select: Node; count: number } | null {
+export function decorrelate(select: Node, ctx: DecorrelateContext): { select: Node; count: number; scalar: number } | null {
   const root = clone(select);
   const cteNames = new Set<string>();
   contains(root, (o) => {
     for (const c of (o.withClause?.ctes ?? []) as Node[]) cteNames.add(c.CommonTableExpr?.ctename);
     return false;
   });
-  const state = { count: 0, ctx, cteNames };
+  const state = { count: 0, scalar: 0, ctx, cteNames };
   visit({ SelectStmt: root }, state);
-  return state.count > 0 ? { select: root, count: state.count } : null;
+  return state.count > 0 ? { select: root, count: state.count, scalar: state.scalar } : null;
 }
 
 interface State {
   count: number;
+  /** How many of them were scalar subqueries (the others [NOT] EXISTS). */
+  scalar: number;
   ctx: DecorrelateContext;
   cteNames: Set<string>;
 }
@@ -235,7 +249,9 @@ function rewriteSubLink(link: Node, outer: Node, state: State, negated = false):
     keys.push({ eq: c, innerLeft: l === 'inner' });
   }
   if (keys.length === 0 || item === null) return null;
+  if (perShard(keys, innerRanges, outerRanges)) return null;
   state.count += 1;
+  if (!exists) state.scalar += 1;
   const alias = `pgweave_dc${state.count}`;
   const keyTargets = keys.map((k, i) => {
     const a = k.eq.A_Expr;
@@ -282,6 +298,31 @@ function rewriteSubLink(link: Node, outer: Node, state: State, negated = false):
       defresult: value,
     },
   };
+}
+
+/**
+ * Whether the subquery already runs per shard: a key equates the outer
+ * table's distribution column with the distribution column of an inner
+ * table, and that table is the subquery's only distributed one (others,
+ * in the same co-location group, need not be joined by their
+ * distribution columns).
+ * The pushdown (or a broadcast of the other tables) evaluates it on the
+ * shards as it is; a derived table would be computed apart and shipped.
+ */
+function perShard(keys: Key[], inner: Range[], outer: Range[]): boolean {
+  const distOf = (e: Node, ranges: Range[]): number | null => {
+    const fields = e?.ColumnRef?.fields as Node[] | undefined;
+    if (!fields || fields.some((f) => !f.String)) return null;
+    const name = fields[fields.length - 1].String.sval as string;
+    const range = fields.length >= 2 ? ranges.find((r) => r.name === fields[fields.length - 2].String.sval) : ranges.find((r) => r.columns?.has(name));
+    return range?.dist?.column === name ? range.dist.colocation : null;
+  };
+  return keys.some((k) => {
+    const a = k.eq.A_Expr;
+    const i = distOf(k.innerLeft ? a.lexpr : a.rexpr, inner);
+    const o = distOf(k.innerLeft ? a.rexpr : a.lexpr, outer);
+    return i !== null && i === o && inner.filter((r) => r.dist).length === 1;
+  });
 }
 
 /** Whether the expression aggregates at its own level (aggregates inside subqueries belong to them). */
@@ -398,7 +439,8 @@ function rangesOf(from: Node[] | undefined, state: State): Range[] {
       const rv = n.RangeVar;
       const cte = !rv.schemaname && state.cteNames.has(rv.relname);
       const cols = cte || rv.alias?.colnames ? null : state.ctx.columnsOf(rv.schemaname ?? null, rv.relname);
-      into.push({ name: rv.alias?.aliasname ?? rv.relname, columns: cols ? new Set(cols) : null, item });
+      const dist = cte ? null : state.ctx.distribution(rv.schemaname ?? null, rv.relname);
+      into.push({ name: rv.alias?.aliasname ?? rv.relname, columns: cols ? new Set(cols) : null, item, dist });
     } else if (n.RangeSubselect) {
       const r = n.RangeSubselect;
       const s = r.subquery?.SelectStmt;

@@ -177,10 +177,10 @@ class DistributedPlan implements StatementPlan {
     private readonly router: RouterPlan | null,
     private readonly declined: string | null,
     private readonly recursive: RecursivePlanner | null = null,
-    private readonly decorrelated: (() => StatementPlan | null) | null = null,
+    private readonly decorrelated: (() => Decorrelated | null) | null = null,
   ) {}
 
-  private decorrelatedPlan: StatementPlan | null | undefined;
+  private decorrelatedPlan: Decorrelated | null | undefined;
 
   private selectParams: boolean | undefined;
 
@@ -206,9 +206,14 @@ class DistributedPlan implements StatementPlan {
       const pushed = this.pushdown.route(pull);
       if (pushed) return pushed;
       // Correlated scalar-aggregate subqueries joined as grouped derived tables (decorrelate.ts), planned again as a whole.
+      // Only [NOT] EXISTS rewritten: a broadcast join of the statement as written runs them as semi/anti joins per shard already.
       this.decorrelatedPlan ??= this.decorrelated?.() ?? null;
-      const joined = this.decorrelatedPlan?.route(params);
-      if (joined && joined.kind !== 'error') return joined;
+      this.broadcast ??= new BroadcastPlanner(this.stmt, this.relations);
+      const d = this.decorrelatedPlan;
+      if (d && (d.scalar > 0 || !this.broadcast.route(pull))) {
+        const joined = d.plan.route(params);
+        if (joined.kind !== 'error') return joined;
+      }
       // CTEs and subqueries planned on their own, the rest pushed down over their results (or run here).
       const recursive = this.recursive?.route();
       if (recursive) return recursive;
@@ -374,14 +379,24 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
  * when nothing was rewritten. Statements with parameters keep their form
  * (their plan's parameter types and locations belong to the client's text).
  */
-function planDecorrelated(select: Node, ctx: PlanContext): StatementPlan | null {
+interface Decorrelated {
+  plan: StatementPlan;
+  /** How many scalar subqueries were rewritten (the others were [NOT] EXISTS). */
+  scalar: number;
+}
+
+function planDecorrelated(select: Node, ctx: PlanContext): Decorrelated | null {
   if (JSON.stringify(select).includes('"ParamRef"')) return null;
   const rewritten = decorrelate(select, {
     columnsOf: (schema, name) => resolveTable(ctx, schema, name)?.columns ?? null,
+    distribution: (schema, name) => {
+      const t = resolveTable(ctx, schema, name);
+      return t?.method === 'hash' && t.distributionColumn ? { column: t.distributionColumn, colocation: t.colocationId } : null;
+    },
   });
   if (!rewritten) return null;
   const sql = deparse({ SelectStmt: rewritten.select });
-  return planStatement(parseSql(sql).stmts[0].stmt, Buffer.from(sql, 'utf8'), ctx);
+  return { plan: planStatement(parseSql(sql).stmts[0].stmt, Buffer.from(sql, 'utf8'), ctx), scalar: rewritten.scalar };
 }
 
 /** The relation an INSERT/UPDATE/DELETE (in a WITH) writes, as its RangeVar node. */

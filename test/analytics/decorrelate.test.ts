@@ -25,6 +25,8 @@ const SETUP = [
   `CREATE TABLE lines (lid int8 PRIMARY KEY, pk int, supp int, qty int, price numeric(10,2), name text)`,
   `INSERT INTO lines SELECT g, CASE WHEN g % 23 = 0 THEN NULL ELSE g % 40 END, g % 7, CASE WHEN g % 11 = 0 THEN NULL ELSE 1 + g % 13 END,
      round((g % 97) * 1.25, 2), CASE WHEN g % 3 = 0 THEN 'NAME' || (g % 9) ELSE 'name' || (g % 9) END FROM generate_series(1, 4000) g`,
+  `CREATE TABLE stock (pid int, wh int, qty int, PRIMARY KEY (pid, wh))`,
+  `INSERT INTO stock SELECT g, w, (g * w) % 9 FROM generate_series(1, 300, 2) g, generate_series(1, 3) w`,
   `CREATE TABLE brands (brand text PRIMARY KEY, tier int)`,
   `INSERT INTO brands SELECT 'Brand#' || g, g % 3 FROM generate_series(0, 4) g`,
 ];
@@ -33,6 +35,7 @@ before(async () => {
   pair = await startDifferentialPair('decorrelate', SETUP, [
     `SELECT create_distributed_table('parts', 'id', shard_count => 4)`,
     `SELECT create_distributed_table('lines', 'lid', shard_count => 6, colocate_with => 'none')`,
+    `SELECT create_distributed_table('stock', 'pid', colocate_with => 'parts')`,
     `SELECT create_reference_table('brands')`,
   ]);
   ({ weave, reference } = pair);
@@ -107,11 +110,15 @@ test('a nondeterministic collation on the outer side groups what it compares equ
 });
 
 test('EXISTS and NOT EXISTS with equality correlation (TPC-H Q22 shape): NULL keys on both sides, extra conditions, the select list', async () => {
-  await rewritten(`SELECT id FROM parts p WHERE NOT EXISTS (SELECT * FROM lines l WHERE l.pk = p.pk AND l.qty > 5) ORDER BY id`);
-  await rewritten(`SELECT id FROM parts p WHERE p.lim > 2 AND EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp = p.supp) ORDER BY id`);
-  await rewritten(`SELECT id, EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk8) FROM parts p ORDER BY id`);
+  // Where a broadcast join can run the statement as written, it does (semi/anti joins per shard, or a pull when smaller).
+  await same(`SELECT id FROM parts p WHERE NOT EXISTS (SELECT * FROM lines l WHERE l.pk = p.pk AND l.qty > 5) ORDER BY id`);
+  await same(`SELECT id FROM parts p WHERE p.lim > 2 AND EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp = p.supp) ORDER BY id`);
+  await same(`SELECT id, EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk8) FROM parts p ORDER BY id`);
+  // Inside a FROM subquery beside an uncorrelated scalar subquery (Q22): no broadcast join, so decorrelated.
   await rewritten(`SELECT c, count(*) FROM (SELECT substring(p.name from 1 for 4) AS c FROM parts p
-      WHERE NOT EXISTS (SELECT * FROM lines l WHERE l.name = p.name)) x GROUP BY c ORDER BY c`);
+      WHERE p.lim > (SELECT avg(lim) FROM parts) AND NOT EXISTS (SELECT * FROM lines l WHERE l.name = p.name AND l.qty > 3)) x GROUP BY c ORDER BY c`);
+  await rewritten(`SELECT c, count(*) FROM (SELECT p.pk AS c FROM parts p
+      WHERE p.lim > (SELECT avg(lim) FROM parts) AND EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp = p.supp)) x GROUP BY c ORDER BY c`);
 });
 
 test('shapes PostgreSQL must evaluate per row are left as they are, with the same results', async () => {
@@ -125,6 +132,11 @@ test('shapes PostgreSQL must evaluate per row are left as they are, with the sam
   // An outer column outside the correlation equality, and an expression whose zero-row value is neither NULL nor a count.
   await kept(`SELECT id, (SELECT sum(qty + p.lim) FROM lines l WHERE l.pk = p.pk) FROM parts p ORDER BY id`);
   await kept(`SELECT id, (SELECT coalesce(sum(qty), -1) FROM lines l WHERE l.pk = p.pk) FROM parts p ORDER BY id`);
+  // Correlated on co-located distribution columns: the subquery runs per shard as it is.
+  await kept(`SELECT p.id, count(*) FROM parts p, lines l WHERE l.pk = p.pk AND l.qty > 11
+      AND EXISTS (SELECT 1 FROM stock s WHERE s.pid = p.id AND s.qty > 4) GROUP BY p.id ORDER BY p.id`);
+  await kept(`SELECT p.id, l.lid FROM parts p, lines l WHERE l.pk = p.pk AND l.qty > 12
+      AND p.lim < (SELECT sum(qty) FROM stock s WHERE s.pid = p.id) ORDER BY p.id, l.lid`);
   // EXISTS of an aggregate is always true; EXISTS correlated by a non-equality.
   await kept(`SELECT id FROM parts p WHERE EXISTS (SELECT count(*) FROM lines l WHERE l.pk = p.pk) ORDER BY id`);
   await kept(`SELECT id FROM parts p WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.pk = p.pk AND l.supp <> p.supp) ORDER BY id`);
