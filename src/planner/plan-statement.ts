@@ -212,7 +212,9 @@ class DistributedPlan implements StatementPlan {
       const d = this.decorrelatedPlan;
       if (d && (d.scalar > 0 || !this.broadcast.route(pull))) {
         const joined = d.plan.route(params);
-        if (joined.kind !== 'error') return joined;
+        // A rewrite that still pulls every table gains nothing: the coordinator then plans the statement as
+        // written, as PostgreSQL would (its semi joins and short-circuits can beat the joined form by far).
+        if (joined.kind !== 'error' && !isPlainPull(joined)) return joined;
       }
       // CTEs and subqueries planned on their own, the rest pushed down over their results (or run here).
       const recursive = this.recursive?.route();
@@ -383,6 +385,11 @@ interface Decorrelated {
   plan: StatementPlan;
   /** How many scalar subqueries were rewritten (the others were [NOT] EXISTS). */
   scalar: number;
+}
+
+/** A pull whose whole statement runs on the coordinator over pulled tables (nothing pushed down, no subplan). */
+function isPlainPull(route: Route): boolean {
+  return route.kind === 'pull' && !route.partial && !route.broadcast && !route.repartition && !route.intermediate;
 }
 
 function planDecorrelated(select: Node, ctx: PlanContext): Decorrelated | null {

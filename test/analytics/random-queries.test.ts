@@ -215,6 +215,16 @@ const KNOWN_SHAPES: Array<{ name: string; sql: string; values?: string[]; repart
   { name: 'co-location equality inside NOT EXISTS', sql: `SELECT c.cid, p.pid FROM customers c, purchases p WHERE NOT EXISTS (SELECT 1 WHERE c.cid = p.cid) AND c.cid < 4 AND p.pid < 6` },
   // Found by the random run (seed 2002): the repartition candidate's worker queries kept $1 (42P02).
   { name: 'prepared $n in a join that repartitions', sql: `SELECT c.cid, i.item FROM customers c JOIN items i ON i.region = c.region WHERE c.cid < $1`, values: ['40'], repartition: true },
+  // Found by the random run (seed 5150, #246): decorrelating the EXISTS left a correlated IN, so everything was still
+  // pulled, and the coordinator ran the joined form for minutes where PostgreSQL's semi join over the original is instant.
+  {
+    name: 'a decorrelated EXISTS beside a correlated IN that pulls anyway',
+    sql: `WITH w1 AS (SELECT a1.pid + 5 AS c1, a3.tier + 6 AS c2, a2.rank AS c3 FROM purchases a1 CROSS JOIN regions a2 JOIN customers a3 ON a2.region = a3.region)
+          SELECT coalesce(a5.region, 'north'), coalesce(a4.c1, 46) FROM w1 a4 CROSS JOIN regions a5
+          WHERE coalesce(a5.region, 'books') < 'north'
+            AND EXISTS (SELECT 1 FROM items a6 RIGHT JOIN customers a7 ON a6.region = a7.name WHERE a7.name = a5.zone AND a7.region <= 'center')
+            AND a4.c3 IN (SELECT CASE WHEN a8.c2 > 21 THEN a8.c2 ELSE 27 END FROM w1 a8 CROSS JOIN regions a9 WHERE a9.region = a5.region)`,
+  },
 ];
 
 for (const shape of KNOWN_SHAPES) {
