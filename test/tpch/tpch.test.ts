@@ -1,6 +1,6 @@
 /**
- * TPC-H through pgweave: data from the in-repo generator (scale 0.01 by
- * default; PGWEAVE_TPCH_SCALE=0.1 for the issue's scale) loaded into a
+ * TPC-H through pgweave: data from the in-repo generator (scale 0.1, the
+ * issue's, by default; PGWEAVE_TPCH_SCALE picks another) loaded into a
  * pgweave cluster (2 workers, 8 shards; lineitem and orders co-located by
  * order key, part, partsupp, supplier and customer by their keys, nation and
  * region reference tables) and into one plain PostgreSQL; each of the 22
@@ -19,7 +19,7 @@ import { generateTpch } from './generator.js';
 import { loadPgweave, loadPlain } from './load.js';
 import { TPCH_QUERIES } from './queries.js';
 
-const SCALE = Number(process.env.PGWEAVE_TPCH_SCALE ?? '0.01');
+const SCALE = Number(process.env.PGWEAVE_TPCH_SCALE ?? '0.1');
 const QUERY_TIMEOUT_MS = SCALE > 0.05 ? 600_000 : 120_000;
 
 let cluster: TestCluster | undefined;
