@@ -22,7 +22,10 @@
  * Only self-contained (uncorrelated) subqueries qualify: every column they
  * name must resolve inside them (`selfContained` below; an unknown
  * column list counts as correlated). Correlated ones stay where they are
- * and the rest is planned as before (often a pull). A CTE reading earlier
+ * and the rest is planned as before (often a pull). A CTE read only inside
+ * EXISTS subqueries declines the whole plan: PostgreSQL reads such a CTE
+ * only up to the first row each EXISTS needs, a subplan would compute all of
+ * it (a cross join of millions of rows, say). A CTE reading earlier
  * CTEs is planned here over their tables, like the rest (`planOver`); a
  * subquery in FROM or an expression that reads an intermediate result is
  * left in place (the cascade planning it could not see that table). Whole-row references to a replaced CTE or subquery keep the
@@ -190,6 +193,8 @@ export class RecursivePlanner {
       if (laterParts.some((p) => shadows(p, cte.ctename) || wholeRow(p, cte.ctename))) return decline('a CTE name reused inside the statement, or a CTE read as a whole row');
       // PostgreSQL never computes a CTE nothing reads.
       if (!laterParts.some((p) => contains(p, (o) => o.RangeVar && !o.RangeVar.schemaname && o.RangeVar.relname === cte.ctename))) continue;
+      // PostgreSQL stops reading a CTE at the first row each EXISTS asks for; a subplan would compute all of it.
+      if (readOnlyInExists(laterParts, cte.ctename)) return decline('a CTE read only inside EXISTS');
       const { id, tempName } = next();
       const columns = ((cte.aliascolnames ?? []) as Node[]).map((c) => c.String?.sval as string);
       const sql = deparse({ SelectStmt: q });
@@ -370,6 +375,27 @@ function readsIntermediate(n: Node): boolean {
 function anonymousRecord(s: Node): boolean {
   while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
   return ((s?.targetList ?? []) as Node[]).some((t) => !!t.ResTarget?.val?.RowExpr);
+}
+
+/** Whether every reference to the CTE `name` in `parts` lies inside an EXISTS subquery. */
+function readOnlyInExists(parts: Node[], name: string): boolean {
+  let total = 0;
+  let inExists = 0;
+  const walk = (n: Node, inside: boolean): void => {
+    if (n === null || typeof n !== 'object') return;
+    if (Array.isArray(n)) {
+      for (const x of n) walk(x, inside);
+      return;
+    }
+    if (n.RangeVar && !n.RangeVar.schemaname && n.RangeVar.relname === name) {
+      total++;
+      if (inside) inExists++;
+    }
+    const entering = inside || n.SubLink?.subLinkType === 'EXISTS_SUBLINK';
+    for (const k of Object.keys(n)) walk(n[k], entering);
+  };
+  for (const p of parts) walk(p, false);
+  return total > 0 && inExists === total;
 }
 
 /** Whether two output columns (after a CTE's column aliases) share a name: CREATE TABLE AS refuses that. */

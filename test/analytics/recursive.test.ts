@@ -133,6 +133,18 @@ test('correlated subqueries are not planned on their own; results still match', 
   has(q20, /Distributed Subplan 1$/);
 });
 
+test('a CTE read only inside EXISTS is left to the coordinator, which reads it only as far as each EXISTS needs', async () => {
+  // A cross join: computing it whole as a subplan is what PostgreSQL never does here.
+  const lines = await same(`WITH few AS (SELECT cust, count(*) AS n FROM orders GROUP BY cust),
+         big AS (SELECT o.okey, c.cid FROM orders o CROSS JOIN customers c)
+    SELECT f.cust FROM few f WHERE f.n > 19 OR EXISTS (SELECT 1 FROM big b WHERE b.cid = f.cust + 1) ORDER BY 1`);
+  assert.ok(!lines.some((l) => l.includes('Distributed Subplan')), lines.join('\n'));
+  // Read in FROM as well: computed once as a subplan, as before.
+  const both = await same(`WITH few AS (SELECT cust, count(*) AS n FROM orders GROUP BY cust)
+    SELECT c.cid FROM customers c JOIN few f ON f.cust = c.cid WHERE EXISTS (SELECT 1 FROM few g WHERE g.cust = c.cid + 1 AND g.n > 19) ORDER BY 1`);
+  has(both, /Distributed Subplan 1$/);
+});
+
 test('inside a transaction block the intermediate results stay on the coordinator', async () => {
   const sql = `WITH revenue AS (SELECT supp, sum(qty * price) AS total FROM items GROUP BY supp)
     SELECT s.name, r.total FROM suppliers s JOIN revenue r ON r.supp = s.sid WHERE s.nation = 2 ORDER BY 2 DESC, 1`;
