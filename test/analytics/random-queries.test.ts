@@ -29,7 +29,7 @@ import { appendFileSync } from 'node:fs';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { compareResults, type QueryOutcome, type QueryResultText, runQuery, textClient } from './support.js';
+import { collectionParts, compareResults, type QueryOutcome, type QueryResultText, runQuery, textClient } from './support.js';
 import { type GeneratedQuery, QueryGenerator, RANDOM_SCHEMA_DDL, RANDOM_SCHEMA_DISTRIBUTE, randomSchemaData, Rng, type UnorderedKind } from './query-generator.js';
 
 const COUNT = Number(process.env.PGWEAVE_RANDOM_QUERIES ?? '300');
@@ -64,32 +64,6 @@ after(async () => {
   await Promise.all([cluster?.stop(), plain?.stop()]);
 });
 
-/** Splits a collection's text at its top-level commas (quotes and nesting respected), or null when it is not one. */
-function elements(text: string, open: string, close: string): string[] | null {
-  if (!text.startsWith(open) || !text.endsWith(close)) return null;
-  const body = text.slice(1, -1);
-  if (body.trim() === '') return [];
-  const out: string[] = [];
-  let depth = 0;
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < body.length; i++) {
-    const ch = body[i];
-    if (quoted) {
-      if (ch === '\\') i++;
-      else if (ch === '"') quoted = false;
-    } else if (ch === '"') quoted = true;
-    else if (ch === '{' || ch === '[') depth++;
-    else if (ch === '}' || ch === ']') depth--;
-    else if (ch === ',' && depth === 0) {
-      out.push(body.slice(start, i));
-      start = i + 1;
-    }
-  }
-  out.push(body.slice(start));
-  return out;
-}
-
 /**
  * An unordered collection's text with its elements sorted — only when the
  * text is in the form PostgreSQL writes (so a wrong separator still shows).
@@ -98,7 +72,7 @@ export function canonicalCollection(v: string | null, kind: UnorderedKind): stri
   if (v === null) return v;
   if (kind === 'string') return v.split(',').sort().join(',');
   const [open, close, sep] = kind === 'array' ? ['{', '}', ','] : ['[', ']', ', '];
-  const xs = elements(v, open, close);
+  const xs = collectionParts(v, open, close)?.map((p) => p.element);
   if (!xs) return v;
   const items = kind === 'json' ? xs.map((x) => x.trim()) : xs;
   if (`${open}${items.join(sep)}${close}` !== v) return v;

@@ -211,6 +211,42 @@ function compareWithFloats(expected: QueryResultText, actual: QueryResultText, o
   return null;
 }
 
+/**
+ * A collection's text (an array `{…}`, a JSON array `[…]`) split at its
+ * top-level commas, quotes and nesting respected: each element with the
+ * separator before it (the comma and the blanks after it; '' for the
+ * first). Null when the text is not such a collection; no parts when it is
+ * empty.
+ */
+export function collectionParts(text: string, open: string, close: string): Array<{ sep: string; element: string }> | null {
+  if (!text.startsWith(open) || !text.endsWith(close)) return null;
+  if (text.slice(1, -1).trim() === '') return [];
+  const parts: Array<{ sep: string; element: string }> = [];
+  let depth = 0;
+  let inString = false;
+  let start = 1;
+  let sep = '';
+  for (let i = 1; i < text.length - 1; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') depth++;
+    else if (c === ']' || c === '}') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push({ sep, element: text.slice(start, i) });
+      let j = i + 1;
+      while (text[j] === ' ' || text[j] === '\n') j++;
+      sep = text.slice(i, j);
+      start = j;
+      i = j - 1;
+    }
+  }
+  parts.push({ sep, element: text.slice(start, text.length - 1) });
+  return parts;
+}
+
 function preview(rows: unknown[]): string {
   const s = JSON.stringify(rows.slice(0, 5));
   return s.length > 400 ? `${s.slice(0, 400)} …` : s;
