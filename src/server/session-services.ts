@@ -65,23 +65,27 @@ const stagingSchemas = new Map<string, Promise<void>>();
  * transaction, so no other role ever sees them); nothing else is granted.
  */
 function ensureStagingSchema(pools: NodePools, node: WorkerNode, database: string): Promise<void> {
-  const key = `${node.host}:${node.port}/${database}`;
-  let pending = stagingSchemas.get(key);
-  if (!pending) {
+  return oncePerKey(stagingSchemas, `${node.host}:${node.port}/${database}`, async () => {
     const schema = quoteIdent(STAGING_SCHEMA);
-    pending = (async () => {
-      const pool = pools.get(node.host, node.port, database);
-      const found = await pool.query('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1', [STAGING_SCHEMA]);
-      if (found.rows.length > 0) return;
-      try {
-        await pool.query(`CREATE SCHEMA ${schema}; REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO PUBLIC`);
-      } catch (err) {
-        // 42P06 duplicate_schema, 23505 a concurrent creation won the race.
-        if (!(err instanceof PgError) || (err.code !== '42P06' && err.code !== '23505')) throw err;
-      }
-    })();
-    pending.catch(() => stagingSchemas.delete(key));
-    stagingSchemas.set(key, pending);
+    const pool = pools.get(node.host, node.port, database);
+    const found = await pool.query('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1', [STAGING_SCHEMA]);
+    if (found.rows.length > 0) return;
+    try {
+      await pool.query(`CREATE SCHEMA ${schema}; REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO PUBLIC`);
+    } catch (err) {
+      // 42P06 duplicate_schema, 23505 a concurrent creation won the race.
+      if (!(err instanceof PgError) || (err.code !== '42P06' && err.code !== '23505')) throw err;
+    }
+  });
+}
+
+/** Runs `create` once per key; a failure is forgotten (the next call tries again) and reaches every caller that waited. */
+function oncePerKey(done: Map<string, Promise<void>>, key: string, create: () => Promise<void>): Promise<void> {
+  let pending = done.get(key);
+  if (!pending) {
+    pending = create();
+    pending.catch(() => done.delete(key));
+    done.set(key, pending);
   }
   return pending;
 }
@@ -97,18 +101,9 @@ const supportFunctions = new Map<string, Promise<void>>();
  * the functions then fails with PostgreSQL's own error.
  */
 function ensureSupportFunctions(pools: NodePools, host: string, port: number, database: string, id: string): Promise<void> {
-  const key = `${id}/${host}:${port}/${database}`;
-  let pending = supportFunctions.get(key);
-  if (!pending) {
-    pending = pools.get(host, port, database).query(SUPPORT_FUNCTIONS_SQL).then(
-      () => {},
-      () => {
-        supportFunctions.delete(key);
-      },
-    );
-    supportFunctions.set(key, pending);
-  }
-  return pending;
+  return oncePerKey(supportFunctions, `${id}/${host}:${port}/${database}`, async () => {
+    await pools.get(host, port, database).query(SUPPORT_FUNCTIONS_SQL);
+  }).catch(() => {});
 }
 
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
@@ -138,9 +133,8 @@ export function makeSessionServices(
   // channels) only between sessions with the same ones. No settings: the plain (node, database, role) key.
   const signature = startup?.signature ?? '';
   const workerParams: Array<[string, string]> = [['application_name', 'pgweave'], ...(startup?.workerParams ?? [])];
-  const nodeKey = signature === ''
-    ? (node: WorkerNode) => connectionKey(node.host, node.port, database, user)
-    : (node: WorkerNode) => connectionKey(node.host, node.port, database, user) + '\u0000' + signature;
+  const suffix = signature === '' ? '' : '\u0000' + signature;
+  const nodeKey = (node: WorkerNode) => connectionKey(node.host, node.port, database, user) + suffix;
   const services: SessionServices = {
     database,
     user,
