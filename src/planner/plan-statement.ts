@@ -30,7 +30,7 @@ import { planInsertSelect, planInsertSelectIntoLocal } from './insert-select-pla
 import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
 import { callArgs, commandName, planCommandQuery } from './command-query.js';
-import type { ArgValue, Route, Task, TransactionVerb } from './route.js';
+import { isPlainPull, type ArgValue, type Route, type Task, type TransactionVerb } from './route.js';
 
 export interface PlanContext {
   catalog: Catalog;
@@ -385,11 +385,6 @@ interface Decorrelated {
   plan: StatementPlan;
   /** How many scalar subqueries were rewritten (the others were [NOT] EXISTS). */
   scalar: number;
-}
-
-/** A pull whose whole statement runs on the coordinator over pulled tables (nothing pushed down, no subplan). */
-function isPlainPull(route: Route): boolean {
-  return route.kind === 'pull' && !route.partial && !route.broadcast && !route.repartition && !route.intermediate;
 }
 
 function planDecorrelated(select: Node, ctx: PlanContext): Decorrelated | null {

@@ -118,6 +118,11 @@ export type Route =
   /** Cannot be planned: the reason reaches the client. */
   | { kind: 'error'; error: PgError };
 
+/** A pull whose whole statement runs on the coordinator over pulled tables: nothing pushed down, no subplan. */
+export function isPlainPull(route: Route): boolean {
+  return route.kind === 'pull' && !route.partial && !route.broadcast && !route.repartition && !route.intermediate;
+}
+
 /** The per-shard-group SELECTs of a streamed `COPY (SELECT …) TO STDOUT`. */
 export interface CopyOutQuery {
   /** One per shard group, shard names spliced in, in the shard order of the route's `table`. */

@@ -12,7 +12,7 @@ import { encodeExtendedQuery, encodeQuery } from '../pool/frontend-encoders.js';
 import { BackendLink } from '../executor/backend-link.js';
 import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
 import { parseSql } from '../sql/parse.js';
-import type { CommandQueryCall, Route } from '../planner/route.js';
+import { isPlainPull, type CommandQueryCall, type Route } from '../planner/route.js';
 import { runCommandQuery } from './command-query-tables.js';
 import { writeCommandOutput, type CommandOutput } from './replies.js';
 import type { CopyInSink, SessionAccess } from './services.js';
@@ -397,7 +397,7 @@ export abstract class RouteRunner extends SessionBase {
    */
   private async ensureSupportFunctions(route: Extract<Route, { kind: 'pull' }> | null): Promise<void> {
     const ensure = this.services.ensureSupportFunctions;
-    if (!ensure || (route && !(route.partial || route.broadcast || route.repartition || route.intermediate))) return;
+    if (!ensure || (route && isPlainPull(route))) return;
     const nodes = new Map<number, WorkerNode>();
     if (route) {
       for (const p of route.intermediate?.snapshot ?? route.pulls) {
