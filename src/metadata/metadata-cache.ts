@@ -66,8 +66,8 @@ interface DatabaseEntry {
 /** A change awaiting acknowledgements: the backend pids of the listeners that answered its token. */
 interface ChangeWaiter {
   readonly acked: Set<number>;
-  /** Called on every acknowledgement (and on cancel/close with done = true). */
-  onAck(done?: boolean): void;
+  /** Called on every acknowledgement, and with done = true on cancel and close: lets a waiting wait() return. */
+  wake(done: boolean): void;
 }
 
 let catalogVersion = 0;
@@ -145,36 +145,30 @@ export class MetadataCache {
     const entry = this.entry(database);
     await this.listen(database, entry);
     const token = randomBytes(12).toString('hex');
-    let wake: (done: boolean) => void = () => {};
-    let finished = false;
-    const waiter: ChangeWaiter = { acked: new Set(), onAck: (done = false) => wake(done) };
+    const waiter: ChangeWaiter = { acked: new Set(), wake: () => {} };
     entry.waiters.set(token, waiter);
-    const finish = () => {
-      finished = true;
-      entry.waiters.delete(token);
-    };
     return {
       notifySql: `SELECT pg_catalog.pg_notify(${quoteLiteral(CATALOG_CHANNEL)}, ${quoteLiteral(token)})`,
       wait: async (timeoutMs = 5000) => {
-        if (finished) return;
+        if (!entry.waiters.has(token)) return; // cancelled, or the cache closed
         let timer: NodeJS.Timeout | undefined;
         try {
           const listeners = await this.listenerPids(entry);
           await new Promise<void>((resolve) => {
             timer = setTimeout(resolve, timeoutMs);
-            wake = (done) => {
+            waiter.wake = (done) => {
               if (done || [...listeners].every((pid) => waiter.acked.has(pid))) resolve();
             };
-            wake(false);
+            waiter.wake(false);
           });
         } finally {
           clearTimeout(timer);
-          finish();
+          entry.waiters.delete(token);
         }
       },
       cancel: () => {
-        finish();
-        wake(true);
+        entry.waiters.delete(token);
+        waiter.wake(true);
       },
     };
   }
@@ -196,7 +190,7 @@ export class MetadataCache {
       entry.listener?.close();
       entry.listener = null;
       drop(entry);
-      for (const w of entry.waiters.values()) w.onAck(true);
+      for (const w of entry.waiters.values()) w.wake(true);
       entry.waiters.clear();
     }
   }
@@ -231,7 +225,7 @@ export class MetadataCache {
           const waiter = entry.waiters.get(payload);
           if (waiter) {
             waiter.acked.add(senderPid);
-            waiter.onAck();
+            waiter.wake(false);
           }
           return;
         }
