@@ -14,8 +14,10 @@
  *   pgbench -N -M prepared -c 8 -j 2 -T 15   (BEGIN, UPDATE, SELECT, INSERT, END on one worker)
  * printing TPS and the ratio pgweave / plain. The issue's goal for -S is ≥ 0.8.
  * Also printed: the coordinator's CPU time (user + system, this process)
- * per pgweave transaction — steadier than TPS on a shared machine, since
- * other load changes how long a transaction waits, less what it costs.
+ * per pgweave transaction, and the CPU time of the PostgreSQL servers of
+ * each side per transaction (workers and coordinator PostgreSQL; the plain
+ * server) — steadier than TPS on a shared machine, since other load
+ * changes how long a transaction waits, less what it costs.
  *
  * --profile adds one more pgweave run of each workload under the V8 CPU
  * profiler (in-process, node:inspector) and prints the functions with the
@@ -30,7 +32,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { cpus, loadavg } from 'node:os';
 import { workerNodes } from '../src/cluster/index.js';
-import { machineSummary, median, runProgram, startBenchCluster, startPlainPostgres } from './support.js';
+import { machineSummary, median, runProgram, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -221,13 +223,20 @@ async function runRouter(args: string[]): Promise<void> {
     for (const wl of o.workloads) results.set(wl, { plain: [], weave: [], cpu: [] });
     for (let round = 1; round <= o.rounds; round++) {
       for (const wl of o.workloads) {
+        const plainCpu0 = await settledServersCpuMicros(plain);
         const p = await pgbench(plainUrl, wl, o);
-        console.log(line(`-${wl} round ${round} PostgreSQL:`, p));
+        const plainServers = ((await settledServersCpuMicros(plain)) - plainCpu0) / Math.max(1, p.transactions);
+        console.log(line(`-${wl} round ${round} PostgreSQL:`, p) + `  server CPU ${plainServers.toFixed(0)} µs/transaction`);
+        const weaveCpu0 = await settledServersCpuMicros(weave);
         const cpu0 = process.cpuUsage();
         const w = await pgbench(weaveUrl, wl, o);
         const cpu = process.cpuUsage(cpu0);
+        const weaveServers = ((await settledServersCpuMicros(weave)) - weaveCpu0) / Math.max(1, w.transactions);
         const cpuPerTx = (cpu.user + cpu.system) / Math.max(1, w.transactions);
-        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction`);
+        console.log(
+          line(`-${wl} round ${round} pgweave:   `, w) +
+            `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction, its servers ${weaveServers.toFixed(0)} µs/transaction`,
+        );
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);
         results.get(wl)!.weave.push(w.tps);

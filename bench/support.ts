@@ -8,7 +8,7 @@
  * shares; the `--priority` option; and medians of rounds.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, freemem, setPriority, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -158,4 +158,54 @@ async function startLocal(options: BenchClusterOptions, withCoordinator: boolean
     await stop();
     throw err;
   }
+}
+
+/**
+ * CPU time (user + system, µs) spent so far by every PostgreSQL server of
+ * `state`: each postmaster, its live children (backends, background
+ * processes) and the children it has reaped. Differences of two readings
+ * give the servers' CPU over a run — steadier than TPS on a shared machine.
+ */
+export function serversCpuMicros(state: ClusterState): number {
+  const tick = 1e6 / 100; // USER_HZ is 100 on Linux
+  const fields = (pid: string): string[] | null => {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return s.slice(s.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      return null;
+    }
+  };
+  const postmasters = new Set<string>();
+  let total = 0;
+  for (const n of state.nodes) {
+    const pid = postgresPid(n.dataDir);
+    const f = pid === null ? null : fields(String(pid));
+    if (f === null) continue;
+    postmasters.add(String(pid));
+    // utime, stime, cutime, cstime: fields 14–17 of stat (11–14 after the name)
+    total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * tick;
+  }
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) > 57) continue;
+    const f = fields(entry);
+    if (f !== null && postmasters.has(f[1]!)) total += (Number(f[11]) + Number(f[12])) * tick;
+  }
+  return total;
+}
+
+/**
+ * serversCpuMicros once the servers are quiet: backends of a client that
+ * just ended are counted only when their postmaster has reaped them, so
+ * this reads until two readings 100 ms apart agree (at most 3 s).
+ */
+export async function settledServersCpuMicros(state: ClusterState): Promise<number> {
+  let last = serversCpuMicros(state);
+  for (let i = 0; i < 30; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = serversCpuMicros(state);
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
 }

@@ -16,6 +16,32 @@
  * exactly as a dedicated link does. An ErrorResponse only skips to its own
  * request's Sync, so one session's error never touches another's statement.
  *
+ * Shared Syncs. PostgreSQL flushes its output and commits at every Sync:
+ * one send() and one commit per statement, however many statements arrive
+ * together. Requests are therefore written at the end of the event-loop
+ * turn (the window), and consecutive requests of the window that only read
+ * — one Bind … Execute of a statement the planner found changes nothing
+ * (planner/reads-only.ts), of tenants with nothing else on the channel —
+ * form a run: written without their own Syncs, followed by one Sync. The
+ * run's statements then share one implicit transaction, which nobody can
+ * tell from separate ones: each statement takes its own snapshot (the
+ * channel checks at open that its connection reads committed, and shares
+ * nothing otherwise), and all of them were sent by their clients before
+ * the run was written. Replies are framed per member: a member ends at its
+ * CommandComplete (or EmptyQueryResponse, PortalSuspended, ErrorResponse),
+ * and its tenant gets a ReadyForQuery 'I' of the channel's making. An
+ * ErrorResponse makes PostgreSQL skip the rest of the run to the shared
+ * Sync: those members never ran, and go again, each with its own Sync. So
+ * that a re-sent member cannot overtake its session's later request, a
+ * tenant's requests wait (parked) while one of its members is unanswered.
+ * The shared Sync's own ReadyForQuery is the channel's.
+ *
+ * States of a request: in the window (this turn) → written alone (fifo:
+ * the tenant) | written in a run (fifo: a RunMember; the run's RUN_SYNC
+ * after it) | parked (its tenant's member is unanswered; back to the
+ * window when it is answered) → answered. A member skipped by an earlier
+ * member's error goes back to the window's front, alone.
+ *
  * Head-of-line blocking: a slow statement holds every request behind it.
  * A channel that has made no progress for `stallMs` while requests wait is
  * `stalled` and takes no new requests (the group uses another channel, or
@@ -40,20 +66,56 @@ import { readErrorResponse } from '../protocol/backend/error-response.js';
 import type { PgError } from '../protocol/errors.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
-import { encodeTerminate } from '../pool/frontend-encoders.js';
+import { encodeQuery, encodeTerminate } from '../pool/frontend-encoders.js';
 import { BackendLink, Completes, isFatal, takeWholeMessages, type Expectation } from './backend-link.js';
-
-/** Channels per (node, database, role) unless configured (docs/benchmarks.md, router: 1 vs 2). */
-export const DEFAULT_PIPELINE_CHANNELS = 2;
 
 /** Worker-side prepared statements per channel before new statement texts go unnamed. */
 const MAX_PREPARED = 1000;
 
+/** Counts since the process started, for tests and benchmarks: runs written, requests in them, requests re-sent after an error in their run. */
+export const channelStats = { runs: 0, coalesced: 0, resent: 0 };
+
+/** Requests of one run at most: an error re-sends the run's rest, so a run stays short. */
+const MAX_RUN = 32;
+
+const SYNC = Buffer.from([0x53, 0, 0, 0, 4]);
+const PROBE = encodeQuery('SHOW default_transaction_isolation');
+
+/** A request waiting for the window's write. */
+interface Pending {
+  tenant: ChannelTenant;
+  parts: readonly Buffer[];
+  /** It may share a Sync with its neighbours (a statement that only reads). */
+  coalesce: boolean;
+}
+
+/** A request written without its Sync, one of a run whose shared Sync follows it. */
+class RunMember {
+  constructor(
+    readonly tenant: ChannelTenant,
+    readonly parts: readonly Buffer[],
+  ) {}
+}
+
+/** The channel's own entries in the wire order: a run's shared Sync, and the isolation probe. */
+const RUN_SYNC = { kind: 'run-sync' } as const;
+const PROBE_ENTRY = { kind: 'probe' } as const;
+type Entry = ChannelTenant | RunMember | typeof RUN_SYNC | typeof PROBE_ENTRY;
+
 export class PipelinedChannel {
   private readonly framer = new MessageFramer();
-  /** One entry per request in flight (the tenant that sent it), in wire order. */
-  private readonly fifo: ChannelTenant[] = [];
+  /** One entry per request written and not answered yet, in wire order. */
+  private readonly fifo: Entry[] = [];
   private head = 0;
+  /** Requests of this event-loop turn, written together at its end; requests parked behind a run member of their tenant. */
+  private window: Pending[] = [];
+  private parked: Pending[] = [];
+  private flushDue = false;
+  /** Requests sent and not answered yet (written or waiting in the window). */
+  private requests = 0;
+  /** Runs may share Syncs: the connection reads committed (answer to the probe). */
+  private coalescing = false;
+  private probeAnswer: string | null = null;
   /** Worker-side prepared statements: statement text and parameter types → name, and whether its Parse has succeeded. */
   private readonly statements = new Map<string, { name: string; parsed: boolean }>();
   dead = false;
@@ -61,7 +123,6 @@ export class PipelinedChannel {
   retired = false;
   private lastProgress = 0;
   private cancelling: Promise<void> | null = null;
-  private corked = false;
   private unsolicitedError: PgError | null = null;
 
   constructor(
@@ -73,16 +134,25 @@ export class PipelinedChannel {
     conn.socket.on('error', noop);
     conn.socket.on('close', () => this.lose());
     if (conn.socket.destroyed) this.dead = true;
+    else {
+      this.fifo.push(PROBE_ENTRY);
+      conn.socket.write(PROBE);
+    }
   }
 
-  /** Requests written and not answered yet. */
+  /** Requests sent and not answered yet. */
   get inFlight(): number {
-    return this.fifo.length - this.head;
+    return this.requests;
   }
 
   /** Requests wait and nothing has arrived for a while: a slow statement holds the channel. */
   get stalled(): boolean {
-    return this.inFlight > 0 && Date.now() - this.lastProgress > this.stallMs;
+    return this.requests > 0 && Date.now() - this.lastProgress > this.stallMs;
+  }
+
+  /** Whether runs of reads may share a Sync here (the connection reads committed). */
+  get sharesSyncs(): boolean {
+    return this.coalescing;
   }
 
   get usable(): boolean {
@@ -122,23 +192,69 @@ export class PipelinedChannel {
     }
   }
 
-  /** Writes one whole request of `tenant` (its last message a Sync or Query). */
-  write(tenant: ChannelTenant, parts: readonly Buffer[]): void {
-    if (this.inFlight === 0) this.lastProgress = Date.now();
-    this.fifo.push(tenant);
-    const s = this.conn.socket;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      setImmediate(this.uncork);
-    }
-    for (const p of parts) s.write(p);
+  /**
+   * Sends one whole request of `tenant` (its last message a Sync or Query);
+   * it leaves with the rest of this turn's requests. `coalesce`: it may
+   * share its Sync with other tenants' requests (module comment).
+   */
+  write(tenant: ChannelTenant, parts: readonly Buffer[], coalesce: boolean): void {
+    if (this.requests++ === 0) this.lastProgress = Date.now();
+    tenant.onChannel++;
+    this.window.push({ tenant, parts, coalesce });
+    this.flushSoon();
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.conn.socket.uncork();
+  private flushSoon(): void {
+    if (this.flushDue) return;
+    this.flushDue = true;
+    setImmediate(this.flush);
+  }
+
+  /** Writes the window in one socket write: runs of reads with one shared Sync, every other request as it is. */
+  private readonly flush = (): void => {
+    this.flushDue = false;
+    const w = this.window;
+    this.window = [];
+    if (this.dead) return;
+    const s = this.conn.socket;
+    s.cork();
+    let i = 0;
+    while (i < w.length) {
+      let j = i;
+      while (j < w.length && j - i < MAX_RUN && this.joinsRun(w[j])) j++;
+      if (j - i >= 2) {
+        channelStats.runs++;
+        channelStats.coalesced += j - i;
+        for (let k = i; k < j; k++) this.writeMember(w[k]);
+        s.write(SYNC);
+        this.fifo.push(RUN_SYNC);
+        i = j;
+        continue;
+      }
+      const p = w[i++];
+      if (p.tenant.memberUnanswered) this.parked.push(p);
+      else {
+        for (const b of p.parts) s.write(b);
+        this.fifo.push(p.tenant);
+      }
+    }
+    s.uncork();
   };
+
+  /** A read that may share a Sync: its tenant has nothing else on this channel, so a re-send keeps the tenant's order. */
+  private joinsRun(p: Pending): boolean {
+    return p.coalesce && this.coalescing && p.tenant.onChannel === 1;
+  }
+
+  private writeMember(p: Pending): void {
+    const s = this.conn.socket;
+    const last = p.parts.length - 1;
+    for (let k = 0; k < last; k++) s.write(p.parts[k]);
+    const tail = p.parts[last];
+    s.write(tail.subarray(0, tail.length - SYNC.length));
+    p.tenant.memberUnanswered = true;
+    this.fifo.push(new RunMember(p.tenant, p.parts));
+  }
 
   private onData(chunk: Buffer): void {
     const whole = takeWholeMessages(this.framer, this.conn.socket, chunk);
@@ -150,28 +266,81 @@ export class PipelinedChannel {
     while (pos < n) {
       const type = whole[pos];
       const end = pos + 1 + whole.readInt32BE(pos + 1);
-      const tenant = this.head < this.fifo.length ? this.fifo[this.head] : null;
-      if (tenant === null) {
+      const entry = this.head < this.fifo.length ? this.fifo[this.head] : null;
+      if (entry === null) {
         // Between requests only asynchronous messages come (a notice, a ParameterStatus): nobody's.
         runStart = end;
       } else if (type === Backend.ErrorResponse && isFatal(whole, pos, end)) {
         // The server closes the connection next: what came before is delivered, then every request fails.
-        if (pos > runStart) tenant.deliver(whole, runStart, pos);
+        const t = tenantOf(entry);
+        if (t !== null && pos > runStart) t.deliver(whole, runStart, pos);
         this.unsolicitedError = readErrorResponse(whole, pos, end);
         this.lose();
         return;
+      } else if (entry instanceof RunMember) {
+        if (type === Backend.CommandComplete || type === Backend.ErrorResponse || type === Backend.EmptyQueryResponse || type === Backend.PortalSuspended) {
+          // The member's statement is done: its messages, then the ReadyForQuery its own Sync would have brought.
+          entry.tenant.deliver(whole, runStart, end);
+          entry.tenant.deliver(readyIdle(), 0, 6);
+          this.head++;
+          this.answered(entry.tenant);
+          // PostgreSQL skips the run's other requests to the shared Sync: they never ran, and go again.
+          if (type === Backend.ErrorResponse) this.resendRest();
+          runStart = end;
+        }
       } else if (type === Backend.ReadyForQuery) {
-        tenant.deliver(whole, runStart, end);
         this.head++;
-        // A cancel concerns the statements in flight when it was asked for, never a later one.
-        if (tenant.pending === 0) tenant.cancelWanted = false;
+        if (entry === PROBE_ENTRY) this.coalescing = this.probeAnswer === 'read committed';
+        else if (entry instanceof ChannelTenant) {
+          entry.deliver(whole, runStart, end);
+          this.answered(entry);
+        }
         runStart = end;
+      } else if (entry === PROBE_ENTRY && type === Backend.DataRow) {
+        this.probeAnswer = readSingleText(whole, pos);
       }
       pos = end;
     }
-    if (runStart < n && this.head < this.fifo.length) this.fifo[this.head].deliver(whole, runStart, n);
+    if (runStart < n) {
+      const t = this.head < this.fifo.length ? tenantOf(this.fifo[this.head]) : null;
+      if (t !== null) t.deliver(whole, runStart, n);
+    }
     this.compact();
     this.afterProgress();
+  }
+
+  private answered(t: ChannelTenant): void {
+    this.requests--;
+    t.onChannel--;
+    // A cancel concerns the statements in flight when it was asked for, never a later one.
+    if (t.pending === 0) t.cancelWanted = false;
+    if (t.memberUnanswered) {
+      t.memberUnanswered = false;
+      this.unpark();
+    }
+  }
+
+  /** After a member's error: the members behind it up to the shared Sync go again, each with its own Sync, ahead of the parked requests. */
+  private resendRest(): void {
+    const again: Pending[] = [];
+    while (this.head < this.fifo.length) {
+      const e = this.fifo[this.head];
+      if (!(e instanceof RunMember)) break;
+      this.head++;
+      e.tenant.memberUnanswered = false;
+      channelStats.resent++;
+      again.push({ tenant: e.tenant, parts: e.parts, coalesce: false });
+    }
+    this.window = again.concat(this.parked, this.window);
+    this.parked = [];
+    if (this.window.length > 0) this.flushSoon();
+  }
+
+  private unpark(): void {
+    if (this.parked.length === 0) return;
+    this.window = this.parked.concat(this.window);
+    this.parked = [];
+    this.flushSoon();
   }
 
   private compact(): void {
@@ -194,8 +363,8 @@ export class PipelinedChannel {
 
   private afterProgress(): void {
     if (this.cancelling === null && this.head < this.fifo.length) {
-      const t = this.fifo[this.head];
-      if (t.cancelWanted && this.onlyRequestsOf(t)) {
+      const t = tenantOf(this.fifo[this.head]);
+      if (t !== null && t.cancelWanted && this.onlyRequestsOf(t)) {
         t.cancelWanted = false;
         const sent = sendCancelRequest(this.conn.host, this.conn.port, this.conn.key).catch(() => {});
         this.cancelling = sent.finally(() => {
@@ -204,11 +373,17 @@ export class PipelinedChannel {
         });
       }
     }
-    if (this.retired && this.inFlight === 0 && this.cancelling === null) this.close();
+    if (this.retired && this.requests === 0 && this.cancelling === null) this.close();
   }
 
+  /** Every request on the channel — written, waiting or parked — is `t`'s. */
   private onlyRequestsOf(t: ChannelTenant): boolean {
-    for (let i = this.head; i < this.fifo.length; i++) if (this.fifo[i] !== t) return false;
+    for (let i = this.head; i < this.fifo.length; i++) {
+      const other = tenantOf(this.fifo[i]);
+      if (other !== null && other !== t) return false;
+    }
+    for (const p of this.window) if (p.tenant !== t) return false;
+    for (const p of this.parked) if (p.tenant !== t) return false;
     return true;
   }
 
@@ -219,16 +394,44 @@ export class PipelinedChannel {
     if (!s.destroyed && !s.writableEnded) s.end(encodeTerminate());
   }
 
-  /** The connection is gone: every request in flight fails (each tenant answers its client). */
+  /** The connection is gone: every request sent fails (each tenant answers its client). */
   private lose(): void {
     if (this.dead) return;
     this.dead = true;
     if (!this.conn.socket.destroyed) this.conn.socket.destroy();
-    const tenants = new Set(this.fifo.slice(this.head));
+    const tenants = new Set<ChannelTenant>();
+    for (let i = this.head; i < this.fifo.length; i++) {
+      const t = tenantOf(this.fifo[i]);
+      if (t !== null) tenants.add(t);
+    }
+    for (const p of this.window) tenants.add(p.tenant);
+    for (const p of this.parked) tenants.add(p.tenant);
     this.fifo.length = 0;
     this.head = 0;
+    this.window = [];
+    this.parked = [];
+    this.requests = 0;
     for (const t of tenants) t.transportLost(this.unsolicitedError);
   }
+}
+
+function tenantOf(e: Entry): ChannelTenant | null {
+  return e instanceof RunMember ? e.tenant : e instanceof ChannelTenant ? e : null;
+}
+
+/** A ReadyForQuery 'I' of its own per delivery: the tenant rewrites its status byte in place. */
+function readyIdle(): Buffer {
+  const b = Buffer.allocUnsafe(6);
+  b[0] = Backend.ReadyForQuery;
+  b.writeInt32BE(5, 1);
+  b[5] = 0x49;
+  return b;
+}
+
+/** The first column of a DataRow as text (null for NULL). */
+function readSingleText(buf: Buffer, pos: number): string | null {
+  const len = buf.readInt32BE(pos + 7);
+  return len < 0 ? null : buf.toString('utf8', pos + 11, pos + 11 + len);
 }
 
 let channelStatementCounter = 0;
@@ -240,6 +443,10 @@ let channelStatementCounter = 0;
 export class ChannelTenant extends BackendLink {
   /** The session asked to cancel; sent when safe (PipelinedChannel.cancel). */
   cancelWanted = false;
+  /** Requests on the channel not answered yet. */
+  onChannel = 0;
+  /** One of them went in a run and is not answered yet: later requests wait (a re-send must not overtake them). */
+  memberUnanswered = false;
 
   constructor(
     readonly channel: PipelinedChannel,
@@ -256,14 +463,18 @@ export class ChannelTenant extends BackendLink {
     throw new Error('a pipelined channel tenant owns no connection to give away');
   }
 
-  /** Sends one whole request (its last message a Sync or Query) in parts. */
-  sendRequest(parts: readonly Buffer[], expect: readonly Expectation[]): void {
+  /**
+   * Sends one whole request (its last message a Sync or Query) in parts.
+   * `coalesce`: a Bind … Execute … Sync of one statement that only reads
+   * (no Parse, one Execute of all rows), which may share its Sync.
+   */
+  sendRequest(parts: readonly Buffer[], expect: readonly Expectation[], coalesce = false): void {
     for (const e of expect) this.queuePush(e, false);
     if (this.lost || this.channel.dead) {
       this.lose();
       return;
     }
-    this.channel.write(this, parts);
+    this.channel.write(this, parts, coalesce);
   }
 
   override send(bytes: Buffer, expect: Expectation[]): void {
@@ -294,88 +505,5 @@ export class ChannelTenant extends BackendLink {
   }
 }
 
-/**
- * The channels of one (node, database, role): `pick` returns the least
- * busy usable channel that is not stalled, synchronously (null while none is
- * connected yet, or all are stalled: the caller uses a connection of its
- * own), and opens channels up to `size` in the background.
- */
-export class ChannelGroup {
-  private channels: PipelinedChannel[] = [];
-  private opening = 0;
-  private failedAt = 0;
-
-  constructor(
-    private readonly open: () => Promise<BackendConnection>,
-    readonly nodeId: number,
-    readonly size: number,
-    private readonly stallMs = 20,
-  ) {}
-
-  pick(): PipelinedChannel | null {
-    let best: PipelinedChannel | null = null;
-    let live = 0;
-    for (const c of this.channels) {
-      if (!c.usable) continue;
-      live++;
-      if (c.stalled) continue;
-      if (best === null || c.inFlight < best.inFlight) best = c;
-    }
-    if (live !== this.channels.length) this.channels = this.channels.filter((c) => c.usable);
-    if (live + this.opening < this.size && (best === null || best.inFlight > 0)) this.grow();
-    return best;
-  }
-
-  private grow(): void {
-    // After a failed connect, wait a second before the next try (the node may be down).
-    if (this.closed || Date.now() - this.failedAt < 1000) return;
-    this.opening++;
-    this.open().then(
-      (conn) => {
-        this.opening--;
-        if (this.closed) conn.socket.end(encodeTerminate());
-        else this.channels.push(new PipelinedChannel(conn, this.nodeId, this.stallMs));
-      },
-      () => {
-        this.opening--;
-        this.failedAt = Date.now();
-      },
-    );
-  }
-
-  private closed = false;
-
-  close(): void {
-    this.closed = true;
-    for (const c of this.channels) c.close();
-    this.channels = [];
-  }
-}
-
-/** Channel groups by key (node, database, role), shared by every session of the coordinator. */
-export class ChannelRegistry {
-  private readonly groups = new Map<string, ChannelGroup>();
-
-  constructor(
-    /** Channels per (node, database, role); 0 turns pipelining off. */
-    readonly channelsPerNode: number,
-    readonly stallMs = 20,
-  ) {}
-
-  group(key: string, nodeId: number, open: () => Promise<BackendConnection>): ChannelGroup | null {
-    if (this.channelsPerNode <= 0) return null;
-    let g = this.groups.get(key);
-    if (!g) {
-      g = new ChannelGroup(open, nodeId, this.channelsPerNode, this.stallMs);
-      this.groups.set(key, g);
-    }
-    return g;
-  }
-
-  close(): void {
-    for (const g of this.groups.values()) g.close();
-    this.groups.clear();
-  }
-}
-
 function noop(): void {}
+

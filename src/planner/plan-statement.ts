@@ -31,6 +31,7 @@ import { ExplainPlan, planExplain } from './explain.js';
 import { planCopyTo } from './copy-planner.js';
 import { callArgs, commandName, planCommandQuery } from './command-query.js';
 import { isPlainPull, type ArgValue, type Route, type Task, type TransactionVerb } from './route.js';
+import { readsOnly } from './reads-only.js';
 
 export interface PlanContext {
   catalog: Catalog;
@@ -353,7 +354,7 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     }
     const isWrite = kind !== 'select' || !!inner.lockingClause || hasModifyingCte(inner);
     try {
-      router = new RouterPlan(text, inner, relations, isWrite);
+      router = new RouterPlan(text, inner, relations, isWrite, !isWrite && kind === 'select' && readsOnly(inner));
     } catch (err) {
       if (!(err instanceof NotRoutable)) throw err;
       declined = err.reason;

@@ -50,8 +50,10 @@ export type Route =
    * All rows in one shard group: one task on one node (fast path or router).
    * `appendParams`: text values the task's SQL takes after the client's
    * parameters (an INSERT's transaction timestamp, insert-planner.ts).
+   * `readsOnly`: a SELECT that changes nothing on the node (reads-only.ts),
+   * which may share a transaction with other sessions' reads.
    */
-  | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router'; appendParams?: string[] }
+  | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router'; appendParams?: string[]; readsOnly?: boolean }
   /** Several tasks whose results concatenate (multi-shard UPDATE/DELETE, multi-row INSERT). */
   | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string; paramsInlined?: boolean }
   /**

@@ -45,6 +45,8 @@ export class RouterPlan {
     stmt: Node,
     relations: ResolvedRelation[],
     private readonly isWrite: boolean,
+    /** A SELECT that changes nothing on the node (reads-only.ts). */
+    private readonly readsOnly = false,
   ) {
     this.distributed = relations.filter((r) => r.table.method === 'hash');
     this.reference = relations.filter((r) => r.table.method === 'reference');
@@ -92,6 +94,7 @@ export class RouterPlan {
       isWrite: this.isWrite,
       planner: this.distributed.length === 1 && this.reference.length === 0 ? 'fast-path' : 'router',
       task: this.taskFor(shardIndex, node),
+      readsOnly: this.readsOnly,
     };
   }
 
@@ -100,7 +103,7 @@ export class RouterPlan {
     if (!this.isWrite) {
       const placements = shard.placements;
       const node = placements[RouterPlan.referenceReadCounter++ % placements.length].node;
-      return { kind: 'router', isWrite: false, planner: 'router', task: this.taskFor(0, node) };
+      return { kind: 'router', isWrite: false, planner: 'router', task: this.taskFor(0, node), readsOnly: this.readsOnly };
     }
     // Writes go to every placement, atomically (a multi-node transaction).
     const tasks = shard.placements.map((p) => this.taskFor(0, p.node));

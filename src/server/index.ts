@@ -16,7 +16,7 @@ import { CleanupLoop } from '../jobs/cleanup-loop.js';
 import { DeadlockDetector } from '../jobs/deadlock-detector.js';
 import { closeCommitGates } from '../transaction/commit-gate.js';
 import { IdleConnectionPool } from '../pool/idle-connection-pool.js';
-import { ChannelRegistry, DEFAULT_PIPELINE_CHANNELS } from '../executor/pipelined-channel.js';
+import { ChannelRegistry, DEFAULT_PIPELINE_CHANNELS } from '../executor/channel-group.js';
 import { refreshShardSizes } from '../commands/shard-functions.js';
 import { CronScheduler, cronDisabled, duplexPair } from '../jobs/cron-scheduler.js';
 import { closeStreams } from '../streams/wakeup.js';

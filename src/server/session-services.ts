@@ -12,7 +12,7 @@ import type { MetadataCache } from '../metadata/metadata-cache.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
-import type { ChannelRegistry } from '../executor/pipelined-channel.js';
+import type { ChannelRegistry } from '../executor/channel-group.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { commitGateFor } from '../transaction/commit-gate.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';

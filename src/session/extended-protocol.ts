@@ -287,13 +287,20 @@ export abstract class ExtendedProtocol extends RouteRunner {
     }
     parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));
     expect.push(E_BIND);
+    let executes = 0;
+    let allRows = true;
     for (let pos = end; pos < syncEnd; pos += 1 + buf.readInt32BE(pos + 1)) {
       const type = buf[pos];
+      if (type === Frontend.Execute) {
+        executes++;
+        if (buf.readInt32BE(pos + 1 + buf.readInt32BE(pos + 1) - 4) !== 0) allRows = false;
+      }
       expect.push(type === Frontend.Describe ? E_DESCRIBE : type === Frontend.Execute ? E_EXECUTE : { completes: Completes.Ready, forward: true, done: hold });
     }
     this.portals.delete(portal);
     this.consumedTo = syncEnd;
-    t.sendRequest(parts, expect);
+    // A read of all rows by one Execute may share its Sync with other sessions' reads (pipelined-channel.ts).
+    t.sendRequest(parts, expect, route.readsOnly === true && !parse && executes === 1 && allRows);
     return true;
   }
 

@@ -6,7 +6,7 @@
 import type { Catalog, DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import type { BackendLink } from '../executor/backend-link.js';
-import type { ChannelGroup } from '../executor/pipelined-channel.js';
+import type { ChannelGroup } from '../executor/channel-group.js';
 import type { CommandOutput } from './replies.js';
 import type { PgError } from '../protocol/errors.js';
 import type { CommitGate } from '../transaction/commit-gate.js';

@@ -286,3 +286,26 @@ test('a multi-row INSERT split across shards carries its parameter values with e
   if (first.kind !== 'multi-shard' || second.kind !== 'multi-shard') assert.fail('expected multi-shard routes');
   else assert.ok(second.tasks.every((t) => !t.sql.includes("'a'") && !t.sql.includes("'b'")), second.tasks.map((t) => t.sql).join(' | '));
 });
+
+test('router reads that change nothing are marked readsOnly; locks, writes and unknown functions are not', () => {
+  const readsOnly = (sql: string): boolean | undefined => {
+    const r = route(sql, ['7']);
+    assert.equal(r.kind, 'router', sql);
+    return r.kind === 'router' ? r.readsOnly : undefined;
+  };
+  assert.equal(readsOnly('SELECT v FROM orders WHERE tenant_id = $1'), true);
+  assert.equal(readsOnly('SELECT count(*), max(v), lower(v::text), now() FROM orders WHERE tenant_id = $1'), true);
+  assert.equal(readsOnly('SELECT o.v FROM orders o JOIN items i USING (tenant_id) JOIN countries c ON c.id = o.v WHERE o.tenant_id = $1'), true);
+  assert.equal(readsOnly('SELECT pg_catalog.abs(v) FROM orders WHERE tenant_id = $1'), true);
+  assert.equal(readsOnly('SELECT v FROM orders WHERE tenant_id = $1 FOR UPDATE'), false);
+  assert.equal(readsOnly('SELECT v FROM orders WHERE tenant_id = $1 AND v IN (SELECT v FROM items WHERE tenant_id = $1 FOR SHARE)'), false);
+  assert.equal(readsOnly("SELECT nextval('s'), v FROM orders WHERE tenant_id = $1"), false);
+  assert.equal(readsOnly("SELECT set_config('search_path', 'x', false) FROM orders WHERE tenant_id = $1"), false);
+  assert.equal(readsOnly('SELECT my_function(v) FROM orders WHERE tenant_id = $1'), false);
+  assert.equal(readsOnly('SELECT app.lower(v::text) FROM orders WHERE tenant_id = $1'), false);
+  assert.equal(readsOnly('SELECT v OPERATOR(app.===) 1 FROM orders WHERE tenant_id = $1'), false);
+  assert.equal(readsOnly('SELECT v::app.money2 FROM orders WHERE tenant_id = $1'), false);
+  assert.equal(readsOnly('SELECT pg_advisory_lock(v) FROM orders WHERE tenant_id = $1'), false);
+  const update = route('UPDATE orders SET v = 1 WHERE tenant_id = $1', ['7']);
+  assert.ok(update.kind === 'router' && update.readsOnly !== true, 'a routed UPDATE is not readsOnly');
+});
