@@ -279,9 +279,10 @@ export class PipelinedChannel {
         return;
       } else if (entry instanceof RunMember) {
         if (type === Backend.CommandComplete || type === Backend.ErrorResponse || type === Backend.EmptyQueryResponse || type === Backend.PortalSuspended) {
-          // The member's statement is done: its messages, then the ReadyForQuery its own Sync would have brought.
-          entry.tenant.deliver(whole, runStart, end);
-          entry.tenant.deliver(readyIdle(), 0, 6);
+          // The member's statement is done: its messages, then the ReadyForQuery its own Sync would have
+          // brought — one buffer, so the client gets one plain write, not a writev of two pieces.
+          const reply = withReadyIdle(whole, runStart, end);
+          entry.tenant.deliver(reply, 0, reply.length);
           this.head++;
           this.answered(entry.tenant);
           // PostgreSQL skips the run's other requests to the shared Sync: they never ran, and go again.
@@ -419,12 +420,14 @@ function tenantOf(e: Entry): ChannelTenant | null {
   return e instanceof RunMember ? e.tenant : e instanceof ChannelTenant ? e : null;
 }
 
-/** A ReadyForQuery 'I' of its own per delivery: the tenant rewrites its status byte in place. */
-function readyIdle(): Buffer {
-  const b = Buffer.allocUnsafe(6);
-  b[0] = Backend.ReadyForQuery;
-  b.writeInt32BE(5, 1);
-  b[5] = 0x49;
+/** whole[from, to) followed by a ReadyForQuery 'I', in a buffer of its own (the tenant rewrites the status byte in place). */
+function withReadyIdle(whole: Buffer, from: number, to: number): Buffer {
+  const n = to - from;
+  const b = Buffer.allocUnsafe(n + 6);
+  whole.copy(b, 0, from, to);
+  b[n] = Backend.ReadyForQuery;
+  b.writeInt32BE(5, n + 1);
+  b[n + 5] = 0x49;
   return b;
 }
 
