@@ -37,6 +37,8 @@ export class RouterPlan {
   private readonly reference: ResolvedRelation[];
   private readonly pins: PinnedValue[][];
   private readonly textByShardIndex = new Map<number, string>();
+  /** The route of each shard group, built on its first use: routes are never modified, and a plan lives for one catalog version. */
+  private readonly routeByShardIndex: Route[] = [];
   /** Rotates reads of reference-only statements across nodes. */
   private static referenceReadCounter = 0;
 
@@ -87,6 +89,10 @@ export class RouterPlan {
         else if (index !== shardIndex) return new NotRoutable('the pinned values fall into different shards');
       }
     }
+    return (this.routeByShardIndex[shardIndex] ??= this.routeTo(shardIndex));
+  }
+
+  private routeTo(shardIndex: number): Route {
     const anchor = this.distributed[0].table.shards[shardIndex];
     const node = anchor.placements[0].node;
     return {
