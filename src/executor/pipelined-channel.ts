@@ -243,7 +243,7 @@ export class PipelinedChannel {
 
   /** A read that may share a Sync: its tenant has nothing else on this channel, so a re-send keeps the tenant's order. */
   private joinsRun(p: Pending): boolean {
-    return p.coalesce && this.coalescing && p.tenant.onChannel === 1;
+    return p.coalesce && this.coalescing && p.tenant.onChannel === 1 && endsWithSync(p.parts[p.parts.length - 1]);
   }
 
   private writeMember(p: Pending): void {
@@ -414,6 +414,10 @@ export class PipelinedChannel {
     this.requests = 0;
     for (const t of tenants) t.transportLost(this.unsolicitedError);
   }
+}
+
+function endsWithSync(b: Buffer | undefined): boolean {
+  return b !== undefined && b.length >= SYNC.length && b[b.length - 5] === 0x53 && b.readInt32BE(b.length - 4) === 4;
 }
 
 function tenantOf(e: Entry): ChannelTenant | null {
