@@ -14,7 +14,6 @@ import { MessageWriter } from '../protocol/writer.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import { readParse } from '../protocol/frontend/parse.js';
 import { readBind, paramFormat, type BindMessage } from '../protocol/frontend/bind.js';
-import { createHash } from 'node:crypto';
 import { bindPushdownParams, pushdownHasParams } from '../planner/pushdown-params.js';
 import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { readDescribe, readClose, readExecute } from '../protocol/frontend/describe-execute-close.js';
@@ -26,6 +25,7 @@ import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
+import { workerStatementName } from './worker-statements.js';
 
 export abstract class ExtendedProtocol extends RouteRunner {
 
@@ -37,14 +37,19 @@ export abstract class ExtendedProtocol extends RouteRunner {
     this.statements.delete(name);
     if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
     for (const other of this.statements.values()) if (other === old) return;
-    this.closeWorkerStatements(old.id);
+    this.closeWorkerStatements(old);
   }
 
-  /** Closes the worker-side statements of a client statement (Close + Flush: no Sync mid-cycle). */
-  protected closeWorkerStatements(id: number): void {
+  /**
+   * Closes the worker-side statements a client statement used on the
+   * session's links (Close + Flush: no Sync mid-cycle). Another statement of
+   * the same text then prepares its name again where it needs it.
+   */
+  protected closeWorkerStatements(st: PlannedStatement): void {
+    if (!st.workerNames) return;
     for (const link of this.workers.values()) {
-      for (const wname of [...link.prepared]) {
-        if (wname.startsWith(`pgw${id}_`) && link.pending === 0) {
+      for (const wname of st.workerNames) {
+        if (link.prepared.has(wname) && link.pending === 0) {
           link.prepared.delete(wname);
           link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
         }
@@ -70,7 +75,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       this.planCache.delete(oldestKey);
       let used = false;
       for (const other of this.statements.values()) if (other === oldest) used = true;
-      if (!used) this.closeWorkerStatements(oldest.id);
+      if (!used) this.closeWorkerStatements(oldest);
     }
     this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
   }
@@ -204,9 +209,9 @@ export abstract class ExtendedProtocol extends RouteRunner {
     if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
-      // A pull's final query differs between a pushdown, a broadcast and the plain pull: one statement each.
-      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? `pull_${textKey(sql)}` : 0;
-      const wname = `pgw${stmt.id}_${shardKey}`;
+      // Named after the text (and types): a pull's final query differs between a pushdown, a broadcast and
+      // the plain pull, so each gets its own; a shard's text is the same for every session (worker-statements.ts).
+      const wname = usedName(stmt, sql, paramTypes);
       await lazyParseAnswered(link, wname);
       if (this.cycleFailed) {
         // The Parse failed within this request: its error is the request's answer.
@@ -318,7 +323,7 @@ export abstract class ExtendedProtocol extends RouteRunner {
       const watched = !task && this.watched(stmt.plan.route(null));
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
-        const wname = `pgw${stmt.id}_d`;
+        const wname = usedName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
         await lazyParseAnswered(link, wname);
         if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
@@ -419,7 +424,6 @@ export abstract class ExtendedProtocol extends RouteRunner {
   private async runWatchedPortal(statement: { query: string; paramTypes: readonly number[] }, bindBytes: Buffer): Promise<CollectedResult | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    this.txn.noteLocalStatement(statement.query);
     let result: CollectedResult | null = null;
     const ok = await this.runWatchingRoles(statement.query, async () => {
       const r = await collectOnLink(this.coordinator, encodeTaskWithParams(statement.query, bindBytes, statement.paramTypes));
@@ -530,14 +534,16 @@ function namesPortal(buf: Buffer, start: number, end: number, portal: string): b
 
 let statementCounter = 0;
 
-/** A short, stable key of a statement text (names of worker-side prepared statements). */
-function textKey(sql: string): string {
-  return createHash('sha1').update(sql).digest('hex').slice(0, 12);
-}
-
-/** Statement ids are unique per process: worker connections move between sessions with their statements. */
+/** Statement ids are unique per process (plan caches and tests tell statements apart by them). */
 function nextStatementId(): number {
   return ++statementCounter;
+}
+
+/** The worker-side name for `sql`, remembered on the statement so dropping it can close what it used. */
+function usedName(stmt: PlannedStatement, sql: string, paramTypes: readonly number[]): string {
+  const name = workerStatementName(sql, paramTypes);
+  (stmt.workerNames ??= new Set()).add(name);
+  return name;
 }
 
 /**
