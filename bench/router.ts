@@ -227,7 +227,7 @@ async function runRouter(args: string[]): Promise<void> {
         const w = await pgbench(weaveUrl, wl, o);
         const cpu = process.cpuUsage(cpu0);
         const cpuPerTx = (cpu.user + cpu.system) / Math.max(1, w.transactions);
-        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction`);
+        console.log(line(`-${wl} round ${round} pgweave:   `, w) + `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction (user ${(cpu.user / Math.max(1, w.transactions)).toFixed(0)}, system ${(cpu.system / Math.max(1, w.transactions)).toFixed(0)})`);
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);
         results.get(wl)!.weave.push(w.tps);
