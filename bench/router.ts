@@ -233,9 +233,10 @@ async function runRouter(args: string[]): Promise<void> {
         const cpu = process.cpuUsage(cpu0);
         const weaveServers = ((await settledServersCpuMicros(weave)) - weaveCpu0) / Math.max(1, w.transactions);
         const cpuPerTx = (cpu.user + cpu.system) / Math.max(1, w.transactions);
+        const perTx = (micros: number) => (micros / Math.max(1, w.transactions)).toFixed(0);
         console.log(
           line(`-${wl} round ${round} pgweave:   `, w) +
-            `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction, its servers ${weaveServers.toFixed(0)} µs/transaction`,
+            `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction (user ${perTx(cpu.user)}, system ${perTx(cpu.system)}), its servers ${weaveServers.toFixed(0)} µs/transaction`,
         );
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);

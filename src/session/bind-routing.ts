@@ -12,7 +12,6 @@
  * and no microtask on the hot path. Everything else continues in an async
  * step from where the synchronous part stopped, never doing a step twice.
  */
-import { createHash } from 'node:crypto';
 import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
 import { Completes, type Expectation } from '../executor/backend-link.js';
@@ -27,6 +26,7 @@ import { BIND_COMPLETE } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeParse } from './extended-encoders.js';
 import { E_BIND, E_DESCRIBE, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
 import { RouteRunner } from './route-runner.js';
+import { usedWorkerName } from './worker-statements.js';
 
 export abstract class BindRouting extends RouteRunner {
   protected handleBind(buf: Buffer, start: number, end: number): Promise<void> | undefined {
@@ -149,9 +149,9 @@ export abstract class BindRouting extends RouteRunner {
     if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
       const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
-      // A pull's final query differs between a pushdown, a broadcast and the plain pull: one statement each.
-      const shardKey = route.kind === 'router' ? route.task.shardIds[0] : route.kind === 'pull' ? `pull_${textKey(sql)}` : 0;
-      const wname = `pgw${stmt.id}_${shardKey}`;
+      // Named after the text (and types): a pull's final query differs between a pushdown, a broadcast and
+      // the plain pull, so each gets its own; a shard's text is the same for every session (worker-statements.ts).
+      const wname = usedWorkerName(stmt, sql, paramTypes);
       await lazyParseAnswered(link, wname);
       if (this.cycleFailed) {
         // The Parse failed within this request: its error is the request's answer.
@@ -288,11 +288,6 @@ function pipelinedRequestEnd(buf: Buffer, from: number, portal: string): number 
 function namesPortal(buf: Buffer, start: number, end: number, portal: string): boolean {
   if (portal === '') return end === start;
   return end - start === Buffer.byteLength(portal) && buf.toString('utf8', start, end) === portal;
-}
-
-/** A short, stable key of a statement text (names of worker-side prepared statements). */
-function textKey(sql: string): string {
-  return createHash('sha1').update(sql).digest('hex').slice(0, 12);
 }
 
 /**

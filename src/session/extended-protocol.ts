@@ -19,6 +19,7 @@ import { encodeDescribe, encodeSync, encodeFlush, encodeClose, encodeTaskWithPar
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, planCacheKey, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
+import { usedWorkerName } from './worker-statements.js';
 
 export abstract class ExtendedProtocol extends BindRouting {
 
@@ -30,14 +31,19 @@ export abstract class ExtendedProtocol extends BindRouting {
     this.statements.delete(name);
     if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
     for (const other of this.statements.values()) if (other === old) return;
-    this.closeWorkerStatements(old.id);
+    this.closeWorkerStatements(old);
   }
 
-  /** Closes the worker-side statements of a client statement (Close + Flush: no Sync mid-cycle). */
-  protected closeWorkerStatements(id: number): void {
+  /**
+   * Closes the worker-side statements a client statement used on the
+   * session's links (Close + Flush: no Sync mid-cycle). Another statement of
+   * the same text then prepares its name again where it needs it.
+   */
+  protected closeWorkerStatements(st: PlannedStatement): void {
+    if (!st.workerNames) return;
     for (const link of this.workers.values()) {
-      for (const wname of [...link.prepared]) {
-        if (wname.startsWith(`pgw${id}_`) && link.pending === 0) {
+      for (const wname of st.workerNames) {
+        if (link.prepared.has(wname) && link.pending === 0) {
           link.prepared.delete(wname);
           link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
         }
@@ -63,7 +69,7 @@ export abstract class ExtendedProtocol extends BindRouting {
       this.planCache.delete(oldestKey);
       let used = false;
       for (const other of this.statements.values()) if (other === oldest) used = true;
-      if (!used) this.closeWorkerStatements(oldest.id);
+      if (!used) this.closeWorkerStatements(oldest);
     }
     this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
   }
@@ -115,7 +121,7 @@ export abstract class ExtendedProtocol extends BindRouting {
       const watched = !task && this.watched(stmt.plan.route(null));
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
-        const wname = `pgw${stmt.id}_d`;
+        const wname = usedWorkerName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
         await lazyParseAnswered(link, wname);
         if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
@@ -216,7 +222,6 @@ export abstract class ExtendedProtocol extends BindRouting {
   private async runWatchedPortal(statement: { query: string; paramTypes: readonly number[] }, bindBytes: Buffer): Promise<CollectedResult | null> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    this.txn.noteLocalStatement(statement.query);
     let result: CollectedResult | null = null;
     const ok = await this.runWatchingRoles(statement.query, async () => {
       const r = await collectOnLink(this.coordinator, encodeTaskWithParams(statement.query, bindBytes, statement.paramTypes));
@@ -299,7 +304,7 @@ export abstract class ExtendedProtocol extends BindRouting {
 
 let statementCounter = 0;
 
-/** Statement ids are unique per process: worker connections move between sessions with their statements. */
+/** Statement ids are unique per process (plan caches and tests tell statements apart by them). */
 function nextStatementId(): number {
   return ++statementCounter;
 }

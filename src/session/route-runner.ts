@@ -50,7 +50,6 @@ export abstract class RouteRunner extends SessionBase {
     switch (route.kind) {
       case 'local': {
         await this.switchTo(this.coordinator);
-        this.txn.noteLocalStatement(text);
         if (route.watchRoles && this.services.watchRoles) return this.runWatchingRoles(text);
         const r = await this.forwardAndWait(this.coordinator, encodeQuery(text));
         return r;

@@ -361,7 +361,7 @@ export abstract class SessionBase {
       link.close();
       throw new PgError({ code: '08006', message: 'the session ended' });
     }
-    this.txn.replaySets(link);
+    this.txn.sets.replay(link);
     return link;
   }
 
@@ -398,7 +398,7 @@ export abstract class SessionBase {
           }
           this.workerNodes.set(node.nodeId, node);
           this.workers.set(node.nodeId, l);
-          this.txn.replaySets(l);
+          this.txn.sets.replay(l);
           return l;
         });
         this.connecting.set(node.nodeId, pending);

@@ -71,6 +71,8 @@ export interface PlannedStatement {
   query: string;
   plan: StatementPlan;
   paramTypes: number[];
+  /** Names of the worker-side prepared statements it used (worker-statements.ts), closed when it is dropped. */
+  workerNames?: Set<string>;
   /** The parameter types PostgreSQL inferred for `plan` (pushdown-param-values.ts), once a pushdown needed them. */
   inferredTypes?: { plan: StatementPlan; types: ParamTypes };
 }

@@ -12,15 +12,12 @@
  * characteristics come from the coordinator at BEGIN (SHOW needs no
  * snapshot), so session defaults count too.
  *
- * Snapshots (atomic visibility, transaction/commit-gate.ts). A statement
- * that reads several nodes outside a block runs in a REPEATABLE READ
- * transaction per node whose snapshot is taken, under the commit gate, by a
- * first `SELECT 1`; the statement's tasks follow in the same transaction (so
- * several shards on one node are read from one snapshot too). A REPEATABLE
- * READ or SERIALIZABLE block takes every node's snapshot together, under the
- * gate, when it first touches a worker. A READ COMMITTED block holds the gate
- * while a multi-node read's statements start (each takes its snapshot at its
- * start). `SET pgweave.atomic_visibility = off` skips all of it.
+ * Snapshots (atomic visibility, transaction/commit-gate.ts): a multi-node
+ * read outside a block runs under one snapshot per node taken under the
+ * commit gate (multi-shard-run.ts, consistent-pull.ts); a REPEATABLE READ
+ * block takes every node's snapshot together (block-snapshots.ts); a READ
+ * COMMITTED block holds the gate while a multi-node read's statements start.
+ * `SET pgweave.atomic_visibility = off` skips all of it.
  *
  * Commit. No worker joined: the coordinator PostgreSQL commits. One node
  * wrote (the coordinator counts when its transaction has an xid): one-phase
@@ -31,95 +28,69 @@
  * block of their own (an implicit transaction, as PostgreSQL runs a
  * multi-statement query), so they are all-or-nothing too.
  *
- * Deadlocks. The detector (jobs/deadlock-detector.ts) marks a victim; its
- * cancellation error (57014) reaches the client as 40P01 naming the
- * distributed deadlock.
- *
- * This file owns the block's state (joined links, characteristics, SETs,
- * savepoints, lost links, deadlock victim) and transaction control; the
- * pieces with one job each live beside it: block-opening.ts (BEGIN,
- * characteristics, SET LOCALs, savepoints), block-snapshots.ts (REPEATABLE
- * READ snapshots), block-commit.ts (1PC/2PC), consistent-pull.ts (pulls
- * under snapshots), shard-affinity.ts, insert-evaluation.ts,
- * multi-shard-run.ts, txn-wire.ts.
+ * This file owns the block's state (joined links, lost links) and
+ * transaction control; the pieces with one job each live beside it:
+ * block-opening.ts (BEGIN, characteristics, SET LOCALs, savepoints),
+ * block-time.ts (what BEGIN asks the coordinator, the block's time),
+ * block-deadlock.ts (the deadlock detector's tag and victim),
+ * block-snapshots.ts (REPEATABLE READ snapshots), block-commit.ts
+ * (1PC/2PC), block-extras.ts (extra connections, shard-group affinity),
+ * session-sets.ts (session-level SETs), consistent-pull.ts (pulls under
+ * snapshots), insert-evaluation.ts, multi-shard-run.ts, txn-wire.ts.
  */
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import type { BackendLink } from '../executor/backend-link.js';
-import { queryOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
+import { queryOnLink, type CollectedResult } from '../executor/link-query.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable, Route } from '../planner/route.js';
 import type { SessionServices } from './services.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
-import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
 import { runMultiShardTasks, type TaskRunContext } from './multi-shard-run.js';
 import { E_READY_UNREAD, sendSwallowed } from './txn-wire.js';
 import { InsertEvaluations } from './insert-evaluation.js';
-import { ShardAffinity } from './shard-affinity.js';
+import { BlockExtras, type ExtraConnections } from './block-extras.js';
 import { runConsistentPull } from './consistent-pull.js';
 import { BlockOpening, isChain } from './block-opening.js';
 import { BlockSnapshots, type SnapshotHost } from './block-snapshots.js';
 import { commitNode, commitNodes, commitWritten, type CommitContext } from './block-commit.js';
-
-/** Connections beyond the session's one per node (slow start): opened as the client, given back after use. */
-export interface ExtraConnections {
-  open(node: WorkerNode): Promise<BackendLink>;
-  /** Gives back an idle link outside any transaction (to the pool when `poolable`, else closes it). */
-  release(node: WorkerNode, link: BackendLink, poolable: boolean): void;
-}
+import { BlockTime } from './block-time.js';
+import { SessionSets } from './session-sets.js';
+import { BlockDeadlockTag } from './block-deadlock.js';
 
 const IMPLICIT_KINDS = new Set<Route['kind']>(['local', 'router', 'multi-shard', 'pull', 'evaluate-insert']);
 /** Words of row-locking clauses (FOR UPDATE / SHARE …): such reads may wait for locks. */
 const LOCKING_WORDS = new Set(['for']);
 
-/** now() in UTC, exactly (microseconds), readable whatever the session's DateStyle. */
-const TRANSACTION_TIME_EXPR = `pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD HH24:MI:SS.US') OPERATOR(pg_catalog.||) '+00'`;
-const TRANSACTION_TIME_SQL = `SELECT ${TRANSACTION_TIME_EXPR}`;
-/**
- * The block's characteristics and its time in one statement after BEGIN
- * (current_setting shows what SHOW shows): the coordinator runs two
- * statements per block instead of five. It takes a snapshot, as the time
- * alone would (READ COMMITTED blocks only, see `begin`).
- */
-const CHARACTERISTICS_AND_TIME_SQL = `SELECT pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable'), ${TRANSACTION_TIME_EXPR}`;
-
 function parseOff(value: string | undefined): boolean {
   return value !== undefined && /^\s*'?(off|false|no|0|f|n)'?\s*$/i.test(value);
 }
 
-
 export class SessionTransaction {
   /** BEGIN, characteristics, SET LOCALs and savepoints of the open block (block-opening.ts). */
   private block = new BlockOpening();
-  private sets: string[] = [];
+  /** Session-level SETs, replayed on new worker links (session-sets.ts). */
+  readonly sets = new SessionSets();
   /** The block is an implicit transaction of a multi-statement query. */
   private implicit = false;
   /** Pull queries created temporary tables in this block (the coordinator then cannot be prepared). */
   private pulledInBlock = false;
   /** REPEATABLE READ blocks: every node's snapshot, taken together (block-snapshots.ts). */
   private readonly snapshots = new BlockSnapshots();
-  /** The distributed transaction's tag (0: none yet), see transaction/deadlock-detection.ts. */
-  private tag = 0;
-  /** Set when the deadlock detector chose this transaction as its victim. */
-  private victim: string | null = null;
+  /** The block's tag for the deadlock detector, and whether it is the victim (block-deadlock.ts). */
+  private readonly deadlock = new BlockDeadlockTag();
   /** A node of the open block was lost: the block can only roll back. */
   broken = false;
   /** Why the block broke, until a statement has reported it. */
   private lostInBlock: PgError | null = null;
-  /** The block's extra connections (slow start); they commit and roll back with it. */
-  private blockExtras: Array<{ node: WorkerNode; link: BackendLink }> = [];
-  /** Shard group → the block's connection that used it (shard-affinity.ts). */
-  private readonly affinity: ShardAffinity;
+  /** The block's extra connections (slow start) and shard-group affinity (block-extras.ts). */
+  private readonly extras: BlockExtras;
   /** Whether the coordinator's xid comes only from rolled-back INSERT evaluations (insert-evaluation.ts). */
   private readonly evaluations: InsertEvaluations;
-  /** The coordinator's transaction timestamp in the open block, once asked (transactionTime). */
-  private blockTime: string | null = null;
-  /** The open block asked for the transaction time (the next BEGIN then fetches it along). */
-  private timeWanted = false;
-  /** The BEGIN text whose last block was READ COMMITTED (may fetch the time along, see begin). */
-  private readCommittedBegin: string | null = null;
+  /** The block's characteristics and time as the coordinator gave them at BEGIN (block-time.ts). */
+  private readonly time = new BlockTime();
 
   constructor(
     private readonly coordinator: BackendLink,
@@ -128,9 +99,9 @@ export class SessionTransaction {
     private readonly settings: ReadonlyMap<string, string> = new Map(),
     /** Opens (or reuses) the session's link to a node without joining it to the block. */
     private readonly openLink: ((node: WorkerNode) => Promise<BackendLink>) | null = null,
-    private readonly extraConnections: ExtraConnections | null = null,
+    extraConnections: ExtraConnections | null = null,
   ) {
-    this.affinity = new ShardAffinity(services);
+    this.extras = new BlockExtras(services, extraConnections);
     this.evaluations = new InsertEvaluations(coordinator);
   }
 
@@ -142,13 +113,13 @@ export class SessionTransaction {
 
   private joined(): BackendLink[] {
     const out = [...this.workers.values()].filter((w) => w.inTransaction);
-    for (const e of this.blockExtras) if (e.link.inTransaction) out.push(e.link);
+    for (const link of this.extras.links) if (link.inTransaction) out.push(link);
     return out;
   }
 
   /** Whether session-level SETs were made (worker connections then stay with the session). */
   get hasSessionSettings(): boolean {
-    return this.sets.length > 0;
+    return this.sets.any;
   }
 
   /** The commit gate, when this session wants atomic visibility. */
@@ -173,19 +144,8 @@ export class SessionTransaction {
       for (const w of this.joined()) w.send(encodeQuery(text), [E_READY_UNREAD]);
       return;
     }
-    this.sets.push(text);
-    if (this.sets.length > 100) this.sets.shift();
-    for (const w of [...this.workers.values(), ...this.extraLinks]) if (!w.lost) w.send(encodeQuery(text), [E_READY_UNREAD]);
+    this.sets.remember(text, [...this.workers.values(), ...this.extraLinks]);
   }
-
-  /** Session-level SETs replayed on a new worker link (search_path, timezone, statement_timeout…). */
-  replaySets(link: BackendLink): void {
-    if (this.sets.length === 0) return;
-    link.send(encodeQuery(this.sets.join('\n;')), [E_READY_UNREAD]);
-  }
-
-  /** Kept for callers; whether the coordinator wrote is asked of the coordinator at COMMIT. */
-  noteLocalStatement(_text: string): void {}
 
   // ---- joining ---------------------------------------------------------------
 
@@ -201,21 +161,13 @@ export class SessionTransaction {
     if (isWrite) link.wroteInTransaction = true;
   }
 
-  private ensureTag(): number {
-    if (this.tag === 0) {
-      this.tag = newTransactionTag();
-      registerTransaction(this.tag, { markVictim: (detail) => (this.victim = detail) });
-    }
-    return this.tag;
-  }
-
   /** Sends the block's opening to a link; resolves when the link has answered it (its snapshot exists in REPEATABLE READ). */
   private joinLink(link: BackendLink, snapshot: string | null = null): Promise<PgError | null> {
     link.inTransaction = true;
     link.rewriteError = (err) => this.translate(err);
     // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
     const imported = snapshot === null ? [] : [`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`];
-    return sendSwallowed(link, this.block.sql([...imported, tagSql(this.ensureTag())]));
+    return sendSwallowed(link, this.block.sql([...imported, this.deadlock.sql()]));
   }
 
   private snapshotHost(): SnapshotHost {
@@ -253,7 +205,8 @@ export class SessionTransaction {
    * go (as PostgreSQL's own victim's do) before the client's ROLLBACK.
    */
   translate(err: PgError): PgError | null {
-    if (this.victim === null || err.fields.code !== '57014') return null;
+    const victim = this.deadlock.victimError(err);
+    if (!victim) return null;
     this.broken = true;
     for (const w of this.joined()) {
       if (w.pending > 0 || w.lost) continue;
@@ -261,7 +214,7 @@ export class SessionTransaction {
       w.inTransaction = false;
       w.wroteInTransaction = false;
     }
-    return new PgError({ severity: 'ERROR', code: '40P01', message: DEADLOCK_MESSAGE, detail: this.victim });
+    return victim;
   }
 
   private translated(err: PgError | null): PgError | null {
@@ -283,30 +236,20 @@ export class SessionTransaction {
 
   private reset(): void {
     this.afterCommitHooks = [];
-    if (this.tag !== 0) unregisterTransaction(this.tag);
-    this.tag = 0;
-    this.victim = null;
+    this.deadlock.end();
     this.broken = false;
     this.lostInBlock = null;
     this.block = new BlockOpening();
     this.implicit = false;
     this.pulledInBlock = false;
     this.evaluations.reset();
-    this.blockTime = null;
+    this.time.reset();
     this.snapshots.reset();
     for (const w of this.workers.values()) {
       w.inTransaction = false;
       w.wroteInTransaction = false;
     }
-    // The block ended on its extra connections too: they go back once their last reply is in
-    // (COMMIT PREPARED may still be on its way); one lost or left in a transaction is closed.
-    for (const { node, link } of this.blockExtras) {
-      link.inTransaction = false;
-      link.wroteInTransaction = false;
-      this.extraConnections?.release(node, link, !this.hasSessionSettings);
-    }
-    this.blockExtras = [];
-    this.affinity.clear();
+    this.extras.endBlock(!this.hasSessionSettings);
   }
 
   // ---- transaction control -------------------------------------------------------
@@ -346,32 +289,14 @@ export class SessionTransaction {
   }
 
   private async begin(text: string): Promise<string | PgError> {
-    const wasInBlock = this.coordinator.status !== 0x49;
-    // SHOW takes no snapshot: the block's characteristics, whatever set them (BEGIN options, session defaults).
-    const opening = `${text}\n;SHOW transaction_isolation\n;SHOW transaction_read_only\n;SHOW transaction_deferrable`;
-    // The transaction time comes with the BEGIN when the session's last block asked for it and
-    // its last block of this BEGIN was READ COMMITTED (pgbench -N: no round trip for it later).
-    // Its SELECT takes a snapshot, which only READ COMMITTED may take this early: a block
-    // that turns out otherwise begins again without it.
-    const withTime = !wasInBlock && this.timeWanted && this.readCommittedBegin === text;
-    let r = await queryOnLink(this.coordinator, withTime ? `${text}\n;${CHARACTERISTICS_AND_TIME_SQL}` : opening);
-    if (r.error) return r.error;
-    if (!wasInBlock) {
-      let [iso, ro, def, time] = withTime
-        ? (r.rows[0] ? decodeDataRow(r.rows[0]) : []).map((v) => v ?? '')
-        : r.rows.map((row) => decodeDataRow(row)[0] ?? '');
-      if (withTime && iso !== 'read committed') {
-        r = await queryOnLink(this.coordinator, `ROLLBACK\n;${opening}`);
-        if (r.error) return r.error;
-        [iso, ro, def] = r.rows.map((row) => decodeDataRow(row)[0] ?? '');
-        time = '';
-      }
+    const opensBlock = this.coordinator.status === 0x49;
+    const start = await this.time.begin(this.coordinator, text, opensBlock);
+    if (start instanceof PgError) return start;
+    if (start) {
       this.reset();
-      this.block = BlockOpening.begun(text, iso ?? '', ro ?? '', def ?? '');
+      this.time.time = start.time;
+      this.block = BlockOpening.begun(text, start.isolation, start.readOnly, start.deferrable);
       this.evaluations.begun();
-      this.readCommittedBegin = iso === 'read committed' ? text : null;
-      this.timeWanted = false;
-      if (withTime && time) this.blockTime = time;
     }
     return /^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN';
   }
@@ -466,23 +391,12 @@ export class SessionTransaction {
   }
 
   /**
-   * The coordinator's transaction timestamp (now(), as ISO 8601 text with its
-   * UTC offset): what the transaction-time functions of an INSERT into
-   * distributed tables stand for (planner/transaction-time.ts). Inside a
-   * block it cannot change, so it is asked once per block; outside one, per
-   * statement. `ask` runs the query on the coordinator (the session keeps
-   * output in order).
+   * The coordinator's transaction timestamp (now(), ISO 8601 with its UTC
+   * offset) that transaction-time functions of INSERTs stand for: once per
+   * block, per statement outside one (block-time.ts).
    */
   async transactionTime(ask: (sql: string) => Promise<string>): Promise<string> {
-    const inBlock = this.coordinator.status !== 0x49;
-    if (inBlock) this.timeWanted = true;
-    if (inBlock && this.blockTime !== null) return this.blockTime;
-    const before = this.coordinator.runCount;
-    const time = await ask(TRANSACTION_TIME_SQL);
-    // A SELECT of now() neither writes nor takes an xid.
-    this.evaluations.ranReadOnly(before);
-    if (inBlock) this.blockTime = time;
-    return time;
+    return this.time.get(this.coordinator, ask, this.evaluations);
   }
 
   /** An INSERT evaluation starts in the block; `hadXid`: the coordinator's transaction had an xid before it (insert-evaluation.ts). */
@@ -513,43 +427,33 @@ export class SessionTransaction {
 
   private taskContext(): TaskRunContext {
     const inBlock = this.coordinator.status !== 0x49;
+    const extra = this.extras.connections;
     return {
       inBlock,
       settings: this.settings,
       gate: () => this.gate(),
       holdGateInBlock: (route) => this.readCommitted && !route.tasks.some((t) => mentionsAnyWord(t.sql, LOCKING_WORDS)),
-      ensureTag: () => this.ensureTag(),
+      ensureTag: () => this.deadlock.ensure(),
       translate: (err) => this.translate(err),
       commitNode: (l) => commitNode(this.commitContext(), l),
       commitMultiNode: (links) => commitWritten(this.commitContext(), links),
-      endOwnTransaction: () => {
-        unregisterTransaction(this.tag);
-        this.tag = 0;
-        this.victim = null;
-      },
-      openExtra: (node) => this.extraConnections!.open(node),
-      releaseExtra: (node, link) => this.extraConnections!.release(node, link, !this.hasSessionSettings),
+      endOwnTransaction: () => this.deadlock.end(),
+      openExtra: (node) => extra!.open(node),
+      releaseExtra: (node, link) => extra!.release(node, link, !this.hasSessionSettings),
       // DEFERRABLE blocks cannot import a snapshot; without a way to open connections there is nothing to add.
-      blockAllowsExtras: () => this.extraConnections !== null && !this.block.deferrable && !this.broken,
+      blockAllowsExtras: () => extra !== null && !this.block.deferrable && !this.broken,
       joinExtra: async (node, link, snapshot) => {
-        if (!this.readCommitted && snapshot === null) {
-          this.extraConnections!.release(node, link, !this.hasSessionSettings);
-          return false;
-        }
-        const err = await this.joinLink(link, snapshot);
+        const err = !this.readCommitted && snapshot === null ? true : await this.joinLink(link, snapshot);
         if (err) {
-          if (!link.lost && link.status !== 0x49) await queryOnLink(link, 'ROLLBACK');
+          if (err !== true && !link.lost && link.status !== 0x49) await queryOnLink(link, 'ROLLBACK');
           link.inTransaction = false;
-          this.extraConnections!.release(node, link, !this.hasSessionSettings);
+          extra!.release(node, link, !this.hasSessionSettings);
           return false;
         }
-        this.blockExtras.push({ node, link });
+        this.extras.add(node, link);
         return true;
       },
-      blockSnapshot: async (node, first) => {
-        if (this.readCommitted) return null;
-        return this.snapshots.exportFor(node, first);
-      },
+      blockSnapshot: async (node, first) => (this.readCommitted ? null : this.snapshots.exportFor(node, first)),
       affinity: (node, shardIds) => this.affinityLink(node, shardIds, true),
       noteAccess: (link, node, shardIds) => this.noteAccess(link, node, shardIds),
     };
@@ -559,20 +463,18 @@ export class SessionTransaction {
 
   /** The connection of the open block a shard group is bound to (it holds its locks and writes), or null. */
   affinityLink(node: WorkerNode, shardIds: readonly number[], evenWithoutExtras = false): BackendLink | null {
-    // Without extra connections every shard group is on the node's one connection (the router path stops here).
-    if (this.blockExtras.length === 0 && !evenWithoutExtras) return null;
-    return this.affinity.linkFor(node, shardIds);
+    return this.extras.linkFor(node, shardIds, evenWithoutExtras);
   }
 
   /** Binds the shard groups a statement of the block used to the connection it used. */
   noteAccess(link: BackendLink, node: WorkerNode, shardIds: readonly number[]): void {
     if (this.coordinator.status === 0x49) return;
-    this.affinity.note(link, node, shardIds);
+    this.extras.note(link, node, shardIds);
   }
 
   /** The block's extra connections (slow start), for the session's status and cancel. */
   get extraLinks(): readonly BackendLink[] {
-    return this.blockExtras.map((e) => e.link);
+    return this.extras.links;
   }
 
   /**

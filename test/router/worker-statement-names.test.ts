@@ -1,0 +1,84 @@
+/**
+ * Worker-side prepared statements are named after their text and parameter
+ * types (session/worker-statements.ts): a worker connection given back to
+ * the idle pool keeps its statements, and a later session routing the same
+ * text binds them without a Parse of its own. Named per session instead,
+ * every new client session (pgbench opens new ones per run) parsed every
+ * statement again on every pooled connection it happened to get.
+ *
+ * Parses are counted on the coordinator's sockets to the workers (wrapping
+ * net.Socket's write path in this test process, where the coordinator
+ * runs). The blocks keep the statements on the session's own worker link
+ * (autocommit statements go through the shared pipelined channels).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type pg from 'pg';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { addWorkers, textClient } from './support.js';
+
+let cluster: TestCluster;
+let admin: pg.Client;
+/** Names of the Parse messages the coordinator sent to worker PostgreSQL servers. */
+const workerParses: string[] = [];
+type WriteGeneric = (this: net.Socket, writev: boolean, data: unknown, encoding: string, cb: () => void) => unknown;
+const proto = net.Socket.prototype as unknown as { _writeGeneric: WriteGeneric };
+const original = proto._writeGeneric;
+
+function noteParses(buf: Buffer): void {
+  for (let pos = 0; pos + 5 <= buf.length; pos += 1 + buf.readInt32BE(pos + 1)) {
+    if (buf[pos] === 0x50) workerParses.push(buf.toString('utf8', pos + 5, buf.indexOf(0, pos + 5)));
+  }
+}
+
+before(async () => {
+  proto._writeGeneric = function (this: net.Socket, writev, data, encoding, cb) {
+    if (cluster?.workers.some((w) => w.port === this.remotePort)) {
+      if (writev) for (const c of data as Array<{ chunk: Buffer }>) noteParses(Buffer.from(c.chunk));
+      else if (Buffer.isBuffer(data)) noteParses(data);
+    }
+    return original.call(this, writev, data, encoding, cb);
+  };
+  cluster = await startTestCluster({ workers: 2 });
+  admin = await textClient(cluster.url);
+  await addWorkers(admin, cluster);
+  await admin.query('CREATE TABLE wsn (id int PRIMARY KEY, v int NOT NULL)');
+  await admin.query(`SELECT create_distributed_table('wsn', 'id', shard_count => 4)`);
+  await admin.query('INSERT INTO wsn SELECT g, g FROM generate_series(1, 10) g');
+});
+
+after(async () => {
+  proto._writeGeneric = original;
+  await admin?.end().catch(() => {});
+  await cluster?.stop();
+});
+
+/** One block in a new session running a prepared statement (named `q`) on key 1; returns the worker Parses it caused. */
+async function blockInNewSession(text: string): Promise<{ parses: string[]; value: unknown }> {
+  const c = await textClient(cluster.url, 'wsn-test');
+  const from = workerParses.length;
+  try {
+    await c.query('BEGIN');
+    const r = await c.query({ name: 'q', text, values: [1] });
+    await c.query('COMMIT');
+    return { parses: workerParses.slice(from).filter((n) => n.startsWith('pgw') && !n.startsWith('pgwc')), value: r.rows[0] };
+  } finally {
+    await c.end();
+  }
+}
+
+test('a later session binds the statement a pooled worker connection already holds, without parsing it again', async () => {
+  const first = await blockInNewSession('SELECT v FROM wsn WHERE id = $1');
+  assert.deepEqual(first.value, { v: '1' });
+  assert.equal(first.parses.length, 1, 'the first session prepares the statement on the worker');
+  // The session's link went back to the pool with its statement; the next session takes it (LIFO).
+  const second = await blockInNewSession('SELECT v FROM wsn WHERE id = $1');
+  assert.deepEqual(second.value, { v: '1' });
+  assert.deepEqual(second.parses, [], 'the same text is bound under the same name');
+  // A different text gets its own statement (and name).
+  const third = await blockInNewSession('SELECT v + 1 AS w FROM wsn WHERE id = $1');
+  assert.deepEqual(third.value, { w: '2' });
+  assert.equal(third.parses.length, 1);
+  assert.notEqual(third.parses[0], first.parses[0]);
+});
