@@ -32,6 +32,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { cpus, loadavg } from 'node:os';
 import { workerNodes } from '../src/cluster/index.js';
+import { channelStats } from '../src/executor/pipelined-channel.js';
 import { machineSummary, median, runProgram, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
 import type { Benchmark } from './run.js';
 
@@ -228,6 +229,7 @@ async function runRouter(args: string[]): Promise<void> {
         const plainServers = ((await settledServersCpuMicros(plain)) - plainCpu0) / Math.max(1, p.transactions);
         console.log(line(`-${wl} round ${round} PostgreSQL:`, p) + `  server CPU ${plainServers.toFixed(0)} µs/transaction`);
         const weaveCpu0 = await settledServersCpuMicros(weave);
+        const { runs: runs0, coalesced: coalesced0, resent: resent0 } = channelStats;
         const cpu0 = process.cpuUsage();
         const w = await pgbench(weaveUrl, wl, o);
         const cpu = process.cpuUsage(cpu0);
@@ -238,6 +240,9 @@ async function runRouter(args: string[]): Promise<void> {
           line(`-${wl} round ${round} pgweave:   `, w) +
             `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction (user ${perTx(cpu.user)}, system ${perTx(cpu.system)}), its servers ${weaveServers.toFixed(0)} µs/transaction`,
         );
+        const runs = channelStats.runs - runs0;
+        const coalesced = channelStats.coalesced - coalesced0;
+        if (coalesced > 0) console.log(`  shared Syncs: ${coalesced} statements in ${runs} runs (${(coalesced / runs).toFixed(1)} per run), ${channelStats.resent - resent0} re-sent`);
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);
         results.get(wl)!.weave.push(w.tps);
