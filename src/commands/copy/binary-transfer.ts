@@ -15,7 +15,8 @@
  * built-in types (OIDs below 10000 are fixed by PostgreSQL itself) with
  * binary I/O — arrays of them included — except the reg* types (their
  * binary form is the OID, their text form the name the destination
- * resolves); enums (sent by label); domains over portable types. Not
+ * resolves); enums (sent by label); domains over portable types (one
+ * level: a domain over a domain stays text). Not
  * portable: composite types (record_send writes each attribute's type OID),
  * arrays of user-defined types (array_send writes the element type's OID),
  * types without binary I/O, extension types. Those — and nodes whose
@@ -32,22 +33,32 @@ export function copyFormat(binary: boolean): string {
   return binary ? ' (FORMAT binary)' : '';
 }
 
-const REG_TYPES = ['regproc', 'regprocedure', 'regoper', 'regoperator', 'regclass', 'regtype', 'regconfig', 'regdictionary', 'regnamespace', 'regrole', 'regcollation']
-  .map((t) => `'pg_catalog.${t}'::pg_catalog.regtype`).join(', ');
+/** regproc, regprocedure, regoper, regoperator, regclass, regtype, regconfig, regdictionary, regnamespace, regrole, regcollation. */
+const REG_TYPES = '24, 2202, 2203, 2204, 2205, 2206, 3734, 3769, 4089, 4096, 4191';
+
+/**
+ * Whether pg_type row `y` (a domain's base type already) has a portable
+ * binary form. A domain over a domain is not looked through: it stays text.
+ */
+function portable(y: string): string {
+  return `(${y}.typtype = 'e' OR (${y}.oid < 10000 AND ${y}.typtype IN ('b', 'r', 'm') AND ${y}.typsend <> 0 AND ${y}.typreceive <> 0 ` +
+    `AND (CASE WHEN ${y}.typcategory = 'A' THEN ${y}.typelem ELSE ${y}.oid END) NOT IN (${REG_TYPES})))`;
+}
+
+/** The base type of pg_type row `t` (itself unless a domain). */
+function baseOf(t: string): string {
+  return `CASE WHEN ${t}.typtype = 'd' THEN ${t}.typbasetype ELSE ${t}.oid END`;
+}
 
 /** Whether the type `typeOid` (an SQL expression) has a portable binary form (see the module comment). */
 export function portableTypeSql(typeOid: string): string {
-  return `(WITH RECURSIVE d(t) AS (SELECT (${typeOid})::pg_catalog.oid UNION ALL ` +
-    `SELECT y.typbasetype FROM pg_catalog.pg_type y JOIN d ON y.oid = d.t WHERE y.typtype = 'd') ` +
-    `SELECT COALESCE(pg_catalog.bool_and(y.typtype = 'e' OR (y.oid < 10000 AND y.typtype IN ('b', 'r', 'm') ` +
-    `AND y.typsend <> 0 AND y.typreceive <> 0 AND (CASE WHEN y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc ` +
-    `THEN y.typelem ELSE y.oid END) NOT IN (${REG_TYPES}))), false) ` +
-    `FROM d JOIN pg_catalog.pg_type y ON y.oid = d.t WHERE y.typtype <> 'd')`;
+  return `(SELECT ${portable('y')} FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type y ON y.oid = ${baseOf('t')} WHERE t.oid = ${typeOid})`;
 }
 
 /** One boolean: whether every column of `relation` (an SQL expression of type regclass) has a portable binary form. */
 export function portableColumnsSql(relation: string): string {
-  return `SELECT COALESCE(pg_catalog.bool_and(${portableTypeSql('a.atttypid')}), true) FROM pg_catalog.pg_attribute a ` +
+  return `SELECT COALESCE(pg_catalog.bool_and(${portable('y')}), true) FROM pg_catalog.pg_attribute a ` +
+    `JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_type y ON y.oid = ${baseOf('t')} ` +
     `WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped`;
 }
 
