@@ -52,7 +52,8 @@ function baseOf(t: string): string {
 
 /** Whether the type `typeOid` (an SQL expression) has a portable binary form (see the module comment). */
 export function portableTypeSql(typeOid: string): string {
-  return `(SELECT ${portable('y')} FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type y ON y.oid = ${baseOf('t')} WHERE t.oid = ${typeOid})`;
+  // Aliases of their own: `typeOid` may name a column of an outer `t`.
+  return `(SELECT ${portable('pgw_y')} FROM pg_catalog.pg_type pgw_t JOIN pg_catalog.pg_type pgw_y ON pgw_y.oid = ${baseOf('pgw_t')} WHERE pgw_t.oid = ${typeOid})`;
 }
 
 /** One boolean: whether every column of `relation` (an SQL expression of type regclass) has a portable binary form. */
