@@ -33,10 +33,16 @@ export async function clientSettings(ctx: Pick<CommandContext, 'runAsClient'>): 
   return r.rows.map((row) => [row[0]!, row[1] ?? '']);
 }
 
-/** One statement setting them (`local`: for the open transaction only). */
+/**
+ * One statement setting them (`local`: for the open transaction only). A
+ * setting the worker does not know (another PostgreSQL version) is left
+ * out; custom ones (a dot in the name) are placeholders anywhere.
+ */
 export function applySettingsSql(settings: ReadonlyArray<[string, string]>, local: boolean): string {
   if (settings.length === 0) return 'SELECT 1';
-  return `SELECT ${settings.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, ${local})`).join(', ')}`;
+  const values = settings.map(([name, value]) => `(${quoteLiteral(name)}, ${quoteLiteral(value)})`).join(', ');
+  return `SELECT pg_catalog.count(pg_catalog.set_config(s.name, s.value, ${local})) FROM (VALUES ${values}) AS s(name, value) ` +
+    `WHERE s.name IN (SELECT name FROM pg_catalog.pg_settings) OR pg_catalog.strpos(s.name, '.') > 0`;
 }
 
 /** Applies the client's settings on a connection opened for it. */
