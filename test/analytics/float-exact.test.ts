@@ -162,3 +162,28 @@ test('enums and domains travel in binary; arrays of user types and composites st
     await same(`WITH top AS (SELECT id, moods, p, m FROM u ORDER BY id DESC LIMIT 20) SELECT count(*), max(p::text), max(moods::text) FROM top JOIN o ON top.id = o.k`);
   });
 });
+
+test('binary float parameters of a pushed-down prepared statement reach the shards exactly', async () => {
+  const float8 = (v: number) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(v);
+    return b;
+  };
+  const float4 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeFloatBE(v);
+    return b;
+  };
+  const sql = 'SELECT grp, count(*), float8send(sum(d)) FROM m WHERE f >= $1 AND r >= $2 GROUP BY grp ORDER BY grp';
+  await withEachDigits(async (digits) => {
+    // 10/7 + 0.1 and 20/3 as float4: values whose text at 15 (or 6) digits reads back as another value.
+    const values = [float8(10 / 7.0 + 0.1), float4(20 / 3.0)];
+    const expected = await runQuery(reference, sql, 60_000, values, `p${digits}`);
+    const actual = await runQuery(weave, sql, 60_000, values, `p${digits}`);
+    assert.ok(expected.ok && actual.ok, `${sql}: ${!expected.ok ? expected.message : ''} ${!actual.ok ? actual.message : ''}`);
+    assert.ok(expected.result.rows.length > 0);
+    assert.deepEqual(actual.result.rows, expected.result.rows, sql);
+    const lines = await explainLines(weave, sql, 'COSTS OFF', [String(10 / 7.0 + 0.1), String(20 / 3.0)]);
+    assert.ok(lines.some((l) => l.includes('aggregate-pushdown') || l.includes('pushdown')), lines.join('\n'));
+  });
+});
