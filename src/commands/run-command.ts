@@ -18,6 +18,7 @@ import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import { TYPE_OID, type CommandDefinition, type Rows } from './command-types.js';
 import { coordinatorPool, ensureDatabaseCatalog, parseBool, resolveRelation } from './common.js';
 import type { CommandContext } from './context.js';
+import { applyClientSettings, clientSettings } from './client-settings.js';
 
 interface Task {
   node: WorkerNode;
@@ -58,13 +59,15 @@ async function runTasks(ctx: CommandContext, tasks: Task[], parallel: boolean): 
     const key = `${t.node.host}:${t.node.port}`;
     byNode.set(key, [...(byNode.get(key) ?? []), i]);
   });
+  // The client's TimeZone, DateStyle, search_path… (client-settings.ts): commands read as they would on the coordinator.
+  const settings = await clientSettings(ctx);
   const runNode = async (indexes: number[]): Promise<void> => {
     const { host, port } = tasks[indexes[0]!]!.node;
     let client: InternalClient;
     try {
       await ctx.pools.ensureDatabase(host, port, ctx.database);
       client = await connectAsClient(host, port, ctx.database, ctx.user, ctx.credentials);
-      if (becomeCaller) await client.query(becomeCaller).catch((err) => (client.close(), Promise.reject(err)));
+      await applyClientSettings(client, settings).then(() => (becomeCaller ? client.query(becomeCaller) : undefined)).catch((err) => (client.close(), Promise.reject(err)));
     } catch {
       for (const i of indexes) outcomes[i] = { success: false, result: `failed to connect to ${host}:${port}` };
       return;

@@ -19,7 +19,8 @@
  * Shipping: a broadcast table's rows (its needed columns, its own filter
  * applied on the shards) are pulled into a temporary table on the
  * coordinator PostgreSQL, then copied from there (CopyData forwarded as
- * bytes, fanned out with backpressure) into a table of the same
+ * bytes, fanned out with backpressure; binary when the column types allow,
+ * commands/copy/binary-transfer.ts) into a table of the same
  * columns on each task node's connection, and analyzed there — the very
  * connections, in the same snapshot transaction, that then run the shard
  * tasks. The worker tables go when the statement is done.
@@ -35,6 +36,7 @@ import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BroadcastCandidate, BroadcastTable, Route } from '../planner/route.js';
 import { createWorkerTableSql, workerTableSql } from '../planner/broadcast-planner.js';
 import { pullTables } from './pull-tables.js';
+import { copyFormat, portableTypeSql, sameEncoding } from '../commands/copy/binary-transfer.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 const COPY_FAIL = encodeMessage((w) => w.begin(Frontend.CopyFail).cstring('broadcast source failed').end());
@@ -125,11 +127,15 @@ export async function chooseBroadcast(coordinator: BackendLink, route: PullRoute
 /** Makes sure a node's database has the staging schema (planner/broadcast-planner.ts STAGING_SCHEMA). */
 export type StagingSchema = (node: WorkerNode) => Promise<void>;
 
-/** The temporary table's columns (`"a" integer COLLATE …, …`): the needed ones, at least one. */
-export async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[] } | PgError> {
+/**
+ * The temporary table's columns (`"a" integer COLLATE …, …`): the needed ones, at least one; `portable`:
+ * whether they all may travel in binary (commands/copy/binary-transfer.ts).
+ */
+export async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[]; portable: boolean } | PgError> {
   const r = await queryOnLink(coordinator,
     `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
+            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
+            ${portableTypeSql('a.atttypid')}
        FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
        LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
       WHERE a.attrelid = ${t.table.relationId} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
@@ -140,6 +146,7 @@ export async function columnDefinition(coordinator: BackendLink, t: BroadcastTab
   return {
     definition: cols.map(([name, type, coll]) => `${quoteIdent(name!)} ${type}${coll ? ` COLLATE ${coll}` : ''}`).join(', '),
     names: cols.map(([name]) => name!),
+    portable: cols.every((c) => c[3] === 't'),
   };
 }
 
@@ -210,7 +217,8 @@ export async function shipBroadcastTables(coordinator: BackendLink, c: Broadcast
       const created = await Promise.all(targets.map((l) => queryOnLink(l, createWorkerTableSql(t, cols.definition))));
       err = created.find((r) => r.error)?.error ?? null;
     }
-    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY ${workerTableSql(t)} FROM STDIN`);
+    const format = copyFormat(cols.portable && sameEncoding([coordinator, ...targets]));
+    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT${format}`, targets, `COPY ${workerTableSql(t)} FROM STDIN${format}`);
     if (!err) {
       const indexes = await indexSql(coordinator, t, cols.names);
       if (indexes instanceof PgError) err = indexes;

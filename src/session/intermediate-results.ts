@@ -9,7 +9,8 @@
  *     intermediate table is copied from the coordinator into a temporary
  *     table of the same columns on each task node's connection — the very
  *     connections, in the same snapshot, that then run the shard tasks
- *     (CopyData forwarded as bytes, broadcast-tables.ts `fanOutCopy`) — and
+ *     (CopyData forwarded as bytes, broadcast-tables.ts `fanOutCopy`, in
+ *     binary when the types allow: commands/copy/binary-transfer.ts) — and
  *     dropped there when the tasks are done;
  *   - inside a transaction block (a worker transaction that touched a
  *     temporary table cannot PREPARE) or when nothing pushes down: the
@@ -31,6 +32,7 @@ import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
 import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
 import { parseBytes } from './repartition-tables.js';
+import { copyFormat, portableTypeSql, sameEncoding } from '../commands/copy/binary-transfer.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -173,7 +175,8 @@ async function ship(coordinator: BackendLink, results: IntermediateResult[], nam
     const temp = quoteIdent(name);
     const cols = await queryOnLink(coordinator,
       `SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
-              CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END
+              CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END,
+              ${portableTypeSql('a.atttypid')}
          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
         WHERE a.attrelid = ${quoteLiteral(`pg_temp.${temp}`)}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
@@ -184,7 +187,8 @@ async function ship(coordinator: BackendLink, results: IntermediateResult[], nam
     const create = `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (${definition})`;
     const created = await Promise.all(targets.map((l) => queryOnLink(l, create)));
     let err = created.find((c) => c.error)?.error ?? null;
-    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT`, targets, `COPY pg_temp.${temp} FROM STDIN`);
+    const format = copyFormat(cols.rows.every((row) => decodeDataRow(row)[1] === 't') && sameEncoding([coordinator, ...targets]));
+    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT${format}`, targets, `COPY pg_temp.${temp} FROM STDIN${format}`);
     if (!err) err = (await Promise.all(targets.map((l) => queryOnLink(l, `ANALYZE pg_temp.${temp}`)))).find((c) => c.error)?.error ?? null;
     if (err) return err;
   }

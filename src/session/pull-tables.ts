@@ -5,9 +5,12 @@
  * CopyData messages of every shard's COPY TO STDOUT — forwarded as bytes,
  * shards of different nodes in parallel, with backpressure from the
  * coordinator's socket. Runs as the client's role everywhere, so privileges
- * and row-level security apply to what is pulled.
+ * and row-level security apply to what is pulled. The rows travel in binary
+ * when every column type allows it (commands/copy/binary-transfer.ts: exact
+ * floats whatever the session's extra_float_digits), each shard's header and
+ * trailer cut out between the one header and trailer of the COPY FROM.
  */
-import { PgError } from '../protocol/errors.js';
+import { PgError, toPgError } from '../protocol/errors.js';
 import { Frontend } from '../protocol/constants.js';
 import { encodeMessage } from '../protocol/writer.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
@@ -18,6 +21,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
+import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, portableColumnsSql, sameEncoding } from '../commands/copy/binary-transfer.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 
@@ -35,12 +39,9 @@ export async function pullTables(
   for (const [tableIndex, p] of pulls.entries()) {
     const temp = quoteIdent(p.tempName);
     // Partial results (p.prepared): the executor created the table from the worker query already.
-    const prep = p.prepared ? null : await queryOnLink(
-      coordinator,
-      `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)})`,
-    );
-    if (prep?.error) return prep.error;
-    const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN`));
+    const create = p.prepared ? '' : `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)}); `;
+    const prep = await queryOnLink(coordinator, `${create}${portableColumnsSql(`${quoteLiteral(`pg_temp.${temp}`)}::pg_catalog.regclass`)}`);
+    if (prep.error) return prep.error;
     const sinkSocket = coordinator.conn.socket;
     // Every shard's rows share the coordinator socket's one 'drain' listener (executor/write-gate.ts).
     const sink = writeGateFor(sinkSocket);
@@ -53,22 +54,36 @@ export async function pullTables(
       g.names.push(s.shardName);
       byNode.set(node.nodeId, g);
     }
+    const groups = [...byNode.values()];
+    let links: BackendLink[];
+    try {
+      links = await Promise.all(groups.map((g) => linkFor(g.node)));
+    } catch (err) {
+      await queryOnLink(coordinator, `DROP TABLE IF EXISTS pg_temp.${temp}`);
+      return toPgError(err, '08006');
+    }
     let failure: PgError | null = null;
+    const binary = decodeDataRow(prep.rows[prep.rows.length - 1])[0] === 't' && sameEncoding([coordinator, ...links]);
+    const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN${copyFormat(binary)}`));
+    if (binary) sink.write(BINARY_HEADER_MESSAGE);
     let corked = false;
     const uncork = () => {
       corked = false;
       sinkSocket.uncork();
     };
-    await Promise.all([...byNode.values()].map(async (g) => {
-      const link = await linkFor(g.node);
+    await Promise.all(groups.map(async (g, i) => {
+      const link = links[i];
       for (const name of g.names) {
         if (failure) return;
         const shardIndex = progress && tableIndex === 0 ? shards.findIndex((s) => s.shardName === name) : -1;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
         const sql = p.prepared
-          ? `COPY (${p.prepared.get(name)}) TO STDOUT`
-          : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT`;
-        const r = await streamCopyOut(link, sql, (msg) => {
+          ? `COPY (${p.prepared.get(name)}) TO STDOUT${copyFormat(binary)}`
+          : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT${copyFormat(binary)}`;
+        const body = binaryBody(binary);
+        const r = await streamCopyOut(link, sql, (whole) => {
+          const msg = body(whole);
+          if (!msg) return;
           if (progress) {
             progress.routed++;
             progress.bytes += msg.length - 5;
@@ -85,6 +100,7 @@ export async function pullTables(
         if (r.error) failure ??= r.error;
       }
     }).map((p) => p.catch((err) => { failure ??= err instanceof PgError ? err : new PgError({ code: '08006', message: String(err) }); })));
+    if (binary && !failure) sink.write(BINARY_TRAILER_MESSAGE);
     sinkSocket.write(failure ? copyFail('pull from a shard failed') : COPY_DONE);
     const done = await copyIn;
     if (failure || done.error) {

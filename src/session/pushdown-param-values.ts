@@ -9,7 +9,10 @@
  *   - the values: text-format values are the text the type's input
  *     function reads; binary-format ones are turned into that text by the
  *     coordinator (`SELECT $1::text, …` bound with the client's bytes and
- *     formats), so no binary format is decoded here.
+ *     formats), so no binary format is decoded here — but float4 and
+ *     float8: their text there follows the session's extra_float_digits
+ *     (0 or less rounds them), so their eight or four bytes are read here
+ *     and written as the shortest text that reads back the same value.
  */
 import { Backend } from '../protocol/constants.js';
 import { Frontend } from '../protocol/constants.js';
@@ -89,14 +92,27 @@ export async function paramLiterals(coordinator: BackendLink, bind: BindMessage,
   if (bind.params.length !== types.oids.length) {
     return new PgError({ code: '08P01', message: `bind message supplies ${bind.params.length} parameters, but prepared statement requires ${types.oids.length}` });
   }
-  let texts: Array<string | null> = bind.params.map((p) => (p === null ? null : p.toString('utf8')));
-  if (bind.params.some((p, i) => p !== null && paramFormat(bind, i) !== 0)) {
+  let texts: Array<string | null> = bind.params.map((p, i) => (p === null ? null : paramFormat(bind, i) === 0 ? p.toString('utf8') : exactFloatText(p, types.oids[i]!)));
+  if (bind.params.some((p, i) => p !== null && texts[i] === null)) {
     const select = `SELECT ${types.oids.map((_, i) => `$${i + 1}::pg_catalog.text`).join(', ')}`;
     const r = await exchange(coordinator, Buffer.concat([
       encodeParse(PROBE, select, types.oids), encodeBindValues(PROBE, bind), encodeExecute('', 0), encodeClose('S', PROBE), encodeSync(),
     ]));
     if (r.error) return r.error;
-    texts = decodeDataRow(r.rows[0]!);
+    const converted = decodeDataRow(r.rows[0]!);
+    texts = texts.map((t, i) => t ?? converted[i]!);
   }
   return texts.map((v, i) => typedLiteral(v, types.names[i]!));
+}
+
+const FLOAT4 = 700;
+const FLOAT8 = 701;
+
+/** A binary float4/float8 value as exact text (JavaScript's shortest round-trip form, which float4in/float8in read), else null. */
+function exactFloatText(bytes: Buffer, oid: number): string | null {
+  const n = oid === FLOAT8 && bytes.length === 8 ? bytes.readDoubleBE(0) : oid === FLOAT4 && bytes.length === 4 ? bytes.readFloatBE(0) : null;
+  if (n === null) return null;
+  if (Number.isNaN(n)) return 'NaN';
+  if (Object.is(n, -0)) return '-0';
+  return String(n);
 }

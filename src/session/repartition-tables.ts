@@ -24,7 +24,8 @@
  * source's shards are read with the side's own filter and only that target's
  * buckets: same node, `INSERT INTO staging SELECT …`; other node, `COPY
  * (SELECT …) TO STDOUT` piped byte for byte into `COPY staging FROM STDIN`
- * (commands/copy/worker-repartition.ts `pipe`, with backpressure). A
+ * (commands/copy/worker-repartition.ts `pipe`, with backpressure; binary
+ * when the column types allow, commands/copy/binary-transfer.ts). A
  * connection runs one statement at a time, so the moves run in rounds that
  * use each node once. Last, ANALYZE; the shard tasks read the partitions.
  * The staging tables are dropped when the statement is done, failed or not
@@ -39,6 +40,7 @@ import type { RepartitionCandidate, RepartitionSide, Route } from '../planner/ro
 import { bucketsOn } from '../planner/repartition-planner.js';
 import { each, pipe, shardIndexSql } from '../commands/copy/worker-repartition.js';
 import { columnDefinition, tableSizes, taskNodes } from './broadcast-tables.js';
+import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -165,11 +167,13 @@ export async function shipRepartitionTables(coordinator: BackendLink, c: Reparti
   try {
     const columns: string[][] = [];
     const bucketOf: string[] = [];
+    const portable: boolean[] = [];
     for (const [j, s] of c.sides.entries()) {
       const cols = await columnDefinition(coordinator, { table: s.table, tempName: s.stagingName, refName: s.refName, neededColumns: s.neededColumns, filterSql: null, workerTable: { schema: 'pg_temp', name: s.stagingName } });
       if (cols instanceof PgError) return cols;
       s.definition = cols.definition;
       columns.push(cols.names);
+      portable.push(cols.portable);
       bucketOf.push(shardIndexSql(c.pseudo[j], quoteIdent(s.key)));
     }
     await each(c.nodes, async (node) => {
@@ -218,7 +222,9 @@ export async function shipRepartitionTables(coordinator: BackendLink, c: Reparti
         const staging = `pg_temp.${quoteIdent(c.sides[m.side].stagingName)} (${columns[m.side].map(quoteIdent).join(', ')})`;
         const source = await linkFor(m.source);
         if (m.source.nodeId === m.target.nodeId) return run(source, `INSERT INTO ${staging} ${selectFor(m)}`);
-        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT`, await linkFor(m.target), `COPY ${staging} FROM STDIN`);
+        const target = await linkFor(m.target);
+        const format = copyFormat(portable[m.side] && sameEncoding([source, target]));
+        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT${format}`, target, `COPY ${staging} FROM STDIN${format}`);
         if (err) throw err;
       });
     }

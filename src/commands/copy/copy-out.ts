@@ -24,7 +24,7 @@
  * cut out. The CommandComplete counts the rows of every shard.
  */
 import type { Duplex } from 'node:stream';
-import { Backend, Frontend } from '../../protocol/constants.js';
+import { Backend } from '../../protocol/constants.js';
 import { PgError, toPgError } from '../../protocol/errors.js';
 import { readErrorResponse } from '../../protocol/backend/error-response.js';
 import { encodeMessage } from '../../protocol/writer.js';
@@ -35,7 +35,7 @@ import type { DistributedTable, WorkerNode } from '../../metadata/types.js';
 import type { CopyOutQuery } from '../../planner/route.js';
 import type { Node } from '../../sql/parse.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
-import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
+import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody } from './binary-transfer.js';
 import { clientError } from './shard-errors.js';
 import type { CopyCounters } from './copy-progress.js';
 
@@ -49,10 +49,6 @@ export interface CopyOutAccess {
 }
 
 const COPY_DONE = encodeMessage((w) => w.begin(Backend.CopyDone).end());
-
-function copyData(payload: Buffer): Buffer {
-  return encodeMessage((w) => w.begin(Frontend.CopyData).bytes(payload).end());
-}
 
 function commandComplete(tag: string): Buffer {
   return encodeMessage((w) => w.begin(Backend.CommandComplete).cstring(tag).end());
@@ -202,7 +198,7 @@ export async function streamCopyTo(
           if (started) return;
           started = true;
           client.write(message);
-          if (binary) client.write(copyData(BINARY_HEADER));
+          if (binary) client.write(BINARY_HEADER_MESSAGE);
         }, (bytes) => {
           if (index === 0) firstOut();
           if (!progress) return;
@@ -225,7 +221,7 @@ export async function streamCopyTo(
   flow.end();
   if (err) return err;
   if (!started) return new PgError({ code: 'XX000', message: 'no shard answered the COPY' });
-  if (binary) client.write(copyData(BINARY_TRAILER));
+  if (binary) client.write(BINARY_TRAILER_MESSAGE);
   client.write(Buffer.concat([COPY_DONE, commandComplete(`COPY ${count}`)]));
   return null;
 }
@@ -245,19 +241,13 @@ function copyShard(
   return new Promise((resolve) => {
     let error: PgError | null = null;
     let count = 0;
-    let headerLeft = binary ? BINARY_HEADER.length : 0;
+    const body = binaryBody(binary);
     link.collector = (type, buf, start, end) => {
       if (type === Backend.CopyData) {
-        let s = start + 5;
-        if (headerLeft > 0) {
-          const cut = Math.min(headerLeft, end - s);
-          headerLeft -= cut;
-          s += cut;
-        }
-        if (binary && end - s === 2 && buf[s] === 0xff && buf[s + 1] === 0xff) return;
-        if (s === end) return;
-        onRow(end - s);
-        flow.write(s === start + 5 ? buf.subarray(start, end) : copyData(buf.subarray(s, end)), link);
+        const message = body(buf.subarray(start, end));
+        if (!message) return;
+        onRow(message.length - 5);
+        flow.write(message, link);
       } else if (type === Backend.CopyOutResponse) onResponse(Buffer.from(buf.subarray(start, end)));
       else if (type === Backend.CommandComplete) count = tagCount(buf.toString('utf8', start + 5, end - 1));
       else if (type === Backend.ErrorResponse) error ??= readErrorResponse(buf, start, end);

@@ -30,12 +30,12 @@
  */
 import { PgError, toPgError } from '../../protocol/errors.js';
 import type { BackendLink } from '../../executor/backend-link.js';
-import { collectOnLink, streamCopyOut, type CollectedResult } from '../../executor/link-query.js';
+import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut, type CollectedResult } from '../../executor/link-query.js';
 import { encodeQuery } from '../../pool/frontend-encoders.js';
 import { Frontend } from '../../protocol/constants.js';
 import { encodeMessage } from '../../protocol/writer.js';
 import type { WorkerNode } from '../../metadata/types.js';
-import { quoteIdent, quoteQualified } from '../../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
 import { hashCallSql } from '../../sql/hash.js';
 import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
 import type { PullTable, Route } from '../../planner/route.js';
@@ -45,6 +45,7 @@ import { DistributedCopy } from './distributed-copy.js';
 import type { RoutingAccess } from './routing-config.js';
 import { clientError } from './shard-errors.js';
 import { runWorkerRepartition, type WorkerRepartition } from './worker-repartition.js';
+import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, portableTypeSql, sameEncoding } from './binary-transfer.js';
 
 export interface InsertSelectAccess extends RoutingAccess {
   settings: ReadonlyMap<string, string>;
@@ -138,17 +139,18 @@ async function workerRepartitionPlan(p: InsertSelectPlan, access: InsertSelectAc
   if (shape.error) throw shape.error;
   const fields = fieldTypes(shape.rowDescription);
   const width = fields.length;
-  const types = width === 0 ? [] : (await access.runAsClient(
-    `SELECT pg_catalog.format_type(t.o, t.m) FROM ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::int4[])) WITH ORDINALITY AS t(o, m, i) ORDER BY t.i`,
+  const described = width === 0 ? [] : (await access.runAsClient(
+    `SELECT pg_catalog.format_type(t.o, t.m), ${portableTypeSql('t.o')} FROM ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::int4[])) WITH ORDINALITY AS t(o, m, i) ORDER BY t.i`,
     [`{${fields.map((f) => f.oid).join(',')}}`, `{${fields.map((f) => f.typmod).join(',')}}`],
-  )).rows.map((r) => r[0]!);
+  )).rows;
+  const types = described.map((r) => r[0]!);
   const targetColumns = p.columns ?? columns.map((c) => c.name).slice(0, width);
   if (targetColumns.length !== width) return null;
   if (targetColumns.some((name) => columns.find((c) => c.name === name)?.generated)) return null;
   if (columns.some((c) => !targetColumns.includes(c.name) && needsCoordinator(target, c))) return null;
   const distIndex = targetColumns.indexOf(target.distributionColumn!);
   if (distIndex < 0) return null;
-  return { plan: p, types, targetColumns, distIndex };
+  return { plan: p, types, targetColumns, distIndex, portable: described.every((r) => r[1] === 't') };
 }
 
 /** Type oid and typmod of each field of a raw RowDescription. */
@@ -215,8 +217,11 @@ async function gather(p: InsertSelectPlan, access: InsertSelectAccess, columns: 
   // Output typed exactly like the target columns (and no literal to type): the shards' rows go straight into the staging table.
   const targetColumns = p.columns ?? columns.map((c) => c.name).slice(0, width);
   let direct = false;
+  let portable = false;
   try {
-    const types = (await run(`SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attnum > 0 ORDER BY attnum`, [rawName])).rows.map((r) => r[0]);
+    const described = (await run(`SELECT pg_catalog.format_type(atttypid, atttypmod), ${portableTypeSql('atttypid')} FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attnum > 0 ORDER BY attnum`, [rawName])).rows;
+    const types = described.map((r) => r[0]);
+    portable = described.every((r) => r[1] === 't');
     direct = types.length === targetColumns.length && p.literals.every((l) => l === null) &&
       targetColumns.every((name, i) => columns.find((c) => c.name === name)?.sqlType === types[i] && !columns.find((c) => c.name === name)?.generated);
   } catch (err) {
@@ -224,7 +229,7 @@ async function gather(p: InsertSelectPlan, access: InsertSelectAccess, columns: 
   }
   const into = direct ? `${stagingName} (${targetColumns.map(quoteIdent).join(', ')})` : rawName;
   const tables: PullTable[] = p.sources.map((t) => ({ table: t, tempName: '', filterSql: null, refName: t.name }));
-  const err = await access.withSnapshots(tables, (linkFor) => streamTasks(p, access.coordinator, into, linkFor));
+  const err = await access.withSnapshots(tables, (linkFor) => streamTasks(p, access.coordinator, into, linkFor, portable));
   if (err) return err;
   if (direct) return null;
   const exprs = Array.from({ length: width }, (_, i) => p.literals[i] ?? `r.c${i}`);
@@ -241,15 +246,25 @@ function quoteLiteralText(v: string): string {
 }
 
 /** Streams every task's SELECT from its shard into a coordinator table (one COPY FROM STDIN fed by all). */
-async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: string, linkFor: (node: WorkerNode) => Promise<BackendLink>): Promise<PgError | null> {
-  const copyIn = collectOnLink(coordinator, encodeQuery(`COPY ${into} FROM STDIN`));
-  const sink = coordinator.conn.socket;
+async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: string, linkFor: (node: WorkerNode) => Promise<BackendLink>, portable: boolean): Promise<PgError | null> {
   const byNode = new Map<number, { node: WorkerNode; sqls: string[] }>();
   for (const t of p.tasks) {
     const g = byNode.get(t.node.nodeId) ?? { node: t.node, sqls: [] };
     g.sqls.push(t.sql);
     byNode.set(t.node.nodeId, g);
   }
+  const groups = [...byNode.values()];
+  let links: BackendLink[];
+  try {
+    links = await Promise.all(groups.map((g) => linkFor(g.node)));
+  } catch (err) {
+    return toPgError(err, '08006');
+  }
+  // Binary when the types allow (binary-transfer.ts): exact floats, and no text to print or parse.
+  const binary = portable && sameEncoding([coordinator, ...links]);
+  const copyIn = collectOnLink(coordinator, encodeQuery(`COPY ${into} FROM STDIN${copyFormat(binary)}`));
+  const sink = coordinator.conn.socket;
+  if (binary) sink.write(BINARY_HEADER_MESSAGE);
   let failure: PgError | null = null;
   // The coordinator's socket backs up: every shard waits for one 'drain'.
   const paused = new Set<BackendLink>();
@@ -260,13 +275,15 @@ async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: 
     paused.clear();
   };
   await Promise.all(
-    [...byNode.values()].map(async (g) => {
+    groups.map(async (g, i) => {
       try {
-        const link = await linkFor(g.node);
+        const link = links[i];
         for (const sql of g.sqls) {
           if (failure) return;
-          const r = await streamCopyOut(link, `COPY (${sql}) TO STDOUT`, (msg) => {
-            if (!sink.write(msg)) {
+          const body = binaryBody(binary);
+          const r = await streamCopyOut(link, `COPY (${sql}) TO STDOUT${copyFormat(binary)}`, (whole) => {
+            const msg = body(whole);
+            if (msg && !sink.write(msg)) {
               link.conn.socket.pause();
               paused.add(link);
               if (!waiting) {
@@ -282,6 +299,7 @@ async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: 
       }
     }),
   );
+  if (binary && !failure) sink.write(BINARY_TRAILER_MESSAGE);
   sink.write(failure ? copyFail('a shard query failed') : COPY_DONE);
   const done = await copyIn;
   return failure ?? done.error;
@@ -318,6 +336,8 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
   let depth = 0;
   let paused = false;
   let failure: PgError | null = null;
+  const restore = await exactFloatText(coordinator);
+  if (restore instanceof PgError) return failed(restore);
   const out = await streamCopyOut(coordinator, `COPY (SELECT ${selectList.join(', ')} FROM pg_temp.${quoteIdent(staging)}) TO STDOUT`, (msg) => {
     const payload = msg.subarray(5);
     depth++;
@@ -340,6 +360,7 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
   });
   await chain;
   if (paused) socket.resume();
+  if (restore && coordinator.status !== 0x45) await queryOnLink(coordinator, restore);
   const error = failure ?? out.error;
   if (error) {
     await engine.abort(error);
@@ -352,6 +373,25 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
     return failed(toPgError(err));
   }
   return { rowDescription: engine.rowDescription, rows: engine.returned, tag: `INSERT 0 ${count}`, error: null };
+}
+
+/**
+ * Raises extra_float_digits to 1 on the coordinator connection when the
+ * session has it at 0 or less, so the staging rows' floats leave as exact
+ * text (their routing engine reads text); the COPY reads stored values
+ * only, so no text the statement computes changes. Returns the SQL that
+ * sets the session's value back ('' when nothing changed): inside a block
+ * both are local to the block's transaction, whose end would restore the
+ * value anyway.
+ */
+async function exactFloatText(coordinator: BackendLink): Promise<string | PgError> {
+  const local = coordinator.status === 0x49 ? 'false' : 'true';
+  const r = await queryOnLink(coordinator,
+    `SELECT s.v, CASE WHEN s.v::pg_catalog.int4 < 1 THEN pg_catalog.set_config('extra_float_digits', '1', ${local}) END ` +
+    `FROM (SELECT pg_catalog.current_setting('extra_float_digits') AS v) s`);
+  if (r.error) return r.error;
+  const previous = decodeDataRow(r.rows[0])[0]!;
+  return Number(previous) < 1 ? `SELECT pg_catalog.set_config('extra_float_digits', ${quoteLiteral(previous)}, ${local})` : '';
 }
 
 /** The per-shard `INSERT … SELECT FROM unnest(…) ON CONFLICT … RETURNING …`: the client's clauses as written. */

@@ -15,7 +15,8 @@
  *    bounds, DESIGN.md decision 3) — keeping the rows of that node's shards.
  *    Same node: `INSERT INTO staging SELECT …` on it. Other node:
  *    `COPY (SELECT …) TO STDOUT` on the source, its CopyData forwarded byte
- *    for byte into `COPY staging FROM STDIN` on the target, the source
+ *    for byte into `COPY staging FROM STDIN` on the target (binary when
+ *    the types allow, binary-transfer.ts), the source
  *    paused whenever the target's socket is backed up. A connection serves
  *    one statement at a time, so the pairs run in rounds that use each node
  *    once; the SELECT runs once per target node.
@@ -44,6 +45,7 @@ import { hashCallSql } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import type { RoutingAccess } from './routing-config.js';
 import { lostError } from './link-pipeline.js';
+import { copyFormat, sameEncoding } from './binary-transfer.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 const SHARD_COLUMN = 'pgweave_shard';
@@ -56,6 +58,8 @@ export interface WorkerRepartition {
   targetColumns: string[];
   /** Index among the SELECT's columns of the one feeding the target's distribution column. */
   distIndex: number;
+  /** Whether every output type may travel in binary (binary-transfer.ts). */
+  portable: boolean;
 }
 
 /** The target shard index of q.c<distIndex>, as SQL that runs on any node (-1 for NULL). */
@@ -140,7 +144,8 @@ export async function runWorkerRepartition(r: WorkerRepartition, access: Routing
           if (ins.error) throw ins.error;
           return;
         }
-        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT`, linkOf(m.target), `COPY ${stagingName} FROM STDIN`);
+        const format = copyFormat(r.portable && sameEncoding([source, linkOf(m.target)]));
+        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT${format}`, linkOf(m.target), `COPY ${stagingName} FROM STDIN${format}`);
         if (err) throw err;
       });
     }

@@ -8,7 +8,7 @@
  *
  *   the statement in the client's block on the coordinator (as the client)
  *   per node holding shards: the session's link, joined as a writer;
- *        the client's search_path for the rest of the block (SET LOCAL);
+ *        the client's settings for the rest of the block (SET LOCAL, client-settings.ts);
  *        guards; the shard statements
  *   any error: the client's block is put in the failed state, as PostgreSQL
  *        does after an error, so nothing of it can commit anywhere
@@ -23,7 +23,7 @@
 import type { BackendLink } from '../../executor/backend-link.js';
 import { queryOnLink } from '../../executor/link-query.js';
 import { PgError } from '../../protocol/errors.js';
-import { quoteLiteral } from '../../sql/quote.js';
+import { applySettingsSql } from '../client-settings.js';
 import type { WorkerNode } from '../../metadata/types.js';
 import { coordinatorPool } from '../common.js';
 import type { CommandContext } from '../context.js';
@@ -60,7 +60,7 @@ async function announceCatalogChange(ctx: CommandContext): Promise<void> {
 }
 
 /** Runs a transactional DDL statement inside the client's open block; returns the command tag. */
-export async function runDdlInBlock(ctx: BlockAccess, ddl: TransactionalDdl, searchPath: string): Promise<string> {
+export async function runDdlInBlock(ctx: BlockAccess, ddl: TransactionalDdl, settings: ReadonlyArray<[string, string]>): Promise<string> {
   try {
     if (ddl.catalogLock) {
       throw new PgError({
@@ -77,7 +77,7 @@ export async function runDdlInBlock(ctx: BlockAccess, ddl: TransactionalDdl, sea
       await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
       if (applied.tasks.roles.size > 0) await ensureRoles(coordinatorPool(ctx), ctx.pools.get(node.host, node.port, ctx.database), [...applied.tasks.roles]);
       const link = await ctx.linkFor(node, true);
-      await query(link, `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(searchPath)}, true)`);
+      await query(link, applySettingsSql(settings, true));
       for (const g of guards) if ((await query(link, g.sql)).rows.length > 0) throw g.error;
       if (statements.length > 0) await query(link, statements.join(';\n'));
     }

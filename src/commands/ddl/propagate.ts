@@ -42,6 +42,7 @@ import { abortAll, commitTwoPhase, ensureLiveness, type Participant } from '../.
 import { beginCatalogTransaction, coordinatorPool } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { ensureRoles } from '../worker-objects.js';
+import { applyClientSettings, clientSettings } from '../client-settings.js';
 import { runDdlInBlock } from './in-block.js';
 
 export interface UtilityContext extends CommandContext {
@@ -129,19 +130,14 @@ function clientParticipant(ctx: UtilityContext): Participant {
   return { client, groupId: 0, label: 'the coordinator' };
 }
 
-async function clientSearchPath(ctx: UtilityContext): Promise<string> {
-  const r = await ctx.runAsClient("SELECT pg_catalog.current_setting('search_path')");
-  return r.rows[0]?.[0] ?? '"$user", public';
-}
-
-/** A connection to `node` as the client, with the roles it needs present and the client's search_path. */
-async function connectWorker(ctx: UtilityContext, node: WorkerNode, roles: Iterable<string>, searchPath: string, local: boolean): Promise<InternalClient> {
+/** A connection to `node` as the client, with the roles it needs present and the client's settings (client-settings.ts). */
+async function connectWorker(ctx: UtilityContext, node: WorkerNode, roles: Iterable<string>, settings: ReadonlyArray<[string, string]>, local: boolean): Promise<InternalClient> {
   await ctx.pools.ensureDatabase(node.host, node.port, ctx.database);
   await ensureRoles(coordinatorPool(ctx), ctx.pools.get(node.host, node.port, ctx.database), [...new Set([ctx.user, ...roles])]);
   const client = await connectAsClient(node.host, node.port, ctx.database, ctx.user, ctx.credentials);
   try {
     if (local) await client.query('BEGIN');
-    await client.query(`SELECT pg_catalog.set_config('search_path', $1, ${local})`, [searchPath]);
+    await applyClientSettings(client, settings, local);
   } catch (err) {
     client.close();
     throw err;
@@ -159,11 +155,11 @@ async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
 /** Applies a DDL statement to the coordinator table and every shard atomically; returns the command tag. */
 export async function runTransactionalDdl(ctx: UtilityContext, ddl: TransactionalDdl): Promise<string> {
   if (ctx.inTransactionBlock && ctx.linkFor && ctx.afterCommit) {
-    return runDdlInBlock({ ...ctx, linkFor: ctx.linkFor, afterCommit: ctx.afterCommit }, ddl, await clientSearchPath(ctx));
+    return runDdlInBlock({ ...ctx, linkFor: ctx.linkFor, afterCommit: ctx.afterCommit }, ddl, await clientSettings(ctx));
   }
   refuseInTransactionBlock(ctx, ddl.what);
   await ensureLiveness(ctx.pools, ctx.config.coordinator, ctx.config.internalDatabase ?? 'postgres');
-  const searchPath = await clientSearchPath(ctx);
+  const settings = await clientSettings(ctx);
   const change = ddl.notify ? await ctx.metadata.beginChange(ctx.database) : null;
   const pool = coordinatorPool(ctx);
   // The internal transaction is opened after apply() unless it must lock the catalog first: apply() may
@@ -188,7 +184,7 @@ export async function runTransactionalDdl(ctx: UtilityContext, ddl: Transactiona
     await applied.catalog?.(coordinator);
     await allOrFirstError(
       applied.tasks.nodes().map(async ({ node, statements, guards }) => {
-        const client = await connectWorker(ctx, node, applied.tasks.roles, searchPath, true);
+        const client = await connectWorker(ctx, node, applied.tasks.roles, settings, true);
         workers.push(client);
         participants.push({ client, groupId: node.groupId, label: `${node.host}:${node.port}` });
         for (const g of guards) if ((await client.query(g.sql)).rows.length > 0) throw g.error;
@@ -219,10 +215,10 @@ export async function runTransactionalDdl(ctx: UtilityContext, ddl: Transactiona
  * every node has finished.
  */
 export async function runWithoutTransaction(ctx: UtilityContext, tasks: ShardTasks): Promise<void> {
-  const searchPath = await clientSearchPath(ctx);
+  const settings = await clientSettings(ctx);
   await allOrFirstError(
     tasks.nodes().map(async ({ node, statements }) => {
-      const client = await connectWorker(ctx, node, tasks.roles, searchPath, false);
+      const client = await connectWorker(ctx, node, tasks.roles, settings, false);
       try {
         for (const sql of statements) await client.query(sql);
       } finally {
