@@ -27,7 +27,8 @@
  * tell from separate ones: each statement takes its own snapshot (the
  * channel checks at open that its connection reads committed, and shares
  * nothing otherwise), and all of them were sent by their clients before
- * the run was written. Replies are framed per member: a member ends at its
+ * the run was written — so a member's now() (the run's start) still falls
+ * between its client's sending and its answer, as for a statement alone. Replies are framed per member: a member ends at its
  * CommandComplete (or EmptyQueryResponse, PortalSuspended, ErrorResponse),
  * and its tenant gets a ReadyForQuery 'I' of the channel's making. An
  * ErrorResponse makes PostgreSQL skip the rest of the run to the shared
