@@ -2,8 +2,9 @@
  * The extended query protocol for statements the coordinator plans: planned
  * at Parse (and cached by text, since drivers re-Parse unnamed statements),
  * routed at Bind from the parameter values (deferred pruning), with
- * worker-side prepared statements per shard (`pgw<id>_<shardid>`) prepared
- * lazily, and portals that live on a backend or are run by the session.
+ * worker-side prepared statements per shard query (`pgws<n>`, named after
+ * their text: worker-statements.ts) prepared lazily, and portals that live
+ * on a backend or are run by the session.
  */
 import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
@@ -18,67 +19,16 @@ import { bindPushdownParams, pushdownHasParams } from '../planner/pushdown-param
 import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { readDescribe, readClose, readExecute } from '../protocol/frontend/describe-execute-close.js';
 import { parseSql, type Node } from '../sql/parse.js';
-import type { Catalog } from '../metadata/types.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
-import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
+import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse, encodeSync, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, planCacheKey, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
-import { RouteRunner } from './route-runner.js';
-import { workerStatementName } from './worker-statements.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_BIND, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, paramAsText, abortedError, rowDescriptionOnly, paramText } from './session-parts.js';
+import { PreparedStatements, nextStatementId, usedName } from './prepared-statements.js';
 
-export abstract class ExtendedProtocol extends RouteRunner {
+export abstract class ExtendedProtocol extends PreparedStatements {
 
   // ---- extended protocol -----------------------------------------------------
-
-  protected dropStatement(name: string): void {
-    const old = this.statements.get(name);
-    if (!old) return;
-    this.statements.delete(name);
-    if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
-    for (const other of this.statements.values()) if (other === old) return;
-    this.closeWorkerStatements(old);
-  }
-
-  /**
-   * Closes the worker-side statements a client statement used on the
-   * session's links (Close + Flush: no Sync mid-cycle). Another statement of
-   * the same text then prepares its name again where it needs it.
-   */
-  protected closeWorkerStatements(st: PlannedStatement): void {
-    if (!st.workerNames) return;
-    for (const link of this.workers.values()) {
-      for (const wname of st.workerNames) {
-        if (link.prepared.has(wname) && link.pending === 0) {
-          link.prepared.delete(wname);
-          link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
-        }
-      }
-    }
-  }
-
-  /** Plans reused across Parse messages of the same text (drivers re-Parse unnamed statements). */
-  protected cachedStatement(query: string, paramTypes: number[], catalog: Catalog): PlannedStatement | null {
-    const key = planCacheKey(query, paramTypes);
-    const hit = this.planCache.get(key);
-    if (!hit) return null;
-    if (hit.plan.catalogVersion !== catalog.version) {
-      this.planCache.delete(key);
-      return null;
-    }
-    return hit;
-  }
-
-  protected rememberStatement(st: PlannedStatement): void {
-    if (this.planCache.size >= 256) {
-      const [oldestKey, oldest] = this.planCache.entries().next().value as [string, PlannedStatement];
-      this.planCache.delete(oldestKey);
-      let used = false;
-      for (const other of this.statements.values()) if (other === oldest) used = true;
-      if (!used) this.closeWorkerStatements(oldest);
-    }
-    this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
-  }
 
   protected async handleParse(buf: Buffer, start: number, end: number): Promise<void> {
     const msg = readParse(buf, start, end);
@@ -530,20 +480,6 @@ function pipelinedRequestEnd(buf: Buffer, from: number, portal: string): number 
 function namesPortal(buf: Buffer, start: number, end: number, portal: string): boolean {
   if (portal === '') return end === start;
   return end - start === Buffer.byteLength(portal) && buf.toString('utf8', start, end) === portal;
-}
-
-let statementCounter = 0;
-
-/** Statement ids are unique per process (plan caches and tests tell statements apart by them). */
-function nextStatementId(): number {
-  return ++statementCounter;
-}
-
-/** The worker-side name for `sql`, remembered on the statement so dropping it can close what it used. */
-function usedName(stmt: PlannedStatement, sql: string, paramTypes: readonly number[]): string {
-  const name = workerStatementName(sql, paramTypes);
-  (stmt.workerNames ??= new Set()).add(name);
-  return name;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Worker-side prepared statements (`pgw<id>_…`) that the session prepares
+ * Worker-side prepared statements (`pgws<n>`, worker-statements.ts) that the session prepares
  * lazily on a link, ahead of the client's Bind or Describe. The client never
  * sent this Parse, yet it can fail where the coordinator's succeeded (a
  * function, type or operator missing on the worker, a privilege or

@@ -23,7 +23,7 @@ import { splitIdentifierList } from '../sql/quote.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
-import type { CopyInSink, SessionServices } from './services.js';
+import type { CopyInSink, ParkedConnection, SessionServices } from './services.js';
 import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
@@ -36,6 +36,8 @@ export abstract class SessionBase {
   protected readonly workers = new Map<number, BackendLink>();
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
+  /** Links of `workers` offered to other sessions while this one is between transactions (`releaseIdleWorkers`). */
+  private readonly parked = new Map<number, ParkedConnection>();
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
   /** The session's tenant on a pipelined channel per worker (autocommit router statements). */
   protected readonly tenants = new Map<number, ChannelTenant>();
@@ -71,7 +73,6 @@ export abstract class SessionBase {
   protected copyIn: { sink: CopyInSink; failed: PgError | null; extended: boolean; release?: () => void } | null = null;
   onClose: (() => void) | null = null;
 
-
   constructor(
     protected readonly client: Duplex,
     backend: BackendConnection,
@@ -92,7 +93,6 @@ export abstract class SessionBase {
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
     });
   }
-
 
   get transactionStatus(): TransactionStatus {
     return String.fromCharCode(this.statusByte()) as TransactionStatus;
@@ -303,6 +303,8 @@ export abstract class SessionBase {
       if (initial === undefined) this.settings.delete(name);
       else this.settings.set(name, initial);
     }
+    // A session-level SET reaches every link the session holds: none of them may go to another session.
+    if (!set.is_local) this.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);
   }
 
@@ -386,7 +388,8 @@ export abstract class SessionBase {
   /** The session's link to a worker, opened as the client's role (not joined to the transaction). */
   protected async openLink(node: WorkerNode): Promise<BackendLink> {
     let link = this.workers.get(node.nodeId);
-    if (!link) {
+    if (link) this.unpark(node.nodeId);
+    else {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
         pending = this.services.connectNode(node).then(({ conn, prepared }) => {
@@ -418,7 +421,10 @@ export abstract class SessionBase {
     // A worker went away: the session goes on; statements for it will reconnect.
     const answerClient = link.pendingForwarded > 0;
     const waitingForReady = link.pendingForwardedReady > 0;
-    if (this.workers.get(link.nodeId) === link) this.workers.delete(link.nodeId);
+    if (this.workers.get(link.nodeId) === link) {
+      this.unpark(link.nodeId);
+      this.workers.delete(link.nodeId);
+    }
     if (this.tenants.get(link.nodeId) === link) this.tenants.delete(link.nodeId);
     this.txn.linkLost(link);
     // A request still pending reports the loss itself; otherwise the block's next statement does.
@@ -435,21 +441,67 @@ export abstract class SessionBase {
   }
 
   /**
-   * Gives idle worker connections back to the shared pool when the session is
-   * between transactions and has nothing in flight: a connection is held by
-   * a session only while it needs it. Sessions with session-level SETs keep
-   * theirs (the settings live on those connections).
+   * Offers idle worker connections to other sessions when the session is
+   * between transactions and has nothing in flight, keeping them meanwhile
+   * (pool/idle-connection-pool.ts `park`): the next block finds its link
+   * ready — listeners, prepared statements — while a session that needs a
+   * connection and finds none idle claims it (`letGo`). Without parking,
+   * they go back to the pool. Sessions with session-level SETs keep theirs
+   * (the settings live on those connections).
    */
   protected releaseIdleWorkers(): void {
     // A closed session's links are being closed (a Terminate may follow a cancel): never pooled.
     if (this.state !== 'running' || this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
     for (const [nodeId, link] of this.workers) {
-      if (!link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
+      if (this.parked.has(nodeId) || !link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
       const node = this.workerNodes.get(nodeId);
       if (!node) continue;
+      const parked = this.services.parkNode?.(node, link.conn, link.prepared, () => this.letGo(nodeId, link)) ?? null;
+      if (parked) {
+        this.parked.set(nodeId, parked);
+        continue;
+      }
+      this.forgetLink(nodeId, link);
+      this.services.releaseNode(node, link.detach(), link.prepared);
+    }
+  }
+
+  /** Another session claims a parked link: no longer this session's, unless it is in use again (then parked again when idle). */
+  private letGo(nodeId: number, link: BackendLink): boolean {
+    this.parked.delete(nodeId);
+    const usable = this.state === 'running' && this.workers.get(nodeId) === link && link.reusable && !link.inTransaction && !this.cycleLinks.has(link);
+    if (!usable) return false;
+    this.forgetLink(nodeId, link);
+    link.detach();
+    return true;
+  }
+
+  private forgetLink(nodeId: number, link: BackendLink): void {
+    this.workers.delete(nodeId);
+    if (this.active === link) this.active = null;
+    if (this.copyLink === link) this.copyLink = this.coordinator;
+  }
+
+  /** The session uses its parked link to a node again (or closes it): nobody else may claim it. */
+  protected unpark(nodeId: number): void {
+    const parked = this.parked.get(nodeId);
+    const node = this.workerNodes.get(nodeId);
+    if (parked !== undefined && this.parked.delete(nodeId) && node) this.services.unparkNode?.(node, parked);
+  }
+
+  /** Before session-level SETs: they go to every link the session holds. */
+  protected unparkAll(): void {
+    for (const nodeId of [...this.parked.keys()]) this.unpark(nodeId);
+  }
+
+  /** The session ends: its parked links, idle outside any transaction, go to the pool. */
+  protected releaseParked(): void {
+    for (const nodeId of [...this.parked.keys()]) {
+      const link = this.workers.get(nodeId);
+      const node = this.workerNodes.get(nodeId);
+      this.unpark(nodeId);
+      if (!link || !node || !link.reusable || link.inTransaction) continue;
       this.workers.delete(nodeId);
-      if (this.active === link) this.active = null;
-      if (this.copyLink === link) this.copyLink = this.coordinator;
       this.services.releaseNode(node, link.detach(), link.prepared);
     }
   }
@@ -457,3 +509,4 @@ export abstract class SessionBase {
   /** Reports a FATAL error to the client and ends the session. */
   protected abstract fatal(err: PgError): void;
 }
+
