@@ -157,12 +157,13 @@ export abstract class ExtendedProtocol extends PreparedStatements {
       if (bound && !(bound instanceof PgError)) paramTypes = bound;
     }
     if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
-      const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
+      const link = route.kind !== 'router' ? this.coordinator : (this.joinedLinkNow(route.task.node, route.isWrite, route.task.shardIds) ?? (await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds)));
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
       // Named after the text (and types): a pull's final query differs between a pushdown, a broadcast and
       // the plain pull, so each gets its own; a shard's text is the same for every session (worker-statements.ts).
       const wname = usedName(stmt, sql, paramTypes);
-      await lazyParseAnswered(link, wname);
+      const parsing = lazyParseAnswered(link, wname);
+      if (parsing) await parsing;
       if (this.cycleFailed) {
         // The Parse failed within this request: its error is the request's answer.
         hold();
@@ -274,7 +275,8 @@ export abstract class ExtendedProtocol extends PreparedStatements {
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
         const wname = usedName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
-        await lazyParseAnswered(link, wname);
+        const parsing = lazyParseAnswered(link, wname);
+        if (parsing) await parsing;
         if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;

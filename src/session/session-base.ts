@@ -23,7 +23,8 @@ import { splitIdentifierList } from '../sql/quote.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
-import type { CopyInSink, ParkedConnection, SessionServices } from './services.js';
+import type { CopyInSink, SessionServices } from './services.js';
+import { ParkedLinks } from './parked-links.js';
 import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
@@ -36,8 +37,8 @@ export abstract class SessionBase {
   protected readonly workers = new Map<number, BackendLink>();
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
-  /** Links of `workers` offered to other sessions while this one is between transactions (`releaseIdleWorkers`). */
-  private readonly parked = new Map<number, ParkedConnection>();
+  /** Links of `workers` offered to other sessions while this one is between transactions (parked-links.ts). */
+  protected readonly parked: ParkedLinks;
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
   /** The session's tenant on a pipelined channel per worker (autocommit router statements). */
   protected readonly tenants = new Map<number, ChannelTenant>();
@@ -88,6 +89,13 @@ export abstract class SessionBase {
     const path = startupPath === undefined ? null : splitIdentifierList(startupPath);
     this.resetSearchPath = path ? path.map((s) => (s === '$user' ? services.user : s)) : [services.user, 'public'];
     this.searchPath = this.resetSearchPath;
+    this.parked = new ParkedLinks({
+      workers: this.workers,
+      workerNodes: this.workerNodes,
+      services,
+      mayLetGo: (link) => this.state === 'running' && link.reusable && !link.inTransaction && !this.cycleLinks.has(link),
+      forget: (nodeId, link) => this.forgetLink(nodeId, link),
+    });
     this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), {
       open: (node) => this.openExtraLink(node),
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
@@ -304,7 +312,7 @@ export abstract class SessionBase {
       else this.settings.set(name, initial);
     }
     // A session-level SET reaches every link the session holds: none of them may go to another session.
-    if (!set.is_local) this.unparkAll();
+    if (!set.is_local) this.parked.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);
   }
 
@@ -354,6 +362,19 @@ export abstract class SessionBase {
     return link;
   }
 
+  /**
+   * `linkForTask` without a promise when nothing needs waiting for: in a
+   * block whose link to the node joined already (every statement of a
+   * block after its first there, pgbench -N); null otherwise.
+   */
+  protected joinedLinkNow(node: WorkerNode, isWrite: boolean, shardIds: readonly number[]): BackendLink | null {
+    const link = this.workers.get(node.nodeId);
+    if (!link?.inTransaction || this.txn.affinityLink(node, shardIds) !== null || this.statusByte() === 0x49) return null;
+    if (isWrite) link.wroteInTransaction = true;
+    this.txn.noteAccess(link, node, shardIds);
+    return link;
+  }
+
   /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
   protected async openExtraLink(node: WorkerNode): Promise<BackendLink> {
     const { conn, prepared } = await this.services.connectNode(node);
@@ -388,7 +409,7 @@ export abstract class SessionBase {
   /** The session's link to a worker, opened as the client's role (not joined to the transaction). */
   protected async openLink(node: WorkerNode): Promise<BackendLink> {
     let link = this.workers.get(node.nodeId);
-    if (link) this.unpark(node.nodeId);
+    if (link) this.parked.unpark(node.nodeId);
     else {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
@@ -422,7 +443,7 @@ export abstract class SessionBase {
     const answerClient = link.pendingForwarded > 0;
     const waitingForReady = link.pendingForwardedReady > 0;
     if (this.workers.get(link.nodeId) === link) {
-      this.unpark(link.nodeId);
+      this.parked.unpark(link.nodeId);
       this.workers.delete(link.nodeId);
     }
     if (this.tenants.get(link.nodeId) === link) this.tenants.delete(link.nodeId);
@@ -445,7 +466,7 @@ export abstract class SessionBase {
    * between transactions and has nothing in flight, keeping them meanwhile
    * (pool/idle-connection-pool.ts `park`): the next block finds its link
    * ready — listeners, prepared statements — while a session that needs a
-   * connection and finds none idle claims it (`letGo`). Without parking,
+   * connection and finds none idle claims it (parked-links.ts). Without parking,
    * they go back to the pool. Sessions with session-level SETs keep theirs
    * (the settings live on those connections).
    */
@@ -455,55 +476,16 @@ export abstract class SessionBase {
     for (const [nodeId, link] of this.workers) {
       if (this.parked.has(nodeId) || !link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
       const node = this.workerNodes.get(nodeId);
-      if (!node) continue;
-      const parked = this.services.parkNode?.(node, link.conn, link.prepared, () => this.letGo(nodeId, link)) ?? null;
-      if (parked) {
-        this.parked.set(nodeId, parked);
-        continue;
-      }
+      if (!node || this.parked.park(nodeId, node, link)) continue;
       this.forgetLink(nodeId, link);
       this.services.releaseNode(node, link.detach(), link.prepared);
     }
-  }
-
-  /** Another session claims a parked link: no longer this session's, unless it is in use again (then parked again when idle). */
-  private letGo(nodeId: number, link: BackendLink): boolean {
-    this.parked.delete(nodeId);
-    const usable = this.state === 'running' && this.workers.get(nodeId) === link && link.reusable && !link.inTransaction && !this.cycleLinks.has(link);
-    if (!usable) return false;
-    this.forgetLink(nodeId, link);
-    link.detach();
-    return true;
   }
 
   private forgetLink(nodeId: number, link: BackendLink): void {
     this.workers.delete(nodeId);
     if (this.active === link) this.active = null;
     if (this.copyLink === link) this.copyLink = this.coordinator;
-  }
-
-  /** The session uses its parked link to a node again (or closes it): nobody else may claim it. */
-  protected unpark(nodeId: number): void {
-    const parked = this.parked.get(nodeId);
-    const node = this.workerNodes.get(nodeId);
-    if (parked !== undefined && this.parked.delete(nodeId) && node) this.services.unparkNode?.(node, parked);
-  }
-
-  /** Before session-level SETs: they go to every link the session holds. */
-  protected unparkAll(): void {
-    for (const nodeId of [...this.parked.keys()]) this.unpark(nodeId);
-  }
-
-  /** The session ends: its parked links, idle outside any transaction, go to the pool. */
-  protected releaseParked(): void {
-    for (const nodeId of [...this.parked.keys()]) {
-      const link = this.workers.get(nodeId);
-      const node = this.workerNodes.get(nodeId);
-      this.unpark(nodeId);
-      if (!link || !node || !link.reusable || link.inTransaction) continue;
-      this.workers.delete(nodeId);
-      this.services.releaseNode(node, link.detach(), link.prepared);
-    }
   }
 
   /** Reports a FATAL error to the client and ends the session. */

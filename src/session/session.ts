@@ -450,7 +450,7 @@ export class Session extends ExtendedProtocol {
     this.copyIn?.release?.();
     this.coordinator.close();
     // Idle links between blocks go to the pool (as they would have at their block's end); others close.
-    this.releaseParked();
+    this.parked.releaseAll();
     for (const w of this.workers.values()) w.close();
     // Forgotten at once: a reply arriving before the Terminate goes out must not hand a link to the pool.
     this.workers.clear();
