@@ -162,6 +162,8 @@ export function makeSessionServices(
       if (shared.idleConnections) shared.idleConnections.give(nodeKey(node), conn, prepared);
       else conn.socket.destroy();
     },
+    parkNode: (node, conn, prepared, claim) => shared.idleConnections?.park(nodeKey(node), conn, prepared, claim) ?? null,
+    unparkNode: (node, parked) => shared.idleConnections?.withdraw(nodeKey(node), parked) ?? false,
     isCommand: (name) => COMMANDS.has(name),
     ensureStagingSchema: (node) => ensureStagingSchema(pools, node, database),
     async ensureSupportFunctions(nodes) {

@@ -25,10 +25,9 @@ import { parseSql } from '../sql/parse.js';
 import { BIND_COMPLETE } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeParse } from './extended-encoders.js';
 import { E_BIND, E_DESCRIBE, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
-import { RouteRunner } from './route-runner.js';
-import { usedWorkerName } from './worker-statements.js';
+import { PreparedStatements, usedName } from './prepared-statements.js';
 
-export abstract class BindRouting extends RouteRunner {
+export abstract class BindRouting extends PreparedStatements {
   protected handleBind(buf: Buffer, start: number, end: number): Promise<void> | undefined {
     const bind = readBind(buf, start, end);
     const stmt = this.statements.get(bind.statement);
@@ -147,12 +146,13 @@ export abstract class BindRouting extends RouteRunner {
       if (bound && !(bound instanceof PgError)) paramTypes = bound;
     }
     if (route.kind === 'router' || route.kind === 'pull' || (route.kind === 'local' && !this.watched(route))) {
-      const link = route.kind === 'router' ? await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds) : this.coordinator;
+      const link = route.kind !== 'router' ? this.coordinator : (this.joinedLinkNow(route.task.node, route.isWrite, route.task.shardIds) ?? (await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds)));
       const sql = route.kind === 'router' ? route.task.sql : route.kind === 'pull' ? route.sql : stmt.query;
       // Named after the text (and types): a pull's final query differs between a pushdown, a broadcast and
       // the plain pull, so each gets its own; a shard's text is the same for every session (worker-statements.ts).
-      const wname = usedWorkerName(stmt, sql, paramTypes);
-      await lazyParseAnswered(link, wname);
+      const wname = usedName(stmt, sql, paramTypes);
+      const parsing = lazyParseAnswered(link, wname);
+      if (parsing) await parsing;
       if (this.cycleFailed) {
         // The Parse failed within this request: its error is the request's answer.
         hold();

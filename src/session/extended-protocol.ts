@@ -2,8 +2,9 @@
  * The extended query protocol for statements the coordinator plans: planned
  * at Parse (and cached by text, since drivers re-Parse unnamed statements),
  * routed at Bind from the parameter values (deferred pruning), with
- * worker-side prepared statements per shard (`pgw<id>_<shardid>`) prepared
- * lazily, and portals that live on a backend or are run by the session.
+ * worker-side prepared statements per shard query (`pgws<n>`, named after
+ * their text: worker-statements.ts) prepared lazily, and portals that live
+ * on a backend or are run by the session.
  * Bind — routing and where the bound portal lives — is bind-routing.ts.
  */
 import { lazyParseAnswered, prepareLazily } from './lazy-prepare.js';
@@ -13,66 +14,16 @@ import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import { readParse } from '../protocol/frontend/parse.js';
 import { readDescribe, readClose, readExecute } from '../protocol/frontend/describe-execute-close.js';
 import { parseSql, type Node } from '../sql/parse.js';
-import type { Catalog } from '../metadata/types.js';
 import { CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
-import { encodeDescribe, encodeSync, encodeFlush, encodeClose, encodeTaskWithParams } from './extended-encoders.js';
+import { encodeDescribe, encodeSync, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_CLOSE_SWALLOW, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, planCacheKey, rowDescriptionOnly, paramText } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
-import { usedWorkerName } from './worker-statements.js';
+import { nextStatementId, usedName } from './prepared-statements.js';
 
 export abstract class ExtendedProtocol extends BindRouting {
 
   // ---- extended protocol -----------------------------------------------------
-
-  protected dropStatement(name: string): void {
-    const old = this.statements.get(name);
-    if (!old) return;
-    this.statements.delete(name);
-    if (this.planCache.get(planCacheKey(old.query, old.paramTypes)) === old) return;
-    for (const other of this.statements.values()) if (other === old) return;
-    this.closeWorkerStatements(old);
-  }
-
-  /**
-   * Closes the worker-side statements a client statement used on the
-   * session's links (Close + Flush: no Sync mid-cycle). Another statement of
-   * the same text then prepares its name again where it needs it.
-   */
-  protected closeWorkerStatements(st: PlannedStatement): void {
-    if (!st.workerNames) return;
-    for (const link of this.workers.values()) {
-      for (const wname of st.workerNames) {
-        if (link.prepared.has(wname) && link.pending === 0) {
-          link.prepared.delete(wname);
-          link.send(Buffer.concat([encodeClose('S', wname), encodeFlush()]), [E_CLOSE_SWALLOW]);
-        }
-      }
-    }
-  }
-
-  /** Plans reused across Parse messages of the same text (drivers re-Parse unnamed statements). */
-  protected cachedStatement(query: string, paramTypes: number[], catalog: Catalog): PlannedStatement | null {
-    const key = planCacheKey(query, paramTypes);
-    const hit = this.planCache.get(key);
-    if (!hit) return null;
-    if (hit.plan.catalogVersion !== catalog.version) {
-      this.planCache.delete(key);
-      return null;
-    }
-    return hit;
-  }
-
-  protected rememberStatement(st: PlannedStatement): void {
-    if (this.planCache.size >= 256) {
-      const [oldestKey, oldest] = this.planCache.entries().next().value as [string, PlannedStatement];
-      this.planCache.delete(oldestKey);
-      let used = false;
-      for (const other of this.statements.values()) if (other === oldest) used = true;
-      if (!used) this.closeWorkerStatements(oldest);
-    }
-    this.planCache.set(planCacheKey(st.query, st.paramTypes), st);
-  }
 
   protected async handleParse(buf: Buffer, start: number, end: number): Promise<void> {
     const msg = readParse(buf, start, end);
@@ -121,8 +72,9 @@ export abstract class ExtendedProtocol extends BindRouting {
       const watched = !task && this.watched(stmt.plan.route(null));
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
-        const wname = usedWorkerName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
-        await lazyParseAnswered(link, wname);
+        const wname = usedName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
+        const parsing = lazyParseAnswered(link, wname);
+        if (parsing) await parsing;
         if (this.cycleFailed) return; // (the Parse failed within this request)
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
@@ -302,9 +254,3 @@ export abstract class ExtendedProtocol extends BindRouting {
   }
 }
 
-let statementCounter = 0;
-
-/** Statement ids are unique per process (plan caches and tests tell statements apart by them). */
-function nextStatementId(): number {
-  return ++statementCounter;
-}

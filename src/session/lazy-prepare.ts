@@ -1,5 +1,5 @@
 /**
- * Worker-side prepared statements (`pgw<id>_…`) that the session prepares
+ * Worker-side prepared statements (`pgws<n>`, worker-statements.ts) that the session prepares
  * lazily on a link, ahead of the client's Bind or Describe. The client never
  * sent this Parse, yet it can fail where the coordinator's succeeded (a
  * function, type or operator missing on the worker, a privilege or
@@ -40,9 +40,9 @@ export function prepareLazily(link: BackendLink, wname: string, sql: string, par
  * answer now. Nothing to wait for within one request: there a failed Parse
  * fails the rest of the request anyway.
  */
-export async function lazyParseAnswered(link: BackendLink, wname: string): Promise<void> {
+export function lazyParseAnswered(link: BackendLink, wname: string): Promise<void> | null {
   const answered = unanswered.get(link)?.get(wname);
-  if (!answered || !link.syncPending) return;
+  if (!answered || !link.syncPending) return null;
   link.send(encodeFlush(), []);
-  await answered;
+  return answered;
 }

@@ -5,6 +5,9 @@
  */
 import type { Catalog, DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
+import type { IdleConnection as ParkedConnection } from '../pool/idle-connection-pool.js';
+
+export type { ParkedConnection };
 import type { BackendLink } from '../executor/backend-link.js';
 import type { ChannelGroup } from '../executor/channel-group.js';
 import type { CommandOutput } from './replies.js';
@@ -80,6 +83,13 @@ export interface SessionServices {
   /** Gives an idle connection (outside any transaction) back to the pool. */
 
   releaseNode(node: WorkerNode, conn: BackendConnection, prepared: Set<string>): void;
+  /**
+   * Offers a connection the session keeps to other sessions (pool/idle-connection-pool.ts
+   * `park`): `claim` makes the session let go of it. Null or absent: no pool, release instead.
+   */
+  parkNode?(node: WorkerNode, conn: BackendConnection, prepared: Set<string>, claim: () => boolean): ParkedConnection | null;
+  /** The session uses a parked connection again (false: another session claimed it). */
+  unparkNode?(node: WorkerNode, parked: ParkedConnection): boolean;
   isCommand(name: string): boolean;
   runCommand(call: CommandCall, access: SessionAccess): Promise<CommandOutput>;
   /** Applies a utility statement on distributed/reference tables everywhere; returns the command tag. */

@@ -24,6 +24,7 @@ import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
 import type { CopyInSink, SessionServices } from './services.js';
+import { ParkedLinks } from './parked-links.js';
 import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
@@ -36,6 +37,8 @@ export abstract class SessionBase {
   protected readonly workers = new Map<number, BackendLink>();
   /** The node of each worker link, to give it back to the pool. */
   protected readonly workerNodes = new Map<number, WorkerNode>();
+  /** Links of `workers` offered to other sessions while this one is between transactions (parked-links.ts). */
+  protected readonly parked: ParkedLinks;
   protected readonly connecting = new Map<number, Promise<BackendLink>>();
   /** The session's tenant on a pipelined channel per worker (autocommit router statements). */
   protected readonly tenants = new Map<number, ChannelTenant>();
@@ -71,7 +74,6 @@ export abstract class SessionBase {
   protected copyIn: { sink: CopyInSink; failed: PgError | null; extended: boolean; release?: () => void } | null = null;
   onClose: (() => void) | null = null;
 
-
   constructor(
     protected readonly client: Duplex,
     backend: BackendConnection,
@@ -87,12 +89,18 @@ export abstract class SessionBase {
     const path = startupPath === undefined ? null : splitIdentifierList(startupPath);
     this.resetSearchPath = path ? path.map((s) => (s === '$user' ? services.user : s)) : [services.user, 'public'];
     this.searchPath = this.resetSearchPath;
+    this.parked = new ParkedLinks({
+      workers: this.workers,
+      workerNodes: this.workerNodes,
+      services,
+      mayLetGo: (link) => this.state === 'running' && link.reusable && !link.inTransaction && !this.cycleLinks.has(link),
+      forget: (nodeId, link) => this.forgetLink(nodeId, link),
+    });
     this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), {
       open: (node) => this.openExtraLink(node),
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
     });
   }
-
 
   get transactionStatus(): TransactionStatus {
     return String.fromCharCode(this.statusByte()) as TransactionStatus;
@@ -303,6 +311,8 @@ export abstract class SessionBase {
       if (initial === undefined) this.settings.delete(name);
       else this.settings.set(name, initial);
     }
+    // A session-level SET reaches every link the session holds: none of them may go to another session.
+    if (!set.is_local) this.parked.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);
   }
 
@@ -352,6 +362,19 @@ export abstract class SessionBase {
     return link;
   }
 
+  /**
+   * `linkForTask` without a promise when nothing needs waiting for: in a
+   * block whose link to the node joined already (every statement of a
+   * block after its first there, pgbench -N); null otherwise.
+   */
+  protected joinedLinkNow(node: WorkerNode, isWrite: boolean, shardIds: readonly number[]): BackendLink | null {
+    const link = this.workers.get(node.nodeId);
+    if (!link?.inTransaction || this.txn.affinityLink(node, shardIds) !== null || this.statusByte() === 0x49) return null;
+    if (isWrite) link.wroteInTransaction = true;
+    this.txn.noteAccess(link, node, shardIds);
+    return link;
+  }
+
   /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
   protected async openExtraLink(node: WorkerNode): Promise<BackendLink> {
     const { conn, prepared } = await this.services.connectNode(node);
@@ -386,7 +409,8 @@ export abstract class SessionBase {
   /** The session's link to a worker, opened as the client's role (not joined to the transaction). */
   protected async openLink(node: WorkerNode): Promise<BackendLink> {
     let link = this.workers.get(node.nodeId);
-    if (!link) {
+    if (link) this.parked.unpark(node.nodeId);
+    else {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
         pending = this.services.connectNode(node).then(({ conn, prepared }) => {
@@ -418,7 +442,10 @@ export abstract class SessionBase {
     // A worker went away: the session goes on; statements for it will reconnect.
     const answerClient = link.pendingForwarded > 0;
     const waitingForReady = link.pendingForwardedReady > 0;
-    if (this.workers.get(link.nodeId) === link) this.workers.delete(link.nodeId);
+    if (this.workers.get(link.nodeId) === link) {
+      this.parked.unpark(link.nodeId);
+      this.workers.delete(link.nodeId);
+    }
     if (this.tenants.get(link.nodeId) === link) this.tenants.delete(link.nodeId);
     this.txn.linkLost(link);
     // A request still pending reports the loss itself; otherwise the block's next statement does.
@@ -435,25 +462,33 @@ export abstract class SessionBase {
   }
 
   /**
-   * Gives idle worker connections back to the shared pool when the session is
-   * between transactions and has nothing in flight: a connection is held by
-   * a session only while it needs it. Sessions with session-level SETs keep
-   * theirs (the settings live on those connections).
+   * Offers idle worker connections to other sessions when the session is
+   * between transactions and has nothing in flight, keeping them meanwhile
+   * (pool/idle-connection-pool.ts `park`): the next block finds its link
+   * ready — listeners, prepared statements — while a session that needs a
+   * connection and finds none idle claims it (parked-links.ts). Without parking,
+   * they go back to the pool. Sessions with session-level SETs keep theirs
+   * (the settings live on those connections).
    */
   protected releaseIdleWorkers(): void {
     // A closed session's links are being closed (a Terminate may follow a cancel): never pooled.
     if (this.state !== 'running' || this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
     for (const [nodeId, link] of this.workers) {
-      if (!link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
+      if (this.parked.has(nodeId) || !link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
       const node = this.workerNodes.get(nodeId);
-      if (!node) continue;
-      this.workers.delete(nodeId);
-      if (this.active === link) this.active = null;
-      if (this.copyLink === link) this.copyLink = this.coordinator;
+      if (!node || this.parked.park(nodeId, node, link)) continue;
+      this.forgetLink(nodeId, link);
       this.services.releaseNode(node, link.detach(), link.prepared);
     }
+  }
+
+  private forgetLink(nodeId: number, link: BackendLink): void {
+    this.workers.delete(nodeId);
+    if (this.active === link) this.active = null;
+    if (this.copyLink === link) this.copyLink = this.coordinator;
   }
 
   /** Reports a FATAL error to the client and ends the session. */
   protected abstract fatal(err: PgError): void;
 }
+

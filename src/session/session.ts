@@ -449,6 +449,8 @@ export class Session extends ExtendedProtocol {
     if (this.copyIn && !this.copyIn.failed) void this.copyIn.sink.abort(new PgError({ code: '08006', message: 'the client disconnected during COPY' })).catch(() => {});
     this.copyIn?.release?.();
     this.coordinator.close();
+    // Idle links between blocks go to the pool (as they would have at their block's end); others close.
+    this.parked.releaseAll();
     for (const w of this.workers.values()) w.close();
     // Forgotten at once: a reply arriving before the Terminate goes out must not hand a link to the pool.
     this.workers.clear();

@@ -30,10 +30,3 @@ export function workerStatementName(sql: string, paramTypes: readonly number[]):
   }
   return name;
 }
-
-/** The worker-side name for `sql`, remembered on the statement so dropping it can close what it used. */
-export function usedWorkerName(stmt: { workerNames?: Set<string> }, sql: string, paramTypes: readonly number[]): string {
-  const name = workerStatementName(sql, paramTypes);
-  (stmt.workerNames ??= new Set()).add(name);
-  return name;
-}

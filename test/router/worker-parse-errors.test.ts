@@ -1,7 +1,7 @@
 /**
  * A worker-side Parse that fails where the coordinator's succeeded (issue
  * #4): the coordinator plans a prepared statement at the client's Parse
- * and prepares the worker's own statement (`pgw<id>_<shardid>`) lazily at
+ * and prepares the worker's own statement (`pgws<n>`) lazily at
  * Bind. When that Parse fails on the worker — here a function that exists
  * on the coordinator's PostgreSQL only — the client must get the worker's
  * ErrorResponse (its SQLSTATE) once, and the session must stay usable: the

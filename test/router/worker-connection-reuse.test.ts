@@ -1,10 +1,17 @@
 /**
+ * What a session's worker connection carries from one transaction block to
+ * the next, and to other sessions.
+ *
  * Worker-side prepared statements are named after their text and parameter
  * types (session/worker-statements.ts): a worker connection given back to
  * the idle pool keeps its statements, and a later session routing the same
  * text binds them without a Parse of its own. Named per session instead,
  * every new client session (pgbench opens new ones per run) parsed every
  * statement again on every pooled connection it happened to get.
+ *
+ * Between its blocks a session keeps its worker link, parked in the idle
+ * pool (pool/idle-connection-pool.ts): its next block uses it again, while
+ * a session that finds no idle connection claims it instead of opening one.
  *
  * Parses are counted on the coordinator's sockets to the workers (wrapping
  * net.Socket's write path in this test process, where the coordinator
@@ -16,7 +23,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { addWorkers, textClient } from './support.js';
+import { addWorkers, nodeUrl, textClient } from './support.js';
 
 let cluster: TestCluster;
 let admin: pg.Client;
@@ -81,4 +88,89 @@ test('a later session binds the statement a pooled worker connection already hol
   assert.deepEqual(third.value, { w: '2' });
   assert.equal(third.parses.length, 1);
   assert.notEqual(third.parses[0], first.parses[0]);
+});
+
+/** Client-role connections the coordinator holds to the worker of key 1 (idle, parked or in use). */
+async function workerConnections(): Promise<number> {
+  let n = 0;
+  for (const w of cluster.workers) {
+    const direct = await textClient(nodeUrl(cluster, w.port), 'wsn-count');
+    try {
+      const r = await direct.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'pgweave' AND backend_type = 'client backend'`);
+      n += Number(r.rows[0].n);
+    } finally {
+      await direct.end();
+    }
+  }
+  return n;
+}
+
+/**
+ * The worker backend serving a session's statement on key 1 inside its open
+ * block (extended protocol, as pgbench -M prepared: a simple-protocol
+ * session keeps its links, see the session README).
+ */
+async function backendPid(c: pg.Client): Promise<number> {
+  const r = await c.query('SELECT pg_backend_pid() AS pid FROM wsn WHERE id = $1', [1]);
+  return Number(r.rows[0].pid);
+}
+
+test('a session keeps its worker connection across its blocks; one without a connection claims a parked one', async () => {
+  const a = await textClient(cluster.url, 'wsn-park');
+  const b = await textClient(cluster.url, 'wsn-park');
+  const c = await textClient(cluster.url, 'wsn-park');
+  try {
+    await a.query('BEGIN');
+    await b.query('BEGIN');
+    const pidA = await backendPid(a);
+    const pidB = await backendPid(b);
+    assert.notEqual(pidA, pidB);
+    // B's block ends first, A's last: given back to a pool, A's connection would be the one B takes next.
+    await b.query('COMMIT');
+    await a.query('COMMIT');
+    for (let i = 0; i < 3; i++) {
+      await b.query('BEGIN');
+      assert.equal(await backendPid(b), pidB, 'B runs its next block on its own connection');
+      await b.query('UPDATE wsn SET v = v WHERE id = $1', [1]);
+      await b.query('COMMIT');
+      await a.query('BEGIN');
+      assert.equal(await backendPid(a), pidA, 'so does A');
+      await a.query('COMMIT');
+    }
+    // C takes an idle connection, or one that A or B holds between blocks: it opens none.
+    const before = await workerConnections();
+    await c.query('BEGIN');
+    await backendPid(c);
+    await c.query('COMMIT');
+    assert.equal(await workerConnections(), before);
+    // The session it was taken from goes on with another connection.
+    for (const s of [a, b]) {
+      await s.query('BEGIN');
+      assert.deepEqual((await s.query('SELECT v FROM wsn WHERE id = $1', [1])).rows, [{ v: '1' }]);
+      await s.query('COMMIT');
+    }
+  } finally {
+    await Promise.all([a.end(), b.end(), c.end()]);
+  }
+});
+
+test('a parked connection that then gets session-level SETs is not claimed by another session', async () => {
+  const a = await textClient(cluster.url, 'wsn-set');
+  const c = await textClient(cluster.url, 'wsn-set');
+  const timeout = async (s: pg.Client) => (await s.query(`SELECT current_setting('statement_timeout') AS t FROM wsn WHERE id = $1`, [1])).rows;
+  try {
+    // A's link is parked after its block; its SET then goes to that link, which must stay A's.
+    await a.query('BEGIN');
+    await backendPid(a);
+    await a.query('COMMIT');
+    await a.query(`SET statement_timeout = '123s'`);
+    await c.query('BEGIN');
+    assert.deepEqual(await timeout(c), [{ t: '0' }], 'C does not run on a connection carrying A\'s SET');
+    await c.query('COMMIT');
+    await a.query('BEGIN');
+    assert.deepEqual(await timeout(a), [{ t: '123s' }]);
+    await a.query('COMMIT');
+  } finally {
+    await Promise.all([a.end(), c.end()]);
+  }
 });
