@@ -70,6 +70,7 @@ import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeQuery, encodeTerminate } from '../pool/frontend-encoders.js';
 import { isFatal, takeWholeMessages } from './backend-link.js';
 import { ChannelTenant } from './channel-tenant.js';
+import { decodeDataRow } from './link-query.js';
 
 export { ChannelTenant };
 
@@ -119,7 +120,6 @@ export class PipelinedChannel {
   private requests = 0;
   /** Runs may share Syncs: the connection reads committed (answer to the probe). */
   private coalescing = false;
-  private probeAnswer: string | null = null;
   /** Worker-side prepared statements: statement text and parameter types → name, and whether its Parse has succeeded. */
   private readonly statements = new Map<string, { name: string; parsed: boolean }>();
   dead = false;
@@ -295,14 +295,13 @@ export class PipelinedChannel {
         }
       } else if (type === Backend.ReadyForQuery) {
         this.head++;
-        if (entry === PROBE_ENTRY) this.coalescing = this.probeAnswer === 'read committed';
-        else if (entry instanceof ChannelTenant) {
+        if (entry instanceof ChannelTenant) {
           entry.deliver(whole, runStart, end);
           this.answered(entry);
         }
         runStart = end;
       } else if (entry === PROBE_ENTRY && type === Backend.DataRow) {
-        this.probeAnswer = readSingleText(whole, pos);
+        this.coalescing = decodeDataRow(whole.subarray(pos, end))[0] === 'read committed';
       }
       pos = end;
     }
@@ -437,12 +436,6 @@ function withReadyIdle(whole: Buffer, from: number, to: number): Buffer {
   b.writeInt32BE(5, n + 1);
   b[n + 5] = 0x49;
   return b;
-}
-
-/** The first column of a DataRow as text (null for NULL). */
-function readSingleText(buf: Buffer, pos: number): string | null {
-  const len = buf.readInt32BE(pos + 7);
-  return len < 0 ? null : buf.toString('utf8', pos + 11, pos + 11 + len);
 }
 
 let channelStatementCounter = 0;

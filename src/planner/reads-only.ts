@@ -14,6 +14,7 @@
  * operators and casts are taken as built-in.
  */
 import type { Node } from '../sql/parse.js';
+import { contains } from './pushdown-query.js';
 
 /** Built-in functions that compute a value and nothing else (and do not assign a transaction id). */
 const PURE_FUNCTIONS = new Set([
@@ -39,37 +40,16 @@ const PURE_FUNCTIONS = new Set([
 ]);
 
 export function readsOnly(select: Node): boolean {
-  if (select.intoClause) return false;
-  let ok = true;
-  const visit = (o: Node): void => {
-    if (!ok || o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
-    if (o.InsertStmt || o.UpdateStmt || o.DeleteStmt || o.MergeStmt || o.LockingClause) {
-      ok = false;
-      return;
-    }
-    if (o.FuncCall && !pureName(o.FuncCall.funcname, true)) {
-      ok = false;
-      return;
-    }
-    if (o.A_Expr && !pureName(o.A_Expr.name, false)) {
-      ok = false;
-      return;
-    }
-    if (o.TypeCast && !pureName(o.TypeCast.typeName?.names, false)) {
-      ok = false;
-      return;
-    }
-    for (const k in o) {
-      const v = o[k];
-      if (v !== null && typeof v === 'object') visit(v);
-    }
-  };
-  visit(select);
-  return ok;
+  return !select.intoClause && !contains(select, mayChangeSomething);
+}
+
+/** A node that writes, locks rows, or calls something not known to only compute. */
+function mayChangeSomething(o: Node): boolean {
+  if (o.InsertStmt || o.UpdateStmt || o.DeleteStmt || o.MergeStmt || o.LockingClause) return true;
+  if (o.FuncCall) return !pureName(o.FuncCall.funcname, true);
+  if (o.A_Expr) return !pureName(o.A_Expr.name, false);
+  if (o.TypeCast) return !pureName(o.TypeCast.typeName?.names, false);
+  return false;
 }
 
 /** A name list (schema-qualified or not): built-in, and for functions also known to only compute. */

@@ -42,11 +42,7 @@ export abstract class BindRouting extends PreparedStatements {
     this.portals.delete(bind.portal);
     // A block a worker aborted (a worker-side error): the coordinator's own transaction would still run
     // the statement, where PostgreSQL refuses everything but the block's end.
-    if (this.statusByte() === 0x45 && this.coordinator.status !== 0x45) {
-      await this.replyError(this.txn.takeLossError() ?? abortedError());
-      this.cycleFailed = true;
-      return;
-    }
+    if (this.statusByte() === 0x45 && this.coordinator.status !== 0x45) return this.bindInAbortedBlock();
     await this.sendTo(this.coordinator, buf.subarray(start, end), E_BIND);
   }
 
@@ -63,7 +59,7 @@ export abstract class BindRouting extends PreparedStatements {
   /** Routes the Bind with the statement's current plan; synchronous when it goes to a pipelined channel. */
   private routeBind(bind: BindMessage, stmt: PlannedStatement, buf: Buffer, start: number, end: number): Promise<void> | undefined {
     const plan = stmt.plan;
-    const params = plan.needsParams ? bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0)) : null;
+    const params = plan.needsParams ? paramTexts(bind, stmt) : null;
     const first = plan.route(params as ReadonlyArray<string | null> | null);
     if (first.kind !== 'transaction' && this.statusByte() === 0x45) return this.bindInAbortedBlock();
     const hold = this.enterWriteBarrier(first);
@@ -76,6 +72,7 @@ export abstract class BindRouting extends PreparedStatements {
     return this.runBind(bind, stmt, first, hold, buf, start, end, false);
   }
 
+  /** The session's block is aborted: the Bind gets the block's error, as PostgreSQL answers until ROLLBACK. */
   private async bindInAbortedBlock(): Promise<void> {
     await this.replyError(this.txn.takeLossError() ?? abortedError());
     this.cycleFailed = true;
@@ -91,7 +88,7 @@ export abstract class BindRouting extends PreparedStatements {
     let hold = firstHold;
     let route = first;
     if (route.kind === 'evaluate-insert') {
-      const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
+      const textParams = paramTexts(bind, stmt);
       // Transaction-time functions only: the timestamp goes to the worker as one more parameter.
       const timed = bind.params.length >= stmt.paramTypes.length && textParams.every((p) => p !== undefined)
         ? await this.insertAtTransactionTime(route, textParams as Array<string | null>, bind.params.length + 1)
@@ -115,7 +112,7 @@ export abstract class BindRouting extends PreparedStatements {
       if (piped === true || (piped !== false && (await piped))) return;
     }
     if (route.kind === 'evaluate-insert') {
-      const textParams = bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
+      const textParams = paramTexts(bind, stmt);
       if (textParams.some((p) => p === undefined)) {
         await this.replyError(new PgError({ code: '0A000', message: 'binary parameters are not supported for INSERTs evaluated on the coordinator' }));
         this.cycleFailed = true;
@@ -260,6 +257,11 @@ export abstract class BindRouting extends PreparedStatements {
     await this.waitForWriteBarrier(route);
     return this.handleBind(copy, 0, copy.length);
   }
+}
+
+/** The Bind's parameter values as text (undefined for a binary value of a type the coordinator cannot print). */
+function paramTexts(bind: BindMessage, stmt: PlannedStatement): Array<string | null | undefined> {
+  return bind.params.map((p, i) => paramAsText(p, paramFormat(bind, i), stmt.paramTypes[i] ?? 0));
 }
 
 /**

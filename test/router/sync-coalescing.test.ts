@@ -28,6 +28,7 @@ import { connectBackend, type BackendConnection } from '../../src/pool/backend-c
 import { channelStats, PipelinedChannel, type ChannelTenant } from '../../src/executor/pipelined-channel.js';
 import { Completes, type Expectation } from '../../src/executor/backend-link.js';
 import { readErrorFields } from '../../src/protocol/backend/error-response.js';
+import { decodeDataRow } from '../../src/executor/link-query.js';
 import { addWorkers, textClient } from './support.js';
 
 let server: TestPostgres;
@@ -58,7 +59,8 @@ async function connect(params: Array<[string, string]> = []): Promise<BackendCon
 
 interface Message {
   type: string;
-  body: Buffer;
+  /** The whole message, type byte first. */
+  raw: Buffer;
 }
 
 /** One client session on a channel: its tenant and the messages its client stream received. */
@@ -76,7 +78,7 @@ class Client {
       this.pending = Buffer.concat([this.pending, chunk]);
       while (this.pending.length >= 5 && this.pending.length >= 1 + this.pending.readInt32BE(1)) {
         const end = 1 + this.pending.readInt32BE(1);
-        this.messages.push({ type: String.fromCharCode(this.pending[0]!), body: this.pending.subarray(5, end) });
+        this.messages.push({ type: String.fromCharCode(this.pending[0]!), raw: this.pending.subarray(0, end) });
         this.pending = this.pending.subarray(end);
       }
       for (const w of this.waiters.splice(0)) w();
@@ -119,28 +121,15 @@ class Client {
     const out: Array<{ row?: string[]; error?: string; status: string }> = [];
     let cur: { row?: string[]; error?: string } = {};
     for (const m of this.messages) {
-      if (m.type === 'D') cur.row = dataRow(m.body);
-      else if (m.type === 'E') cur.error = readErrorFields(Buffer.concat([Buffer.from('E'), Buffer.alloc(4), m.body]), 0, 5 + m.body.length).code;
+      if (m.type === 'D') cur.row = decodeDataRow(m.raw).map((v) => v ?? 'NULL');
+      else if (m.type === 'E') cur.error = readErrorFields(m.raw, 0, m.raw.length).code;
       else if (m.type === 'Z') {
-        out.push({ ...cur, status: String.fromCharCode(m.body[0]!) });
+        out.push({ ...cur, status: String.fromCharCode(m.raw[5]!) });
         cur = {};
       }
     }
     return out;
   }
-}
-
-function dataRow(body: Buffer): string[] {
-  const n = body.readInt16BE(0);
-  const values: string[] = [];
-  let pos = 2;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(pos);
-    pos += 4;
-    values.push(len < 0 ? 'NULL' : body.toString('utf8', pos, pos + len));
-    if (len > 0) pos += len;
-  }
-  return values;
 }
 
 /** A channel whose isolation probe is answered and whose READ statement is prepared (so reads may share Syncs). */
