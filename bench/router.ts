@@ -229,7 +229,7 @@ async function runRouter(args: string[]): Promise<void> {
         const plainServers = ((await settledServersCpuMicros(plain)) - plainCpu0) / Math.max(1, p.transactions);
         console.log(line(`-${wl} round ${round} PostgreSQL:`, p) + `  server CPU ${plainServers.toFixed(0)} µs/transaction`);
         const weaveCpu0 = await settledServersCpuMicros(weave);
-        const { runs: runs0, coalesced: coalesced0, resent: resent0 } = channelStats;
+        const { runs: runs0, coalesced: coalesced0, resent: resent0, writes: writes0, requests: requests0 } = channelStats;
         const cpu0 = process.cpuUsage();
         const w = await pgbench(weaveUrl, wl, o);
         const cpu = process.cpuUsage(cpu0);
@@ -243,6 +243,8 @@ async function runRouter(args: string[]): Promise<void> {
         const runs = channelStats.runs - runs0;
         const coalesced = channelStats.coalesced - coalesced0;
         if (coalesced > 0) console.log(`  shared Syncs: ${coalesced} statements in ${runs} runs (${(coalesced / runs).toFixed(1)} per run), ${channelStats.resent - resent0} re-sent`);
+        const writes = channelStats.writes - writes0;
+        if (writes > 0) console.log(`  channel writes: ${((channelStats.requests - requests0) / writes).toFixed(2)} requests per write`);
         if (w.failed > 0 || p.failed > 0) console.log(`warning: failed transactions (pgweave ${w.failed}, PostgreSQL ${p.failed})`);
         results.get(wl)!.plain.push(p.tps);
         results.get(wl)!.weave.push(w.tps);

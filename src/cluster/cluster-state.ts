@@ -43,6 +43,8 @@ export interface ClusterState {
   /** Where data directories live when not under DIR (root, unreachable DIR); null otherwise. */
   storageDir: string | null;
   fast: boolean;
+  /** The nodes' Unix-domain socket directory (absent in clusters created before sockets, or when the path is too long). */
+  socketDir?: string | null;
   nodes: ClusterNode[];
   createdAt: string;
 }
@@ -79,13 +81,22 @@ export function clusterPaths(dir: string): ClusterPaths {
  * Where the PostgreSQL data directories and logs of cluster DIR go: under DIR
  * when the PostgreSQL OS user can reach it, else under /var/lib/pgweave.
  */
-export function chooseStorage(dir: string): { storageDir: string | null; nodesDir: string; pgLogDir: string } {
+export function chooseStorage(dir: string): { storageDir: string | null; nodesDir: string; pgLogDir: string; socketDir: string | null } {
   const abs = resolve(dir);
   if (!isRoot() || postgresUserCanReach(abs)) {
-    return { storageDir: null, nodesDir: join(abs, 'nodes'), pgLogDir: join(abs, 'log') };
+    return { storageDir: null, nodesDir: join(abs, 'nodes'), pgLogDir: join(abs, 'log'), socketDir: usableSocketDir(join(abs, 'sockets')) };
   }
   const storageDir = join(STORAGE_ROOT, createHash('sha1').update(abs).digest('hex').slice(0, 12));
-  return { storageDir, nodesDir: join(storageDir, 'nodes'), pgLogDir: join(storageDir, 'log') };
+  return { storageDir, nodesDir: join(storageDir, 'nodes'), pgLogDir: join(storageDir, 'log'), socketDir: usableSocketDir(join(storageDir, 'sockets')) };
+}
+
+/**
+ * `dir` when a socket path in it fits a sockaddr_un (107 bytes, with
+ * `/.s.PGSQL.NNNNN`) and unix_socket_directories can list it (no comma),
+ * else null: the nodes then listen on TCP only.
+ */
+function usableSocketDir(dir: string): string | null {
+  return Buffer.byteLength(dir) + '/.s.PGSQL.65535'.length <= 107 && !dir.includes(',') ? dir : null;
 }
 
 /** The cluster's state, or null when DIR holds no cluster. */

@@ -114,6 +114,7 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
     clientPassword: generatePassword(),
     storageDir: storage.storageDir,
     fast: spec.fast ?? false,
+    socketDir: storage.socketDir,
     nodes,
     createdAt: new Date().toISOString(),
   };
@@ -124,6 +125,8 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
       mkdirSync(STORAGE_ROOT, { recursive: true, mode: 0o755 });
       for (const d of [storage.storageDir, storage.nodesDir, storage.pgLogDir]) ensurePostgresOwnedDir(d, 0o700);
     }
+    // Traversable by the coordinator process; the socket itself asks for SCRAM (pg_hba `local`).
+    if (state.socketDir) ensurePostgresOwnedDir(state.socketDir, 0o755);
     const tls = spec.workerTls ? { certFile: spec.workerTls.certFile, keyFile: spec.workerTls.keyFile } : undefined;
     await Promise.all(nodes.map((node) => initPostgres({ ...nodeServerOptions(state, node, spec.maxConnections), tls: node.role === 'worker' ? tls : undefined })));
     if (storage.storageDir) linkLogs(paths.logDir, nodes);
@@ -132,8 +135,9 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
 
     const config: CoordinatorConfig = {
       listen: { ...state.listen },
-      coordinator: { host, port: spec.coordinatorPort },
-      workers: spec.workerPorts.map((port) => ({ host, port })),
+      coordinator: { host, port: spec.coordinatorPort, ...socketOf(state) },
+      // Workers that take TLS are reached over TCP: PostgreSQL has no TLS on its Unix-domain socket.
+      workers: spec.workerPorts.map((port) => ({ host, port, ...(spec.workerTls ? {} : socketOf(state)) })),
       internalDatabase: 'postgres',
       internal: { user: INTERNAL_ROLE, password: internalPassword },
       auth: { method: 'scram-sha-256' },
@@ -149,9 +153,15 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
   }
 }
 
+/** The nodes' socket directory for a node address in the coordinator's config (server/config.ts), if they have one. */
+function socketOf(state: ClusterState): { socketDir?: string } {
+  return state.socketDir ? { socketDir: state.socketDir } : {};
+}
+
 /** The options a node was created with (the password only matters to initdb). */
 export function nodeServerOptions(state: ClusterState, node: ClusterNode, maxConnections?: number): PostgresServerOptions {
   return {
+    socketDir: state.socketDir ?? undefined,
     dataDir: node.dataDir,
     port: node.port,
     host: node.host,

@@ -40,6 +40,13 @@ export interface PostgresServerOptions {
    * with TLS (`hostssl`).
    */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * A directory for the server's Unix-domain socket (unix_socket_directories),
+   * with SCRAM required there as on TCP; without it the server listens on TCP
+   * only. The coordinator reaches a node on its own machine through it
+   * (pool/node-sockets.ts).
+   */
+  socketDir?: string;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -87,7 +94,7 @@ export async function initPostgres(o: PostgresServerOptions): Promise<void> {
   }
   if (o.tls) installServerCertificate(o.dataDir, o.tls);
   writePostgresConf(o);
-  writePgHba(o.dataDir, !!o.tls);
+  writePgHba(o.dataDir, !!o.tls, o.socketDir !== undefined);
 }
 
 const SERVER_CERT = 'server.crt';
@@ -112,7 +119,7 @@ export function writePostgresConf(o: PostgresServerOptions): void {
   const settings: Record<string, string | number> = {
     listen_addresses: o.host ?? DEFAULT_HOST,
     port: o.port,
-    unix_socket_directories: '',
+    unix_socket_directories: o.socketDir ?? '',
     password_encryption: 'scram-sha-256',
     max_connections: maxConnections,
     max_prepared_transactions: maxConnections,
@@ -158,9 +165,10 @@ function formatConfValue(value: string | number): string {
 }
 
 /** Loopback TCP with SCRAM (and TLS, with `tlsOnly`), for normal and replication connections; nothing else. */
-function writePgHba(dataDir: string, tlsOnly = false): void {
+function writePgHba(dataDir: string, tlsOnly = false, unixSocket = false): void {
   const type = tlsOnly ? 'hostssl' : 'host   ';
-  const lines = [`# Written by pgweave: loopback TCP with SCRAM${tlsOnly ? ' over TLS' : ''} only.`, '# TYPE  DATABASE     USER  ADDRESS       METHOD'];
+  const lines = [`# Written by pgweave: loopback TCP${unixSocket ? ' and the Unix-domain socket' : ''} with SCRAM${tlsOnly ? ' over TLS' : ''} only.`, '# TYPE  DATABASE     USER  ADDRESS       METHOD'];
+  if (unixSocket) for (const db of ['all', 'replication']) lines.push(`local   ${db.padEnd(12)} all                 scram-sha-256`);
   for (const db of ['all', 'replication']) {
     for (const address of ['127.0.0.1/32', '::1/128']) lines.push(`${type} ${db.padEnd(12)} all   ${address.padEnd(13)} scram-sha-256`);
   }
@@ -197,6 +205,8 @@ export async function startPostgres(o: PostgresServerOptions, logFile?: string):
   }
   const log = logFile ?? join(o.dataDir, 'server.log');
   prepareLogFile(log);
+  // PostgreSQL refuses to start without its socket directory (a cleaned /tmp).
+  if (o.socketDir !== undefined && !existsSync(o.socketDir)) ensurePostgresOwnedDir(o.socketDir, 0o755);
   try {
     await runAsPostgresUser(pgBinary('pg_ctl'), ['start', '-w', '-t', String(START_TIMEOUT_SECONDS), '-D', o.dataDir, '-l', log]);
   } catch (err) {

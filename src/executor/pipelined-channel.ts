@@ -77,8 +77,8 @@ export { ChannelTenant };
 /** Worker-side prepared statements per channel before new statement texts go unnamed. */
 const MAX_PREPARED = 1000;
 
-/** Counts since the process started, for tests and benchmarks: runs written, requests in them, requests re-sent after an error in their run. */
-export const channelStats = { runs: 0, coalesced: 0, resent: 0 };
+/** Counts since the process started, for tests and benchmarks: runs written, requests in them, requests re-sent after an error in their run; socket writes (windows) and the requests they carried. */
+export const channelStats = { runs: 0, coalesced: 0, resent: 0, writes: 0, requests: 0 };
 
 /** Requests of one run at most: an error re-sends the run's rest, so a run stays short. */
 const MAX_RUN = 32;
@@ -221,6 +221,8 @@ export class PipelinedChannel {
     this.window = [];
     if (this.dead) return;
     const s = this.conn.socket;
+    channelStats.writes++;
+    channelStats.requests += w.length;
     s.cork();
     let i = 0;
     while (i < w.length) {

@@ -24,6 +24,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { PgError } from '../protocol/errors.js';
+import { openNodeSocket } from './node-sockets.js';
 
 export type BackendTlsMode = 'require' | 'verify-ca' | 'verify-full';
 
@@ -56,8 +57,13 @@ function tlsError(host: string, port: number, message: string, detail?: string):
   return new PgError({ severity: 'FATAL', code: '08006', message: `could not connect to PostgreSQL at ${host}:${port}: ${message}`, detail });
 }
 
-/** A plain TCP socket, once connected. */
+/** A plaintext socket, once connected: the node's Unix-domain socket where it has one (node-sockets.ts), else TCP. */
 export function openPlainSocket(host: string, port: number): Promise<net.Socket> {
+  return openNodeSocket(host, port).catch((err: Error) => Promise.reject(tlsError(host, port, err.message)));
+}
+
+/** A TCP socket, once connected (TLS never goes over a Unix-domain socket: PostgreSQL offers none there). */
+function openTcpSocket(host: string, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     const onError = (err: Error) => reject(tlsError(host, port, err.message));
@@ -78,7 +84,7 @@ function sslRequest(): Buffer {
 
 /** Connects, negotiates TLS and verifies the node per `opts.mode`; resolves with the TLS socket. */
 export async function openTlsSocket(host: string, port: number, opts: BackendTls): Promise<tls.TLSSocket> {
-  const raw = await openPlainSocket(host, port);
+  const raw = await openTcpSocket(host, port);
   try {
     await askForTls(raw, host, port);
     const secure = await handshake(raw, host, port, opts);

@@ -10,6 +10,13 @@ import { readFileSync } from 'node:fs';
 export interface NodeAddress {
   host: string;
   port: number;
+  /**
+   * The node's Unix-domain socket directory, when it runs on the
+   * coordinator's machine: connections to host:port go through the socket
+   * there instead (cheaper than loopback TCP; pool/node-sockets.ts), unless
+   * they use TLS.
+   */
+  socketDir?: string;
 }
 
 export interface CoordinatorConfig {

@@ -22,6 +22,7 @@ import { CronScheduler, cronDisabled, duplexPair } from '../jobs/cron-scheduler.
 import { closeStreams } from '../streams/wakeup.js';
 import { connectBackend } from '../pool/backend-connection.js';
 import { setBackendTlsPolicy } from '../pool/backend-tls.js';
+import { setNodeSockets } from '../pool/node-sockets.js';
 import { Session } from '../session/session.js';
 import { makeSessionServices } from './session-services.js';
 import { CancelRegistry } from './cancel-registry.js';
@@ -43,6 +44,7 @@ export interface Coordinator {
 export async function startCoordinator(config: CoordinatorConfig): Promise<Coordinator> {
   // One policy per process: every connection to a node, whoever opens it, follows the config.
   setBackendTlsPolicy(workerTlsPolicy(config));
+  setNodeSockets([config.coordinator, ...config.workers]);
   const internal = new InternalPool({
     host: config.coordinator.host,
     port: config.coordinator.port,

@@ -28,7 +28,14 @@ export interface TestCluster {
 }
 
 export async function startTestCluster(
-  opts: { workers?: number; workerTls?: ClusterSpec['workerTls']; /** Coordinator settings a test needs (e.g. pipelineChannels). */ coordinator?: Partial<CoordinatorConfig> } = {},
+  opts: {
+    workers?: number;
+    workerTls?: ClusterSpec['workerTls'];
+    /** Coordinator settings a test needs (e.g. pipelineChannels). */
+    coordinator?: Partial<CoordinatorConfig>;
+    /** The coordinator reaches the nodes over TCP only (tests that tell connections apart by port). */
+    tcpOnly?: boolean;
+  } = {},
 ): Promise<TestCluster> {
   const workerCount = opts.workers ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'pgweave-test-cluster-'));
@@ -36,7 +43,8 @@ export async function startTestCluster(
 
   const created = await createWithFreePorts(dir, workerCount, opts.workerTls);
   const state = created.state;
-  const config: CoordinatorConfig = { ...created.config, ...opts.coordinator };
+  const base = opts.tcpOnly ? withoutSockets(created.config) : created.config;
+  const config: CoordinatorConfig = { ...base, ...opts.coordinator };
   const forget = stopOnExit(state.nodes.map((n) => n.dataDir), dir);
   let coordinator: Coordinator;
   try {
@@ -87,4 +95,10 @@ async function createWithFreePorts(dir: string, workers: number, workerTls?: Clu
       if (attempt >= 3 || !/could not bind|Address already in use|could not create any TCP/i.test(String((err as Error).message))) throw err;
     }
   }
+}
+
+/** The config with every node reached over TCP (no `socketDir`). */
+function withoutSockets(config: CoordinatorConfig): CoordinatorConfig {
+  const tcp = ({ host, port }: { host: string; port: number }) => ({ host, port });
+  return { ...config, coordinator: tcp(config.coordinator), workers: config.workers.map(tcp) };
 }

@@ -57,7 +57,8 @@ before(async () => {
     if (this.localPort !== undefined) writesByLocal.set(this.localPort, (writesByLocal.get(this.localPort) ?? 0) + 1);
     return original.call(this, writev, data, encoding, cb);
   };
-  cluster = await startTestCluster({ workers: 2 });
+  // TCP: the test tells the coordinator's connections apart by port.
+  cluster = await startTestCluster({ workers: 2, tcpOnly: true });
   c = await textClient(cluster.url);
   await addWorkers(c, cluster);
   await c.query('CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL)');

@@ -47,7 +47,8 @@ before(async () => {
     }
     return original.call(this, writev, data, encoding, cb);
   };
-  cluster = await startTestCluster({ workers: 2 });
+  // TCP: the test tells the coordinator's connections apart by port.
+  cluster = await startTestCluster({ workers: 2, tcpOnly: true });
   admin = await textClient(cluster.url);
   await addWorkers(admin, cluster);
   await admin.query('CREATE TABLE wsn (id int PRIMARY KEY, v int NOT NULL)');
