@@ -128,7 +128,13 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
     // Traversable by the coordinator process; the socket itself asks for SCRAM (pg_hba `local`).
     if (state.socketDir) ensurePostgresOwnedDir(state.socketDir, 0o755);
     const tls = spec.workerTls ? { certFile: spec.workerTls.certFile, keyFile: spec.workerTls.keyFile } : undefined;
-    await Promise.all(nodes.map((node) => initPostgres({ ...nodeServerOptions(state, node, spec.maxConnections), tls: node.role === 'worker' ? tls : undefined })));
+    // A worker that takes TLS gets no socket: nothing reaches it without TLS (docs/security.md).
+    await Promise.all(
+      nodes.map((node) => {
+        const o = nodeServerOptions(state, node, spec.maxConnections);
+        return initPostgres(node.role === 'worker' && tls ? { ...o, tls, socketDir: undefined } : o);
+      }),
+    );
     if (storage.storageDir) linkLogs(paths.logDir, nodes);
     await startClusterPostgres(state);
     await setUpRoles(state, internalPassword);
