@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,8 +91,13 @@ test('pgweave up, status, url, psql, down, up again', async () => {
   assert.equal((statSync(join(dir, 'pgweave.json')).mode & 0o777).toString(8), '600');
   const config = JSON.parse(readFileSync(join(dir, 'pgweave.json'), 'utf8'));
   assert.deepEqual(config.listen, { host: '127.0.0.1', port });
-  assert.deepEqual(config.coordinator, { host: '127.0.0.1', port: port + 1 });
+  // The coordinator PostgreSQL is reached through its Unix-domain socket; the workers (TLS) over TCP only.
+  const { socketDir, ...coordinatorAddress } = config.coordinator;
+  assert.deepEqual(coordinatorAddress, { host: '127.0.0.1', port: port + 1 });
+  assert.match(socketDir, /\/sockets$/);
+  assert.ok(statSync(join(socketDir, `.s.PGSQL.${port + 1}`)).isSocket(), 'the coordinator PostgreSQL listens on its socket');
   assert.deepEqual(config.workers, [{ host: '127.0.0.1', port: port + 2 }, { host: '127.0.0.1', port: port + 3 }]);
+  assert.equal(existsSync(join(socketDir, `.s.PGSQL.${port + 2}`)), false, 'a worker with TLS has no socket');
   assert.equal(config.internal.user, 'pgweave_internal');
 
   // TLS between the coordinator and the workers by default: a CA of the cluster, verify-full.
