@@ -1,13 +1,25 @@
 /**
  * A small pool of InternalClients to one node as the internal role. Queries
  * take an idle client, open a new one while under the cap, or wait for one.
+ *
+ * A waiter always settles: it gets a released client, or — when the released
+ * client was lost (the node crashed) — a fresh connection or that attempt's
+ * class-08 error, and the pool's close rejects whoever still waits. (A waiter
+ * dropped on a failed reconnect would hang its caller for good: the recovery
+ * round, a catalog load, a client's statement.)
  */
 import { connectBackend, type BackendConnectOptions } from './backend-connection.js';
 import { InternalClient, type QueryResult } from './internal-client.js';
+import { PgError } from '../protocol/errors.js';
+
+interface Waiter {
+  resolve(c: InternalClient): void;
+  reject(err: unknown): void;
+}
 
 export class InternalPool {
   private readonly idle: InternalClient[] = [];
-  private readonly waiters: Array<(c: InternalClient) => void> = [];
+  private readonly waiters: Waiter[] = [];
   private open = 0;
   private closed = false;
 
@@ -36,7 +48,7 @@ export class InternalPool {
   }
 
   async acquire(): Promise<InternalClient> {
-    if (this.closed) throw new Error('internal pool is closed');
+    if (this.closed) throw closedError();
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
       if (!c.closed) return c;
@@ -51,19 +63,19 @@ export class InternalPool {
         throw err;
       }
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   release(client: InternalClient): void {
     if (client.closed) {
       this.open--;
-      // a waiter gets a fresh connection
+      // A waiter gets a fresh connection, or the error of opening it.
       const w = this.waiters.shift();
-      if (w) this.acquire().then(w, () => {});
+      if (w) this.acquire().then(w.resolve, w.reject);
       return;
     }
     const w = this.waiters.shift();
-    if (w) w(client);
+    if (w) w.resolve(client);
     else if (this.closed) client.close();
     else this.idle.push(client);
   }
@@ -71,5 +83,10 @@ export class InternalPool {
   close(): void {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.close();
+    for (const w of this.waiters.splice(0)) w.reject(closedError());
   }
+}
+
+function closedError(): PgError {
+  return new PgError({ code: '57P01', message: 'the coordinator is shutting down: its internal connections are closed' });
 }
