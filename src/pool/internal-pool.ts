@@ -2,11 +2,12 @@
  * A small pool of InternalClients to one node as the internal role. Queries
  * take an idle client, open a new one while under the cap, or wait for one.
  *
- * A waiter always settles: it gets a released client, or — when the released
- * client was lost (the node crashed) — a fresh connection or that attempt's
- * class-08 error, and the pool's close rejects whoever still waits. (A waiter
- * dropped on a failed reconnect would hang its caller for good: the recovery
- * round, a catalog load, a client's statement.)
+ * A waiter always settles: it gets a released client, or — when a slot
+ * frees up because the released client was lost (the node crashed) or a
+ * connection attempt failed — a fresh connection or that attempt's class-08
+ * error; the pool's close rejects whoever still waits. (A waiter left behind
+ * would hang its caller for good: the recovery round and every reader
+ * waiting for it at the commit gate, a catalog load, a client's login.)
  */
 import { connectBackend, type BackendConnectOptions } from './backend-connection.js';
 import { InternalClient, type QueryResult } from './internal-client.js';
@@ -60,6 +61,7 @@ export class InternalPool {
         return new InternalClient(await connectBackend(this.options));
       } catch (err) {
         this.open--;
+        this.wakeWaiter(); // its slot is free again: a waiter tries in turn (and fails alike while the node is down)
         throw err;
       }
     }
@@ -69,15 +71,19 @@ export class InternalPool {
   release(client: InternalClient): void {
     if (client.closed) {
       this.open--;
-      // A waiter gets a fresh connection, or the error of opening it.
-      const w = this.waiters.shift();
-      if (w) this.acquire().then(w.resolve, w.reject);
+      this.wakeWaiter();
       return;
     }
     const w = this.waiters.shift();
     if (w) w.resolve(client);
     else if (this.closed) client.close();
     else this.idle.push(client);
+  }
+
+  /** The first waiter gets a fresh connection (the caller freed a slot), or the error of opening it. */
+  private wakeWaiter(): void {
+    const w = this.waiters.shift();
+    if (w) this.acquire().then(w.resolve, w.reject);
   }
 
   close(): void {

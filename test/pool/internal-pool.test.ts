@@ -1,7 +1,8 @@
 /**
  * InternalPool under a node crash: a query waiting for a pooled connection
  * settles — with a fresh connection when the node is back, with a class-08
- * error when it is not — and the pool's close rejects whoever still waits.
+ * error when it is not, also behind a connection attempt that failed — and
+ * the pool's close rejects whoever still waits.
  * (A waiter dropped on a failed reconnect hung the 2PC recovery round, and
  * with it every reader waiting for recovery, in the fault tests.)
  */
@@ -75,6 +76,22 @@ test('a query waiting for a connection lost in a crash gets 08006 while the node
   } finally {
     p.close();
     await restart(); // the next test needs the server, whatever happened here
+  }
+});
+
+test('queries waiting behind connection attempts that fail (the node is down) get the error too', async () => {
+  const p = pool(1);
+  try {
+    await stopPostgres(pg.dataDir, 'immediate');
+    const first = p.query('SELECT 1'); // takes the only slot, its connection attempt fails
+    const second = p.query('SELECT 2'); // waits for that slot
+    for (const [q, what] of [[first, 'the query whose connection attempt failed'], [second, 'a query waiting behind it']] as const) {
+      const r = await settled(q, what);
+      assert.equal((r.error as PgError | undefined)?.code, '08006', `${what}: 08006 expected, got ${String(r.error ?? JSON.stringify(r.value))}`);
+    }
+  } finally {
+    p.close();
+    await restart();
   }
 });
 
