@@ -36,7 +36,8 @@ import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BroadcastCandidate, BroadcastTable, Route } from '../planner/route.js';
 import { createWorkerTableSql, workerTableSql } from '../planner/broadcast-planner.js';
 import { pullTables } from './pull-tables.js';
-import { copyFormat, portableTypeSql, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { columnsDefinition, relationColumns } from './relation-columns.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 const COPY_FAIL = encodeMessage((w) => w.begin(Frontend.CopyFail).cstring('broadcast source failed').end());
@@ -132,22 +133,11 @@ export type StagingSchema = (node: WorkerNode) => Promise<void>;
  * whether they all may travel in binary (commands/copy/binary-transfer.ts).
  */
 export async function columnDefinition(coordinator: BackendLink, t: BroadcastTable): Promise<{ definition: string; names: string[]; portable: boolean } | PgError> {
-  const r = await queryOnLink(coordinator,
-    `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-            ${portableTypeSql('a.atttypid')}
-       FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-       LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-      WHERE a.attrelid = ${t.table.relationId} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
-  if (r.error) return r.error;
-  const all = r.rows.map(decodeDataRow);
-  let cols = all.filter(([name]) => !t.neededColumns || t.neededColumns.has(name!));
+  const all = await relationColumns(coordinator, String(t.table.relationId));
+  if (all instanceof PgError) return all;
+  let cols = all.filter((c) => !t.neededColumns || t.neededColumns.has(c.name));
   if (cols.length === 0) cols = all.slice(0, 1);
-  return {
-    definition: cols.map(([name, type, coll]) => `${quoteIdent(name!)} ${type}${coll ? ` COLLATE ${coll}` : ''}`).join(', '),
-    names: cols.map(([name]) => name!),
-    portable: cols.every((c) => c[3] === 't'),
-  };
+  return { definition: columnsDefinition(cols), names: cols.map((c) => c.name), portable: cols.every((c) => c.portable) };
 }
 
 /**

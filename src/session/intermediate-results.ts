@@ -32,7 +32,8 @@ import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
 import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
 import { parseBytes } from './repartition-tables.js';
-import { copyFormat, portableTypeSql, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { columnsDefinition, relationColumns } from './relation-columns.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -173,21 +174,15 @@ function taskNodes(route: PullRoute): WorkerNode[] {
 async function ship(coordinator: BackendLink, results: IntermediateResult[], names: string[], targets: BackendLink[]): Promise<PgError | null> {
   for (const name of names) {
     const temp = quoteIdent(name);
-    const cols = await queryOnLink(coordinator,
-      `SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
-              CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END,
-              ${portableTypeSql('a.atttypid')}
-         FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-         LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-        WHERE a.attrelid = ${quoteLiteral(`pg_temp.${temp}`)}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
-    if (cols.error) return cols.error;
-    const definition = cols.rows.map((row) => decodeDataRow(row)[0]).join(', ');
+    const cols = await relationColumns(coordinator, `${quoteLiteral(`pg_temp.${temp}`)}::pg_catalog.regclass`);
+    if (cols instanceof PgError) return cols;
+    const definition = columnsDefinition(cols);
     const own = results.find((r) => r.tempName === name);
     if (own) own.definition = definition;
     const create = `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (${definition})`;
     const created = await Promise.all(targets.map((l) => queryOnLink(l, create)));
     let err = created.find((c) => c.error)?.error ?? null;
-    const format = copyFormat(cols.rows.every((row) => decodeDataRow(row)[1] === 't') && sameEncoding([coordinator, ...targets]));
+    const format = copyFormat(cols.every((c) => c.portable) && sameEncoding([coordinator, ...targets]));
     if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT${format}`, targets, `COPY pg_temp.${temp} FROM STDIN${format}`);
     if (!err) err = (await Promise.all(targets.map((l) => queryOnLink(l, `ANALYZE pg_temp.${temp}`)))).find((c) => c.error)?.error ?? null;
     if (err) return err;

@@ -113,6 +113,16 @@ test('outer joins that would duplicate preserved rows of a broadcast side are no
   }
 });
 
+test('a broadcast table whose names need quoting (quotes, upper case, spaces) and a collated column', async () => {
+  for (const c of [weave, reference]) {
+    await c.query(`CREATE TABLE "Odd Customers" ("Cust ""Id""" int PRIMARY KEY, "Region Name" text COLLATE "C", "TIER" int)`);
+    await c.query(`INSERT INTO "Odd Customers" SELECT g, (ARRAY['north','South','east',NULL])[1 + g % 4], g % 3 FROM generate_series(1, 200) g`);
+  }
+  await weave.query(`SELECT create_distributed_table('"Odd Customers"', 'Cust "Id"', shard_count => 4)`);
+  await same(`SELECT c."Region Name", count(*), sum(s.qty) FROM sales s JOIN "Odd Customers" c ON c."Cust ""Id""" = s.cust
+               WHERE c."TIER" < 2 GROUP BY 1 ORDER BY 1 NULLS FIRST`, SALES);
+});
+
 test('a self-join on a non-distribution column moves less by pulling than by broadcasting the table itself', async () => {
   await same(`SELECT count(*) FROM sales a JOIN sales b ON a.cust = b.prod AND a.qty = b.qty WHERE a.id < 2000`, 'pull');
 });

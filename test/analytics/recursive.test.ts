@@ -181,6 +181,11 @@ test('the same table inside an uncorrelated subquery and outside it; a CTE read 
   has(select, /^Custom Scan \(pgweave Pushdown\)/);
   await same(`WITH c AS (SELECT 'x' AS v, status::text COLLATE "C" AS s, count(*) AS n FROM orders GROUP BY 2)
     SELECT o.okey, c.v, c.s, c.n FROM orders o JOIN c ON c.s = o.status::text WHERE o.okey < 20 ORDER BY 1`);
+  // Shipped columns with names that need quoting (quotes, upper case, spaces) and a collation.
+  const odd = await same(`WITH c AS (SELECT status::text COLLATE "C" AS "Odd ""S"" Col", count(*) AS "N n" FROM orders GROUP BY 1)
+    SELECT o.okey, c."Odd ""S"" Col", c."N n" FROM orders o JOIN c ON c."Odd ""S"" Col" = o.status::text WHERE o.okey < 20 ORDER BY 1`);
+  has(odd, /Distributed Subplan 1$/);
+  has(odd, /^Custom Scan \(pgweave Pushdown\)/);
   // NOT IN over a subquery that yields a NULL: no row qualifies, as in PostgreSQL.
   const sql = `SELECT count(*) FROM customers WHERE cid NOT IN (SELECT CASE WHEN okey = 5 THEN NULL ELSE cust END FROM orders WHERE okey < 10)`;
   const [expected, actual] = [await runQuery(reference, sql), await runQuery(weave, sql)];

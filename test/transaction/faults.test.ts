@@ -23,7 +23,9 @@ import { FAULT_POINTS, faults, type FaultPoint } from '../../src/transaction/fau
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/postgres.js';
 import {
+  bounded,
   checkInvariants,
+  closeClient,
   connect,
   createBank,
   describeCounts,
@@ -33,6 +35,7 @@ import {
   restartPostgres,
   runBank,
   sleep,
+  StuckError,
   type BankCounts,
 } from './support.js';
 
@@ -109,18 +112,18 @@ async function recoveredAndConsistent(t: { diagnostic(s: string): void }, label:
   let inv: Awaited<ReturnType<typeof checkInvariants>> | null = null;
   for (;;) {
     try {
-      admin ??= await connect(cluster.url, 'faults-check');
-      await admin.query('SELECT recover_prepared_transactions()');
+      admin ??= await bounded(connect(cluster.url, 'faults-check'), 'faults-check: connecting');
+      await bounded(admin.query('SELECT recover_prepared_transactions()'), 'faults-check: SELECT recover_prepared_transactions()');
       inv = await checkInvariants(admin, nodeUrls, ACCOUNTS, committed, uncertain);
       if ((inv.prepared === 0 && inv.records === 0) || Date.now() > deadline) break;
     } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await admin?.end().catch(() => {});
+      if (err instanceof StuckError || Date.now() > deadline) throw err;
+      if (admin) await closeClient(admin, 'faults-check');
       admin = null;
     }
     await sleep(300);
   }
-  await admin?.end().catch(() => {});
+  if (admin) await closeClient(admin, 'faults-check');
   t.diagnostic(`${describeCounts(label, counts)}; after recovery: ${JSON.stringify({ ...inv, uncertainTransfers: uncertain.size })}`);
   assert.equal(counts.statementWrong + counts.readCommittedWrong + counts.repeatableWrong, 0, counts.firstWrong ?? '');
   assert.equal(inv!.total, ACCOUNTS * 1000, 'the total is conserved');

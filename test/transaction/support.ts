@@ -13,6 +13,11 @@
  * read. Clients survive faults: errors are counted, lost connections
  * reopened, and every transfer the client saw commit is remembered so the
  * test can check it is there afterwards.
+ *
+ * Every wait of a client is bounded (`bounded`): a statement the coordinator
+ * never answers, or a connection it never completes, fails the run at once
+ * with what was awaited (a product bug: a client must get an answer or an
+ * error), instead of hanging the test until its timeout.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,6 +37,35 @@ export async function connect(url: string, name = 'pgweave-bank'): Promise<pg.Cl
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long a bank client waits for any one answer (recovery waits and lock waits take seconds, not minutes). */
+export const ANSWER_BOUND_MS = 120_000;
+
+/** A wait that did not end within its bound: never tolerated as a fault's error. */
+export class StuckError extends Error {}
+
+/** `p`, or a StuckError naming `what` when it has not settled within `ms`. */
+export function bounded<T>(p: Promise<T>, what: string, ms = ANSWER_BOUND_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StuckError(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, stuck]).finally(() => clearTimeout(timer));
+}
+
+/** Ends a client; only a StuckError (the coordinator never closed the connection) escapes. */
+export async function closeClient(c: pg.Client, who: string): Promise<void> {
+  await bounded(c.end(), `${who}: closing the connection`).catch((err) => {
+    if (err instanceof StuckError) throw err;
+  });
+}
+
+/** ROLLBACK after a tolerated error; only a StuckError escapes. */
+async function rollback(c: pg.Client, who: string): Promise<void> {
+  await bounded(c.query('ROLLBACK'), `${who}: ROLLBACK`).catch((err) => {
+    if (err instanceof StuckError) throw err;
+  });
+}
 
 /** Creates the bank tables through the coordinator and fills the accounts. */
 export async function createBank(c: pg.Client, accounts: number): Promise<void> {
@@ -138,14 +172,20 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
   let writersDone = false;
   const wrongEnough = () => o.stopAfterWrong !== undefined && counts.statementWrong + counts.readCommittedWrong + counts.repeatableWrong >= o.stopAfterWrong;
 
+  /** A new client; while faults are expected, retried until the coordinator takes connections again (bounded). */
   async function client(name: string): Promise<pg.Client> {
-    for (let attempt = 0; ; attempt++) {
+    const deadline = Date.now() + ANSWER_BOUND_MS;
+    for (;;) {
+      let c: pg.Client | null = null;
       try {
-        const c = await connect(o.url, name);
-        await c.query(setting);
+        c = await bounded(connect(o.url, name), `${name}: connecting`);
+        await bounded(c.query(setting), `${name}: ${setting}`);
         return c;
       } catch (err) {
-        if (!o.tolerateErrors || attempt > 300) throw err;
+        if (c) await closeClient(c, name);
+        if (err instanceof StuckError) throw err;
+        if (!o.tolerateErrors) throw err;
+        if (Date.now() > deadline) throw new StuckError(`${name}: no connection to the coordinator within ${ANSWER_BOUND_MS / 1000} s (last error: ${(err as Error).message})`);
         await sleep(200);
       }
     }
@@ -157,7 +197,9 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
 
   async function writer(w: number): Promise<void> {
     const rnd = prng(o.seed * 1000 + w);
-    let c = await client(`bank-writer-${w}`);
+    const who = `bank-writer-${w}`;
+    let c = await client(who);
+    const ask = (sql: string) => bounded(c.query(sql), `${who}: ${sql}`);
     try {
       while (!wrongEnough()) {
         const n = started++;
@@ -181,34 +223,34 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
         let inCommit = false;
         try {
           if (n % 2 === 0) {
-            await c.query('BEGIN');
-            for (const s of statements) await c.query(s);
+            await ask('BEGIN');
+            for (const s of statements) await ask(s);
             inCommit = true;
-            const r = await c.query('COMMIT');
+            const r = await ask('COMMIT');
             if (r.command !== 'COMMIT') throw Object.assign(new Error(`COMMIT answered ${r.command}`), { code: 'rollback' });
           } else {
             inCommit = true;
-            await c.query(statements.join('; '));
+            await ask(statements.join('; '));
           }
           counts.transfersCommitted++;
           counts.committed.add(tid);
         } catch (err) {
-          if (!o.tolerateErrors) throw err;
+          if (!o.tolerateErrors || err instanceof StuckError) throw err;
           counts.transfersFailed++;
           countError(counts, err);
           const code = (err as { code?: string }).code;
           // The commit may have happened: a lost connection, an unknown outcome.
           if (inCommit && (!code || code === '40003' || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) counts.uncertain.add(tid);
-          await c.query('ROLLBACK').catch(() => {});
+          await rollback(c, who);
           if (!code || code.startsWith('08') || code.startsWith('57P') || /terminated|not queryable|ECONNRESET/i.test(String((err as Error).message))) {
-            await c.end().catch(() => {});
-            c = await client(`bank-writer-${w}`);
+            await closeClient(c, who);
+            c = await client(who);
           }
         }
         await o.onTransfer?.(n);
       }
     } finally {
-      await c.end().catch(() => {});
+      await closeClient(c, who);
     }
   }
 
@@ -217,7 +259,9 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
   }
 
   async function reader(r: number): Promise<void> {
-    let c = await client(`bank-reader-${r}`);
+    const who = `bank-reader-${r}`;
+    let c = await client(who);
+    const ask = (sql: string) => bounded(c.query(sql), `${who}: ${sql}`);
     let i = r;
     try {
       // Aggregates run as pulls (rows copied to the coordinator), plain SELECTs as multi-shard tasks: both are read.
@@ -228,29 +272,29 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
           if (kind === 0 || kind === 1) {
             const sum =
               kind === 0
-                ? Number((await c.query('SELECT sum(balance) AS s FROM accounts')).rows[0].s)
-                : rowsSum(await c.query('SELECT balance FROM accounts'));
+                ? Number((await ask('SELECT sum(balance) AS s FROM accounts')).rows[0].s)
+                : rowsSum(await ask('SELECT balance FROM accounts'));
             counts.statementReads++;
             if (sum !== total) {
               counts.statementWrong++;
               wrong(kind === 0 ? 'statement (pull)' : 'statement (multi-shard)', String(sum));
             }
           } else if (kind === 2) {
-            await c.query('BEGIN');
-            const a = Number((await c.query('SELECT sum(balance) AS s FROM accounts')).rows[0].s);
-            const b = rowsSum(await c.query('SELECT balance FROM accounts'));
-            await c.query('COMMIT');
+            await ask('BEGIN');
+            const a = Number((await ask('SELECT sum(balance) AS s FROM accounts')).rows[0].s);
+            const b = rowsSum(await ask('SELECT balance FROM accounts'));
+            await ask('COMMIT');
             counts.readCommittedReads++;
             if (a !== total || b !== total) {
               counts.readCommittedWrong++;
               wrong('read committed block', `${a}, ${b}`);
             }
           } else {
-            await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-            const a = rowsSum(await c.query(`SELECT balance FROM accounts WHERE id <= ${half}`));
-            const b = Number((await c.query(`SELECT coalesce(sum(balance), 0) AS s FROM accounts WHERE id > ${half}`)).rows[0].s);
-            const l = await c.query('SELECT coalesce(sum(amount), 0) AS s FROM legs');
-            await c.query('COMMIT');
+            await ask('BEGIN ISOLATION LEVEL REPEATABLE READ');
+            const a = rowsSum(await ask(`SELECT balance FROM accounts WHERE id <= ${half}`));
+            const b = Number((await ask(`SELECT coalesce(sum(balance), 0) AS s FROM accounts WHERE id > ${half}`)).rows[0].s);
+            const l = await ask('SELECT coalesce(sum(amount), 0) AS s FROM legs');
+            await ask('COMMIT');
             counts.repeatableReads++;
             if (a + b !== total || Number(l.rows[0].s) !== 0) {
               counts.repeatableWrong++;
@@ -258,19 +302,19 @@ export async function runBank(o: BankOptions): Promise<BankCounts> {
             }
           }
         } catch (err) {
-          if (!o.tolerateErrors) throw err;
+          if (!o.tolerateErrors || err instanceof StuckError) throw err;
           counts.readErrors++;
           countError(counts, err);
-          await c.query('ROLLBACK').catch(() => {});
+          await rollback(c, who);
           const code = (err as { code?: string }).code;
           if (!code || code.startsWith('08') || code.startsWith('57P') || /terminated|not queryable|ECONNRESET/i.test(String((err as Error).message))) {
-            await c.end().catch(() => {});
-            c = await client(`bank-reader-${r}`);
+            await closeClient(c, who);
+            c = await client(who);
           }
         }
       }
     } finally {
-      await c.end().catch(() => {});
+      await closeClient(c, who);
     }
   }
 
@@ -308,9 +352,10 @@ export async function checkInvariants(
   committed: Iterable<number>,
   uncertain: Iterable<number>,
 ): Promise<Invariants> {
-  const total = Number((await c.query('SELECT sum(balance) AS s FROM accounts')).rows[0].s);
-  const balances = new Map((await c.query('SELECT id, balance FROM accounts')).rows.map((r) => [Number(r.id), Number(r.balance)]));
-  const legs = (await c.query('SELECT account_id, transfer_id, amount FROM legs')).rows.map((r) => ({ a: Number(r.account_id), t: Number(r.transfer_id), x: Number(r.amount) }));
+  const ask = (sql: string) => bounded(c.query(sql), `checking the invariants: ${sql}`);
+  const total = Number((await ask('SELECT sum(balance) AS s FROM accounts')).rows[0].s);
+  const balances = new Map((await ask('SELECT id, balance FROM accounts')).rows.map((r) => [Number(r.id), Number(r.balance)]));
+  const legs = (await ask('SELECT account_id, transfer_id, amount FROM legs')).rows.map((r) => ({ a: Number(r.account_id), t: Number(r.transfer_id), x: Number(r.amount) }));
   const perAccount = new Map<number, number>();
   const perTransfer = new Map<number, number>();
   for (const l of legs) {
@@ -324,14 +369,14 @@ export async function checkInvariants(
   for (const t of uncertain) if (perTransfer.has(t)) presentUncertain++;
   let prepared = 0;
   for (const url of nodeUrls) {
-    const d = await connect(url, 'bank-check');
+    const d = await bounded(connect(url, 'bank-check'), `checking the invariants: connecting to ${url.replace(/:[^:@/]*@/, '@')}`);
     try {
-      prepared += Number((await d.query("SELECT count(*) AS n FROM pg_prepared_xacts WHERE gid LIKE 'pgweave%'")).rows[0].n);
+      prepared += Number((await bounded(d.query("SELECT count(*) AS n FROM pg_prepared_xacts WHERE gid LIKE 'pgweave%'"), 'checking the invariants: pg_prepared_xacts')).rows[0].n);
     } finally {
-      await d.end();
+      await closeClient(d, 'checking the invariants');
     }
   }
-  const records = Number((await c.query('SELECT count(*) AS n FROM pgweave.transaction')).rows[0].n);
+  const records = Number((await ask('SELECT count(*) AS n FROM pgweave.transaction')).rows[0].n);
   return {
     total,
     accountsMatchingLegs: matching,
