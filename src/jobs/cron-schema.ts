@@ -14,7 +14,7 @@
  */
 import type { InternalPool } from '../pool/internal-pool.js';
 
-export const CRON_SCHEMA_VERSION = 1;
+export const CRON_SCHEMA_VERSION = 2;
 /** classid of cron advisory locks ('pgwc'); objid 0 = schema creation, 1 = leadership; CRON_RUN_LOCK_KEY + jobid = one run. */
 export const CRON_LOCK_KEY = 0x70677763;
 export const CRON_RUN_LOCK_KEY = 0x70677772;
@@ -30,13 +30,15 @@ CREATE TABLE IF NOT EXISTS cron.job (
   schedule text NOT NULL,
   command text NOT NULL,
   nodename text NOT NULL DEFAULT 'localhost',
-  nodeport int NOT NULL DEFAULT pg_catalog.inet_server_port(),
+  nodeport int NOT NULL DEFAULT pg_catalog.current_setting('port')::int,
   database text NOT NULL DEFAULT pg_catalog.current_database(),
   username text NOT NULL DEFAULT CURRENT_USER,
   active boolean NOT NULL DEFAULT true,
   jobname text,
   UNIQUE (username, jobname)
 );
+-- Version 2: the server's port, also for sessions on its Unix-domain socket (inet_server_port() is NULL there).
+ALTER TABLE cron.job ALTER COLUMN nodeport SET DEFAULT pg_catalog.current_setting('port')::int;
 CREATE TABLE IF NOT EXISTS cron.job_run_details (
   jobid bigint,
   runid bigint PRIMARY KEY DEFAULT pg_catalog.nextval('cron.runid_seq'),
