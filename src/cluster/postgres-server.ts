@@ -205,8 +205,7 @@ export async function startPostgres(o: PostgresServerOptions, logFile?: string):
   }
   const log = logFile ?? join(o.dataDir, 'server.log');
   prepareLogFile(log);
-  // PostgreSQL refuses to start without its socket directory (a cleaned /tmp).
-  if (o.socketDir !== undefined && !existsSync(o.socketDir)) ensurePostgresOwnedDir(o.socketDir, 0o755);
+  if (o.socketDir !== undefined) prepareSocketDir(o.socketDir, o.port);
   try {
     await runAsPostgresUser(pgBinary('pg_ctl'), ['start', '-w', '-t', String(START_TIMEOUT_SECONDS), '-D', o.dataDir, '-l', log]);
   } catch (err) {
@@ -214,6 +213,24 @@ export async function startPostgres(o: PostgresServerOptions, logFile?: string):
     if (postgresPid(o.dataDir) !== null && (await isReady(o.dataDir))) return;
     throw new Error(`PostgreSQL in ${o.dataDir} (port ${o.port}) did not start: ${(err as Error).message}\n--- last lines of ${log} ---\n${tailFile(log, 20)}`);
   }
+}
+
+/**
+ * The socket directory exists (PostgreSQL refuses to start without it: a
+ * cleaned /tmp), and holds no lock file of a postmaster that is gone. A
+ * killed postmaster whose parent never reaps it stays a zombie, which
+ * PostgreSQL takes for a live owner of the lock (as of postmaster.pid).
+ */
+function prepareSocketDir(dir: string, port: number): void {
+  if (!existsSync(dir)) ensurePostgresOwnedDir(dir, 0o755);
+  const lock = join(dir, `.s.PGSQL.${port}.lock`);
+  let owner: number;
+  try {
+    owner = Number.parseInt(readFileSync(lock, 'utf8').split('\n')[0] ?? '', 10);
+  } catch {
+    return;
+  }
+  if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) rmSync(lock, { force: true });
 }
 
 /** The log file exists before pg_ctl appends to it, owned by the PostgreSQL OS user. */
