@@ -85,7 +85,8 @@ export class BlockOpening {
   /**
    * Sends a joining link its opening — BEGIN, the block's SETs, `imported`
    * (a snapshot import), the tag, the open savepoints — and resolves when
-   * the link has answered it (with the first error). The common opening,
+   * the link has answered it (prepared: with its first error; the simple
+   * Query, as always, only with a lost connection's). The common opening,
    * BEGIN and the tag alone, goes as prepared statements
    * (prepared-batch.ts): the worker parses nothing per block. Otherwise as
    * one simple Query, its text new in every block anyway.
