@@ -33,7 +33,7 @@ import { Session } from 'node:inspector';
 import { cpus, loadavg } from 'node:os';
 import { workerNodes } from '../src/cluster/index.js';
 import { channelStats } from '../src/executor/pipelined-channel.js';
-import { machineSummary, median, runProgram, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
+import { machineSummary, median, runProgram, cpuByProcessKind, serversCpuSnapshot, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -174,6 +174,14 @@ function profileSummary(profile: { nodes: ProfileNode[] }, n: number): string[] 
   ];
 }
 
+/** The servers' CPU per transaction by node and process kind (bench/support.ts cpuByProcessKind): the total, and the parts of 5 µs and up. */
+function cpuSplit(split: Map<string, number>, transactions: number): string {
+  const per = (v: number) => v / Math.max(1, transactions);
+  const parts = [...split].filter(([, v]) => per(v) >= 5).map(([key, v]) => `${key} ${per(v).toFixed(0)}`);
+  const total = [...split.values()].reduce((t, v) => t + v, 0);
+  return `${per(total).toFixed(0)} µs/transaction (${parts.join(', ')})`;
+}
+
 async function runRouter(args: string[]): Promise<void> {
   const o = parseOptions(args);
   console.log(`date: ${new Date().toISOString()}`);
@@ -225,21 +233,26 @@ async function runRouter(args: string[]): Promise<void> {
     for (let round = 1; round <= o.rounds; round++) {
       for (const wl of o.workloads) {
         const plainCpu0 = await settledServersCpuMicros(plain);
+        const plainSplit0 = serversCpuSnapshot(plain);
         const p = await pgbench(plainUrl, wl, o);
         const plainServers = ((await settledServersCpuMicros(plain)) - plainCpu0) / Math.max(1, p.transactions);
         console.log(line(`-${wl} round ${round} PostgreSQL:`, p) + `  server CPU ${plainServers.toFixed(0)} µs/transaction`);
+        console.log(`  its server by process: ${cpuSplit(cpuByProcessKind(plainSplit0, serversCpuSnapshot(plain)), p.transactions)}`);
         const weaveCpu0 = await settledServersCpuMicros(weave);
+        const weaveSplit0 = serversCpuSnapshot(weave);
         const { runs: runs0, coalesced: coalesced0, resent: resent0, writes: writes0, requests: requests0 } = channelStats;
         const cpu0 = process.cpuUsage();
         const w = await pgbench(weaveUrl, wl, o);
         const cpu = process.cpuUsage(cpu0);
         const weaveServers = ((await settledServersCpuMicros(weave)) - weaveCpu0) / Math.max(1, w.transactions);
+        const weaveSplit = cpuSplit(cpuByProcessKind(weaveSplit0, serversCpuSnapshot(weave)), w.transactions);
         const cpuPerTx = (cpu.user + cpu.system) / Math.max(1, w.transactions);
         const perTx = (micros: number) => (micros / Math.max(1, w.transactions)).toFixed(0);
         console.log(
           line(`-${wl} round ${round} pgweave:   `, w) +
             `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction (user ${perTx(cpu.user)}, system ${perTx(cpu.system)}), its servers ${weaveServers.toFixed(0)} µs/transaction`,
         );
+        console.log(`  its servers by process: ${weaveSplit}`);
         const runs = channelStats.runs - runs0;
         const coalesced = channelStats.coalesced - coalesced0;
         if (coalesced > 0) console.log(`  shared Syncs: ${coalesced} statements in ${runs} runs (${(coalesced / runs).toFixed(1)} per run), ${channelStats.resent - resent0} re-sent`);

@@ -194,6 +194,71 @@ export function serversCpuMicros(state: ClusterState): number {
   return total;
 }
 
+/** One reading of the servers' processes (serversCpuSnapshot). */
+export interface ServersCpuSnapshot {
+  /** Live processes: pid → node, kind ("backends", "walwriter", …) and CPU so far (µs). */
+  live: Map<string, { node: string; kind: string; micros: number }>;
+  /** Per node: the postmaster's own CPU and that of the children it reaped (µs). */
+  postmaster: Map<string, { own: number; reaped: number }>;
+}
+
+/**
+ * Every PostgreSQL process of `state` with its CPU so far, by node and
+ * kind: cpuByProcessKind of two readings shows where a run's server CPU
+ * went.
+ */
+export function serversCpuSnapshot(state: ClusterState): ServersCpuSnapshot {
+  const tick = 1e6 / 100;
+  const read = (pid: string): { f: string[]; title: string } | null => {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '');
+      return { f: s.slice(s.lastIndexOf(')') + 2).split(' '), title };
+    } catch {
+      return null;
+    }
+  };
+  const snap: ServersCpuSnapshot = { live: new Map(), postmaster: new Map() };
+  const names = new Map<string, string>();
+  for (const n of state.nodes) {
+    const pid = postgresPid(n.dataDir);
+    const r = pid === null ? null : read(String(pid));
+    if (r === null) continue;
+    names.set(String(pid), n.name);
+    snap.postmaster.set(n.name, { own: (Number(r.f[11]) + Number(r.f[12])) * tick, reaped: (Number(r.f[13]) + Number(r.f[14])) * tick });
+  }
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) > 57) continue;
+    const r = read(entry);
+    const node = r === null ? undefined : names.get(r.f[1]!);
+    if (r === null || node === undefined) continue;
+    // Client backends are titled "postgres: user db host(port) state"; the others by their job.
+    const kind = /^postgres: \S+ \S+ \S+\(\d+\)/.test(r.title) ? 'backends' : r.title.replace(/^postgres: /, '').split(' ')[0]!;
+    snap.live.set(entry, { node, kind, micros: (Number(r.f[11]) + Number(r.f[12])) * tick });
+  }
+  return snap;
+}
+
+/**
+ * CPU (µs) between two readings by "node kind". Processes that ended in
+ * between count under "node ended" with only their CPU after the first
+ * reading: the reaped children's CPU the postmaster adds up includes what
+ * they spent before it (a pooled connection of the setup closed in the
+ * run would otherwise charge the run with the setup's work).
+ */
+export function cpuByProcessKind(a: ServersCpuSnapshot, b: ServersCpuSnapshot): Map<string, number> {
+  const out = new Map<string, number>();
+  const add = (key: string, v: number) => out.set(key, (out.get(key) ?? 0) + v);
+  for (const [node, pb] of b.postmaster) {
+    const pa = a.postmaster.get(node) ?? { own: 0, reaped: 0 };
+    add(`${node} postmaster`, pb.own - pa.own);
+    add(`${node} ended`, pb.reaped - pa.reaped);
+  }
+  for (const [pid, x] of a.live) if (!b.live.has(pid)) add(`${x.node} ended`, -x.micros);
+  for (const [pid, x] of b.live) add(`${x.node} ${x.kind}`, x.micros - (a.live.get(pid)?.micros ?? 0));
+  return out;
+}
+
 /**
  * serversCpuMicros once the servers are quiet: backends of a client that
  * just ended are counted only when their postmaster has reaped them, so

@@ -7,7 +7,7 @@
  * distributed deadlock.
  */
 import { PgError } from '../protocol/errors.js';
-import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, tagSql, unregisterTransaction } from '../transaction/deadlock-detection.js';
+import { DEADLOCK_MESSAGE, newTransactionTag, registerTransaction, unregisterTransaction } from '../transaction/deadlock-detection.js';
 
 export class BlockDeadlockTag {
   /** The distributed transaction's tag (0: none yet). */
@@ -22,11 +22,6 @@ export class BlockDeadlockTag {
       registerTransaction(this.tag, { markVictim: (detail) => (this.victim = detail) });
     }
     return this.tag;
-  }
-
-  /** The statement that marks a joining worker backend with the tag. */
-  sql(): string {
-    return tagSql(this.ensure());
   }
 
   /** The error the client sees for `err` when it is the victim's cancellation, else null. */

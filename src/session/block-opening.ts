@@ -10,12 +10,22 @@
  * ROLLBACK AND CHAIN (`chained`: the old block's characteristics, nothing
  * else).
  */
+import type { BackendLink } from '../executor/backend-link.js';
+import type { PgError } from '../protocol/errors.js';
+import { tagSql, tagStatement } from '../transaction/deadlock-detection.js';
+import { runPreparedBatch } from './prepared-batch.js';
+import { sendSwallowed } from './txn-wire.js';
 
 export type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
 
 /** Whether COMMIT/ROLLBACK text asks for AND CHAIN. */
 export function isChain(text: string): boolean {
   return /\band\s+chain\b/i.test(text) && !/\band\s+no\s+chain\b/i.test(text);
+}
+
+/** Whether `text` is one statement that may be prepared as it is (nothing after a semicolon, not even a comment). */
+export function isOneStatement(text: string): boolean {
+  return !/;\s*\S/.test(text);
 }
 
 export class BlockOpening {
@@ -72,9 +82,21 @@ export class BlockOpening {
     else this.savepoints = this.savepoints.slice(0, this.savepoints.lastIndexOf(name) + 1);
   }
 
-  /** What a joining link is sent: BEGIN, the block's SETs, `extra` (snapshot import, tag), the open savepoints. */
-  sql(extra: readonly string[]): string {
-    return [this.beginText, ...this.localSets, ...extra, ...this.savepoints.map((s) => `SAVEPOINT ${s}`)].join('\n;');
+  /**
+   * Sends a joining link its opening — BEGIN, the block's SETs, `imported`
+   * (a snapshot import), the tag, the open savepoints — and resolves when
+   * the link has answered it (prepared: with its first error; the simple
+   * Query, as always, only with a lost connection's). The common opening,
+   * BEGIN and the tag alone, goes as prepared statements
+   * (prepared-batch.ts): the worker parses nothing per block. Otherwise as
+   * one simple Query, its text new in every block anyway.
+   */
+  send(link: BackendLink, imported: string | null, tag: number): Promise<PgError | null> {
+    if (imported === null && this.localSets.length === 0 && this.savepoints.length === 0 && isOneStatement(this.beginText)) {
+      return runPreparedBatch(link, [{ sql: this.beginText }, tagStatement(tag)], false).then((r) => r.error);
+    }
+    const statements = [this.beginText, ...this.localSets, ...(imported === null ? [] : [imported]), tagSql(tag), ...this.savepoints.map((s) => `SAVEPOINT ${s}`)];
+    return sendSwallowed(link, statements.join('\n;'));
   }
 
   private characteristicsText(): string {

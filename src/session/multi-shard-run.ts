@@ -35,7 +35,8 @@ import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import type { CommitGate, GateBatch } from '../transaction/commit-gate.js';
 import type { CommitNode } from '../transaction/distributed-commit.js';
-import { tagSql } from '../transaction/deadlock-detection.js';
+import { tagStatement } from '../transaction/deadlock-detection.js';
+import { runPreparedBatch, type BatchStatement } from './prepared-batch.js';
 import { encodeTaskWithParams } from './extended-encoders.js';
 
 const E_READY_SWALLOW: Expectation = { completes: Completes.Ready, forward: false, collect: false };
@@ -67,6 +68,11 @@ export interface TaskRunContext {
   /** In a block: the connection a shard group is bound to, and recording a use. */
   affinity(node: WorkerNode, shardIds: readonly number[]): BackendLink | null;
   noteAccess(link: BackendLink, node: WorkerNode, shardIds: readonly number[]): void;
+}
+
+/** A write's own block on a connection: BEGIN and the deadlock tag, as prepared statements (prepared-batch.ts). */
+function ownBlockOpening(tag: number): BatchStatement[] {
+  return [{ sql: 'BEGIN' }, tagStatement(tag)];
 }
 
 function sendSwallowed(link: BackendLink, sql: string): Promise<PgError | null> {
@@ -132,7 +138,7 @@ export async function runMultiShardTasks(
     const tag = ctx.ensureTag();
     for (const g of order) {
       g.first.rewriteError = (err) => ctx.translate(err);
-      g.first.send(encodeQuery(`BEGIN\n;${tagSql(tag)}`), [E_READY_SWALLOW]);
+      void runPreparedBatch(g.first, ownBlockOpening(tag), false);
     }
   } else if (readWrap) {
     const batch = gate ? await gate.enterRead(new Set(order.map((g) => g.node.groupId))) : null;
@@ -198,7 +204,7 @@ export async function runMultiShardTasks(
     }
     if (ownBlock) {
       link.rewriteError = (err) => ctx.translate(err);
-      ok = (await sendSwallowed(link, `BEGIN\n;${tagSql(ctx.ensureTag())}`)) === null;
+      ok = (await runPreparedBatch(link, ownBlockOpening(ctx.ensureTag()), false)).error === null;
     } else if (readWrap) {
       const snapshot = await g.snapshot;
       ok = snapshot !== null && (await sendSwallowed(link, `BEGIN ISOLATION LEVEL REPEATABLE READ\n;SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`)) === null;

@@ -49,7 +49,7 @@ import { quoteLiteral } from '../sql/quote.js';
 import { mentionsAnyWord } from '../sql/lexer.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
 import { runMultiShardTasks, type TaskRunContext } from './multi-shard-run.js';
-import { E_READY_UNREAD, sendSwallowed } from './txn-wire.js';
+import { E_READY_UNREAD } from './txn-wire.js';
 import { InsertEvaluations } from './insert-evaluation.js';
 import { BlockExtras, type ExtraConnections } from './block-extras.js';
 import { runConsistentPull } from './consistent-pull.js';
@@ -166,8 +166,8 @@ export class SessionTransaction {
     link.inTransaction = true;
     link.rewriteError = (err) => this.translate(err);
     // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
-    const imported = snapshot === null ? [] : [`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`];
-    return sendSwallowed(link, this.block.sql([...imported, this.deadlock.sql()]));
+    const imported = snapshot === null ? null : `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`;
+    return this.block.send(link, imported, this.deadlock.ensure());
   }
 
   private snapshotHost(): SnapshotHost {

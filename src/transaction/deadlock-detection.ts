@@ -52,6 +52,15 @@ export function tagSql(tag: number): string {
   return `SELECT pg_catalog.pg_advisory_xact_lock_shared(${TAG_LOCK_KEY}, ${tag})`;
 }
 
+/** tagSql as one text for every transaction, the tag its int4 parameter (a worker's prepared statement). */
+export function tagStatement(tag: number): { sql: string; paramTypes: readonly number[]; params: readonly string[] } {
+  return { sql: TAG_STATEMENT_SQL, paramTypes: INT4_PARAM, params: [String(tag)] };
+}
+
+const TAG_STATEMENT_SQL = `SELECT pg_catalog.pg_advisory_xact_lock_shared(${TAG_LOCK_KEY}, $1)`;
+/** The type oid of int4. */
+const INT4_PARAM: readonly number[] = [23];
+
 /** What the detector can do to a distributed transaction of this process. */
 export interface TransactionHandle {
   /** Marks the transaction as the victim of a deadlock (its next cancellation error becomes 40P01). */

@@ -33,9 +33,14 @@ type WriteGeneric = (this: net.Socket, writev: boolean, data: unknown, encoding:
 const proto = net.Socket.prototype as unknown as { _writeGeneric: WriteGeneric };
 const original = proto._writeGeneric;
 
+/** A block's opening (BEGIN and the deadlock tag), prepared once per connection (session/prepared-batch.ts): not the client's statements. */
+const OPENING = /^(BEGIN|SELECT pg_catalog\.pg_advisory_xact_lock_shared\()/;
+
 function noteParses(buf: Buffer): void {
   for (let pos = 0; pos + 5 <= buf.length; pos += 1 + buf.readInt32BE(pos + 1)) {
-    if (buf[pos] === 0x50) workerParses.push(buf.toString('utf8', pos + 5, buf.indexOf(0, pos + 5)));
+    if (buf[pos] !== 0x50) continue;
+    const nameEnd = buf.indexOf(0, pos + 5);
+    if (!OPENING.test(buf.toString('utf8', nameEnd + 1, buf.indexOf(0, nameEnd + 1)))) workerParses.push(buf.toString('utf8', pos + 5, nameEnd));
   }
 }
 
