@@ -52,6 +52,8 @@ export abstract class SessionBase {
   /** Links that received messages since the last Sync. */
   protected readonly cycleLinks = new Set<BackendLink>();
   protected cycleFailed = false;
+  /** An extended-protocol message came since the last Sync: the cycle's links wait for it (else a link of simple Queries is free once answered). */
+  protected cycleExtended = false;
   /** Target of CopyData during COPY: the link that received the COPY statement. */
   protected copyLink: BackendLink;
   protected readonly statements = new Map<string, PlannedStatement | typeof LOCAL_STATEMENT>();
@@ -253,6 +255,7 @@ export abstract class SessionBase {
   protected endCycle(): void {
     this.cycleLinks.clear();
     this.cycleFailed = false;
+    this.cycleExtended = false;
   }
 
   protected plan(stmt: Node, text: string, catalog: Catalog): StatementPlan {
@@ -474,7 +477,11 @@ export abstract class SessionBase {
     // A closed session's links are being closed (a Terminate may follow a cancel): never pooled.
     if (this.state !== 'running' || this.pumping || this.copyIn || this.statusByte() !== 0x49 || this.txn.hasSessionSettings) return;
     for (const [nodeId, link] of this.workers) {
-      if (this.parked.has(nodeId) || !link.reusable || link.inTransaction || this.cycleLinks.has(link)) continue;
+      if (this.parked.has(nodeId) || !link.reusable || link.inTransaction) continue;
+      // A link of simple Queries only is done once answered; one of an extended cycle waits for its Sync.
+      const inCycle = this.cycleLinks.has(link);
+      if (inCycle && (this.cycleExtended || link.pending > 0)) continue;
+      if (inCycle) this.cycleLinks.delete(link);
       const node = this.workerNodes.get(nodeId);
       if (!node || this.parked.park(nodeId, node, link)) continue;
       this.forgetLink(nodeId, link);

@@ -28,6 +28,10 @@ for (const t of [
   Frontend.Terminate,
 ]) KNOWN_FRONTEND[t] = 1;
 
+/** Extended-protocol messages: their links wait for the cycle's Sync (session-base.ts `cycleExtended`). */
+export const EXTENDED_MESSAGE = new Uint8Array(256);
+for (const t of [Frontend.Parse, Frontend.Bind, Frontend.Describe, Frontend.Execute, Frontend.Close, Frontend.Flush]) EXTENDED_MESSAGE[t] = 1;
+
 // Shared expectation objects: the forward path allocates none per message.
 export const E_READY: Expectation = { completes: Completes.Ready, forward: true };
 export const E_READY_KEEP: Expectation = { completes: Completes.Ready, forward: true, keepReady: true };

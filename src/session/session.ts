@@ -32,7 +32,7 @@ import { parseSql, statementText, type Node } from '../sql/parse.js';
 import type { DistributedTable, Route } from '../planner/route.js';
 import type { Catalog } from '../metadata/types.js';
 import { encodeFlush } from './extended-encoders.js';
-import { KNOWN_FRONTEND, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
+import { KNOWN_FRONTEND, EXTENDED_MESSAGE, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
@@ -105,6 +105,7 @@ export class Session extends ExtendedProtocol {
             this.fatal(new ProtocolViolation(`invalid frontend message type ${type}`));
             return;
           }
+          if (EXTENDED_MESSAGE[type] === 1) this.cycleExtended = true;
           if (this.isPlainForward(type, buf, pos, end)) {
             if (runStart < 0) {
               // the coordinator becomes the active link: wait for others first

@@ -113,8 +113,7 @@ async function workerConnections(): Promise<number> {
 
 /**
  * The worker backend serving a session's statement on key 1 inside its open
- * block (extended protocol, as pgbench -M prepared: a simple-protocol
- * session keeps its links, see the session README).
+ * block (extended protocol, as pgbench -M prepared).
  */
 async function backendPid(c: pg.Client): Promise<number> {
   const r = await c.query('SELECT pg_backend_pid() AS pid FROM wsn WHERE id = $1', [1]);
@@ -178,5 +177,32 @@ test('a parked connection that then gets session-level SETs is not claimed by an
     await a.query('COMMIT');
   } finally {
     await Promise.all([a.end(), c.end()]);
+  }
+});
+
+test('a session of simple Queries only offers its worker connection to others once its block ends', async () => {
+  // A role of its own: its pool starts empty, so B can only get A's connection or a new one.
+  await admin.query(`CREATE ROLE wsn_simple LOGIN PASSWORD 'wsn-simple-pw'`);
+  await admin.query('GRANT SELECT, UPDATE ON wsn TO wsn_simple');
+  const url = new URL(cluster.url);
+  url.username = 'wsn_simple';
+  url.password = 'wsn-simple-pw';
+  const a = await textClient(url.toString(), 'wsn-simple');
+  const b = await textClient(url.toString(), 'wsn-simple');
+  try {
+    // pg sends a query without parameters as one simple Query: A's session never sees a Sync.
+    await a.query('BEGIN');
+    const pidA = Number((await a.query('SELECT pg_backend_pid() AS pid FROM wsn WHERE id = 1')).rows[0].pid);
+    await a.query('UPDATE wsn SET v = v WHERE id = 1');
+    await a.query('COMMIT');
+    await b.query('BEGIN');
+    assert.equal(await backendPid(b), pidA, "B claims A's parked connection instead of opening one");
+    await b.query('COMMIT');
+    // A goes on, on a connection of its own.
+    await a.query('BEGIN');
+    assert.deepEqual((await a.query('SELECT v FROM wsn WHERE id = 1')).rows, [{ v: '1' }]);
+    await a.query('COMMIT');
+  } finally {
+    await Promise.all([a.end(), b.end()]);
   }
 });
