@@ -128,12 +128,11 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
     // Traversable by the coordinator process; the socket itself asks for SCRAM (pg_hba `local`).
     if (state.socketDir) ensurePostgresOwnedDir(state.socketDir, 0o755);
     const tls = spec.workerTls ? { certFile: spec.workerTls.certFile, keyFile: spec.workerTls.keyFile } : undefined;
-    // A worker that takes TLS gets no socket: nothing reaches it without TLS (docs/security.md).
+    // A node's socket directory, for its server and its address in the config: none for a worker that takes
+    // TLS — PostgreSQL has no TLS on its Unix-domain socket, and nothing may reach it without TLS (docs/security.md).
+    const socketOf = (role: ClusterNode['role']) => (role === 'worker' && tls ? undefined : (state.socketDir ?? undefined));
     await Promise.all(
-      nodes.map((node) => {
-        const o = nodeServerOptions(state, node, spec.maxConnections);
-        return initPostgres(node.role === 'worker' && tls ? { ...o, tls, socketDir: undefined } : o);
-      }),
+      nodes.map((node) => initPostgres({ ...nodeServerOptions(state, node, spec.maxConnections), tls: node.role === 'worker' ? tls : undefined, socketDir: socketOf(node.role) })),
     );
     if (storage.storageDir) linkLogs(paths.logDir, nodes);
     await startClusterPostgres(state);
@@ -141,9 +140,8 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
 
     const config: CoordinatorConfig = {
       listen: { ...state.listen },
-      coordinator: { host, port: spec.coordinatorPort, ...socketOf(state) },
-      // Workers that take TLS are reached over TCP: PostgreSQL has no TLS on its Unix-domain socket.
-      workers: spec.workerPorts.map((port) => ({ host, port, ...(spec.workerTls ? {} : socketOf(state)) })),
+      coordinator: withSocket({ host, port: spec.coordinatorPort }, socketOf('coordinator')),
+      workers: spec.workerPorts.map((port) => withSocket({ host, port }, socketOf('worker'))),
       internalDatabase: 'postgres',
       internal: { user: INTERNAL_ROLE, password: internalPassword },
       auth: { method: 'scram-sha-256' },
@@ -159,9 +157,9 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
   }
 }
 
-/** The nodes' socket directory for a node address in the coordinator's config (server/config.ts), if they have one. */
-function socketOf(state: ClusterState): { socketDir?: string } {
-  return state.socketDir ? { socketDir: state.socketDir } : {};
+/** A node address for the coordinator's config (server/config.ts), naming the socket directory when there is one. */
+function withSocket(address: { host: string; port: number }, socketDir: string | undefined): { host: string; port: number; socketDir?: string } {
+  return socketDir === undefined ? address : { ...address, socketDir };
 }
 
 /** The options a node was created with (the password only matters to initdb). */

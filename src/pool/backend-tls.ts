@@ -24,7 +24,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { PgError } from '../protocol/errors.js';
-import { openNodeSocket } from './node-sockets.js';
+import { connectSocket, openNodeSocket } from './node-sockets.js';
 
 export type BackendTlsMode = 'require' | 'verify-ca' | 'verify-full';
 
@@ -59,20 +59,17 @@ function tlsError(host: string, port: number, message: string, detail?: string):
 
 /** A plaintext socket, once connected: the node's Unix-domain socket where it has one (node-sockets.ts), else TCP. */
 export function openPlainSocket(host: string, port: number): Promise<net.Socket> {
-  return openNodeSocket(host, port).catch((err: Error) => Promise.reject(tlsError(host, port, err.message)));
+  return asConnectError(openNodeSocket(host, port), host, port);
 }
 
 /** A TCP socket, once connected (TLS never goes over a Unix-domain socket: PostgreSQL offers none there). */
 function openTcpSocket(host: string, port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const onError = (err: Error) => reject(tlsError(host, port, err.message));
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.removeListener('error', onError);
-      resolve(socket);
-    });
-  });
+  return asConnectError(connectSocket({ host, port }), host, port);
+}
+
+/** A failed connect as the class-08 error that names the node. */
+function asConnectError(opening: Promise<net.Socket>, host: string, port: number): Promise<net.Socket> {
+  return opening.catch((err: Error) => Promise.reject(tlsError(host, port, err.message)));
 }
 
 function sslRequest(): Buffer {

@@ -37,7 +37,8 @@ export function openNodeSocket(host: string, port: number): Promise<net.Socket> 
   return connectSocket({ path }).catch(() => connectSocket({ host, port }));
 }
 
-function connectSocket(to: net.NetConnectOpts): Promise<net.Socket> {
+/** A socket to `to` (TCP or a Unix-domain path), once connected; rejects with the connect error. */
+export function connectSocket(to: net.NetConnectOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(to);
     const onError = (err: Error) => reject(err);
