@@ -24,6 +24,9 @@
  * most self time: where coordinator time goes. Those runs are slower (the
  * profiler costs) and are not the headline numbers.
  *
+ * --unix makes pgbench connect through the Unix-domain sockets of both
+ * sides (the coordinator's and the plain server's) instead of loopback TCP.
+ *
  * --channels N sets the coordinator's pipelined channels per (worker,
  * database, role) (src/executor/pipelined-channel.ts); 0 runs without
  * pipelining, every session on connections of its own.
@@ -49,13 +52,15 @@ interface Options {
   workloads: Array<'S' | 'N'>;
   /** Pipelined channels per (worker, database, role); null: the coordinator's default. */
   channels: number | null;
+  /** pgbench connects through Unix-domain sockets on both sides instead of loopback TCP. */
+  unix: boolean;
 }
 
 const USAGE =
-  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--channels N (0: no pipelining)] [--profile] [--profile-out PREFIX]';
+  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--channels N (0: no pipelining)] [--unix] [--profile] [--profile-out PREFIX]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'], channels: null };
+  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'], channels: null, unix: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): number => {
@@ -75,6 +80,7 @@ function parseOptions(args: string[]): Options {
       if (!Number.isInteger(v) || v < 0) throw new Error('--channels needs an integer ≥ 0');
       o.channels = v;
     } else if (a === '--profile') o.profile = true;
+    else if (a === '--unix') o.unix = true;
     else if (a === '--profile-out') {
       o.profile = true;
       o.profileOut = args[++i] ?? null;
@@ -197,8 +203,16 @@ async function runRouter(args: string[]): Promise<void> {
 
   try {
     const url = (port: number, pw = password) => `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${port}/postgres`;
-    const weaveUrl = url(coordinator.address.port);
-    const plainUrl = url(createdPlain.config.coordinator.port, plain.clientPassword);
+    // --unix: both sides through their Unix-domain sockets (libpq's host=DIRECTORY), as a local psql connects by default.
+    const socketUrl = (dir: string | undefined, port: number, pw: string) => {
+      if (!dir) throw new Error('--unix: no Unix-domain socket directory here (path too long?)');
+      return `postgres://postgres:${encodeURIComponent(pw)}@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
+    };
+    const weaveUrl = o.unix ? socketUrl(coordinator.address.socketDir, coordinator.address.port, password) : url(coordinator.address.port);
+    const plainUrl = o.unix
+      ? socketUrl(createdPlain.config.coordinator.socketDir, createdPlain.config.coordinator.port, plain.clientPassword)
+      : url(createdPlain.config.coordinator.port, plain.clientPassword);
+    console.log(`pgbench connects through ${o.unix ? 'Unix-domain sockets' : 'loopback TCP'} on both sides`);
     const version = (await psql(plainUrl, 'show server_version')).stdout.trim();
     console.log(`PostgreSQL ${version}; pgweave coordinator (in-process) with ${o.workers} workers, ${o.shards} shards`);
 

@@ -10,6 +10,7 @@
  * so `pgweave up | tail -1` yields it; progress and warnings go to stderr.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,7 @@ import {
   type ClusterState,
   type ProcessStatus,
 } from '../cluster/index.js';
+import { socketPath } from '../server/listen-socket.js';
 import { runServe } from './serve.js';
 import { addStreamsCommands } from './streams.js';
 import { addLoadCommand } from './load.js';
@@ -104,7 +106,11 @@ function url(opts: { dir: string }): void {
 /** Runs psql against the coordinator; the password travels in PGPASSWORD, not on the command line. */
 async function psql(args: string[], opts: { dir: string }): Promise<void> {
   const state = requireCluster(opts.dir);
-  const target = `postgres://${encodeURIComponent(state.clientUser)}@${state.listen.host}:${state.listen.port}/postgres`;
+  // The coordinator's Unix-domain socket when it has one (cheaper than loopback TCP), else its TCP address.
+  const socket = state.socketDir && existsSync(socketPath(state.socketDir, state.listen.port)) ? state.socketDir : null;
+  const target = socket
+    ? `postgres://${encodeURIComponent(state.clientUser)}@/postgres?host=${encodeURIComponent(socket)}&port=${state.listen.port}`
+    : `postgres://${encodeURIComponent(state.clientUser)}@${state.listen.host}:${state.listen.port}/postgres`;
   const child = spawn(psqlPath(), [target, ...args], { stdio: 'inherit', env: psqlEnv(state.clientPassword, { PGAPPNAME: 'psql' }) });
   // Ctrl-C belongs to psql (it cancels the query); this process just waits.
   const ignore = () => {};

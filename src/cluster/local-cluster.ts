@@ -139,7 +139,8 @@ export async function createCluster(spec: ClusterSpec): Promise<CreatedCluster> 
     await setUpRoles(state, internalPassword);
 
     const config: CoordinatorConfig = {
-      listen: { ...state.listen },
+      // The coordinator process listens on the same socket directory too (server/listen-socket.ts), as PostgreSQL would.
+      listen: withSocket({ ...state.listen }, state.socketDir ?? undefined),
       coordinator: withSocket({ host, port: spec.coordinatorPort }, socketOf('coordinator')),
       workers: spec.workerPorts.map((port) => withSocket({ host, port }, socketOf('worker'))),
       internalDatabase: 'postgres',

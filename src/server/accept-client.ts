@@ -37,7 +37,12 @@ function refuse(socket: Duplex, err: PgError): void {
   if (!socket.destroyed) socket.end(w.flush());
 }
 
-export async function acceptClient(raw: net.Socket, ctx: ServerContext): Promise<void> {
+/**
+ * `viaSocket`: the client came through the Unix-domain socket (listen-socket.ts).
+ * As PostgreSQL, it then gets no TLS (SSLRequest is answered 'N') and counts as
+ * local for `trust`, like a loopback address.
+ */
+export async function acceptClient(raw: net.Socket, ctx: ServerContext, viaSocket = false): Promise<void> {
   raw.setNoDelay(true);
   raw.on('error', () => {});
   let socket: Duplex = raw;
@@ -52,7 +57,7 @@ export async function acceptClient(raw: net.Socket, ctx: ServerContext): Promise
       if (p.kind === 'ssl') {
         if (sslAnswered) throw new ProtocolViolation('SSLRequest received twice');
         sslAnswered = true;
-        if (ctx.tls) {
+        if (ctx.tls && !viaSocket) {
           raw.write('S');
           const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx.tls });
           secure.on('error', () => {});
@@ -87,7 +92,7 @@ export async function acceptClient(raw: net.Socket, ctx: ServerContext): Promise
     }
 
     let credentials: BackendCredentials;
-    const trusted = ctx.config.auth?.method === 'trust' && isLoopback(raw.remoteAddress);
+    const trusted = ctx.config.auth?.method === 'trust' && (viaSocket || isLoopback(raw.remoteAddress));
     if (user === ctx.config.internal.user && trusted) {
       throw new PgError({ severity: 'FATAL', code: '28000', message: `role "${user}" is reserved for the coordinator's internal use` });
     }

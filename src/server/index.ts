@@ -27,6 +27,7 @@ import { Session } from '../session/session.js';
 import { makeSessionServices } from './session-services.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
+import { listenOnSocket } from './listen-socket.js';
 import { workerTlsPolicy } from './worker-tls.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
 import type { ServerContext } from './context.js';
@@ -83,18 +84,53 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
     shared: { config, pools, metadata, refreshShardSizes, idleConnections, pipelines, onDatabase: (db) => (recovery.watch(db), deadlocks.watch(db), cleanup.watch(db)) },
   };
 
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    acceptClient(socket, ctx).catch(() => socket.destroy());
-  });
-  server.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.removeListener('error', reject);
-      resolve();
+  const servers: net.Server[] = [];
+  const closeListeners = (): Promise<void> =>
+    Promise.all(servers.map((srv) => new Promise<void>((resolve) => (srv.listening ? srv.close(() => resolve()) : resolve())))).then(() => {});
+  const stopServices = (): void => {
+    closeStreams(pools);
+    recovery.stop();
+    deadlocks.stop();
+    cleanup.stop();
+    closeCommitGates(pools);
+    idleConnections.close();
+    pipelines.close();
+    internal.close();
+    metadata.close();
+    pools.close();
+  };
+
+  let addr: net.AddressInfo;
+  let socketDir: string | undefined;
+  try {
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      acceptClient(socket, ctx).catch(() => socket.destroy());
     });
-  });
-  const addr = server.address() as net.AddressInfo;
+    servers.push(server);
+    server.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    addr = server.address() as net.AddressInfo;
+    // The Unix-domain socket beside it, named after the TCP port (which the system may have chosen).
+    if (config.listen.socketDir) {
+      const socketServer = net.createServer((socket) => {
+        acceptClient(socket, ctx, true).catch(() => socket.destroy());
+      });
+      servers.push(socketServer);
+      socketServer.on('error', () => {});
+      await listenOnSocket(socketServer, config.listen.socketDir, addr.port);
+      socketDir = config.listen.socketDir;
+    }
+  } catch (err) {
+    await closeListeners();
+    stopServices();
+    throw err;
+  }
 
   // cron: every coordinator competes for leadership; the leader runs jobs through in-process sessions of the internal role.
   const cron = new CronScheduler({
@@ -112,26 +148,17 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
   if (!cronDisabled()) cron.start();
 
   return {
-    address: { host: config.listen.host, port: addr.port },
+    address: { host: config.listen.host, port: addr.port, ...(socketDir ? { socketDir } : {}) },
     get sessionCount() {
       return ctx.sessions.size;
     },
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of [...ctx.sessions]) s.close();
-      });
+      // A listener's close waits for its open connections, so the sessions are ended right after.
+      const closed = closeListeners();
+      for (const s of [...ctx.sessions]) s.close();
+      await closed;
       cron.stop();
-      closeStreams(pools);
-      recovery.stop();
-      deadlocks.stop();
-      cleanup.stop();
-      closeCommitGates(pools);
-      idleConnections.close();
-      pipelines.close();
-      internal.close();
-      metadata.close();
-      pools.close();
+      stopServices();
     },
   };
 }

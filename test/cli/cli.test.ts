@@ -90,11 +90,13 @@ test('pgweave up, status, url, psql, down, up again', async () => {
   assert.equal((statSync(join(dir, 'cluster.json')).mode & 0o777).toString(8), '600');
   assert.equal((statSync(join(dir, 'pgweave.json')).mode & 0o777).toString(8), '600');
   const config = JSON.parse(readFileSync(join(dir, 'pgweave.json'), 'utf8'));
-  assert.deepEqual(config.listen, { host: '127.0.0.1', port });
   // The coordinator PostgreSQL is reached through its Unix-domain socket; the workers (TLS) over TCP only.
   const { socketDir, ...coordinatorAddress } = config.coordinator;
   assert.deepEqual(coordinatorAddress, { host: '127.0.0.1', port: port + 1 });
   assert.match(socketDir, /\/sockets$/);
+  // The pgweave coordinator listens on the same directory too (`pgweave psql` goes through it).
+  assert.deepEqual(config.listen, { host: '127.0.0.1', port, socketDir });
+  assert.ok(statSync(join(socketDir, `.s.PGSQL.${port}`)).isSocket(), 'the pgweave coordinator listens on its socket');
   assert.ok(statSync(join(socketDir, `.s.PGSQL.${port + 1}`)).isSocket(), 'the coordinator PostgreSQL listens on its socket');
   assert.deepEqual(config.workers, [{ host: '127.0.0.1', port: port + 2 }, { host: '127.0.0.1', port: port + 3 }]);
   assert.equal(existsSync(join(socketDir, `.s.PGSQL.${port + 2}`)), false, 'a worker with TLS has no socket');
