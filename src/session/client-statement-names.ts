@@ -42,23 +42,38 @@ function reservedAt(buf: Buffer, i: number): boolean {
   return buf[i] === P && buf[i + 1] === G && buf[i + 2] === W && buf[i + 3] === S;
 }
 
-/** Whether `buf[start, end)` contains `pgws` in any letter case (an unquoted identifier folds to lower case). */
-function mentionsReserved(buf: Buffer, start: number, end: number): boolean {
-  // Looks for the `w` (either case) natively, then at its neighbours.
-  for (const w of [W, W & ~0x20]) {
-    for (let i = buf.indexOf(w, start + 2); i >= 0 && i < end - 1; i = buf.indexOf(w, i + 1)) {
-      if ((buf[i - 2]! | 0x20) === P && (buf[i - 1]! | 0x20) === G && (buf[i + 1]! | 0x20) === S) return true;
+/** Whether `buf[start, end)` contains `word` (lower-case ASCII) in any letter case. */
+function mentionsFolded(buf: Buffer, start: number, end: number, word: string): boolean {
+  const first = word.charCodeAt(0);
+  // Looks for the first letter (either case) natively, then compares the rest.
+  for (const c of [first, first & ~0x20]) {
+    for (let i = buf.indexOf(c, start); i >= 0 && i + word.length <= end; i = buf.indexOf(c, i + 1)) {
+      let k = 1;
+      while (k < word.length && (buf[i + k]! | 0x20) === word.charCodeAt(k)) k++;
+      if (k === word.length) return true;
     }
   }
   return false;
 }
 
 /**
+ * Whether a statement text needs a look by the parser: it may name a
+ * reserved statement (an unquoted identifier folds to lower case), or
+ * deallocate every statement (DEALLOCATE ALL, DISCARD ALL).
+ */
+function worthParsing(buf: Buffer, start: number, end: number): boolean {
+  return mentionsFolded(buf, start, end, RESERVED_PREFIX) || mentionsFolded(buf, start, end, 'dealloc') || mentionsFolded(buf, start, end, 'discard');
+}
+
+/**
  * The client's messages in `chunk` (whole messages) with every statement
  * name escaped; the same buffer when nothing needs it (the common case:
- * a few byte comparisons per message).
+ * a few byte comparisons per message). `onDeallocateAll` is called when a
+ * Query or Parse holds DEALLOCATE ALL or DISCARD ALL, which would also
+ * remove the session's statements where it runs (the coordinator link:
+ * lazy-prepare.ts `forgetAllPrepared`).
  */
-export function escapeClientStatementNames(chunk: Buffer): Buffer {
+export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () => void = () => {}): Buffer {
   let pos = 0;
   let copied = 0;
   let parts: Buffer[] | null = null;
@@ -66,8 +81,8 @@ export function escapeClientStatementNames(chunk: Buffer): Buffer {
     const type = chunk[pos]!;
     const end = pos + 1 + chunk.readInt32BE(pos + 1);
     let replaced: Buffer | null = null;
-    if (type === Frontend.Parse) replaced = escapeParse(chunk, pos, end);
-    else if (type === Frontend.Query) replaced = escapeQuery(chunk, pos, end);
+    if (type === Frontend.Parse) replaced = escapeParse(chunk, pos, end, onDeallocateAll);
+    else if (type === Frontend.Query) replaced = escapeQuery(chunk, pos, end, onDeallocateAll);
     else if (type === Frontend.Bind) {
       const stmtStart = chunk.indexOf(0, pos + 5) + 1;
       if (reservedAt(chunk, stmtStart)) replaced = replaceString(chunk, pos, end, stmtStart);
@@ -100,20 +115,20 @@ function withBody(type: number, body: Buffer[]): Buffer {
   return Buffer.concat([head, ...body]);
 }
 
-function escapeParse(buf: Buffer, start: number, end: number): Buffer | null {
+function escapeParse(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
   const nameEnd = buf.indexOf(0, start + 5);
   const queryEnd = buf.indexOf(0, nameEnd + 1);
   const nameReserved = reservedAt(buf, start + 5);
-  const sql = mentionsReserved(buf, nameEnd + 1, queryEnd) ? escapeSql(buf.toString('utf8', nameEnd + 1, queryEnd)) : null;
+  const sql = worthParsing(buf, nameEnd + 1, queryEnd) ? escapeSql(buf.toString('utf8', nameEnd + 1, queryEnd), onDeallocateAll) : null;
   if (!nameReserved && sql === null) return null;
   const name = nameReserved ? Buffer.from(escapeStatementName(buf.toString('utf8', start + 5, nameEnd)), 'utf8') : buf.subarray(start + 5, nameEnd);
   const query = sql === null ? buf.subarray(nameEnd + 1, queryEnd) : Buffer.from(sql, 'utf8');
   return withBody(Frontend.Parse, [name, Buffer.from([0]), query, buf.subarray(queryEnd, end)]);
 }
 
-function escapeQuery(buf: Buffer, start: number, end: number): Buffer | null {
-  if (!mentionsReserved(buf, start + 5, end - 1)) return null;
-  const sql = escapeSql(buf.toString('utf8', start + 5, end - 1));
+function escapeQuery(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
+  if (!worthParsing(buf, start + 5, end - 1)) return null;
+  const sql = escapeSql(buf.toString('utf8', start + 5, end - 1), onDeallocateAll);
   return sql === null ? null : withBody(Frontend.Query, [Buffer.from(sql, 'utf8'), Buffer.from([0])]);
 }
 
@@ -127,9 +142,10 @@ const GAP = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*$/;
  * DEALLOCATE statements escaped, or null when it has none. PostgreSQL's
  * parser says which names the statements use; the lexer finds them as the
  * word right after their keyword. Text that does not parse is left alone
- * (PostgreSQL reports the error).
+ * (PostgreSQL reports the error). `onDeallocateAll`: called when the text
+ * holds DEALLOCATE ALL or DISCARD ALL.
  */
-export function escapeSql(sql: string): string | null {
+export function escapeSql(sql: string, onDeallocateAll: () => void = () => {}): string | null {
   let stmts: Node[];
   try {
     stmts = parseSql(sql).stmts.map((s) => s.stmt);
@@ -137,6 +153,7 @@ export function escapeSql(sql: string): string | null {
     return null;
   }
   const names = new Set<string>();
+  let deallocatesAll = false;
   const visit = (o: Node): void => {
     if (o === null || typeof o !== 'object') return;
     if (Array.isArray(o)) {
@@ -147,9 +164,11 @@ export function escapeSql(sql: string): string | null {
       const name = o[k]?.name;
       if (typeof name === 'string' && name.startsWith(RESERVED_PREFIX)) names.add(name);
     }
+    if ((o.DeallocateStmt && typeof o.DeallocateStmt.name !== 'string') || o.DiscardStmt?.target === 'DISCARD_ALL') deallocatesAll = true;
     for (const k in o) visit(o[k]);
   };
   visit(stmts);
+  if (deallocatesAll) onDeallocateAll();
   if (names.size === 0) return null;
   const edits: Array<{ start: number; end: number; text: string }> = [];
   let previous: { word: string; end: number } | null = null;

@@ -113,6 +113,20 @@ test('DEALLOCATE, DEALLOCATE ALL and DISCARD ALL of a client using the session\'
     assert.equal((await s.query(`EXECUTE ${name}`)).rows[0]?.r, '3');
     await s.query('DISCARD ALL');
     await blocks(s, 1);
+    // A prepared pull: its final query is a statement of the session's on the coordinator link.
+    const pulled = { text: 'SELECT count(*) AS n, max(v) AS m FROM d WHERE v > $1', values: [-1] };
+    const before = (await s.query(pulled)).rows[0];
+    await s.query('DEALLOCATE ALL');
+    assert.deepEqual((await s.query(pulled)).rows[0], before, 'a prepared pull after DEALLOCATE ALL');
+    await s.query('DISCARD ALL');
+    assert.deepEqual((await s.query(pulled)).rows[0], before, 'a prepared pull after DISCARD ALL');
+    // A DEALLOCATE ALL that fails (an aborted block) leaves the session's statements: prepared again all the same.
+    await s.query('BEGIN');
+    await assert.rejects(s.query('SELECT 1 / 0'));
+    await assert.rejects(s.query('DEALLOCATE ALL'), { code: '25P02' });
+    await s.query('ROLLBACK');
+    assert.deepEqual((await s.query(pulled)).rows[0], before, 'a prepared pull after a failed DEALLOCATE ALL');
+    await blocks(s, 1);
     await s.query(`PREPARE ${name} AS SELECT 4 AS r`);
     assert.equal((await s.query(`EXECUTE ${name}`)).rows[0]?.r, '4');
     await blocks(s, 1);
