@@ -15,6 +15,8 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { addWorkers, textClient, withTextClient } from './support.js';
 import { frontend, message, rawLogin } from '../server/raw-protocol.js';
+import { escapeSql, escapeStatementName } from '../../src/session/client-statement-names.js';
+import { initParser } from '../../src/sql/parse.js';
 
 let cluster: TestCluster;
 let c: pg.Client;
@@ -171,4 +173,35 @@ test('Parse, Describe, Bind and Close messages of a client using the session\'s 
   } finally {
     conn.destroy();
   }
+});
+
+test('a client statement named like the session\'s former parameter probe', async () => {
+  await withTextClient(cluster.url, async (s) => {
+    await s.query('PREPARE pgweave_param_probe AS SELECT 5 AS r');
+    // A prepared pushdown: the session describes it and converts its parameters on the coordinator link.
+    const r = await s.query({ text: 'SELECT count(*) AS n, sum(v) AS total FROM d WHERE v >= $1 AND k > $2', values: [0, -5] });
+    assert.equal(r.rows.length, 1);
+    assert.equal((await s.query('EXECUTE pgweave_param_probe')).rows[0]?.r, '5');
+  });
+});
+
+test('escapeSql: the names of PREPARE, EXECUTE and DEALLOCATE only, wherever they stand', async () => {
+  await initParser();
+  const cases: Array<[string, string | null]> = [
+    ['PREPARE pgws1 AS SELECT 1', 'PREPARE "pgws_1" AS SELECT 1'],
+    ['prepare PGWS2 (int) as select $1; execute Pgws2(1)', 'prepare "pgws_2" (int) as select $1; execute "pgws_2"(1)'],
+    ['DEALLOCATE PREPARE "pgws3"', 'DEALLOCATE PREPARE "pgws_3"'],
+    ['deallocate /* c */ pgws4', 'deallocate /* c */ "pgws_4"'],
+    ['EXPLAIN (COSTS OFF) EXECUTE pgws5', 'EXPLAIN (COSTS OFF) EXECUTE "pgws_5"'],
+    ['CREATE TABLE execute AS EXECUTE pgws6', 'CREATE TABLE execute AS EXECUTE "pgws_6"'],
+    ['PREPARE "PGWS7" AS SELECT 1', null],
+    ['PREPARE mine AS SELECT 1 AS prepare, 2 AS pgws8', null],
+    ['SELECT \'PREPARE pgws9\'', null],
+  ];
+  for (const [sql, expected] of cases) assert.equal(escapeSql(sql), expected, sql);
+  let all = 0;
+  for (const sql of ['DEALLOCATE ALL', 'deallocate prepare all', 'DISCARD ALL', 'DISCARD PLANS', 'DEALLOCATE x']) escapeSql(sql, () => all++);
+  assert.equal(all, 3, 'DEALLOCATE ALL, DEALLOCATE PREPARE ALL and DISCARD ALL deallocate every statement');
+  assert.equal(escapeStatementName('pgws'), 'pgws_');
+  assert.equal(escapeStatementName('xpgws1'), 'xpgws1');
 });
