@@ -85,8 +85,8 @@ export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () =>
     else if (type === Frontend.Query) replaced = escapeQuery(chunk, pos, end, onDeallocateAll);
     else if (type === Frontend.Bind) {
       const stmtStart = chunk.indexOf(0, pos + 5) + 1;
-      if (reservedAt(chunk, stmtStart)) replaced = replaceString(chunk, pos, end, stmtStart);
-    } else if ((type === Frontend.Describe || type === Frontend.Close) && chunk[pos + 5] === 0x53 && reservedAt(chunk, pos + 6)) {
+      if (stmtStart > 0 && stmtStart < end && reservedAt(chunk, stmtStart)) replaced = replaceString(chunk, pos, end, stmtStart);
+    } else if ((type === Frontend.Describe || type === Frontend.Close) && pos + 6 < end && chunk[pos + 5] === 0x53 && reservedAt(chunk, pos + 6)) {
       replaced = replaceString(chunk, pos, end, pos + 6);
     }
     if (replaced) {
@@ -101,8 +101,10 @@ export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () =>
 }
 
 /** The message `buf[start, end)` with its null-terminated string at `at` escaped. */
-function replaceString(buf: Buffer, start: number, end: number, at: number): Buffer {
+function replaceString(buf: Buffer, start: number, end: number, at: number): Buffer | null {
   const stop = buf.indexOf(0, at);
+  // A malformed message (no terminator inside it) goes on as it is: the session reports it.
+  if (stop < 0 || stop >= end) return null;
   const name = Buffer.from(escapeStatementName(buf.toString('utf8', at, stop)), 'utf8');
   return withBody(buf[start]!, [buf.subarray(start + 5, at), name, buf.subarray(stop, end)]);
 }
@@ -117,7 +119,8 @@ function withBody(type: number, body: Buffer[]): Buffer {
 
 function escapeParse(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
   const nameEnd = buf.indexOf(0, start + 5);
-  const queryEnd = buf.indexOf(0, nameEnd + 1);
+  const queryEnd = nameEnd < 0 ? -1 : buf.indexOf(0, nameEnd + 1);
+  if (queryEnd < 0 || queryEnd >= end) return null;
   const nameReserved = reservedAt(buf, start + 5);
   const sql = worthParsing(buf, nameEnd + 1, queryEnd) ? escapeSql(buf.toString('utf8', nameEnd + 1, queryEnd), onDeallocateAll) : null;
   if (!nameReserved && sql === null) return null;
