@@ -62,7 +62,9 @@ const stagingSchemas = new Map<string, Promise<void>>();
  * Creates the staging schema of broadcast joins in transaction blocks on a
  * worker database, as the internal role: every role may create tables in it
  * (the session's own role creates and drops its tables inside its block's
- * transaction, so no other role ever sees them); nothing else is granted.
+ * transaction, so no other role ever sees them — never committed, named
+ * with a random token, created without IF NOT EXISTS: server/README.md);
+ * nothing else is granted.
  */
 function ensureStagingSchema(pools: NodePools, node: WorkerNode, database: string): Promise<void> {
   return oncePerKey(stagingSchemas, `${node.host}:${node.port}/${database}`, async () => {

@@ -10,14 +10,38 @@
  */
 import { Completes, type BackendLink } from '../executor/backend-link.js';
 import type { PgError } from '../protocol/errors.js';
-import { encodeFlush, encodeParse } from './extended-encoders.js';
+import { encodeClose, encodeFlush, encodeParse } from './extended-encoders.js';
 
 /** Lazy Parses not answered yet, per link: name → settles when answered. */
 const unanswered = new WeakMap<BackendLink, Map<string, Promise<void>>>();
 
+/**
+ * Per link: names the session prepared there before a client's DEALLOCATE
+ * ALL or DISCARD ALL was forwarded to it (client-statement-names.ts). Gone
+ * if that statement ran, still there if it failed: the next Parse of such a
+ * name closes it first (closing a missing statement is no error).
+ */
+const maybeHeld = new WeakMap<BackendLink, Set<string>>();
+
+/** A client's DEALLOCATE ALL or DISCARD ALL goes to `link`: its statements of ours may be gone. */
+export function forgetAllPrepared(link: BackendLink): void {
+  if (link.prepared.size === 0) return;
+  let names = maybeHeld.get(link);
+  if (!names) maybeHeld.set(link, (names = new Set()));
+  for (const n of link.prepared) names.add(n);
+  link.prepared.clear();
+}
+
+/** The Close to send before a Parse of `name` on `link` (see maybeHeld), or null. */
+export function closeBeforeParse(link: BackendLink, name: string): Buffer | null {
+  return maybeHeld.get(link)?.delete(name) ? encodeClose('S', name) : null;
+}
+
 /** Prepares `wname` on `link` unless it is there already (or on its way). */
 export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[]): void {
   if (link.prepared.has(wname)) return;
+  const close = closeBeforeParse(link, wname);
+  if (close) link.send(close, [{ completes: Completes.CloseComplete, forward: false }]);
   link.prepared.add(wname);
   let settle!: () => void;
   const answered = new Promise<void>((resolve) => (settle = resolve));

@@ -23,6 +23,7 @@ import type { PgError } from '../protocol/errors.js';
 import { encodeMessage } from '../protocol/writer.js';
 import { encodeExecute, encodeParse, encodeSync } from './extended-encoders.js';
 import { workerStatementName } from './worker-statements.js';
+import { closeBeforeParse } from './lazy-prepare.js';
 
 /** One statement of a batch: its text, and text values for its parameters (typed by `paramTypes`). */
 export interface BatchStatement {
@@ -72,6 +73,11 @@ export function runPreparedBatch(link: BackendLink, statements: readonly BatchSt
       const types = s.paramTypes ?? [];
       const name = workerStatementName(s.sql, types);
       if (!link.prepared.has(name)) {
+        const close = closeBeforeParse(link, name);
+        if (close) {
+          parts.push(close);
+          expect.push({ completes: Completes.CloseComplete, forward: false, collect });
+        }
         link.prepared.add(name);
         parts.push(encodeParse(name, s.sql, types));
         // Failed, or skipped after an earlier error: the connection does not hold it.

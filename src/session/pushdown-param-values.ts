@@ -24,6 +24,7 @@ import { Completes, type BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
 import { typedLiteral } from '../planner/pushdown-params.js';
 import { encodeClose, encodeDescribe, encodeExecute, encodeParse, encodeSync } from './extended-encoders.js';
+import { RESERVED_PREFIX } from './worker-statements.js';
 
 export interface ParamTypes {
   oids: number[];
@@ -31,7 +32,12 @@ export interface ParamTypes {
   names: string[];
 }
 
-const PROBE = 'pgweave_param_probe';
+/**
+ * The probe's name on the coordinator link, where the client's forwarded statements live too: under
+ * the reserved prefix (client names with it are escaped, client-statement-names.ts), and `pgws0` is
+ * one no statement text gets (worker-statements.ts counts from 1).
+ */
+const PROBE = `${RESERVED_PREFIX}0`;
 
 /** Sends `bytes` (ending in Sync) and collects ParameterDescription, DataRows and the first error. */
 function exchange(link: BackendLink, bytes: Buffer): Promise<{ oids: number[]; rows: Buffer[]; error: PgError | null }> {

@@ -34,6 +34,8 @@ import type { Catalog } from '../metadata/types.js';
 import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, EXTENDED_MESSAGE, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
 import { ExtendedProtocol } from './extended-protocol.js';
+import { escapeClientStatementNames } from './client-statement-names.js';
+import { forgetAllPrepared } from './lazy-prepare.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
 import { Completes } from '../executor/backend-link.js';
@@ -63,6 +65,9 @@ export class Session extends ExtendedProtocol {
     for (const t of this.tenants.values()) t.cancel();
   }
 
+  /** A client's DEALLOCATE ALL or DISCARD ALL goes to the coordinator: the session's statements there may be gone. */
+  private readonly forgetCoordinatorStatements = (): void => forgetAllPrepared(this.coordinator);
+
   /** The client socket is paused because COPY data arrives faster than the shards take it. */
   private copyPaused = false;
 
@@ -90,7 +95,8 @@ export class Session extends ExtendedProtocol {
     this.pumping = true;
     try {
       while (this.inbox.length > 0 && this.state === 'running') {
-        const buf = this.inbox.shift()!;
+        // Client statement names apart from the session's own on the coordinator link (client-statement-names.ts).
+        const buf = escapeClientStatementNames(this.inbox.shift()!, this.forgetCoordinatorStatements);
         if (this.copyPaused && this.inbox.length <= 1) {
           this.copyPaused = false;
           this.client.resume();

@@ -11,7 +11,15 @@
  * parse and plan and the coordinator an extra message per statement. A name
  * means one text for ever (names are never reused), so a connection's
  * `prepared` set stays truthful whichever session holds it.
+ *
+ * On the coordinator link these names share PostgreSQL's namespace with
+ * the client's forwarded statements: client names starting with
+ * RESERVED_PREFIX are escaped (client-statement-names.ts), so a `pgws`
+ * followed by a digit is always one of ours.
  */
+
+/** The prefix of every name made here (`pgws` and a number). */
+export const RESERVED_PREFIX = 'pgws';
 
 /** Name per `text \0 parameter types`. */
 const names = new Map<string, string>();
@@ -25,7 +33,7 @@ export function workerStatementName(sql: string, paramTypes: readonly number[]):
   let name = names.get(key);
   if (name === undefined) {
     if (names.size >= MAX_NAMES) names.clear();
-    name = `pgws${++counter}`;
+    name = `${RESERVED_PREFIX}${++counter}`;
     names.set(key, name);
   }
   return name;
