@@ -16,6 +16,21 @@ export interface RelationRef {
   location: number;
   /** Object the RangeVar came from, for planners that need the surrounding node. */
   node: Node;
+  /**
+   * Column references qualified by schema and this relation's name
+   * (`app.t.c`, `app.t.*`), when it has no alias: the splice gives the shard
+   * the relation's name as alias, so their qualifier becomes that alias.
+   */
+  qualifiedColumns?: QualifiedColumnRef[];
+}
+
+/** A column reference `[catalog.]schema.table.column` in the statement text. */
+export interface QualifiedColumnRef {
+  schema: string;
+  /** Byte offset of the reference in the statement text. */
+  location: number;
+  /** Name parts before the column (2 or 3). */
+  qualifiers: number;
 }
 
 export interface StatementShape {
@@ -50,6 +65,7 @@ export function analyzeShape(stmt: Node): StatementShape {
         node: o,
       });
     }
+    if (o.ColumnRef) noteQualifiedColumn(o.ColumnRef);
     if (typeof o.ctename === 'string') cteNames.add(o.ctename);
     if (o.FuncCall) {
       const names = o.FuncCall.funcname as Node[];
@@ -61,7 +77,21 @@ export function analyzeShape(stmt: Node): StatementShape {
       if (v !== null && typeof v === 'object') visit(v);
     }
   };
+  const columns: Array<QualifiedColumnRef & { table: string }> = [];
+  const noteQualifiedColumn = (ref: Node): void => {
+    const fields = ref.fields as Node[] | undefined;
+    if (!fields || fields.length < 3 || typeof ref.location !== 'number') return;
+    const names = fields.slice(0, -1).map((f) => f.String?.sval as string | undefined);
+    if (names.some((n) => n === undefined)) return;
+    columns.push({ schema: names[names.length - 2]!, table: names[names.length - 1]!, location: ref.location, qualifiers: names.length });
+  };
   visit(stmt);
+  for (const c of columns) {
+    for (const r of relations) {
+      if (r.hasAlias || r.name !== c.table || (r.schema !== null && r.schema !== c.schema)) continue;
+      (r.qualifiedColumns ??= []).push({ schema: c.schema, location: c.location, qualifiers: c.qualifiers });
+    }
+  }
   const tables = relations.filter((r) => r.schema !== null || !cteNames.has(r.name));
   return { relations: tables, cteNames, functions, hasVolatileCandidates: false };
 }
