@@ -226,10 +226,14 @@ export class InsertPlan {
     }
     const tasks: Task[] = [];
     const byShard = new Map<number, Node[]>();
+    const positions = new Map<number, number[]>();
     shardOfRow.forEach((s, i) => {
       const list = byShard.get(s) ?? [];
       list.push(this.rows[i]);
       byShard.set(s, list);
+      const at = positions.get(s) ?? [];
+      at.push(i);
+      positions.set(s, at);
     });
     for (const [index, rows] of byShard) {
       const shard = this.table.shards[index];
@@ -247,7 +251,9 @@ export class InsertPlan {
       if (params) inlineParams(copy, params);
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
-    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null };
+    const returning = ((this.stmt.returningList ?? []) as Node[]).length > 0;
+    const rowOrder = returning ? [...positions.values()] : undefined;
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder };
   }
 
   /** The ON CONSTRAINT name of shard `shardId` in place of the client's (its span moved by `shift` bytes). */
