@@ -205,11 +205,21 @@ export function EDGE_WRITES(): EdgeStatement[] {
     ...perTenant((t) => s('generated column', `UPDATE app.orders SET amount = amount + 0.01 WHERE tenant_id = ${t} AND order_id = (SELECT min(order_id) FROM app.orders WHERE tenant_id = ${t}) RETURNING amount, gross`)),
     // writable CTEs by tenant key
     ...perTenant((t) =>
-      s('writable cte', `WITH ins AS (INSERT INTO app.orders (tenant_id, user_id, amount, placed_at, status) VALUES (${t}, 2, 42.42, '2024-06-05 00:00:00+00', 'paid') RETURNING order_id, amount) SELECT count(*), sum(amount) FROM ins`),
+      s('writable cte', `WITH ins AS (INSERT INTO app.orders (tenant_id, order_id, user_id, amount, placed_at, status) VALUES (${t}, ${80000 + t}, 2, 42.42, '2024-06-05 00:00:00+00', 'paid'), (${t}, ${80100 + t}, 1, 1.5, '2024-06-05 00:00:00+00', 'new') RETURNING order_id, amount, gross) SELECT count(*), sum(amount), sum(gross) FROM ins`),
     ),
     ...perTenant((t) =>
-      s('writable cte', `WITH upd AS (UPDATE app.users SET score = 0 WHERE tenant_id = ${t} AND score < 0 RETURNING user_id), log AS (INSERT INTO app."AuditLog" ("TenantId", "Action", "At") SELECT ${t}, 'reset ' || user_id, '2024-06-06 00:00:00+00' FROM upd RETURNING "Action") SELECT (SELECT count(*) FROM upd) AS reset, (SELECT count(*) FROM log) AS logged`),
+      s('writable cte', `WITH ins AS (INSERT INTO app.orders (tenant_id, order_id, user_id, amount, placed_at) VALUES ($1, $2, $3, $4, $5) RETURNING *) SELECT o.order_id, o.amount, i.amount FROM app.orders o JOIN ins i ON i.tenant_id = o.tenant_id AND o.order_id < i.order_id WHERE o.tenant_id = $1`, { params: [t, 80200 + t, 1, '7.77', '2024-06-07 00:00:00+00'] }),
     ),
+    ...perTenant((t) =>
+      s('writable cte', `WITH upd AS (UPDATE app.users SET score = 0 WHERE tenant_id = ${t} AND score < 0 RETURNING user_id), log AS (INSERT INTO app."AuditLog" ("TenantId", "Id", "Action", "At") SELECT ${t}, 7000 + user_id, 'reset ' || user_id, '2024-06-06 00:00:00+00' FROM upd RETURNING "Action") SELECT (SELECT count(*) FROM upd) AS reset, (SELECT count(*) FROM log) AS logged`),
+    ),
+    // Documented: an INSERT in WITH that leaves out a column whose default the coordinator computes (bigserial, identity).
+    ...perTenant((t) => s('writable cte, coordinator default', `WITH ins AS (INSERT INTO app.orders (tenant_id, user_id, amount, placed_at) VALUES (${t}, 2, 1, '2024-06-05 00:00:00+00') RETURNING order_id) SELECT count(*) FROM ins`, { unsupported: '0A000' }), [1, 2]),
+    ...perTenant((t) => s('writable cte, coordinator default', `WITH ins AS (INSERT INTO app."AuditLog" ("TenantId", "Action", "At") SELECT "TenantId", 'again', "At" FROM app."AuditLog" WHERE "TenantId" = ${t} RETURNING 1) SELECT count(*) FROM ins`, { unsupported: '0A000' }), [3]),
+    // Column references qualified by schema and table, in router statements.
+    ...perTenant((t) => s('schema-qualified columns', `SELECT app.orders.order_id, app.orders.amount, public.plans.name FROM app.orders JOIN public.plans ON public.plans.plan_id = app.orders.qty WHERE app.orders.tenant_id = ${t}`), [1, 8]),
+    ...perTenant((t) => s('schema-qualified columns', `UPDATE app.users SET display_name = app.users.email WHERE app.users.tenant_id = $1 AND app.users.display_name IS NULL RETURNING app.users.user_id, app.users.display_name`, { params: [t] }), [2, 5]),
+    ...perTenant((t) => s('schema-qualified columns', `DELETE FROM app."AuditLog" WHERE app."AuditLog"."TenantId" = ${t} AND app."AuditLog"."Action" = 'never' RETURNING app."AuditLog".*`), [3]),
     ...perTenant((t) => s('writable cte', `WITH del AS (DELETE FROM app.orders WHERE tenant_id = $1 AND amount < $2 RETURNING *) SELECT status, count(*) FROM del GROUP BY status`, { params: [t, 5] })),
     // INSERT … SELECT within one tenant
     ...perTenant((t) => s('insert select', `INSERT INTO app."AuditLog" ("TenantId", "Action", "At", "Detail") SELECT tenant_id, 'order ' || order_id, placed_at, jsonb_build_object('amount', amount) FROM app.orders WHERE tenant_id = ${t} AND status = 'paid' RETURNING "TenantId", "Action", "Detail"`)),
