@@ -171,7 +171,14 @@ export function EDGE_SESSION(): EdgeStatement[] {
   out.push(s('search_path reset', `SELECT count(*) FROM orders WHERE tenant_id = 3`));
   // A multi-statement simple query with a SET in the middle.
   out.push(s('multi-statement', `SET TimeZone = 'Europe/Berlin'; SELECT placed_at FROM app.orders WHERE tenant_id = 2; RESET TimeZone`));
+  out.push(s('multi-statement', `SELECT placed_at FROM app.orders WHERE tenant_id = 5; SET TimeZone = 'Asia/Tokyo'; SELECT placed_at FROM app.orders WHERE tenant_id = 5; RESET TimeZone; SELECT placed_at FROM app.orders WHERE tenant_id = 5`));
+  out.push(s('multi-statement', `SET search_path = app; SELECT count(*), sum(amount) FROM orders WHERE tenant_id = 4; SELECT u.email FROM users u WHERE u.tenant_id = 4; RESET search_path`));
+  out.push(s('multi-statement', `SET TimeZone = 'America/Los_Angeles'; SELECT min(placed_at), max(placed_at) FROM app.orders; RESET TimeZone`, { multi: true }));
   out.push(s('set local', `BEGIN; SET LOCAL TimeZone = 'Pacific/Auckland'; SELECT order_id, placed_at::text FROM app.orders WHERE tenant_id = 8; COMMIT`));
+  out.push(s('set local', `BEGIN`));
+  out.push(s('set local', `SET LOCAL TimeZone = 'Asia/Kathmandu'`));
+  out.push(...perTenant((t) => s('set local', `SELECT order_id, placed_at FROM app.orders WHERE tenant_id = $1`, { params: [t] }), [1, 8]));
+  out.push(s('set local', `COMMIT`));
   out.push(...perTenant((t) => s('after set local', `SELECT order_id, placed_at FROM app.orders WHERE tenant_id = ${t}`), [8]));
   return out;
 }
@@ -258,7 +265,8 @@ export function EDGE_MULTI(): EdgeStatement[] {
     s('multi-shard update any param', `UPDATE app.tenants SET active = NOT active WHERE tenant_id = ANY ($1::bigint[]) RETURNING tenant_id, active`, { params: [[2, 3, 10]], multi: true }),
     s('multi-shard delete param', `DELETE FROM app."AuditLog" WHERE "At" < $1 RETURNING "TenantId", "Id"`, { params: ['2024-02-03 00:00:00+00'], multi: true }),
     s('multi-shard update generated', `UPDATE app.orders SET amount = amount * 2 WHERE status = 'copy' RETURNING tenant_id, order_id, amount, gross`, { multi: true }),
-    s('multi-shard writable cte', `WITH d AS (DELETE FROM app.orders WHERE status = 'archived' RETURNING tenant_id) SELECT count(*) FROM d`, { multi: true }),
+    // Documented: a data-modifying WITH that does not route to one shard group.
+    s('multi-shard writable cte', `WITH d AS (DELETE FROM app.orders WHERE status = 'archived' RETURNING tenant_id) SELECT count(*) FROM d`, { multi: true, unsupported: '0A000' }),
     s('multi-shard count', `SELECT tenant_id, count(*), sum(amount), sum(gross) FROM app.orders GROUP BY tenant_id`, { multi: true }),
     s('multi-shard count', `SELECT count(*), count(display_name), sum(score) FROM app.users`, { multi: true }),
   ];
