@@ -4,6 +4,7 @@
  * minus references to CTEs, with the byte span of the name in the source
  * text so the shard name can be spliced in place.
  */
+import { quoteIdent } from '../sql/quote.js';
 import type { Node } from '../sql/parse.js';
 
 export interface RelationRef {
@@ -94,4 +95,21 @@ export function analyzeShape(stmt: Node): StatementShape {
   }
   const tables = relations.filter((r) => r.schema !== null || !cteNames.has(r.name));
   return { relations: tables, cteNames, functions, hasVolatileCandidates: false };
+}
+
+/**
+ * The first relation of the statement that is neither distributed nor a
+ * reference table (`isDistributed` false) — a coordinator table, temporary
+ * table or view, which no worker has — quoted as written, or null. The
+ * system catalogs and the coordinator's own intermediate and broadcast
+ * tables (pg_temp.pgweave_…) do not count.
+ */
+export function coordinatorTable(refs: RelationRef[], isDistributed: (r: RelationRef) => boolean): string | null {
+  for (const r of refs) {
+    if (isDistributed(r)) continue;
+    if (r.schema === 'pg_catalog' || r.schema === 'information_schema' || r.name.startsWith('pg_')) continue;
+    if (r.schema === 'pg_temp' && r.name.startsWith('pgweave_')) continue;
+    return r.schema === null ? quoteIdent(r.name) : `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`;
+  }
+  return null;
 }
