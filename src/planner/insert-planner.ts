@@ -61,7 +61,14 @@ export class InsertPlan {
   ) {
     this.table = target.table;
     const select = stmt.selectStmt?.SelectStmt;
-    if (!select?.valuesLists) throw new NotRoutable('INSERT ... SELECT into a distributed table');
+    if (!select) {
+      // DEFAULT VALUES: the coordinator computes the row (and PostgreSQL rejects a missing distribution value).
+      this.rows = [];
+      this.rowKeys = [];
+      this.evaluate = true;
+      return;
+    }
+    if (!select.valuesLists) throw new NotRoutable('INSERT ... SELECT into a distributed table');
     this.rows = select.valuesLists as Node[];
     const cols = (stmt.cols ?? []) as Node[];
     const names = cols.length > 0 ? cols.map((c) => c.ResTarget.name as string) : this.table.columns ?? null;
