@@ -90,7 +90,7 @@ export function spliceShardNames(text: Buffer, replacements: Replacement[]): str
     if (r.edits) edits.push(...r.edits);
     const at = r.ref.location;
     let name = quoteIdent(r.schema) + '.' + quoteIdent(r.shardName);
-    const aliased = !r.ref.hasAlias && !r.noAlias;
+    const aliased = !r.ref.hasAlias && !r.noAlias && !afterTableKeyword(text, at);
     if (aliased) name += ' AS ' + quoteIdent(r.ref.name);
     edits.push({ at, len: qualifiedNameLength(text, at), sql: name });
     if (!aliased) continue;
@@ -110,6 +110,24 @@ export function spliceShardNames(text: Buffer, replacements: Replacement[]): str
   }
   parts.push(text.subarray(pos));
   return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * Whether the name at `at` follows the keyword TABLE (`TABLE t`, `TABLE ONLY
+ * t`: a SELECT * FROM t whose grammar takes no alias; its columns cannot be
+ * qualified anyway).
+ */
+function afterTableKeyword(text: Buffer, at: number): boolean {
+  const wordBefore = (end: number): { word: string; start: number } => {
+    let i = end;
+    while (i > 0 && isSpace(text[i - 1]!)) i--;
+    const stop = i;
+    while (i > 0 && isIdentByte(text[i - 1]!)) i--;
+    return { word: text.toString('latin1', i, stop).toLowerCase(), start: i };
+  };
+  let w = wordBefore(at);
+  if (w.word === 'only') w = wordBefore(w.start);
+  return w.word === 'table' && (w.start === 0 || !isIdentByte(text[w.start - 1]!));
 }
 
 /** Length in bytes of `count` name parts and the dot after each, from `at` (`app . t .`). */
