@@ -271,3 +271,72 @@ export function EDGE_MULTI(): EdgeStatement[] {
     s('multi-shard count', `SELECT count(*), count(display_name), sum(score) FROM app.users`, { multi: true }),
   ];
 }
+
+/** Distribution-key comparisons of other types and forms, cursors, locking, MERGE, views, sequences. */
+export function EDGE_MORE(): EdgeStatement[] {
+  return [
+    // the distribution column compared with values of other types and spellings
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 3.0`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 3.5`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 3::int`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = '3'`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 3::numeric`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE 3 = tenant_id`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: [' 7 '] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: ['+7'] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: ['007'] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: [BigInt(9)] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: [null] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = $1::numeric`, { params: ['4.0'] }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id IN ($1, $2)`, { params: [6, 6] }),
+    s('key forms', `SELECT tenant_id, count(*) FROM app.orders WHERE tenant_id IN ($1, $2) GROUP BY tenant_id`, { params: [6, 10], multi: true }),
+    s('key forms', `SELECT tenant_id, count(*) FROM app.orders WHERE tenant_id = 1 OR tenant_id = 2 GROUP BY tenant_id`, { multi: true }),
+    s('key forms', `SELECT tenant_id, count(*) FROM app.orders WHERE tenant_id BETWEEN 2 AND 4 GROUP BY tenant_id`, { multi: true }),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 2 AND tenant_id = 3`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 99999`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = -1`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 9223372036854775807`),
+    s('key forms', `SELECT count(*) FROM app.orders WHERE tenant_id = 9223372036854775808`),
+    // LIMIT/OFFSET as parameters
+    ordered('limit params', `SELECT order_id FROM app.orders WHERE tenant_id = $1 ORDER BY order_id LIMIT $2 OFFSET $3`, { params: [8, 2, 1] }),
+    ordered('limit params', `SELECT tenant_id, order_id FROM app.orders ORDER BY tenant_id, order_id LIMIT $1 OFFSET $2`, { params: [4, 3], multi: true }),
+    // locking reads and multi-column assignment
+    ...perTenant((t) => s('locking', `SELECT user_id FROM app.users WHERE tenant_id = ${t} ORDER BY user_id FOR UPDATE`, { ordered: true }), [2, 8]),
+    ...perTenant((t) => s('locking', `SELECT user_id FROM app.users WHERE tenant_id = ${t} FOR SHARE SKIP LOCKED`), [3]),
+    ...perTenant((t) => s('multi-column set', `UPDATE app.users SET (display_name, score) = (SELECT 'n' || count(*), sum(amount) FROM app.orders o WHERE o.tenant_id = ${t} AND o.user_id = app.users.user_id) WHERE tenant_id = ${t} AND user_id = 2 RETURNING display_name, score`), [4, 9]),
+    // Documented: cursors over distributed tables, and MERGE into them.
+    s('cursor', `DECLARE c1 CURSOR WITH HOLD FOR SELECT order_id, amount FROM app.orders WHERE tenant_id = 2 ORDER BY order_id`, { unsupported: '0A000' }),
+    ...perTenant((t) =>
+      s('merge', `MERGE INTO app.users u USING (VALUES (${t}::bigint, 1::bigint, 'm1@x'), (${t}, 60, 'm60@x')) AS v(t, id, e) ON u.tenant_id = v.t AND u.user_id = v.id AND u.tenant_id = ${t} WHEN MATCHED THEN UPDATE SET display_name = 'merged' WHEN NOT MATCHED THEN INSERT (tenant_id, user_id, email) VALUES (v.t, v.id, v.e)`, { unsupported: '0A000' }),
+    [6]),
+    // sequences after INSERTs evaluated on the coordinator
+    s('sequence', `INSERT INTO app.orders (tenant_id, user_id, amount, placed_at) VALUES (7, 1, 1, '2024-10-01 00:00:00+00')`),
+    s('sequence', `SELECT currval('app.orders_order_id_seq')`),
+    s('sequence', `SELECT lastval()`),
+    s('default values', `INSERT INTO app."AuditLog" DEFAULT VALUES`),
+    // views and temporary tables over distributed tables
+    // Documented: views over distributed tables.
+    s('view', `CREATE VIEW app.paid_orders AS SELECT tenant_id, order_id, amount, gross FROM app.orders WHERE status = 'paid'`, { unsupported: '0A000' }),
+    s('temp table', `CREATE TEMP TABLE wanted (tenant_id bigint, user_id bigint)`),
+    s('temp table', `INSERT INTO wanted VALUES (1, 1), (2, 2), (3, 1)`),
+    s('temp table', `SELECT u.tenant_id, u.user_id, u.email FROM app.users u JOIN wanted w USING (tenant_id, user_id)`, { multi: true }),
+    s('temp table', `SELECT u.user_id, u.email FROM app.users u JOIN wanted w USING (tenant_id, user_id) WHERE u.tenant_id = 2`),
+    s('temp table', `SELECT u.user_id FROM app.users u WHERE u.tenant_id = $1 AND u.user_id IN (SELECT user_id FROM wanted WHERE tenant_id = $1)`, { params: [3] }),
+    s('temp table', `SELECT w.tenant_id, (SELECT count(*) FROM app.orders o WHERE o.tenant_id = w.tenant_id) FROM wanted w`, { multi: true }),
+    s('temp table', `UPDATE app.users u SET score = 1 FROM wanted w WHERE w.tenant_id = u.tenant_id AND w.user_id = u.user_id AND u.tenant_id = 2`, { unsupported: '0A000' }),
+    s('local table', `CREATE TABLE public.vip (tenant_id bigint PRIMARY KEY, note text)`),
+    s('local table', `INSERT INTO vip VALUES (2, 'gold'), (5, 'silver'), (77, 'none')`),
+    s('local table', `SELECT t.tenant_id, t.name, v.note FROM app.tenants t JOIN vip v USING (tenant_id) WHERE t.tenant_id = 5`),
+    s('local table', `SELECT t.tenant_id, v.note FROM app.tenants t LEFT JOIN vip v USING (tenant_id)`, { multi: true }),
+    s('local table', `SELECT v.tenant_id, t.name FROM vip v LEFT JOIN app.tenants t USING (tenant_id)`, { multi: true }),
+    s('temp table', `DROP TABLE wanted`),
+    // set operations and TABLE
+    s('set operations', `SELECT user_id FROM app.users WHERE tenant_id = 1 UNION ALL SELECT user_id FROM app.users WHERE tenant_id = 2`, { multi: true }),
+    s('set operations', `SELECT user_id FROM app.users WHERE tenant_id = 3 INTERSECT SELECT user_id FROM app.orders WHERE tenant_id = 3`),
+    s('set operations', `TABLE "Currencies"`),
+    s('set operations', `TABLE app.tenants`, { multi: true }),
+    s('values', `SELECT v.x, t.name FROM (VALUES (1), (2), (5)) v(x) JOIN app.tenants t ON t.tenant_id = v.x`, { multi: true }),
+    s('generate_series', `SELECT g, count(o.order_id) FROM generate_series(1, 5) g LEFT JOIN app.orders o ON o.tenant_id = 11 AND o.qty = g GROUP BY g`),
+    s('jsonpath', `SELECT tenant_id, jsonb_path_query_array(settings, '$.* ? (@.type() == "number")') FROM app.tenants WHERE tenant_id = 12`),
+  ];
+}

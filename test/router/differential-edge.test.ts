@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Statement } from './support.js';
-import { EDGE_READS, EDGE_SESSION, EDGE_WRITES, EDGE_MULTI, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_MORE, EDGE_MULTI, EDGE_READS, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -148,7 +148,7 @@ let compared = 0;
 /** Runs one statement on both and records a difference (or pgweave's wrong answer to an unsupported statement). */
 async function compare(s: EdgeStatement, log: string[]): Promise<void> {
   compared++;
-  const show = `[${s.kind}] ${s.sql.replace(/\s+/g, ' ')}${s.params ? ` params ${JSON.stringify(s.params)}` : ''}`;
+  const show = `[${s.kind}] ${s.sql.replace(/\s+/g, ' ')}${s.params ? ` params ${JSON.stringify(s.params, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}` : ''}`;
   if (s.unsupported) {
     const actual = await runStatement(weave, s);
     if (actual.ok || actual.code !== s.unsupported) {
@@ -211,6 +211,10 @@ test('less common router writes give the same results as PostgreSQL', { timeout:
 
 test('multi-shard writes and reads across tenants give the same results', { timeout: 300_000 }, async (t) => {
   await runAll(t, 'multi-shard', EDGE_MULTI());
+});
+
+test('key comparisons of other types, cursors, locking, MERGE, views and sequences give the same results', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'more', EDGE_MORE());
 });
 
 test('afterwards every table holds the same rows on both', { timeout: 120_000 }, async (t) => {
