@@ -16,7 +16,7 @@ export interface EdgeStatement extends Statement {
    * A difference known and not fixed yet (why): reported, not failed — as
    * long as it is this difference only (`known.field` differs, nothing else).
    */
-  known?: { field: 'types'; why: string };
+  known?: { field: 'types' | 'order'; why: string };
 }
 
 /** A whole-row value of a shard row reports the shard's row type (another OID than the table's on the coordinator). */
@@ -349,5 +349,40 @@ export function EDGE_MORE(): EdgeStatement[] {
     s('values', `SELECT v.x, t.name FROM (VALUES (1), (2), (5)) v(x) JOIN app.tenants t ON t.tenant_id = v.x`, { multi: true }),
     s('generate_series', `SELECT g, count(o.order_id) FROM generate_series(1, 5) g LEFT JOIN app.orders o ON o.tenant_id = 11 AND o.qty = g GROUP BY g`),
     s('jsonpath', `SELECT tenant_id, jsonb_path_query_array(settings, '$.* ? (@.type() == "number")') FROM app.tenants WHERE tenant_id = 12`),
+  ];
+}
+
+/** Parameters of awkward values and types, prepared statements reused across shards, INSERT … SELECT variants. */
+export function EDGE_PARAMS(): EdgeStatement[] {
+  const odd = `O'Brien \\ "quoted" ünï 中文 😀\nline2\ttab`;
+  return [
+    ...perTenant((t) => s('named across shards', `SELECT user_id, email, score FROM app.users WHERE tenant_id = $1 AND born >= $2::date ORDER BY user_id`, { params: [t, '1970-01-01'], name: 'edge_users_born', ordered: true }), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    ...perTenant((t) => s('named across shards', `UPDATE app.users SET score = score + $2 WHERE tenant_id = $1 AND uid = ANY ($3::uuid[]) RETURNING user_id, score`, { params: [t, '0.125', [uuidOf(t, 1), uuidOf(t, 3)]], name: 'edge_bump_uids' }), [1, 4, 7, 10]),
+    ...perTenant((t) => s('odd text', `UPDATE app.users SET display_name = $2 WHERE tenant_id = $1 AND user_id = 1 RETURNING display_name, length(display_name), octet_length(display_name)`, { params: [t, odd] }), [2, 6]),
+    s('odd text simple', `UPDATE app.users SET display_name = E'tab\\there ''q'' \\\\ back' WHERE tenant_id = 3 AND user_id = 1 RETURNING display_name`),
+    ordered('odd text multi-row', `INSERT INTO app."AuditLog" ("TenantId", "Id", "Action", "At", "Detail") VALUES ($1, 9001, $2, $3, $4), ($5, 9002, $2, $3, $6) RETURNING "TenantId", "Action", "At", "Detail"`, {
+      params: [1, odd, '2024-11-01T10:00:00+05:30', { k: odd, n: 1.5e300, a: [true, null] }, 2, JSON.stringify([odd])],
+      multi: true,
+    }),
+    ordered('date param multi-row', `INSERT INTO app."AuditLog" ("TenantId", "Id", "Action", "At") VALUES ($1, 9003, 'd', $2), ($3, 9004, 'd', $2) RETURNING "TenantId", "At"`, { params: [4, new Date(Date.UTC(2024, 10, 2, 3, 4, 5, 678)), 9], multi: true }),
+    ordered('bool and interval params', `SELECT tenant_id, active = $2, $3::interval * 2 FROM app.tenants WHERE tenant_id = $1`, { params: [5, 'yes', 'P1DT2H'] }),
+    ...perTenant((t) => s('numeric params', `SELECT amount + $2, amount * $3::numeric(20,10), round(amount / $2, 4) FROM app.orders WHERE tenant_id = $1`, { params: [t, '0.0000001', '3.3333333333'] }), [8]),
+    s('numeric overflow param', `UPDATE app.orders SET amount = $2 WHERE tenant_id = $1 AND order_id = 90001`, { params: [1, '12345678901234567890.5'] }),
+    s('bytea param', `UPDATE app.users SET avatar = $2 WHERE tenant_id = $1 AND user_id = 2 RETURNING avatar`, { params: [7, Buffer.from('\x00\x01hello\xff', 'latin1')] }),
+    // Documented: binary-format parameters (node-postgres sends a Buffer so) in an INSERT whose rows go to several shards.
+    ordered('bytea param multi-row', `INSERT INTO app.users (tenant_id, user_id, email, avatar) VALUES ($1, 70, 'b1@x', $2), ($3, 70, 'b2@x', $2) RETURNING tenant_id, avatar`, { params: [1, Buffer.from([1, 2, 3]), 2], multi: true, unsupported: '0A000' }),
+    ordered('bytea param multi-row', `INSERT INTO app.users (tenant_id, user_id, email, avatar) VALUES ($1, 70, 'b1@x', $2), ($3, 70, 'b2@x', $2) RETURNING tenant_id, avatar`, { params: [1, '\\x010203', 2], multi: true }),
+    // multi-row INSERT across shards with ON CONFLICT DO NOTHING: with rows skipped, which of a shard's rows came back is
+    // not known, so the rows come in shard order (the same rows).
+    ordered('on conflict do nothing across shards', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (5, 1, 'x1@x'), (1, 80, 'x80@x'), (11, 1, 'x2@x'), (2, 80, 'x81@x'), (12, 80, 'x82@x') ON CONFLICT DO NOTHING RETURNING tenant_id, user_id`, {
+      multi: true,
+      known: { field: 'order', why: 'RETURNING rows of a multi-shard INSERT whose ON CONFLICT skipped rows come in shard order, not VALUES order' },
+    }),
+    ordered('on conflict do nothing across shards', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (5, 81, 'x1@x'), (1, 81, 'x80@x'), (11, 81, 'x2@x') ON CONFLICT DO NOTHING RETURNING tenant_id, user_id`, { multi: true }),
+    // INSERT … SELECT within one tenant and from reference tables
+    ...perTenant((t) => s('insert select on conflict', `INSERT INTO app.users (tenant_id, user_id, email, score) SELECT tenant_id, user_id, email, 99 FROM app.users WHERE tenant_id = ${t} ON CONFLICT (tenant_id, user_id) DO UPDATE SET score = EXCLUDED.score - 1 RETURNING user_id, score`), [3, 9]),
+    ...perTenant((t) => s('insert select reference', `INSERT INTO app.orders (tenant_id, order_id, user_id, amount, currency, placed_at) SELECT ${t}, 95000 + row_number() OVER (ORDER BY "Code"), 1, "Rate" * 100, "Code", '2024-12-01 00:00:00+00' FROM "Currencies" RETURNING order_id, amount, currency, gross`), [6]),
+    s('insert select across tenants', `INSERT INTO app."AuditLog" ("TenantId", "Id", "Action", "At") SELECT tenant_id, 9500 + tenant_id, 'sweep', '2024-12-02 00:00:00+00' FROM app.tenants WHERE plan_id > 1`, { multi: true }),
+    s('insert select across tenants', `SELECT "TenantId", "Id" FROM app."AuditLog" WHERE "Action" = 'sweep'`, { multi: true }),
   ];
 }
