@@ -16,7 +16,7 @@ export interface EdgeStatement extends Statement {
    * A difference known and not fixed yet (why): reported, not failed — as
    * long as it is this difference only (`known.field` differs, nothing else).
    */
-  known?: { field: 'types' | 'order'; why: string };
+  known?: { field: 'types' | 'order' | 'error'; why: string };
 }
 
 /** A whole-row value of a shard row reports the shard's row type (another OID than the table's on the coordinator). */
@@ -384,5 +384,27 @@ export function EDGE_PARAMS(): EdgeStatement[] {
     ...perTenant((t) => s('insert select reference', `INSERT INTO app.orders (tenant_id, order_id, user_id, amount, currency, placed_at) SELECT ${t}, 95000 + row_number() OVER (ORDER BY "Code"), 1, "Rate" * 100, "Code", '2024-12-01 00:00:00+00' FROM "Currencies" RETURNING order_id, amount, currency, gross`), [6]),
     s('insert select across tenants', `INSERT INTO app."AuditLog" ("TenantId", "Id", "Action", "At") SELECT tenant_id, 9500 + tenant_id, 'sweep', '2024-12-02 00:00:00+00' FROM app.tenants WHERE plan_id > 1`, { multi: true }),
     s('insert select across tenants', `SELECT "TenantId", "Id" FROM app."AuditLog" WHERE "Action" = 'sweep'`, { multi: true }),
+    // errors: PostgreSQL's SQLSTATE, whichever way the statement is planned
+    s('error key param', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: ['abc'] }),
+    s('error key param', `SELECT count(*) FROM app.orders WHERE tenant_id = $1`, { params: ['9223372036854775808'] }),
+    s('error key param', `UPDATE app.orders SET qty = 2 WHERE tenant_id = $1`, { params: ['1.5'] }),
+    s('error key param', `INSERT INTO app.users (tenant_id, user_id, email) VALUES ($1, 1, 'e')`, { params: [null] }),
+    s('error key param', `INSERT INTO app.users (tenant_id, user_id, email) VALUES ($1, 1, 'e')`, { params: ['x'] }),
+    s('error multi-row', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (1, 500, 'ok@x'), (2, 1, 'dup@x'), (3, 500, 'fine@x')`, { multi: true }),
+    s('error multi-row', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (1, 500, 'ok@x'), (2, 1, 'dup@x'), (3, 500, NULL)`, {
+      multi: true,
+      known: { field: 'error', why: 'rows failing on several shards: the shards run in parallel and the first error to arrive is the answer, not the first row\'s' },
+    }),
+    s('error multi-row', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (1, 501, 'ok@x'), (2, 501, 'also@x'), (NULL, 501, 'n@x')`, { multi: true }),
+    s('error multi-shard', `SELECT tenant_id, 1 / (qty - qty) FROM app.orders`, { multi: true }),
+    s('error multi-shard', `UPDATE app.orders SET qty = qty / 0 WHERE amount > 100000`, { multi: true }),
+    s('error multi-shard', `UPDATE app.users SET email = NULL WHERE tenant_id IN (4, 5)`, { multi: true }),
+    s('error router', `SELECT 'x'::int FROM app.tenants WHERE tenant_id = 4`),
+    s('error router', `INSERT INTO app.users (tenant_id, user_id, email, born) VALUES (4, 600, 'd@x', '2024-02-30')`),
+    s('error router', `SELECT nosuchcolumn FROM app.tenants WHERE tenant_id = 4`),
+    s('error router', `SELECT * FROM app.nosuchtable WHERE tenant_id = 4`),
+    s('error router', `SELECT count(*) FROM app.tenants WHERE tenant_id = 4 GROUP BY nosuch`),
+    s('error extended', `SELECT $1::int + count(*) FROM app.orders WHERE tenant_id = $2`, { params: ['1.5', 3] }),
+    s('after errors', `SELECT count(*) FROM app.users`, { multi: true }),
   ];
 }

@@ -170,8 +170,10 @@ async function compare(s: EdgeStatement, log: string[]): Promise<void> {
   }
   const [expected, actual] = await Promise.all([runStatement(reference, s), runStatement(weave, s)]);
   const diff = difference(expected, actual);
-  if (diff && s.known && expected.ok && actual.ok && onlyDiffersIn(expected, actual, s.known.field)) known.push(`${show}\n    ${s.known.why}: ${diff}`);
-  else if (diff) mismatches.push(`${show}\n    ${diff}`);
+  const knownError = s.known?.field === 'error' && !expected.ok && !actual.ok && !actual.connectionLost;
+  if (diff && s.known && (knownError || (expected.ok && actual.ok && s.known.field !== 'error' && onlyDiffersIn(expected, actual, s.known.field)))) {
+    known.push(`${show}\n    ${s.known.why}: ${diff}`);
+  } else if (diff) mismatches.push(`${show}\n    ${diff}`);
   log.push(s.kind);
   if (!actual.ok && actual.connectionLost) throw new Error(`pgweave connection lost at: ${s.sql}\n${actual.message}`);
 }
