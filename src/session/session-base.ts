@@ -29,6 +29,7 @@ import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
 import { writeBarrier } from '../operations/write-barrier.js';
+import { SettingScopes } from './setting-scopes.js';
 
 export abstract class SessionBase {
   protected readonly framer: MessageFramer;
@@ -64,6 +65,8 @@ export abstract class SessionBase {
   protected relevantVersion = -1;
   protected relevantFunctions: ReadonlySet<string> | undefined = undefined;
   protected readonly txn: SessionTransaction;
+  /** What a rollback or the end of a block undoes of the session's SETs. */
+  private readonly scopes: SettingScopes;
   readonly settings = new Map<string, string>();
   protected searchPath: string[];
   /** What RESET search_path goes back to: the client's startup value, else the default. */
@@ -102,6 +105,17 @@ export abstract class SessionBase {
       open: (node) => this.openExtraLink(node),
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
     });
+    this.scopes = new SettingScopes({
+      view: () => ({ searchPath: this.searchPath, settings: this.settings, setTexts: this.txn.sets.list }),
+      restore: (view, resetNames) => {
+        this.searchPath = view.searchPath;
+        this.settings.clear();
+        for (const [k, v] of view.settings) this.settings.set(k, v);
+        if (resetNames.length > 0) this.parked.unparkAll();
+        this.txn.sets.restore(view.setTexts, resetNames, [...this.workers.values(), ...this.txn.extraLinks]);
+      },
+    });
+    this.txn.onControl = (verb, text, out) => this.scopes.control(verb, text, out);
   }
 
   get transactionStatus(): TransactionStatus {
@@ -301,13 +315,21 @@ export abstract class SessionBase {
     const set = stmt.VariableSetStmt;
     if (!set || route.kind !== 'local') return;
     const name: string | undefined = set.name;
-    if (!name) return;
+    if (set.kind === 'VAR_RESET_ALL') {
+      this.searchPath = this.resetSearchPath;
+      this.settings.clear();
+      for (const [k, v] of this.services.startupSettings ?? []) this.settings.set(k, v);
+    } else if (!name) return;
+    // SET TRANSACTION belongs to the block; roles are watched elsewhere (commands/roles/watch.ts).
+    if (set.kind !== 'VAR_SET_MULTI' && name !== 'role' && name !== 'session_authorization') this.scopes.noteSet(name ?? null, !!set.is_local);
     // The parse tree leaves out an integer constant's value when it is 0.
     const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? '');
     if (name === 'search_path') {
       this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : this.resetSearchPath;
     }
-    if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
+    if (!name) {
+      // RESET ALL: nothing more to note.
+    } else if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
     else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') {
       // RESET goes back to the client's startup value, as in PostgreSQL.
       const initial = this.services.startupSettings?.get(name);

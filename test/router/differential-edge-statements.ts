@@ -408,3 +408,40 @@ export function EDGE_PARAMS(): EdgeStatement[] {
     s('after errors', `SELECT count(*) FROM app.users`, { multi: true }),
   ];
 }
+
+/** Settings inside transaction blocks: SET LOCAL ends with the block, a SET in a rolled-back block is undone. */
+export function EDGE_BLOCK_SETTINGS(): EdgeStatement[] {
+  const probe = (kind: string): EdgeStatement[] => [
+    s(kind, `SELECT count(*) FROM orders WHERE tenant_id = 1`),
+    s(kind, `SELECT current_setting('search_path'), current_setting('TimeZone')`),
+    s(kind, `SELECT placed_at FROM app.orders WHERE tenant_id = 3`),
+    s(kind, `SELECT placed_at FROM app.orders WHERE tenant_id = $1`, { params: [4] }),
+  ];
+  return [
+    s('set local', `BEGIN`),
+    s('set local', `SET LOCAL search_path = app, public`),
+    s('set local', `SET LOCAL TimeZone = 'Asia/Tokyo'`),
+    ...probe('inside block'),
+    s('set local', `COMMIT`),
+    ...probe('after set local'),
+    s('set rolled back', `BEGIN`),
+    s('set rolled back', `SET search_path = app, public`),
+    s('set rolled back', `SET TimeZone = 'America/Sao_Paulo'`),
+    ...probe('inside block'),
+    s('set rolled back', `ROLLBACK`),
+    ...probe('after rollback'),
+    s('set in savepoint', `BEGIN`),
+    s('set in savepoint', `SAVEPOINT a`),
+    s('set in savepoint', `SET search_path = app, public`),
+    s('set in savepoint', `SET TimeZone = 'Europe/Helsinki'`),
+    s('set in savepoint', `ROLLBACK TO SAVEPOINT a`),
+    ...probe('after rollback to savepoint'),
+    s('set in savepoint', `COMMIT`),
+    s('set committed', `BEGIN`),
+    s('set committed', `SET TimeZone = 'Australia/Adelaide'`),
+    s('set committed', `COMMIT`),
+    ...probe('after committed set'),
+    s('reset all', `RESET ALL`),
+    ...probe('after reset all'),
+  ];
+}

@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Outcome, type Statement } from './support.js';
-import { EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_READS, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_BLOCK_SETTINGS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_READS, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -217,6 +217,10 @@ test('less common router and multi-shard reads give the same results as PostgreS
 
 test('session settings (TimeZone, search_path, float digits, DateStyle) give the same results', { timeout: 300_000 }, async (t) => {
   await runAll(t, 'session settings', EDGE_SESSION());
+});
+
+test('settings made inside transaction blocks end or are undone as in PostgreSQL', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'block settings', EDGE_BLOCK_SETTINGS());
 });
 
 test('less common router writes give the same results as PostgreSQL', { timeout: 300_000 }, async (t) => {
