@@ -108,6 +108,7 @@ export abstract class SessionBase {
     this.scopes = new SettingScopes({
       view: () => ({ searchPath: this.searchPath, settings: this.settings, setTexts: this.txn.sets.list }),
       restore: (view, resetNames) => {
+        if (view.searchPath.join('\0') !== this.searchPath.join('\0')) this.replanAll();
         this.searchPath = view.searchPath;
         this.settings.clear();
         for (const [k, v] of view.settings) this.settings.set(k, v);
@@ -312,6 +313,22 @@ export abstract class SessionBase {
 
   /** Keeps the session's view of SET search_path and custom settings current. */
   protected observeLocal(stmt: Node, text: string, route: Route): void {
+    const before = this.searchPath;
+    this.observeSet(stmt, text, route);
+    if (this.searchPath !== before && this.searchPath.join('\0') !== before.join('\0')) this.replanAll();
+  }
+
+  /**
+   * The search_path changed: plans resolved names with the old one. Cached
+   * plans are dropped and prepared statements planned again at their next
+   * Bind (a catalog version no catalog has), as PostgreSQL plans them again.
+   */
+  protected replanAll(): void {
+    this.planCache.clear();
+    for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
+  }
+
+  private observeSet(stmt: Node, text: string, route: Route): void {
     const set = stmt.VariableSetStmt;
     if (!set || route.kind !== 'local') return;
     const name: string | undefined = set.name;

@@ -445,3 +445,43 @@ export function EDGE_BLOCK_SETTINGS(): EdgeStatement[] {
     ...probe('after reset all'),
   ];
 }
+
+/** Multi-shard query shapes that need a merge step or the coordinator, and prepared statements across search_path changes. */
+export function EDGE_SHAPES(): EdgeStatement[] {
+  const m = { multi: true };
+  return [
+    s('multi-shard locking', `SELECT tenant_id FROM app.tenants WHERE active FOR UPDATE`, m),
+    s('ordered-set aggregates', `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount), percentile_disc(0.9) WITHIN GROUP (ORDER BY qty), mode() WITHIN GROUP (ORDER BY currency) FROM app.orders`, m),
+    s('ordered-set aggregates', `SELECT status, percentile_cont(0.25) WITHIN GROUP (ORDER BY amount) FROM app.orders GROUP BY status`, m),
+    s('distinct aggregates', `SELECT count(DISTINCT currency), count(DISTINCT (currency, status)), array_agg(DISTINCT status ORDER BY status) FROM app.orders`, m),
+    s('distinct aggregates', `SELECT currency, count(DISTINCT user_id), sum(DISTINCT qty) FROM app.orders GROUP BY currency`, m),
+    s('window partition by key', `SELECT tenant_id, order_id, row_number() OVER (PARTITION BY tenant_id ORDER BY order_id), sum(amount) OVER (PARTITION BY tenant_id) FROM app.orders`, m),
+    ordered('window across tenants', `SELECT tenant_id, order_id, dense_rank() OVER (ORDER BY amount DESC, tenant_id, order_id) AS r FROM app.orders ORDER BY r LIMIT 10`, m),
+    s('window across tenants', `SELECT status, order_id, tenant_id, lag(amount) OVER (PARTITION BY status ORDER BY tenant_id, order_id) FROM app.orders`, m),
+    s('recursive cte across shards', `WITH RECURSIVE r(t, depth) AS (SELECT tenant_id, 1 FROM app.tenants WHERE tenant_id <= 3 UNION ALL SELECT t + 3, depth + 1 FROM r WHERE depth < 3) SELECT r.t, r.depth, count(u.user_id) FROM r LEFT JOIN app.users u ON u.tenant_id = r.t GROUP BY r.t, r.depth`, m),
+    s('correlated across shards', `SELECT t.tenant_id, (SELECT max(o.amount) FROM app.orders o WHERE o.tenant_id = t.tenant_id AND o.currency = 'EUR') FROM app.tenants t`, m),
+    s('correlated across shards', `SELECT p.name, (SELECT count(*) FROM app.tenants t WHERE t.plan_id = p.plan_id) FROM plans p`, m),
+    s('not in with nulls', `SELECT tenant_id, user_id FROM app.users WHERE score NOT IN (SELECT score FROM app.users WHERE tenant_id = 2)`, m),
+    s('not in with nulls', `SELECT tenant_id, user_id FROM app.users WHERE user_id NOT IN (SELECT user_id FROM app.orders WHERE tenant_id = 2 AND weight > 50)`, m),
+    s('in subquery across shards', `SELECT tenant_id, name FROM app.tenants WHERE tenant_id IN (SELECT tenant_id FROM app.orders WHERE amount > 1500)`, m),
+    s('lateral across shards', `SELECT t.tenant_id, x.order_id FROM app.tenants t CROSS JOIN LATERAL (SELECT order_id FROM app.orders o WHERE o.tenant_id = t.tenant_id ORDER BY amount DESC, order_id LIMIT 1) x`, m),
+    s('having across shards', `SELECT currency, sum(amount) AS s FROM app.orders GROUP BY currency HAVING sum(amount) > 10000 AND count(*) > 3`, m),
+    ordered('distinct across shards', `SELECT DISTINCT status, currency FROM app.orders ORDER BY status, currency`, m),
+    ordered('union across shards', `SELECT tenant_id FROM app.users WHERE score > 100 UNION SELECT tenant_id FROM app.orders WHERE amount > 1000 ORDER BY 1`, m),
+    s('grouping by expression', `SELECT date_trunc('month', placed_at) AS month, count(*), sum(qty) FROM app.orders GROUP BY 1`, m),
+    s('full join across shards', `SELECT u.tenant_id, u.user_id, o.order_id FROM app.users u FULL JOIN app.orders o ON o.tenant_id = u.tenant_id AND o.user_id = u.user_id AND o.amount > 1000`, m),
+    s('non-co-located join', `SELECT u.tenant_id, o.tenant_id FROM app.users u JOIN app.orders o ON o.user_id = u.user_id AND o.tenant_id <> u.tenant_id WHERE u.tenant_id = 1 AND o.tenant_id = 2`, m),
+    // a named prepared statement whose table the search_path picks (PostgreSQL plans it again after a change)
+    s('search_path', `SET search_path = app, public`),
+    s('prepared across search_path', `SELECT count(*) FROM orders WHERE tenant_id = $1`, { params: [1], name: 'edge_sp_count' }),
+    s('prepared across search_path', `SELECT count(*) FROM users WHERE tenant_id = $1`, { params: [2] }),
+    s('search_path', `RESET search_path`),
+    s('prepared across search_path', `SELECT count(*) FROM orders WHERE tenant_id = $1`, { params: [1], name: 'edge_sp_count' }),
+    s('prepared across search_path', `SELECT count(*) FROM users WHERE tenant_id = $1`, { params: [2] }),
+    s('search_path', `BEGIN`),
+    s('search_path', `SET LOCAL search_path = app`),
+    s('prepared across search_path', `SELECT count(*) FROM users WHERE tenant_id = $1`, { params: [2] }),
+    s('search_path', `COMMIT`),
+    s('prepared across search_path', `SELECT count(*) FROM users WHERE tenant_id = $1`, { params: [2] }),
+  ];
+}
