@@ -485,3 +485,28 @@ export function EDGE_SHAPES(): EdgeStatement[] {
     s('prepared across search_path', `SELECT count(*) FROM users WHERE tenant_id = $1`, { params: [2] }),
   ];
 }
+
+/** Writes to reference tables (every placement, one answer) and reads right after. */
+export function EDGE_REFERENCE(): EdgeStatement[] {
+  return [
+    ordered('reference insert', `INSERT INTO plans (plan_id, name, price) VALUES (10, 'trial', 0.99), (11, 'edu', 5) RETURNING *, price * 2 AS twice`),
+    s('reference on conflict', `INSERT INTO plans AS p (plan_id, name, price) VALUES (10, 'trial', 1.49) ON CONFLICT (plan_id) DO UPDATE SET price = EXCLUDED.price, features = p.features || '{x}' WHERE p.price < EXCLUDED.price RETURNING plan_id, price, features`),
+    s('reference on conflict', `INSERT INTO plans VALUES (11, 'edu', 5) ON CONFLICT DO NOTHING RETURNING *`),
+    s('reference update', `UPDATE "Currencies" c SET "Rate" = c."Rate" * 1.01 FROM plans p WHERE p.plan_id = 2 AND c."Code" <> 'EUR' RETURNING c."Code", c."Rate"`),
+    s('reference update param', `UPDATE plans SET name = $2 WHERE plan_id = $1 RETURNING plan_id, name`, { params: [11, 'education'] }),
+    s('reference writable cte', `WITH d AS (DELETE FROM plans WHERE plan_id = 11 RETURNING *) SELECT count(*), max(name) FROM d`),
+    s('reference insert select', `INSERT INTO plans (plan_id, name, price) SELECT plan_id + 100, name || ' (old)', price FROM plans WHERE plan_id < 5 RETURNING plan_id, name`),
+    s('reference delete', `DELETE FROM plans WHERE plan_id > 100 RETURNING plan_id`),
+    s('reference error', `INSERT INTO plans (plan_id, name, price) VALUES (1, 'dup', 0)`),
+    s('reference error', `UPDATE "Currencies" SET "Rate" = 1e10 WHERE "Code" = 'USD'`),
+    s('reference read', `SELECT * FROM plans`),
+    ...perTenant((t) => s('reference join after writes', `SELECT t.tenant_id, p.name, p.price FROM app.tenants t JOIN plans p USING (plan_id) WHERE t.tenant_id = ${t}`), [1, 2, 5, 8]),
+    s('reference join after writes', `SELECT p.name, count(*) FROM app.tenants t JOIN plans p USING (plan_id) GROUP BY p.name`, { multi: true }),
+    s('reference in block', `BEGIN`),
+    s('reference in block', `UPDATE plans SET price = price + 1 WHERE plan_id = 10 RETURNING price`),
+    s('reference in block', `SELECT price FROM plans WHERE plan_id = 10`),
+    ...perTenant((t) => s('reference in block', `SELECT t.tenant_id, p.price FROM app.tenants t JOIN plans p ON p.plan_id = 10 WHERE t.tenant_id = ${t}`), [1, 2]),
+    s('reference in block', `ROLLBACK`),
+    s('reference in block', `SELECT price FROM plans WHERE plan_id = 10`),
+  ];
+}
