@@ -239,9 +239,9 @@ export function EDGE_WRITES(): EdgeStatement[] {
     ...perTenant((t) => s('schema-qualified columns', `UPDATE app.users SET display_name = app.users.email WHERE app.users.tenant_id = $1 AND app.users.display_name IS NULL RETURNING app.users.user_id, app.users.display_name`, { params: [t] }), [2, 5]),
     ...perTenant((t) => s('schema-qualified columns', `DELETE FROM app."AuditLog" WHERE app."AuditLog"."TenantId" = ${t} AND app."AuditLog"."Action" = 'never' RETURNING app."AuditLog".*`), [3]),
     ...perTenant((t) => s('writable cte', `WITH del AS (DELETE FROM app.orders WHERE tenant_id = $1 AND amount < $2 RETURNING *) SELECT status, count(*) FROM del GROUP BY status`, { params: [t, 5] })),
-    // INSERT … SELECT within one tenant
-    ...perTenant((t) => s('insert select', `INSERT INTO app."AuditLog" ("TenantId", "Action", "At", "Detail") SELECT tenant_id, 'order ' || order_id, placed_at, jsonb_build_object('amount', amount) FROM app.orders WHERE tenant_id = ${t} AND status = 'paid' RETURNING "TenantId", "Action", "Detail"`)),
-    ...perTenant((t) => s('insert select', `INSERT INTO app.orders (tenant_id, user_id, amount, placed_at, status) SELECT tenant_id, user_id, 1, '2024-07-01 00:00:00+00', 'copy' FROM app.users WHERE tenant_id = ${t} AND user_id <= 2`)),
+    // INSERT … SELECT within one tenant (ORDER BY: the rows take sequence values in the order they come)
+    ...perTenant((t) => s('insert select', `INSERT INTO app."AuditLog" ("TenantId", "Action", "At", "Detail") SELECT tenant_id, 'order ' || order_id, placed_at, jsonb_build_object('amount', amount) FROM app.orders WHERE tenant_id = ${t} AND status = 'paid' ORDER BY order_id RETURNING "TenantId", "Action", "Detail"`)),
+    ...perTenant((t) => s('insert select', `INSERT INTO app.orders (tenant_id, user_id, amount, placed_at, status) SELECT tenant_id, user_id, 1, '2024-07-01 00:00:00+00', 'copy' FROM app.users WHERE tenant_id = ${t} AND user_id <= 2 ORDER BY user_id`)),
     // multi-row INSERTs: RETURNING in VALUES order, within and across shards
     ordered('multi-row insert one tenant', `INSERT INTO app.orders (tenant_id, user_id, amount, placed_at) VALUES (4, 1, 3, '2024-08-01 00:00:00+00'), (4, 2, 1, '2024-08-02 00:00:00+00'), (4, 1, 2, '2024-08-03 00:00:00+00') RETURNING order_id, amount`),
     ordered(
@@ -509,4 +509,37 @@ export function EDGE_REFERENCE(): EdgeStatement[] {
     s('reference in block', `ROLLBACK`),
     s('reference in block', `SELECT price FROM plans WHERE plan_id = 10`),
   ];
+}
+
+/**
+ * The router reads again through the extended protocol: each literal
+ * tenant key (`tenant_id = 5`) becomes `$1`, so the shard is picked at Bind;
+ * every other statement is named (prepared once, bound per tenant).
+ */
+export function EDGE_READS_EXTENDED(): EdgeStatement[] {
+  return extended(EDGE_READS());
+}
+
+/** The router writes again through the extended protocol, as EDGE_READS_EXTENDED. */
+export function EDGE_WRITES_EXTENDED(): EdgeStatement[] {
+  return extended(EDGE_WRITES());
+}
+
+function extended(statements: EdgeStatement[]): EdgeStatement[] {
+  const out: EdgeStatement[] = [];
+  let n = 0;
+  for (const st of statements) {
+    if (st.params || st.sql.includes('$')) continue;
+    const keys = [...st.sql.matchAll(/tenant_id = (\d+)/g)].map((m) => m[1]);
+    if (keys.length === 0 || keys.some((k) => k !== keys[0])) continue;
+    const sql = st.sql.replace(/tenant_id = \d+/g, 'tenant_id = $1');
+    out.push({ ...st, kind: `${st.kind} (extended)`, sql, params: [Number(keys[0])], ...(n++ % 2 === 0 ? { name: `edge_x_${hashOf(sql)}` } : {}) });
+  }
+  return out;
+}
+
+function hashOf(text: string): string {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (Math.imul(h, 31) + text.charCodeAt(i)) | 0;
+  return (h >>> 0).toString(36);
 }

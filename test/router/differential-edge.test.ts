@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Outcome, type Statement } from './support.js';
-import { EDGE_BLOCK_SETTINGS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_READS, EDGE_REFERENCE, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_BLOCK_SETTINGS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -215,6 +215,10 @@ test('less common router and multi-shard reads give the same results as PostgreS
   await runAll(t, 'reads', EDGE_READS());
 });
 
+test('the same reads through the extended protocol, the tenant key a parameter, give the same results', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'reads (extended)', EDGE_READS_EXTENDED());
+});
+
 test('session settings (TimeZone, search_path, float digits, DateStyle) give the same results', { timeout: 300_000 }, async (t) => {
   await runAll(t, 'session settings', EDGE_SESSION());
 });
@@ -225,6 +229,10 @@ test('settings made inside transaction blocks end or are undone as in PostgreSQL
 
 test('less common router writes give the same results as PostgreSQL', { timeout: 300_000 }, async (t) => {
   await runAll(t, 'writes', EDGE_WRITES());
+});
+
+test('the same writes through the extended protocol, the tenant key a parameter, give the same results', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'writes (extended)', EDGE_WRITES_EXTENDED());
 });
 
 test('multi-shard writes and reads across tenants give the same results', { timeout: 300_000 }, async (t) => {
