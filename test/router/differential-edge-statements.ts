@@ -543,3 +543,29 @@ function hashOf(text: string): string {
   for (let i = 0; i < text.length; i++) h = (Math.imul(h, 31) + text.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
 }
+
+/** Transaction blocks over both workers: the corners above inside a block, reading their own writes. */
+export function EDGE_BLOCKS(): EdgeStatement[] {
+  const m = { multi: true };
+  return [
+    s('block', `BEGIN`),
+    ordered('block', `INSERT INTO app.orders (tenant_id, user_id, amount, placed_at) VALUES (3, 1, 11, '2025-01-01 00:00:00+00'), (8, 1, 12, '2025-01-01 00:00:00+00'), (3, 2, 13, '2025-01-01 00:00:00+00'), (1, 1, 14, '2025-01-01 00:00:00+00') RETURNING tenant_id, order_id, gross`, m),
+    ordered('block', `INSERT INTO app."AuditLog" ("TenantId", "Action", "At") VALUES (8, 'blk', '2025-01-01 00:00:00+00'), (3, 'blk', '2025-01-01 00:00:00+00') RETURNING "TenantId", "Id"`, m),
+    s('block', `SELECT tenant_id, count(*), sum(gross) FROM app.orders WHERE placed_at >= '2025-01-01' GROUP BY tenant_id`, m),
+    s('block', `WITH ins AS (INSERT INTO app.orders (tenant_id, order_id, user_id, amount, placed_at) VALUES ($1, 99100, 1, 5, '2025-01-02 00:00:00+00') RETURNING *) SELECT ins.order_id, (SELECT count(*) FROM app.orders WHERE tenant_id = $1) FROM ins`, { params: [8] }),
+    s('block', `SAVEPOINT s1`),
+    s('block', `UPDATE app.orders SET amount = amount * 10 WHERE placed_at >= '2025-01-01' RETURNING tenant_id, order_id, amount, gross`, m),
+    s('block', `SET search_path = app, public`),
+    s('block', `SELECT count(*) FROM orders WHERE tenant_id = $1 AND amount > 100`, { params: [3], name: 'edge_blk_count' }),
+    s('block', `ROLLBACK TO SAVEPOINT s1`),
+    s('block', `SELECT count(*) FROM app.orders WHERE tenant_id = $1 AND amount > 100`, { params: [3] }),
+    s('block', `SELECT count(*) FROM orders WHERE tenant_id = $1 AND amount > 100`, { params: [3], name: 'edge_blk_count' }),
+    s('block', `ROLLBACK`),
+    s('block', `SELECT count(*) FROM app.orders WHERE placed_at >= '2025-01-01'`, m),
+    s('block', `BEGIN`),
+    s('block', `INSERT INTO app.users (tenant_id, user_id, email) VALUES (2, 700, 'blk@x'), (9, 700, 'blk@x') RETURNING tenant_id`, { ordered: true, multi: true }),
+    s('block', `DELETE FROM app.users WHERE user_id = 700 AND tenant_id IN (2, 9) RETURNING tenant_id, email`, m),
+    s('block', `COMMIT`),
+    s('block', `SELECT count(*) FROM app.users WHERE user_id = 700`, m),
+  ];
+}
