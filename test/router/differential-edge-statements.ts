@@ -569,3 +569,32 @@ export function EDGE_BLOCKS(): EdgeStatement[] {
     s('block', `SELECT count(*) FROM app.users WHERE user_id = 700`, m),
   ];
 }
+
+/** Statements that move rows through the coordinator (merge, pull) under output-changing settings. */
+export function EDGE_PULL_SETTINGS(): EdgeStatement[] {
+  const m = { multi: true };
+  const probes = (kind: string): EdgeStatement[] => [
+    ordered(kind, `SELECT tenant_id, order_id, weight / 3 AS w, placed_at, born FROM app.orders JOIN app.users USING (tenant_id, user_id) ORDER BY tenant_id, order_id LIMIT 8`, m),
+    ordered(kind, `SELECT DISTINCT born FROM app.users WHERE born IS NOT NULL ORDER BY born LIMIT 6`, m),
+    s(kind, `SELECT born, count(*) FROM app.users GROUP BY born HAVING count(*) >= 1`, m),
+    s(kind, `SELECT tenant_id, max(placed_at) - min(placed_at) AS span, avg(weight)::numeric(20,6) FROM app.orders GROUP BY tenant_id`, m),
+    ordered(kind, `SELECT t.tenant_id, (SELECT max(born) FROM app.users u WHERE u.tenant_id = t.tenant_id) FROM app.tenants t ORDER BY 1`, m),
+    s(kind, `WITH x AS (SELECT tenant_id, placed_at, weight FROM app.orders WHERE qty > 2) SELECT count(*), min(placed_at), max(weight) FROM x`, m),
+  ];
+  return [
+    s('set', `SET DateStyle = 'German, DMY'`),
+    ...probes('pull under DateStyle German'),
+    s('set', `SET DateStyle = 'SQL, MDY'`),
+    ...probes('pull under DateStyle SQL MDY'),
+    s('set', `RESET DateStyle`),
+    s('set', `SET extra_float_digits = -2`),
+    ...probes('pull under extra_float_digits -2'),
+    s('set', `RESET extra_float_digits`),
+    s('set', `SET IntervalStyle = 'postgres_verbose'`),
+    ...probes('pull under IntervalStyle'),
+    s('set', `RESET IntervalStyle`),
+    s('set', `SET TimeZone = 'America/St_Johns'`),
+    ...probes('pull under TimeZone'),
+    s('set', `RESET TimeZone`),
+  ];
+}
