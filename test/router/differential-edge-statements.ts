@@ -598,3 +598,36 @@ export function EDGE_PULL_SETTINGS(): EdgeStatement[] {
     s('set', `RESET TimeZone`),
   ];
 }
+
+/** Key conditions the router must read exactly: arrays, rows, subqueries, contradictions, outer joins. */
+export function EDGE_KEY_CONDITIONS(): EdgeStatement[] {
+  const m = { multi: true };
+  return [
+    s('key array literal', `SELECT count(*) FROM app.orders WHERE tenant_id = ANY ('{3}')`),
+    s('key array literal', `SELECT tenant_id, count(*) FROM app.orders WHERE tenant_id = ANY ('{1,2}'::bigint[]) GROUP BY tenant_id`, m),
+    s('key array literal', `SELECT count(*) FROM app.orders WHERE tenant_id = ANY (ARRAY[5])`),
+    s('key row in', `SELECT tenant_id, user_id FROM app.users WHERE (tenant_id, user_id) IN ((1, 1), (2, 2))`, m),
+    s('key row in', `SELECT tenant_id, user_id FROM app.users WHERE (tenant_id, user_id) = (3, 1)`),
+    s('key subquery', `SELECT count(*) FROM app.orders WHERE tenant_id = (SELECT 3)`, m),
+    s('key subquery', `SELECT count(*) FROM app.orders WHERE tenant_id IN (SELECT plan_id FROM plans WHERE price > 50)`, m),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE tenant_id = 3 AND false`),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE tenant_id = 3 OR false`),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE tenant_id = 3 OR tenant_id = 3`),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE NOT (tenant_id <> 3)`, m),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE tenant_id IS NULL`, m),
+    s('key contradiction', `SELECT count(*) FROM app.orders WHERE tenant_id = 3 OR qty > 4`, m),
+    s('key through join', `SELECT u.email, o.order_id FROM app.users u JOIN app.orders o USING (tenant_id, user_id) WHERE o.tenant_id = 3`),
+    s('key through join', `SELECT u.email, o.order_id FROM app.users u, app.orders o WHERE u.tenant_id = o.tenant_id AND u.user_id = o.user_id AND o.tenant_id = 4`),
+    s('key in outer join', `SELECT t.tenant_id, o.order_id FROM app.tenants t LEFT JOIN app.orders o ON o.tenant_id = t.tenant_id AND o.tenant_id = 3`, m),
+    s('key in outer join', `SELECT t.tenant_id, o.order_id FROM app.tenants t LEFT JOIN app.orders o ON o.tenant_id = t.tenant_id WHERE o.tenant_id = 3`),
+    s('key in outer join', `SELECT t.tenant_id, o.order_id FROM app.orders o RIGHT JOIN app.tenants t ON o.tenant_id = t.tenant_id AND t.tenant_id = 5`, m),
+    s('key in outer join', `SELECT t.tenant_id, count(o.order_id) FROM app.tenants t LEFT JOIN app.orders o ON o.tenant_id = t.tenant_id AND o.tenant_id = 3 AND o.qty > 1 GROUP BY t.tenant_id`, m),
+    s('key in outer join', `SELECT t.tenant_id, u.user_id FROM app.tenants t FULL JOIN app.users u ON u.tenant_id = t.tenant_id AND u.tenant_id = 2 WHERE t.tenant_id = 2`),
+    s('key in outer join', `SELECT t.tenant_id, u.user_id FROM app.tenants t LEFT JOIN app.users u ON u.tenant_id = 6 WHERE t.tenant_id = 6`),
+    s('key in subquery only', `SELECT count(*) FROM app.tenants t WHERE EXISTS (SELECT 1 FROM app.orders o WHERE o.tenant_id = 7 AND o.tenant_id = t.tenant_id)`, m),
+    s('key in subquery only', `SELECT count(*) FROM app.tenants t WHERE t.tenant_id IN (SELECT o.tenant_id FROM app.orders o WHERE o.tenant_id = 7)`, m),
+    s('key in subquery only', `SELECT count(*) FROM app.tenants t WHERE NOT EXISTS (SELECT 1 FROM app.orders o WHERE o.tenant_id = 7 AND o.tenant_id = t.tenant_id)`, m),
+    s('key in cte only', `WITH o AS (SELECT * FROM app.orders WHERE tenant_id = 7) SELECT t.tenant_id, count(o.order_id) FROM app.tenants t LEFT JOIN o USING (tenant_id) GROUP BY t.tenant_id`, m),
+    s('key in lateral', `SELECT t.tenant_id, x.n FROM app.tenants t LEFT JOIN LATERAL (SELECT count(*) AS n FROM app.orders o WHERE o.tenant_id = t.tenant_id AND o.tenant_id = 2) x ON true`, m),
+  ];
+}

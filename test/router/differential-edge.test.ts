@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Outcome, type Statement } from './support.js';
-import { EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_KEY_CONDITIONS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -261,6 +261,10 @@ test('transaction blocks over both workers give the same results', { timeout: 30
 
 test('rows moved through the coordinator keep their values under DateStyle, float digits, IntervalStyle and TimeZone', { timeout: 300_000 }, async (t) => {
   await runAll(t, 'pull settings', EDGE_PULL_SETTINGS());
+});
+
+test('key conditions the router must read exactly (arrays, rows, subqueries, contradictions, outer joins) give the same results', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'key conditions', EDGE_KEY_CONDITIONS());
 });
 
 test('afterwards every table holds the same rows on both', { timeout: 120_000 }, async (t) => {
