@@ -341,15 +341,17 @@ export class Session extends ExtendedProtocol {
     }
     // A search_path set before other statements of the query may make them distributed: planned in turn below.
     const searchPathMidway = stmts.some((s, i) => i < stmts.length - 1 && s.stmt.VariableSetStmt?.name === 'search_path');
+    // A lone SET LOCAL outside a block changes nothing (PostgreSQL only warns).
+    const idleLocalSet = stmts.length === 1 && !!stmts[0].stmt.VariableSetStmt?.is_local && this.statusByte() === 0x49;
     if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers && !searchPathMidway) {
-      for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
+      if (!idleLocalSet) for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
       await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
       return;
     }
     // Several statements: each SET is seen when its turn comes (below), so the statements before it
     // run without it and a SET LOCAL after BEGIN belongs to that block.
-    if (stmts.length === 1) this.observeLocal(stmts[0].stmt, stmts[0].text, routes[0]);
+    if (stmts.length === 1 && !idleLocalSet) this.observeLocal(stmts[0].stmt, stmts[0].text, routes[0]);
     if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);

@@ -443,6 +443,10 @@ export function EDGE_BLOCK_SETTINGS(): EdgeStatement[] {
     ...probe('after committed set'),
     s('reset all', `RESET ALL`),
     ...probe('after reset all'),
+    // SET LOCAL outside a block does nothing (a warning)
+    s('set local outside a block', `SET LOCAL search_path = app, public`),
+    s('set local outside a block', `SET LOCAL TimeZone = 'Asia/Tokyo'`),
+    ...probe('after set local outside a block'),
   ];
 }
 
