@@ -635,3 +635,34 @@ export function EDGE_KEY_CONDITIONS(): EdgeStatement[] {
     s('key in lateral', `SELECT t.tenant_id, x.n FROM app.tenants t LEFT JOIN LATERAL (SELECT count(*) AS n FROM app.orders o WHERE o.tenant_id = t.tenant_id AND o.tenant_id = 2) x ON true`, m),
   ];
 }
+
+/** Tables distributed by text and by uuid: keys of every spelling, as constants and parameters. */
+export function EDGE_KEY_TYPES(): EdgeStatement[] {
+  const domains = ['example.com', 'Example.COM', 'bücher.de', '日本.jp', 'a', 'trailing ', 'trailing', '', 'missing.org'];
+  const devices = ['00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', '{123e4567-e89b-12d3-a456-426614174000}', 'a0eebc999c0b4ef8bb6d6bb9bd380a11', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'];
+  const lit = (x: string) => `'${x.replace(/'/g, "''")}'`;
+  return [
+    ...domains.map((d) => s('text key', `SELECT domain, tenant_id, verified, note FROM app.domains WHERE domain = ${lit(d)}`)),
+    ...domains.map((d) => s('text key param', `SELECT domain, tenant_id FROM app.domains WHERE domain = $1`, { params: [d] })),
+    ...domains.slice(0, 4).map((d) => s('text key varchar param', `SELECT domain FROM app.domains WHERE domain = $1::varchar`, { params: [d] })),
+    s('text key', `SELECT domain FROM app.domains WHERE domain = 'EXAMPLE.COM' COLLATE "C"`),
+    s('text key', `SELECT domain FROM app.domains WHERE lower(domain) = 'example.com'`, { multi: true }),
+    s('text key', `SELECT domain FROM app.domains WHERE domain IN ('a', 'bücher.de')`, { multi: true }),
+    s('text key', `SELECT domain FROM app.domains WHERE domain LIKE 'ex%'`, { multi: true }),
+    ordered('text key', `SELECT domain FROM app.domains ORDER BY domain COLLATE "C"`, { multi: true }),
+    s('text key write', `UPDATE app.domains SET verified = NOT verified WHERE domain = $1 RETURNING *`, { params: ['日本.jp'] }),
+    s('text key write', `INSERT INTO app.domains (domain, tenant_id) VALUES ('new.example', 8), ('ñ.es', 9) RETURNING domain, verified`, { ordered: true, multi: true }),
+    s('text key write', `INSERT INTO app.domains (domain, tenant_id, note) VALUES ($1, 10, $2) ON CONFLICT (domain) DO UPDATE SET note = EXCLUDED.note RETURNING domain, note`, { params: ['a', 'x'.repeat(20)] }),
+    s('text key error', `INSERT INTO app.domains (domain, tenant_id, note) VALUES ('long.example', 1, $1)`, { params: ['y'.repeat(21)] }),
+    s('text key error', `INSERT INTO app.domains (domain, tenant_id) VALUES (NULL, 1)`),
+    ...devices.map((d) => s('uuid key', `SELECT device, tenant_id, seen, level FROM app.devices WHERE device = ${lit(d)}`)),
+    ...devices.map((d) => s('uuid key param', `SELECT device, seen FROM app.devices WHERE device = $1`, { params: [d] })),
+    s('uuid key error', `SELECT device FROM app.devices WHERE device = 'not-a-uuid'`),
+    s('uuid key error', `SELECT device FROM app.devices WHERE device = $1`, { params: ['zzzz'] }),
+    s('uuid key', `SELECT device, level, level + 1, seen + interval '1 day' FROM app.devices WHERE device = ANY ($1::uuid[])`, { params: [devices], multi: true }),
+    s('uuid key write', `UPDATE app.devices SET level = level * 2, seen = $2 WHERE device = $1 RETURNING *`, { params: [devices[3], 'infinity'] }),
+    s('special values', `SELECT device, level, level = 'NaN', seen, isfinite(seen) FROM app.devices`, { multi: true }),
+    s('special values', `SELECT max(level), min(level), sum(level), avg(level), min(seen), max(seen) FROM app.devices`, { multi: true }),
+    s('special values', `SELECT count(*) FROM app.devices WHERE level > $1`, { params: ['NaN'], multi: true }),
+  ];
+}

@@ -30,7 +30,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Outcome, type Statement } from './support.js';
-import { EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_KEY_CONDITIONS, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_KEY_CONDITIONS, EDGE_KEY_TYPES, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -86,6 +86,8 @@ CREATE TABLE app."AuditLog" (
   "Detail" jsonb,
   PRIMARY KEY ("TenantId", "Id")
 );
+CREATE TABLE app.domains (domain text PRIMARY KEY, tenant_id bigint NOT NULL, verified boolean NOT NULL DEFAULT false, note varchar(20));
+CREATE TABLE app.devices (device uuid PRIMARY KEY, tenant_id bigint NOT NULL, seen timestamptz, level numeric);
 `;
 
 const DISTRIBUTE = [
@@ -95,6 +97,8 @@ const DISTRIBUTE = [
   `SELECT create_distributed_table('app.users', 'tenant_id', colocate_with => 'app.tenants')`,
   `SELECT create_distributed_table('app.orders', 'tenant_id', colocate_with => 'app.tenants')`,
   `SELECT create_distributed_table('app."AuditLog"', 'TenantId', colocate_with => 'app.tenants')`,
+  `SELECT create_distributed_table('app.domains', 'domain', shard_count => 4)`,
+  `SELECT create_distributed_table('app.devices', 'device', shard_count => 4)`,
 ];
 
 const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -139,6 +143,8 @@ function initialData(): string[] {
   out.push(`INSERT INTO app.users (tenant_id, user_id, email, display_name, score, born, uid, avatar) VALUES ${users.join(', ')}`);
   out.push(`INSERT INTO app.orders (tenant_id, user_id, amount, currency, placed_at, status, qty, weight) VALUES ${orders.join(', ')}`);
   out.push(`INSERT INTO app."AuditLog" ("TenantId", "Action", "At", "Detail") VALUES ${audit.join(', ')}`);
+  out.push(`INSERT INTO app.domains VALUES ('example.com', 1, true, 'main'), ('Example.COM', 2, false, NULL), ('bücher.de', 3, true, 'umlaut'), ('日本.jp', 4, false, 'cjk'), ('a', 5, true, ''), ('trailing ', 6, false, 'space'), ('', 7, false, 'empty')`);
+  out.push(`INSERT INTO app.devices VALUES ('00000000-0000-0000-0000-000000000000', 1, '2024-01-01 00:00:00+00', 'NaN'), ('ffffffff-ffff-ffff-ffff-ffffffffffff', 2, 'infinity', 1.5), ('123e4567-e89b-12d3-a456-426614174000', 3, '-infinity', -0.0), ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 4, NULL, 1e-20)`);
   return out;
 }
 
@@ -267,8 +273,12 @@ test('key conditions the router must read exactly (arrays, rows, subqueries, con
   await runAll(t, 'key conditions', EDGE_KEY_CONDITIONS());
 });
 
+test('text and uuid distribution keys (case, non-ASCII, empty, spaces, special values) give the same results', { timeout: 300_000 }, async (t) => {
+  await runAll(t, 'key types', EDGE_KEY_TYPES());
+});
+
 test('afterwards every table holds the same rows on both', { timeout: 120_000 }, async (t) => {
-  const finals: Statement[] = ['app.tenants', 'app.users', 'app.orders', 'app."AuditLog"', 'plans', '"Currencies"'].map((table) => ({ kind: 'final state', sql: `SELECT * FROM ${table}` }));
+  const finals: Statement[] = ['app.tenants', 'app.users', 'app.orders', 'app."AuditLog"', 'app.domains', 'app.devices', 'plans', '"Currencies"'].map((table) => ({ kind: 'final state', sql: `SELECT * FROM ${table}` }));
   finals.push({ kind: 'final state', sql: `SELECT nextval('app.orders_order_id_seq') > 0` });
   await runAll(t, 'final state', finals);
   t.diagnostic(`in all: ${compared} statements compared, ${mismatches.length} differ`);
