@@ -30,7 +30,10 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Outcome, type Statement } from './support.js';
-import { EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_KEY_CONDITIONS, EDGE_KEY_TYPES, EDGE_MORE, EDGE_MULTI, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_WRITES_EXTENDED, EDGE_SHAPES, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import { EDGE_MULTI, EDGE_READS, EDGE_SESSION, EDGE_WRITES, type EdgeStatement } from './differential-edge-statements.js';
+import {
+  EDGE_BLOCK_SETTINGS, EDGE_BLOCKS, EDGE_KEY_CONDITIONS, EDGE_KEY_TYPES, EDGE_MORE, EDGE_PARAMS, EDGE_PULL_SETTINGS, EDGE_READS_EXTENDED, EDGE_REFERENCE, EDGE_SHAPES, EDGE_WRITES_EXTENDED,
+} from './differential-edge-more.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
