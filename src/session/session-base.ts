@@ -29,7 +29,7 @@ import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
 import { writeBarrier } from '../operations/write-barrier.js';
-import { SettingScopes } from './setting-scopes.js';
+import { applySet, SettingScopes } from './setting-scopes.js';
 
 export abstract class SessionBase {
   protected readonly framer: MessageFramer;
@@ -330,29 +330,10 @@ export abstract class SessionBase {
 
   private observeSet(stmt: Node, text: string, route: Route): void {
     const set = stmt.VariableSetStmt;
-    if (!set || route.kind !== 'local') return;
-    const name: string | undefined = set.name;
-    if (set.kind === 'VAR_RESET_ALL') {
-      this.searchPath = this.resetSearchPath;
-      this.settings.clear();
-      for (const [k, v] of this.services.startupSettings ?? []) this.settings.set(k, v);
-    } else if (!name) return;
-    // SET TRANSACTION belongs to the block; roles are watched elsewhere (commands/roles/watch.ts).
-    if (set.kind !== 'VAR_SET_MULTI' && name !== 'role' && name !== 'session_authorization') this.scopes.noteSet(name ?? null, !!set.is_local);
-    // The parse tree leaves out an integer constant's value when it is 0.
-    const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? '');
-    if (name === 'search_path') {
-      this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : this.resetSearchPath;
-    }
-    if (!name) {
-      // RESET ALL: nothing more to note.
-    } else if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
-    else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') {
-      // RESET goes back to the client's startup value, as in PostgreSQL.
-      const initial = this.services.startupSettings?.get(name);
-      if (initial === undefined) this.settings.delete(name);
-      else this.settings.set(name, initial);
-    }
+    if (!set || route.kind !== 'local' || (!set.name && set.kind !== 'VAR_RESET_ALL')) return;
+    this.scopes.noteSet(set);
+    const defaults = { searchPath: this.resetSearchPath, user: this.services.user, startup: this.services.startupSettings };
+    this.searchPath = applySet(set, this.settings, this.searchPath, defaults);
     // A session-level SET reaches every link the session holds: none of them may go to another session.
     if (!set.is_local) this.parked.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);

@@ -10,6 +10,7 @@
  * kept it) and replays the SETs that remain (`SettingsHost.restore`).
  */
 import { PgError } from '../protocol/errors.js';
+import type { Node } from '../sql/parse.js';
 
 /** The session's view of its settings. */
 export interface SettingsView {
@@ -40,10 +41,13 @@ export class SettingScopes {
 
   constructor(private readonly host: SettingsHost) {}
 
-  /** A SET (RESET, SET LOCAL) of `name` (null: RESET ALL) the session saw. */
-  noteSet(name: string | null, isLocal: boolean): void {
+  /** A SET (RESET, SET LOCAL, RESET ALL) the session saw, as its VariableSetStmt. */
+  noteSet(set: Node): void {
+    const name = (set.name as string | undefined) ?? null;
+    // SET TRANSACTION belongs to the block; roles are watched elsewhere (commands/roles/watch.ts).
+    if (set.kind === 'VAR_SET_MULTI' || name === 'role' || name === 'session_authorization') return;
     const top = this.scopes[this.scopes.length - 1];
-    if (top) (isLocal ? top.local : top.changed).add(name ?? '*');
+    if (top) (set.is_local ? top.local : top.changed).add(name ?? '*');
   }
 
   /** Transaction control `verb` ran with outcome `out` (its tag, or its error). */
@@ -118,4 +122,33 @@ function withValuesOf(now: SettingsView, before: SettingsView, names: string[]):
     else out.settings.set(n, v);
   }
   return out;
+}
+
+/**
+ * Applies a SET, RESET or RESET ALL (its VariableSetStmt) to the session's
+ * settings map; returns the search_path after it. RESET goes back to the
+ * client's startup value (`defaults.startup`), as in PostgreSQL.
+ */
+export function applySet(
+  set: Node,
+  settings: Map<string, string>,
+  searchPath: string[],
+  defaults: { searchPath: string[]; user: string; startup: ReadonlyMap<string, string> | undefined },
+): string[] {
+  const name = set.name as string | undefined;
+  if (set.kind === 'VAR_RESET_ALL' || !name) {
+    settings.clear();
+    for (const [k, v] of defaults.startup ?? []) settings.set(k, v);
+    return defaults.searchPath;
+  }
+  // The parse tree leaves out an integer constant's value when it is 0.
+  const values = ((set.args ?? []) as Node[]).map((a) => String(a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? ''));
+  if (set.kind === 'VAR_SET_VALUE') settings.set(name, values.join(', '));
+  else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') {
+    const initial = defaults.startup?.get(name);
+    if (initial === undefined) settings.delete(name);
+    else settings.set(name, initial);
+  }
+  if (name !== 'search_path') return searchPath;
+  return set.kind === 'VAR_SET_VALUE' ? values.map((s) => (s === '$user' ? defaults.user : s)) : defaults.searchPath;
 }
