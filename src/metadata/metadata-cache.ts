@@ -287,9 +287,13 @@ SELECT p.logicalrelid, n.nspname, c.relname, p.partmethod, a.attname, bt.typname
          WHERE ca.attrelid = p.logicalrelid AND ca.attnum > 0 AND NOT ca.attisdropped),
        (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(da.attname))::text
           FROM pg_catalog.pg_attribute da
-          JOIN pg_catalog.pg_attrdef dd ON dd.adrelid = da.attrelid AND dd.adnum = da.attnum
-         WHERE da.attrelid = p.logicalrelid AND NOT da.attisdropped
-           AND pg_catalog.pg_get_expr(dd.adbin, dd.adrelid) LIKE '%(%')
+          LEFT JOIN pg_catalog.pg_attrdef dd ON dd.adrelid = da.attrelid AND dd.adnum = da.attnum
+         WHERE da.attrelid = p.logicalrelid AND da.attnum > 0 AND NOT da.attisdropped
+           AND (da.attidentity <> ''
+                OR (da.attgenerated = '' AND pg_catalog.pg_get_expr(dd.adbin, dd.adrelid) LIKE '%(%'))),
+       (SELECT pg_catalog.array_to_json(pg_catalog.array_agg(ga.attname))::text
+          FROM pg_catalog.pg_attribute ga
+         WHERE ga.attrelid = p.logicalrelid AND ga.attnum > 0 AND NOT ga.attisdropped AND ga.attgenerated <> '')
 FROM pgweave.partition p
 JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -324,6 +328,7 @@ function buildCatalog(nodeRows: Row[], tableRows: Row[], shardRows: Row[]): Cata
       colocationId: Number(r[8]),
       columns: r[9] ? (JSON.parse(r[9]) as string[]) : null,
       evaluatedDefaults: r[10] ? (JSON.parse(r[10]) as string[]) : [],
+      generatedColumns: r[11] ? (JSON.parse(r[11]) as string[]) : [],
       shards: [],
     };
     tables.set(tableKey(table.schema, table.name), table);

@@ -58,11 +58,15 @@ export interface DistributedTable {
   /** Column names in attribute order (for INSERT without a column list); null when not loaded. */
   columns?: string[] | null;
   /**
-   * Columns whose default calls a function (nextval, now()…): an INSERT leaving
-   * them out is evaluated on the coordinator, so shards need no sequence and
-   * agree on the value. Constant defaults live on the shards too.
+   * Columns whose default calls a function (nextval, now()…) and identity
+   * columns: an INSERT leaving them out is evaluated on the coordinator, so
+   * shards need no sequence and agree on the value. Constant defaults live
+   * on the shards too. Generated columns are not defaults: the shards
+   * compute them.
    */
   evaluatedDefaults?: string[];
+  /** GENERATED ALWAYS AS (…) STORED columns: an INSERT never names them (the shard computes them). */
+  generatedColumns?: string[];
   /** Sorted by minValue; for hash tables they cover the whole int32 range. */
   shards: Shard[];
 }

@@ -28,7 +28,8 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
-import { spliceShardNames } from './shard-rewrite.js';
+import { shardName } from '../metadata/shard-name.js';
+import { constraintNameSpan, spliceShardNames, type TextEdit } from './shard-rewrite.js';
 import { NotRoutable, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
 import { findTimeCalls, isTransactionTimeCall, spliceTimeCalls, timeCallSql, type TimeCall } from './transaction-time.js';
@@ -50,6 +51,8 @@ export class InsertPlan {
   /** Per shard: the text with the shard name and the time calls as a parameter spliced in. */
   private readonly timedTextByShardIndex = new Map<number, string>();
   private timedEvaluation: Route | null = null;
+  /** `ON CONFLICT ON CONSTRAINT name`: the name and its span in the text (each shard's constraint is `name_<shardid>`). */
+  private readonly constraint: { name: string; at: number; len: number } | null = null;
 
   constructor(
     private readonly text: Buffer,
@@ -58,7 +61,14 @@ export class InsertPlan {
   ) {
     this.table = target.table;
     const select = stmt.selectStmt?.SelectStmt;
-    if (!select?.valuesLists) throw new NotRoutable('INSERT ... SELECT into a distributed table');
+    if (!select) {
+      // DEFAULT VALUES: the coordinator computes the row (and PostgreSQL rejects a missing distribution value).
+      this.rows = [];
+      this.rowKeys = [];
+      this.evaluate = true;
+      return;
+    }
+    if (!select.valuesLists) throw new NotRoutable('INSERT ... SELECT into a distributed table');
     this.rows = select.valuesLists as Node[];
     const cols = (stmt.cols ?? []) as Node[];
     const names = cols.length > 0 ? cols.map((c) => c.ResTarget.name as string) : this.table.columns ?? null;
@@ -76,6 +86,12 @@ export class InsertPlan {
     if (this.evaluate) {
       this.rowKeys = [];
       return;
+    }
+    const conname = stmt.onConflictClause?.infer?.conname as string | undefined;
+    if (conname !== undefined) {
+      const span = constraintNameSpan(text, stmt.onConflictClause.infer.location, conname);
+      if (!span) throw new NotRoutable('an ON CONFLICT ON CONSTRAINT clause whose name the rewrite cannot find');
+      this.constraint = { name: conname, ...span };
     }
     this.timeCalls = findTimeCalls(stmt, text);
     this.maxParam = maxParamNumber(stmt);
@@ -105,6 +121,7 @@ export class InsertPlan {
     }
     const evaluationSql = exactOutputSql(evalStmt);
     const template = this.stmt;
+    const generated = this.table.generatedColumns ?? [];
     return {
       kind: 'evaluate-insert',
       evaluationSql,
@@ -118,6 +135,12 @@ export class InsertPlan {
           rows = allRows.map((r) => r.slice(0, -1));
         }
         if (!fields.includes(keyColumn)) throw new PgError({ code: '23502', message: 'cannot perform an INSERT without a partition column value' });
+        // Generated columns take no value: the shard computes them from the row it stores.
+        const kept = fields.map((f, i) => (generated.includes(f) ? -1 : i)).filter((i) => i >= 0);
+        if (kept.length < fields.length) {
+          fields = kept.map((i) => fields[i]!);
+          rows = rows.map((r) => kept.map((i) => r[i] ?? null));
+        }
         const copy = structuredClone(template);
         copy.cols = fields.map((name) => ({ ResTarget: { name } }));
         copy.selectStmt = {
@@ -203,31 +226,47 @@ export class InsertPlan {
       const shard = this.table.shards[single];
       let sql = this.textByShardIndex.get(single);
       if (sql === undefined) {
-        sql = spliceShardNames(this.text, [{ ref: this.target.ref, schema: this.table.schema, shardName: shard.shardName }]);
+        sql = spliceShardNames(this.text, [{ ref: this.target.ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, 0) }]);
         this.textByShardIndex.set(single, sql);
       }
       return { kind: 'router', isWrite: true, planner: 'fast-path', task: { node: shard.placements[0].node, sql, shardIds: [shard.shardId] } };
     }
     const tasks: Task[] = [];
     const byShard = new Map<number, Node[]>();
+    const positions = new Map<number, number[]>();
     shardOfRow.forEach((s, i) => {
       const list = byShard.get(s) ?? [];
       list.push(this.rows[i]);
       byShard.set(s, list);
+      const at = positions.get(s) ?? [];
+      at.push(i);
+      positions.set(s, at);
     });
     for (const [index, rows] of byShard) {
       const shard = this.table.shards[index];
       const copy = structuredClone(this.stmt);
       copy.relation.relname = shard.shardName;
       copy.relation.schemaname = this.table.schema;
-      copy.relation.alias ??= { aliasname: this.target.ref.name };
+      if (!copy.relation.alias) {
+        copy.relation.alias = { aliasname: this.target.ref.name };
+        unqualifyColumns(copy, this.table.schema, this.target.ref.name);
+      }
       copy.selectStmt.SelectStmt.valuesLists = structuredClone(rows);
+      if (this.constraint) copy.onConflictClause.infer.conname = shardName(this.constraint.name, shard.shardId);
       // Each shard gets only some rows, so parameter numbers no longer match
       // one Bind: the values are written into the statement as literals.
       if (params) inlineParams(copy, params);
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
-    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null };
+    const returning = ((this.stmt.returningList ?? []) as Node[]).length > 0;
+    const rowOrder = returning ? [...positions.values()] : undefined;
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder };
+  }
+
+  /** The ON CONSTRAINT name of shard `shardId` in place of the client's (its span moved by `shift` bytes). */
+  private constraintEdits(shardId: number, shift: number): TextEdit[] | undefined {
+    if (!this.constraint) return undefined;
+    return [{ at: this.constraint.at + shift, len: this.constraint.len, sql: quoteIdent(shardName(this.constraint.name, shardId)) }];
   }
 
   /**
@@ -243,7 +282,10 @@ export class InsertPlan {
     let shift = 0;
     for (const c of this.timeCalls) if (c.end <= this.target.ref.location) shift += Buffer.byteLength(timeCallSql(c, value)) - (c.end - c.start);
     const ref = { ...this.target.ref, location: this.target.ref.location + shift };
-    const sql = spliceShardNames(text, [{ ref, schema: this.table.schema, shardName: this.table.shards[shardIndex].shardName }]);
+    let constraintShift = 0;
+    if (this.constraint) for (const c of this.timeCalls) if (c.end <= this.constraint.at) constraintShift += Buffer.byteLength(timeCallSql(c, value)) - (c.end - c.start);
+    const shard = this.table.shards[shardIndex];
+    const sql = spliceShardNames(text, [{ ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, constraintShift) }]);
     if (paramNumber !== null) this.timedTextByShardIndex.set(shardIndex, sql);
     return sql;
   }
@@ -304,6 +346,27 @@ function inlineParams(tree: Node, params: ReadonlyArray<string | null>): void {
       if (v?.ParamRef) o[k] = literal(params[v.ParamRef.number - 1]);
       else if (v !== null && typeof v === 'object') visit(v);
     }
+  };
+  visit(tree);
+}
+
+/**
+ * Cuts column references qualified by the target's schema (`app.t.c`, in ON
+ * CONFLICT or RETURNING) to `t.c`, in place: the shard carries `t` as its
+ * alias, which the schema-qualified form would not resolve against.
+ */
+function unqualifyColumns(tree: Node, schema: string, name: string): void {
+  const visit = (o: Node): void => {
+    if (o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      for (const x of o) visit(x);
+      return;
+    }
+    const fields = o.ColumnRef?.fields as Node[] | undefined;
+    if (fields && fields.length >= 3 && fields[fields.length - 2]?.String?.sval === name && fields[fields.length - 3]?.String?.sval === schema) {
+      o.ColumnRef.fields = fields.slice(-2);
+    }
+    for (const k in o) visit(o[k]);
   };
   visit(tree);
 }

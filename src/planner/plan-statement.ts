@@ -14,7 +14,7 @@ import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import { isClusterObjectStatement } from '../sql/object-statements.js';
 import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
-import { analyzeShape } from './relations.js';
+import { analyzeShape, coordinatorTable } from './relations.js';
 import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
@@ -179,6 +179,8 @@ class DistributedPlan implements StatementPlan {
     private readonly declined: string | null,
     private readonly recursive: RecursivePlanner | null = null,
     private readonly decorrelated: (() => Decorrelated | null) | null = null,
+    /** A coordinator table (plain, temporary, view) the statement reads beside distributed ones, or null. */
+    private readonly localTable: string | null = null,
   ) {}
 
   private decorrelatedPlan: Decorrelated | null | undefined;
@@ -193,6 +195,15 @@ class DistributedPlan implements StatementPlan {
   }
 
   route(params: ParamValues): Route {
+    // A coordinator table exists on no worker: the statement runs where it is (intermediate results shipped, or a pull).
+    if (this.localTable !== null) {
+      if (this.kind !== 'select' || this.stmt.lockingClause || hasModifyingCte(this.stmt)) {
+        return unsupported(`a write or locking read that reads coordinator table ${this.localTable} along with distributed tables`);
+      }
+      const recursive = this.recursive?.route();
+      if (recursive) return recursive;
+      return planPull(this.text, this.stmt, this.relations);
+    }
     if (this.router) {
       const r = this.router.route(params);
       if (!(r instanceof NotRoutable)) return r;
@@ -348,13 +359,14 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
     }
     let router: RouterPlan | null = null;
     let declined: string | null = null;
+    const localTable = coordinatorTable(shape.relations, (r) => relations.some((x) => x.ref === r));
     if (kind !== 'select') {
       const refused = referenceWriteReadingDistributed(relations.filter((r) => r.ref.node === inner.relation), relations);
       if (refused) return fixed(refused);
     }
     const isWrite = kind !== 'select' || !!inner.lockingClause || hasModifyingCte(inner);
     try {
-      router = new RouterPlan(text, inner, relations, isWrite, !isWrite && kind === 'select' && readsOnly(inner));
+      if (localTable === null) router = new RouterPlan(text, inner, relations, isWrite, !isWrite && kind === 'select' && readsOnly(inner));
     } catch (err) {
       if (!(err instanceof NotRoutable)) throw err;
       declined = err.reason;
@@ -368,7 +380,7 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
       prefix: ctx.intermediatePrefix ?? '',
     }) : null;
     return new DistributedPlan(version, text, inner, kind, relations, shape.functions, router, declined, recursive,
-      kind === 'select' ? () => planDecorrelated(inner, ctx) : null);
+      kind === 'select' ? () => planDecorrelated(inner, ctx) : null, localTable);
   } catch (err) {
     if (err instanceof PgError) return fixed({ kind: 'error', error: err });
     if (err instanceof NotRoutable) return fixed(unsupported(err.reason));

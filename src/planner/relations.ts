@@ -4,6 +4,7 @@
  * minus references to CTEs, with the byte span of the name in the source
  * text so the shard name can be spliced in place.
  */
+import { quoteIdent } from '../sql/quote.js';
 import type { Node } from '../sql/parse.js';
 
 export interface RelationRef {
@@ -16,6 +17,21 @@ export interface RelationRef {
   location: number;
   /** Object the RangeVar came from, for planners that need the surrounding node. */
   node: Node;
+  /**
+   * Column references qualified by schema and this relation's name
+   * (`app.t.c`, `app.t.*`), when it has no alias: the splice gives the shard
+   * the relation's name as alias, so their qualifier becomes that alias.
+   */
+  qualifiedColumns?: QualifiedColumnRef[];
+}
+
+/** A column reference `[catalog.]schema.table.column` in the statement text. */
+export interface QualifiedColumnRef {
+  schema: string;
+  /** Byte offset of the reference in the statement text. */
+  location: number;
+  /** Name parts before the column (2 or 3). */
+  qualifiers: number;
 }
 
 export interface StatementShape {
@@ -50,6 +66,7 @@ export function analyzeShape(stmt: Node): StatementShape {
         node: o,
       });
     }
+    if (o.ColumnRef) noteQualifiedColumn(o.ColumnRef);
     if (typeof o.ctename === 'string') cteNames.add(o.ctename);
     if (o.FuncCall) {
       const names = o.FuncCall.funcname as Node[];
@@ -61,7 +78,38 @@ export function analyzeShape(stmt: Node): StatementShape {
       if (v !== null && typeof v === 'object') visit(v);
     }
   };
+  const columns: Array<QualifiedColumnRef & { table: string }> = [];
+  const noteQualifiedColumn = (ref: Node): void => {
+    const fields = ref.fields as Node[] | undefined;
+    if (!fields || fields.length < 3 || typeof ref.location !== 'number') return;
+    const names = fields.slice(0, -1).map((f) => f.String?.sval as string | undefined);
+    if (names.some((n) => n === undefined)) return;
+    columns.push({ schema: names[names.length - 2]!, table: names[names.length - 1]!, location: ref.location, qualifiers: names.length });
+  };
   visit(stmt);
+  for (const c of columns) {
+    for (const r of relations) {
+      if (r.hasAlias || r.name !== c.table || (r.schema !== null && r.schema !== c.schema)) continue;
+      (r.qualifiedColumns ??= []).push({ schema: c.schema, location: c.location, qualifiers: c.qualifiers });
+    }
+  }
   const tables = relations.filter((r) => r.schema !== null || !cteNames.has(r.name));
   return { relations: tables, cteNames, functions, hasVolatileCandidates: false };
+}
+
+/**
+ * The first relation of the statement that is neither distributed nor a
+ * reference table (`isDistributed` false) — a coordinator table, temporary
+ * table or view, which no worker has — quoted as written, or null. The
+ * system catalogs and the coordinator's own intermediate and broadcast
+ * tables (pg_temp.pgweave_…) do not count.
+ */
+export function coordinatorTable(refs: RelationRef[], isDistributed: (r: RelationRef) => boolean): string | null {
+  for (const r of refs) {
+    if (isDistributed(r)) continue;
+    if (r.schema === 'pg_catalog' || r.schema === 'information_schema' || r.name.startsWith('pg_')) continue;
+    if (r.schema === 'pg_temp' && r.name.startsWith('pgweave_')) continue;
+    return r.schema === null ? quoteIdent(r.name) : `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`;
+  }
+  return null;
 }

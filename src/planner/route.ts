@@ -55,7 +55,19 @@ export type Route =
    */
   | { kind: 'router'; task: Task; isWrite: boolean; planner: 'fast-path' | 'router'; appendParams?: string[]; readsOnly?: boolean }
   /** Several tasks whose results concatenate (multi-shard UPDATE/DELETE, multi-row INSERT). */
-  | { kind: 'multi-shard'; tasks: Task[]; isWrite: boolean; commandTag: string; paramsInlined?: boolean }
+  | {
+      kind: 'multi-shard';
+      tasks: Task[];
+      isWrite: boolean;
+      commandTag: string;
+      paramsInlined?: boolean;
+      /**
+       * A multi-row INSERT … RETURNING: per task, the positions of its rows in
+       * the client's VALUES list, so the returned rows are put back in that
+       * order (PostgreSQL returns them in VALUES order).
+       */
+      rowOrder?: number[][];
+    }
   /**
    * A utility statement (DDL, TRUNCATE, VACUUM, GRANT…) on distributed or
    * reference tables: applied to the coordinator's table and every shard.

@@ -17,7 +17,7 @@ import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { Node } from '../sql/parse.js';
 import type { RelationRef } from './relations.js';
-import { Restrictions, type PinnedValue } from './restrictions.js';
+import { constantText, Restrictions, type PinnedValue } from './restrictions.js';
 import { spliceShardNames, type Replacement } from './shard-rewrite.js';
 import type { Route, Task } from './route.js';
 
@@ -56,8 +56,10 @@ export class RouterPlan {
     if (colocation.size > 1) throw new NotRoutable('the statement joins distributed tables that are not co-located');
     const tableOf = (ref: RelationRef) => relations.find((r) => r.ref === ref)?.table;
     const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => tableOf(ref)?.distributionColumn ?? null, (ref) => tableOf(ref)?.columns);
+    const inserts = insertsByTarget(stmt);
     this.pins = this.distributed.map((r) => {
-      const values = restrictions.pinnedValuesOf(r.ref, r.table.distributionColumn!);
+      const insert = inserts.get(r.ref.node);
+      const values = insert ? insertedKeyValues(insert, r.table) : restrictions.pinnedValuesOf(r.ref, r.table.distributionColumn!);
       if (!values) throw new NotRoutable(`no equality condition on the distribution column of "${r.table.name}"`);
       return values;
     });
@@ -136,6 +138,67 @@ export class RouterPlan {
     }
     return { node, sql, shardIds };
   }
+}
+
+/** The INSERTs of a statement's WITH clauses (any depth), by their target RangeVar. */
+function insertsByTarget(stmt: Node): Map<Node, Node> {
+  const out = new Map<Node, Node>();
+  const visit = (o: Node): void => {
+    if (o === null || typeof o !== 'object') return;
+    if (Array.isArray(o)) {
+      for (const x of o) visit(x);
+      return;
+    }
+    if (o.InsertStmt?.relation) out.set(o.InsertStmt.relation, o.InsertStmt);
+    for (const k in o) visit(o[k]);
+  };
+  visit(stmt.withClause ?? null);
+  return out;
+}
+
+/** A constant or parameter (possibly cast) as a pinned value; null for anything else. */
+function pinnedValueOf(item: Node): PinnedValue | null {
+  if (item?.ParamRef) return { param: item.ParamRef.number };
+  if (item?.TypeCast?.arg?.ParamRef) return { param: item.TypeCast.arg.ParamRef.number };
+  const text = constantText(item);
+  return text === null ? null : { text };
+}
+
+/**
+ * The distribution values an INSERT inside WITH writes: its VALUES rows'
+ * (constants or parameters), or a plain SELECT's constant in that position,
+ * so the INSERT routes with the rest of the statement. A column whose
+ * default the coordinator computes (a sequence, identity) may not be left
+ * out: the shard has no sequence, and nothing evaluates the INSERT here.
+ */
+function insertedKeyValues(insert: Node, table: DistributedTable): PinnedValue[] | null {
+  const cols = ((insert.cols ?? []) as Node[]).map((c) => c.ResTarget.name as string);
+  const names = cols.length > 0 ? cols : table.columns ?? null;
+  if (!names) return null;
+  const omitted = (table.columns ?? []).filter((c) => !names.includes(c) && (table.evaluatedDefaults ?? []).includes(c));
+  if (omitted.length > 0) {
+    throw new PgError({
+      code: '0A000',
+      message: `an INSERT in WITH into distributed table "${table.name}" that leaves out column "${omitted[0]}", whose default the coordinator computes, is not supported`,
+      hint: 'Give the column a value in the INSERT, or run the INSERT as a statement of its own.',
+    });
+  }
+  const keyIndex = names.indexOf(table.distributionColumn!);
+  const select = insert.selectStmt?.SelectStmt;
+  if (keyIndex < 0 || !select) return null;
+  if (select.valuesLists) {
+    const out: PinnedValue[] = [];
+    for (const row of select.valuesLists as Node[]) {
+      const v = pinnedValueOf((row.List.items as Node[])[keyIndex]);
+      if (!v) return null;
+      out.push(v);
+    }
+    return out;
+  }
+  const targets = (select.targetList ?? []) as Node[];
+  if (select.op !== 'SETOP_NONE' || targets.some((t) => t.ResTarget?.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star))) return null;
+  const v = pinnedValueOf(targets[keyIndex]?.ResTarget?.val);
+  return v ? [v] : null;
 }
 
 /** Citus's error for UPDATE ... SET <distribution column>. */

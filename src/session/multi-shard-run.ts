@@ -264,6 +264,7 @@ export async function runMultiShardTasks(
     count += tagCount(r.tag);
     if (!merged.tag) merged.tag = r.tag;
   }
+  if (route.rowOrder && !merged.error) merged.rows = inValuesOrder(route.rowOrder, results) ?? merged.rows;
   if (route.commandTag) merged.tag = route.commandTag === 'INSERT' ? `INSERT 0 ${count}` : `${route.commandTag} ${count}`;
   if (route.commandTag === '' && merged.rows.length > 0) {
     // reference table writes: every placement returns the same rows; keep one copy (the first node's)
@@ -305,4 +306,22 @@ export async function runMultiShardTasks(
   }
   merged.error = merged.error ? (ctx.translate(merged.error) ?? merged.error) : null;
   return merged;
+}
+
+/**
+ * The RETURNING rows of a multi-row INSERT in the order of the client's
+ * VALUES list: task i returned one row for each of its rows (positions
+ * `rowOrder[i]`, in order). Null when a task returned fewer rows (ON
+ * CONFLICT DO NOTHING, DO UPDATE … WHERE, a trigger skipping rows): which
+ * rows it skipped is not known, and the rows stay in task order.
+ */
+function inValuesOrder(rowOrder: number[][], results: ReadonlyArray<CollectedResult | null>): Buffer[] | null {
+  const out: Buffer[] = [];
+  for (let i = 0; i < rowOrder.length; i++) {
+    const rows = results[i]?.rows;
+    const at = rowOrder[i]!;
+    if (!rows || rows.length !== at.length) return null;
+    for (let j = 0; j < at.length; j++) out[at[j]!] = rows[j]!;
+  }
+  return out.length === rowOrder.reduce((n, x) => n + x.length, 0) ? out : null;
 }

@@ -29,6 +29,7 @@ import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
 import { writeBarrier } from '../operations/write-barrier.js';
+import { applySet, SettingScopes } from './setting-scopes.js';
 
 export abstract class SessionBase {
   protected readonly framer: MessageFramer;
@@ -64,6 +65,8 @@ export abstract class SessionBase {
   protected relevantVersion = -1;
   protected relevantFunctions: ReadonlySet<string> | undefined = undefined;
   protected readonly txn: SessionTransaction;
+  /** What a rollback or the end of a block undoes of the session's SETs. */
+  private readonly scopes: SettingScopes;
   readonly settings = new Map<string, string>();
   protected searchPath: string[];
   /** What RESET search_path goes back to: the client's startup value, else the default. */
@@ -102,6 +105,18 @@ export abstract class SessionBase {
       open: (node) => this.openExtraLink(node),
       release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
     });
+    this.scopes = new SettingScopes({
+      view: () => ({ searchPath: this.searchPath, settings: this.settings, setTexts: this.txn.sets.list }),
+      restore: (view, resetNames) => {
+        if (view.searchPath.join('\0') !== this.searchPath.join('\0')) this.replanAll();
+        this.searchPath = view.searchPath;
+        this.settings.clear();
+        for (const [k, v] of view.settings) this.settings.set(k, v);
+        if (resetNames.length > 0) this.parked.unparkAll();
+        this.txn.sets.restore(view.setTexts, resetNames, [...this.workers.values(), ...this.txn.extraLinks]);
+      },
+    });
+    this.txn.onControl = (verb, text, out) => this.scopes.control(verb, text, out);
   }
 
   get transactionStatus(): TransactionStatus {
@@ -298,22 +313,27 @@ export abstract class SessionBase {
 
   /** Keeps the session's view of SET search_path and custom settings current. */
   protected observeLocal(stmt: Node, text: string, route: Route): void {
+    const before = this.searchPath;
+    this.observeSet(stmt, text, route);
+    if (this.searchPath !== before && this.searchPath.join('\0') !== before.join('\0')) this.replanAll();
+  }
+
+  /**
+   * The search_path changed: plans resolved names with the old one. Cached
+   * plans are dropped and prepared statements planned again at their next
+   * Bind (a catalog version no catalog has), as PostgreSQL plans them again.
+   */
+  protected replanAll(): void {
+    this.planCache.clear();
+    for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
+  }
+
+  private observeSet(stmt: Node, text: string, route: Route): void {
     const set = stmt.VariableSetStmt;
-    if (!set || route.kind !== 'local') return;
-    const name: string | undefined = set.name;
-    if (!name) return;
-    // The parse tree leaves out an integer constant's value when it is 0.
-    const values = ((set.args ?? []) as Node[]).map((a) => a.A_Const?.sval?.sval ?? (a.A_Const?.ival ? a.A_Const.ival.ival ?? 0 : undefined) ?? a.String?.sval ?? '');
-    if (name === 'search_path') {
-      this.searchPath = set.kind === 'VAR_SET_VALUE' ? values.map(String).map((s) => (s === '$user' ? this.services.user : s)) : this.resetSearchPath;
-    }
-    if (set.kind === 'VAR_SET_VALUE') this.settings.set(name, values.map(String).join(', '));
-    else if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') {
-      // RESET goes back to the client's startup value, as in PostgreSQL.
-      const initial = this.services.startupSettings?.get(name);
-      if (initial === undefined) this.settings.delete(name);
-      else this.settings.set(name, initial);
-    }
+    if (!set || route.kind !== 'local' || (!set.name && set.kind !== 'VAR_RESET_ALL')) return;
+    this.scopes.noteSet(set);
+    const defaults = { searchPath: this.resetSearchPath, user: this.services.user, startup: this.services.startupSettings };
+    this.searchPath = applySet(set, this.settings, this.searchPath, defaults);
     // A session-level SET reaches every link the session holds: none of them may go to another session.
     if (!set.is_local) this.parked.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);

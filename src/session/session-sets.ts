@@ -4,10 +4,12 @@
  * made, replayed on each link it opens later. A session with such SETs
  * keeps its worker connections (they carry the settings) instead of giving
  * them back to the shared pool. SET LOCAL / SET TRANSACTION belong to the
- * open block instead (block-opening.ts).
+ * open block instead (block-opening.ts). A SET that a rollback undoes is
+ * reset on the links (setting-scopes.ts).
  */
 import type { BackendLink } from '../executor/backend-link.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
+import { quoteIdent } from '../sql/quote.js';
 import { E_READY_UNREAD } from './txn-wire.js';
 
 export class SessionSets {
@@ -23,6 +25,23 @@ export class SessionSets {
     this.texts.push(text);
     if (this.texts.length > 100) this.texts.shift();
     for (const w of links) if (!w.lost) w.send(encodeQuery(text), [E_READY_UNREAD]);
+  }
+
+  /** The SETs replayed on new links, oldest first. */
+  get list(): string[] {
+    return [...this.texts];
+  }
+
+  /**
+   * Makes `texts` the session's SETs (a rolled-back block's are undone):
+   * each live link resets `resetNames` (`*`: RESET ALL) and replays them.
+   */
+  restore(texts: string[], resetNames: string[], links: Iterable<BackendLink>): void {
+    this.texts.splice(0, this.texts.length, ...texts);
+    const resets = resetNames.map((n) => (n === '*' ? 'RESET ALL' : `RESET ${n.split('.').map(quoteIdent).join('.')}`));
+    const sql = [...resets, ...texts].join('\n;');
+    if (sql === '') return;
+    for (const w of links) if (!w.lost) w.send(encodeQuery(sql), [E_READY_UNREAD]);
   }
 
   /** Replays the SETs on a new worker link. */

@@ -254,8 +254,17 @@ export class SessionTransaction {
 
   // ---- transaction control -------------------------------------------------------
 
+  /** Told of every transaction control statement and its outcome (the settings' scopes, setting-scopes.ts). */
+  onControl: ((verb: string, text: string, out: string | PgError) => void) | null = null;
+
   /** Runs transaction control across the nodes; returns the command tag or the error. */
   async run(verb: string, text: string): Promise<string | PgError> {
+    const out = await this.runControl(verb, text);
+    this.onControl?.(verb, text, out);
+    return out;
+  }
+
+  private async runControl(verb: string, text: string): Promise<string | PgError> {
     await this.coordinator.idle();
     for (const w of this.joined()) await w.idle();
     switch (verb) {

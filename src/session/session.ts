@@ -345,12 +345,19 @@ export class Session extends ExtendedProtocol {
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
-    for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
-    if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers) {
+    // A search_path set before other statements of the query may make them distributed: planned in turn below.
+    const searchPathMidway = stmts.some((s, i) => i < stmts.length - 1 && s.stmt.VariableSetStmt?.name === 'search_path');
+    // A lone SET LOCAL outside a block changes nothing (PostgreSQL only warns).
+    const idleLocalSet = stmts.length === 1 && !!stmts[0].stmt.VariableSetStmt?.is_local && this.statusByte() === 0x49;
+    if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers && !searchPathMidway) {
+      if (!idleLocalSet) for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
       await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
       return;
     }
+    // Several statements: each SET is seen when its turn comes (below), so the statements before it
+    // run without it and a SET LOCAL after BEGIN belongs to that block.
+    if (stmts.length === 1 && !idleLocalSet) this.observeLocal(stmts[0].stmt, stmts[0].text, routes[0]);
     if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
@@ -391,6 +398,7 @@ export class Session extends ExtendedProtocol {
     // in one implicit transaction across nodes, as PostgreSQL runs a multi-statement query.
     const implicit = await this.txn.beginImplicit(routes);
     let ok = true;
+    let setBefore = false;
     for (let i = 0; i < stmts.length && ok; i++) {
       if (i > 0 && this.statusByte() === 0x45 && routes[i].kind !== 'transaction') {
         // A node of the block was lost between two statements: the rest does not run.
@@ -398,10 +406,12 @@ export class Session extends ExtendedProtocol {
         ok = false;
         break;
       }
-      // A statement may change the catalog (create_distributed_table): plan the rest anew.
+      // A statement may change the catalog (create_distributed_table) or the search_path: plan the rest anew.
       let route = routes[i];
       const now = i > 0 ? await this.catalog() : catalog;
-      if (now.version !== catalog.version) route = this.plan(stmts[i].stmt, stmts[i].text, now).route(null);
+      if (now.version !== catalog.version || setBefore) route = this.plan(stmts[i].stmt, stmts[i].text, now).route(null);
+      if (stmts.length > 1) this.observeLocal(stmts[i].stmt, stmts[i].text, route);
+      if (stmts[i].stmt.VariableSetStmt) setBefore = true;
       ok = await this.runRoute(route, stmts[i].text, null);
     }
     const commitError = implicit ? await this.txn.endImplicit(ok) : null;
