@@ -28,7 +28,7 @@ import {
   type ClusterState,
   type ProcessStatus,
 } from '../cluster/index.js';
-import { socketPath } from '../server/listen-socket.js';
+import { socketPath } from '../pool/node-sockets.js';
 import { runServe } from './serve.js';
 import { addStreamsCommands } from './streams.js';
 import { addLoadCommand } from './load.js';

@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { pgBinary } from './pg-binaries.js';
 import { chownToPostgresUser, ensurePostgresOwnedDir, runAsPostgresUser } from './postgres-user.js';
+import { socketPath } from '../pool/node-sockets.js';
 
 export { runAsPostgresUser, chownToPostgresUser, ensurePostgresOwnedDir, isRoot, postgresUserCanReach, POSTGRES_OS_USER } from './postgres-user.js';
 
@@ -223,7 +224,7 @@ export async function startPostgres(o: PostgresServerOptions, logFile?: string):
  */
 function prepareSocketDir(dir: string, port: number): void {
   if (!existsSync(dir)) ensurePostgresOwnedDir(dir, 0o755);
-  const lock = join(dir, `.s.PGSQL.${port}.lock`);
+  const lock = `${socketPath(dir, port)}.lock`;
   let owner: number;
   try {
     owner = Number.parseInt(readFileSync(lock, 'utf8').split('\n')[0] ?? '', 10);

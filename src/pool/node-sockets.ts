@@ -17,10 +17,15 @@ import { join } from 'node:path';
 
 const sockets = new Map<string, string>();
 
+/** The socket file of a server on `port` in directory `dir`, as libpq and PostgreSQL name it. */
+export function socketPath(dir: string, port: number): string {
+  return join(dir, `.s.PGSQL.${port}`);
+}
+
 /** Nodes reachable through a socket in `socketDir`: host:port → DIR/.s.PGSQL.PORT (replaces earlier entries of the same nodes). */
 export function setNodeSockets(nodes: Iterable<{ host: string; port: number; socketDir?: string }>): void {
   for (const n of nodes) {
-    if (n.socketDir) sockets.set(`${n.host}:${n.port}`, join(n.socketDir, `.s.PGSQL.${n.port}`));
+    if (n.socketDir) sockets.set(`${n.host}:${n.port}`, socketPath(n.socketDir, n.port));
     else sockets.delete(`${n.host}:${n.port}`);
   }
 }

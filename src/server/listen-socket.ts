@@ -9,25 +9,16 @@
  * one that still answers belongs to a running server and makes the start
  * fail (EADDRINUSE), as two PostgreSQL servers on one port would.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
-
-/** The socket file's path for `port` in `dir` (libpq's naming). */
-export function socketPath(dir: string, port: number): string {
-  return join(dir, `.s.PGSQL.${port}`);
-}
+import { connectSocket, socketPath } from '../pool/node-sockets.js';
 
 /** Whether something accepts connections on the socket file at `path`. */
 function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
+  return connectSocket({ path }).then(
+    (probe) => (probe.destroy(), true),
+    () => false,
+  );
 }
 
 /** Starts `server` listening on `dir`'s socket for `port`; resolves with the socket's path. */

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/postgres.js';
 import { startCoordinator } from '../../src/server/index.js';
-import { socketPath } from '../../src/server/listen-socket.js';
+import { socketPath } from '../../src/pool/node-sockets.js';
 import { run } from './support.js';
 
 let cluster: TestCluster;
