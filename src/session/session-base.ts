@@ -108,8 +108,7 @@ export abstract class SessionBase {
     this.scopes = new SettingScopes({
       view: () => ({ searchPath: this.searchPath, settings: this.settings, setTexts: this.txn.sets.list }),
       restore: (view, resetNames) => {
-        if (view.searchPath.join('\0') !== this.searchPath.join('\0')) this.replanAll();
-        this.searchPath = view.searchPath;
+        this.useSearchPath(view.searchPath);
         this.settings.clear();
         for (const [k, v] of view.settings) this.settings.set(k, v);
         if (resetNames.length > 0) this.parked.unparkAll();
@@ -313,30 +312,28 @@ export abstract class SessionBase {
 
   /** Keeps the session's view of SET search_path and custom settings current. */
   protected observeLocal(stmt: Node, text: string, route: Route): void {
-    const before = this.searchPath;
-    this.observeSet(stmt, text, route);
-    if (this.searchPath !== before && this.searchPath.join('\0') !== before.join('\0')) this.replanAll();
-  }
-
-  /**
-   * The search_path changed: plans resolved names with the old one. Cached
-   * plans are dropped and prepared statements planned again at their next
-   * Bind (a catalog version no catalog has), as PostgreSQL plans them again.
-   */
-  protected replanAll(): void {
-    this.planCache.clear();
-    for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
-  }
-
-  private observeSet(stmt: Node, text: string, route: Route): void {
     const set = stmt.VariableSetStmt;
     if (!set || route.kind !== 'local' || (!set.name && set.kind !== 'VAR_RESET_ALL')) return;
     this.scopes.noteSet(set);
     const defaults = { searchPath: this.resetSearchPath, user: this.services.user, startup: this.services.startupSettings };
-    this.searchPath = applySet(set, this.settings, this.searchPath, defaults);
+    this.useSearchPath(applySet(set, this.settings, this.searchPath, defaults));
     // A session-level SET reaches every link the session holds: none of them may go to another session.
     if (!set.is_local) this.parked.unparkAll();
     this.txn.rememberSet(text, !!set.is_local);
+  }
+
+  /**
+   * Makes `path` the session's search_path. When it differs, plans resolved
+   * names with the old one: cached plans are dropped and prepared statements
+   * planned again at their next Bind (a catalog version no catalog has), as
+   * PostgreSQL plans them again.
+   */
+  private useSearchPath(path: string[]): void {
+    if (path !== this.searchPath && path.join('\0') !== this.searchPath.join('\0')) {
+      this.planCache.clear();
+      for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
+    }
+    this.searchPath = path;
   }
 
   /** Sends one forwarded message to a link, keeping output in order. */
