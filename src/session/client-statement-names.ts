@@ -22,6 +22,7 @@
  * to PostgreSQL's name length limit one byte earlier than it would.
  */
 import { Frontend } from '../protocol/constants.js';
+import { encodeMessage } from '../protocol/writer.js';
 import { scanWords } from '../sql/lexer.js';
 import { parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent } from '../sql/quote.js';
@@ -109,12 +110,13 @@ function replaceString(buf: Buffer, start: number, end: number, at: number): Buf
   return withBody(buf[start]!, [buf.subarray(start + 5, at), name, buf.subarray(stop, end)]);
 }
 
+/** A message of `type` whose body is `body`'s parts in order (only escaped messages pay for it). */
 function withBody(type: number, body: Buffer[]): Buffer {
-  const length = 4 + body.reduce((n, b) => n + b.length, 0);
-  const head = Buffer.alloc(5);
-  head[0] = type;
-  head.writeInt32BE(length, 1);
-  return Buffer.concat([head, ...body]);
+  return encodeMessage((w) => {
+    w.begin(type);
+    for (const b of body) w.bytes(b);
+    w.end();
+  });
 }
 
 function escapeParse(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
