@@ -167,22 +167,27 @@ async function indexSql(coordinator: BackendLink, t: BroadcastTable, shipped: st
  */
 export async function fanOutCopy(source: BackendLink, sourceSql: string, sinks: BackendLink[], sinkSql: string): Promise<PgError | null> {
   const done = sinks.map((l) => collectOnLink(l, encodeQuery(sinkSql)));
-  let waiting = 0;
-  const resume = () => {
-    if (--waiting === 0) source.conn.socket.resume();
-  };
+  // The sinks whose socket is full, each with its one 'drain' listener: a
+  // full socket refuses every further write until it drains, and the sinks
+  // are pooled links, so a listener per refused write would pile up.
+  const full = new Map<BackendLink, () => void>();
   const out = await streamCopyOut(source, sourceSql, (msg) => {
     for (const l of sinks) {
-      if (!l.conn.socket.write(msg)) {
-        if (waiting++ === 0) source.conn.socket.pause();
-        l.conn.socket.once('drain', resume);
-      }
+      if (l.conn.socket.write(msg) || full.has(l)) continue;
+      if (full.size === 0) source.conn.socket.pause();
+      const drained = () => {
+        full.delete(l);
+        if (full.size === 0) source.conn.socket.resume();
+      };
+      full.set(l, drained);
+      l.conn.socket.once('drain', drained);
     }
   });
   for (const l of sinks) l.conn.socket.write(out.error ? COPY_FAIL : COPY_DONE);
   const results = await Promise.all(done);
-  if (waiting > 0) {
-    waiting = 0;
+  if (full.size > 0) {
+    for (const [l, drained] of full) l.conn.socket.removeListener('drain', drained);
+    full.clear();
     source.conn.socket.resume();
   }
   return out.error ?? results.find((r) => r.error)?.error ?? null;

@@ -29,7 +29,9 @@ import { SessionBase } from '../../src/session/session-base.js';
 import type { StatementPlan } from '../../src/planner/plan-statement.js';
 import { addWorkers, difference, nodeOfKeys, prng, runStatement, textClient, type Statement } from './support.js';
 
-const SEED = 20240917;
+/** PGWEAVE_ROUTER_SEED and PGWEAVE_ROUTER_SCALE (rounds multiplier) choose another run when hunting. */
+const SEED = Number(process.env.PGWEAVE_ROUTER_SEED ?? '20240917');
+const SCALE = Number(process.env.PGWEAVE_ROUTER_SCALE ?? '1');
 const TENANTS = 40;
 
 let cluster: TestCluster;
@@ -711,7 +713,7 @@ async function compare(tally: Tally, s: Statement): Promise<void> {
 
 async function runPhase(t: TestContext, name: string, gens: Gen[], rounds: number): Promise<void> {
   const tally = newTally();
-  for (let i = 0; i < rounds; i++) {
+  for (let i = 0; i < Math.round(rounds * SCALE); i++) {
     for (const s of rnd.pick(gens)()) await compare(tally, s);
   }
   totals.statements += tally.statements;

@@ -299,6 +299,11 @@ async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: 
       }
     }),
   );
+  // The coordinator link is pooled: no listener of this statement stays on it.
+  if (waiting) {
+    sink.removeListener('drain', onDrain);
+    onDrain();
+  }
   if (binary && !failure) sink.write(BINARY_TRAILER_MESSAGE);
   sink.write(failure ? copyFail('a shard query failed') : COPY_DONE);
   const done = await copyIn;
