@@ -29,7 +29,8 @@ import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
-import { contains, deparse, directRangeVars, fromSubqueryColumns, nullableRelations, pushdownObstacle } from './pushdown-query.js';
+import { deparse, directRangeVars, fromSubqueryColumns, nullableRelations, pushdownObstacle } from './pushdown-query.js';
+import { someNode } from '../sql/tree-walk.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import type { BroadcastCandidate, BroadcastTable, PartialResults, Route } from './route.js';
 
@@ -185,7 +186,7 @@ export class BroadcastPlanner {
     };
     const parts = conjuncts(level.whereClause).filter((c) => {
       let refs = 0;
-      const bad = contains(c, (o) => {
+      const bad = someNode(c, (o) => {
         if (o.SubLink || o.ParamRef || o.GroupingFunc) return true;
         if (o.FuncCall) {
           const names = o.FuncCall.funcname as Node[];
@@ -246,7 +247,7 @@ function conjuncts(n: Node): Node[] {
 export function neededColumns(select: Node): Set<string> | null {
   const names = new Set<string>();
   let star = false;
-  contains(select, (o) => {
+  someNode(select, (o) => {
     if (o.JoinExpr?.isNatural) star = true;
     for (const u of (o.JoinExpr?.usingClause ?? []) as Node[]) if (u.String) names.add(u.String.sval);
     if (!o.ColumnRef) return false;
@@ -261,7 +262,7 @@ export function neededColumns(select: Node): Set<string> | null {
 
 /** Whether the statement reads a relation's whole row (`t`, `t.*` or `f(t)`): its row type must stay the table's. */
 export function wholeRowReference(select: Node, refName: string): boolean {
-  return contains(select, (o) => {
+  return someNode(select, (o) => {
     const fields = o.ColumnRef?.fields as Node[] | undefined;
     if (!fields) return false;
     return (fields.length === 1 && fields[0].String?.sval === refName) || (fields.length === 2 && fields[0].String?.sval === refName && !!fields[1].A_Star);

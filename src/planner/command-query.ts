@@ -10,6 +10,7 @@
 import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
+import { someNode } from '../sql/tree-walk.js';
 import { constantText } from './restrictions.js';
 import type { ArgValue, CommandQueryCall, Route } from './route.js';
 
@@ -54,10 +55,7 @@ function rangeCall(rf: Node): Node {
 }
 
 function containsParam(n: unknown): boolean {
-  if (Array.isArray(n)) return n.some(containsParam);
-  if (!n || typeof n !== 'object') return false;
-  if ('ParamRef' in n) return true;
-  return Object.values(n).some(containsParam);
+  return someNode(n, (o) => 'ParamRef' in o);
 }
 
 /**

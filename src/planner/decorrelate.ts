@@ -62,7 +62,8 @@ import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import { outputName } from './output-names.js';
-import { clone, contains, hasWindow, isAggregateCall, lastName } from './pushdown-query.js';
+import { clone, hasWindow, isAggregateCall, lastName } from './pushdown-query.js';
+import { SKIP, STOP, someNode, walkTree } from '../sql/tree-walk.js';
 
 export interface DecorrelateContext {
   /** Column names of a table the statement names (distributed or reference), or null when unknown. */
@@ -112,7 +113,7 @@ interface Key {
 export function decorrelate(select: Node, ctx: DecorrelateContext): { select: Node; count: number; scalar: number } | null {
   const root = clone(select);
   const cteNames = new Set<string>();
-  contains(root, (o) => {
+  someNode(root, (o) => {
     for (const c of (o.withClause?.ctes ?? []) as Node[]) cteNames.add(c.CommonTableExpr?.ctename);
     return false;
   });
@@ -181,7 +182,7 @@ function rewriteLevel(outer: Node, state: State): void {
   if (aggregates) return;
   for (const t of (outer.targetList ?? []) as Node[]) {
     const rt = t.ResTarget;
-    if (!rt?.val || !contains(rt.val, (o) => !!o.SubLink)) continue;
+    if (!rt?.val || !someNode(rt.val, (o) => !!o.SubLink)) continue;
     const name = outputName(t);
     if (name === null) continue;
     replaced = 0;
@@ -206,7 +207,7 @@ function rewriteSubLink(link: Node, outer: Node, state: State, negated = false):
   if (!(s.fromClause ?? []).length || hasWindow(s)) return null;
   // EXISTS never evaluates its select list; aggregates there would make one row even for no rows.
   const expr = exists ? null : targets[0]?.ResTarget?.val;
-  if (exists ? ownAggregate(targets) : targets.length !== 1 || !expr || !contains(expr, isAggregateCall)) return null;
+  if (exists ? ownAggregate(targets) : targets.length !== 1 || !expr || !someNode(expr, isAggregateCall)) return null;
   if (mayRaise(exists ? { fromClause: s.fromClause, whereClause: s.whereClause } : s)) return null;
   const zeroRows = exists ? null : emptyValue(expr);
   if (zeroRows === undefined) return null;
@@ -327,11 +328,12 @@ function perShard(keys: Key[], inner: Range[], outer: Range[]): boolean {
 
 /** Whether the expression aggregates at its own level (aggregates inside subqueries belong to them). */
 function ownAggregate(n: Node): boolean {
-  if (n === null || typeof n !== 'object') return false;
-  if (Array.isArray(n)) return n.some(ownAggregate);
-  if (n.SubLink) return ownAggregate(n.SubLink.testexpr);
-  if (isAggregateCall(n)) return true;
-  return Object.keys(n).some((k) => ownAggregate(n[k]));
+  return walkTree(n, ownAggregateAt);
+}
+
+function ownAggregateAt(n: Node): typeof SKIP | typeof STOP | void {
+  if (n.SubLink) return ownAggregate(n.SubLink.testexpr) ? STOP : SKIP;
+  if (isAggregateCall(n)) return STOP;
 }
 
 function column(alias: string, name: string): Node {
@@ -347,7 +349,7 @@ function column(alias: string, name: string): Node {
 function emptyValue(expr: Node): Node | null | undefined {
   if (nullOnEmpty(expr)) return null;
   const aggs: Node[] = [];
-  contains(expr, (o) => {
+  someNode(expr, (o) => {
     if (isAggregateCall(o)) aggs.push(o);
     return false;
   });
@@ -376,7 +378,7 @@ function nullOnEmpty(e: Node): boolean {
 
 /** Whether evaluating the subquery on rows PostgreSQL would not have reached could raise an error. */
 function mayRaise(s: Node): boolean {
-  return contains(s, (o) => {
+  return someNode(s, (o) => {
     if (o.SubLink || o.RangeFunction) return true;
     if (o.A_Expr?.kind === 'AEXPR_OP' && ERROR_OPERATORS.has(lastName(o.A_Expr.name as Node[]))) return true;
     if (o.TypeCast && !constant(o.TypeCast.arg)) return true;
@@ -401,20 +403,13 @@ function flattenAnd(n: Node): Node[] {
 /** ColumnRefs of an expression (subqueries in FROM are their own scope; none else occur in a candidate). */
 function refsOf(n: Node): Node[] {
   const out: Node[] = [];
-  const walk = (x: Node): void => {
-    if (x === null || typeof x !== 'object') return;
-    if (Array.isArray(x)) {
-      x.forEach(walk);
-      return;
-    }
-    if (x.RangeSubselect || x.RangeVar) return;
+  walkTree(n, (x) => {
+    if (x.RangeSubselect || x.RangeVar) return SKIP;
     if (x.ColumnRef) {
       out.push(x);
-      return;
+      return SKIP;
     }
-    for (const k of Object.keys(x)) walk(x[k]);
-  };
-  walk(n);
+  });
   return out;
 }
 
@@ -445,7 +440,7 @@ function rangesOf(from: Node[] | undefined, state: State): Range[] {
       const r = n.RangeSubselect;
       const s = r.subquery?.SelectStmt;
       let names: Array<string | null> | null = null;
-      if (s && (!s.op || s.op === 'SETOP_NONE') && !r.alias?.colnames && !contains(s.targetList, (o) => !!o.A_Star)) {
+      if (s && (!s.op || s.op === 'SETOP_NONE') && !r.alias?.colnames && !someNode(s.targetList, (o) => !!o.A_Star)) {
         names = ((s.targetList ?? []) as Node[]).map(outputName);
       }
       const known = names && names.every((x) => x !== null) ? new Set(names as string[]) : null;

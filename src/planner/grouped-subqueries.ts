@@ -12,12 +12,13 @@
  */
 import type { Node } from '../sql/parse.js';
 import type { ResolvedRelation } from './router-planner.js';
-import { contains, directRangeVars, intConst, nullableRelations } from './pushdown-query.js';
+import { directRangeVars, intConst, nullableRelations } from './pushdown-query.js';
+import { someNode } from '../sql/tree-walk.js';
 
 /** Why a grouped FROM subquery cannot run per shard group, or null when every one can. */
 export function groupedSubqueryObstacle(select: Node, relations: ResolvedRelation[]): string | null {
   let why: string | null = null;
-  contains(select.fromClause, (o) => {
+  someNode(select.fromClause, (o) => {
     const s = o.RangeSubselect?.subquery?.SelectStmt;
     if (s?.groupClause && !why && !groupedByShardKey(s, relations)) why = 'a FROM subquery not grouped by a distribution column';
     return false;

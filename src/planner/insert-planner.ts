@@ -24,6 +24,7 @@ import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
 import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
 import { parseSql, type Node } from '../sql/parse.js';
+import { SKIP, walkTree } from '../sql/tree-walk.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
@@ -331,23 +332,11 @@ function exactOutputSql(insert: Node): string {
  * text-format parameter is; NULL as NULL), in place.
  */
 function inlineParams(tree: Node, params: ReadonlyArray<string | null>): void {
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (let i = 0; i < o.length; i++) {
-        const p = o[i]?.ParamRef;
-        if (p) o[i] = literal(params[p.number - 1]);
-        else visit(o[i]);
-      }
-      return;
-    }
-    for (const k in o) {
-      const v = o[k];
-      if (v?.ParamRef) o[k] = literal(params[v.ParamRef.number - 1]);
-      else if (v !== null && typeof v === 'object') visit(v);
-    }
-  };
-  visit(tree);
+  walkTree(tree, (o, key, parent) => {
+    if (!o.ParamRef || parent === null) return;
+    parent[key!] = literal(params[o.ParamRef.number - 1]);
+    return SKIP;
+  });
 }
 
 /**
@@ -356,19 +345,12 @@ function inlineParams(tree: Node, params: ReadonlyArray<string | null>): void {
  * alias, which the schema-qualified form would not resolve against.
  */
 function unqualifyColumns(tree: Node, schema: string, name: string): void {
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
+  walkTree(tree, (o) => {
     const fields = o.ColumnRef?.fields as Node[] | undefined;
     if (fields && fields.length >= 3 && fields[fields.length - 2]?.String?.sval === name && fields[fields.length - 3]?.String?.sval === schema) {
       o.ColumnRef.fields = fields.slice(-2);
     }
-    for (const k in o) visit(o[k]);
-  };
-  visit(tree);
+  });
 }
 
 function literal(v: string | null | undefined): Node {
@@ -389,15 +371,8 @@ function isPlainValue(v: Node, timeCalls = false): boolean {
 /** The highest parameter number in `tree` (0: none). */
 function maxParamNumber(tree: Node): number {
   let max = 0;
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
+  walkTree(tree, (o) => {
     if (o.ParamRef) max = Math.max(max, o.ParamRef.number);
-    for (const k in o) visit(o[k]);
-  };
-  visit(tree);
+  });
   return max;
 }

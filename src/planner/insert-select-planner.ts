@@ -27,6 +27,7 @@ import { deparseSync } from 'pgsql-deparser';
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
+import { walkTree } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import { qualifiedNameLength, spliceShardNames, type Replacement } from './shard-rewrite.js';
@@ -243,28 +244,21 @@ const WINDOW_OR_AGGREGATE = new Set([
 ]);
 
 /** Constructs anywhere in a tree: sublinks, subqueries in FROM, CTEs, parameters, aggregates, window functions. */
-function scan(o: Node, found: Set<string>): void {
-  if (o === null || typeof o !== 'object') return;
-  if (Array.isArray(o)) {
-    for (const x of o) scan(x, found);
-    return;
-  }
-  if (o.SubLink) found.add('subquery');
-  if (o.RangeSubselect || o.RangeFunction) found.add('subquery in FROM');
-  if (o.withClause) found.add('WITH');
-  if (o.ParamRef) found.add('parameter');
-  if (o.GroupingSet) found.add('GROUPING SETS');
-  if (o.FuncCall) {
-    const names = o.FuncCall.funcname as Node[];
-    const name = names[names.length - 1]?.String?.sval;
-    if (o.FuncCall.over) found.add('window function');
-    else if (WINDOW_OR_AGGREGATE.has(name) || o.FuncCall.agg_star || o.FuncCall.agg_distinct || o.FuncCall.agg_order || o.FuncCall.agg_filter) found.add('aggregate');
-    if (SEQUENCE_FUNCTIONS.has(name)) found.add('sequence');
-  }
-  for (const k in o) {
-    const v = o[k];
-    if (v !== null && typeof v === 'object') scan(v, found);
-  }
+function scan(tree: Node, found: Set<string>): void {
+  walkTree(tree, (o) => {
+    if (o.SubLink) found.add('subquery');
+    if (o.RangeSubselect || o.RangeFunction) found.add('subquery in FROM');
+    if (o.withClause) found.add('WITH');
+    if (o.ParamRef) found.add('parameter');
+    if (o.GroupingSet) found.add('GROUPING SETS');
+    if (o.FuncCall) {
+      const names = o.FuncCall.funcname as Node[];
+      const name = names[names.length - 1]?.String?.sval;
+      if (o.FuncCall.over) found.add('window function');
+      else if (WINDOW_OR_AGGREGATE.has(name) || o.FuncCall.agg_star || o.FuncCall.agg_distinct || o.FuncCall.agg_order || o.FuncCall.agg_filter) found.add('aggregate');
+      if (SEQUENCE_FUNCTIONS.has(name)) found.add('sequence');
+    }
+  });
 }
 
 /** `ref.col` (or `?.col`) of a plain column reference, else null. */

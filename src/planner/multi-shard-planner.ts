@@ -11,6 +11,7 @@
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
+import { someNode } from '../sql/tree-walk.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { RelationRef } from './relations.js';
@@ -84,7 +85,7 @@ function mergeConstruct(o: Node, top: boolean): string | null {
  * every row it may match on its own shard.
  */
 function subqueryReadsShardsAlone(stmt: Node, partitioned: (rangeVar: Node) => boolean): boolean {
-  if (!treeContains(stmt, (n) => !!n.SubLink && treeContains(n.SubLink, partitioned))) return false;
+  if (!someNode(stmt, (n) => !!n.SubLink && someNode(n.SubLink, partitioned))) return false;
   const outer = (n: Node): boolean => {
     if (!n) return false;
     if (n.RangeVar) return partitioned(n.RangeVar);
@@ -95,17 +96,6 @@ function subqueryReadsShardsAlone(stmt: Node, partitioned: (rangeVar: Node) => b
   return !((stmt.fromClause ?? []) as Node[]).some(outer);
 }
 
-function treeContains(o: Node, pred: (n: Node) => boolean): boolean {
-  if (o === null || typeof o !== 'object') return false;
-  if (Array.isArray(o)) return o.some((x) => treeContains(x, pred));
-  if (pred(o)) return true;
-  for (const k in o) {
-    const v = o[k];
-    if (v !== null && typeof v === 'object' && treeContains(v, pred)) return true;
-  }
-  return false;
-}
-
 /**
  * Whether an outer join preserves rows of replicated tables alone (reference
  * tables, broadcast tables) against a side holding shards: every shard would
@@ -114,11 +104,11 @@ function treeContains(o: Node, pred: (n: Node) => boolean): boolean {
  * shard), as is a join of replicated tables only.
  */
 export function replicatedPreservedSide(stmt: Node, partitioned: (rangeVar: Node) => boolean): boolean {
-  return treeContains(stmt, (n) => {
+  return someNode(stmt, (n) => {
     const j = n.JoinExpr;
     if (!j || j.jointype === 'JOIN_INNER') return false;
-    const left = treeContains(j.larg, partitioned);
-    const right = treeContains(j.rarg, partitioned);
+    const left = someNode(j.larg, partitioned);
+    const right = someNode(j.rarg, partitioned);
     if (j.jointype === 'JOIN_LEFT') return !left && right;
     if (j.jointype === 'JOIN_RIGHT') return left && !right;
     return left !== right || j.jointype !== 'JOIN_FULL';
@@ -126,14 +116,7 @@ export function replicatedPreservedSide(stmt: Node, partitioned: (rangeVar: Node
 }
 
 function hasCte(o: Node): boolean {
-  if (o === null || typeof o !== 'object') return false;
-  if (Array.isArray(o)) return o.some(hasCte);
-  if (o.CommonTableExpr) return true;
-  for (const k in o) {
-    const v = o[k];
-    if (v !== null && typeof v === 'object' && hasCte(v)) return true;
-  }
-  return false;
+  return someNode(o, (n) => !!n.CommonTableExpr);
 }
 
 export function planMultiShard(

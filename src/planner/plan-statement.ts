@@ -12,6 +12,7 @@
  */
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
+import { someNode } from '../sql/tree-walk.js';
 import { isClusterObjectStatement } from '../sql/object-statements.js';
 import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
 import { analyzeShape, coordinatorTable } from './relations.js';
@@ -47,15 +48,10 @@ export interface PlanContext {
 
 /** Whether `node` calls a function named in `names` anywhere. */
 function callsAny(node: Node, names: ReadonlySet<string>): boolean {
-  if (node === null || typeof node !== 'object') return false;
-  if (Array.isArray(node)) return node.some((n) => callsAny(n, names));
-  const fn = node.FuncCall;
-  if (fn) {
-    const parts = (fn.funcname ?? []) as Node[];
-    if (names.has(parts[parts.length - 1]?.String?.sval)) return true;
-  }
-  for (const k in node) if (callsAny(node[k], names)) return true;
-  return false;
+  return someNode(node, (n) => {
+    const parts = (n.FuncCall?.funcname ?? []) as Node[];
+    return !!n.FuncCall && names.has(parts[parts.length - 1]?.String?.sval);
+  });
 }
 
 export interface StatementPlan {

@@ -14,6 +14,7 @@
  */
 import { deparseSync } from 'pgsql-deparser';
 import type { Node } from '../sql/parse.js';
+import { someNode } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { spliceShardNames, type Replacement } from './shard-rewrite.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
@@ -26,29 +27,19 @@ export function pullTempName(table: DistributedTable): string {
 
 /** Whether an expression can be evaluated on a shard on its own. */
 function pushable(n: Node, refName: string): boolean {
-  let ok = true;
-  const visit = (o: Node): void => {
-    if (!ok || o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      o.forEach(visit);
-      return;
-    }
-    if (o.SubLink || o.ParamRef || o.GroupingFunc) ok = false;
+  return !someNode(n, (o) => {
+    if (o.SubLink || o.ParamRef || o.GroupingFunc) return true;
     if (o.FuncCall) {
       const names = o.FuncCall.funcname as Node[];
       const name = names[names.length - 1]?.String?.sval;
-      if (VOLATILE_FUNCTIONS.has(name) || o.FuncCall.over || o.FuncCall.agg_star) ok = false;
+      if (VOLATILE_FUNCTIONS.has(name) || o.FuncCall.over || o.FuncCall.agg_star) return true;
     }
     if (o.ColumnRef) {
       const fields = o.ColumnRef.fields as Node[];
-      if (fields.some((f) => f.A_Star)) ok = false;
-      else if (fields.length === 2 && fields[0].String?.sval !== refName) ok = false;
-      else if (fields.length > 2) ok = false;
+      if (fields.some((f) => f.A_Star) || (fields.length === 2 && fields[0].String?.sval !== refName) || fields.length > 2) return true;
     }
-    for (const k in o) if (o[k] !== null && typeof o[k] === 'object') visit(o[k]);
-  };
-  visit(n);
-  return ok;
+    return false;
+  });
 }
 
 function conjuncts(n: Node): Node[] {

@@ -15,6 +15,7 @@
  */
 import { parseSql, type Node } from '../sql/parse.js';
 import { quoteLiteral } from '../sql/quote.js';
+import { walkTree } from '../sql/tree-walk.js';
 import type { Route, Task } from './route.js';
 
 /** A typed SQL literal of a parameter value (its text form, or null), for a type's qualified, quoted name. */
@@ -25,16 +26,9 @@ export function typedLiteral(value: string | null, typeName: string): string {
 /** Byte locations of the `$n` tokens of a statement, with their numbers. */
 function paramRefs(tree: Node): Array<{ number: number; location: number }> {
   const out: Array<{ number: number; location: number }> = [];
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      o.forEach(visit);
-      return;
-    }
+  walkTree(tree, (o) => {
     if (o.ParamRef) out.push({ number: o.ParamRef.number, location: o.ParamRef.location });
-    for (const k in o) visit(o[k]);
-  };
-  visit(tree);
+  });
   return out.sort((a, b) => a.location - b.location);
 }
 

@@ -19,6 +19,7 @@
 import { deparseSync } from 'pgsql-deparser';
 import { parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { someNode } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
 import { outputName } from './output-names.js';
@@ -73,17 +74,8 @@ export function isAggregateCall(n: Node): boolean {
   return AGGREGATES.has(lastName(names)) || !!f.agg_star;
 }
 
-/** Whether any node in the tree satisfies `pred`. */
-export function contains(n: Node, pred: (o: Node) => boolean): boolean {
-  if (n === null || typeof n !== 'object') return false;
-  if (Array.isArray(n)) return n.some((x) => contains(x, pred));
-  if (pred(n)) return true;
-  for (const k in n) if (n[k] !== null && typeof n[k] === 'object' && contains(n[k], pred)) return true;
-  return false;
-}
-
-export const hasAggregate = (n: Node): boolean => contains(n, isAggregateCall);
-export const hasWindow = (n: Node): boolean => contains(n, (o) => !!o.FuncCall?.over);
+export const hasAggregate = (n: Node): boolean => someNode(n, isAggregateCall);
+export const hasWindow = (n: Node): boolean => someNode(n, (o) => !!o.FuncCall?.over);
 
 /**
  * A FROM clause of plain tables, joins of them, and subqueries that only
@@ -118,13 +110,13 @@ function rowSubquery(r: Node): boolean {
 
 /** Whether the FROM clause reads a subquery: its output names are not the tables' columns. */
 export function hasFromSubquery(select: Node): boolean {
-  return contains(select.fromClause, (o) => !!o.RangeSubselect);
+  return someNode(select.fromClause, (o) => !!o.RangeSubselect);
 }
 
 /** Output column names of the FROM clause's subqueries (their outermost level). */
 export function fromSubqueryColumns(select: Node): Set<string> {
   const names = new Set<string>();
-  contains(select.fromClause, (o) => {
+  someNode(select.fromClause, (o) => {
     if (!o.RangeSubselect) return false;
     const r = o.RangeSubselect;
     const aliases = ((r.alias?.colnames ?? []) as Node[]).map((c) => c.String?.sval as string);
@@ -135,7 +127,7 @@ export function fromSubqueryColumns(select: Node): Set<string> {
 }
 
 export function hasOuterJoin(select: Node): boolean {
-  return contains(select.fromClause, (o) => !!o.JoinExpr && o.JoinExpr.jointype !== 'JOIN_INNER');
+  return someNode(select.fromClause, (o) => !!o.JoinExpr && o.JoinExpr.jointype !== 'JOIN_INNER');
 }
 
 /**
@@ -155,10 +147,10 @@ export function pushdownObstacle(select: Node): string | null {
   // the tables they read are replicated or co-located with the outer query's shards.
   // A subquery elsewhere that reads intermediate results only (recursive-planner.ts) is a constant both the
   // shards and the coordinator can evaluate: those tables exist on both.
-  if (contains({ ...select, whereClause: null }, (o) => !!o.SubLink && !readsIntermediateOnly(o.SubLink.subselect))) return 'subquery outside WHERE';
+  if (someNode({ ...select, whereClause: null }, (o) => !!o.SubLink && !readsIntermediateOnly(o.SubLink.subselect))) return 'subquery outside WHERE';
   // Grouping sets and GROUPING() only at the top level: the coordinator forms the sets (aggregate-pushdown-planner.ts).
-  if (contains({ ...select, groupClause: null, targetList: null, havingClause: null, sortClause: null }, (o) => !!(o.GroupingSet || o.GroupingFunc))) return 'grouping set below the top level';
-  const bad = contains(select, (o) => {
+  if (someNode({ ...select, groupClause: null, targetList: null, havingClause: null, sortClause: null }, (o) => !!(o.GroupingSet || o.GroupingFunc))) return 'grouping set below the top level';
+  const bad = someNode(select, (o) => {
     if (o.FuncCall) {
       const name = lastName(o.FuncCall.funcname as Node[]);
       if (VOLATILE_FUNCTIONS.has(name)) return true;
@@ -174,7 +166,7 @@ export function pushdownObstacle(select: Node): string | null {
 /** Whether a subquery reads intermediate results (`pg_temp.pgweave_intermediate_*`) and no other relation. */
 function readsIntermediateOnly(subselect: Node): boolean {
   let tables = 0;
-  const other = contains(subselect, (o) => {
+  const other = someNode(subselect, (o) => {
     if (o.RangeFunction || o.SubLink) return true;
     if (!o.RangeVar) return false;
     tables++;
@@ -306,11 +298,11 @@ export function directRangeVars(from: Node[] | undefined): Set<Node> {
 /** RangeVar nodes on the NULL-extended side of an outer join: filtering them first would change which rows extend. */
 export function nullableRelations(select: Node): Set<Node> {
   const out = new Set<Node>();
-  const addAll = (n: Node) => contains(n, (o) => {
+  const addAll = (n: Node) => someNode(n, (o) => {
     if (o.RangeVar) out.add(o.RangeVar);
     return false;
   });
-  contains(select.fromClause, (o) => {
+  someNode(select.fromClause, (o) => {
     const j = o.JoinExpr;
     if (!j || j.jointype === 'JOIN_INNER') return false;
     if (j.jointype !== 'JOIN_LEFT') addAll(j.larg);

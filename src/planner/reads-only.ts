@@ -14,7 +14,7 @@
  * operators and casts are taken as built-in.
  */
 import type { Node } from '../sql/parse.js';
-import { contains } from './pushdown-query.js';
+import { someNode } from '../sql/tree-walk.js';
 
 /** Built-in functions that compute a value and nothing else (and do not assign a transaction id). */
 const PURE_FUNCTIONS = new Set([
@@ -40,7 +40,7 @@ const PURE_FUNCTIONS = new Set([
 ]);
 
 export function readsOnly(select: Node): boolean {
-  return !select.intoClause && !contains(select, mayChangeSomething);
+  return !select.intoClause && !someNode(select, mayChangeSomething);
 }
 
 /** A node that writes, locks rows, or calls something not known to only compute. */

@@ -47,7 +47,8 @@ import { planPull } from './pull-planner.js';
 import { PushdownPlanner } from './pushdown-planner.js';
 import { BroadcastPlanner, neededColumns } from './broadcast-planner.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import { clone, contains, deparse, hasAggregate, hasWindow, lastName } from './pushdown-query.js';
+import { clone, deparse, hasAggregate, hasWindow, lastName } from './pushdown-query.js';
+import { SKIP, STOP, someNode, walkTree } from '../sql/tree-walk.js';
 import { INTERMEDIATE_PREFIX, type IntermediatePlan, type IntermediateResult, type PullTable, type Route } from './route.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
@@ -168,7 +169,7 @@ export class RecursivePlanner {
     };
     const root = clone(this.select);
     if (root.withClause?.recursive) return decline('WITH RECURSIVE');
-    if (contains(root, (o) => !!o.ParamRef)) return decline('parameters');
+    if (someNode(root, (o) => !!o.ParamRef)) return decline('parameters');
     const snapshotTables = new Map<number, PullTable>();
     for (const ref of analyzeShape(this.select).relations) {
       const t = this.ctx.resolve(ref.schema, ref.name);
@@ -186,13 +187,13 @@ export class RecursivePlanner {
     for (const [i, cte] of ctes.entries()) {
       const q = cte.ctequery?.SelectStmt;
       if (!q) return decline('a data-modifying WITH');
-      const volatile = contains(q, (o) => !!o.FuncCall && VOLATILE_FUNCTIONS.has(lastName(o.FuncCall.funcname as Node[])));
+      const volatile = someNode(q, (o) => !!o.FuncCall && VOLATILE_FUNCTIONS.has(lastName(o.FuncCall.funcname as Node[])));
       if (volatile && cte.ctematerialized === 'CTEMaterializeNever') return decline('a NOT MATERIALIZED CTE with volatile functions');
       if (anonymousRecord(q) || duplicateNames(q, cte.aliascolnames)) return decline('a CTE whose columns a table cannot hold (anonymous records, one name twice)');
       const laterParts = [...ctes.slice(i + 1).map((c) => c.ctequery), root];
       if (laterParts.some((p) => shadows(p, cte.ctename) || wholeRow(p, cte.ctename))) return decline('a CTE name reused inside the statement, or a CTE read as a whole row');
       // PostgreSQL never computes a CTE nothing reads.
-      if (!laterParts.some((p) => contains(p, (o) => o.RangeVar && !o.RangeVar.schemaname && o.RangeVar.relname === cte.ctename))) continue;
+      if (!laterParts.some((p) => someNode(p, (o) => o.RangeVar && !o.RangeVar.schemaname && o.RangeVar.relname === cte.ctename))) continue;
       // PostgreSQL stops reading a CTE at the first row each EXISTS asks for; a subplan would compute all of it.
       if (readOnlyInExists(laterParts, cte.ctename)) return decline('a CTE read only inside EXISTS');
       const { id, tempName } = next();
@@ -219,7 +220,7 @@ export class RecursivePlanner {
         return;
       }
       // A subquery replaced below would name the column after the intermediate table's c1: keep PostgreSQL's name.
-      if (n.ResTarget && !n.ResTarget.name && n.ResTarget.val && contains(n.ResTarget.val, (o) => !!o.SubLink)) {
+      if (n.ResTarget && !n.ResTarget.name && n.ResTarget.val && someNode(n.ResTarget.val, (o) => !!o.SubLink)) {
         const name = outputName(n);
         if (name !== null) n.ResTarget.name = name;
       }
@@ -298,7 +299,7 @@ export class RecursivePlanner {
     const s = r.subquery?.SelectStmt;
     if (r.lateral || !s || !r.alias?.aliasname) return false;
     const perShard = s.op === 'SETOP_NONE' && !s.withClause && !s.groupClause && !s.havingClause && !s.distinctClause && !s.sortClause &&
-      !s.limitCount && !s.limitOffset && !s.windowClause && !hasAggregate(s.targetList) && !hasWindow(s.targetList) && !contains(s, (o) => !!o.SubLink);
+      !s.limitCount && !s.limitOffset && !s.windowClause && !hasAggregate(s.targetList) && !hasWindow(s.targetList) && !someNode(s, (o) => !!o.SubLink);
     if (perShard || anonymousRecord(s) || duplicateNames(s, undefined) || !this.readsDistributed(s) || readsIntermediate(s) || wholeRow(root, r.alias.aliasname)) return false;
     return selfContained(s, (rv) => this.columnsOf(rv));
   }
@@ -368,7 +369,7 @@ function intermediateTable(s: Subplan, index: number): DistributedTable {
 }
 
 function readsIntermediate(n: Node): boolean {
-  return contains(n, (o) => o.RangeVar?.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith(INTERMEDIATE_PREFIX));
+  return someNode(n, (o) => o.RangeVar?.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith(INTERMEDIATE_PREFIX));
 }
 
 /** Whether an output column is a ROW(…) constructor: a table cannot hold an anonymous record column. */
@@ -411,18 +412,18 @@ function duplicateNames(s: Node, aliases: Node[] | undefined): boolean {
 function targetWidth(s: Node): number | null {
   while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
   const targets = (s?.targetList ?? []) as Node[];
-  if (targets.length === 0 || contains(targets, (o) => !!o.A_Star)) return null;
+  if (targets.length === 0 || someNode(targets, (o) => !!o.A_Star)) return null;
   return targets.length;
 }
 
 /** Whether a WITH inside this tree defines the same name (references below it would mean that one). */
 function shadows(n: Node, name: string): boolean {
-  return contains(n, (o) => ((o.withClause?.ctes ?? []) as Node[]).some((c) => c.CommonTableExpr?.ctename === name));
+  return someNode(n, (o) => ((o.withClause?.ctes ?? []) as Node[]).some((c) => c.CommonTableExpr?.ctename === name));
 }
 
 /** Whether the tree reads `name` as a whole row (`name`, `name.*` or `f(name)`). */
 function wholeRow(n: Node, name: string): boolean {
-  return contains(n, (o) => {
+  return someNode(n, (o) => {
     const fields = o.ColumnRef?.fields as Node[] | undefined;
     if (!fields) return false;
     return (fields.length === 1 && fields[0].String?.sval === name) || (fields.length === 2 && fields[0].String?.sval === name && !!fields[1].A_Star);
@@ -430,7 +431,7 @@ function wholeRow(n: Node, name: string): boolean {
 }
 
 function replaceCteReferences(n: Node, name: string, tempName: string): void {
-  contains(n, (o) => {
+  someNode(n, (o) => {
     const rv = o.RangeVar;
     if (rv && !rv.schemaname && rv.relname === name) {
       rv.alias ??= { aliasname: name };
@@ -468,7 +469,7 @@ export function selfContained(select: Node, columnsOf: (rangeVar: Node) => strin
         let s = r.subquery.SelectStmt;
         while (s.op && s.op !== 'SETOP_NONE') s = s.larg;
         const names = ((s.targetList ?? []) as Node[]).map((t, i) => aliases[i] ?? outputName(t));
-        out.push({ name: r.alias?.aliasname ?? '', columns: names.some((x) => x === null) || contains(s.targetList, (o) => !!o.A_Star) ? null : new Set(names as string[]) });
+        out.push({ name: r.alias?.aliasname ?? '', columns: names.some((x) => x === null) || someNode(s.targetList, (o) => !!o.A_Star) ? null : new Set(names as string[]) });
       } else if (item.JoinExpr) {
         const j = item.JoinExpr;
         if (!rangesOf([j.larg, j.rarg], outer, out)) return false;
@@ -502,28 +503,18 @@ export function selfContained(select: Node, columnsOf: (rangeVar: Node) => strin
     if (!rangesOf(s.fromClause, outer, ranges)) return false;
     const scopes = [...outer, ranges];
     const targets = new Set(((s.targetList ?? []) as Node[]).map((t) => outputName(t)).filter((x): x is string => !!x));
-    let ok = true;
-    const walk = (n: Node): void => {
-      if (!ok || n === null || typeof n !== 'object') return;
-      if (Array.isArray(n)) {
-        n.forEach(walk);
-        return;
-      }
-      if (n.SubLink) {
-        walk(n.SubLink.testexpr);
-        if (!check(n.SubLink.subselect?.SelectStmt, scopes)) ok = false;
-        return;
-      }
-      if (n.RangeSubselect || n.RangeVar || n.RangeFunction) return;
-      if (n.ColumnRef && !resolves(n.ColumnRef.fields as Node[], scopes, targets)) ok = false;
-      for (const k of Object.keys(n)) walk(n[k]);
+    // STOP at the first reference that does not resolve.
+    const unresolved = (n: Node): typeof SKIP | typeof STOP | void => {
+      if (n.SubLink) return walkTree(n.SubLink.testexpr, unresolved) || !check(n.SubLink.subselect?.SelectStmt, scopes) ? STOP : SKIP;
+      if (n.RangeSubselect || n.RangeVar || n.RangeFunction) return SKIP;
+      if (n.ColumnRef && !resolves(n.ColumnRef.fields as Node[], scopes, targets)) return STOP;
     };
     const { fromClause, withClause, larg, rarg, ...rest } = s;
-    walk(rest);
+    let ok = !walkTree(rest, unresolved);
     // Join conditions see the ranges of their level (subqueries in FROM were checked on their own).
     const joins = (n: Node): void => {
-      if (!n?.JoinExpr) return;
-      walk(n.JoinExpr.quals);
+      if (!ok || !n?.JoinExpr) return;
+      ok = !walkTree(n.JoinExpr.quals, unresolved);
       joins(n.JoinExpr.larg);
       joins(n.JoinExpr.rarg);
     };

@@ -6,6 +6,7 @@
  */
 import { quoteIdent } from '../sql/quote.js';
 import type { Node } from '../sql/parse.js';
+import { walkTree } from '../sql/tree-walk.js';
 
 export interface RelationRef {
   schema: string | null;
@@ -51,11 +52,6 @@ export function analyzeShape(stmt: Node): StatementShape {
   const cteNames = new Set<string>();
   const functions = new Set<string>();
   const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
     if (isRangeVar(o)) {
       relations.push({
         schema: o.schemaname ?? null,
@@ -73,10 +69,6 @@ export function analyzeShape(stmt: Node): StatementShape {
       const last = names?.[names.length - 1]?.String?.sval;
       if (last) functions.add(last);
     }
-    for (const k in o) {
-      const v = o[k];
-      if (v !== null && typeof v === 'object') visit(v);
-    }
   };
   const columns: Array<QualifiedColumnRef & { table: string }> = [];
   const noteQualifiedColumn = (ref: Node): void => {
@@ -86,7 +78,7 @@ export function analyzeShape(stmt: Node): StatementShape {
     if (names.some((n) => n === undefined)) return;
     columns.push({ schema: names[names.length - 2]!, table: names[names.length - 1]!, location: ref.location, qualifiers: names.length });
   };
-  visit(stmt);
+  walkTree(stmt, visit);
   for (const c of columns) {
     for (const r of relations) {
       if (r.hasAlias || r.name !== c.table || (r.schema !== null && r.schema !== c.schema)) continue;

@@ -17,6 +17,7 @@
  * declines and a broader planner runs.
  */
 import type { Node } from '../sql/parse.js';
+import { SKIP, walkTree } from '../sql/tree-walk.js';
 import type { RelationRef } from './relations.js';
 
 export type PinnedValue = { text: string } | { param: number };
@@ -255,21 +256,14 @@ export class Restrictions {
 
     // Nested levels: CTE bodies, subqueries anywhere in this level's expressions.
     for (const cte of (q.withClause?.ctes ?? []) as Node[]) nested.push(cte.CommonTableExpr?.ctequery);
-    const findNested = (o: Node): void => {
-      if (o === null || typeof o !== 'object') return;
-      if (Array.isArray(o)) {
-        o.forEach(findNested);
-        return;
-      }
-      if (o.SubLink) {
-        nested.push(o.SubLink.subselect);
-        findNested(o.SubLink.testexpr);
-        return;
-      }
-      for (const k in o) if (o[k] !== null && typeof o[k] === 'object') findNested(o[k]);
+    const findNested = (o: Node): typeof SKIP | void => {
+      if (!o.SubLink) return;
+      nested.push(o.SubLink.subselect);
+      walkTree(o.SubLink.testexpr, findNested);
+      return SKIP;
     };
-    for (const key of ['targetList', 'whereClause', 'havingClause', 'returningList', 'valuesLists', 'sortClause', 'groupClause']) findNested(q[key]);
-    for (const f of (q.fromClause ?? []) as Node[]) if (f.JoinExpr) findNested(f.JoinExpr.quals);
+    for (const key of ['targetList', 'whereClause', 'havingClause', 'returningList', 'valuesLists', 'sortClause', 'groupClause']) walkTree(q[key], findNested);
+    for (const f of (q.fromClause ?? []) as Node[]) if (f.JoinExpr) walkTree(f.JoinExpr.quals, findNested);
     if (q.selectStmt) nested.push(q.selectStmt);
     for (const n of nested) this.analyze(n, level);
   }

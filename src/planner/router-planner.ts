@@ -16,6 +16,7 @@ import { hashDistributionValue } from '../sql/hash.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { Node } from '../sql/parse.js';
+import { walkTree } from '../sql/tree-walk.js';
 import type { RelationRef } from './relations.js';
 import { constantText, Restrictions, type PinnedValue } from './restrictions.js';
 import { spliceShardNames, type Replacement } from './shard-rewrite.js';
@@ -143,16 +144,9 @@ export class RouterPlan {
 /** The INSERTs of a statement's WITH clauses (any depth), by their target RangeVar. */
 function insertsByTarget(stmt: Node): Map<Node, Node> {
   const out = new Map<Node, Node>();
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
+  walkTree(stmt.withClause ?? null, (o) => {
     if (o.InsertStmt?.relation) out.set(o.InsertStmt.relation, o.InsertStmt);
-    for (const k in o) visit(o[k]);
-  };
-  visit(stmt.withClause ?? null);
+  });
   return out;
 }
 

@@ -15,6 +15,7 @@
  * per statement and per call.
  */
 import type { Node } from '../sql/parse.js';
+import { SKIP, walkTree } from '../sql/tree-walk.js';
 
 /** The cast (after timestamptz) that turns the transaction timestamp into each SQLValueFunction's value. */
 const SVF_CASTS: Record<string, { type: string; typmod: boolean }> = {
@@ -54,19 +55,11 @@ export function isTransactionTimeCall(v: Node): boolean {
 /** Every transaction-time call in `tree`, with its extent in `text` (UTF-8 bytes), in text order. */
 export function findTimeCalls(tree: Node, text: Buffer): TimeCall[] {
   const calls: TimeCall[] = [];
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
-    if (isTransactionTimeCall(o)) {
-      calls.push(timeCallAt(o, text));
-      return;
-    }
-    for (const k in o) visit(o[k]);
-  };
-  visit(tree);
+  walkTree(tree, (o) => {
+    if (!isTransactionTimeCall(o)) return;
+    calls.push(timeCallAt(o, text));
+    return SKIP;
+  });
   return calls.sort((a, b) => a.start - b.start);
 }
 

@@ -25,6 +25,7 @@ import { Frontend } from '../protocol/constants.js';
 import { encodeMessage } from '../protocol/writer.js';
 import { scanWords } from '../sql/lexer.js';
 import { parseSql, type Node } from '../sql/parse.js';
+import { walkTree } from '../sql/tree-walk.js';
 import { quoteIdent } from '../sql/quote.js';
 import { RESERVED_PREFIX } from './worker-statements.js';
 
@@ -159,20 +160,13 @@ export function escapeSql(sql: string, onDeallocateAll: () => void = () => {}): 
   }
   const names = new Set<string>();
   let deallocatesAll = false;
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
+  walkTree(stmts, (o) => {
     for (const k of ['PrepareStmt', 'ExecuteStmt', 'DeallocateStmt']) {
       const name = o[k]?.name;
       if (typeof name === 'string' && name.startsWith(RESERVED_PREFIX)) names.add(name);
     }
     if ((o.DeallocateStmt && typeof o.DeallocateStmt.name !== 'string') || o.DiscardStmt?.target === 'DISCARD_ALL') deallocatesAll = true;
-    for (const k in o) visit(o[k]);
-  };
-  visit(stmts);
+  });
   if (deallocatesAll) onDeallocateAll();
   if (names.size === 0) return null;
   const edits: Array<{ start: number; end: number; text: string }> = [];

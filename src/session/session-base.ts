@@ -2,8 +2,11 @@
  * The state of a session and the plumbing every part uses: its backend links
  * (coordinator PostgreSQL and workers, opened as the client's role), output
  * ordering across them (`switchTo`, `reply`), the transaction status the
- * client sees, the catalog and the planner call. See session.ts for the
- * statement loop.
+ * client sees, the catalog and the planner call. Beside it: set-observer.ts
+ * (the settings and search_path as SETs and rollbacks change them),
+ * extra-links.ts (slow start's extra connections), route-barrier.ts (the
+ * write barrier of shard moves per route). See session.ts for the statement
+ * loop.
  */
 import type { Duplex } from 'node:stream';
 import { type TransactionStatus } from '../protocol/constants.js';
@@ -19,7 +22,6 @@ import { writeGateFor, type WriteGate } from '../executor/write-gate.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import { collectOnLink, decodeDataRow, decodeFieldNames } from '../executor/link-query.js';
 import { type Node } from '../sql/parse.js';
-import { splitIdentifierList } from '../sql/quote.js';
 import type { Catalog, WorkerNode } from '../metadata/types.js';
 import { planStatement, type StatementPlan } from '../planner/plan-statement.js';
 import type { Route } from '../planner/route.js';
@@ -28,8 +30,9 @@ import { ParkedLinks } from './parked-links.js';
 import { SessionTransaction } from './session-transaction.js';
 import { encodeFlush } from './extended-encoders.js';
 import { SessionOptions, PlannedStatement, Portal, LOCAL_STATEMENT } from './session-parts.js';
-import { writeBarrier } from '../operations/write-barrier.js';
-import { applySet, SettingScopes } from './setting-scopes.js';
+import { enterWriteBarrier, waitForWriteBarrier } from './route-barrier.js';
+import { ExtraLinks } from './extra-links.js';
+import { SetObserver } from './set-observer.js';
 
 export abstract class SessionBase {
   protected readonly framer: MessageFramer;
@@ -45,7 +48,6 @@ export abstract class SessionBase {
   protected readonly tenants = new Map<number, ChannelTenant>();
   /** Set by a handler that consumed client messages past its own (a pipelined Bind … Sync): where the pump goes on. */
   protected consumedTo = 0;
-  private readonly releasedExtras = new WeakSet<BackendLink>();
   protected readonly inbox: Buffer[] = [];
   protected pumping = false;
   /** The link whose forwarded replies are in flight; null when the session itself writes. */
@@ -65,12 +67,9 @@ export abstract class SessionBase {
   protected relevantVersion = -1;
   protected relevantFunctions: ReadonlySet<string> | undefined = undefined;
   protected readonly txn: SessionTransaction;
-  /** What a rollback or the end of a block undoes of the session's SETs. */
-  private readonly scopes: SettingScopes;
   readonly settings = new Map<string, string>();
-  protected searchPath: string[];
-  /** What RESET search_path goes back to: the client's startup value, else the default. */
-  private readonly resetSearchPath: string[];
+  /** The settings map and search_path as SETs and rollbacks change them (set-observer.ts). */
+  private readonly setObserver: SetObserver;
   protected readonly out = new MessageWriter(1024);
   /**
    * A COPY … FROM STDIN into a distributed table in progress; `extended`:
@@ -88,12 +87,6 @@ export abstract class SessionBase {
     this.framer = new MessageFramer(options.maxMessageSize);
     this.coordinator = this.makeLink(backend, -1);
     this.copyLink = this.coordinator;
-    // The client's startup settings hold from the start, as if SET (workers' connections get them at connect).
-    for (const [name, value] of services.startupSettings ?? []) this.settings.set(name, value);
-    const startupPath = services.startupSettings?.get('search_path');
-    const path = startupPath === undefined ? null : splitIdentifierList(startupPath);
-    this.resetSearchPath = path ? path.map((s) => (s === '$user' ? services.user : s)) : [services.user, 'public'];
-    this.searchPath = this.resetSearchPath;
     this.parked = new ParkedLinks({
       workers: this.workers,
       workerNodes: this.workerNodes,
@@ -101,21 +94,21 @@ export abstract class SessionBase {
       mayLetGo: (link) => this.state === 'running' && link.reusable && !link.inTransaction && !this.cycleLinks.has(link),
       forget: (nodeId, link) => this.forgetLink(nodeId, link),
     });
-    this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), {
-      open: (node) => this.openExtraLink(node),
-      release: (node, link, poolable) => this.releaseExtraLink(node, link, poolable),
+    const extraLinks = new ExtraLinks(services, {
+      makeLink: (conn, nodeId, prepared) => this.makeLink(conn, nodeId, prepared),
+      state: () => this.state,
+      replaySets: (link) => this.txn.sets.replay(link),
     });
-    this.scopes = new SettingScopes({
-      view: () => ({ searchPath: this.searchPath, settings: this.settings, setTexts: this.txn.sets.list }),
-      restore: (view, resetNames) => {
-        this.useSearchPath(view.searchPath);
-        this.settings.clear();
-        for (const [k, v] of view.settings) this.settings.set(k, v);
-        if (resetNames.length > 0) this.parked.unparkAll();
-        this.txn.sets.restore(view.setTexts, resetNames, [...this.workers.values(), ...this.txn.extraLinks]);
+    this.txn = new SessionTransaction(this.coordinator, this.workers, services, this.settings, (node) => this.openLink(node), extraLinks);
+    this.setObserver = new SetObserver(this.settings, services, this.txn, {
+      unparkAll: () => this.parked.unparkAll(),
+      workerLinks: () => [...this.workers.values(), ...this.txn.extraLinks],
+      // Cached plans are dropped and prepared statements planned again at their next Bind (a catalog version no catalog has).
+      searchPathChanged: () => {
+        this.planCache.clear();
+        for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
       },
     });
-    this.txn.onControl = (verb, text, out) => this.scopes.control(verb, text, out);
   }
 
   get transactionStatus(): TransactionStatus {
@@ -275,65 +268,24 @@ export abstract class SessionBase {
   protected plan(stmt: Node, text: string, catalog: Catalog): StatementPlan {
     return planStatement(stmt, Buffer.from(text, 'utf8'), {
       catalog,
-      searchPath: this.searchPath,
+      searchPath: this.setObserver.searchPath,
       isCommand: (n) => this.services.isCommand(n),
       roleFunctions: this.services.roleFunctionsNow?.(catalog) ?? undefined,
     });
   }
 
-  /**
-   * Shards a route writes, for the write barrier of shard moves
-   * (operations/write-barrier.ts): a write waits there while its shard group
-   * is being cut over to a new node, then is planned again.
-   */
-  protected writtenShards(route: Route): number[] {
-    switch (route.kind) {
-      case 'router':
-        return route.isWrite ? route.task.shardIds : [];
-      case 'multi-shard':
-        return route.isWrite ? route.tasks.flatMap((t) => t.shardIds) : [];
-      case 'copy-in':
-        return route.table.method === 'hash' ? route.table.shards.map((s) => s.shardId) : [];
-      case 'insert-select':
-        return route.plan.target.method === 'hash' ? route.plan.target.shards.map((s) => s.shardId) : [];
-      default:
-        return [];
-    }
-  }
-
-  /** Counts a write as in flight past the barrier; null while one of its shards is being cut over. */
+  /** Counts a write as in flight past the write barrier of shard moves; null while one of its shards is being cut over (route-barrier.ts). */
   protected enterWriteBarrier(route: Route): (() => void) | null {
-    return writeBarrier.tryEnter(this.services.database, this.writtenShards(route));
+    return enterWriteBarrier(this.services.database, route);
   }
 
   protected waitForWriteBarrier(route: Route): Promise<void> {
-    return writeBarrier.waitUntilOpen(this.services.database, this.writtenShards(route));
+    return waitForWriteBarrier(this.services.database, route);
   }
 
-  /** Keeps the session's view of SET search_path and custom settings current. */
+  /** Keeps the session's view of SET search_path and custom settings current (set-observer.ts). */
   protected observeLocal(stmt: Node, text: string, route: Route): void {
-    const set = stmt.VariableSetStmt;
-    if (!set || route.kind !== 'local' || (!set.name && set.kind !== 'VAR_RESET_ALL')) return;
-    this.scopes.noteSet(set);
-    const defaults = { searchPath: this.resetSearchPath, user: this.services.user, startup: this.services.startupSettings };
-    this.useSearchPath(applySet(set, this.settings, this.searchPath, defaults));
-    // A session-level SET reaches every link the session holds: none of them may go to another session.
-    if (!set.is_local) this.parked.unparkAll();
-    this.txn.rememberSet(text, !!set.is_local);
-  }
-
-  /**
-   * Makes `path` the session's search_path. When it differs, plans resolved
-   * names with the old one: cached plans are dropped and prepared statements
-   * planned again at their next Bind (a catalog version no catalog has), as
-   * PostgreSQL plans them again.
-   */
-  private useSearchPath(path: string[]): void {
-    if (path !== this.searchPath && path.join('\0') !== this.searchPath.join('\0')) {
-      this.planCache.clear();
-      for (const st of this.statements.values()) if (st) st.plan = Object.create(st.plan, { catalogVersion: { value: -1 } }) as StatementPlan;
-    }
-    this.searchPath = path;
+    this.setObserver.observe(stmt, text, route);
   }
 
   /** Sends one forwarded message to a link, keeping output in order. */
@@ -393,37 +345,6 @@ export abstract class SessionBase {
     if (isWrite) link.wroteInTransaction = true;
     this.txn.noteAccess(link, node, shardIds);
     return link;
-  }
-
-  /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
-  protected async openExtraLink(node: WorkerNode): Promise<BackendLink> {
-    const { conn, prepared } = await this.services.connectNode(node);
-    const link = this.makeLink(conn, node.nodeId, prepared);
-    link.onIdle = null;
-    if (this.state === 'closed') {
-      link.close();
-      throw new PgError({ code: '08006', message: 'the session ended' });
-    }
-    this.txn.sets.replay(link);
-    return link;
-  }
-
-  /**
-   * Gives an extra connection back once its last reply is in (a COMMIT
-   * PREPARED may still be on its way): to the pool when it is idle outside a
-   * transaction, else it is closed.
-   */
-  protected releaseExtraLink(node: WorkerNode, link: BackendLink, poolable: boolean): void {
-    // Once only: a connection given to the pool twice would serve two sessions at once.
-    if (this.releasedExtras.has(link)) return;
-    this.releasedExtras.add(link);
-    void link.settled().then(() => {
-      if (poolable && this.state === 'running' && link.reusable) {
-        this.services.releaseNode(node, link.detach(), link.prepared);
-      } else {
-        link.close();
-      }
-    });
   }
 
   /** The session's link to a worker, opened as the client's role (not joined to the transaction). */

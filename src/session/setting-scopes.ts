@@ -4,8 +4,10 @@
  * made after — rolls back, a SET LOCAL ends with its block, and a committed
  * SET stays. The session keeps its own view of the settings (search_path for
  * planning, the settings map, the SETs replayed on new worker links); this
- * takes a snapshot of that view at BEGIN and at each SAVEPOINT and puts it
- * back where PostgreSQL would. Putting back a rolled-back SET also resets
+ * keeps a snapshot of that view as it was at BEGIN and at each SAVEPOINT and
+ * puts it back where PostgreSQL would. The snapshot is taken at the first SET
+ * after them (the view changes only through a SET), so a block without SETs
+ * copies nothing. Putting back a rolled-back SET also resets
  * it on the worker links the session holds (one that was not in the block
  * kept it) and replays the SETs that remain (`SettingsHost.restore`).
  */
@@ -29,7 +31,8 @@ export interface SettingsHost {
 interface Scope {
   /** The SAVEPOINT's name; null for the block itself. */
   savepoint: string | null;
-  view: SettingsView;
+  /** The view when the scope began; null until the first SET after it (the view is unchanged until then). */
+  view: SettingsView | null;
   /** Settings SET (session-level) since the scope began; `*` for RESET ALL. */
   changed: Set<string>;
   /** Settings SET LOCAL since the scope began. */
@@ -44,6 +47,8 @@ export class SettingScopes {
   /** A SET (RESET, SET LOCAL, RESET ALL) the session saw, as its VariableSetStmt. */
   noteSet(set: Node): void {
     const name = (set.name as string | undefined) ?? null;
+    // Every SET changes the view (roles too): the scopes that have no snapshot yet take it now, before the change.
+    for (let i = this.scopes.length - 1; i >= 0 && this.scopes[i]!.view === null; i--) this.scopes[i]!.view = copy(this.host.view());
     // SET TRANSACTION belongs to the block; roles are watched elsewhere (commands/roles/watch.ts).
     if (set.kind === 'VAR_SET_MULTI' || name === 'role' || name === 'session_authorization') return;
     const top = this.scopes[this.scopes.length - 1];
@@ -60,16 +65,16 @@ export class SettingScopes {
     if (verb === 'commit' || verb === 'rollback' || verb === 'prepare') {
       const changed = this.union('changed', 0);
       const local = this.union('local', 0);
-      const base = this.scopes[0]!.view;
+      const block = this.scopes[0]!;
       this.scopes = [];
       const committed = verb !== 'rollback' && !(out instanceof PgError) && out !== 'ROLLBACK';
       if (!committed) {
-        if (changed.size + local.size > 0) this.host.restore(base, [...changed]);
+        if (changed.size + local.size > 0) this.host.restore(this.viewOf(block), [...changed]);
         return;
       }
       // SET LOCAL ends with the block: those settings go back to their value before it, unless SET in it too.
       const ended = [...local].filter((n) => !changed.has(n) && !changed.has('*'));
-      if (ended.length > 0) this.host.restore(withValuesOf(this.host.view(), base, ended), []);
+      if (ended.length > 0) this.host.restore(withValuesOf(this.host.view(), this.viewOf(block), ended), []);
       return;
     }
     if (out instanceof PgError) return;
@@ -93,12 +98,17 @@ export class SettingScopes {
       this.scopes.length = at + 1;
       scope.changed = new Set();
       scope.local = new Set();
-      if (changed.size + local.size > 0) this.host.restore(copy(scope.view), [...changed]);
+      if (changed.size + local.size > 0) this.host.restore(copy(this.viewOf(scope)), [...changed]);
     }
   }
 
   private scope(savepoint: string | null): Scope {
-    return { savepoint, view: copy(this.host.view()), changed: new Set(), local: new Set() };
+    return { savepoint, view: null, changed: new Set(), local: new Set() };
+  }
+
+  /** The scope's snapshot; one never taken is the view now (no SET came since the scope began). */
+  private viewOf(scope: Scope): SettingsView {
+    return (scope.view ??= copy(this.host.view()));
   }
 
   private union(key: 'changed' | 'local', from: number): Set<string> {

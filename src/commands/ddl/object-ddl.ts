@@ -27,6 +27,7 @@ import { ensureObjectsOnWorkers, forgetDroppedRecords, recordObjects } from '../
 import type { ObjectRef } from '../object-dependencies.js';
 import { changedObjects, createdObjects } from './object-targets.js';
 import type { Node } from '../../sql/parse.js';
+import { someNode } from '../../sql/tree-walk.js';
 import { deparseStatement } from './deparse.js';
 import { runLocally, runTransactionalDdl, ShardTasks, type UtilityContext } from './propagate.js';
 import { statementName } from './tree.js';
@@ -39,11 +40,10 @@ export function workerNodes(ctx: UtilityContext, catalog: Catalog): WorkerNode[]
 
 /** Whether the statement names a temporary schema (its object lives in this session only). */
 function namesTempSchema(tree: unknown): boolean {
-  if (Array.isArray(tree)) return tree.some(namesTempSchema);
-  if (!tree || typeof tree !== 'object') return false;
-  const sval = (tree as Node).String?.sval;
-  if (typeof sval === 'string' && /^pg_temp(_\d+)?$/.test(sval)) return true;
-  return Object.values(tree as object).some(namesTempSchema);
+  return someNode(tree, (n) => {
+    const sval = n.String?.sval;
+    return typeof sval === 'string' && /^pg_temp(_\d+)?$/.test(sval);
+  });
 }
 
 /** The statement for the workers: the client's text, or for DROP the same statement with IF EXISTS. */

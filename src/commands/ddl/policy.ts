@@ -28,6 +28,7 @@
  */
 import { PgError } from '../../protocol/errors.js';
 import { parseSql, type Node } from '../../sql/parse.js';
+import { someNode, walkTree } from '../../sql/tree-walk.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import { shardName } from '../../metadata/shard-name.js';
 import type { Catalog, DistributedTable, Shard } from '../../metadata/types.js';
@@ -64,11 +65,7 @@ function rangeVarNames(rv: Node): string[] {
 }
 
 function containsSubLink(o: Node): boolean {
-  if (o === null || typeof o !== 'object') return false;
-  if (Array.isArray(o)) return o.some(containsSubLink);
-  if (o.SubLink) return true;
-  for (const k in o) if (containsSubLink(o[k])) return true;
-  return false;
+  return someNode(o, (n) => !!n.SubLink);
 }
 
 /** Citus's rule: policy expressions on distributed tables may not contain subqueries. */
@@ -98,9 +95,7 @@ async function readPolicy(ctx: UtilityContext, relid: number, name: string): Pro
 /** Points column references qualified by the table's name (`t.*`, `s.t.c`) at the shard. Returns whether any did. */
 function pointColumnsAtShard(expr: Node, table: DistributedTable, shard: string): boolean {
   let changed = false;
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) return o.forEach(visit);
+  walkTree(expr, (o) => {
     const fields: Node[] | undefined = o.ColumnRef?.fields;
     if (fields && fields.length >= 2) {
       const names = fields.map((f) => f.String?.sval as string | undefined);
@@ -112,9 +107,7 @@ function pointColumnsAtShard(expr: Node, table: DistributedTable, shard: string)
         changed = true;
       }
     }
-    for (const k in o) visit(o[k]);
-  };
-  visit(expr);
+  });
   return changed;
 }
 

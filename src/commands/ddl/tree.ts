@@ -9,6 +9,7 @@
  * cache (sql/parse.ts) hands the same tree to every statement with that text.
  */
 import type { Node } from '../../sql/parse.js';
+import { someNode, walkTree } from '../../sql/tree-walk.js';
 import { shardName } from '../../metadata/shard-name.js';
 import type { DistributedTable, Shard } from '../../metadata/types.js';
 
@@ -20,16 +21,9 @@ export function isRangeVar(o: Node): boolean {
 /** Every RangeVar object in the tree (the objects themselves, so a clone can be edited in place). */
 export function rangeVars(tree: Node): Node[] {
   const found: Node[] = [];
-  const visit = (o: Node): void => {
-    if (o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) {
-      for (const x of o) visit(x);
-      return;
-    }
+  walkTree(tree, (o) => {
     if (isRangeVar(o)) found.push(o);
-    for (const k in o) if (o[k] !== null && typeof o[k] === 'object') visit(o[k]);
-  };
-  visit(tree);
+  });
   return found;
 }
 
@@ -73,16 +67,10 @@ export function shardAt(table: DistributedTable, index: number): Shard {
 
 /** Whether an expression calls nextval(): such defaults stay on the coordinator. */
 export function callsNextval(expr: Node): boolean {
-  let found = false;
-  const visit = (o: Node): void => {
-    if (found || o === null || typeof o !== 'object') return;
-    if (Array.isArray(o)) return o.forEach(visit);
+  return someNode(expr, (o) => {
     const names: Node[] | undefined = o.FuncCall?.funcname;
-    if (names && names[names.length - 1]?.String?.sval === 'nextval') found = true;
-    for (const k in o) visit(o[k]);
-  };
-  visit(expr);
-  return found;
+    return !!names && names[names.length - 1]?.String?.sval === 'nextval';
+  });
 }
 
 const STATEMENT_NAMES: Record<string, string> = {

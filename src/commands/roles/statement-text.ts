@@ -17,6 +17,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { PgError } from '../../protocol/errors.js';
 import { parseSql, type Node } from '../../sql/parse.js';
+import { walkTree } from '../../sql/tree-walk.js';
 import { scanWords } from '../../sql/lexer.js';
 import { quoteIdent, quoteLiteral } from '../../sql/quote.js';
 
@@ -150,12 +151,9 @@ const SPECIAL_ROLES: Record<string, keyof SessionRoles> = {
 
 /** Every RoleSpec node in a tree. */
 export function roleSpecs(node: unknown, out: Node[] = []): Node[] {
-  if (Array.isArray(node)) for (const n of node) roleSpecs(n, out);
-  else if (node && typeof node === 'object') {
-    const n = node as Node;
+  walkTree(node, (n) => {
     if (typeof n.roletype === 'string') out.push(n);
-    for (const v of Object.values(n)) roleSpecs(v, out);
-  }
+  });
   return out;
 }
 
