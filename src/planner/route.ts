@@ -67,6 +67,13 @@ export type Route =
        * order (PostgreSQL returns them in VALUES order).
        */
       rowOrder?: number[][];
+      /**
+       * A multi-row INSERT … RETURNING whose rows carry their position in the
+       * client's VALUES list as one more, last column (insert-planner.ts
+       * `withRowOrdinal`): the session strips it and returns the rows in that
+       * order, also when ON CONFLICT or a trigger skipped some.
+       */
+      ordinal?: boolean;
     }
   /**
    * A utility statement (DDL, TRUNCATE, VACUUM, GRANT…) on distributed or
