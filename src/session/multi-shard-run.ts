@@ -19,7 +19,9 @@
  * afterwards (or are closed when the session's SETs live on them).
  *
  * The first failing task stops the rest: nothing more starts, running tasks
- * on other connections are cancelled, and that first error is the answer.
+ * on other connections are cancelled, and that first error is the answer —
+ * except for an INSERT, whose answer is its first task's error in VALUES
+ * order (as PostgreSQL's), whatever answers first.
  * (A cancel request is asynchronous: the statement waits until the
  * postmaster has taken every cancel it sent — `BackendLink.settled` — so
  * none lands on the ROLLBACK or on a later statement, and a connection with
@@ -168,10 +170,18 @@ export async function runMultiShardTasks(
   const results = new Array<CollectedResult | null>(route.tasks.length).fill(null);
   const control = { stopped: false };
   let firstError: PgError | null = null;
+  // An INSERT answers with the error of its first failing task — its tasks come in the order of
+  // their first VALUES rows — not of the first to arrive: every task runs to its answer (nothing is
+  // cancelled; the statement rolls back anyway), except the later tasks of a connection whose
+  // transaction a failure aborted (they come after that failure: a connection takes its tasks in order).
+  const firstInOrder = route.commandTag === 'INSERT';
+  let failedTask = -1;
+  const aborted = new Set<BackendLink>();
   const allLinks = (): BackendLink[] => order.flatMap((g) => [g.first, ...g.extras]);
   const used = new Set<BackendLink>();
   const run = async (g: NodeGroup, link: BackendLink, i: number): Promise<boolean> => {
     const task = route.tasks[i]!;
+    if (aborted.has(link)) return true;
     used.add(link);
     if (inBlock) {
       ctx.noteAccess(link, g.node, task.shardIds);
@@ -182,6 +192,14 @@ export async function runMultiShardTasks(
     started(i);
     results[i] = r;
     if (!r.error) return true;
+    if (firstInOrder) {
+      aborted.add(link);
+      if (failedTask < 0 || i < failedTask) {
+        failedTask = i;
+        firstError = r.error;
+      }
+      return true;
+    }
     if (!firstError) {
       firstError = r.error;
       // Fail fast: what still runs elsewhere is cancelled (its own error is not the answer).

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { addWorkers, nodeOfKeys, textClient } from './support.js';
+import { addWorkers, nodeOfKeys, nodeUrl, textClient, withTextClient } from './support.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -76,4 +76,57 @@ test('a multi-shard INSERT … ON CONFLICT … RETURNING that skips rows returns
   // Nothing skipped: still in order.
   await same(`INSERT INTO kv (k, v) VALUES (31, 'a'), (30, 'b'), (29, 'c'), (28, 'd') RETURNING k`);
   await same('SELECT * FROM kv ORDER BY k');
+});
+
+/** Two keys of `kv` on different workers: [key, its worker's port] each. */
+async function keysOnTwoWorkers(): Promise<Array<[number, number]>> {
+  const nodes = await nodeOfKeys(weave, 'kv', Array.from({ length: 40 }, (_, i) => 100 + i));
+  const first = [...nodes][0]!;
+  const other = [...nodes].find(([, port]) => port !== first[1])!;
+  return [first, other];
+}
+
+async function errorCode(c: pg.Client, sql: string): Promise<string> {
+  try {
+    await c.query(sql);
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+  return 'no error';
+}
+
+test('a multi-shard INSERT failing on several shards reports the error of its first row, like PostgreSQL', async () => {
+  const [[a], [b]] = await keysOnTwoWorkers();
+  await both('TRUNCATE kv');
+  await both(`INSERT INTO kv (k, v) VALUES (${a}, 'taken')`);
+  // Row 1: a unique violation; row 2, on the other worker: a CHECK violation.
+  const sql = `INSERT INTO kv (k, v, n) VALUES (${a}, 'dup', 0), (${b}, 'bad', -1)`;
+  assert.equal(await errorCode(reference, sql), '23505');
+  for (let i = 0; i < 5; i++) assert.equal(await errorCode(weave, sql), '23505');
+  assert.equal(await errorCode(weave, `INSERT INTO kv (k, v, n) VALUES (${b}, 'bad', -1), (${a}, 'dup', 0)`), '23514');
+});
+
+test("the first row's error wins even when its shard answers last", async () => {
+  const [[a, portA], [b]] = await keysOnTwoWorkers();
+  await both('TRUNCATE kv');
+  const holder = await textClient(cluster.url, 'write-edges-holder');
+  try {
+    // Another transaction holds key a: row 1 waits for it, row 2 fails at once on the other worker.
+    await holder.query('BEGIN');
+    await holder.query(`INSERT INTO kv (k, v) VALUES (${a}, 'held')`);
+    let answered = false;
+    const answer = errorCode(weave, `INSERT INTO kv (k, v, n) VALUES (${a}, 'dup', 0), (${b}, 'bad', -1)`).finally(() => (answered = true));
+    await withTextClient(nodeUrl(cluster, portA), async (w) => {
+      // Until row 1 waits for the lock (or the INSERT answered without waiting for it: the wrong answer).
+      while (!answered) {
+        const r = await w.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%dup%'`);
+        if (r.rowCount! > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+    await holder.query('COMMIT');
+    assert.equal(await answer, '23505');
+  } finally {
+    await holder.end();
+  }
 });
