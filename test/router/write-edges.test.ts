@@ -163,3 +163,28 @@ test('a data-modifying WITH on a distributed table feeding an INSERT … SELECT 
   await weave.query('TRUNCATE local_kv');
   assert.deepEqual((await weave.query('SELECT count(*) AS c, sum(n) AS s FROM kv')).rows, [{ c: '20', s: '210' }]);
 });
+
+test('rows pulled as text keep exact floats at extra_float_digits 0, and the client still sees its setting', async () => {
+  const setup = [
+    `CREATE TYPE pair AS (a float8, b text)`,
+    `CREATE TABLE fl (k bigint PRIMARY KEY, f float8, p pair, fa float4[])`,
+    `INSERT INTO fl SELECT g, 0.1::float8 + 0.2 * g, ROW(0.1::float8 + 0.2 * g, 'x')::pair, ARRAY[(0.1 * g)::float4] FROM generate_series(1, 8) g`,
+  ];
+  for (const sql of setup) await both(sql);
+  await weave.query(`SELECT create_distributed_table('fl', 'k', shard_count := 4)`);
+  await both('SET extra_float_digits = 0');
+  try {
+    // A window function over all rows: fl is pulled — as text, for its composite column.
+    await same(`SELECT k, f = 0.1::float8 + 0.2 * k AS exact, (p).a = 0.1::float8 + 0.2 * k AS in_composite, fa[1] = (0.1 * k)::float4 AS in_array,
+      f::text AS shown, p::text AS shown_pair, row_number() OVER (ORDER BY f DESC) FROM fl ORDER BY k`);
+    // A filter the pull runs on the shards computes its text at the session's setting.
+    await same(`SELECT k, f = 0.1::float8 + 0.2 * k AS exact, rank() OVER (ORDER BY p) FROM fl WHERE f::text = '0.3' OR (p).a::text = '0.5' ORDER BY k`);
+    // A join with a coordinator table: fl's rows shipped as an intermediate result or pulled.
+    await both('TRUNCATE local_kv');
+    await both(`INSERT INTO local_kv (k, v) SELECT g, 'l' FROM generate_series(1, 8) g`);
+    await same(`SELECT l.k, f.f = 0.1::float8 + 0.2 * f.k AS exact, (f.p).a = 0.1::float8 + 0.2 * f.k AS in_composite FROM local_kv l LEFT JOIN fl f ON f.k = l.k ORDER BY l.k`);
+    await same('SHOW extra_float_digits');
+  } finally {
+    await both('RESET extra_float_digits');
+  }
+});
