@@ -188,3 +188,24 @@ test('rows pulled as text keep exact floats at extra_float_digits 0, and the cli
     await both('RESET extra_float_digits');
   }
 });
+
+test('rows moved as text between nodes (broadcast, shipped local table, INSERT … SELECT) keep exact floats at extra_float_digits 0', async () => {
+  for (const sql of [
+    `CREATE TABLE fl2 (id bigint, k bigint, f float8, p pair)`,
+    `CREATE TABLE local_fl (k bigint PRIMARY KEY, p pair)`,
+    `INSERT INTO local_fl SELECT g, ROW(0.1::float8 + 0.2 * g, 'l')::pair FROM generate_series(1, 8) g`,
+  ]) await both(sql);
+  await weave.query(`SELECT create_distributed_table('fl2', 'id', shard_count := 4, colocate_with := 'none')`);
+  await both('SET extra_float_digits = 0');
+  try {
+    // INSERT … SELECT whose rows change shards (repartitioned), as text for the composite column.
+    await same(`INSERT INTO fl2 SELECT k * 7, k, f, p FROM fl`);
+    await same(`SELECT k, f = 0.1::float8 + 0.2 * k AS exact, (p).a = 0.1::float8 + 0.2 * k AS in_composite FROM fl2 ORDER BY k`);
+    // A join on composite values of tables that are not co-located: one side broadcast.
+    await same(`SELECT a.k, b.id FROM fl a JOIN fl2 b ON a.p = b.p ORDER BY a.k`);
+    // A coordinator table joined on the distribution column: shipped to the workers as an intermediate result.
+    await same(`SELECT f.k, (l.p).a = f.f AS same_value FROM fl f JOIN local_fl l ON l.k = f.k ORDER BY f.k`);
+  } finally {
+    await both('RESET extra_float_digits');
+  }
+});

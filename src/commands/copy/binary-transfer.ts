@@ -26,6 +26,8 @@
 import { Frontend } from '../../protocol/constants.js';
 import { encodeMessage } from '../../protocol/writer.js';
 import type { BackendLink } from '../../executor/backend-link.js';
+import { decodeDataRow, queryOnLink } from '../../executor/link-query.js';
+import type { PgError } from '../../protocol/errors.js';
 import { quoteLiteral } from '../../sql/quote.js';
 import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
 
@@ -95,6 +97,21 @@ export function textCopyOut(query: string, floatDigits: string | null): { sql: s
     sql: `COPY (${exact}) TO STDOUT`,
     after: `SELECT pg_catalog.set_config('extra_float_digits', ${quoteLiteral(floatDigits!)}, true)`,
   };
+}
+
+/**
+ * Runs `stream` with the `COPY (query) TO STDOUT` of a transfer from
+ * `source`: binary as it is; text with exact floats (`textCopyOut`, the
+ * link asked for its extra_float_digits first), the setting set back after.
+ */
+export async function copyOutExactly(source: BackendLink, query: string, binary: boolean, stream: (copyOutSql: string) => Promise<PgError | null>): Promise<PgError | null> {
+  if (binary) return stream(`COPY (${query}) TO STDOUT${copyFormat(true)}`);
+  const digits = await queryOnLink(source, `SELECT ${FLOAT_DIGITS_SQL}`);
+  if (digits.error) return digits.error;
+  const { sql, after } = textCopyOut(query, decodeDataRow(digits.rows[0]!)[0] ?? null);
+  const err = await stream(sql);
+  if (err || !after) return err;
+  return (await queryOnLink(source, after)).error;
 }
 
 /** Whether every link's database has the same encoding (binary text fields are in the server's encoding). */
