@@ -267,7 +267,7 @@ export class InsertPlan {
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
     const rowOrder = returning && !ordinal ? [...positions.values()] : undefined;
-    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder, ordinal: ordinal || undefined };
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder, ordinal: ordinal || undefined, errorInTaskOrder: true };
   }
 
   /** The ON CONSTRAINT name of shard `shardId` in place of the client's (its span moved by `shift` bytes). */

@@ -20,8 +20,9 @@
  *
  * The first failing task stops the rest: nothing more starts, running tasks
  * on other connections are cancelled, and that first error is the answer —
- * except for an INSERT, whose answer is its first task's error in VALUES
- * order (as PostgreSQL's), whatever answers first.
+ * except for a multi-row INSERT … VALUES (`errorInTaskOrder`), whose answer
+ * is its first task's error in VALUES order (as PostgreSQL's), whatever
+ * answers first.
  * (A cancel request is asynchronous: the statement waits until the
  * postmaster has taken every cancel it sent — `BackendLink.settled` — so
  * none lands on the ROLLBACK or on a later statement, and a connection with
@@ -170,11 +171,11 @@ export async function runMultiShardTasks(
   const results = new Array<CollectedResult | null>(route.tasks.length).fill(null);
   const control = { stopped: false };
   let firstError: PgError | null = null;
-  // An INSERT answers with the error of its first failing task — its tasks come in the order of
-  // their first VALUES rows — not of the first to arrive: every task runs to its answer (nothing is
+  // A multi-row INSERT answers with the error of its first failing task — its tasks come in the order
+  // of their first VALUES rows — not of the first to arrive: every task runs to its answer (nothing is
   // cancelled; the statement rolls back anyway), except the later tasks of a connection whose
   // transaction a failure aborted (they come after that failure: a connection takes its tasks in order).
-  const firstInOrder = route.commandTag === 'INSERT';
+  const firstInOrder = route.errorInTaskOrder === true;
   let failedTask = -1;
   const aborted = new Set<BackendLink>();
   const allLinks = (): BackendLink[] => order.flatMap((g) => [g.first, ...g.extras]);
