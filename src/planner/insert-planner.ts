@@ -54,6 +54,9 @@ export class InsertPlan {
   private timedEvaluation: Route | null = null;
   /** `ON CONFLICT ON CONSTRAINT name`: the name and its span in the text (each shard's constraint is `name_<shardid>`). */
   private readonly constraint: { name: string; at: number; len: number } | null = null;
+  /** The distribution column's position in each VALUES row, and its type as a RETURNING ordinal's typed NULL needs it (null: no ordinal). */
+  private readonly keyIndex: number = -1;
+  private readonly keyType: string | null = null;
 
   constructor(
     private readonly text: Buffer,
@@ -77,6 +80,8 @@ export class InsertPlan {
       throw new PgError({ code: '0A000', message: `INSERT into distributed table "${this.table.name}" needs a column list here`, hint: 'Name the columns: INSERT INTO t (a, b) VALUES ...' });
     }
     const keyIndex = names.indexOf(this.table.distributionColumn!);
+    this.keyIndex = keyIndex;
+    this.keyType = ordinalKeyType(this.table.distributionColumnType);
     // Left-out columns matter only when their default must be computed on the coordinator.
     const omitsColumns = this.table.columns
       ? this.table.columns.some((c) => !names.includes(c) && (this.table.evaluatedDefaults ?? [c]).includes(c))
@@ -235,9 +240,11 @@ export class InsertPlan {
     const tasks: Task[] = [];
     const byShard = new Map<number, Node[]>();
     const positions = new Map<number, number[]>();
+    const returning = ((this.stmt.returningList ?? []) as Node[]).length > 0;
+    const ordinal = returning && this.keyType !== null;
     shardOfRow.forEach((s, i) => {
       const list = byShard.get(s) ?? [];
-      list.push(this.rows[i]);
+      list.push(ordinal ? withRowOrdinal(this.rows[i], this.keyIndex, i, this.keyType!) : this.rows[i]);
       byShard.set(s, list);
       const at = positions.get(s) ?? [];
       at.push(i);
@@ -252,16 +259,16 @@ export class InsertPlan {
         copy.relation.alias = { aliasname: this.target.ref.name };
         unqualifyColumns(copy, this.table.schema, this.target.ref.name);
       }
-      copy.selectStmt.SelectStmt.valuesLists = structuredClone(rows);
+      copy.selectStmt.SelectStmt.valuesLists = ordinal ? rows : structuredClone(rows);
+      if (ordinal) copy.returningList = [...copy.returningList, structuredClone(ordinalTemplate().target)];
       if (this.constraint) copy.onConflictClause.infer.conname = shardName(this.constraint.name, shard.shardId);
       // Each shard gets only some rows, so parameter numbers no longer match
       // one Bind: the values are written into the statement as literals.
       if (params) inlineParams(copy, params);
       tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
-    const returning = ((this.stmt.returningList ?? []) as Node[]).length > 0;
-    const rowOrder = returning ? [...positions.values()] : undefined;
-    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder };
+    const rowOrder = returning && !ordinal ? [...positions.values()] : undefined;
+    return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder, ordinal: ordinal || undefined, errorInTaskOrder: true };
   }
 
   /** The ON CONSTRAINT name of shard `shardId` in place of the client's (its span moved by `shift` bytes). */
@@ -290,6 +297,55 @@ export class InsertPlan {
     if (paramNumber !== null) this.timedTextByShardIndex.set(shardIndex, sql);
     return sql;
   }
+}
+
+/**
+ * The VALUES position of each row a multi-shard INSERT … RETURNING returns.
+ * A shard returns its rows in the order of its VALUES rows, but ON CONFLICT
+ * DO NOTHING, DO UPDATE … WHERE and BEFORE triggers skip rows, and which ones
+ * only the shard knows. So each row's distribution value (evaluated when
+ * its row is fetched, just before the row is inserted and its RETURNING
+ * computed: ModifyTable takes one row at a time from the VALUES scan) also
+ * sets a transaction-local setting to the row's position, and RETURNING
+ * reads it back as one more column, which the session strips and sorts by
+ * (session/multi-shard-run.ts). The distribution value stays what it was:
+ * `CASE WHEN set_config(…) IS NULL THEN NULL::<type> ELSE <value> END` — an
+ * untyped literal resolves against the typed NULL to the column's base type
+ * (the column's modifiers then apply on assignment, as for the literal
+ * itself), a typed value keeps its type against an untyped NULL.
+ */
+const ORDINAL_SETTING = 'pgweave.values_row';
+const ORDINAL_SQL = `SELECT CASE WHEN pg_catalog.set_config('${ORDINAL_SETTING}', '0', true) IS NULL THEN NULL ELSE NULL END, ` +
+  `pg_catalog.current_setting('${ORDINAL_SETTING}') AS pgweave_values_row`;
+/** The CASE and the RETURNING target, parsed once (the parser loads before any plan is made). */
+let ordinalNodes: { caseExpr: Node; target: Node } | null = null;
+function ordinalTemplate(): { caseExpr: Node; target: Node } {
+  if (!ordinalNodes) {
+    const list = parseSql(ORDINAL_SQL).stmts[0].stmt.SelectStmt.targetList as Node[];
+    ordinalNodes = { caseExpr: list[0].ResTarget.val, target: list[1] };
+  }
+  return ordinalNodes;
+}
+/** Types of the TypeScript hash living in pg_catalog (citext may live anywhere: no ordinal, rows in shard order when some are skipped). */
+const ORDINAL_KEY_TYPES = new Set(['int2', 'int4', 'int8', 'oid', 'bool', 'char', 'text', 'name', 'varchar', 'bpchar', 'uuid', 'numeric', 'date', 'timestamp', 'timestamptz']);
+
+function ordinalKeyType(type: string | null): string | null {
+  return type !== null && ORDINAL_KEY_TYPES.has(type) ? type : null;
+}
+
+/** A copy of VALUES row `row` whose distribution value (item `keyIndex`) also records the row's position `at`. */
+function withRowOrdinal(row: Node, keyIndex: number, at: number, keyType: string): Node {
+  const copy = structuredClone(row);
+  const items = copy.List.items as Node[];
+  const value = items[keyIndex]!;
+  const expr = structuredClone(ordinalTemplate().caseExpr);
+  expr.CaseExpr.args[0].CaseWhen.expr.NullTest.arg.FuncCall.args[1] = { A_Const: { sval: { sval: String(at) } } };
+  const untyped = value.ParamRef !== undefined || value.A_Const?.sval !== undefined;
+  const typedNull = { TypeCast: { arg: { A_Const: { isnull: true } }, typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: keyType } }], typemod: -1 } } };
+  expr.CaseExpr.args[0].CaseWhen.result = untyped ? typedNull : { A_Const: { isnull: true } };
+  expr.CaseExpr.defresult = value;
+  items[keyIndex] = expr;
+  return copy;
 }
 
 const EXACT_OUTPUT_SQL =

@@ -232,6 +232,12 @@ export interface InsertSelectPlan {
   fallback: InsertSelectPlan | null;
   /** Why this mode (EXPLAIN, tests). */
   reason: string;
+  /**
+   * A data-modifying WITH (on coordinator tables: plan-statement.ts refuses one
+   * on distributed tables) writes the coordinator along with the shards: the
+   * session runs the statement in a block of its own, so both commit together.
+   */
+  writesCoordinator: boolean;
 }
 
 const SEQUENCE_FUNCTIONS = new Set(['nextval', 'setval', 'currval', 'lastval']);
@@ -351,6 +357,10 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
     insertsRows: !!insert.onConflictClause || ((insert.returningList ?? []) as Node[]).length > 0,
     tailSql: '',
     staging: `pgweave_insert_${table.relationId}`,
+    writesCoordinator: ((insert.withClause?.ctes ?? []) as Node[]).some((c) => {
+      const q = c.CommonTableExpr?.ctequery;
+      return !!(q?.InsertStmt || q?.UpdateStmt || q?.DeleteStmt || q?.MergeStmt);
+    }),
   };
   const span = selectSpan(text, insert);
   base.tailSql = text.toString('utf8', span.end);

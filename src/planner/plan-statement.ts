@@ -315,6 +315,10 @@ export function planStatement(stmt: Node, text: Buffer, ctx: PlanContext): State
   try {
     if (stmt.InsertStmt) {
       const target = relations.find((r) => r.ref.node === stmt.InsertStmt.relation);
+      // Both INSERT … SELECT paths run the WITH on the coordinator, over pulled copies: a write there would be lost.
+      const writtenInWith = ((stmt.InsertStmt.withClause?.ctes ?? []) as Node[]).map((c) => modifiedRelation(c.CommonTableExpr?.ctequery));
+      const lost = relations.find((r) => writtenInWith.includes(r.ref.node));
+      if (lost) return fixed(unsupported(`a data-modifying WITH on ${lost.table.method === 'reference' ? 'reference' : 'distributed'} table "${lost.table.name}" feeding an INSERT … SELECT`));
       if (!target) return fixed(planInsertSelectIntoLocal(text, stmt.InsertStmt, relations));
       const fromSelect = !!stmt.InsertStmt.selectStmt?.SelectStmt && !stmt.InsertStmt.selectStmt.SelectStmt.valuesLists;
       if (target.table.method === 'reference' && fromSelect && relations.some((r) => r.table.method === 'hash')) {

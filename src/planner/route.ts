@@ -67,6 +67,20 @@ export type Route =
        * order (PostgreSQL returns them in VALUES order).
        */
       rowOrder?: number[][];
+      /**
+       * A multi-row INSERT … RETURNING whose rows carry their position in the
+       * client's VALUES list as one more, last column (insert-planner.ts
+       * `withRowOrdinal`): the session strips it and returns the rows in that
+       * order, also when ON CONFLICT or a trigger skipped some.
+       */
+      ordinal?: boolean;
+      /**
+       * A multi-row INSERT … VALUES, its tasks in the order of their first rows:
+       * a failure answers with the first failing task's error, every task
+       * answered (session/multi-shard-run.ts), as PostgreSQL reports the first
+       * failing row's — not the first error to arrive.
+       */
+      errorInTaskOrder?: boolean;
     }
   /**
    * A utility statement (DDL, TRUNCATE, VACUUM, GRANT…) on distributed or

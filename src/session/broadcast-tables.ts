@@ -36,7 +36,7 @@ import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { BroadcastCandidate, BroadcastTable, Route } from '../planner/route.js';
 import { createWorkerTableSql, workerTableSql } from '../planner/broadcast-planner.js';
 import { pullTables } from './pull-tables.js';
-import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { copyFormat, copyOutExactly, sameEncoding } from '../commands/copy/binary-transfer.js';
 import { columnsDefinition, relationColumns } from './relation-columns.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
@@ -212,8 +212,8 @@ export async function shipBroadcastTables(coordinator: BackendLink, c: Broadcast
       const created = await Promise.all(targets.map((l) => queryOnLink(l, createWorkerTableSql(t, cols.definition))));
       err = created.find((r) => r.error)?.error ?? null;
     }
-    const format = copyFormat(cols.portable && sameEncoding([coordinator, ...targets]));
-    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT${format}`, targets, `COPY ${workerTableSql(t)} FROM STDIN${format}`);
+    const binary = cols.portable && sameEncoding([coordinator, ...targets]);
+    if (!err) err = await copyOutExactly(coordinator, `SELECT * FROM pg_temp.${temp}`, binary, (out) => fanOutCopy(coordinator, out, targets, `COPY ${workerTableSql(t)} FROM STDIN${copyFormat(binary)}`));
     if (!err) {
       const indexes = await indexSql(coordinator, t, cols.names);
       if (indexes instanceof PgError) err = indexes;

@@ -32,7 +32,7 @@ import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
 import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
 import { parseBytes } from './repartition-tables.js';
-import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { copyFormat, copyOutExactly, sameEncoding } from '../commands/copy/binary-transfer.js';
 import { columnsDefinition, relationColumns } from './relation-columns.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
@@ -182,8 +182,8 @@ async function ship(coordinator: BackendLink, results: IntermediateResult[], nam
     const create = `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (${definition})`;
     const created = await Promise.all(targets.map((l) => queryOnLink(l, create)));
     let err = created.find((c) => c.error)?.error ?? null;
-    const format = copyFormat(cols.every((c) => c.portable) && sameEncoding([coordinator, ...targets]));
-    if (!err) err = await fanOutCopy(coordinator, `COPY pg_temp.${temp} TO STDOUT${format}`, targets, `COPY pg_temp.${temp} FROM STDIN${format}`);
+    const binary = cols.every((c) => c.portable) && sameEncoding([coordinator, ...targets]);
+    if (!err) err = await copyOutExactly(coordinator, `SELECT * FROM pg_temp.${temp}`, binary, (out) => fanOutCopy(coordinator, out, targets, `COPY pg_temp.${temp} FROM STDIN${copyFormat(binary)}`));
     if (!err) err = (await Promise.all(targets.map((l) => queryOnLink(l, `ANALYZE pg_temp.${temp}`)))).find((c) => c.error)?.error ?? null;
     if (err) return err;
   }

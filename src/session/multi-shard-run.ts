@@ -19,7 +19,10 @@
  * afterwards (or are closed when the session's SETs live on them).
  *
  * The first failing task stops the rest: nothing more starts, running tasks
- * on other connections are cancelled, and that first error is the answer.
+ * on other connections are cancelled, and that first error is the answer —
+ * except for a multi-row INSERT … VALUES (`errorInTaskOrder`), whose answer
+ * is its first task's error in VALUES order (as PostgreSQL's), whatever
+ * answers first.
  * (A cancel request is asynchronous: the statement waits until the
  * postmaster has taken every cancel it sent — `BackendLink.settled` — so
  * none lands on the ROLLBACK or on a later statement, and a connection with
@@ -168,10 +171,18 @@ export async function runMultiShardTasks(
   const results = new Array<CollectedResult | null>(route.tasks.length).fill(null);
   const control = { stopped: false };
   let firstError: PgError | null = null;
+  // A multi-row INSERT answers with the error of its first failing task — its tasks come in the order
+  // of their first VALUES rows — not of the first to arrive: every task runs to its answer (nothing is
+  // cancelled; the statement rolls back anyway), except the later tasks of a connection whose
+  // transaction a failure aborted (they come after that failure: a connection takes its tasks in order).
+  const firstInOrder = route.errorInTaskOrder === true;
+  let failedTask = -1;
+  const aborted = new Set<BackendLink>();
   const allLinks = (): BackendLink[] => order.flatMap((g) => [g.first, ...g.extras]);
   const used = new Set<BackendLink>();
   const run = async (g: NodeGroup, link: BackendLink, i: number): Promise<boolean> => {
     const task = route.tasks[i]!;
+    if (aborted.has(link)) return true;
     used.add(link);
     if (inBlock) {
       ctx.noteAccess(link, g.node, task.shardIds);
@@ -182,6 +193,14 @@ export async function runMultiShardTasks(
     started(i);
     results[i] = r;
     if (!r.error) return true;
+    if (firstInOrder) {
+      aborted.add(link);
+      if (failedTask < 0 || i < failedTask) {
+        failedTask = i;
+        firstError = r.error;
+      }
+      return true;
+    }
     if (!firstError) {
       firstError = r.error;
       // Fail fast: what still runs elsewhere is cancelled (its own error is not the answer).
@@ -265,6 +284,7 @@ export async function runMultiShardTasks(
     if (!merged.tag) merged.tag = r.tag;
   }
   if (route.rowOrder && !merged.error) merged.rows = inValuesOrder(route.rowOrder, results) ?? merged.rows;
+  if (route.ordinal && !merged.error) byOrdinal(merged);
   if (route.commandTag) merged.tag = route.commandTag === 'INSERT' ? `INSERT 0 ${count}` : `${route.commandTag} ${count}`;
   if (route.commandTag === '' && merged.rows.length > 0) {
     // reference table writes: every placement returns the same rows; keep one copy (the first node's)
@@ -324,4 +344,45 @@ function inValuesOrder(rowOrder: number[][], results: ReadonlyArray<CollectedRes
     for (let j = 0; j < at.length; j++) out[at[j]!] = rows[j]!;
   }
   return out.length === rowOrder.reduce((n, x) => n + x.length, 0) ? out : null;
+}
+
+/**
+ * The RETURNING rows of a multi-row INSERT whose last column is each row's
+ * position in the client's VALUES list (route `ordinal`): that column is
+ * stripped from the rows and the RowDescription, and the rows sorted by it.
+ */
+function byOrdinal(result: CollectedResult): void {
+  if (result.rowDescription) result.rowDescription = withoutLastField(result.rowDescription, 'T').message;
+  const keyed = result.rows.map((row) => {
+    const { message, last } = withoutLastField(row, 'D');
+    return { message, at: Number(last) };
+  });
+  keyed.sort((a, b) => a.at - b.at);
+  result.rows = keyed.map((k) => k.message);
+}
+
+/**
+ * A RowDescription ('T') or DataRow ('D') message without its last field,
+ * and that field's text (a DataRow's value; null for NULL or a RowDescription).
+ */
+function withoutLastField(message: Buffer, kind: 'T' | 'D'): { message: Buffer; last: string | null } {
+  const count = message.readInt16BE(5);
+  let pos = 7;
+  let lastStart = pos;
+  let last: string | null = null;
+  for (let i = 0; i < count; i++) {
+    lastStart = pos;
+    if (kind === 'T') {
+      pos = message.indexOf(0, pos) + 1 + 18;
+    } else {
+      const len = message.readInt32BE(pos);
+      pos += 4;
+      last = len < 0 ? null : message.toString('utf8', pos, pos + len);
+      pos += Math.max(len, 0);
+    }
+  }
+  const out = Buffer.from(message.subarray(0, lastStart));
+  out.writeInt32BE(lastStart - 1, 1);
+  out.writeInt16BE(count - 1, 5);
+  return { message: out, last };
 }

@@ -8,7 +8,8 @@
  * and row-level security apply to what is pulled. The rows travel in binary
  * when every column type allows it (commands/copy/binary-transfer.ts: exact
  * floats whatever the session's extra_float_digits), each shard's header and
- * trailer cut out between the one header and trailer of the COPY FROM.
+ * trailer cut out between the one header and trailer of the COPY FROM; in
+ * text, with floats printed exactly all the same (`textCopyOut`).
  */
 import { PgError, toPgError } from '../protocol/errors.js';
 import { Frontend } from '../protocol/constants.js';
@@ -21,7 +22,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { PullTable } from '../planner/route.js';
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
-import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, portableColumnsSql, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, FLOAT_DIGITS_SQL, portableColumnsSql, sameEncoding, textCopyOut } from '../commands/copy/binary-transfer.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 
@@ -40,7 +41,7 @@ export async function pullTables(
     const temp = quoteIdent(p.tempName);
     // Partial results (p.prepared): the executor created the table from the worker query already.
     const create = p.prepared ? '' : `DROP TABLE IF EXISTS pg_temp.${temp}; CREATE TEMP TABLE ${temp} (LIKE ${quoteQualified(p.table.schema, p.table.name)}); `;
-    const prep = await queryOnLink(coordinator, `${create}${portableColumnsSql(`${quoteLiteral(`pg_temp.${temp}`)}::pg_catalog.regclass`)}`);
+    const prep = await queryOnLink(coordinator, `${create}SELECT (${portableColumnsSql(`${quoteLiteral(`pg_temp.${temp}`)}::pg_catalog.regclass`)}), ${FLOAT_DIGITS_SQL}`);
     if (prep.error) return prep.error;
     const sinkSocket = coordinator.conn.socket;
     // Every shard's rows share the coordinator socket's one 'drain' listener (executor/write-gate.ts).
@@ -63,7 +64,8 @@ export async function pullTables(
       return toPgError(err, '08006');
     }
     let failure: PgError | null = null;
-    const binary = decodeDataRow(prep.rows[prep.rows.length - 1])[0] === 't' && sameEncoding([coordinator, ...links]);
+    const [portable, floatDigits] = decodeDataRow(prep.rows[prep.rows.length - 1]);
+    const binary = portable === 't' && sameEncoding([coordinator, ...links]);
     const copyIn = collectOnLink(coordinator, encodeQuery(`COPY pg_temp.${temp} FROM STDIN${copyFormat(binary)}`));
     if (binary) sink.write(BINARY_HEADER_MESSAGE);
     let corked = false;
@@ -77,9 +79,9 @@ export async function pullTables(
         if (failure) return;
         const shardIndex = progress && tableIndex === 0 ? shards.findIndex((s) => s.shardName === name) : -1;
         const where = p.filterSql ? ` WHERE ${p.filterSql}` : '';
-        const sql = p.prepared
-          ? `COPY (${p.prepared.get(name)}) TO STDOUT${copyFormat(binary)}`
-          : `COPY (SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}) TO STDOUT${copyFormat(binary)}`;
+        const query = p.prepared ? p.prepared.get(name)! : `SELECT * FROM ${quoteQualified(p.table.schema, name)} AS ${quoteIdent(p.refName)}${where}`;
+        // Text: the session's extra_float_digits must not round the floats on their way (binary-transfer.ts).
+        const { sql, after } = binary ? { sql: `COPY (${query}) TO STDOUT${copyFormat(true)}`, after: null } : textCopyOut(query, floatDigits ?? null);
         const body = binaryBody(binary);
         const r = await streamCopyOut(link, sql, (whole) => {
           const msg = body(whole);
@@ -98,6 +100,10 @@ export async function pullTables(
           sink.write(msg, link.conn.socket);
         });
         if (r.error) failure ??= r.error;
+        else if (after) {
+          const restored = await queryOnLink(link, after);
+          if (restored.error) failure ??= restored.error;
+        }
       }
     }).map((p) => p.catch((err) => { failure ??= err instanceof PgError ? err : new PgError({ code: '08006', message: String(err) }); })));
     if (binary && !failure) sink.write(BINARY_TRAILER_MESSAGE);

@@ -40,7 +40,7 @@ import type { RepartitionCandidate, RepartitionSide, Route } from '../planner/ro
 import { bucketsOn } from '../planner/repartition-planner.js';
 import { each, pipe, shardIndexSql } from '../commands/copy/worker-repartition.js';
 import { columnDefinition, tableSizes, taskNodes } from './broadcast-tables.js';
-import { copyFormat, sameEncoding } from '../commands/copy/binary-transfer.js';
+import { copyFormat, copyOutExactly, sameEncoding } from '../commands/copy/binary-transfer.js';
 
 type PullRoute = Extract<Route, { kind: 'pull' }>;
 type LinkFor = (node: WorkerNode) => Promise<BackendLink>;
@@ -223,8 +223,8 @@ export async function shipRepartitionTables(coordinator: BackendLink, c: Reparti
         const source = await linkFor(m.source);
         if (m.source.nodeId === m.target.nodeId) return run(source, `INSERT INTO ${staging} ${selectFor(m)}`);
         const target = await linkFor(m.target);
-        const format = copyFormat(portable[m.side] && sameEncoding([source, target]));
-        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT${format}`, target, `COPY ${staging} FROM STDIN${format}`);
+        const binary = portable[m.side] && sameEncoding([source, target]);
+        const err = await copyOutExactly(source, selectFor(m), binary, (out) => pipe(source, out, target, `COPY ${staging} FROM STDIN${copyFormat(binary)}`));
         if (err) throw err;
       });
     }

@@ -452,7 +452,9 @@ export abstract class RouteRunner extends SessionBase {
   protected async runInsertSelect(route: Extract<Route, { kind: 'insert-select' }>, bind: { bind: BindMessage; bytes: Buffer } | null, params: ReadonlyArray<string | null> | null): Promise<CollectedResult> {
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return executeInsertSelect(route.plan, {
+    // A data-modifying WITH writes the coordinator too: outside a block, one of its own commits both together.
+    const implicit = route.plan.writesCoordinator && await this.txn.beginImplicit([route], true);
+    const result = await executeInsertSelect(route.plan, {
       ...this.sessionAccess(),
       params,
       coordinator: this.coordinator,
@@ -462,6 +464,8 @@ export abstract class RouteRunner extends SessionBase {
       withSnapshots: (tables, run) => this.txn.pull(tables, (node) => this.linkForTask(node, false), run),
       runMultiShard: (r) => this.runMultiShard(r, bind),
     });
+    if (implicit) result.error = (await this.txn.endImplicit(!result.error)) ?? result.error;
+    return result;
   }
 
   protected async runMultiShard(route: Extract<Route, { kind: 'multi-shard' }>, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<CollectedResult> {

@@ -117,11 +117,12 @@ export class SessionTransaction extends BlockState {
   /**
    * Before the statements of a multi-statement simple query: when they reach
    * a worker and no block is open, opens an implicit block, so the query
-   * commits atomically as PostgreSQL would run it.
+   * commits atomically as PostgreSQL would run it (`single`: one statement
+   * writing the coordinator and workers, route-runner.ts `runInsertSelect`).
    */
-  async beginImplicit(routes: readonly Route[]): Promise<boolean> {
-    if (routes.length < 2 || this.coordinator.status !== 0x49) return false;
-    if (!routes.every((r) => IMPLICIT_KINDS.has(r.kind)) || routes.every((r) => r.kind === 'local')) return false;
+  async beginImplicit(routes: readonly Route[], single = false): Promise<boolean> {
+    if (routes.length < (single ? 1 : 2) || this.coordinator.status !== 0x49) return false;
+    if (!single && (!routes.every((r) => IMPLICIT_KINDS.has(r.kind)) || routes.every((r) => r.kind === 'local'))) return false;
     const out = await this.run('begin', 'BEGIN');
     if (out instanceof PgError) return false;
     this.implicit = true;

@@ -21,11 +21,14 @@
  * arrays of user-defined types (array_send writes the element type's OID),
  * types without binary I/O, extension types. Those — and nodes whose
  * databases differ in encoding (binary text is in the server's encoding) —
- * keep the text format.
+ * keep the text format, printed with exact floats (`textCopyOut`).
  */
 import { Frontend } from '../../protocol/constants.js';
 import { encodeMessage } from '../../protocol/writer.js';
 import type { BackendLink } from '../../executor/backend-link.js';
+import { decodeDataRow, queryOnLink } from '../../executor/link-query.js';
+import type { PgError } from '../../protocol/errors.js';
+import { quoteLiteral } from '../../sql/quote.js';
 import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
 
 /** The COPY option list of a binary transfer, or nothing for text. */
@@ -61,6 +64,54 @@ export function portableColumnsSql(relation: string): string {
   return `SELECT COALESCE(pg_catalog.bool_and(${portable('y')}), true) FROM pg_catalog.pg_attribute a ` +
     `JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_type y ON y.oid = ${baseOf('t')} ` +
     `WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped`;
+}
+
+/** The session's extra_float_digits on a link, as SQL text (compare with `roundsFloats`). */
+export const FLOAT_DIGITS_SQL = `pg_catalog.current_setting('extra_float_digits')`;
+
+/** Whether text output at this extra_float_digits rounds float4/float8 (0 or less). */
+export function roundsFloats(floatDigits: string | null | undefined): boolean {
+  return floatDigits !== null && floatDigits !== undefined && Number(floatDigits) < 1;
+}
+
+/**
+ * The source side of a text-format transfer, `COPY (…) TO STDOUT`, printing
+ * exact floats on a link whose extra_float_digits (`floatDigits`, the
+ * session's) rounds them — alone, in arrays, composites, geometric types.
+ * Raising the setting before the COPY would also change text the query
+ * computes itself (`f::text` in a pulled filter or a worker query), which
+ * must stay the session's. So the query's rows are computed first — a
+ * MATERIALIZED CTE that the one-time filter counts to its end — and only
+ * then the filter raises extra_float_digits for the transaction, before
+ * COPY prints the first stored row (insert-planner.ts `exactOutputSql`
+ * does the same for INSERT evaluations). `after`: the SQL setting the
+ * session's value back, run on the same link once the COPY is done (the
+ * link's transaction goes on; outside one the COPY's own transaction ended
+ * the change already).
+ */
+export function textCopyOut(query: string, floatDigits: string | null): { sql: string; after: string | null } {
+  if (!roundsFloats(floatDigits)) return { sql: `COPY (${query}) TO STDOUT`, after: null };
+  const exact = `WITH pgweave_rows AS MATERIALIZED (${query}) SELECT pgweave_rows.* FROM pgweave_rows ` +
+    `WHERE (SELECT pg_catalog.set_config('extra_float_digits', '3', true) FROM (SELECT pg_catalog.count(*) FROM pgweave_rows) pgweave_all) IS NOT NULL`;
+  return {
+    sql: `COPY (${exact}) TO STDOUT`,
+    after: `SELECT pg_catalog.set_config('extra_float_digits', ${quoteLiteral(floatDigits!)}, true)`,
+  };
+}
+
+/**
+ * Runs `stream` with the `COPY (query) TO STDOUT` of a transfer from
+ * `source`: binary as it is; text with exact floats (`textCopyOut`, the
+ * link asked for its extra_float_digits first), the setting set back after.
+ */
+export async function copyOutExactly(source: BackendLink, query: string, binary: boolean, stream: (copyOutSql: string) => Promise<PgError | null>): Promise<PgError | null> {
+  if (binary) return stream(`COPY (${query}) TO STDOUT${copyFormat(true)}`);
+  const digits = await queryOnLink(source, `SELECT ${FLOAT_DIGITS_SQL}`);
+  if (digits.error) return digits.error;
+  const { sql, after } = textCopyOut(query, decodeDataRow(digits.rows[0]!)[0] ?? null);
+  const err = await stream(sql);
+  if (err || !after) return err;
+  return (await queryOnLink(source, after)).error;
 }
 
 /** Whether every link's database has the same encoding (binary text fields are in the server's encoding). */

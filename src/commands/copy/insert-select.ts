@@ -45,7 +45,7 @@ import { DistributedCopy } from './distributed-copy.js';
 import type { RoutingAccess } from './routing-config.js';
 import { clientError } from './shard-errors.js';
 import { runWorkerRepartition, type WorkerRepartition } from './worker-repartition.js';
-import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, portableTypeSql, sameEncoding } from './binary-transfer.js';
+import { BINARY_HEADER_MESSAGE, BINARY_TRAILER_MESSAGE, binaryBody, copyFormat, copyOutExactly, portableTypeSql, sameEncoding } from './binary-transfer.js';
 
 export interface InsertSelectAccess extends RoutingAccess {
   settings: ReadonlyMap<string, string>;
@@ -281,7 +281,7 @@ async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: 
         for (const sql of g.sqls) {
           if (failure) return;
           const body = binaryBody(binary);
-          const r = await streamCopyOut(link, `COPY (${sql}) TO STDOUT${copyFormat(binary)}`, (whole) => {
+          const err = await copyOutExactly(link, sql, binary, async (out) => (await streamCopyOut(link, out, (whole) => {
             const msg = body(whole);
             if (msg && !sink.write(msg)) {
               link.conn.socket.pause();
@@ -291,8 +291,8 @@ async function streamTasks(p: InsertSelectPlan, coordinator: BackendLink, into: 
                 sink.once('drain', onDrain);
               }
             }
-          });
-          if (r.error) failure ??= r.error;
+          })).error);
+          if (err) failure ??= err;
         }
       } catch (err) {
         failure ??= toPgError(err, '08006');

@@ -45,7 +45,7 @@ import { hashCallSql } from '../../sql/hash.js';
 import { quoteIdent, quoteQualified } from '../../sql/quote.js';
 import type { RoutingAccess } from './routing-config.js';
 import { lostError } from './link-pipeline.js';
-import { copyFormat, sameEncoding } from './binary-transfer.js';
+import { copyFormat, copyOutExactly, sameEncoding } from './binary-transfer.js';
 
 const COPY_DONE = encodeMessage((w) => w.begin(Frontend.CopyDone).end());
 const SHARD_COLUMN = 'pgweave_shard';
@@ -144,8 +144,8 @@ export async function runWorkerRepartition(r: WorkerRepartition, access: Routing
           if (ins.error) throw ins.error;
           return;
         }
-        const format = copyFormat(r.portable && sameEncoding([source, linkOf(m.target)]));
-        const err = await pipe(source, `COPY (${selectFor(m)}) TO STDOUT${format}`, linkOf(m.target), `COPY ${stagingName} FROM STDIN${format}`);
+        const binary = r.portable && sameEncoding([source, linkOf(m.target)]);
+        const err = await copyOutExactly(source, selectFor(m), binary, (out) => pipe(source, out, linkOf(m.target), `COPY ${stagingName} FROM STDIN${copyFormat(binary)}`));
         if (err) throw err;
       });
     }
