@@ -135,6 +135,7 @@ export abstract class SessionBase {
       if (!link.syncPending) this.cycleFailed = true;
     };
     link.onLost = (l) => this.onLinkLost(l);
+    link.rewriteError = (err) => this.txn.translate(err);
     return link;
   }
 
@@ -159,6 +160,7 @@ export abstract class SessionBase {
     t = channel.tenant(this.client);
     t.statusForClient = () => this.statusByte();
     t.onLost = (l) => this.onLinkLost(l);
+    t.rewriteError = (err) => this.txn.translate(err);
     this.tenants.set(node.nodeId, t);
     return t;
   }
