@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorkers, textClient } from './support.js';
+import { clusterEndpoint, copyIn, plainEndpoint, rawConnect, type Endpoint } from '../ingest/support.js';
 
 let cluster: TestCluster;
 let plain: TestPostgres;
@@ -96,6 +97,25 @@ test('a multi-row INSERT across shards failing on one row names the table, not i
   const err = await sameError(`INSERT INTO app.users VALUES (1, 50, 'n1@x', 0), (2, 50, NULL, 0), (3, 50, 'n3@x', 0)`);
   assert.equal(err.table, 'users');
   assert.equal(err.message, 'null value in column "email" of relation "users" violates not-null constraint');
+});
+
+test('COPY and INSERT … SELECT into a distributed table report the client\'s names', async () => {
+  for (const c of [weave, reference]) await c.query(`CREATE TABLE staged (tenant_id int, user_id int, email text, score int)`);
+  await weave.query(`INSERT INTO staged VALUES (3, 1, 'dup@x', 0)`);
+  await reference.query(`INSERT INTO staged VALUES (3, 1, 'dup@x', 0)`);
+  await sameError(`INSERT INTO app.users SELECT * FROM staged`);
+  const copy = async (e: Endpoint): Promise<Record<string, string | undefined>> => {
+    const raw = await rawConnect(e);
+    try {
+      const o = await copyIn(raw, 'COPY app.users FROM STDIN', [Buffer.from('2\t1\tcopy@x\t0\n')]);
+      return { code: o.error?.code, message: o.error?.message, detail: o.error?.detail, table: o.error?.table, constraint: o.error?.constraint };
+    } finally {
+      raw.destroy();
+    }
+  };
+  const [expected, actual] = [await copy(plainEndpoint(plain)), await copy(clusterEndpoint(cluster))];
+  assert.equal(actual.code, '23505');
+  assert.deepEqual(actual, expected);
 });
 
 test('a foreign key: the referenced shard in the detail becomes its table too', async () => {
