@@ -11,6 +11,7 @@ import { encodeQuery } from '../pool/frontend-encoders.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { SessionServices } from './services.js';
+import { unshardErrorNames } from './shard-error-names.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
 import { E_READY_UNREAD } from './txn-wire.js';
@@ -158,13 +159,15 @@ export abstract class BlockState {
   }
 
   /**
-   * The deadlock victim's cancellation, as the client must see it. The
-   * block is then aborted; its idle nodes roll back at once, so their locks
-   * go (as PostgreSQL's own victim's do) before the client's ROLLBACK.
+   * A node's error as the client must see it: the deadlock victim's
+   * cancellation — the block is then aborted; its idle nodes roll back at
+   * once, so their locks go (as PostgreSQL's own victim's do) before the
+   * client's ROLLBACK — or any other with the client's names in place of
+   * shard names (shard-error-names.ts); null: as it is.
    */
   translate(err: PgError): PgError | null {
     const victim = this.deadlock.victimError(err);
-    if (!victim) return null;
+    if (!victim) return unshardErrorNames(err, this.services.catalog());
     this.broken = true;
     for (const w of this.joined()) {
       if (w.pending > 0 || w.lost) continue;

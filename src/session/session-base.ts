@@ -14,6 +14,7 @@ import { MessageFramer } from '../protocol/framer.js';
 import { PgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeErrorResponse } from '../protocol/backend/error-response.js';
+import { unshardErrorNames } from './shard-error-names.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
@@ -135,6 +136,7 @@ export abstract class SessionBase {
       if (!link.syncPending) this.cycleFailed = true;
     };
     link.onLost = (l) => this.onLinkLost(l);
+    link.rewriteError = (err) => this.txn.translate(err);
     return link;
   }
 
@@ -159,6 +161,7 @@ export abstract class SessionBase {
     t = channel.tenant(this.client);
     t.statusForClient = () => this.statusByte();
     t.onLost = (l) => this.onLinkLost(l);
+    t.rewriteError = (err) => this.txn.translate(err);
     this.tenants.set(node.nodeId, t);
     return t;
   }
@@ -256,7 +259,9 @@ export abstract class SessionBase {
   }
 
   protected async replyError(err: PgError): Promise<void> {
-    await this.reply((w) => writeErrorResponse(w, err.fields));
+    // Errors collected from shards (COPY, INSERT … SELECT, pulls) name the client's objects too.
+    const named = unshardErrorNames(err, this.catalogNow()) ?? err;
+    await this.reply((w) => writeErrorResponse(w, named.fields));
   }
 
   protected endCycle(): void {
