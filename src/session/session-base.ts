@@ -131,8 +131,9 @@ export abstract class SessionBase {
     return 0x49;
   }
 
-  protected makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>): BackendLink {
+  protected makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>, node?: WorkerNode): BackendLink {
     const link = new BackendLink(conn, this.client, nodeId, prepared);
+    if (node) link.typeOids = this.services.typeOids?.(node) ?? null;
     if (nodeId >= 0) link.onIdle = () => {
       if (!this.pumping) this.releaseIdleWorkers();
     };
@@ -165,6 +166,7 @@ export abstract class SessionBase {
     if (t && t.channel === channel && !t.lost) return t;
     t = channel.tenant(this.client);
     t.statusForClient = () => this.statusByte();
+    t.typeOids = this.services.typeOids?.(node) ?? null;
     t.onLost = (l) => this.onLinkLost(l);
     this.tenants.set(node.nodeId, t);
     return t;
@@ -398,7 +400,7 @@ export abstract class SessionBase {
   /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
   protected async openExtraLink(node: WorkerNode): Promise<BackendLink> {
     const { conn, prepared } = await this.services.connectNode(node);
-    const link = this.makeLink(conn, node.nodeId, prepared);
+    const link = this.makeLink(conn, node.nodeId, prepared, node);
     link.onIdle = null;
     if (this.state === 'closed') {
       link.close();
@@ -434,7 +436,7 @@ export abstract class SessionBase {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
         pending = this.services.connectNode(node).then(({ conn, prepared }) => {
-          const l = this.makeLink(conn, node.nodeId, prepared);
+          const l = this.makeLink(conn, node.nodeId, prepared, node);
           if (this.state === 'closed') {
             // The session ended while connecting: nobody would ever close (or end the transaction of) this link.
             l.close();

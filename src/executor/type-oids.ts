@@ -1,0 +1,174 @@
+/**
+ * Worker type OIDs → the coordinator's, for the RowDescription and
+ * ParameterDescription messages forwarded from workers to clients.
+ *
+ * A worker PostgreSQL gives the user-defined types it holds (enums,
+ * domains, composites, ranges, their arrays, every table's row type) OIDs of
+ * its own, and a shard's row type is `t_102008`, not `t`. Drivers look up
+ * an OID they do not know in the pg_type of the server they talk to — the
+ * coordinator — so every OID at or above FirstNormalObjectId (16384) a
+ * worker sends is replaced by the coordinator's OID of the type with the
+ * same qualified name (a shard's row type: its distributed table's; an
+ * array type: the array of the mapped element type). Built-in OIDs are the
+ * same everywhere: a message with none other is left untouched after one
+ * pass over its OIDs, and a message with user OIDs is rewritten in place
+ * (an OID is four bytes either way), so the hot path allocates nothing.
+ *
+ * One `TypeOidMap` per worker server and database, shared by every session
+ * and role (pg_type is the same for all). It fills itself by loading all of
+ * the worker's user types at once when a message names an OID it does not
+ * know (BackendLink holds that link's replies back meanwhile, in order), and
+ * forgets everything when the catalog version changes (DDL, shard moves), so
+ * a type dropped and made again is looked up afresh. An OID that the load
+ * cannot map (a type the coordinator lacks, a worker's temporary table)
+ * stays as the worker sent it, remembered so it never triggers a load again
+ * within that catalog version.
+ */
+import { Backend } from '../protocol/constants.js';
+
+/** FirstNormalObjectId: OIDs below it are built into every PostgreSQL server alike. */
+export const FIRST_NORMAL_OID = 16384;
+
+/** Worker OID → coordinator OID pairs of every user type of one worker database. */
+export type TypeOidLoader = () => Promise<Iterable<readonly [number, number]>>;
+
+export class TypeOidMap {
+  private readonly oids = new Map<number, number>();
+  private loading: Promise<void> | null = null;
+  private version: number;
+
+  constructor(
+    private readonly load: TypeOidLoader,
+    /** The current catalog version (null while none is loaded): a new one empties the map. */
+    private readonly catalogVersion: () => number | null,
+  ) {
+    this.version = catalogVersion() ?? -1;
+  }
+
+  /**
+   * Rewrites the user type OIDs of the RowDescription or ParameterDescription
+   * at buf[start, end) in place; false (and nothing written) when one is
+   * unknown: `fill` first, then call again.
+   */
+  mapInPlace(buf: Buffer, start: number, end: number): boolean {
+    const row = buf[start] === Backend.RowDescription;
+    const count = buf.readUInt16BE(start + 5);
+    // First pass: find user OIDs and whether all are known (nothing is written on a miss).
+    let users = 0;
+    let pos = start + 7;
+    for (let i = 0; i < count && pos < end; i++) {
+      const at = row ? buf.indexOf(0, pos) + 7 : pos;
+      const oid = buf.readUInt32BE(at);
+      if (oid >= FIRST_NORMAL_OID) {
+        if (users++ === 0) this.checkVersion();
+        if (!this.oids.has(oid)) return false;
+      }
+      pos = row ? at + 12 : at + 4;
+    }
+    if (users === 0) return true;
+    pos = start + 7;
+    for (let i = 0; i < count && pos < end; i++) {
+      const at = row ? buf.indexOf(0, pos) + 7 : pos;
+      const oid = buf.readUInt32BE(at);
+      if (oid >= FIRST_NORMAL_OID) buf.writeUInt32BE(this.oids.get(oid)!, at);
+      pos = row ? at + 12 : at + 4;
+    }
+    return true;
+  }
+
+  /**
+   * Loads the worker's user types (one load at a time, shared by every
+   * caller); afterwards each OID of `unknown` is known, mapped to itself when
+   * the load did not map it (or failed).
+   */
+  async fill(unknown: readonly number[]): Promise<void> {
+    if (!this.loading) {
+      this.loading = (async () => {
+        try {
+          const pairs = await this.load();
+          for (const [worker, coordinator] of pairs) this.oids.set(worker, coordinator);
+        } catch {
+          // The message goes on with the worker's OIDs; the next catalog version tries again.
+        }
+      })().finally(() => (this.loading = null));
+    }
+    await this.loading;
+    for (const oid of unknown) if (!this.oids.has(oid)) this.oids.set(oid, oid);
+  }
+
+  /** The user OIDs of a RowDescription or ParameterDescription that the map does not know yet. */
+  unknownIn(buf: Buffer, start: number, end: number): number[] {
+    const row = buf[start] === Backend.RowDescription;
+    const out: number[] = [];
+    let pos = start + 7;
+    for (let i = buf.readUInt16BE(start + 5); i > 0 && pos < end; i--) {
+      const at = row ? buf.indexOf(0, pos) + 7 : pos;
+      const oid = buf.readUInt32BE(at);
+      if (oid >= FIRST_NORMAL_OID && !this.oids.has(oid)) out.push(oid);
+      pos = row ? at + 12 : at + 4;
+    }
+    return out;
+  }
+
+  private checkVersion(): void {
+    const v = this.catalogVersion();
+    if (v === null || v === this.version) return;
+    this.version = v;
+    this.oids.clear();
+  }
+}
+
+/** One row of `USER_TYPES_SQL`. */
+export interface UserType {
+  oid: number;
+  schema: string;
+  name: string;
+  /** The element type of an array type, else 0. */
+  element: number;
+  /** The array type of this type, else 0. */
+  array: number;
+  /** A relation's row type. */
+  relation: boolean;
+}
+
+/** Every user type of a database (run on the worker and on the coordinator, as the internal role). */
+export const USER_TYPES_SQL = `SELECT t.oid, n.nspname, t.typname,
+    CASE WHEN t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc THEN t.typelem ELSE 0 END,
+    t.typarray, t.typrelid <> 0
+  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+  WHERE t.oid >= ${FIRST_NORMAL_OID}`;
+
+/** Rows of `USER_TYPES_SQL` as text. */
+export function userTypesOf(rows: ReadonlyArray<ReadonlyArray<string | null>>): UserType[] {
+  return rows.map((r) => ({ oid: Number(r[0]), schema: r[1]!, name: r[2]!, element: Number(r[3]), array: Number(r[4]), relation: r[5] === 't' }));
+}
+
+/**
+ * Pairs a worker's user types with the coordinator's by qualified name.
+ * `tableOfShard(schema, name)`: the distributed table whose shard table
+ * that is (its row type maps to the table's), else null.
+ */
+export function pairTypeOids(
+  worker: readonly UserType[],
+  coordinator: readonly UserType[],
+  tableOfShard: (schema: string, name: string) => string | null,
+): Array<[number, number]> {
+  const byName = new Map<string, UserType>();
+  for (const t of coordinator) byName.set(t.schema + '\0' + t.name, t);
+  const mapped = new Map<number, UserType>();
+  for (const t of worker) {
+    if (t.element !== 0) continue;
+    const name = (t.relation ? tableOfShard(t.schema, t.name) : null) ?? t.name;
+    const c = byName.get(t.schema + '\0' + name);
+    if (c) mapped.set(t.oid, c);
+  }
+  const pairs: Array<[number, number]> = [];
+  for (const [oid, c] of mapped) pairs.push([oid, c.oid]);
+  // Arrays follow their element: the array of the mapped element type (array names may differ).
+  for (const t of worker) {
+    if (t.element === 0) continue;
+    const elem = mapped.get(t.element);
+    if (elem && elem.array !== 0) pairs.push([t.oid, elem.array]);
+  }
+  return pairs;
+}
