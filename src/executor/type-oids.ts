@@ -34,6 +34,10 @@ export type TypeOidLoader = () => Promise<Iterable<readonly [number, number]>>;
 
 export class TypeOidMap {
   private readonly oids = new Map<number, number>();
+  /** Coordinator OID → the worker's (0: several worker types map to it, shard row types). */
+  private readonly workerOids = new Map<number, number>();
+  /** Coordinator OIDs a load of this catalog version did not find on the worker. */
+  private readonly notOnWorker = new Set<number>();
   private loading: Promise<void> | null = null;
   private version: number;
 
@@ -86,7 +90,11 @@ export class TypeOidMap {
       this.loading = (async () => {
         try {
           const pairs = await this.load();
-          for (const [worker, coordinator] of pairs) this.oids.set(worker, coordinator);
+          for (const [worker, coordinator] of pairs) {
+            this.oids.set(worker, coordinator);
+            const known = this.workerOids.get(coordinator);
+            this.workerOids.set(coordinator, known === undefined || known === worker ? worker : 0);
+          }
         } catch {
           // The message goes on with the worker's OIDs; the next catalog version tries again.
         }
@@ -110,11 +118,42 @@ export class TypeOidMap {
     return out;
   }
 
+  /**
+   * Parameter types a client declared (the coordinator's OIDs) as the
+   * worker's, for the worker's Parse: `types` itself when none is a user
+   * type; one the map cannot tell becomes 0, unspecified, so the worker
+   * infers it as it would have without the declaration (a coordinator OID
+   * means nothing there: "cache lookup failed for type").
+   */
+  workerTypes(types: readonly number[]): readonly number[] {
+    let out: number[] | null = null;
+    for (let i = 0; i < types.length; i++) {
+      if (types[i]! < FIRST_NORMAL_OID) continue;
+      if (out === null) {
+        this.checkVersion();
+        out = types.slice();
+      }
+      out[i] = this.workerOids.get(types[i]!) ?? 0;
+    }
+    return out ?? types;
+  }
+
+  /** Loads the worker's types unless every user OID of `coordinatorTypes` is known or was missing in this catalog version's load. */
+  async fillFor(coordinatorTypes: readonly number[]): Promise<void> {
+    this.checkVersion();
+    const wanted = coordinatorTypes.filter((t) => t >= FIRST_NORMAL_OID && !this.workerOids.has(t) && !this.notOnWorker.has(t));
+    if (wanted.length === 0) return;
+    await this.fill([]);
+    for (const t of wanted) if (!this.workerOids.has(t)) this.notOnWorker.add(t);
+  }
+
   private checkVersion(): void {
     const v = this.catalogVersion();
     if (v === null || v === this.version) return;
     this.version = v;
     this.oids.clear();
+    this.workerOids.clear();
+    this.notOnWorker.clear();
   }
 }
 

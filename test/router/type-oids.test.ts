@@ -181,6 +181,34 @@ for (const mode of ['off', 'on'] as const) {
     }
   });
 
+  test(`pipelining ${mode}: parameter types a client declares with the coordinator's OIDs reach the worker as its own`, async () => {
+    const raw = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
+    try {
+      const cases: Array<[string, number[], string[], number]> = [
+        ['SELECT m FROM t WHERE id = 1 AND m = $1', [oid.mood!], ['ok'], oid.mood!],
+        ['SELECT ms FROM t WHERE id = $1 AND ms = $2', [20, oid.moods!], ['1', '{sad,happy}'], oid.moods!],
+        ['SELECT $2::text AS x FROM t WHERE id = $1', [20, oid.mood!], ['1', 'happy'], 25],
+      ];
+      for (const [i, [sql, types, values, column]] of cases.entries()) {
+        for (const name of ['', `typed${i}`]) {
+          raw.write(Buffer.concat([
+            frontend.parse({ name, text: sql, types }),
+            frontend.bind({ portal: '', statement: name, values }),
+            frontend.describe({ type: 'P', name: '' }),
+            frontend.execute({ portal: '' }),
+            frontend.sync(),
+          ]));
+          const msgs = await raw.readUntil('Z');
+          // Before: the worker's XX000 "cache lookup failed for type …".
+          assert.deepEqual(msgs.map((m) => m.type), ['1', '2', 'T', 'D', 'C', 'Z'], `${sql}: ${msgs.map((m) => m.body.toString('latin1')).join('|')}`);
+          assert.deepEqual(columnTypes(msgs[2]!), [column], sql);
+        }
+      }
+    } finally {
+      raw.destroy();
+    }
+  });
+
   test(`pipelining ${mode}: binary results of user-type arrays and composites embed the coordinator's OIDs`, { todo: BINARY_LIMIT }, async () => {
     const raw = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
     try {
