@@ -98,6 +98,8 @@ export class BackendLink {
   typeOids: TypeOidMap | null = null;
   /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
   private heldBack: Buffer | null = null;
+  /** The current result's binary columns whose values embed type OIDs (TypeOidMap.binaryColumns), until its end. */
+  private binaryColumns: number[] | null = null;
 
   private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
   private readonly onSocketClose = (): void => this.lose();
@@ -370,11 +372,18 @@ export class BackendLink {
     while (pos < n) {
       const type = whole[pos];
       const end = pos + 1 + whole.readInt32BE(pos + 1);
-      if ((type === Backend.RowDescription || type === Backend.ParameterDescription) && this.typeOids !== null && !this.dying && !this.typeOids.mapInPlace(whole, pos, end)) {
-        // An OID the map does not know yet: what precedes goes out, the rest waits for the load.
-        if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
-        this.holdBack(this.typeOids, Buffer.from(whole.subarray(pos, to)));
-        return;
+      if (this.binaryColumns !== null) {
+        if (type === Backend.DataRow) this.typeOids!.mapDataRowInPlace(whole, pos, end, this.binaryColumns);
+        else if (type === Backend.ReadyForQuery || type === Backend.NoData) this.binaryColumns = null;
+      }
+      if ((type === Backend.RowDescription || type === Backend.ParameterDescription) && this.typeOids !== null && !this.dying) {
+        if (!this.typeOids.mapInPlace(whole, pos, end)) {
+          // An OID the map does not know yet: what precedes goes out, the rest waits for the load.
+          if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
+          this.holdBack(this.typeOids, Buffer.from(whole.subarray(pos, to)));
+          return;
+        }
+        if (type === Backend.RowDescription) this.binaryColumns = this.typeOids.binaryColumns;
       }
       const forward = this.route(type, whole, pos, end);
       if (this.replacement !== null) {

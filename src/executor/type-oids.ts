@@ -29,8 +29,20 @@ import { Backend } from '../protocol/constants.js';
 /** FirstNormalObjectId: OIDs below it are built into every PostgreSQL server alike. */
 export const FIRST_NORMAL_OID = 16384;
 
-/** Worker OID → coordinator OID pairs of every user type of one worker database. */
-export type TypeOidLoader = () => Promise<Iterable<readonly [number, number]>>;
+/** What a load learns of one worker database's user types. */
+export interface WorkerTypes {
+  /** Worker OID → coordinator OID. */
+  pairs: Array<[number, number]>;
+  /** Worker OIDs of array types and of composite (row) types: binary values of them embed type OIDs. */
+  arrays: number[];
+  composites: number[];
+}
+
+export type TypeOidLoader = () => Promise<WorkerTypes>;
+
+/** record and record[]: built-in containers whose binary values name their fields' (any) types. */
+const RECORD = 2249;
+const RECORD_ARRAY = 2287;
 
 export class TypeOidMap {
   private readonly oids = new Map<number, number>();
@@ -38,6 +50,15 @@ export class TypeOidMap {
   private readonly workerOids = new Map<number, number>();
   /** Coordinator OIDs a load of this catalog version did not find on the worker. */
   private readonly notOnWorker = new Set<number>();
+  /** Worker OIDs of user array and composite types (binary values embed OIDs). */
+  private readonly arrays = new Set<number>([RECORD_ARRAY]);
+  private readonly composites = new Set<number>([RECORD]);
+  /**
+   * Set by a successful `mapInPlace` of a RowDescription: the binary-format
+   * columns whose values embed type OIDs, as (column index, worker type)
+   * pairs, or null (the common case: no allocation).
+   */
+  binaryColumns: number[] | null = null;
   private loading: Promise<void> | null = null;
   private version: number;
 
@@ -57,8 +78,10 @@ export class TypeOidMap {
   mapInPlace(buf: Buffer, start: number, end: number): boolean {
     const row = buf[start] === Backend.RowDescription;
     const count = buf.readUInt16BE(start + 5);
+    this.binaryColumns = null;
     // First pass: find user OIDs and whether all are known (nothing is written on a miss).
     let users = 0;
+    let records = false;
     let pos = start + 7;
     for (let i = 0; i < count && pos < end; i++) {
       const at = row ? buf.indexOf(0, pos) + 7 : pos;
@@ -66,18 +89,69 @@ export class TypeOidMap {
       if (oid >= FIRST_NORMAL_OID) {
         if (users++ === 0) this.checkVersion();
         if (!this.oids.has(oid)) return false;
-      }
+      } else if (oid === RECORD || oid === RECORD_ARRAY) records = true;
       pos = row ? at + 12 : at + 4;
     }
-    if (users === 0) return true;
+    if (users === 0 && !records) return true;
     pos = start + 7;
     for (let i = 0; i < count && pos < end; i++) {
       const at = row ? buf.indexOf(0, pos) + 7 : pos;
       const oid = buf.readUInt32BE(at);
+      // Format code 1 (binary) of a container: its DataRow values name types too (`mapDataRowInPlace`).
+      if (row && buf.readUInt16BE(at + 10) === 1 && (this.arrays.has(oid) || this.composites.has(oid))) (this.binaryColumns ??= []).push(i, oid);
       if (oid >= FIRST_NORMAL_OID) buf.writeUInt32BE(this.oids.get(oid)!, at);
       pos = row ? at + 12 : at + 4;
     }
     return true;
+  }
+
+  /**
+   * Rewrites the type OIDs embedded in the binary values of a DataRow at
+   * buf[start, end) in place: `columns` are a RowDescription's
+   * `binaryColumns`. An array names its element type, a composite each
+   * field's; arrays of composites and composites of arrays are walked.
+   */
+  mapDataRowInPlace(buf: Buffer, start: number, end: number, columns: readonly number[]): void {
+    let pos = start + 7;
+    let k = 0;
+    for (let i = 0, n = buf.readUInt16BE(start + 5); i < n && k < columns.length && pos < end; i++) {
+      const len = buf.readInt32BE(pos);
+      pos += 4;
+      if (i === columns[k]) {
+        if (len >= 0) this.mapValue(buf, pos, pos + len, columns[k + 1]!, 0);
+        k += 2;
+      }
+      if (len > 0) pos += len;
+    }
+  }
+
+  private mapValue(buf: Buffer, start: number, end: number, workerType: number, depth: number): void {
+    if (depth > 16 || end - start < 4) return;
+    if (this.arrays.has(workerType)) {
+      if (end - start < 12) return;
+      const ndim = buf.readInt32BE(start);
+      const element = buf.readUInt32BE(start + 8);
+      if (element >= FIRST_NORMAL_OID) buf.writeUInt32BE(this.oids.get(element) ?? element, start + 8);
+      if (!this.arrays.has(element) && !this.composites.has(element)) return;
+      for (let pos = start + 12 + 8 * ndim; pos + 4 <= end; ) {
+        const len = buf.readInt32BE(pos);
+        pos += 4;
+        if (len < 0) continue;
+        this.mapValue(buf, pos, pos + len, element, depth + 1);
+        pos += len;
+      }
+    } else if (this.composites.has(workerType)) {
+      let pos = start + 4;
+      for (let i = buf.readInt32BE(start); i > 0 && pos + 8 <= end; i--) {
+        const field = buf.readUInt32BE(pos);
+        if (field >= FIRST_NORMAL_OID) buf.writeUInt32BE(this.oids.get(field) ?? field, pos);
+        const len = buf.readInt32BE(pos + 4);
+        pos += 8;
+        if (len < 0) continue;
+        if (this.arrays.has(field) || this.composites.has(field)) this.mapValue(buf, pos, pos + len, field, depth + 1);
+        pos += len;
+      }
+    }
   }
 
   /**
@@ -89,8 +163,10 @@ export class TypeOidMap {
     if (!this.loading) {
       this.loading = (async () => {
         try {
-          const pairs = await this.load();
-          for (const [worker, coordinator] of pairs) {
+          const loaded = await this.load();
+          for (const a of loaded.arrays) this.arrays.add(a);
+          for (const c of loaded.composites) this.composites.add(c);
+          for (const [worker, coordinator] of loaded.pairs) {
             this.oids.set(worker, coordinator);
             const known = this.workerOids.get(coordinator);
             this.workerOids.set(coordinator, known === undefined || known === worker ? worker : 0);
@@ -154,6 +230,10 @@ export class TypeOidMap {
     this.oids.clear();
     this.workerOids.clear();
     this.notOnWorker.clear();
+    this.arrays.clear();
+    this.composites.clear();
+    this.arrays.add(RECORD_ARRAY);
+    this.composites.add(RECORD);
   }
 }
 
@@ -187,11 +267,11 @@ export function userTypesOf(rows: ReadonlyArray<ReadonlyArray<string | null>>): 
  * `tableOfShard(schema, name)`: the distributed table whose shard table
  * that is (its row type maps to the table's), else null.
  */
-export function pairTypeOids(
+export function matchWorkerTypes(
   worker: readonly UserType[],
   coordinator: readonly UserType[],
   tableOfShard: (schema: string, name: string) => string | null,
-): Array<[number, number]> {
+): WorkerTypes {
   const byName = new Map<string, UserType>();
   for (const t of coordinator) byName.set(t.schema + '\0' + t.name, t);
   const mapped = new Map<number, UserType>();
@@ -209,5 +289,5 @@ export function pairTypeOids(
     const elem = mapped.get(t.element);
     if (elem && elem.array !== 0) pairs.push([t.oid, elem.array]);
   }
-  return pairs;
+  return { pairs, arrays: worker.filter((t) => t.element !== 0).map((t) => t.oid), composites: worker.filter((t) => t.relation).map((t) => t.oid) };
 }

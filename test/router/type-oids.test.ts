@@ -29,8 +29,8 @@ const addresses: Record<string, { host: string; port: number }> = {};
 /** The coordinator PostgreSQL's OIDs by type name (asked directly). */
 const oid: Record<string, number> = {};
 const COLUMNS = 'id, m, d, p, ms';
-/** Known limit (executor/README.md): binary values of arrays and composites keep the worker's embedded OIDs. */
-const BINARY_LIMIT = 'binary DataRows are forwarded as the worker sent them';
+/** Known limit (executor/README.md): binary values of rows whose RowDescription came in an earlier request keep the worker's embedded OIDs. */
+const BINARY_LIMIT = 'binary DataRows without a RowDescription in their request are forwarded as the worker sent them';
 
 before(async () => {
   cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
@@ -48,6 +48,7 @@ before(async () => {
   await admin.query(`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`);
   await admin.query('CREATE DOMAIN posint AS int CHECK (VALUE > 0)');
   await admin.query('CREATE TYPE pair AS (a int, b text)');
+  await admin.query('CREATE TYPE pair_of_moods AS (a mood, b mood[])');
   await admin.query('CREATE TABLE t (id bigint PRIMARY KEY, m mood, d posint, p pair, ms mood[])');
   await admin.query(`SELECT create_distributed_table('t', 'id', shard_count => 4)`);
   await admin.query('CREATE TABLE r (id int PRIMARY KEY, m mood)');
@@ -209,10 +210,16 @@ for (const mode of ['off', 'on'] as const) {
     }
   });
 
-  test(`pipelining ${mode}: binary results of user-type arrays and composites embed the coordinator's OIDs`, { todo: BINARY_LIMIT }, async () => {
+  test(`pipelining ${mode}: binary results of user-type arrays and composites embed the coordinator's OIDs`, async () => {
     const raw = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
     try {
-      for (const sql of [`SELECT ms, t FROM t WHERE id = $1`, `SELECT ms, t FROM t WHERE id > $1 ORDER BY id LIMIT 1`]) {
+      const sqls = [
+        'SELECT ms, t, ROW(m, ms) AS r, ARRAY[t] AS a FROM t WHERE id = $1',
+        // (Pulled to the coordinator: an anonymous record column there fails, 42P16 "has pseudo-type record" — seen, left alone.)
+        'SELECT ms, t, ROW(m, ms)::pair_of_moods AS r, ARRAY[t] AS a FROM t WHERE id > $1 ORDER BY id LIMIT 1',
+        'SELECT ms, t, ROW(m, ms) AS r, ARRAY[t] AS a FROM t WHERE id IN ($1, 3, 4)',
+      ];
+      for (const sql of sqls) {
         raw.write(Buffer.concat([
           frontend.parse({ name: '', text: sql, types: [] }),
           frontend.bind({ portal: '', statement: '', values: ['2'], binary: true }),
@@ -222,13 +229,33 @@ for (const mode of ['off', 'on'] as const) {
         ]));
         const msgs = await raw.readUntil('Z');
         const row = msgs.find((m) => m.type === 'D');
-        assert.ok(row, msgs.map((m) => m.type).join());
-        const [ms, whole] = dataRowValues(row);
+        assert.ok(row, `${sql}: ${msgs.map((m) => m.type + m.body.toString('latin1')).join('|')}`);
+        const [ms, whole, record, array] = dataRowValues(row);
         // An array's header: ndim, has-nulls flag, element type OID.
         assert.equal(ms!.readUInt32BE(8), oid.mood, sql);
         // A composite: field count, then per field its type OID, length and value: id (int8, 8 bytes), then m.
         assert.deepEqual([whole!.readUInt32BE(4), whole!.readUInt32BE(4 + 8 + 8)], [20, oid.mood], sql);
+        // An anonymous record of (mood, mood[]): both field OIDs, and the inner array's element OID.
+        const firstLength = record!.readInt32BE(8);
+        const second = 4 + 8 + firstLength;
+        assert.deepEqual([record!.readUInt32BE(4), record!.readUInt32BE(second), record!.readUInt32BE(second + 8 + 8)], [oid.mood, oid.moods, oid.mood], sql);
+        // An array of t: the element is t's row type (not the shard's), and inside it m is a mood.
+        const element = 12 + 8 + 4; // header, one dimension, the element's length
+        assert.deepEqual([array!.readUInt32BE(8), array!.readUInt32BE(element + 4 + 8 + 8)], [oid.t, oid.mood], sql);
       }
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  test(`pipelining ${mode}: binary rows of a statement executed without a Describe in its request`, { todo: BINARY_LIMIT }, async () => {
+    const raw = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
+    try {
+      raw.write(Buffer.concat([frontend.parse({ name: 'bin', text: 'SELECT ms FROM t WHERE id = $1', types: [] }), frontend.describe({ type: 'S', name: 'bin' }), frontend.sync()]));
+      await raw.readUntil('Z');
+      raw.write(Buffer.concat([frontend.bind({ portal: '', statement: 'bin', values: ['2'], binary: true }), frontend.execute({ portal: '' }), frontend.sync()]));
+      const row = (await raw.readUntil('Z')).find((m) => m.type === 'D');
+      assert.equal(dataRowValues(row!)[0]!.readUInt32BE(8), oid.mood);
     } finally {
       raw.destroy();
     }
