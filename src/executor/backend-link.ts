@@ -420,7 +420,8 @@ export class BackendLink {
     void map.fill(map.unknownIn(rest, 0, rest.length)).then(() => {
       const held = this.heldBack!;
       this.heldBack = null;
-      this.deliver(held, 0, held.length);
+      // A link lost meanwhile has failed what waited: nothing is left to match the replies to.
+      if (!this.lost) this.deliver(held, 0, held.length);
     });
   }
 

@@ -40,6 +40,9 @@ export interface WorkerTypes {
 
 export type TypeOidLoader = () => Promise<WorkerTypes>;
 
+/** How long replies wait for a load of the worker's types at most. */
+const LOAD_WAIT_MS = 10_000;
+
 /** record and record[]: built-in containers whose binary values name their fields' (any) types. */
 const RECORD = 2249;
 const RECORD_ARRAY = 2287;
@@ -176,7 +179,10 @@ export class TypeOidMap {
         }
       })().finally(() => (this.loading = null));
     }
-    await this.loading;
+    // Replies wait for this: a load that hangs (a worker not answering) lets them go on with the worker's OIDs.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loading, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOAD_WAIT_MS)))]);
+    clearTimeout(timer);
     for (const oid of unknown) if (!this.oids.has(oid)) this.oids.set(oid, oid);
   }
 
