@@ -163,27 +163,40 @@ export class TypeOidMap {
    * the load did not map it (or failed).
    */
   async fill(unknown: readonly number[]): Promise<void> {
-    if (!this.loading) {
-      this.loading = (async () => {
-        try {
-          const loaded = await this.load();
-          for (const a of loaded.arrays) this.arrays.add(a);
-          for (const c of loaded.composites) this.composites.add(c);
-          for (const [worker, coordinator] of loaded.pairs) {
-            this.oids.set(worker, coordinator);
-            const known = this.workerOids.get(coordinator);
-            this.workerOids.set(coordinator, known === undefined || known === worker ? worker : 0);
-          }
-        } catch {
-          // The message goes on with the worker's OIDs; the next catalog version tries again.
-        }
-      })().finally(() => (this.loading = null));
+    // A load already under way may have read pg_type before these types were made: then one more.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const joined = this.loading !== null;
+      if (!(await this.loaded())) break;
+      if (!joined || unknown.every((oid) => this.oids.has(oid))) break;
     }
-    // Replies wait for this: a load that hangs (a worker not answering) lets them go on with the worker's OIDs.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.loading, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOAD_WAIT_MS)))]);
-    clearTimeout(timer);
     for (const oid of unknown) if (!this.oids.has(oid)) this.oids.set(oid, oid);
+  }
+
+  /**
+   * Waits for a load (the one under way, or a new one); false when it takes
+   * longer than LOAD_WAIT_MS (a worker not answering): replies waiting for
+   * it go on with the worker's OIDs.
+   */
+  private async loaded(): Promise<boolean> {
+    this.loading ??= (async () => {
+      try {
+        const loaded = await this.load();
+        for (const a of loaded.arrays) this.arrays.add(a);
+        for (const c of loaded.composites) this.composites.add(c);
+        for (const [worker, coordinator] of loaded.pairs) {
+          this.oids.set(worker, coordinator);
+          const known = this.workerOids.get(coordinator);
+          this.workerOids.set(coordinator, known === undefined || known === worker ? worker : 0);
+        }
+      } catch {
+        // The message goes on with the worker's OIDs; the next catalog version tries again.
+      }
+    })().finally(() => (this.loading = null));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LOAD_WAIT_MS)));
+    const done = await Promise.race([this.loading.then(() => true), timedOut]);
+    clearTimeout(timer);
+    return done;
   }
 
   /** The user OIDs of a RowDescription or ParameterDescription that the map does not know yet. */
