@@ -37,6 +37,7 @@ import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
 import { writeGateFor, type WriteGate } from './write-gate.js';
+import type { TypeOidMap } from './type-oids.js';
 
 export const enum Completes {
   /** Query or Sync: completed by ReadyForQuery. */
@@ -93,6 +94,12 @@ export class BackendLink {
   unsolicitedError: PgError | null = null;
   private replacement: Buffer | null = null;
   onLost: ((link: BackendLink) => void) | null = null;
+  /** A worker's link: its RowDescriptions and ParameterDescriptions get the coordinator's type OIDs (type-oids.ts). */
+  typeOids: TypeOidMap | null = null;
+  /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
+  private heldBack: Buffer | null = null;
+  /** The current result's binary columns whose values embed type OIDs (TypeOidMap.binaryColumns), until its end. */
+  private binaryColumns: number[] | null = null;
 
   private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
   private readonly onSocketClose = (): void => this.lose();
@@ -354,6 +361,10 @@ export class BackendLink {
    * expectations, forwarded runs written to the client as views of `whole`.
    */
   deliver(whole: Buffer, from: number, to: number): void {
+    if (this.heldBack !== null) {
+      this.heldBack = Buffer.concat([this.heldBack, whole.subarray(from, to)]);
+      return;
+    }
     let pos = from;
     let runStart = from; // start of the current run of forwarded bytes
     let runForward = true;
@@ -361,6 +372,19 @@ export class BackendLink {
     while (pos < n) {
       const type = whole[pos];
       const end = pos + 1 + whole.readInt32BE(pos + 1);
+      if (this.binaryColumns !== null) {
+        if (type === Backend.DataRow) this.typeOids!.mapDataRowInPlace(whole, pos, end, this.binaryColumns);
+        else if (type === Backend.ReadyForQuery || type === Backend.NoData) this.binaryColumns = null;
+      }
+      if ((type === Backend.RowDescription || type === Backend.ParameterDescription) && this.typeOids !== null && !this.dying) {
+        if (!this.typeOids.mapInPlace(whole, pos, end)) {
+          // An OID the map does not know yet: what precedes goes out, the rest waits for the load.
+          if (runForward && pos > runStart) this.toClient(whole.subarray(runStart, pos));
+          this.holdBack(this.typeOids, Buffer.from(whole.subarray(pos, to)));
+          return;
+        }
+        if (type === Backend.RowDescription) this.binaryColumns = this.typeOids.binaryColumns;
+      }
       const forward = this.route(type, whole, pos, end);
       if (this.replacement !== null) {
         // This message goes out rewritten: flush what precedes it, write the replacement, skip it.
@@ -388,6 +412,17 @@ export class BackendLink {
     this.compact();
     this.wake();
     if (this.pending === 0) this.onIdle?.(this);
+  }
+
+  /** Keeps `rest` (a copy: the channel's buffers are views) until the map knows its first message's OIDs, then delivers it. */
+  private holdBack(map: TypeOidMap, rest: Buffer): void {
+    this.heldBack = rest;
+    void map.fill(map.unknownIn(rest, 0, rest.length)).then(() => {
+      const held = this.heldBack!;
+      this.heldBack = null;
+      // A link lost meanwhile has failed what waited: nothing is left to match the replies to.
+      if (!this.lost) this.deliver(held, 0, held.length);
+    });
   }
 
   protected toClient(bytes: Buffer): void {

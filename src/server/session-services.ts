@@ -13,6 +13,7 @@ import type { WorkerNode } from '../metadata/types.js';
 import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { ChannelRegistry } from '../executor/channel-group.js';
+import { TypeOidMap, USER_TYPES_SQL, matchWorkerTypes, userTypesOf } from '../executor/type-oids.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { commitGateFor } from '../transaction/commit-gate.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
@@ -108,6 +109,36 @@ function ensureSupportFunctions(pools: NodePools, host: string, port: number, da
   }).catch(() => {});
 }
 
+/** Per coordinator, worker server and database: its type OIDs mapped to the coordinator's. */
+const typeOidMaps = new WeakMap<SharedState, Map<string, TypeOidMap>>();
+
+/**
+ * The type OID map of one worker database (executor/type-oids.ts): filled
+ * by reading pg_type on the worker and on the coordinator as the internal
+ * role, shard row types named after their distributed tables by the
+ * catalog; emptied when the catalog version changes.
+ */
+function typeOidMapOf(shared: SharedState, node: WorkerNode, database: string): TypeOidMap {
+  let maps = typeOidMaps.get(shared);
+  if (!maps) typeOidMaps.set(shared, (maps = new Map()));
+  const key = `${node.host}:${node.port}/${database}`;
+  let map = maps.get(key);
+  if (map) return map;
+  const { pools, config, metadata } = shared;
+  map = new TypeOidMap(async () => {
+    const [worker, coordinator, catalog] = await Promise.all([
+      pools.get(node.host, node.port, database).query(USER_TYPES_SQL),
+      pools.get(config.coordinator.host, config.coordinator.port, database).query(USER_TYPES_SQL),
+      metadata.get(database),
+    ]);
+    const tableOfShard = new Map<string, string>();
+    for (const t of catalog.tables.values()) for (const s of t.shards) tableOfShard.set(t.schema + '\0' + s.shardName, t.name);
+    return matchWorkerTypes(userTypesOf(worker.rows), userTypesOf(coordinator.rows), (schema, name) => tableOfShard.get(schema + '\0' + name) ?? null);
+  }, () => metadata.peek(database)?.version ?? null);
+  maps.set(key, map);
+  return map;
+}
+
 /** An InternalClient-shaped view of a session link, for the two-phase commit code. */
 function linkAsClient(link: BackendLink): InternalClient {
   return {
@@ -160,6 +191,7 @@ export function makeSessionServices(
       if (!shared.pipelines) return null;
       return shared.pipelines.group(nodeKey(node), node.nodeId, async () => (await services.connectNode(node)).conn);
     },
+    typeOids: (node) => typeOidMapOf(shared, node, database),
     releaseNode(node, conn, prepared) {
       if (shared.idleConnections) shared.idleConnections.give(nodeKey(node), conn, prepared);
       else conn.socket.destroy();

@@ -224,7 +224,7 @@ export abstract class BindRouting extends PreparedStatements {
     const parts: Buffer[] = [];
     const expect: Expectation[] = [];
     if (parse) {
-      parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
+      parts.push(encodeParse(name, route.task.sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes));
       expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, err === null) });
     }
     parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));

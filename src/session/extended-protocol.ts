@@ -20,6 +20,8 @@ import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
 import { nextStatementId, usedName } from './prepared-statements.js';
+import { FIRST_NORMAL_OID } from '../executor/type-oids.js';
+import type { Catalog } from '../metadata/types.js';
 
 export abstract class ExtendedProtocol extends BindRouting {
 
@@ -31,6 +33,7 @@ export abstract class ExtendedProtocol extends BindRouting {
     // As for a simple Query: calls of functions that may change roles are watched (src/commands/roles/watch.ts).
     const loading = this.roleFunctionsLoad(catalog);
     if (loading) await loading;
+    if (msg.paramTypes.some((t) => t >= FIRST_NORMAL_OID)) await this.workerParamTypesKnown(catalog, msg.paramTypes);
     const cached = this.cachedStatement(msg.query, msg.paramTypes, catalog);
     if (cached) {
       this.dropStatement(msg.name);
@@ -61,6 +64,17 @@ export abstract class ExtendedProtocol extends BindRouting {
     this.statements.set(msg.name, planned);
     this.rememberStatement(planned);
     await this.replyBytes(PARSE_COMPLETE);
+  }
+
+  /**
+   * Declared parameter types of user types go to the workers as theirs
+   * (executor/type-oids.ts `workerTypes`): their maps are filled here, where
+   * waiting is free, not when a Bind prepares the worker's statement.
+   */
+  private async workerParamTypesKnown(catalog: Catalog, types: readonly number[]): Promise<void> {
+    const typeOids = this.services.typeOids;
+    if (!typeOids) return;
+    await Promise.all(catalog.nodes.filter((n) => n.isActive && n.groupId !== 0).map((n) => typeOids(n).fillFor(types)));
   }
 
   protected async handleDescribe(buf: Buffer, start: number, end: number): Promise<void> {

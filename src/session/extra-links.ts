@@ -13,7 +13,7 @@ import type { ExtraConnections } from './block-extras.js';
 
 /** What the extra connections need of the session. */
 export interface ExtraLinksHost {
-  makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>): BackendLink;
+  makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>, node?: WorkerNode): BackendLink;
   state(): 'created' | 'running' | 'closed';
   /** Replays the session-level SETs on a new link. */
   replaySets(link: BackendLink): void;
@@ -30,7 +30,7 @@ export class ExtraLinks implements ExtraConnections {
   /** One more connection to a worker for slow start: as the client's role, the session's SETs replayed. */
   async open(node: WorkerNode): Promise<BackendLink> {
     const { conn, prepared } = await this.services.connectNode(node);
-    const link = this.host.makeLink(conn, node.nodeId, prepared);
+    const link = this.host.makeLink(conn, node.nodeId, prepared, node);
     link.onIdle = null;
     if (this.host.state() === 'closed') {
       link.close();

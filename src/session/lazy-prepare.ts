@@ -53,7 +53,7 @@ export function prepareLazily(link: BackendLink, wname: string, sql: string, par
     if (names.get(wname) === answered) names.delete(wname);
     settle();
   };
-  link.send(encodeParse(wname, sql, paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done }]);
+  link.send(encodeParse(wname, sql, link.typeOids?.workerTypes(paramTypes) ?? paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done }]);
 }
 
 /**

@@ -10,6 +10,7 @@ import type { IdleConnection as ParkedConnection } from '../pool/idle-connection
 export type { ParkedConnection };
 import type { BackendLink } from '../executor/backend-link.js';
 import type { ChannelGroup } from '../executor/channel-group.js';
+import type { TypeOidMap } from '../executor/type-oids.js';
 import type { CommandOutput } from './replies.js';
 import type { PgError } from '../protocol/errors.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
@@ -80,6 +81,11 @@ export interface SessionServices {
    * (executor/pipelined-channel.ts); null or absent: pipelining is off.
    */
   pipelineFor?(node: WorkerNode): ChannelGroup | null;
+  /**
+   * The worker's type OIDs mapped to the coordinator's (executor/type-oids.ts),
+   * shared by every session of this database; absent: worker OIDs reach the client.
+   */
+  typeOids?(node: WorkerNode): TypeOidMap;
   /** Gives an idle connection (outside any transaction) back to the pool. */
 
   releaseNode(node: WorkerNode, conn: BackendConnection, prepared: Set<string>): void;

@@ -96,7 +96,7 @@ export abstract class SessionBase {
       forget: (nodeId, link) => this.forgetLink(nodeId, link),
     });
     const extraLinks = new ExtraLinks(services, {
-      makeLink: (conn, nodeId, prepared) => this.makeLink(conn, nodeId, prepared),
+      makeLink: (conn, nodeId, prepared, node) => this.makeLink(conn, nodeId, prepared, node),
       state: () => this.state,
       replaySets: (link) => this.txn.sets.replay(link),
     });
@@ -125,8 +125,9 @@ export abstract class SessionBase {
     return 0x49;
   }
 
-  protected makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>): BackendLink {
+  protected makeLink(conn: BackendConnection, nodeId: number, prepared?: Set<string>, node?: WorkerNode): BackendLink {
     const link = new BackendLink(conn, this.client, nodeId, prepared);
+    if (node) link.typeOids = this.services.typeOids?.(node) ?? null;
     if (nodeId >= 0) link.onIdle = () => {
       if (!this.pumping) this.releaseIdleWorkers();
     };
@@ -160,6 +161,7 @@ export abstract class SessionBase {
     if (t && t.channel === channel && !t.lost) return t;
     t = channel.tenant(this.client);
     t.statusForClient = () => this.statusByte();
+    t.typeOids = this.services.typeOids?.(node) ?? null;
     t.onLost = (l) => this.onLinkLost(l);
     t.rewriteError = (err) => this.txn.translate(err);
     this.tenants.set(node.nodeId, t);
@@ -360,7 +362,7 @@ export abstract class SessionBase {
       let pending = this.connecting.get(node.nodeId);
       if (!pending) {
         pending = this.services.connectNode(node).then(({ conn, prepared }) => {
-          const l = this.makeLink(conn, node.nodeId, prepared);
+          const l = this.makeLink(conn, node.nodeId, prepared, node);
           if (this.state === 'closed') {
             // The session ended while connecting: nobody would ever close (or end the transaction of) this link.
             l.close();
