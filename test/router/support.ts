@@ -9,7 +9,8 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { loadClusterState, workerNodes, type ClusterNode, type ClusterState } from '../../src/cluster/index.js';
-import type { TestCluster } from '../helpers/cluster.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCoordinator, type Coordinator } from '../../src/server/index.js';
 
 /** Every value stays the text PostgreSQL sent. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -208,4 +209,33 @@ export async function nodeOfKeys(c: pg.Client, table: string, keys: number[], ha
     [keys, table],
   );
   return new Map(r.rows.map((row) => [Number(row.k), Number(row.port)]));
+}
+
+/**
+ * One cluster served by two coordinators: the cluster's own with pipelined
+ * channels off (every statement on the session's own connections) and a
+ * second with them on (autocommit statements may share a channel). `urls`
+ * and `addresses` are keyed 'off' and 'on'; `stop` stops both.
+ */
+export interface PipeliningPair {
+  cluster: TestCluster;
+  piped: Coordinator;
+  urls: Record<'off' | 'on', string>;
+  addresses: Record<'off' | 'on', { host: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startPipeliningPair(): Promise<PipeliningPair> {
+  const cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
+  const piped = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 }, pipelineChannels: 2 });
+  return {
+    cluster,
+    piped,
+    urls: { off: cluster.url, on: cluster.url.replace(`:${cluster.config.listen.port}/`, `:${piped.address.port}/`) },
+    addresses: { off: cluster.config.listen, on: piped.address },
+    async stop() {
+      await piped.close();
+      await cluster.stop();
+    },
+  };
 }

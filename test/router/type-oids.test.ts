@@ -16,13 +16,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startCoordinator, type Coordinator } from '../../src/server/index.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import { frontend, rawLogin, type BackendMessage } from '../server/raw-protocol.js';
-import { addWorkers, nodeUrl, textClient, withTextClient } from './support.js';
+import { addWorkers, nodeUrl, textClient, withTextClient, startPipeliningPair, type PipeliningPair } from './support.js';
 
 let cluster: TestCluster;
-let piped: Coordinator;
+let pair: PipeliningPair | undefined;
 let admin: pg.Client;
 const urls: Record<string, string> = {};
 const addresses: Record<string, { host: string; port: number }> = {};
@@ -33,12 +32,10 @@ const COLUMNS = 'id, m, d, p, ms';
 const BINARY_LIMIT = 'binary DataRows without a RowDescription in their request are forwarded as the worker sent them';
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
-  piped = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 }, pipelineChannels: 2 });
-  urls.off = cluster.url;
-  urls.on = cluster.url.replace(`:${cluster.config.listen.port}/`, `:${piped.address.port}/`);
-  addresses.off = cluster.config.listen;
-  addresses.on = piped.address;
+  pair = await startPipeliningPair();
+  cluster = pair.cluster;
+  Object.assign(urls, pair.urls);
+  Object.assign(addresses, pair.addresses);
   admin = await textClient(cluster.url);
   await addWorkers(admin, cluster);
   // Types made straight on the workers first, so theirs get other OIDs than the coordinator's.
@@ -70,8 +67,7 @@ before(async () => {
 
 after(async () => {
   await admin?.end().catch(() => {});
-  await piped?.close();
-  await cluster?.stop();
+  await pair?.stop();
 });
 
 /** The type OIDs a coordinator-local table with t's columns shows (a domain's: its base type's, as PostgreSQL sends it). */

@@ -18,24 +18,21 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startCoordinator, type Coordinator } from '../../src/server/index.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import { errorFieldsOf, frontend, rawLogin } from '../server/raw-protocol.js';
-import { addWorkers, nodeUrl, textClient, withTextClient } from './support.js';
+import { addWorkers, nodeUrl, textClient, withTextClient, startPipeliningPair, type PipeliningPair } from './support.js';
 
 let cluster: TestCluster;
-let piped: Coordinator;
+let pair: PipeliningPair | undefined;
 let admin: pg.Client;
 const urls: Record<string, string> = {};
 const addresses: Record<string, { host: string; port: number }> = {};
 
 before(async () => {
-  cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
-  piped = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 }, pipelineChannels: 2 });
-  urls.off = cluster.url;
-  urls.on = cluster.url.replace(`:${cluster.config.listen.port}/`, `:${piped.address.port}/`);
-  addresses.off = cluster.config.listen;
-  addresses.on = piped.address;
+  pair = await startPipeliningPair();
+  cluster = pair.cluster;
+  Object.assign(urls, pair.urls);
+  Object.assign(addresses, pair.addresses);
   admin = await textClient(cluster.url);
   await addWorkers(admin, cluster);
   await admin.query('CREATE TABLE t (tenant_id bigint PRIMARY KEY, v int NOT NULL)');
@@ -45,8 +42,7 @@ before(async () => {
 
 after(async () => {
   await admin?.end().catch(() => {});
-  await piped?.close();
-  await cluster?.stop();
+  await pair?.stop();
 });
 
 /** Creates `plus_one_<suffix>(int)` straight on the given PostgreSQL servers (no propagation). */
