@@ -23,6 +23,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import type { TestCluster } from '../helpers/cluster.js';
+import { frontend, rawLogin, type BackendMessage } from '../server/raw-protocol.js';
 import { addWorkers, nodeUrl, textClient, startPipeliningPair, type PipeliningPair } from './support.js';
 
 let cluster: TestCluster;
@@ -30,12 +31,14 @@ let pair: PipeliningPair | undefined;
 let admin: pg.Client;
 let plain: pg.Client;
 const urls: Record<string, string> = {};
+const addresses: Record<string, { host: string; port: number }> = {};
 const clients: pg.Client[] = [];
 
 before(async () => {
   pair = await startPipeliningPair();
   cluster = pair.cluster;
   Object.assign(urls, pair.urls);
+  Object.assign(addresses, pair.addresses);
   admin = await textClient(cluster.url);
   await addWorkers(admin, cluster);
   plain = await textClient(nodeUrl(cluster, cluster.coordinatorPg.port));
@@ -90,6 +93,18 @@ async function tables(name: string): Promise<{ dist: string; local: string }> {
 async function ddl(via: pg.Client, text: string, dist: string, local: string): Promise<void> {
   await via.query(text.replaceAll('$T', dist));
   await plain.query(text.replaceAll('$T', local));
+}
+
+/** The column names of a RowDescription. */
+function fieldNames(m: BackendMessage): string[] {
+  const names: string[] = [];
+  let pos = 2;
+  for (let i = 0; i < m.body.readInt16BE(0); i++) {
+    const end = m.body.indexOf(0, pos);
+    names.push(m.body.toString('utf8', pos, end));
+    pos = end + 1 + 18;
+  }
+  return names;
 }
 
 const SELECT = 'SELECT * FROM $T WHERE id = $1';
@@ -162,5 +177,54 @@ for (const mode of ['off', 'on'] as const) {
     await c.query('BEGIN');
     assert.deepEqual(await q(dist, 5), { fields: ['id', 'v', 'w'], rows: [['5', '50', '9']] });
     await c.query('COMMIT');
+  });
+
+  test(`pipelining ${mode}: Describe of a statement prepared before ADD COLUMN shows the new columns, as its Execute returns`, async () => {
+    const { dist } = await tables(`ddl_describe_${mode}`);
+    const conn = await rawLogin(addresses[mode]!, 'postgres', cluster.password);
+    try {
+      const describe = async (): Promise<string[]> => {
+        conn.write(Buffer.concat([frontend.describe({ type: 'S', name: 's' }), frontend.sync()]));
+        const replies = await conn.readUntil('Z');
+        const row = replies.find((m) => m.type === 'T');
+        assert.ok(row, JSON.stringify(replies.map((m) => m.type)));
+        return fieldNames(row);
+      };
+      const execute = async (id: number): Promise<string[]> => {
+        conn.write(Buffer.concat([frontend.bind({ statement: 's', values: [String(id)] }), frontend.describe({ type: 'P', name: '' }), frontend.execute({}), frontend.sync()]));
+        const replies = await conn.readUntil('Z');
+        const types = replies.map((m) => m.type);
+        assert.deepEqual(types, ['2', 'T', 'D', 'C', 'Z']);
+        return fieldNames(replies[1]);
+      };
+      conn.write(Buffer.concat([frontend.parse({ name: 's', text: SELECT.replace('$T', dist), types: [] }), frontend.sync()]));
+      await conn.readUntil('Z');
+      assert.deepEqual(await describe(), ['id', 'v']);
+      assert.deepEqual(await execute(3), ['id', 'v']);
+      await admin.query(`ALTER TABLE ${dist} ADD COLUMN w int`);
+      assert.deepEqual(await describe(), ['id', 'v', 'w']);
+      assert.deepEqual(await execute(3), ['id', 'v', 'w']);
+      assert.deepEqual(await execute(6), ['id', 'v', 'w']);
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  test(`pipelining ${mode}: a local table's statement in a block with workers after ADD COLUMN returns the new shape`, async () => {
+    const { dist, local } = await tables(`ddl_withlocal_${mode}`);
+    // A local table lives on the coordinator's PostgreSQL: the plain client reads the same table.
+    const loc = `ddl_loc_${mode}`;
+    await admin.query(`CREATE TABLE ${loc} (id bigint PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO ${loc} VALUES (1, 10), (2, 20)`);
+    const c = await client(urls[mode]!);
+    const block = async (): Promise<void> => {
+      await c.query('BEGIN');
+      await same(c, SELECT, [2], dist, local);
+      await same(c, SELECT, [1], loc, loc);
+      await c.query('COMMIT');
+    };
+    await block();
+    await admin.query(`ALTER TABLE ${loc} ADD COLUMN w int DEFAULT 7`);
+    await block();
   });
 }
