@@ -67,7 +67,7 @@ import { readErrorResponse } from '../protocol/backend/error-response.js';
 import type { PgError } from '../protocol/errors.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
-import { encodeQuery, encodeTerminate } from '../pool/frontend-encoders.js';
+import { encodeClose, encodeQuery, encodeTerminate } from '../pool/frontend-encoders.js';
 import { isFatal, takeWholeMessages } from './backend-link.js';
 import { ChannelTenant } from './channel-tenant.js';
 import { decodeDataRow } from './link-query.js';
@@ -102,10 +102,11 @@ class RunMember {
   ) {}
 }
 
-/** The channel's own entries in the wire order: a run's shared Sync, and the isolation probe. */
+/** The channel's own entries in the wire order: a run's shared Sync, the isolation probe, and the Close of stale statements. */
 const RUN_SYNC = { kind: 'run-sync' } as const;
 const PROBE_ENTRY = { kind: 'probe' } as const;
-type Entry = ChannelTenant | RunMember | typeof RUN_SYNC | typeof PROBE_ENTRY;
+const CLOSE_ENTRY = { kind: 'close' } as const;
+type Entry = ChannelTenant | RunMember | typeof RUN_SYNC | typeof PROBE_ENTRY | typeof CLOSE_ENTRY;
 
 export class PipelinedChannel {
   private readonly framer = new MessageFramer();
@@ -120,8 +121,10 @@ export class PipelinedChannel {
   private requests = 0;
   /** Runs may share Syncs: the connection reads committed (answer to the probe). */
   private coalescing = false;
-  /** Worker-side prepared statements: statement text and parameter types → name, and whether its Parse has succeeded. */
-  private readonly statements = new Map<string, { name: string; parsed: boolean }>();
+  /** Worker-side prepared statements: statement text and parameter types → name, the catalog version it was planned at, and whether its Parse has succeeded. */
+  private readonly statements = new Map<string, { name: string; parsed: boolean; version: number }>();
+  /** Names of statements planned at an older catalog version, closed once no request is on the channel. */
+  private stale: string[] = [];
   dead = false;
   /** Takes no new requests (a cancel was sent, or is waiting to be); closed once idle. */
   retired = false;
@@ -175,25 +178,50 @@ export class PipelinedChannel {
    * first Parse is unanswered: that Parse may fail (the worker lacks a
    * function the coordinator has), and a request binding the name behind
    * it — of any session — would fail for a statement that does not exist.
+   *
+   * `version`: the catalog version the text was planned at. A DDL since
+   * (ALTER TABLE … ADD COLUMN) may have changed the result type of the
+   * same text, and PostgreSQL refuses to run a statement prepared before
+   * that (0A000 "cached plan must not change result type"): a newer
+   * version gets a new name, parsed afresh, and the old one is closed once
+   * no request is on the channel (a request still queued may bind it). A
+   * plan older than the channel's statement (a session not planned again
+   * yet) parses the unnamed statement. The hot path compares one number.
    */
-  statement(sql: string, paramTypes: readonly number[]): { name: string; parse: boolean; key: string } {
+  statement(sql: string, paramTypes: readonly number[], version: number): { name: string; parse: boolean; key: string } {
     const key = paramTypes.length === 0 ? sql : `${sql}\u0000${paramTypes.join(',')}`;
     const known = this.statements.get(key);
-    if (known !== undefined) return known.parsed ? { name: known.name, parse: false, key } : { name: '', parse: true, key: '' };
+    if (known !== undefined) {
+      if (known.version === version) return known.parsed ? { name: known.name, parse: false, key } : { name: '', parse: true, key: '' };
+      if (version < known.version) return { name: '', parse: true, key: '' };
+      this.statements.delete(key);
+      this.stale.push(known.name);
+    }
     if (this.statements.size >= MAX_PREPARED) return { name: '', parse: true, key: '' };
     const name = `pgwc${++channelStatementCounter}`;
-    this.statements.set(key, { name, parsed: false });
+    this.statements.set(key, { name, parsed: false, version });
     return { name, parse: true, key };
   }
 
-  /** The answer to a statement's Parse: later requests bind it, or (it failed: it does not exist on the worker) parse it again. */
-  statementParsed(key: string, ok: boolean): void {
+  /** The answer to the Parse of `name`: later requests bind it, or (it failed: it does not exist on the worker) parse it again. */
+  statementParsed(key: string, name: string, ok: boolean): void {
     if (key === '') return;
+    const known = this.statements.get(key);
+    // The key may name a newer statement by now (a DDL since): this answer is not about that one.
+    if (known === undefined || known.name !== name) return;
     if (!ok) this.statements.delete(key);
-    else {
-      const known = this.statements.get(key);
-      if (known) known.parsed = true;
-    }
+    else known.parsed = true;
+  }
+
+  /** Closes the stale statements (see `statement`) while nothing is queued: no request can bind them any more. */
+  private closeStale(): void {
+    const s = this.conn.socket;
+    s.cork();
+    for (const name of this.stale) s.write(encodeClose('S', name));
+    s.write(SYNC);
+    s.uncork();
+    this.stale = [];
+    this.fifo.push(CLOSE_ENTRY);
   }
 
   /**
@@ -379,6 +407,7 @@ export class PipelinedChannel {
         });
       }
     }
+    if (this.stale.length > 0 && this.requests === 0 && !this.dead && !this.retired) this.closeStale();
     if (this.retired && this.requests === 0 && this.cancelling === null) this.close();
   }
 

@@ -4,7 +4,7 @@
  */
 import { serialize } from 'pg-protocol';
 import { encodeMessage } from '../protocol/writer.js';
-import { StartupCode } from '../protocol/constants.js';
+import { Frontend, StartupCode } from '../protocol/constants.js';
 
 export function encodeStartup(params: ReadonlyArray<[string, string]>): Buffer {
   return encodeMessage((w) => {
@@ -24,6 +24,11 @@ export const encodeCancelRequest = (processId: number, secretKey: number): Buffe
 export const encodeQuery = (sql: string): Buffer => serialize.query(sql);
 
 export const encodeTerminate = (): Buffer => serialize.end();
+
+/** Close of a prepared statement ('S') or portal ('P'). */
+export function encodeClose(target: 'S' | 'P', name: string): Buffer {
+  return encodeMessage((w) => w.begin(Frontend.Close).int8(target.charCodeAt(0)).cstring(name).end());
+}
 
 /** Parse/Bind/Describe/Execute/Sync for one unnamed statement with text parameters. */
 export function encodeExtendedQuery(sql: string, params: ReadonlyArray<string | null>): Buffer {

@@ -48,12 +48,24 @@ export abstract class BindRouting extends PreparedStatements {
 
   /** The catalog is loading or changed since the statement was planned: plan it again first. */
   private async bindAfterCatalog(bind: BindMessage, stmt: PlannedStatement, buf: Buffer, start: number, end: number): Promise<void> {
+    await this.planCurrent(stmt);
+    return this.routeBind(bind, stmt, buf, start, end);
+  }
+
+  /**
+   * Plans `stmt` again when the catalog changed since it was planned. A
+   * client's named statement is planned again too, where PostgreSQL would
+   * answer 0A000 to a result type changed since its Parse: the coordinator
+   * does not know the result type the client saw, so it takes the new one
+   * (src/session/README.md); the worker's statement gets the new plan's
+   * name, prepared afresh (worker-statements.ts).
+   */
+  protected async planCurrent(stmt: PlannedStatement): Promise<void> {
     const catalog = this.catalogNow() ?? (await this.catalog());
     if (stmt.plan.catalogVersion !== catalog.version) {
       const parsed = parseSql(stmt.query).stmts[0].stmt;
       stmt.plan = this.plan(parsed, stmt.query, catalog);
     }
-    return this.routeBind(bind, stmt, buf, start, end);
   }
 
   /** Routes the Bind with the statement's current plan; synchronous when it goes to a pipelined channel. */
@@ -159,7 +171,7 @@ export abstract class BindRouting extends PreparedStatements {
       this.active = link;
       this.cycleLinks.add(link);
       this.copyLink = link;
-      prepareLazily(link, wname, sql, paramTypes);
+      prepareLazily(link, wname, sql, paramTypes, stmt.plan.catalogVersion);
       const appended = route.kind === 'router' ? route.appendParams : undefined;
       link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
@@ -220,12 +232,12 @@ export abstract class BindRouting extends PreparedStatements {
   private sendPipelined(t: ChannelTenant, route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, syncEnd: number, hold: () => void): true {
     this.active = t;
     const channel = t.channel;
-    const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes);
+    const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes, stmt.plan.catalogVersion);
     const parts: Buffer[] = [];
     const expect: Expectation[] = [];
     if (parse) {
       parts.push(encodeParse(name, route.task.sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, err === null) });
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, name, err === null) });
     }
     parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));
     expect.push(E_BIND);

@@ -79,9 +79,7 @@ export function encodeDescribe(target: 'S' | 'P', name: string): Buffer {
   return encodeMessage((w) => w.begin(Frontend.Describe).int8(target.charCodeAt(0)).cstring(name).end());
 }
 
-export function encodeClose(target: 'S' | 'P', name: string): Buffer {
-  return encodeMessage((w) => w.begin(Frontend.Close).int8(target.charCodeAt(0)).cstring(name).end());
-}
+export { encodeClose } from '../pool/frontend-encoders.js';
 
 export function encodeExecute(portal: string, maxRows: number): Buffer {
   return encodeMessage((w) => w.begin(Frontend.Execute).cstring(portal).int32(maxRows).end());

@@ -81,6 +81,8 @@ export abstract class ExtendedProtocol extends BindRouting {
     const d = readDescribe(buf, start, end);
     if (d.target === 'S') {
       const stmt = this.statements.get(d.name)!;
+      // Described as it will run: planned again if a DDL changed the catalog since (its result type may differ).
+      if (stmt.plan.catalogVersion !== this.catalogNow()?.version) await this.planCurrent(stmt);
       const task = stmt.plan.describeTask();
       // A watched local statement is described by the coordinator, which will run it.
       const watched = !task && this.watched(stmt.plan.route(null));
@@ -93,7 +95,7 @@ export abstract class ExtendedProtocol extends BindRouting {
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
-        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes);
+        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes, stmt.plan.catalogVersion);
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }

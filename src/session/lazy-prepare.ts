@@ -11,6 +11,7 @@
 import { Completes, type BackendLink } from '../executor/backend-link.js';
 import type { PgError } from '../protocol/errors.js';
 import { encodeClose, encodeFlush, encodeParse } from './extended-encoders.js';
+import { olderNames } from './worker-statements.js';
 
 /** Lazy Parses not answered yet, per link: name → settles when answered. */
 const unanswered = new WeakMap<BackendLink, Map<string, Promise<void>>>();
@@ -37,9 +38,20 @@ export function closeBeforeParse(link: BackendLink, name: string): Buffer | null
   return maybeHeld.get(link)?.delete(name) ? encodeClose('S', name) : null;
 }
 
-/** Prepares `wname` on `link` unless it is there already (or on its way). */
-export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[]): void {
+/**
+ * Prepares `wname` (`sql` planned at catalog `version`) on `link` unless it
+ * is there already (or on its way). The link's statements of the same text
+ * prepared at older catalog versions are closed first: a DDL since may have
+ * changed their result type (worker-statements.ts), and no plan of this
+ * database names them any more.
+ */
+export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[], version: number): void {
   if (link.prepared.has(wname)) return;
+  for (const old of olderNames(sql, paramTypes, version)) {
+    if (!link.prepared.delete(old)) continue;
+    maybeHeld.get(link)?.delete(old);
+    link.send(encodeClose('S', old), [{ completes: Completes.CloseComplete, forward: false }]);
+  }
   const close = closeBeforeParse(link, wname);
   if (close) link.send(close, [{ completes: Completes.CloseComplete, forward: false }]);
   link.prepared.add(wname);

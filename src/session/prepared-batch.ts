@@ -25,6 +25,9 @@ import { encodeExecute, encodeParse, encodeSync } from './extended-encoders.js';
 import { workerStatementName } from './worker-statements.js';
 import { closeBeforeParse } from './lazy-prepare.js';
 
+/** The batch's statements read no user table (their result type never changes): one catalog version for all. */
+const INTERNAL_VERSION = 0;
+
 /** One statement of a batch: its text, and text values for its parameters (typed by `paramTypes`). */
 export interface BatchStatement {
   sql: string;
@@ -71,7 +74,7 @@ export function runPreparedBatch(link: BackendLink, statements: readonly BatchSt
     };
     for (const s of statements) {
       const types = s.paramTypes ?? [];
-      const name = workerStatementName(s.sql, types);
+      const name = workerStatementName(s.sql, types, INTERNAL_VERSION);
       if (!link.prepared.has(name)) {
         const close = closeBeforeParse(link, name);
         if (close) {
@@ -110,5 +113,5 @@ export function runPreparedBatch(link: BackendLink, statements: readonly BatchSt
 
 /** Forgets `statements` on `link` (their names were deallocated behind the session's back). */
 export function forgetPrepared(link: BackendLink, statements: readonly BatchStatement[]): void {
-  for (const s of statements) link.prepared.delete(workerStatementName(s.sql, s.paramTypes ?? []));
+  for (const s of statements) link.prepared.delete(workerStatementName(s.sql, s.paramTypes ?? [], INTERNAL_VERSION));
 }

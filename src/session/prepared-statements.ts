@@ -69,9 +69,9 @@ export function nextStatementId(): number {
   return ++statementCounter;
 }
 
-/** The worker-side name for `sql`, remembered on the statement so dropping it can close what it used. */
+/** The worker-side name for `sql` of the statement's plan (its catalog version), remembered on the statement so dropping it can close what it used. */
 export function usedName(stmt: PlannedStatement, sql: string, paramTypes: readonly number[]): string {
-  const name = workerStatementName(sql, paramTypes);
+  const name = workerStatementName(sql, paramTypes, stmt.plan.catalogVersion);
   (stmt.workerNames ??= new Set()).add(name);
   return name;
 }

@@ -92,12 +92,12 @@ class Client {
 
   /** Bind/Execute/Sync of READ (parsed on first use, as the session does), sharing its Sync when `coalesce`. */
   read(k: number, divisor: number, coalesce = true): void {
-    const { name, parse, key } = this.channel.statement(READ, []);
+    const { name, parse, key } = this.channel.statement(READ, [], 1);
     const parts: Buffer[] = [];
     const expect: Expectation[] = [];
     if (parse) {
       parts.push(serialize.parse({ name, text: READ, types: [] }));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => this.channel.statementParsed(key, err === null) });
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => this.channel.statementParsed(key, name, err === null) });
     }
     parts.push(Buffer.concat([serialize.bind({ statement: name, values: [String(k), String(divisor)] }), serialize.execute({}), serialize.sync()]));
     expect.push({ completes: Completes.BindComplete, forward: true }, { completes: Completes.Execute, forward: true }, { completes: Completes.Ready, forward: true });
