@@ -23,7 +23,7 @@
  * that the columns the INSERT leaves out need no coordinator-side value
  * (sequences): else it takes the coordinator plan kept in `fallback`.
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
@@ -324,7 +324,7 @@ function untypedLiteral(n: Node): string | null {
   if (!n?.A_Const) return null;
   if (!n.A_Const.isnull && n.A_Const.sval === undefined) return null;
   try {
-    return deparseSync(n);
+    return deparseSql(n);
   } catch {
     return null;
   }

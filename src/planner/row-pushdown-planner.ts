@@ -91,7 +91,8 @@ export function pushRows(select: Node, grouped: boolean): PushdownQuery {
   const count = select.limitCount ? intConst(select.limitCount) : null;
   const offset = select.limitOffset ? intConst(select.limitOffset) : 0;
   if (count !== null && offset !== null && count >= 0 && offset >= 0) {
-    worker.sortClause = workerSort;
+    // No ORDER BY: any count+offset rows of each shard hold a valid answer; an empty list would deparse as `ORDER BY LIMIT`.
+    if (workerSort.length) worker.sortClause = workerSort;
     worker.limitCount = { A_Const: { ival: { ival: count + offset } } };
     worker.limitOption = select.limitOption;
   }

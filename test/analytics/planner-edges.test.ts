@@ -1,0 +1,110 @@
+/**
+ * Planner edge cases found while mapping result type OIDs (issue #4,
+ * "correct results for any SQL"): each statement is compared with a plain
+ * PostgreSQL holding the same rows.
+ *
+ * - LIMIT/OFFSET/FETCH without ORDER BY over a distributed table, in a CTE,
+ *   a FROM subquery, IN (…), nested, joined, prepared: the row pushdown's
+ *   worker query had an empty ORDER BY (`ORDER BY LIMIT 2`, a syntax
+ *   error). Any rows are a valid answer there, so those compare the row
+ *   count and that every row is one of the table's.
+ * - FETCH FIRST n ROWS WITH TIES: the deparser wrote it as LIMIT n, which
+ *   drops the ties wherever a query is deparsed (worker and final queries,
+ *   subplans).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { assertSameResult, compareResults, type DifferentialPair, runQuery, startDifferentialPair } from './support.js';
+
+let pair: DifferentialPair | undefined;
+let weave: pg.Client;
+let reference: pg.Client;
+
+const SETUP = [
+  `CREATE TABLE t (k int PRIMARY KEY, v int, w text)`,
+  `INSERT INTO t SELECT g, g % 7, 'w' || g FROM generate_series(1, 100) g`,
+  `CREATE TABLE u (k int PRIMARY KEY, x int)`,
+  `INSERT INTO u SELECT g, g * 2 FROM generate_series(1, 60) g`,
+];
+
+before(async () => {
+  pair = await startDifferentialPair('planner-edges', SETUP, [
+    `SELECT create_distributed_table('t', 'k', shard_count => 4)`,
+    `SELECT create_distributed_table('u', 'k', colocate_with => 'none', shard_count => 3)`,
+  ]);
+  ({ weave, reference } = pair);
+}, { timeout: 300_000 });
+
+after(() => pair?.stop());
+
+/**
+ * `sql` (no ORDER BY: PostgreSQL may return any rows) on both sides: the
+ * same columns and row count, and every pgweave row is a row of `universe`
+ * on PostgreSQL.
+ */
+async function sameCountFrom(sql: string, universe: string, values?: unknown[]): Promise<void> {
+  const expected = await runQuery(reference, sql, 60_000, values);
+  const actual = await runQuery(weave, sql, 60_000, values);
+  assert.ok(expected.ok, `PostgreSQL failed: ${sql}: ${!expected.ok && expected.message}`);
+  assert.ok(actual.ok, `pgweave failed: ${sql}: ${!actual.ok && `${actual.code} ${actual.message}`}`);
+  assert.deepEqual(actual.result.fields, expected.result.fields, sql);
+  assert.deepEqual(actual.result.types, expected.result.types, sql);
+  assert.equal(actual.result.rows.length, expected.result.rows.length, sql);
+  const all = await runQuery(reference, universe);
+  assert.ok(all.ok, universe);
+  const known = new Set(all.result.rows.map((r) => JSON.stringify(r)));
+  for (const r of actual.result.rows) assert.ok(known.has(JSON.stringify(r)), `${JSON.stringify(r)} is not a row of ${universe} (${sql})`);
+}
+
+/** Same result as PostgreSQL, with values (extended protocol) when given. */
+async function same(sql: string, values?: unknown[], ordered = /ORDER BY/i.test(sql)): Promise<void> {
+  if (!values) return assertSameResult(weave, reference, sql, ordered);
+  const expected = await runQuery(reference, sql, 60_000, values);
+  const actual = await runQuery(weave, sql, 60_000, values);
+  assert.ok(expected.ok, `PostgreSQL failed: ${sql}: ${!expected.ok && expected.message}`);
+  assert.ok(actual.ok, `pgweave failed: ${sql}: ${!actual.ok && `${actual.code} ${actual.message}`}`);
+  assert.equal(compareResults(expected.result, actual.result, ordered ? 'total' : 'none'), null, sql);
+}
+
+test('LIMIT without ORDER BY over a distributed table: top level, CTE, FROM subquery, OFFSET, FETCH FIRST, LIMIT ALL', async () => {
+  const rows = 'SELECT k, v FROM t';
+  await sameCountFrom('SELECT k, v FROM t LIMIT 2', rows);
+  await sameCountFrom('WITH x AS (SELECT k, v FROM t LIMIT 2) SELECT k, v FROM x', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t LIMIT 2) s', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t LIMIT 3 OFFSET 5) s', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t OFFSET 96) s', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t FETCH FIRST 4 ROWS ONLY) s', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t OFFSET 3 ROWS FETCH NEXT 2 ROWS ONLY) s', rows);
+  await sameCountFrom('SELECT * FROM (SELECT k, v FROM t LIMIT ALL) s', rows);
+  await sameCountFrom('SELECT DISTINCT v FROM t LIMIT 3', 'SELECT DISTINCT v FROM t');
+  await same('SELECT count(*) FROM (SELECT k, v FROM t LIMIT 7) s');
+});
+
+test('LIMIT without ORDER BY nested, joined with another distributed table, in IN (…), prepared', async () => {
+  await sameCountFrom('SELECT * FROM (SELECT * FROM (SELECT k, v FROM t LIMIT 10) a LIMIT 3) b', 'SELECT k, v FROM t');
+  await same('SELECT count(*) FROM (SELECT k FROM t LIMIT 5) a JOIN u ON a.k = u.k');
+  await same('SELECT count(*) FROM u WHERE k IN (SELECT k FROM t LIMIT 5)');
+  await sameCountFrom('SELECT u.k, u.x FROM (SELECT k FROM t LIMIT 5) a JOIN u ON a.k = u.k', 'SELECT k, x FROM u');
+  await sameCountFrom('SELECT k, v FROM t LIMIT $1', 'SELECT k, v FROM t', [3]);
+  await same('SELECT count(*) FROM (SELECT v FROM t LIMIT $1 OFFSET $2) s', [3, 98]);
+  await same('WITH x AS (SELECT v FROM t LIMIT $1) SELECT count(*) FROM x', [4]);
+});
+
+test('ORDER BY … LIMIT in subqueries and CTEs compares exactly', async () => {
+  await same('SELECT * FROM (SELECT k, v FROM t ORDER BY k LIMIT 3 OFFSET 2) s ORDER BY k');
+  await same('WITH x AS (SELECT k, w FROM t ORDER BY w DESC FETCH FIRST 5 ROWS ONLY) SELECT x.k, x.w, u.x FROM x LEFT JOIN u ON u.k = x.k ORDER BY x.w');
+  await same('SELECT k FROM u WHERE k IN (SELECT k FROM t ORDER BY v DESC, k LIMIT 6) ORDER BY k');
+  await same('SELECT k, v FROM t ORDER BY k LIMIT $1 OFFSET $2', [4, 10]);
+});
+
+test('FETCH FIRST … WITH TIES keeps the ties (top level, subquery, CTE, IN, offset, prepared)', async () => {
+  await same('SELECT k, v FROM t ORDER BY v FETCH FIRST 2 ROWS WITH TIES', undefined, false);
+  await same('SELECT count(*) FROM (SELECT v FROM t ORDER BY v FETCH FIRST 2 ROWS WITH TIES) a');
+  await same('SELECT k, v FROM t ORDER BY v DESC, k / 10 OFFSET 2 FETCH FIRST 2 ROWS WITH TIES', undefined, false);
+  await same('SELECT count(*) FROM (SELECT k FROM t ORDER BY v DESC OFFSET 3 FETCH FIRST 2 ROWS WITH TIES) a');
+  await same('WITH x AS (SELECT v FROM t ORDER BY v FETCH FIRST 16 ROWS WITH TIES) SELECT v, count(*) FROM x GROUP BY v ORDER BY v');
+  await same('SELECT count(*) FROM u WHERE k IN (SELECT v FROM t ORDER BY v DESC FETCH FIRST 1 ROW WITH TIES)');
+  await same('SELECT v, count(*) FROM t GROUP BY v ORDER BY count(*) DESC FETCH FIRST 1 ROW WITH TIES', undefined, false);
+  await same('SELECT count(*) FROM (SELECT v FROM t ORDER BY v FETCH FIRST $1 ROWS WITH TIES) a', [2]);
+});
