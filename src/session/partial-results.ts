@@ -14,7 +14,7 @@
  * repartition join (route.repartition) is considered first: when chosen,
  * every side is re-hashed into buckets on the workers (repartition-tables.ts).
  */
-import type { PgError } from '../protocol/errors.js';
+import { PgError } from '../protocol/errors.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
 import { quoteIdent } from '../sql/quote.js';
@@ -67,6 +67,12 @@ async function pullPartial(
   const [entry, ...fallback] = route.pulls;
   const temp = quoteIdent(partial.tempName);
   const created = await queryOnLink(coordinator, partialTableSql(partial));
+  if (created.error && isRecordColumnError(created.error)) {
+    // A record the planner could not see (a function returning record…): outside a block the coordinator
+    // runs the statement over the pulled tables instead; inside one the failed CREATE has aborted the block.
+    if (coordinator.status !== 0x49) return recordColumnRefusal(created.error);
+    return pullTables(coordinator, fallback, linkFor);
+  }
   if (created.error) return created.error;
   const types = created.rows.map((r) => decodeDataRow(r)[0] ?? '');
   partial.finalSql = partial.combine(types);
@@ -76,4 +82,18 @@ async function pullPartial(
     return pullTables(coordinator, fallback, linkFor);
   }
   return pullTables(coordinator, [entry], linkFor);
+}
+
+/** CREATE TABLE's refusal of a column of type record or record[] (42P16 "column … has pseudo-type record"). */
+export function isRecordColumnError(err: PgError): boolean {
+  return err.code === '42P16' && /pseudo-type record/.test(err.message);
+}
+
+/** The refusal a client sees when an anonymous record cannot be staged in a temporary table. */
+export function recordColumnRefusal(err: PgError): PgError {
+  return new PgError({
+    code: '0A000',
+    message: `an anonymous record column cannot be staged in a temporary table inside a transaction block (${err.message})`,
+    hint: 'Cast the record to a composite type or to text, or run the statement outside the transaction block.',
+  });
 }

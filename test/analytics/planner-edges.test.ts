@@ -108,3 +108,47 @@ test('FETCH FIRST … WITH TIES keeps the ties (top level, subquery, CTE, IN, of
   await same('SELECT v, count(*) FROM t GROUP BY v ORDER BY count(*) DESC FETCH FIRST 1 ROW WITH TIES', undefined, false);
   await same('SELECT count(*) FROM (SELECT v FROM t ORDER BY v FETCH FIRST $1 ROWS WITH TIES) a', [2]);
 });
+
+test('anonymous records in a pushdown: ROW(…), (a, b), nested rows and whole rows of a subquery are staged field by field', async () => {
+  await same('SELECT ROW(v, w) FROM t ORDER BY k LIMIT 3');
+  await same('SELECT (v, w), k FROM t ORDER BY k LIMIT 3');
+  await same('SELECT DISTINCT ROW(v, w) AS r FROM t ORDER BY 1 LIMIT 3');
+  await same('SELECT DISTINCT ROW(v, w) AS r FROM t ORDER BY r DESC LIMIT 3');
+  await same('SELECT ROW(v, ROW(w, k)) FROM t ORDER BY 1 LIMIT 3');
+  await same('SELECT ROW(k) FROM t ORDER BY 1 DESC LIMIT 3');
+  await same('SELECT k FROM t ORDER BY ROW(v, w), k LIMIT 3');
+  await same('SELECT s FROM (SELECT k, w FROM t) s ORDER BY s.k LIMIT 3');
+  await same('SELECT s FROM (SELECT k, w FROM t) s ORDER BY s DESC LIMIT 3');
+  await same('SELECT s, s.k FROM (SELECT k, w FROM t WHERE k < 9) s (k, w) ORDER BY 2 LIMIT 3');
+  // Grouped by the distribution column: the whole query per shard.
+  await same('SELECT k, ROW(v, count(*)) FROM t GROUP BY k ORDER BY k LIMIT 3');
+  // GROUP BY a record or an aggregate of records: pulled.
+  await same('SELECT ROW(v, w), count(*) FROM t GROUP BY 1 ORDER BY 1 LIMIT 3');
+  await same('SELECT v, array_agg(ROW(k, w) ORDER BY k) AS a, count(*) FROM t WHERE k < 20 GROUP BY v ORDER BY 1');
+  await same('SELECT v, cardinality(array_agg(ROW(k, w))) FROM t GROUP BY v ORDER BY 1');
+});
+
+test('anonymous records in CTEs and subqueries planned on their own, and records the planner cannot see', async () => {
+  await same('WITH x AS (SELECT s, s.v FROM (SELECT v, count(*) AS c FROM t GROUP BY v) s) SELECT x.s FROM x JOIN u ON u.k = x.v ORDER BY 1');
+  await same('WITH x AS (SELECT s AS r, s.k FROM (SELECT k, w FROM t) s ORDER BY s.k LIMIT 3) SELECT x.r FROM x JOIN u ON u.k = x.k ORDER BY 1');
+  await same('SELECT r FROM (SELECT DISTINCT ROW(v, w) AS r FROM t) s ORDER BY 1 LIMIT 3');
+  // Records only PostgreSQL's types reveal: the staging table is refused and the tables are pulled instead.
+  await same('SELECT COALESCE(ROW(v, w), NULL) FROM t ORDER BY k LIMIT 3');
+  await same(`SELECT json_each('{"a":1}'::json), k FROM t ORDER BY k LIMIT 2`);
+  // Inside a transaction block the refused CREATE has aborted the block: a clear 0A000, not 42P16.
+  await weave.query('BEGIN');
+  try {
+    const inBlock = await runQuery(weave, 'SELECT COALESCE(ROW(v, w), NULL) FROM t ORDER BY k LIMIT 3');
+    assert.ok(!inBlock.ok && inBlock.code === '0A000', JSON.stringify(inBlock));
+    assert.match(inBlock.message, /anonymous record/);
+  } finally {
+    await weave.query('ROLLBACK');
+  }
+  await weave.query('BEGIN');
+  try {
+    const ok = await runQuery(weave, 'SELECT ROW(v, w) FROM t ORDER BY k LIMIT 2');
+    assert.ok(ok.ok && ok.result.rows.length === 2, JSON.stringify(ok));
+  } finally {
+    await weave.query('COMMIT');
+  }
+});
