@@ -92,3 +92,8 @@ export function splitRecord(n: Node, select: Node, inputColumn: (name: string) =
 export function isRecordExpression(n: Node, select: Node, inputColumn: (name: string) => boolean): boolean {
   return !!n?.RowExpr || wholeRowOf(n, select, inputColumn) !== undefined;
 }
+
+/** CREATE TABLE's refusal of a column of type record or record[] (42P16 "column … has pseudo-type record"). */
+export function isRecordColumnError(err: { code: string; message: string }): boolean {
+  return err.code === '42P16' && /pseudo-type record/.test(err.message);
+}

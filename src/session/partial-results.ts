@@ -19,6 +19,7 @@ import type { BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
 import { quoteIdent } from '../sql/quote.js';
 import { partialTableSql } from '../planner/pushdown-query.js';
+import { isRecordColumnError } from '../planner/record-columns.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
@@ -82,11 +83,6 @@ async function pullPartial(
     return pullTables(coordinator, fallback, linkFor);
   }
   return pullTables(coordinator, [entry], linkFor);
-}
-
-/** CREATE TABLE's refusal of a column of type record or record[] (42P16 "column … has pseudo-type record"). */
-export function isRecordColumnError(err: PgError): boolean {
-  return err.code === '42P16' && /pseudo-type record/.test(err.message);
 }
 
 /** The refusal a client sees when an anonymous record cannot be staged in a temporary table. */
