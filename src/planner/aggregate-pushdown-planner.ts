@@ -39,6 +39,8 @@
  */
 import type { Node } from '../sql/parse.js';
 import { outputName } from './output-names.js';
+import { isRecordExpression } from './record-columns.js';
+import { someNode } from '../sql/tree-walk.js';
 import {
   REGRESSIONS, SUPPORT, arrayConcatSql, floatVarianceSql, jsonAggConcatSql, jsonConcatSql, regressionSql, stddevSql, varianceSql,
 } from './aggregate-combines.js';
@@ -302,6 +304,11 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   if (keys.some((k) => hasAggregate(k) || hasWindow(k))) decline('aggregates in GROUP BY');
   // A constant written as a GROUP BY expression would read as a position (or be refused) in the worker query.
   if (keys.some((k) => k.A_Const || k.TypeCast?.arg?.A_Const || k.ParamRef || k.TypeCast?.arg?.ParamRef)) decline('a constant in GROUP BY');
+  // A table cannot hold an anonymous record (record-columns.ts): such keys and array_agg of records (record[]) are pulled.
+  const record = (n: Node) => isRecordExpression(n, select, inputColumns);
+  if (keys.some(record)) decline('an anonymous record in GROUP BY');
+  const recordArray = (o: Node) => isAggregateCall(o) && lastName(o.FuncCall.funcname as Node[]) === 'array_agg' && ((o.FuncCall.args ?? []) as Node[]).some(record);
+  if (someNode([select.targetList, select.havingClause, select.sortClause], recordArray)) decline('array_agg of anonymous records');
   let hasDistinct = false;
   const s = new Splitter(keys, () => keys.length + (hasDistinct ? 1 : 0), shardLocal);
   const targets = (select.targetList ?? []) as Node[];

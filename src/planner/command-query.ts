@@ -7,7 +7,7 @@
  * each call's RangeFunction replaced by its table, under the same alias and
  * column aliases — runs there, so PostgreSQL does the filtering and sorting.
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import { someNode } from '../sql/tree-walk.js';
@@ -109,6 +109,6 @@ export function planCommandQuery(select: Node, isCommand: (name: string) => bool
   if (readsDistributed(stmt)) {
     return { kind: 'error', error: new PgError({ code: '0A000', message: `combining ${first}() with distributed tables is not supported` }) };
   }
-  const sql = deparseSync(stmt, { pretty: false });
+  const sql = deparseSql(stmt, { pretty: false });
   return { kind: 'command', name: first, positional: calls[0].positional, named: calls[0].named, alias: null, columns: null, query: { sql, calls } };
 }

@@ -20,7 +20,7 @@
  * parameter appended to the client's for a prepared statement, so the
  * worker's prepared statement stays the same across transactions).
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
 import { PgError } from '../protocol/errors.js';
 import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '../sql/hash.js';
 import { parseSql, type Node } from '../sql/parse.js';
@@ -156,7 +156,7 @@ export class InsertPlan {
             op: 'SETOP_NONE',
           },
         };
-        return { sql: deparseSync({ InsertStmt: copy }), rowHashes };
+        return { sql: deparseSql({ InsertStmt: copy }), rowHashes };
       },
     };
   }
@@ -265,7 +265,7 @@ export class InsertPlan {
       // Each shard gets only some rows, so parameter numbers no longer match
       // one Bind: the values are written into the statement as literals.
       if (params) inlineParams(copy, params);
-      tasks.push({ node: shard.placements[0].node, sql: deparseSync({ InsertStmt: copy }), shardIds: [shard.shardId] });
+      tasks.push({ node: shard.placements[0].node, sql: deparseSql({ InsertStmt: copy }), shardIds: [shard.shardId] });
     }
     const rowOrder = returning && !ordinal ? [...positions.values()] : undefined;
     return { kind: 'multi-shard', tasks, isWrite: true, commandTag: 'INSERT', paramsInlined: params !== null, rowOrder, ordinal: ordinal || undefined, errorInTaskOrder: true };
@@ -380,7 +380,7 @@ function exactOutputSql(insert: Node): string {
     select.withClause.ctes = [...clientWith.ctes, ...select.withClause.ctes];
     if (clientWith.recursive) select.withClause.recursive = true;
   }
-  return deparseSync(stmt);
+  return deparseSql(stmt);
 }
 
 /**

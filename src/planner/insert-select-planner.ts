@@ -23,7 +23,8 @@
  * that the columns the INSERT leaves out need no coordinator-side value
  * (sequences): else it takes the coordinator plan kept in `fallback`.
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
+import { isRecordExpression } from './record-columns.js';
 import { PgError } from '../protocol/errors.js';
 import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
@@ -324,7 +325,7 @@ function untypedLiteral(n: Node): string | null {
   if (!n?.A_Const) return null;
   if (!n.A_Const.isnull && n.A_Const.sval === undefined) return null;
   try {
-    return deparseSync(n);
+    return deparseSql(n);
   } catch {
     return null;
   }
@@ -430,6 +431,11 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
   // COPY (SELECT …) TO STDOUT on the shards cannot take parameters.
   if (found.has('parameter')) return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the SELECT has parameters') };
 
+  // A table typed like the SELECT's output cannot hold an anonymous record: the coordinator runs the INSERT as written,
+  // so a record becomes text or is refused (42846) as PostgreSQL decides for the target column.
+  if (((select.targetList ?? []) as Node[]).some((t) => isRecordExpression(t.ResTarget?.val, select, () => false))) {
+    return { kind: 'insert-select', plan: coordinatorPlan(base, text, select, sources, 'the SELECT list has an anonymous record') };
+  }
   // Repartition: the SELECT runs per source shard group; its rows are routed to the target's shards.
   const anchor = hashSources[0] ?? sources[0];
   const groups = anchor.table.method === 'hash' ? anchor.table.shards.length : 1;

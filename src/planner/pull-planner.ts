@@ -12,7 +12,7 @@
  * table alone (no subqueries, parameters or volatile functions), those
  * conditions are pushed into the shards' COPY queries.
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
 import type { Node } from '../sql/parse.js';
 import { someNode } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
@@ -57,7 +57,7 @@ function pushedFilter(select: Node, rel: ResolvedRelation, relationCount: number
   if (parts.length === 0) return null;
   const expr = parts.length === 1 ? parts[0] : { BoolExpr: { boolop: 'AND_EXPR', args: parts } };
   try {
-    return deparseSync(expr);
+    return deparseSql(expr);
   } catch {
     return null;
   }

@@ -53,9 +53,9 @@ export class PushdownPlanner {
       if (aggregated) {
         const keys = groupExpressions(select, inputColumn);
         // Grouping sets span shards even with a distribution column (the coarser sets): always partial aggregates.
-        query = !hasGroupingSets(select) && groupedByDistributionColumn(select, keys, keyRelations) ? pushRows(select, true) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, keyRelations));
+        query = !hasGroupingSets(select) && groupedByDistributionColumn(select, keys, keyRelations) ? pushRows(select, true, inputColumn) : splitAggregates(select, inputColumn, (n) => !hasOuterJoin(select) && isDistributionColumn(n, keyRelations));
       } else {
-        query = pushRows(select, false);
+        query = pushRows(select, false, inputColumn);
       }
       const tasks = workerTasks(query.workerSql, this.relations);
       if (!tasks || tasks.length === 0) {

@@ -16,7 +16,7 @@
  * template whose placeholders `combine(types)` fills once the table exists,
  * or declines, and the route falls back to pulling the tables.
  */
-import { deparseSync } from 'pgsql-deparser';
+import { deparseSql } from '../sql/deparse.js';
 import { parseSql, type Node } from '../sql/parse.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { someNode } from '../sql/tree-walk.js';
@@ -184,7 +184,7 @@ export function intConst(n: Node): number | null {
 }
 
 export function deparse(n: Node): string {
-  return deparseSync(n, { pretty: false });
+  return deparseSql(n, { pretty: false });
 }
 
 /**

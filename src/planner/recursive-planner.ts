@@ -41,6 +41,7 @@ import { parseSql } from '../sql/parse.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
 import { outputName } from './output-names.js';
+import { isRecordExpression } from './record-columns.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { planMultiShard, VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import { planPull } from './pull-planner.js';
@@ -372,10 +373,14 @@ function readsIntermediate(n: Node): boolean {
   return someNode(n, (o) => o.RangeVar?.schemaname === 'pg_temp' && String(o.RangeVar.relname).startsWith(INTERMEDIATE_PREFIX));
 }
 
-/** Whether an output column is a ROW(…) constructor: a table cannot hold an anonymous record column. */
+/**
+ * Whether an output column is a ROW(…) constructor or a whole-row reference
+ * to a FROM subquery (record-columns.ts; a name that might be a column
+ * counts): a table cannot hold an anonymous record column.
+ */
 function anonymousRecord(s: Node): boolean {
   while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
-  return ((s?.targetList ?? []) as Node[]).some((t) => !!t.ResTarget?.val?.RowExpr);
+  return ((s?.targetList ?? []) as Node[]).some((t) => isRecordExpression(t.ResTarget?.val, s, () => false));
 }
 
 /** Whether every reference to the CTE `name` in `parts` lies inside an EXISTS subquery. */

@@ -18,6 +18,7 @@
 import type { Node } from '../sql/parse.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { outputName } from './output-names.js';
+import { isRecordExpression, splitRecord } from './record-columns.js';
 import {
   TEMP_PLACEHOLDER, clone, colRef, decline, deparse, hasAggregate, hasOuterJoin, hasWindow, intConst, sameExpr,
   target, type PushdownQuery,
@@ -50,39 +51,59 @@ function plainTargets(select: Node): Node[] {
 }
 
 /** The row-pushdown plan of a SELECT (already checked by pushdownObstacle), or throws Decline. */
-export function pushRows(select: Node, grouped: boolean): PushdownQuery {
+export function pushRows(select: Node, grouped: boolean, inputColumn: (name: string) => boolean): PushdownQuery {
   if (hasWindow(select.targetList) || hasWindow(select.sortClause) || select.windowClause) decline('window functions');
   if (!grouped && (select.groupClause || select.havingClause || hasAggregate(select.targetList) || hasAggregate(select.sortClause))) decline('aggregates');
   const distinct = !!select.distinctClause;
   const targets = plainTargets(select);
   const names = targets.map(outputName);
   if (names.some((n) => n === null)) decline('an output column name this planner cannot derive');
-  const workerTargets = targets.map((t, i) => target(clone(t.ResTarget.val), `pgweave_o${i + 1}`));
+  const workerTargets: Node[] = [];
+  /**
+   * Adds an expression to the worker query: one column, or one per field of
+   * an anonymous record (record-columns.ts: a table cannot hold a record).
+   * Returns its worker positions (1-based) and its expression in the final query.
+   */
+  const addColumn = (expr: Node, name: string): { positions: number[]; final: Node } => {
+    const split = splitRecord(expr, select, inputColumn);
+    if (!split && isRecordExpression(expr, select, inputColumn)) decline('a whole-row reference to a subquery whose columns are not known');
+    if (!split) {
+      workerTargets.push(target(clone(expr), name));
+      return { positions: [workerTargets.length], final: colRef(name) };
+    }
+    const refs = split.leaves.map((leaf, j) => {
+      workerTargets.push(target(clone(leaf), `${name}_${j + 1}`));
+      return colRef(`${name}_${j + 1}`);
+    });
+    return { positions: refs.map((_, j) => workerTargets.length - refs.length + j + 1), final: split.build(refs) };
+  };
+  const columns = targets.map((t, i) => ({ expr: t.ResTarget.val as Node, ...addColumn(t.ResTarget.val, `pgweave_o${i + 1}`) }));
   const workerSort: Node[] = [];
   const finalSort: Node[] = [];
   for (const item of (select.sortClause ?? []) as Node[]) {
     const node = item.SortBy.node;
     const pos = intConst(node);
     const fields = (node?.ColumnRef?.fields ?? []) as Node[];
-    let column: number;
+    let column: { positions: number[]; final: Node };
     if (pos !== null) {
       if (pos < 1 || pos > targets.length) decline('ORDER BY position');
-      column = pos - 1;
+      column = columns[pos - 1];
     } else if (fields.length === 1 && fields[0].String && names.includes(fields[0].String.sval)) {
-      column = names.indexOf(fields[0].String.sval);
-      if (names.lastIndexOf(fields[0].String.sval) !== column) decline('ambiguous ORDER BY name');
+      const at = names.indexOf(fields[0].String.sval);
+      if (names.lastIndexOf(fields[0].String.sval) !== at) decline('ambiguous ORDER BY name');
+      column = columns[at];
     } else {
-      column = workerTargets.findIndex((t) => sameExpr(t.ResTarget.val, node));
-      if (column < 0) {
-        if (distinct) decline('DISTINCT with ORDER BY on an expression not selected');
-        workerTargets.push(target(clone(node), `pgweave_s${workerTargets.length + 1}`));
-        column = workerTargets.length - 1;
-      }
+      const found = columns.find((c) => sameExpr(c.expr, node));
+      if (!found && distinct) decline('DISTINCT with ORDER BY on an expression not selected');
+      column = found ?? addColumn(node, `pgweave_s${workerTargets.length + 1}`);
     }
-    const key = workerTargets[column].ResTarget;
+    // A record orders field by field, NULL fields last (first descending): the fields' own default order.
+    if (column.positions.length > 1 || column.final.RowExpr) {
+      if (item.SortBy.useOp || item.SortBy.sortby_nulls !== 'SORTBY_NULLS_DEFAULT') decline('ORDER BY a record with USING or NULLS FIRST/LAST');
+    }
     // By position: an expression that is an integer constant would itself read as a position.
-    workerSort.push({ SortBy: { ...clone(item.SortBy), node: { A_Const: { ival: { ival: column + 1 } } } } });
-    finalSort.push({ SortBy: { ...clone(item.SortBy), node: colRef(key.name) } });
+    for (const p of column.positions) workerSort.push({ SortBy: { ...clone(item.SortBy), node: { A_Const: { ival: { ival: p } } } } });
+    finalSort.push({ SortBy: { ...clone(item.SortBy), node: clone(column.final) } });
   }
 
   const worker: Node = { targetList: workerTargets, fromClause: clone(select.fromClause), limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' };
@@ -91,13 +112,14 @@ export function pushRows(select: Node, grouped: boolean): PushdownQuery {
   const count = select.limitCount ? intConst(select.limitCount) : null;
   const offset = select.limitOffset ? intConst(select.limitOffset) : 0;
   if (count !== null && offset !== null && count >= 0 && offset >= 0) {
-    worker.sortClause = workerSort;
+    // No ORDER BY: any count+offset rows of each shard hold a valid answer; an empty list would deparse as `ORDER BY LIMIT`.
+    if (workerSort.length) worker.sortClause = workerSort;
     worker.limitCount = { A_Const: { ival: { ival: count + offset } } };
     worker.limitOption = select.limitOption;
   }
 
   const final: Node = {
-    targetList: targets.map((_, i) => target(colRef(`pgweave_o${i + 1}`), names[i]!)),
+    targetList: columns.map((c, i) => target(clone(c.final), names[i]!)),
     fromClause: [{ RangeVar: { relname: TEMP_PLACEHOLDER, inh: true, relpersistence: 'p' } }],
     limitOption: select.limitOption,
     op: 'SETOP_NONE',

@@ -30,6 +30,7 @@ import type { IntermediateResult, PullTable, Route, Task } from '../planner/rout
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
 import { pullTables } from './pull-tables.js';
 import { pullPartialResults } from './partial-results.js';
+import { isRecordColumnError } from '../planner/record-columns.js';
 import { fanOutCopy, type StagingSchema } from './broadcast-tables.js';
 import { parseBytes } from './repartition-tables.js';
 import { copyFormat, copyOutExactly, sameEncoding } from '../commands/copy/binary-transfer.js';
@@ -149,6 +150,10 @@ async function materialize(coordinator: BackendLink, r: IntermediateResult, link
       return route.error;
     default:
       return new PgError({ code: '0A000', message: `a subquery planned as "${route.kind}" cannot be an intermediate result` });
+  }
+  // A record the planner could not see (recursive-planner.ts declines the ones it can): refused, not a wrong error.
+  if (err && isRecordColumnError(err)) {
+    return new PgError({ code: '0A000', message: `subquery ${r.id} returns an anonymous record column, which cannot be an intermediate result (${err.message})`, hint: 'Cast the record to a composite type or to text.' });
   }
   if (err) return err;
   return (await queryOnLink(coordinator, `ANALYZE pg_temp.${temp}`)).error;

@@ -14,11 +14,12 @@
  * repartition join (route.repartition) is considered first: when chosen,
  * every side is re-hashed into buckets on the workers (repartition-tables.ts).
  */
-import type { PgError } from '../protocol/errors.js';
+import { PgError } from '../protocol/errors.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';
 import { quoteIdent } from '../sql/quote.js';
 import { partialTableSql } from '../planner/pushdown-query.js';
+import { isRecordColumnError } from '../planner/record-columns.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { Route } from '../planner/route.js';
 import { pullTables } from './pull-tables.js';
@@ -67,6 +68,12 @@ async function pullPartial(
   const [entry, ...fallback] = route.pulls;
   const temp = quoteIdent(partial.tempName);
   const created = await queryOnLink(coordinator, partialTableSql(partial));
+  if (created.error && isRecordColumnError(created.error)) {
+    // A record the planner could not see (a function returning record…): outside a block the coordinator
+    // runs the statement over the pulled tables instead; inside one the failed CREATE has aborted the block.
+    if (coordinator.status !== 0x49) return recordColumnRefusal(created.error);
+    return pullTables(coordinator, fallback, linkFor);
+  }
   if (created.error) return created.error;
   const types = created.rows.map((r) => decodeDataRow(r)[0] ?? '');
   partial.finalSql = partial.combine(types);
@@ -76,4 +83,13 @@ async function pullPartial(
     return pullTables(coordinator, fallback, linkFor);
   }
   return pullTables(coordinator, [entry], linkFor);
+}
+
+/** The refusal a client sees when an anonymous record cannot be staged in a temporary table. */
+export function recordColumnRefusal(err: PgError): PgError {
+  return new PgError({
+    code: '0A000',
+    message: `an anonymous record column cannot be staged in a temporary table inside a transaction block (${err.message})`,
+    hint: 'Cast the record to a composite type or to text, or run the statement outside the transaction block.',
+  });
 }

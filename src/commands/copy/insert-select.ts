@@ -38,6 +38,7 @@ import type { WorkerNode } from '../../metadata/types.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
 import { hashCallSql } from '../../sql/hash.js';
 import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
+import { isRecordColumnError } from '../../planner/record-columns.js';
 import type { PullTable, Route } from '../../planner/route.js';
 import { readCopyOptions } from './copy-options.js';
 import { loadColumns, needsCoordinator, type TableColumn } from './copy-in.js';
@@ -138,6 +139,8 @@ async function workerRepartitionPlan(p: InsertSelectPlan, access: InsertSelectAc
   const shape = await collectOnLink(access.coordinator, encodeQuery(`SELECT * FROM (${p.selectSql}) AS q LIMIT 0`));
   if (shape.error) throw shape.error;
   const fields = fieldTypes(shape.rowDescription);
+  // record / record[] (a function returning record): no table holds them; the coordinator path refuses it clearly.
+  if (fields.some((f) => f.oid === RECORD_OID || f.oid === RECORD_ARRAY_OID)) return null;
   const width = fields.length;
   const described = width === 0 ? [] : (await access.runAsClient(
     `SELECT pg_catalog.format_type(t.o, t.m), ${portableTypeSql('t.o')} FROM ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::int4[])) WITH ORDINALITY AS t(o, m, i) ORDER BY t.i`,
@@ -152,6 +155,9 @@ async function workerRepartitionPlan(p: InsertSelectPlan, access: InsertSelectAc
   if (distIndex < 0) return null;
   return { plan: p, types, targetColumns, distIndex, portable: described.every((r) => r[1] === 't') };
 }
+
+const RECORD_OID = 2249;
+const RECORD_ARRAY_OID = 2287;
 
 /** Type oid and typmod of each field of a raw RowDescription. */
 function fieldTypes(rowDescription: Buffer | null): Array<{ oid: number; typmod: number }> {
@@ -212,7 +218,12 @@ async function gather(p: InsertSelectPlan, access: InsertSelectAccess, columns: 
     const names = Array.from({ length: width }, (_, i) => `c${i}`);
     await run(`DROP TABLE IF EXISTS ${rawName}; CREATE TEMP TABLE ${quoteIdent(raw)} (${names.join(', ')}) AS ${p.selectSql} WITH NO DATA`);
   } catch (err) {
-    return toPgError(err);
+    const e = toPgError(err);
+    // A record the planner could not see (a function returning record; ROW(…) goes to the coordinator mode).
+    if (isRecordColumnError(e)) {
+      return new PgError({ code: '0A000', message: `INSERT … SELECT of an anonymous record column from tables not co-located with the target is not supported (${e.message})`, hint: 'Cast the record to the target column\'s type.' });
+    }
+    return e;
   }
   // Output typed exactly like the target columns (and no literal to type): the shards' rows go straight into the staging table.
   const targetColumns = p.columns ?? columns.map((c) => c.name).slice(0, width);
