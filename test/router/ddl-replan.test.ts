@@ -36,18 +36,15 @@ const clients: pg.Client[] = [];
 
 before(async () => {
   pair = await startPipeliningPair();
-  cluster = pair.cluster;
+  ({ cluster, admin } = pair);
   Object.assign(urls, pair.urls);
   Object.assign(addresses, pair.addresses);
-  admin = await textClient(cluster.url);
-  await addWorkers(admin, cluster);
   plain = await textClient(nodeUrl(cluster, cluster.coordinatorPg.port));
 });
 
 after(async () => {
   for (const c of clients) await c.end().catch(() => {});
   await plain?.end().catch(() => {});
-  await admin?.end().catch(() => {});
   await pair?.stop();
 });
 

@@ -215,11 +215,13 @@ export async function nodeOfKeys(c: pg.Client, table: string, keys: number[], ha
  * One cluster served by two coordinators: the cluster's own with pipelined
  * channels off (every statement on the session's own connections) and a
  * second with them on (autocommit statements may share a channel). `urls`
- * and `addresses` are keyed 'off' and 'on'; `stop` stops both.
+ * and `addresses` are keyed 'off' and 'on'; `admin` is a text client of the
+ * first with the workers added; `stop` ends it and stops both.
  */
 export interface PipeliningPair {
   cluster: TestCluster;
   piped: Coordinator;
+  admin: pg.Client;
   urls: Record<'off' | 'on', string>;
   addresses: Record<'off' | 'on', { host: string; port: number }>;
   stop(): Promise<void>;
@@ -228,12 +230,16 @@ export interface PipeliningPair {
 export async function startPipeliningPair(): Promise<PipeliningPair> {
   const cluster = await startTestCluster({ workers: 2, coordinator: { pipelineChannels: 0 } });
   const piped = await startCoordinator({ ...cluster.config, listen: { host: '127.0.0.1', port: 0 }, pipelineChannels: 2 });
+  const admin = await textClient(cluster.url);
+  await addWorkers(admin, cluster);
   return {
     cluster,
     piped,
+    admin,
     urls: { off: cluster.url, on: cluster.url.replace(`:${cluster.config.listen.port}/`, `:${piped.address.port}/`) },
     addresses: { off: cluster.config.listen, on: piped.address },
     async stop() {
+      await admin.end().catch(() => {});
       await piped.close();
       await cluster.stop();
     },

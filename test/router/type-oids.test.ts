@@ -33,11 +33,9 @@ const BINARY_LIMIT = 'binary DataRows without a RowDescription in their request 
 
 before(async () => {
   pair = await startPipeliningPair();
-  cluster = pair.cluster;
+  ({ cluster, admin } = pair);
   Object.assign(urls, pair.urls);
   Object.assign(addresses, pair.addresses);
-  admin = await textClient(cluster.url);
-  await addWorkers(admin, cluster);
   // Types made straight on the workers first, so theirs get other OIDs than the coordinator's.
   for (const w of cluster.workers) {
     await withTextClient(nodeUrl(cluster, w.port), (n) => n.query(`CREATE TYPE worker_only_padding AS ENUM ('x'); CREATE TABLE worker_only_padding_t (a int)`));
@@ -66,7 +64,6 @@ before(async () => {
 });
 
 after(async () => {
-  await admin?.end().catch(() => {});
   await pair?.stop();
 });
 

@@ -30,18 +30,15 @@ const addresses: Record<string, { host: string; port: number }> = {};
 
 before(async () => {
   pair = await startPipeliningPair();
-  cluster = pair.cluster;
+  ({ cluster, admin } = pair);
   Object.assign(urls, pair.urls);
   Object.assign(addresses, pair.addresses);
-  admin = await textClient(cluster.url);
-  await addWorkers(admin, cluster);
   await admin.query('CREATE TABLE t (tenant_id bigint PRIMARY KEY, v int NOT NULL)');
   await admin.query(`SELECT create_distributed_table('t', 'tenant_id', shard_count => 4)`);
   await admin.query('INSERT INTO t SELECT g, g * 10 FROM generate_series(1, 8) g');
 });
 
 after(async () => {
-  await admin?.end().catch(() => {});
   await pair?.stop();
 });
 
