@@ -38,6 +38,7 @@ import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
 import { writeGateFor, type WriteGate } from './write-gate.js';
 import type { TypeOidMap } from './type-oids.js';
+import { isFatal, takeWholeMessages } from './backend-replies.js';
 
 export const enum Completes {
   /** Query or Sync: completed by ReadyForQuery. */
@@ -499,37 +500,4 @@ function completes(kind: Completes, type: number): boolean {
   }
 }
 
-/** Whether an ErrorResponse's severity is FATAL or PANIC (the 'S' field comes first, as PostgreSQL sends it). */
-export function isFatal(buf: Buffer, start: number, end: number): boolean {
-  // 'V' (never localized) decides; 'S' only when a server sends no 'V' (before 9.6).
-  let severity = '';
-  for (let pos = start + 5; pos < end && buf[pos] !== 0; ) {
-    const field = buf[pos];
-    const zero = buf.indexOf(0, pos + 1);
-    if (zero < 0 || zero >= end) break;
-    if (field === 0x56 /* V */) return isFatalSeverity(buf.toString('latin1', pos + 1, zero));
-    if (field === 0x53 /* S */) severity = buf.toString('latin1', pos + 1, zero);
-    pos = zero + 1;
-  }
-  return isFatalSeverity(severity);
-}
-
-function isFatalSeverity(s: string): boolean {
-  return s === 'FATAL' || s === 'PANIC';
-}
-
 function noop(): void {}
-
-/**
- * The whole messages a backend socket's chunk completes (null: none yet).
- * Bytes that cannot be framed mean the server is not speaking the protocol:
- * the socket is destroyed, and its close fails what waits on it.
- */
-export function takeWholeMessages(framer: MessageFramer, socket: { destroy(): void }, chunk: Buffer): Buffer | null {
-  try {
-    return framer.take(chunk);
-  } catch {
-    socket.destroy();
-    return null;
-  }
-}

@@ -68,7 +68,7 @@ import type { PgError } from '../protocol/errors.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeClose, encodeQuery, encodeTerminate } from '../pool/frontend-encoders.js';
-import { isFatal, takeWholeMessages } from './backend-link.js';
+import { isFatal, takeWholeMessages } from './backend-replies.js';
 import { ChannelTenant } from './channel-tenant.js';
 import { decodeDataRow } from './link-query.js';
 
