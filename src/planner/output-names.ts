@@ -7,6 +7,7 @@
  * the caller keeps the statement on a path that does not rename columns.
  */
 import type { Node } from '../sql/parse.js';
+import { someNode } from '../sql/tree-walk.js';
 
 const UNNAMED = '?column?';
 
@@ -69,8 +70,7 @@ function figure(n: Node): [string | null, number] | undefined {
     if (kind === 'EXISTS_SUBLINK') return ['exists', 2];
     if (kind === 'ARRAY_SUBLINK') return ['array', 2];
     if (kind !== 'EXPR_SUBLINK') return [null, 0];
-    let s = n.SubLink.subselect?.SelectStmt;
-    while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+    const s = leftmostSelect(n.SubLink.subselect?.SelectStmt);
     const first = (s?.targetList ?? [])[0];
     const name = first && !first.ResTarget?.val?.ColumnRef?.fields?.some((f: Node) => f.A_Star) ? outputName(first) : null;
     return name === null ? undefined : [name, 2];
@@ -87,4 +87,25 @@ export function outputName(target: Node): string | null {
   const f = figure(rt.val);
   if (f === undefined) return null;
   return f[0] ?? UNNAMED;
+}
+
+/** The SELECT that names a set operation's columns: its leftmost branch (the SELECT itself otherwise). */
+export function leftmostSelect(s: Node): Node {
+  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+  return s;
+}
+
+/**
+ * The output column names of a SELECT (a set operation's: its leftmost
+ * branch's), each of `aliases` (a FROM subquery's or CTE's column list)
+ * before the name the column has; null entries where this module cannot
+ * tell, and null for the whole list when a `*` appears in the target list
+ * (how many columns it stands for only the catalog knows).
+ */
+export function outputNames(select: Node, aliases: Node[] | undefined): Array<string | null> | null {
+  const s = leftmostSelect(select);
+  const targets = (s?.targetList ?? []) as Node[];
+  if (someNode(targets, (o) => !!o.A_Star)) return null;
+  const renamed = ((aliases ?? []) as Node[]).map((c) => c.String?.sval as string);
+  return targets.map((t, i) => renamed[i] ?? outputName(t));
 }

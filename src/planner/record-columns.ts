@@ -16,7 +16,7 @@
  * table is created (session/partial-results.ts).
  */
 import type { Node } from '../sql/parse.js';
-import { outputName } from './output-names.js';
+import { outputNames } from './output-names.js';
 
 /** A record expression split into fields: `leaves` are staged as columns, `build` makes the record of their column references. */
 export interface RecordSplit {
@@ -35,11 +35,8 @@ function subqueryColumns(select: Node): Map<string, string[] | null> {
     }
     const r = n?.RangeSubselect;
     if (!r?.alias?.aliasname) return;
-    let s = r.subquery?.SelectStmt;
-    while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
-    const aliases = ((r.alias.colnames ?? []) as Node[]).map((c) => c.String?.sval as string);
-    const names = ((s?.targetList ?? []) as Node[]).map((t, i) => aliases[i] ?? outputName(t));
-    const known = names.length > 0 && names.every((x) => x !== null && x !== '*') && new Set(names).size === names.length;
+    const names = outputNames(r.subquery?.SelectStmt, r.alias.colnames);
+    const known = names !== null && names.length > 0 && names.every((x) => x !== null) && new Set(names).size === names.length;
     out.set(r.alias.aliasname, known ? (names as string[]) : null);
   };
   ((select.fromClause ?? []) as Node[]).forEach(visit);

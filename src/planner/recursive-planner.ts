@@ -40,7 +40,7 @@ import type { Node } from '../sql/parse.js';
 import { parseSql } from '../sql/parse.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { analyzeShape } from './relations.js';
-import { outputName } from './output-names.js';
+import { leftmostSelect, outputName, outputNames } from './output-names.js';
 import { isRecordExpression } from './record-columns.js';
 import type { ResolvedRelation } from './router-planner.js';
 import { planMultiShard, VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
@@ -378,8 +378,8 @@ function readsIntermediate(n: Node): boolean {
  * to a FROM subquery (record-columns.ts; a name that might be a column
  * counts): a table cannot hold an anonymous record column.
  */
-function anonymousRecord(s: Node): boolean {
-  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+function anonymousRecord(select: Node): boolean {
+  const s = leftmostSelect(select);
   return ((s?.targetList ?? []) as Node[]).some((t) => isRecordExpression(t.ResTarget?.val, s, () => false));
 }
 
@@ -405,8 +405,8 @@ function readOnlyInExists(parts: Node[], name: string): boolean {
 }
 
 /** Whether two output columns (after a CTE's column aliases) share a name: CREATE TABLE AS refuses that. */
-function duplicateNames(s: Node, aliases: Node[] | undefined): boolean {
-  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
+function duplicateNames(select: Node, aliases: Node[] | undefined): boolean {
+  const s = leftmostSelect(select);
   const renamed = ((aliases ?? []) as Node[]).map((c) => c.String?.sval as string);
   const names = ((s?.targetList ?? []) as Node[]).map((t, i) => renamed[i] ?? outputName(t));
   const known = names.filter((n): n is string => n !== null && n !== '*');
@@ -414,9 +414,8 @@ function duplicateNames(s: Node, aliases: Node[] | undefined): boolean {
 }
 
 /** Output columns of a (set operation's leftmost) SELECT, or null after `*`. */
-function targetWidth(s: Node): number | null {
-  while (s && s.op && s.op !== 'SETOP_NONE') s = s.larg;
-  const targets = (s?.targetList ?? []) as Node[];
+function targetWidth(select: Node): number | null {
+  const targets = (leftmostSelect(select)?.targetList ?? []) as Node[];
   if (targets.length === 0 || someNode(targets, (o) => !!o.A_Star)) return null;
   return targets.length;
 }
@@ -470,11 +469,8 @@ export function selfContained(select: Node, columnsOf: (rangeVar: Node) => strin
       } else if (item.RangeSubselect) {
         const r = item.RangeSubselect;
         if (r.lateral || !check(r.subquery?.SelectStmt, outer)) return false;
-        const aliases = ((r.alias?.colnames ?? []) as Node[]).map((c) => c.String?.sval as string);
-        let s = r.subquery.SelectStmt;
-        while (s.op && s.op !== 'SETOP_NONE') s = s.larg;
-        const names = ((s.targetList ?? []) as Node[]).map((t, i) => aliases[i] ?? outputName(t));
-        out.push({ name: r.alias?.aliasname ?? '', columns: names.some((x) => x === null) || someNode(s.targetList, (o) => !!o.A_Star) ? null : new Set(names as string[]) });
+        const names = outputNames(r.subquery.SelectStmt, r.alias?.colnames);
+        out.push({ name: r.alias?.aliasname ?? '', columns: names === null || names.some((x) => x === null) ? null : new Set(names as string[]) });
       } else if (item.JoinExpr) {
         const j = item.JoinExpr;
         if (!rangesOf([j.larg, j.rarg], outer, out)) return false;
