@@ -14,6 +14,7 @@ import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { ChannelRegistry } from '../executor/channel-group.js';
 import { TypeOidMap, USER_TYPES_SQL, matchWorkerTypes, userTypesOf } from '../executor/type-oids.js';
+import { shardTableNamed } from '../metadata/shard-tables.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { commitGateFor } from '../transaction/commit-gate.js';
 import { COMMANDS, resolveCommandArgs } from '../commands/registry.js';
@@ -131,9 +132,10 @@ function typeOidMapOf(shared: SharedState, node: WorkerNode, database: string): 
       pools.get(config.coordinator.host, config.coordinator.port, database).query(USER_TYPES_SQL),
       metadata.get(database),
     ]);
-    const tableOfShard = new Map<string, string>();
-    for (const t of catalog.tables.values()) for (const s of t.shards) tableOfShard.set(t.schema + '\0' + s.shardName, t.name);
-    return matchWorkerTypes(userTypesOf(worker.rows), userTypesOf(coordinator.rows), (schema, name) => tableOfShard.get(schema + '\0' + name) ?? null);
+    return matchWorkerTypes(userTypesOf(worker.rows), userTypesOf(coordinator.rows), (schema, name) => {
+      const s = shardTableNamed(catalog, name);
+      return s !== undefined && s.table.schema === schema ? s.table.name : null;
+    });
   }, () => metadata.peek(database)?.version ?? null);
   maps.set(key, map);
   return map;

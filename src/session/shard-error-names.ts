@@ -25,19 +25,7 @@
 import { PgError, type ErrorFields } from '../protocol/errors.js';
 import type { Catalog } from '../metadata/types.js';
 import { shardName } from '../metadata/shard-name.js';
-
-/** Per catalog version: shard table name → the shard's id and its distributed table's name. */
-const shardNames = new WeakMap<Catalog, Map<string, { shardId: number; table: string }>>();
-
-function shardsOf(catalog: Catalog): Map<string, { shardId: number; table: string }> {
-  let m = shardNames.get(catalog);
-  if (m === undefined) {
-    m = new Map();
-    for (const t of catalog.tables.values()) for (const s of t.shards) m.set(s.shardName, { shardId: s.shardId, table: t.name });
-    shardNames.set(catalog, m);
-  }
-  return m;
-}
+import { shardTableNamed } from '../metadata/shard-tables.js';
 
 /** The fields whose text may quote object names. */
 const TEXT_FIELDS = ['message', 'detail', 'hint', 'where'] as const;
@@ -45,17 +33,16 @@ const QUOTED = /"([^"]+)"/g;
 
 /** The error with its shard names replaced by the client's names; null when it names no shard. */
 export function unshardErrorNames(err: PgError, catalog: Catalog | null): PgError | null {
-  if (catalog === null || catalog.tables.size === 0) return null;
-  const shards = shardsOf(catalog);
-  const shard = err.fields.table !== undefined ? shards.get(err.fields.table) : undefined;
-  if (shard === undefined) return null;
-  const suffix = '_' + String(shard.shardId);
+  if (catalog === null || catalog.tables.size === 0 || err.fields.table === undefined) return null;
+  const shardId = shardTableNamed(catalog, err.fields.table)?.shard.shardId;
+  if (shardId === undefined) return null;
+  const suffix = '_' + String(shardId);
   const unshard = (name: string): string => {
-    const s = shards.get(name);
-    if (s !== undefined) return s.table;
+    const s = shardTableNamed(catalog, name);
+    if (s !== undefined) return s.table.name;
     if (!name.endsWith(suffix)) return name;
     const base = name.slice(0, -suffix.length);
-    return base.length > 0 && !looksClipped(base, suffix.length) && shardName(base, shard.shardId) === name ? base : name;
+    return base.length > 0 && !looksClipped(base, suffix.length) && shardName(base, shardId) === name ? base : name;
   };
   const fields: ErrorFields = { ...err.fields };
   let changed = false;
