@@ -26,6 +26,7 @@ import { hashCallSql, hashDistributionValue, UnsupportedHashInputError } from '.
 import { parseSql, type Node } from '../sql/parse.js';
 import { SKIP, walkTree } from '../sql/tree-walk.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { exactFloatsQuery } from '../sql/exact-floats.js';
 import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
@@ -348,29 +349,16 @@ function withRowOrdinal(row: Node, keyIndex: number, at: number, keyType: string
   return copy;
 }
 
-const EXACT_OUTPUT_SQL =
-  'WITH pgweave_evaluated AS (INSERT INTO x VALUES (1) RETURNING *) SELECT pgweave_evaluated.* FROM pgweave_evaluated ' +
-  `WHERE (SELECT pg_catalog.set_config('extra_float_digits', '3', true) FROM (SELECT pg_catalog.count(*) FROM pgweave_evaluated) pgweave_all) IS NOT NULL`;
-
 /**
  * The evaluation INSERT … RETURNING as a statement whose rows leave as exact
- * text whatever the session's extra_float_digits. The values are read as
- * text and spliced into the shard's INSERT, and at 0 or less PostgreSQL
- * prints float4/float8 (and the geometric types, arrays, composites of
- * them) rounded. Setting extra_float_digits before the INSERT would also
- * change text the statement computes itself (`f::text` into a text column),
- * so the setting changes after every row is computed and before any is
- * printed: the INSERT becomes a data-modifying CTE, the outer SELECT's
- * one-time filter counts the CTE's rows (running the INSERT to the end)
- * and then sets extra_float_digits for the transaction; PostgreSQL stores
- * a data-modifying statement's whole result before it sends the first row,
- * so every row is printed with the new value. The session runs the
- * evaluation in a transaction or savepoint that it rolls back, which
- * restores the session's setting. The client's own WITH clause moves to
- * the top (a data-modifying CTE must stay at the top level).
+ * text whatever the session's extra_float_digits (sql/exact-floats.ts): the
+ * values are read as text and spliced into the shard's INSERT. The session
+ * runs the evaluation in a transaction or savepoint that it rolls back,
+ * which restores the session's setting. The client's own WITH clause moves
+ * to the top (a data-modifying CTE must stay at the top level).
  */
 function exactOutputSql(insert: Node): string {
-  const stmt = structuredClone(parseSql(EXACT_OUTPUT_SQL).stmts[0].stmt);
+  const stmt = structuredClone(parseSql(exactFloatsQuery('pgweave_evaluated', 'INSERT INTO x VALUES (1) RETURNING *', true)).stmts[0].stmt);
   const select = stmt.SelectStmt;
   const own = select.withClause.ctes[0].CommonTableExpr;
   const clientWith = insert.withClause;

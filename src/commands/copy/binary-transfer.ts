@@ -29,6 +29,7 @@ import type { BackendLink } from '../../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../../executor/link-query.js';
 import type { PgError } from '../../protocol/errors.js';
 import { quoteLiteral } from '../../sql/quote.js';
+import { exactFloatsQuery } from '../../sql/exact-floats.js';
 import { BINARY_HEADER, BINARY_TRAILER } from './copy-rows.js';
 
 /** The COPY option list of a binary transfer, or nothing for text. */
@@ -77,24 +78,18 @@ export function roundsFloats(floatDigits: string | null | undefined): boolean {
 /**
  * The source side of a text-format transfer, `COPY (…) TO STDOUT`, printing
  * exact floats on a link whose extra_float_digits (`floatDigits`, the
- * session's) rounds them — alone, in arrays, composites, geometric types.
- * Raising the setting before the COPY would also change text the query
- * computes itself (`f::text` in a pulled filter or a worker query), which
- * must stay the session's. So the query's rows are computed first — a
- * MATERIALIZED CTE that the one-time filter counts to its end — and only
- * then the filter raises extra_float_digits for the transaction, before
- * COPY prints the first stored row (insert-planner.ts `exactOutputSql`
- * does the same for INSERT evaluations). `after`: the SQL setting the
+ * session's) rounds them (sql/exact-floats.ts: the query's rows are
+ * computed first, then the setting is raised for their printing only, so
+ * `f::text` in a pulled filter or a worker query keeps the session's
+ * setting). `after`: the SQL setting the
  * session's value back, run on the same link once the COPY is done (the
  * link's transaction goes on; outside one the COPY's own transaction ended
  * the change already).
  */
 export function textCopyOut(query: string, floatDigits: string | null): { sql: string; after: string | null } {
   if (!roundsFloats(floatDigits)) return { sql: `COPY (${query}) TO STDOUT`, after: null };
-  const exact = `WITH pgweave_rows AS MATERIALIZED (${query}) SELECT pgweave_rows.* FROM pgweave_rows ` +
-    `WHERE (SELECT pg_catalog.set_config('extra_float_digits', '3', true) FROM (SELECT pg_catalog.count(*) FROM pgweave_rows) pgweave_all) IS NOT NULL`;
   return {
-    sql: `COPY (${exact}) TO STDOUT`,
+    sql: `COPY (${exactFloatsQuery('pgweave_rows', query)}) TO STDOUT`,
     after: `SELECT pg_catalog.set_config('extra_float_digits', ${quoteLiteral(floatDigits!)}, true)`,
   };
 }
