@@ -27,7 +27,7 @@ import { Session } from '../session/session.js';
 import { makeSessionServices } from './session-services.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { acceptClient } from './accept-client.js';
-import { listenOnSocket } from './listen-socket.js';
+import { listenOnSocket, startListening } from './listen-socket.js';
 import { workerTlsPolicy } from './worker-tls.js';
 import type { CoordinatorConfig, NodeAddress } from './config.js';
 import type { ServerContext } from './context.js';
@@ -108,13 +108,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
     });
     servers.push(server);
     server.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
+    await startListening(server, { port: config.listen.port, host: config.listen.host });
     addr = server.address() as net.AddressInfo;
     // The Unix-domain socket beside it, named after the TCP port (which the system may have chosen).
     if (config.listen.socketDir) {

@@ -30,14 +30,19 @@ export async function listenOnSocket(server: net.Server, dir: string, port: numb
     }
     unlinkSync(path);
   }
-  await new Promise<void>((resolve, reject) => {
+  await startListening(server, { path });
+  // As PostgreSQL's default unix_socket_permissions (0777): authentication, not the file mode, decides who gets in.
+  chmodSync(path, 0o777);
+  return path;
+}
+
+/** Starts `server` listening where `options` say (a TCP port and host, or a socket path); rejects with the listen error. */
+export function startListening(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
+    server.listen(options, () => {
       server.removeListener('error', reject);
       resolve();
     });
   });
-  // As PostgreSQL's default unix_socket_permissions (0777): authentication, not the file mode, decides who gets in.
-  chmodSync(path, 0o777);
-  return path;
 }
