@@ -89,7 +89,7 @@ export class BackendLink {
   lost = false;
   /** Called when an error reply goes to the client (the session then skips to Sync). */
   onForwardedError: (() => void) | null = null;
-  /** Replaces a forwarded ErrorResponse (a distributed-deadlock victim's cancel becomes 40P01); null keeps it. */
+  /** Replaces a forwarded ErrorResponse (a distributed-deadlock victim's cancel becomes 40P01, shard names the client's); null keeps it. */
   rewriteError: ((err: PgError) => PgError | null) | null = null;
   /** An ErrorResponse the server sent unasked (a FATAL such as an idle-in-transaction timeout before it closes). */
   unsolicitedError: PgError | null = null;

@@ -123,7 +123,6 @@ export abstract class BlockState {
   /** Sends the block's opening to a link; resolves when the link has answered it (its snapshot exists in REPEATABLE READ). */
   protected joinLink(link: BackendLink, snapshot: string | null = null): Promise<PgError | null> {
     link.inTransaction = true;
-    link.rewriteError = (err) => this.translate(err);
     // An extra connection of a REPEATABLE READ block imports the node's block snapshot before any query.
     const imported = snapshot === null ? null : `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`;
     return this.block.send(link, imported, this.deadlock.ensure());

@@ -140,7 +140,6 @@ export async function runMultiShardTasks(
   if (ownBlock) {
     const tag = ctx.ensureTag();
     for (const g of order) {
-      g.first.rewriteError = (err) => ctx.translate(err);
       void runPreparedBatch(g.first, ownBlockOpening(tag), false);
     }
   } else if (readWrap) {
@@ -222,7 +221,6 @@ export async function runMultiShardTasks(
       return ok ? link : null;
     }
     if (ownBlock) {
-      link.rewriteError = (err) => ctx.translate(err);
       ok = (await runPreparedBatch(link, ownBlockOpening(ctx.ensureTag()), false)).error === null;
     } else if (readWrap) {
       const snapshot = await g.snapshot;

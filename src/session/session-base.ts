@@ -137,6 +137,7 @@ export abstract class SessionBase {
       if (!link.syncPending) this.cycleFailed = true;
     };
     link.onLost = (l) => this.onLinkLost(l);
+    // Every forwarded error as the client must see it, in a block or not (block-state.ts `translate`).
     link.rewriteError = (err) => this.txn.translate(err);
     return link;
   }
