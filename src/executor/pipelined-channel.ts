@@ -108,6 +108,11 @@ const PROBE_ENTRY = { kind: 'probe' } as const;
 const CLOSE_ENTRY = { kind: 'close' } as const;
 type Entry = ChannelTenant | RunMember | typeof RUN_SYNC | typeof PROBE_ENTRY | typeof CLOSE_ENTRY;
 
+/** What identifies a worker-side prepared statement: its text and its parameter types (the channel's and the sessions' own, session/worker-statements.ts). */
+export function statementKey(sql: string, paramTypes: readonly number[]): string {
+  return paramTypes.length === 0 ? sql : `${sql}\u0000${paramTypes.join(',')}`;
+}
+
 export class PipelinedChannel {
   private readonly framer = new MessageFramer();
   /** One entry per request written and not answered yet, in wire order. */
@@ -189,7 +194,7 @@ export class PipelinedChannel {
    * yet) parses the unnamed statement. The hot path compares one number.
    */
   statement(sql: string, paramTypes: readonly number[], version: number): { name: string; parse: boolean; key: string } {
-    const key = paramTypes.length === 0 ? sql : `${sql}\u0000${paramTypes.join(',')}`;
+    const key = statementKey(sql, paramTypes);
     const known = this.statements.get(key);
     if (known !== undefined) {
       if (known.version === version) return known.parsed ? { name: known.name, parse: false, key } : { name: '', parse: true, key: '' };

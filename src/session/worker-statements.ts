@@ -17,6 +17,7 @@
  * RESERVED_PREFIX are escaped (client-statement-names.ts), so a `pgws`
  * followed by a digit is always one of ours.
  */
+import { statementKey } from '../executor/pipelined-channel.js';
 
 /** The prefix of every name made here (`pgws` and a number). */
 export const RESERVED_PREFIX = 'pgws';
@@ -47,13 +48,9 @@ const MAX_NAMES = 20_000;
 const MAX_VERSIONS = 8;
 let counter = 0;
 
-function keyOf(sql: string, paramTypes: readonly number[]): string {
-  return paramTypes.length === 0 ? sql : `${sql}\u0000${paramTypes.join(',')}`;
-}
-
 /** The name of the prepared statement for `sql` with `paramTypes`, planned at catalog `version`, on any connection of this process. */
 export function workerStatementName(sql: string, paramTypes: readonly number[], version: number): string {
-  const key = keyOf(sql, paramTypes);
+  const key = statementKey(sql, paramTypes);
   let list = names.get(key);
   if (list !== undefined) {
     for (let i = list.length - 1; i >= 0; i--) if (list[i].version === version) return list[i].name;
@@ -74,6 +71,6 @@ export function workerStatementName(sql: string, paramTypes: readonly number[], 
  * serves one database, whose versions only grow).
  */
 export function olderNames(sql: string, paramTypes: readonly number[], version: number): string[] {
-  const list = names.get(keyOf(sql, paramTypes));
+  const list = names.get(statementKey(sql, paramTypes));
   return list === undefined ? [] : list.filter((n) => n.version < version).map((n) => n.name);
 }
