@@ -31,6 +31,7 @@ import { parseSql } from '../sql/parse.js';
 import { walkTree } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
+import { hasModifyingCte } from './relations.js';
 import { qualifiedNameLength, spliceShardNames, type Replacement } from './shard-rewrite.js';
 import { planPull } from './pull-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
@@ -358,10 +359,7 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
     insertsRows: !!insert.onConflictClause || ((insert.returningList ?? []) as Node[]).length > 0,
     tailSql: '',
     staging: `pgweave_insert_${table.relationId}`,
-    writesCoordinator: ((insert.withClause?.ctes ?? []) as Node[]).some((c) => {
-      const q = c.CommonTableExpr?.ctequery;
-      return !!(q?.InsertStmt || q?.UpdateStmt || q?.DeleteStmt || q?.MergeStmt);
-    }),
+    writesCoordinator: hasModifyingCte(insert),
   };
   const span = selectSpan(text, insert);
   base.tailSql = text.toString('utf8', span.end);

@@ -15,7 +15,7 @@ import type { Node } from '../sql/parse.js';
 import { someNode } from '../sql/tree-walk.js';
 import { isClusterObjectStatement } from '../sql/object-statements.js';
 import { tableKey, type Catalog, type DistributedTable } from '../metadata/types.js';
-import { analyzeShape, coordinatorTable } from './relations.js';
+import { analyzeShape, coordinatorTable, hasModifyingCte, modifiedRelation } from './relations.js';
 import { InsertPlan } from './insert-planner.js';
 import { NotRoutable, RouterPlan, checkDistributionColumnNotUpdated, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import { planMultiShard } from './multi-shard-planner.js';
@@ -414,15 +414,6 @@ function planDecorrelated(select: Node, ctx: PlanContext): Decorrelated | null {
   return { plan: planStatement(parseSql(sql).stmts[0].stmt, Buffer.from(sql, 'utf8'), ctx), scalar: rewritten.scalar };
 }
 
-/** The relation an INSERT/UPDATE/DELETE (in a WITH) writes, as its RangeVar node. */
-function modifiedRelation(q: Node): Node {
-  return q?.InsertStmt?.relation ?? q?.UpdateStmt?.relation ?? q?.DeleteStmt?.relation ?? q?.MergeStmt?.relation ?? null;
-}
-
-/** A SELECT whose WITH holds INSERT/UPDATE/DELETE (PostgreSQL allows them only at the top level). */
-function hasModifyingCte(select: Node): boolean {
-  return ((select?.withClause?.ctes ?? []) as Node[]).some((c) => modifiedRelation(c.CommonTableExpr?.ctequery) !== null);
-}
 
 /**
  * Citus's error for a write to a reference table that also reads a

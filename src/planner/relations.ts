@@ -105,3 +105,13 @@ export function coordinatorTable(refs: RelationRef[], isDistributed: (r: Relatio
   }
   return null;
 }
+
+/** The relation an INSERT/UPDATE/DELETE/MERGE (in a WITH) writes, as its RangeVar node; null for anything else. */
+export function modifiedRelation(q: Node): Node {
+  return q?.InsertStmt?.relation ?? q?.UpdateStmt?.relation ?? q?.DeleteStmt?.relation ?? q?.MergeStmt?.relation ?? null;
+}
+
+/** A statement whose WITH holds INSERT/UPDATE/DELETE/MERGE (PostgreSQL allows them only at the top level). */
+export function hasModifyingCte(stmt: Node): boolean {
+  return ((stmt?.withClause?.ctes ?? []) as Node[]).some((c) => modifiedRelation(c.CommonTableExpr?.ctequery) !== null);
+}
