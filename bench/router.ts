@@ -36,7 +36,7 @@ import { Session } from 'node:inspector';
 import { cpus, loadavg } from 'node:os';
 import { workerNodes } from '../src/cluster/index.js';
 import { channelStats } from '../src/executor/pipelined-channel.js';
-import { machineSummary, median, runProgram, cpuByProcessKind, serversCpuSnapshot, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
+import { endedChildrenCpuMicros, machineSummary, median, runProgram, cpuByProcessKind, serversCpuSnapshot, settledServersCpuMicros, startBenchCluster, startPlainPostgres } from './support.js';
 import type { Benchmark } from './run.js';
 
 interface Options {
@@ -102,9 +102,25 @@ interface PgbenchResult {
   latencyMs: number;
   transactions: number;
   failed: number;
+  /** pgbench's own CPU time over the run (µs). */
+  clientMicros: number;
+}
+
+/**
+ * Where one side's transactions spend the machine's CPU: pgbench's, the
+ * servers' (and the coordinator's) per transaction, and how many of the
+ * machine's CPUs all of it kept busy over the run. Near all of them, the
+ * side is CPU-bound and its tps is the CPUs divided by the sum.
+ */
+function cpuBudget(r: PgbenchResult, seconds: number, serversMicros: number, coordinatorMicros = 0): string {
+  const perTx = (micros: number) => micros / Math.max(1, r.transactions);
+  const total = perTx(r.clientMicros) + serversMicros + coordinatorMicros;
+  const busy = (total * r.transactions) / (seconds * 1e6);
+  return `pgbench ${perTx(r.clientMicros).toFixed(0)} µs/transaction; all ${total.toFixed(0)} µs/transaction, ${busy.toFixed(2)} of ${cpus().length} CPUs busy`;
 }
 
 async function pgbench(url: string, workload: 'S' | 'N', o: Options, duration = o.duration): Promise<PgbenchResult> {
+  const clientCpu0 = endedChildrenCpuMicros();
   const { stdout } = await runProgram('pgbench', [`-${workload}`, '-M', 'prepared', '-c', String(o.clients), '-j', String(o.threads), '-T', String(duration), '-n', url]);
   const num = (re: RegExp): number => {
     const m = re.exec(stdout);
@@ -116,6 +132,7 @@ async function pgbench(url: string, workload: 'S' | 'N', o: Options, duration = 
     latencyMs: num(/latency average = ([\d.]+) ms/),
     transactions: num(/number of transactions actually processed: (\d+)/),
     failed: /number of failed transactions: (\d+)/.test(stdout) ? num(/number of failed transactions: (\d+)/) : 0,
+    clientMicros: endedChildrenCpuMicros() - clientCpu0,
   };
 }
 
@@ -252,6 +269,7 @@ async function runRouter(args: string[]): Promise<void> {
         const plainServers = ((await settledServersCpuMicros(plain)) - plainCpu0) / Math.max(1, p.transactions);
         console.log(line(`-${wl} round ${round} PostgreSQL:`, p) + `  server CPU ${plainServers.toFixed(0)} µs/transaction`);
         console.log(`  its server by process: ${cpuSplit(cpuByProcessKind(plainSplit0, serversCpuSnapshot(plain)), p.transactions)}`);
+        console.log(`  CPU: ${cpuBudget(p, o.duration, plainServers)}`);
         const weaveCpu0 = await settledServersCpuMicros(weave);
         const weaveSplit0 = serversCpuSnapshot(weave);
         const { runs: runs0, coalesced: coalesced0, resent: resent0, writes: writes0, requests: requests0 } = channelStats;
@@ -267,6 +285,7 @@ async function runRouter(args: string[]): Promise<void> {
             `  ratio ${(w.tps / p.tps).toFixed(2)}  coordinator CPU ${cpuPerTx.toFixed(0)} µs/transaction (user ${perTx(cpu.user)}, system ${perTx(cpu.system)}), its servers ${weaveServers.toFixed(0)} µs/transaction`,
         );
         console.log(`  its servers by process: ${weaveSplit}`);
+        console.log(`  CPU: ${cpuBudget(w, o.duration, weaveServers, cpuPerTx)}`);
         const runs = channelStats.runs - runs0;
         const coalesced = channelStats.coalesced - coalesced0;
         if (coalesced > 0) console.log(`  shared Syncs: ${coalesced} statements in ${runs} runs (${(coalesced / runs).toFixed(1)} per run), ${channelStats.resent - resent0} re-sent`);

@@ -194,6 +194,18 @@ export function serversCpuMicros(state: ClusterState): number {
   return total;
 }
 
+/**
+ * CPU time (user + system, µs) of this process's children that have ended
+ * and been waited for (cutime + cstime of /proc/self/stat). A program run
+ * through `runProgram` is counted once it exits: the difference of two
+ * readings around one pgbench run is pgbench's own CPU time.
+ */
+export function endedChildrenCpuMicros(): number {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * (1e6 / 100);
+}
+
 /** One reading of the servers' processes (serversCpuSnapshot). */
 export interface ServersCpuSnapshot {
   /** Live processes: pid → node, kind ("backends", "walwriter", …) and CPU so far (µs). */
