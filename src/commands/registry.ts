@@ -19,7 +19,7 @@ import { TABLE_COMMANDS } from './table-commands.js';
 import { RUN_COMMANDS } from './run-command.js';
 import { SHARD_COMMANDS } from './shard-functions.js';
 import { TRANSACTION_COMMANDS } from './transaction-commands.js';
-import { STREAM_COMMANDS } from './stream-commands.js';
+import { STREAM_COMMANDS } from './streams/index.js';
 import { OPERATION_COMMANDS } from './operation-commands.js';
 import { REBALANCE_COMMANDS } from './rebalance-commands.js';
 
