@@ -27,6 +27,9 @@
  * --unix makes pgbench connect through the Unix-domain sockets of both
  * sides (the coordinator's and the plain server's) instead of loopback TCP.
  *
+ * --mode simple|extended runs pgbench's other query modes (-M) instead of
+ * prepared; the issue's goal is for prepared.
+ *
  * --channels N sets the coordinator's pipelined channels per (worker,
  * database, role) (src/executor/pipelined-channel.ts); 0 runs without
  * pipelining, every session on connections of its own.
@@ -54,13 +57,15 @@ interface Options {
   channels: number | null;
   /** pgbench connects through Unix-domain sockets on both sides instead of loopback TCP. */
   unix: boolean;
+  /** pgbench's query mode (-M): the issue's goal is for prepared. */
+  mode: 'prepared' | 'simple' | 'extended';
 }
 
 const USAGE =
-  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--channels N (0: no pipelining)] [--unix] [--profile] [--profile-out PREFIX]';
+  'router [--duration S=15] [--clients N=8] [--threads N=2] [--scale N=10] [--shards N=32] [--workers N=2] [--rounds N=1] [--only S|N] [--mode prepared|simple|extended] [--channels N (0: no pipelining)] [--unix] [--profile] [--profile-out PREFIX]';
 
 function parseOptions(args: string[]): Options {
-  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'], channels: null, unix: false };
+  const o: Options = { duration: 15, clients: 8, threads: 2, scale: 10, shards: 32, workers: 2, rounds: 1, profile: false, profileOut: null, workloads: ['S', 'N'], channels: null, unix: false, mode: 'prepared' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): number => {
@@ -84,6 +89,10 @@ function parseOptions(args: string[]): Options {
     else if (a === '--profile-out') {
       o.profile = true;
       o.profileOut = args[++i] ?? null;
+    } else if (a === '--mode') {
+      const m = args[++i];
+      if (m !== 'prepared' && m !== 'simple' && m !== 'extended') throw new Error('--mode takes prepared, simple or extended');
+      o.mode = m;
     } else if (a === '--only') {
       const w = args[++i];
       if (w !== 'S' && w !== 'N') throw new Error('--only takes S or N');
@@ -121,7 +130,7 @@ function cpuBudget(r: PgbenchResult, seconds: number, serversMicros: number, coo
 
 async function pgbench(url: string, workload: 'S' | 'N', o: Options, duration = o.duration): Promise<PgbenchResult> {
   const clientCpu0 = endedChildrenCpuMicros();
-  const { stdout } = await runProgram('pgbench', [`-${workload}`, '-M', 'prepared', '-c', String(o.clients), '-j', String(o.threads), '-T', String(duration), '-n', url]);
+  const { stdout } = await runProgram('pgbench', [`-${workload}`, '-M', o.mode, '-c', String(o.clients), '-j', String(o.threads), '-T', String(duration), '-n', url]);
   const num = (re: RegExp): number => {
     const m = re.exec(stdout);
     if (!m) throw new Error(`unexpected pgbench output:\n${stdout}`);
@@ -304,8 +313,8 @@ async function runRouter(args: string[]): Promise<void> {
       const r = results.get(wl)!;
       const p = median(r.plain);
       const w = median(r.weave);
-      const goal = wl === 'S' ? ' (goal ≥ 0.80)' : '';
-      console.log(`pgbench -${wl} -M prepared -c ${o.clients} -j ${o.threads} -T ${o.duration}: PostgreSQL ${p.toFixed(0)} tps, pgweave ${w.toFixed(0)} tps, ratio ${(w / p).toFixed(2)}${goal}; coordinator CPU ${median(r.cpu).toFixed(0)} µs/transaction`);
+      const goal = wl === 'S' && o.mode === 'prepared' ? ' (goal ≥ 0.80)' : '';
+      console.log(`pgbench -${wl} -M ${o.mode} -c ${o.clients} -j ${o.threads} -T ${o.duration}: PostgreSQL ${p.toFixed(0)} tps, pgweave ${w.toFixed(0)} tps, ratio ${(w / p).toFixed(2)}${goal}; coordinator CPU ${median(r.cpu).toFixed(0)} µs/transaction`);
     }
     console.log(`load average (1/5/15 min): ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
 

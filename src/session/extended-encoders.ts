@@ -101,3 +101,33 @@ export function encodeTaskWithParams(sql: string, clientBind: Buffer, paramTypes
     SYNC,
   ]);
 }
+
+/**
+ * Bind of the unnamed portal to `statement` with text `values`, then
+ * Describe of the portal, Execute of all rows and Sync: one request in one
+ * buffer of the exact size (an auto-prepared simple Query, auto-prepare.ts).
+ */
+export function encodeTextBindRequest(statement: string, values: readonly string[]): Buffer {
+  const statementLen = Buffer.byteLength(statement);
+  let valuesLen = 0;
+  for (const v of values) valuesLen += 4 + Buffer.byteLength(v);
+  const bindLen = 4 + 1 + statementLen + 1 + 2 + 2 + valuesLen + 2;
+  const out = Buffer.allocUnsafe(1 + bindLen + DESCRIBE_EXECUTE_SYNC.length);
+  out[0] = Frontend.Bind;
+  out.writeInt32BE(bindLen, 1);
+  out[5] = 0; // the unnamed portal
+  let pos = 6 + out.write(statement, 6, statementLen, 'utf8');
+  out[pos++] = 0;
+  pos = out.writeInt16BE(0, pos); // every parameter in text
+  pos = out.writeInt16BE(values.length, pos);
+  for (const v of values) {
+    const len = out.write(v, pos + 4, 'utf8');
+    out.writeInt32BE(len, pos);
+    pos += 4 + len;
+  }
+  pos = out.writeInt16BE(0, pos); // every result column in text
+  DESCRIBE_EXECUTE_SYNC.copy(out, pos);
+  return out;
+}
+
+const DESCRIBE_EXECUTE_SYNC = Buffer.concat([encodeDescribe('P', ''), encodeExecute('', 0), SYNC]);

@@ -33,7 +33,7 @@ import type { DistributedTable, Route } from '../planner/route.js';
 import type { Catalog } from '../metadata/types.js';
 import { encodeFlush } from './extended-encoders.js';
 import { KNOWN_FRONTEND, EXTENDED_MESSAGE, E_READY, E_READY_SWALLOW, expectationFor, LOCAL_STATEMENT, CATALOG_VIEW_WORDS, abortedError, mentionsCommand } from './session-parts.js';
-import { ExtendedProtocol } from './extended-protocol.js';
+import { AutoPrepare } from './auto-prepare.js';
 import { escapeClientStatementNames } from './client-statement-names.js';
 import { forgetAllPrepared } from './lazy-prepare.js';
 import { dropPulledTables } from './pull-tables.js';
@@ -43,7 +43,7 @@ import type { CopyProgressEntry } from '../commands/copy/copy-progress.js';
 
 export type { SessionOptions } from './session-parts.js';
 
-export class Session extends ExtendedProtocol {
+export class Session extends AutoPrepare {
 
   start(leftover: Buffer | null): void {
     this.state = 'running';
@@ -292,6 +292,8 @@ export class Session extends ExtendedProtocol {
   protected async handleQuery(buf: Buffer, start: number, end: number): Promise<void> {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
+    const auto = this.autoPrepared(sql);
+    if (auto !== null && (await auto)) return;
     let catalog = await this.catalog();
     const loading = this.roleFunctionsLoad(catalog);
     if (loading) await loading;
