@@ -316,8 +316,13 @@ export class InsertPlan {
  * itself), a typed value keeps its type against an untyped NULL.
  */
 const ORDINAL_SETTING = 'pgweave.values_row';
-const ORDINAL_SQL = `SELECT CASE WHEN pg_catalog.set_config('${ORDINAL_SETTING}', '0', true) IS NULL THEN NULL ELSE NULL END, ` +
-  `pg_catalog.current_setting('${ORDINAL_SETTING}') AS pgweave_values_row`;
+/** `valueSql` that also sets the row's position to `ordinalSql` (text) as its row is fetched. */
+export function ordinalValueSql(valueSql: string, ordinalSql: string): string {
+  return `CASE WHEN pg_catalog.set_config('${ORDINAL_SETTING}', ${ordinalSql}, true) IS NULL THEN NULL ELSE ${valueSql} END`;
+}
+/** The RETURNING column that reads the position back (the last column: session strips it, executor/link-query.ts `byOrdinal`). */
+export const ORDINAL_RETURNING_SQL = `pg_catalog.current_setting('${ORDINAL_SETTING}') AS pgweave_values_row`;
+const ORDINAL_SQL = `SELECT ${ordinalValueSql('NULL', "'0'")}, ${ORDINAL_RETURNING_SQL}`;
 /** The CASE and the RETURNING target, parsed once (the parser loads before any plan is made). */
 let ordinalNodes: { caseExpr: Node; target: Node } | null = null;
 function ordinalTemplate(): { caseExpr: Node; target: Node } {

@@ -34,6 +34,7 @@ import { Restrictions } from './restrictions.js';
 import { hasModifyingCte } from './relations.js';
 import { qualifiedNameLength, spliceShardNames, type Replacement } from './shard-rewrite.js';
 import { planPull } from './pull-planner.js';
+import { ORDINAL_RETURNING_SQL } from './insert-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PullTable, Route, Task } from './route.js';
 
@@ -197,6 +198,17 @@ export function selectSpan(text: Buffer, insert: Node): { start: number; end: nu
   return { start, end };
 }
 
+/** The offset just past the last token of `text` from `from` on (trailing blanks, comments and semicolons left out). */
+function lastTokenEnd(text: Buffer, from: number): number {
+  const tok = new Tokens(text, from);
+  let end = from;
+  for (;;) {
+    const t = tok.next();
+    if (t.kind === 'end') return end;
+    if (t.kind !== 'other' || text[t.start] !== 0x3b) end = tok.pos;
+  }
+}
+
 export type InsertSelectMode = 'pushdown' | 'repartition' | 'coordinator';
 
 export interface InsertSelectPlan {
@@ -228,6 +240,12 @@ export interface InsertSelectPlan {
   stagingSql: string;
   /** `ON CONFLICT … RETURNING …` of the client's text ('' when absent), for the per-shard INSERTs. */
   tailSql: string;
+  /**
+   * With RETURNING: `tailSql` with one more RETURNING column, the row's
+   * position among the staging table's rows (insert-planner.ts
+   * `ordinalValueSql`), so the rows come back in the SELECT's order; else null.
+   */
+  ordinalTailSql: string | null;
   /** The coordinator's temporary table gathering the rows: `pgweave_insert_<relid>`. */
   staging: string;
   /** What a pushdown plan becomes when the target needs coordinator-side values. */
@@ -358,11 +376,13 @@ export function planInsertSelect(text: Buffer, insert: Node, target: ResolvedRel
     columns: insertColumns(insert),
     insertsRows: !!insert.onConflictClause || ((insert.returningList ?? []) as Node[]).length > 0,
     tailSql: '',
+    ordinalTailSql: null as string | null,
     staging: `pgweave_insert_${table.relationId}`,
     writesCoordinator: hasModifyingCte(insert),
   };
   const span = selectSpan(text, insert);
   base.tailSql = text.toString('utf8', span.end);
+  if (((insert.returningList ?? []) as Node[]).length > 0) base.ordinalTailSql = `${text.toString('utf8', span.end, lastTokenEnd(text, span.end))}, ${ORDINAL_RETURNING_SQL}`;
   if (insert.onConflictClause?.targetList && table.method === 'hash') {
     for (const t of insert.onConflictClause.targetList as Node[]) {
       if (t.ResTarget?.name === table.distributionColumn) {

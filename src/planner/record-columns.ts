@@ -11,7 +11,10 @@
  * value, text and ordering (record comparison is field by field). The
  * field names of a subquery's whole row are not kept, which only the
  * coordinator's final query could see, and it only outputs, orders and
- * de-duplicates these values. Other expressions of type record (functions
+ * de-duplicates these values (the client sees no field names: the column
+ * is `record`, its text and binary forms carry the values only); functions
+ * reading the names (row_to_json(s), to_jsonb(s), json_agg(s), (s).a) are
+ * not split and run where the subquery's names are known. Other expressions of type record (functions
  * returning record, COALESCE of rows…) are found by the executor when the
  * table is created (session/partial-results.ts).
  */

@@ -31,7 +31,7 @@
 import { PgError } from '../protocol/errors.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
-import { collectOnLink, decodeDataRow, queryOnLink, tagCount, type CollectedResult } from '../executor/link-query.js';
+import { byOrdinal, collectOnLink, decodeDataRow, queryOnLink, tagCount, type CollectedResult } from '../executor/link-query.js';
 import { runNodeTasks, slowStartSettings } from '../executor/slow-start.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { WorkerNode } from '../metadata/types.js';
@@ -342,45 +342,4 @@ function inValuesOrder(rowOrder: number[][], results: ReadonlyArray<CollectedRes
     for (let j = 0; j < at.length; j++) out[at[j]!] = rows[j]!;
   }
   return out.length === rowOrder.reduce((n, x) => n + x.length, 0) ? out : null;
-}
-
-/**
- * The RETURNING rows of a multi-row INSERT whose last column is each row's
- * position in the client's VALUES list (route `ordinal`): that column is
- * stripped from the rows and the RowDescription, and the rows sorted by it.
- */
-function byOrdinal(result: CollectedResult): void {
-  if (result.rowDescription) result.rowDescription = withoutLastField(result.rowDescription, 'T').message;
-  const keyed = result.rows.map((row) => {
-    const { message, last } = withoutLastField(row, 'D');
-    return { message, at: Number(last) };
-  });
-  keyed.sort((a, b) => a.at - b.at);
-  result.rows = keyed.map((k) => k.message);
-}
-
-/**
- * A RowDescription ('T') or DataRow ('D') message without its last field,
- * and that field's text (a DataRow's value; null for NULL or a RowDescription).
- */
-function withoutLastField(message: Buffer, kind: 'T' | 'D'): { message: Buffer; last: string | null } {
-  const count = message.readInt16BE(5);
-  let pos = 7;
-  let lastStart = pos;
-  let last: string | null = null;
-  for (let i = 0; i < count; i++) {
-    lastStart = pos;
-    if (kind === 'T') {
-      pos = message.indexOf(0, pos) + 1 + 18;
-    } else {
-      const len = message.readInt32BE(pos);
-      pos += 4;
-      last = len < 0 ? null : message.toString('utf8', pos, pos + len);
-      pos += Math.max(len, 0);
-    }
-  }
-  const out = Buffer.from(message.subarray(0, lastStart));
-  out.writeInt32BE(lastStart - 1, 1);
-  out.writeInt16BE(count - 1, 5);
-  return { message: out, last };
 }

@@ -129,6 +129,13 @@ test('anonymous records in a pushdown: ROW(…), (a, b), nested rows and whole r
   await same('SELECT s FROM (SELECT k, w FROM t) s ORDER BY s.k LIMIT 3');
   await same('SELECT s FROM (SELECT k, w FROM t) s ORDER BY s DESC LIMIT 3');
   await same('SELECT s, s.k FROM (SELECT k, w FROM t WHERE k < 9) s (k, w) ORDER BY 2 LIMIT 3');
+  // Functions of a whole row (its field names visible) run where the names are known: on the workers, or on the
+  // coordinator over pulled tables; the rebuilt ROW(…) is only output, ordered and de-duplicated.
+  await same('SELECT row_to_json(s), s FROM (SELECT k, w FROM t) s ORDER BY s DESC LIMIT 3');
+  await same('SELECT to_jsonb(s), (s).k FROM (SELECT k, w FROM t) s ORDER BY s.k LIMIT 3');
+  await same('SELECT k, json_agg(s) FROM (SELECT k, w FROM t) s GROUP BY k ORDER BY k LIMIT 3');
+  await same('SELECT json_agg(s ORDER BY s.k) FROM (SELECT k, w FROM t WHERE k < 5) s');
+  await same('SELECT row_to_json(x.r), (x.r).w FROM (SELECT s AS r FROM (SELECT k, w FROM t) s ORDER BY s.k LIMIT 3) x');
   // A subquery of `*`: how many fields only the catalog knows, so its whole row is not split.
   await same('SELECT s FROM (SELECT * FROM t) s ORDER BY s LIMIT 3');
   await same('SELECT DISTINCT s FROM (SELECT t.* FROM t WHERE k < 9) s ORDER BY s');

@@ -4,6 +4,8 @@
  * the file):
  * - a multi-shard INSERT … ON CONFLICT … RETURNING that skips rows returns
  *   the rest in VALUES order;
+ * - INSERT … SELECT … ORDER BY … RETURNING returns the rows in the
+ *   SELECT's order;
  * - a multi-shard INSERT failing on several shards always reports the error
  *   of the shard whose first row comes first in VALUES order;
  * - a data-modifying CTE on a coordinator table feeding an INSERT into a
@@ -152,6 +154,22 @@ test('a DELETE … RETURNING of a coordinator table feeds an INSERT into a distr
   await both('ROLLBACK');
   await same('SELECT * FROM local_kv ORDER BY k');
   await same('SELECT * FROM kv ORDER BY k');
+});
+
+test('INSERT … SELECT … ORDER BY … RETURNING returns the rows in the SELECT\'s order, also when ON CONFLICT skips some', async () => {
+  await both('TRUNCATE kv');
+  await both(`INSERT INTO kv (k, v, n) SELECT g, 'd' || g, g % 3 FROM generate_series(1, 24) g`);
+  // ORDER BY in the SELECT: the coordinator mode (insert-select-planner.ts), from a distributed table and from no table.
+  await same(`INSERT INTO kv (k, v) SELECT k + 100, v FROM kv ORDER BY n, k DESC RETURNING k, v, n`);
+  await same(`INSERT INTO kv (k, v) SELECT g, 'g' || g FROM generate_series(200, 231) g ORDER BY g % 7, g RETURNING * -- a comment\n;`);
+  // Rows skipped on some shards (the keys 1..24 exist), an expression in RETURNING, parameters.
+  await same(`INSERT INTO kv AS t (k, v) SELECT g, 'x' FROM generate_series(1, 40) g ORDER BY g % 5 DESC, g ON CONFLICT DO NOTHING RETURNING t.k * 2 AS k2`);
+  await same(`INSERT INTO kv AS t (k, v) SELECT k, 'u' FROM kv WHERE k < $1 ORDER BY v ON CONFLICT (k) DO UPDATE SET v = excluded.v || t.k WHERE t.n = 1 RETURNING k, v`, [20]);
+  await same('SELECT * FROM kv ORDER BY k');
+  // Into a reference table.
+  await both('CREATE TABLE kv_ref (k bigint PRIMARY KEY, v text)');
+  await weave.query(`SELECT create_reference_table('kv_ref')`);
+  await same(`INSERT INTO kv_ref SELECT k, v FROM kv WHERE k < 30 ORDER BY v DESC, k RETURNING k`);
 });
 
 test('a data-modifying WITH on a distributed table feeding an INSERT … SELECT is refused, not run on a copy', async () => {

@@ -30,7 +30,7 @@
  */
 import { PgError, toPgError } from '../../protocol/errors.js';
 import type { BackendLink } from '../../executor/backend-link.js';
-import { collectOnLink, decodeDataRow, queryOnLink, streamCopyOut, type CollectedResult } from '../../executor/link-query.js';
+import { byOrdinal, collectOnLink, decodeDataRow, queryOnLink, streamCopyOut, type CollectedResult } from '../../executor/link-query.js';
 import { encodeQuery } from '../../pool/frontend-encoders.js';
 import { Frontend } from '../../protocol/constants.js';
 import { encodeMessage } from '../../protocol/writer.js';
@@ -38,6 +38,7 @@ import type { WorkerNode } from '../../metadata/types.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js';
 import { hashCallSql } from '../../sql/hash.js';
 import type { InsertSelectPlan } from '../../planner/insert-select-planner.js';
+import { ordinalValueSql } from '../../planner/insert-planner.js';
 import { isRecordColumnError } from '../../planner/record-columns.js';
 import type { PullTable, Route } from '../../planner/route.js';
 import { readCopyOptions } from './copy-options.js';
@@ -327,20 +328,25 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
   const names = columns.filter((c) => !c.generated).map((c) => c.name);
   const hashed = target.method === 'hash';
   const selectList = names.map(quoteIdent);
+  // RETURNING: each row also carries its position in the staging table, filled in the SELECT's order and read
+  // back in it (a fresh temporary table, scanned from its start), so the returned rows are sorted by it.
+  const ordered = p.ordinalTailSql !== null && names.length > 0;
+  const carried = ordered ? [...names, ORDINAL_COLUMN] : names;
+  if (ordered) selectList.push('pg_catalog.row_number() OVER ()');
   if (hashed) selectList.push(hashCallSql(target.hashFunction!, quoteIdent(target.distributionColumn!)));
   const engine = new DistributedCopy(
     {
       table: target,
       opts: readCopyOptions({}),
-      columns: names,
+      columns: carried,
       evaluated: [],
-      distIndex: hashed ? names.length : -1,
+      distIndex: hashed ? carried.length : -1,
       textHasher: null,
       binaryHasher: null,
       whereSql: '',
       skipHeader: false,
       headerMatch: false,
-      insertSqlFor: p.insertsRows ? insertSqlBuilder(p, columns.filter((c) => !c.generated)) : undefined,
+      insertSqlFor: p.insertsRows ? insertSqlBuilder(p, columns.filter((c) => !c.generated), ordered) : undefined,
       reportLines: false,
       hashColumn: hashed,
     },
@@ -388,8 +394,13 @@ async function route(p: InsertSelectPlan, access: InsertSelectAccess, columns: T
   } catch (err) {
     return failed(toPgError(err));
   }
-  return { rowDescription: engine.rowDescription, rows: engine.returned, tag: `INSERT 0 ${count}`, error: null };
+  const result = { rowDescription: engine.rowDescription, rows: engine.returned, tag: `INSERT 0 ${count}`, error: null };
+  if (ordered) byOrdinal(result);
+  return result;
 }
+
+/** The staging row's position, an extra unnest array of the per-shard INSERT (insertSqlBuilder). */
+const ORDINAL_COLUMN = 'pgweave_values_row';
 
 /**
  * Raises extra_float_digits to 1 on the coordinator connection when the
@@ -411,14 +422,22 @@ async function exactFloatText(coordinator: BackendLink): Promise<string | PgErro
 }
 
 /** The per-shard `INSERT … SELECT FROM unnest(…) ON CONFLICT … RETURNING …`: the client's clauses as written. */
-function insertSqlBuilder(p: InsertSelectPlan, columns: TableColumn[]): (shardIndex: number) => string {
+function insertSqlBuilder(p: InsertSelectPlan, columns: TableColumn[], ordered: boolean): (shardIndex: number) => string {
   const alias = quoteIdent(p.insert.relation.alias?.aliasname ?? p.target.name);
   const cols = columns.map((c) => quoteIdent(c.name)).join(', ');
-  const arrays = columns.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ');
-  const select = `SELECT ${columns.map((c, i) => `u.c${i}::${c.sqlType}`).join(', ')} FROM ROWS FROM (${arrays}) AS u(${columns.map((_, i) => `c${i}`).join(', ')})`;
+  const inputs = columns.map((_, i) => `c${i}`);
+  const values = columns.map((c, i) => `u.c${i}::${c.sqlType}`);
+  if (ordered) {
+    // Evaluated as its row is fetched, just before the row is inserted and its RETURNING computed.
+    inputs.push(ORDINAL_COLUMN);
+    values[0] = ordinalValueSql(values[0]!, `u.${ORDINAL_COLUMN}`);
+  }
+  const arrays = inputs.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ');
+  const select = `SELECT ${values.join(', ')} FROM ROWS FROM (${arrays}) AS u(${inputs.join(', ')})`;
   const override = p.insert.override === 'OVERRIDING_SYSTEM_VALUE' ? ' OVERRIDING SYSTEM VALUE' : p.insert.override === 'OVERRIDING_USER_VALUE' ? ' OVERRIDING USER VALUE' : '';
+  const tail = ordered ? p.ordinalTailSql : p.tailSql;
   return (i) => {
     const shard = p.target.method === 'reference' ? p.target.shards[0] : p.target.shards[i];
-    return `INSERT INTO ${quoteQualified(p.target.schema, shard.shardName)} AS ${alias} (${cols})${override} ${select} ${p.tailSql}`;
+    return `INSERT INTO ${quoteQualified(p.target.schema, shard.shardName)} AS ${alias} (${cols})${override} ${select} ${tail}`;
   };
 }
