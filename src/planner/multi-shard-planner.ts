@@ -97,8 +97,10 @@ function subqueryReadsShardsAlone(stmt: Node, partitioned: (rangeVar: Node) => b
 }
 
 /**
- * Whether an outer join preserves rows of replicated tables alone (reference
- * tables, broadcast tables) against a side holding shards: every shard would
+ * Whether an outer join preserves rows that every shard's task reads in
+ * full — replicated tables (reference tables, broadcast tables), functions
+ * in FROM, VALUES, subqueries without shards — against a side holding
+ * shards: every shard would
  * return the preserved rows that match nothing there, once per shard. A
  * preserved side holding shards is safe (each of its rows lives on one
  * shard), as is a join of replicated tables only.
@@ -145,9 +147,11 @@ export function planMultiShard(
     const construct = mergedByCaller ? null : mergeConstruct({ SelectStmt: stmt }, true);
     if (construct) return { kind: 'error', error: unsupported(construct) };
     const partitioned = (n: Node) => distributed.some((r) => r.ref.node === n);
-    if (reference.length > 0 && (subqueryReadsShardsAlone(stmt, partitioned) || replicatedPreservedSide(stmt, partitioned))) {
-      // Every shard would return the reference rows that match nothing (or the semi/anti join's rows) once.
-      return { kind: 'error', error: unsupported('reference tables and outer joins or subqueries') };
+    if (subqueryReadsShardsAlone(stmt, partitioned) || replicatedPreservedSide(stmt, partitioned)) {
+      // Every shard would return the rows that match nothing (or the semi/anti join's rows) once: rows of
+      // reference tables, and as much those of a function, VALUES or a subquery without shards, which every
+      // shard's task computes in full.
+      return { kind: 'error', error: unsupported('outer joins or subqueries that keep rows read on every shard') };
     }
     if (hasCte(stmt)) {
       // A CTE read twice joins its rows across shards; per-shard results would miss those pairs.
