@@ -46,7 +46,8 @@ export abstract class ExtendedProtocol extends BindRouting {
       const parsed = parseSql(msg.query);
       if (parsed.stmts.length === 1) stmt = parsed.stmts[0].stmt;
     } catch (err) {
-      await this.replyError(toPgError(err));
+      // The parser's position is in the client's text.
+      await this.replyError(toPgError(err), undefined);
       this.cycleFailed = true;
       return;
     }
@@ -95,7 +96,7 @@ export abstract class ExtendedProtocol extends BindRouting {
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
-        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes, stmt.plan.catalogVersion);
+        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes, stmt.plan.catalogVersion, task ? (task.origin ?? null) : undefined);
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }
@@ -176,8 +177,9 @@ export abstract class ExtendedProtocol extends BindRouting {
     }
     if ('error' in portal.result && portal.result.error) {
       const err = portal.result.error;
+      const origin = 'errorOrigin' in portal.result ? portal.result.errorOrigin : null;
       portal.result = { rowDescription: null, rows: [], tag: '', error: null };
-      await this.replyError(err);
+      await this.replyError(err, origin ?? null);
       this.cycleFailed = true;
     }
   }

@@ -15,6 +15,7 @@ import { PgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeErrorResponse } from '../protocol/backend/error-response.js';
 import { unshardErrorNames } from './shard-error-names.js';
+import { atOffset, clientPositioned, type ErrorOrigin } from './error-positions.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
@@ -56,6 +57,13 @@ export abstract class SessionBase {
   /** Links that received messages since the last Sync. */
   protected readonly cycleLinks = new Set<BackendLink>();
   protected cycleFailed = false;
+  /**
+   * Where the statement running starts in the client's Query string, in
+   * characters: a multi-statement Query's statements run one by one, each
+   * on its own text, and their errors' positions count from the string's
+   * start (error-positions.ts). 0 otherwise.
+   */
+  protected statementOffset = 0;
   /** An extended-protocol message came since the last Sync: the cycle's links wait for it (else a link of simple Queries is free once answered). */
   protected cycleExtended = false;
   /** Target of CopyData during COPY: the link that received the COPY statement. */
@@ -138,7 +146,8 @@ export abstract class SessionBase {
     };
     link.onLost = (l) => this.onLinkLost(l);
     // Every forwarded error as the client must see it, in a block or not (block-state.ts `translate`).
-    link.rewriteError = (err) => this.txn.translate(err);
+    // A worker runs no text of the client's as it is: a position of a request without origin means nothing to the client.
+    link.rewriteError = nodeId >= 0 ? (err, origin) => this.txn.translate(err, origin ?? null) : (err, origin) => this.txn.translate(err, origin);
     return link;
   }
 
@@ -164,7 +173,7 @@ export abstract class SessionBase {
     t.statusForClient = () => this.statusByte();
     t.typeOids = this.services.typeOids?.(node) ?? null;
     t.onLost = (l) => this.onLinkLost(l);
-    t.rewriteError = (err) => this.txn.translate(err);
+    t.rewriteError = (err, origin) => this.txn.translate(err, origin ?? null);
     this.tenants.set(node.nodeId, t);
     return t;
   }
@@ -261,10 +270,16 @@ export abstract class SessionBase {
     gate?.release();
   }
 
-  protected async replyError(err: PgError): Promise<void> {
+  /**
+   * Replies an error of the session's making or collected from a node.
+   * `origin`: where the text whose position it carries came from
+   * (error-positions.ts); by default text pgweave made, so a position goes.
+   */
+  protected async replyError(err: PgError, origin: ErrorOrigin = null): Promise<void> {
     // Errors collected from shards (COPY, INSERT … SELECT, pulls) name the client's objects too.
     const named = unshardErrorNames(err, this.catalogNow()) ?? err;
-    await this.reply((w) => writeErrorResponse(w, named.fields));
+    const positioned = clientPositioned(named, atOffset(origin, this.statementOffset)) ?? named;
+    await this.reply((w) => writeErrorResponse(w, positioned.fields));
   }
 
   protected endCycle(): void {

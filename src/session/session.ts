@@ -36,6 +36,8 @@ import { KNOWN_FRONTEND, EXTENDED_MESSAGE, E_READY, E_READY_SWALLOW, expectation
 import { ExtendedProtocol } from './extended-protocol.js';
 import { escapeClientStatementNames } from './client-statement-names.js';
 import { forgetAllPrepared } from './lazy-prepare.js';
+import { pulledOrigin, readyFor } from './error-positions.js';
+import { charCountOf } from '../sql/text-splice.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
 import { Completes } from '../executor/backend-link.js';
@@ -295,17 +297,21 @@ export class Session extends ExtendedProtocol {
     let catalog = await this.catalog();
     const loading = this.roleFunctionsLoad(catalog);
     if (loading) await loading;
-    let stmts: Array<{ stmt: Node; text: string }>;
+    let stmts: Array<{ stmt: Node; text: string; offset: number }>;
     try {
       const parsed = parseSql(sql).stmts;
       // Parse-tree locations are offsets in the whole string: with several
-      // statements, each is planned from a parse of its own text.
+      // statements, each is planned from a parse of its own text, and starts
+      // `offset` characters into the string (its errors' positions count from there).
+      const bytes = parsed.length === 1 ? null : Buffer.from(sql, 'utf8');
       stmts = parsed.map((s) => {
         const text = statementText(sql, s);
-        return { stmt: parsed.length === 1 ? s.stmt : parseSql(text).stmts[0].stmt, text };
+        if (bytes === null) return { stmt: s.stmt, text, offset: 0 };
+        return { stmt: parseSql(text).stmts[0].stmt, text, offset: charCountOf(bytes, s.stmt_location ?? 0) };
       });
     } catch (err) {
-      await this.replyError(toPgError(err));
+      // The parser's position is in the client's whole string.
+      await this.replyError(toPgError(err), undefined);
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
@@ -333,7 +339,7 @@ export class Session extends ExtendedProtocol {
     buf: Buffer,
     start: number,
     end: number,
-    stmts: Array<{ stmt: Node; text: string }>,
+    stmts: Array<{ stmt: Node; text: string; offset: number }>,
     routes: Route[],
     catalog: Catalog,
     release: () => void,
@@ -361,7 +367,7 @@ export class Session extends ExtendedProtocol {
     if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
-      await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
+      await this.sendTo(link, encodeQuery(routes[0].task.sql), readyFor(routes[0].task.origin));
       // In flight until its reply arrives.
       void link.idle().then(release, release);
       return;
@@ -388,7 +394,7 @@ export class Session extends ExtendedProtocol {
         await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
         return;
       }
-      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
+      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), readyFor(pulledOrigin(routes[0])));
       this.coordinator.send(dropPulledTables(routes[0].pulls), [E_READY_SWALLOW]);
       // The COPY ends when the coordinator has sent the client its last row.
       if (progress) await this.coordinator.idle().finally(() => progress.end());
@@ -412,7 +418,12 @@ export class Session extends ExtendedProtocol {
       if (now.version !== catalog.version || setBefore) route = this.plan(stmts[i].stmt, stmts[i].text, now).route(null);
       if (stmts.length > 1) this.observeLocal(stmts[i].stmt, stmts[i].text, route);
       if (stmts[i].stmt.VariableSetStmt) setBefore = true;
-      ok = await this.runRoute(route, stmts[i].text, null);
+      this.statementOffset = stmts[i].offset;
+      try {
+        ok = await this.runRoute(route, stmts[i].text, null);
+      } finally {
+        this.statementOffset = 0;
+      }
     }
     const commitError = implicit ? await this.txn.endImplicit(ok) : null;
     if (commitError) await this.replyError(commitError);
@@ -432,7 +443,7 @@ export class Session extends ExtendedProtocol {
       if (!this.stillAutocommit() || !t.channel.usable) return false;
     }
     this.active = t;
-    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release }]);
+    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release, origin: route.task.origin ?? null }]);
     return true;
   }
 
