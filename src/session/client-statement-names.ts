@@ -27,6 +27,7 @@ import { scanWords } from '../sql/lexer.js';
 import { parseSql, type Node } from '../sql/parse.js';
 import { walkTree } from '../sql/tree-walk.js';
 import { quoteIdent } from '../sql/quote.js';
+import { spliceText, type TextEdit } from '../sql/text-splice.js';
 import { RESERVED_PREFIX } from './worker-statements.js';
 
 /** The name a client's statement has on the coordinator link. */
@@ -169,20 +170,15 @@ export function escapeSql(sql: string, onDeallocateAll: () => void = () => {}): 
   });
   if (deallocatesAll) onDeallocateAll();
   if (names.size === 0) return null;
-  const edits: Array<{ start: number; end: number; text: string }> = [];
+  // The lexer's offsets are the string's; the splice's are UTF-8 bytes.
+  const edits: TextEdit[] = [];
   let previous: { word: string; end: number } | null = null;
   scanWords(sql, (word, start, end) => {
     if (previous && NAME_KEYWORDS.has(previous.word) && names.has(word) && GAP.test(sql.slice(previous.end, start))) {
-      edits.push({ start, end, text: quoteIdent(escapeStatementName(word)) });
+      const at = Buffer.byteLength(sql.slice(0, start));
+      edits.push({ at, len: Buffer.byteLength(sql.slice(start, end)), sql: quoteIdent(escapeStatementName(word)) });
     }
     previous = { word, end };
   });
-  if (edits.length === 0) return null;
-  let out = '';
-  let at = 0;
-  for (const e of edits) {
-    out += sql.slice(at, e.start) + e.text;
-    at = e.end;
-  }
-  return out + sql.slice(at);
+  return edits.length === 0 ? null : spliceText(Buffer.from(sql, 'utf8'), edits).sql;
 }
