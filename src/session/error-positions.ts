@@ -10,6 +10,9 @@
  * out, as PostgreSQL leaves it out of errors that have none, rather than
  * point at the wrong place. A statement of a multi-statement Query counts
  * from the start of the whole string, as in PostgreSQL (`OffsetOrigin`).
+ * A Query or Parse whose statement names the session escaped
+ * (client-statement-names.ts: `pgws…` → `"pgws_…"`) maps through that
+ * splice too (`ThroughOrigin`).
  *
  * The internal position and query ('p', 'q') are the text of a query a
  * function ran inside (PL/pgSQL, SQL functions), the same on every node:
@@ -40,9 +43,28 @@ export class OffsetOrigin implements PositionOrigin {
   }
 }
 
-/** `origin` for a statement `offset` characters into the query string (itself when at its start). */
-export function atOffset(origin: ErrorOrigin, offset: number): ErrorOrigin {
-  return offset === 0 || origin === null ? origin : new OffsetOrigin(origin, offset);
+/** A text whose positions `inner` maps into a text that `outer` maps into the client's. */
+export class ThroughOrigin implements PositionOrigin {
+  constructor(
+    readonly inner: PositionOrigin,
+    readonly outer: PositionOrigin,
+  ) {}
+
+  clientPosition(position: number): number {
+    return this.outer.clientPosition(this.inner.clientPosition(position));
+  }
+}
+
+/**
+ * `origin` for a statement `offset` characters into the query string the
+ * session read, which `escape` maps to the client's when the session's
+ * escape of statement names (client-statement-names.ts) changed it; `origin`
+ * itself in the common case (at the start, nothing escaped).
+ */
+export function inQueryString(origin: ErrorOrigin, offset: number, escape: PositionOrigin | null): ErrorOrigin {
+  const o = offset === 0 || origin === null ? origin : new OffsetOrigin(origin, offset);
+  if (escape === null || o === null) return o;
+  return o === undefined ? escape : new ThroughOrigin(o, escape);
 }
 
 /** The error with its position in the client's text; null when it stays as it is. */

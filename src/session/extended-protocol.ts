@@ -19,6 +19,7 @@ import { encodeDescribe, encodeSync, encodeTaskWithParams } from './extended-enc
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
+import { Frontend } from '../protocol/constants.js';
 import { nextStatementId, usedName } from './prepared-statements.js';
 import { FIRST_NORMAL_OID } from '../executor/type-oids.js';
 import type { Catalog } from '../metadata/types.js';
@@ -57,7 +58,9 @@ export abstract class ExtendedProtocol extends BindRouting {
       if (stmt) this.observeLocal(stmt, msg.query, { kind: 'local' });
       this.dropStatement(msg.name);
       this.statements.set(msg.name, LOCAL_STATEMENT);
-      await this.sendTo(this.coordinator, buf.subarray(start, end), E_PARSE);
+      // A text whose statement names were escaped: its errors' positions map back (escaped-texts.ts).
+      const escaped = this.escapedTexts.forwarded(Frontend.Parse, buf, start, end);
+      await this.sendTo(this.coordinator, buf.subarray(start, end), escaped ? { ...E_PARSE, origin: escaped } : E_PARSE);
       return;
     }
     this.dropStatement(msg.name);

@@ -20,7 +20,7 @@ import type { WorkerNode } from '../metadata/types.js';
 import { dropPulledTables } from './pull-tables.js';
 import { runPullRoute } from './intermediate-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
-import { atOffset, pulledOrigin, type ErrorOrigin } from './error-positions.js';
+import { pulledOrigin, type ErrorOrigin } from './error-positions.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
 import { streamCopyTo } from '../commands/copy/copy-out.js';
@@ -190,7 +190,7 @@ export abstract class RouteRunner extends SessionBase {
     let failed = false;
     const prev = link.onForwardedError;
     link.onForwardedError = () => (failed = true);
-    const from = atOffset(origin, this.statementOffset);
+    const from = this.inQueryString(origin);
     link.send(bytes, [from === undefined ? E_READY_KEEP : { ...E_READY_KEEP, origin: from }]);
     await link.idle();
     link.onForwardedError = prev;

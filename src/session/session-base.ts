@@ -15,7 +15,9 @@ import { PgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeErrorResponse } from '../protocol/backend/error-response.js';
 import { unshardErrorNames } from './shard-error-names.js';
-import { atOffset, clientPositioned, type ErrorOrigin } from './error-positions.js';
+import { clientPositioned, inQueryString, type ErrorOrigin } from './error-positions.js';
+import type { PositionOrigin } from '../sql/text-splice.js';
+import { EscapedTexts } from './escaped-texts.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
@@ -64,6 +66,15 @@ export abstract class SessionBase {
    * start (error-positions.ts). 0 otherwise.
    */
   protected statementOffset = 0;
+  /** The escape of statement names in the Query being handled (client-statement-names.ts), when it changed the text. */
+  protected queryEscape: PositionOrigin | null = null;
+  /** The client's texts that the escape of statement names changed, for error positions. */
+  protected readonly escapedTexts = new EscapedTexts();
+
+  /** `origin` of the statement being run, told in the client's whole query string (error-positions.ts). */
+  protected inQueryString(origin: ErrorOrigin): ErrorOrigin {
+    return inQueryString(origin, this.statementOffset, this.queryEscape);
+  }
   /** An extended-protocol message came since the last Sync: the cycle's links wait for it (else a link of simple Queries is free once answered). */
   protected cycleExtended = false;
   /** Target of CopyData during COPY: the link that received the COPY statement. */
@@ -278,7 +289,7 @@ export abstract class SessionBase {
   protected async replyError(err: PgError, origin: ErrorOrigin = null): Promise<void> {
     // Errors collected from shards (COPY, INSERT … SELECT, pulls) name the client's objects too.
     const named = unshardErrorNames(err, this.catalogNow()) ?? err;
-    const positioned = clientPositioned(named, atOffset(origin, this.statementOffset)) ?? named;
+    const positioned = clientPositioned(named, this.inQueryString(origin)) ?? named;
     await this.reply((w) => writeErrorResponse(w, positioned.fields));
   }
 

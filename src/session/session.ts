@@ -98,7 +98,7 @@ export class Session extends ExtendedProtocol {
     try {
       while (this.inbox.length > 0 && this.state === 'running') {
         // Client statement names apart from the session's own on the coordinator link (client-statement-names.ts).
-        const buf = escapeClientStatementNames(this.inbox.shift()!, this.forgetCoordinatorStatements);
+        const buf = escapeClientStatementNames(this.inbox.shift()!, this.forgetCoordinatorStatements, this.escapedTexts.newChunk());
         if (this.copyPaused && this.inbox.length <= 1) {
           this.copyPaused = false;
           this.client.resume();
@@ -121,7 +121,10 @@ export class Session extends ExtendedProtocol {
               this.active = this.coordinator;
               runStart = pos;
             }
-            const e = expectationFor(type);
+            let e = expectationFor(type);
+            // A text whose statement names were escaped: its errors' positions map back (escaped-texts.ts).
+            const escaped = this.escapedTexts.forwarded(type, buf, pos, end);
+            if (e && escaped) e = { ...e, origin: escaped };
             // (A fast-path FunctionCall runs a function too: it counts as a statement run, see runCount.)
             if (e) this.coordinator.queuePush(e, type === Frontend.Query || type === Frontend.FunctionCall);
             this.cycleLinks.add(this.coordinator);
@@ -292,6 +295,12 @@ export class Session extends ExtendedProtocol {
   }
 
   protected async handleQuery(buf: Buffer, start: number, end: number): Promise<void> {
+    // Its statement names escaped, its errors' positions map back through the escape (error-positions.ts).
+    this.queryEscape = this.escapedTexts.forwarded(Frontend.Query, buf, start, end);
+    await this.handleQueryText(buf, start, end).finally(() => (this.queryEscape = null));
+  }
+
+  private async handleQueryText(buf: Buffer, start: number, end: number): Promise<void> {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
     let catalog = await this.catalog();
@@ -358,7 +367,7 @@ export class Session extends ExtendedProtocol {
     if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers && !searchPathMidway) {
       if (!idleLocalSet) for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
-      await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
+      await this.sendTo(this.coordinator, buf.subarray(start, end), readyFor(this.inQueryString(undefined)));
       return;
     }
     // Several statements: each SET is seen when its turn comes (below), so the statements before it
@@ -367,7 +376,7 @@ export class Session extends ExtendedProtocol {
     if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
-      await this.sendTo(link, encodeQuery(routes[0].task.sql), readyFor(routes[0].task.origin));
+      await this.sendTo(link, encodeQuery(routes[0].task.sql), readyFor(this.inQueryString(routes[0].task.origin ?? null)));
       // In flight until its reply arrives.
       void link.idle().then(release, release);
       return;
@@ -394,7 +403,7 @@ export class Session extends ExtendedProtocol {
         await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
         return;
       }
-      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), readyFor(pulledOrigin(routes[0])));
+      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), readyFor(this.inQueryString(pulledOrigin(routes[0]))));
       this.coordinator.send(dropPulledTables(routes[0].pulls), [E_READY_SWALLOW]);
       // The COPY ends when the coordinator has sent the client its last row.
       if (progress) await this.coordinator.idle().finally(() => progress.end());
@@ -419,11 +428,7 @@ export class Session extends ExtendedProtocol {
       if (stmts.length > 1) this.observeLocal(stmts[i].stmt, stmts[i].text, route);
       if (stmts[i].stmt.VariableSetStmt) setBefore = true;
       this.statementOffset = stmts[i].offset;
-      try {
-        ok = await this.runRoute(route, stmts[i].text, null);
-      } finally {
-        this.statementOffset = 0;
-      }
+      ok = await this.runRoute(route, stmts[i].text, null).finally(() => (this.statementOffset = 0));
     }
     const commitError = implicit ? await this.txn.endImplicit(ok) : null;
     if (commitError) await this.replyError(commitError);
@@ -443,7 +448,7 @@ export class Session extends ExtendedProtocol {
       if (!this.stillAutocommit() || !t.channel.usable) return false;
     }
     this.active = t;
-    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release, origin: route.task.origin ?? null }]);
+    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release, origin: this.inQueryString(route.task.origin ?? null) }]);
     return true;
   }
 

@@ -128,6 +128,10 @@ for (const protocol of ['simple', 'extended'] as const) {
     });
   }
 
+  test(`${protocol}: a statement name the session escapes (\`pgws…\` → \`"pgws_…"\`) before the error`, async () => {
+    await samePosition(`PREPARE pgwsé AS SELECT 'ü' FROM notes WHERE note_id = 1 AND nocol = 2`, protocol);
+  });
+
   test(`${protocol}: a multi-shard query (the position mapped through the tasks' shard names)`, async () => {
     await samePosition(`SELECT * FROM items WHERE nocol = 2`, protocol);
     await samePosition(`SELECT * FROM "données" WHERE valeur = 'é' AND "clé" = 'abc'`, protocol);
@@ -151,4 +155,7 @@ test('simple: a multi-statement query whose second statement fails counts from t
   await samePosition(`SELECT 1;\nUPDATE "données" SET valeur = 'ü' WHERE tenant_id = 2 AND nocol = 1; SELECT 2`, 'simple');
   // A coordinator table's statement after a distributed one runs on its own text there.
   await samePosition(`SELECT * FROM items WHERE tenant_id = 1; SELECT nocol FROM notes`, 'simple');
+  // Statement names the session escapes, before and in the failing statement.
+  await samePosition(`PREPARE pgwsa AS SELECT 1; SELECT * FROM items WHERE tenant_id = 1; DEALLOCATE pgwsa; PREPARE pgwsb AS SELECT nocol FROM notes`, 'simple');
+  await samePosition(`PREPARE pgwsq(int) AS SELECT $1; EXECUTE pgwsq('abc')`, 'simple');
 });
