@@ -150,6 +150,7 @@ export class Session extends ExtendedProtocol {
               if (type === Frontend.Query) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
               else this.cycleFailed = true;
             }
+            this.queryEscape = null;
             // A pipelined Bind took the messages up to its Sync along (extended-protocol.ts).
             if (this.consumedTo > end) {
               pos = this.consumedTo;
@@ -295,12 +296,8 @@ export class Session extends ExtendedProtocol {
   }
 
   protected async handleQuery(buf: Buffer, start: number, end: number): Promise<void> {
-    // Its statement names escaped, its errors' positions map back through the escape (error-positions.ts).
+    // Its statement names escaped, its errors' positions map back through the escape (error-positions.ts; reset by the pump).
     this.queryEscape = this.escapedTexts.forwarded(Frontend.Query, buf, start, end);
-    await this.handleQueryText(buf, start, end).finally(() => (this.queryEscape = null));
-  }
-
-  private async handleQueryText(buf: Buffer, start: number, end: number): Promise<void> {
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
     let catalog = await this.catalog();
