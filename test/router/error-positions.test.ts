@@ -73,13 +73,16 @@ function caret(sql: string, position: string | undefined): string | null {
 
 type Protocol = 'simple' | 'extended';
 
-async function errorOf(c: pg.Client, sql: string, protocol: Protocol): Promise<Record<string, string | null | undefined>> {
+async function errorOf(c: pg.Client, sql: string, protocol: Protocol, block = false): Promise<Record<string, string | null | undefined>> {
+  if (block) await c.query('BEGIN');
   try {
     // A named statement goes through Parse/Bind/Execute even without parameters.
     await c.query(protocol === 'simple' ? sql : { name: `s${Math.abs(hashOf(sql))}`, text: sql });
   } catch (e) {
     const err = e as Record<string, string | undefined>;
     return { ...Object.fromEntries(FIELDS.map((f) => [f, err[f]])), caret: caret(sql, err.position) };
+  } finally {
+    if (block) await c.query('ROLLBACK');
   }
   assert.fail(`no error from: ${sql}`);
 }
@@ -90,11 +93,11 @@ function hashOf(s: string): number {
   return h;
 }
 
-async function samePosition(sql: string, protocol: Protocol): Promise<void> {
-  const expected = await errorOf(reference, sql, protocol);
+async function samePosition(sql: string, protocol: Protocol, block = false): Promise<void> {
+  const expected = await errorOf(reference, sql, protocol, block);
   assert.ok(expected.position !== undefined || expected.internalPosition !== undefined, `plain PostgreSQL's position for ${sql}`);
   for (const mode of ['off', 'on'] as const) {
-    const actual = await errorOf(weave[mode], sql, protocol);
+    const actual = await errorOf(weave[mode], sql, protocol, block);
     assert.deepEqual(actual, expected, `${protocol}, pipelining ${mode}: ${sql}`);
   }
 }
@@ -130,6 +133,12 @@ for (const protocol of ['simple', 'extended'] as const) {
 
   test(`${protocol}: a statement name the session escapes (\`pgws…\` → \`"pgws_…"\`) before the error`, async () => {
     await samePosition(`PREPARE pgwsé AS SELECT 'ü' FROM notes WHERE note_id = 1 AND nocol = 2`, protocol);
+  });
+
+  test(`${protocol}: in a transaction block (the session's own links)`, async () => {
+    await samePosition(`SELECT 'é', * FROM items WHERE tenant_id = 2 AND nocol = 2`, protocol, true);
+    await samePosition(`UPDATE items SET qty = 'x' WHERE tenant_id = 2`, protocol, true);
+    await samePosition(`SELECT * FROM "données" WHERE "clé" = 1 AND nocol = 2`, protocol, true);
   });
 
   test(`${protocol}: a multi-shard query (the position mapped through the tasks' shard names)`, async () => {
