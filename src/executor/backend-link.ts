@@ -32,6 +32,7 @@ import { Backend } from '../protocol/constants.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { PgError } from '../protocol/errors.js';
 import { readErrorResponse, writeErrorResponse } from '../protocol/backend/error-response.js';
+import type { PositionOrigin } from '../sql/text-splice.js';
 import { encodeMessage } from '../protocol/writer.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { sendCancelRequest } from '../pool/backend-connection.js';
@@ -67,6 +68,12 @@ export interface Expectation {
   forwardError?: boolean;
   /** Called once the expectation completes (with the error, if the reply was one). */
   done?: (error: PgError | null, status: number) => void;
+  /**
+   * Where the text of the request came from, for an error's position
+   * (session/error-positions.ts): its splice of the client's text, null for
+   * text the coordinator made; absent: whatever the link's `rewriteError` assumes.
+   */
+  origin?: PositionOrigin | null;
 }
 
 /** Receives replies of `collect`-mode expectations (decoded by the caller). */
@@ -90,7 +97,7 @@ export class BackendLink {
   /** Called when an error reply goes to the client (the session then skips to Sync). */
   onForwardedError: (() => void) | null = null;
   /** Replaces a forwarded ErrorResponse (a distributed-deadlock victim's cancel becomes 40P01, shard names the client's); null keeps it. */
-  rewriteError: ((err: PgError) => PgError | null) | null = null;
+  rewriteError: ((err: PgError, origin: PositionOrigin | null | undefined) => PgError | null) | null = null;
   /** An ErrorResponse the server sent unasked (a FATAL such as an idle-in-transaction timeout before it closes). */
   unsolicitedError: PgError | null = null;
   private replacement: Buffer | null = null;
@@ -452,7 +459,7 @@ export class BackendLink {
     if (type === Backend.ErrorResponse) {
       const err = readErrorResponse(buf, start, end);
       if (forward) this.onForwardedError?.();
-      const rewritten = forward && this.rewriteError ? this.rewriteError(err) : null;
+      const rewritten = forward && this.rewriteError ? this.rewriteError(err, e.origin) : null;
       if (rewritten) this.replacement = encodeMessage((w) => writeErrorResponse(w, rewritten.fields));
       // PostgreSQL now skips to the next Sync: so do the expectations.
       while (this.head < this.queue.length && this.queue[this.head].completes !== Completes.Ready) {

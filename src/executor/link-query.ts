@@ -8,6 +8,7 @@
 import { Backend } from '../protocol/constants.js';
 import { PgError } from '../protocol/errors.js';
 import { readErrorResponse } from '../protocol/backend/error-response.js';
+import type { PositionOrigin } from '../sql/text-splice.js';
 import { encodeQuery } from '../pool/frontend-encoders.js';
 import { Completes, type BackendLink } from './backend-link.js';
 
@@ -19,6 +20,8 @@ export interface CollectedResult {
   /** CommandComplete tag of the last statement. */
   tag: string;
   error: PgError | null;
+  /** Where the text of the statement `error` is about came from (its position: session/error-positions.ts); absent: text the coordinator made. */
+  errorOrigin?: PositionOrigin | null;
 }
 
 const EXPECT_READY_COLLECT = { completes: Completes.Ready, forward: false } as const;

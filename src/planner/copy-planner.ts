@@ -66,5 +66,6 @@ export function planCopyTo(copy: Node, text: Buffer, relations: ResolvedRelation
   }
   if (inner.kind !== 'router') return pull();
   const sql = `${text.toString('utf8', 0, span.start)}${inner.task.sql}${text.toString('utf8', span.end)}`;
-  return { kind: 'router', task: { ...inner.task, sql }, isWrite: false, planner: inner.planner };
+  // (No origin: the inner splice's positions count from the SELECT, and an error's position is left out.)
+  return { kind: 'router', task: { node: inner.task.node, sql, shardIds: inner.task.shardIds }, isWrite: false, planner: inner.planner };
 }

@@ -31,7 +31,8 @@ import { findShardIndexIn } from '../metadata/shard-interval.js';
 import type { DistributedTable } from '../metadata/types.js';
 import { constantText } from './restrictions.js';
 import { shardName } from '../metadata/shard-name.js';
-import { constraintNameSpan, spliceShardNames, type TextEdit } from './shard-rewrite.js';
+import { constraintNameSpan, spliceShardText, type TextEdit } from './shard-rewrite.js';
+import type { SplicedText } from '../sql/text-splice.js';
 import { NotRoutable, type ParamValues, type ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
 import { findTimeCalls, isTransactionTimeCall, spliceTimeCalls, timeCallSql, type TimeCall } from './transaction-time.js';
@@ -42,7 +43,7 @@ export class InsertPlan {
   private readonly table: DistributedTable;
   private readonly rowKeys: RowKey[];
   private readonly rows: Node[];
-  private readonly textByShardIndex = new Map<number, string>();
+  private readonly textByShardIndex = new Map<number, SplicedText>();
   /** Values must be computed on the coordinator first (see Route 'evaluate-insert'). */
   private readonly evaluate: boolean;
   private evaluation: Route | null = null;
@@ -51,7 +52,7 @@ export class InsertPlan {
   /** Highest $n the statement uses. */
   private readonly maxParam: number = 0;
   /** Per shard: the text with the shard name and the time calls as a parameter spliced in. */
-  private readonly timedTextByShardIndex = new Map<number, string>();
+  private readonly timedTextByShardIndex = new Map<number, SplicedText>();
   private timedEvaluation: Route | null = null;
   /** `ON CONFLICT ON CONSTRAINT name`: the name and its span in the text (each shard's constraint is `name_<shardid>`). */
   private readonly constraint: { name: string; at: number; len: number } | null = null;
@@ -223,7 +224,8 @@ export class InsertPlan {
     }
     if (!multi && timed) {
       const shard = this.table.shards[single];
-      const task = { node: shard.placements[0].node, sql: this.timedText(single, timed.time, timed.paramNumber), shardIds: [shard.shardId] };
+      const origin = this.timedText(single, timed.time, timed.paramNumber);
+      const task = { node: shard.placements[0].node, sql: origin.sql, shardIds: [shard.shardId], origin };
       const appendParams = timed.paramNumber === null ? undefined : [timed.time];
       return { kind: 'router', isWrite: true, planner: 'fast-path', task, appendParams };
     }
@@ -231,12 +233,12 @@ export class InsertPlan {
     if (timed) return new NotRoutable('transaction-time functions in an INSERT whose rows go to several shards');
     if (!multi) {
       const shard = this.table.shards[single];
-      let sql = this.textByShardIndex.get(single);
-      if (sql === undefined) {
-        sql = spliceShardNames(this.text, [{ ref: this.target.ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, 0) }]);
-        this.textByShardIndex.set(single, sql);
+      let origin = this.textByShardIndex.get(single);
+      if (origin === undefined) {
+        origin = spliceShardText(this.text, [{ ref: this.target.ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, 0) }]);
+        this.textByShardIndex.set(single, origin);
       }
-      return { kind: 'router', isWrite: true, planner: 'fast-path', task: { node: shard.placements[0].node, sql, shardIds: [shard.shardId] } };
+      return { kind: 'router', isWrite: true, planner: 'fast-path', task: { node: shard.placements[0].node, sql: origin.sql, shardIds: [shard.shardId], origin } };
     }
     const tasks: Task[] = [];
     const byShard = new Map<number, Node[]>();
@@ -282,7 +284,7 @@ export class InsertPlan {
    * The text for one shard with the time calls replaced by the timestamp:
    * `$paramNumber` (cached per shard), or the literal `time`.
    */
-  private timedText(shardIndex: number, time: string, paramNumber: number | null): string {
+  private timedText(shardIndex: number, time: string, paramNumber: number | null): SplicedText {
     const cached = paramNumber === null ? undefined : this.timedTextByShardIndex.get(shardIndex);
     if (cached !== undefined) return cached;
     const value = paramNumber === null ? `${quoteLiteral(time)}::pg_catalog.timestamptz` : `$${paramNumber}::pg_catalog.timestamptz`;
@@ -294,9 +296,9 @@ export class InsertPlan {
     let constraintShift = 0;
     if (this.constraint) for (const c of this.timeCalls) if (c.end <= this.constraint.at) constraintShift += Buffer.byteLength(timeCallSql(c, value)) - (c.end - c.start);
     const shard = this.table.shards[shardIndex];
-    const sql = spliceShardNames(text, [{ ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, constraintShift) }]);
-    if (paramNumber !== null) this.timedTextByShardIndex.set(shardIndex, sql);
-    return sql;
+    const spliced = spliceShardText(text, [{ ref, schema: this.table.schema, shardName: shard.shardName, edits: this.constraintEdits(shard.shardId, constraintShift) }]);
+    if (paramNumber !== null) this.timedTextByShardIndex.set(shardIndex, spliced);
+    return spliced;
   }
 }
 

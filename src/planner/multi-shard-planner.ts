@@ -15,7 +15,7 @@ import { someNode } from '../sql/tree-walk.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { Restrictions } from './restrictions.js';
 import type { RelationRef } from './relations.js';
-import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { spliceShardText, type Replacement } from './shard-rewrite.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { Route, Task } from './route.js';
 
@@ -185,7 +185,8 @@ export function planMultiShard(
     for (const r of reference) {
       replacements.push({ ref: r.ref, schema: r.table.schema, shardName: r.table.shards[0].shardName });
     }
-    tasks.push({ node, sql: spliceShardNames(text, replacements), shardIds });
+    const origin = spliceShardText(text, replacements);
+    tasks.push({ node, sql: origin.sql, shardIds, origin });
   }
   const tag = kind === 'select' ? 'SELECT' : kind === 'update' ? 'UPDATE' : 'DELETE';
   return { kind: 'multi-shard', tasks, isWrite: kind !== 'select', commandTag: tag };

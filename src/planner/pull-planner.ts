@@ -16,7 +16,7 @@ import { deparseSql } from '../sql/deparse.js';
 import type { Node } from '../sql/parse.js';
 import { someNode } from '../sql/tree-walk.js';
 import type { DistributedTable } from '../metadata/types.js';
-import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { spliceShardText, type Replacement } from './shard-rewrite.js';
 import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PullTable, Route } from './route.js';
@@ -75,5 +75,6 @@ export function planPull(text: Buffer, select: Node | null, relations: ResolvedR
     replacements.push({ ref: r.ref, schema: 'pg_temp', shardName: pull.tempName, noAlias: bareRelations });
   }
   if (select && relations.length === 1) byTable.get(relations[0].table.relationId)!.filterSql = pushedFilter(select, relations[0], relations.length);
-  return { kind: 'pull', pulls: [...byTable.values()], sql: spliceShardNames(text, replacements) };
+  const origin = spliceShardText(text, replacements);
+  return { kind: 'pull', pulls: [...byTable.values()], sql: origin.sql, origin };
 }

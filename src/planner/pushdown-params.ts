@@ -16,6 +16,7 @@
 import { parseSql, type Node } from '../sql/parse.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { walkTree } from '../sql/tree-walk.js';
+import { spliceText, type TextEdit } from '../sql/text-splice.js';
 import type { Route, Task } from './route.js';
 
 /** A typed SQL literal of a parameter value (its text form, or null), for a type's qualified, quoted name. */
@@ -45,18 +46,14 @@ export function spliceParamLiterals(sql: string, literals: readonly string[]): s
   const text = Buffer.from(sql, 'utf8');
   const refs = paramRefs(parseSql(sql).stmts.map((s) => s.stmt));
   if (refs.length === 0) return sql;
-  const parts: Buffer[] = [];
-  let pos = 0;
-  for (const r of refs) {
+  const edits = refs.map((r): TextEdit => {
     const literal = literals[r.number - 1];
     if (literal === undefined) throw new Error(`there is no parameter $${r.number}`);
     let end = r.location + 1;
     while (end < text.length && text[end]! >= 0x30 && text[end]! <= 0x39) end++;
-    parts.push(text.subarray(pos, r.location), Buffer.from(literal, 'utf8'));
-    pos = end;
-  }
-  parts.push(text.subarray(pos));
-  return Buffer.concat(parts).toString('utf8');
+    return { at: r.location, len: end - r.location, sql: literal };
+  });
+  return spliceText(text, edits).sql;
 }
 
 /**
@@ -106,7 +103,7 @@ function bindRoute(r: Extract<Route, { kind: 'pull' }>, literals: readonly strin
   const partial = r.partial;
   if (!partial) return;
   // The partial object is this route's own (pushdown-query.ts builds one per route): its fields may change.
-  partial.tasks = partial.tasks.map((t): Task => ({ ...t, sql: spliceParamLiterals(t.sql, literals) }));
+  partial.tasks = partial.tasks.map((t): Task => ({ node: t.node, sql: spliceParamLiterals(t.sql, literals), shardIds: t.shardIds }));
   partial.shapeSql = spliceParamLiterals(partial.shapeSql, literals);
   const entry = r.pulls[0];
   if (entry?.prepared && entry.tempName === partial.tempName) {

@@ -7,6 +7,7 @@ import type { PgError } from '../protocol/errors.js';
 import type { DistributedTable, WorkerNode } from '../metadata/types.js';
 import type { InsertSelectPlan } from './insert-select-planner.js';
 import type { DistributedExplain } from './explain.js';
+import type { SplicedText } from '../sql/text-splice.js';
 
 /** One statement for one node: shard names already spliced into the text. */
 export interface Task {
@@ -14,6 +15,13 @@ export interface Task {
   sql: string;
   /** Shards the task reads or writes (for locks, 2PC participants and EXPLAIN). */
   shardIds: number[];
+  /**
+   * Where `sql` is the client's statement text with splices (shard names,
+   * transaction-time values): how its positions map back to the client's text
+   * (an error's position, session/error-positions.ts). Absent: `sql` is no
+   * splice of the client's text (deparsed), and positions in it mean nothing to the client.
+   */
+  origin?: SplicedText;
 }
 
 export type TransactionVerb =
@@ -92,7 +100,17 @@ export type Route =
    * coordinator PostgreSQL, which then runs `sql` (the statement with the
    * temporary tables in place of the distributed ones).
    */
-  | { kind: 'pull'; pulls: PullTable[]; sql: string; partial?: PartialResults; broadcast?: BroadcastChoice; repartition?: RepartitionChoice; intermediate?: IntermediatePlan }
+  | {
+      kind: 'pull';
+      pulls: PullTable[];
+      sql: string;
+      /** The splice `sql` was made as, while it is still that text (a pushdown's final query is deparsed): see `Task.origin`. */
+      origin?: SplicedText;
+      partial?: PartialResults;
+      broadcast?: BroadcastChoice;
+      repartition?: RepartitionChoice;
+      intermediate?: IntermediatePlan;
+    }
   /**
    * An INSERT whose values need the coordinator: defaults (sequences), DEFAULT,
    * function calls such as now(). The coordinator PostgreSQL computes the

@@ -19,7 +19,8 @@ import type { Node } from '../sql/parse.js';
 import { walkTree } from '../sql/tree-walk.js';
 import type { RelationRef } from './relations.js';
 import { constantText, Restrictions, type PinnedValue } from './restrictions.js';
-import { spliceShardNames, type Replacement } from './shard-rewrite.js';
+import { spliceShardText, type Replacement } from './shard-rewrite.js';
+import type { SplicedText } from '../sql/text-splice.js';
 import type { Route, Task } from './route.js';
 
 export type ParamValues = ReadonlyArray<string | null> | null;
@@ -37,7 +38,7 @@ export class RouterPlan {
   private readonly distributed: ResolvedRelation[];
   private readonly reference: ResolvedRelation[];
   private readonly pins: PinnedValue[][];
-  private readonly textByShardIndex = new Map<number, string>();
+  private readonly textByShardIndex = new Map<number, SplicedText>();
   /** The route of each shard group, built on its first use: routes are never modified, and a plan lives for one catalog version. */
   private readonly routeByShardIndex: Route[] = [];
   /** Rotates reads of reference-only statements across nodes. */
@@ -120,7 +121,7 @@ export class RouterPlan {
   }
 
   private taskFor(shardIndex: number, node: WorkerNode): Task {
-    let sql = this.textByShardIndex.get(shardIndex);
+    let origin = this.textByShardIndex.get(shardIndex);
     const shardIds: number[] = [];
     const replacements: Replacement[] = [];
     for (const r of this.distributed) {
@@ -133,11 +134,11 @@ export class RouterPlan {
       shardIds.push(shard.shardId);
       replacements.push({ ref: r.ref, schema: r.table.schema, shardName: shard.shardName });
     }
-    if (sql === undefined) {
-      sql = spliceShardNames(this.text, replacements);
-      this.textByShardIndex.set(shardIndex, sql);
+    if (origin === undefined) {
+      origin = spliceShardText(this.text, replacements);
+      this.textByShardIndex.set(shardIndex, origin);
     }
-    return { node, sql, shardIds };
+    return { node, sql: origin.sql, shardIds, origin };
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { scanWords } from '../sql/lexer.js';
 import { quoteIdent } from '../sql/quote.js';
+import { SplicedText, spliceText, type TextEdit } from '../sql/text-splice.js';
 import type { RelationRef } from './relations.js';
 
 /** Length in bytes of a (possibly schema-qualified, possibly quoted) name at `at`. */
@@ -54,12 +55,7 @@ export interface Replacement {
   edits?: TextEdit[];
 }
 
-/** `len` bytes of the text at `at` become `sql`. */
-export interface TextEdit {
-  at: number;
-  len: number;
-  sql: string;
-}
+export type { TextEdit };
 
 /**
  * The span of the constraint name of `ON CONFLICT ON CONSTRAINT name`, whose
@@ -85,6 +81,15 @@ export function constraintNameSpan(text: Buffer, at: number, name: string): { at
  * would not resolve the schema-qualified form against the alias.
  */
 export function spliceShardNames(text: Buffer, replacements: Replacement[]): string {
+  return spliceShardText(text, replacements).sql;
+}
+
+/**
+ * `spliceShardNames` keeping the splices, so positions in the result map
+ * back to `source` (an error's position: sql/text-splice.ts).
+ */
+export function spliceShardText(source: Buffer | SplicedText, replacements: Replacement[]): SplicedText {
+  const text = source instanceof SplicedText ? source.bytes : source;
   const edits: TextEdit[] = [];
   for (const r of replacements) {
     if (r.edits) edits.push(...r.edits);
@@ -100,16 +105,8 @@ export function spliceShardNames(text: Buffer, replacements: Replacement[]): str
     }
   }
   edits.sort((a, b) => a.at - b.at);
-  const parts: Buffer[] = [];
-  let pos = 0;
-  for (const e of edits) {
-    if (e.at < pos) continue; // the same reference reached through two replacements
-    parts.push(text.subarray(pos, e.at));
-    parts.push(Buffer.from(e.sql));
-    pos = e.at + e.len;
-  }
-  parts.push(text.subarray(pos));
-  return Buffer.concat(parts).toString('utf8');
+  // An edit inside one already applied (the same reference reached through two replacements) is skipped.
+  return spliceText(source, edits);
 }
 
 /**

@@ -16,6 +16,7 @@
  */
 import type { Node } from '../sql/parse.js';
 import { SKIP, walkTree } from '../sql/tree-walk.js';
+import { spliceText, type SplicedText } from '../sql/text-splice.js';
 
 /** The cast (after timestamptz) that turns the transaction timestamp into each SQLValueFunction's value. */
 const SVF_CASTS: Record<string, { type: string; typmod: boolean }> = {
@@ -128,14 +129,7 @@ export function timeCallSql(call: TimeCall, value: string): string {
   return call.cast === null ? `(${value})` : `(CAST(${value} AS ${call.cast}))`;
 }
 
-/** `text` with each call (in text order) replaced by `value` cast as it needs. */
-export function spliceTimeCalls(text: Buffer, calls: readonly TimeCall[], value: string): Buffer {
-  const parts: Buffer[] = [];
-  let pos = 0;
-  for (const c of calls) {
-    parts.push(text.subarray(pos, c.start), Buffer.from(timeCallSql(c, value)));
-    pos = c.end;
-  }
-  parts.push(text.subarray(pos));
-  return Buffer.concat(parts);
+/** `text` with each call (in text order) replaced by `value` cast as it needs (positions map back: sql/text-splice.ts). */
+export function spliceTimeCalls(text: Buffer, calls: readonly TimeCall[], value: string): SplicedText {
+  return spliceText(text, calls.map((c) => ({ at: c.start, len: c.end - c.start, sql: timeCallSql(c, value) })));
 }

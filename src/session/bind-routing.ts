@@ -24,6 +24,7 @@ import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { parseSql } from '../sql/parse.js';
 import { BIND_COMPLETE } from './replies.js';
 import { encodeBindAppending, encodeBindFor, encodeParse } from './extended-encoders.js';
+import { pulledOrigin } from './error-positions.js';
 import { E_BIND, E_DESCRIBE, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
 import { PreparedStatements, usedName } from './prepared-statements.js';
 
@@ -171,7 +172,9 @@ export abstract class BindRouting extends PreparedStatements {
       this.active = link;
       this.cycleLinks.add(link);
       this.copyLink = link;
-      prepareLazily(link, wname, sql, paramTypes, stmt.plan.catalogVersion);
+      // A Parse error's position is in the shard query, the pull's final query, or the client's own text.
+      const origin = route.kind === 'router' ? (route.task.origin ?? null) : route.kind === 'pull' ? pulledOrigin(route) : undefined;
+      prepareLazily(link, wname, sql, paramTypes, stmt.plan.catalogVersion, origin);
       const appended = route.kind === 'router' ? route.appendParams : undefined;
       link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
@@ -237,7 +240,7 @@ export abstract class BindRouting extends PreparedStatements {
     const expect: Expectation[] = [];
     if (parse) {
       parts.push(encodeParse(name, route.task.sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, name, err === null) });
+      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, name, err === null), origin: route.task.origin ?? null });
     }
     parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));
     expect.push(E_BIND);

@@ -12,6 +12,7 @@ import type { BackendLink } from '../executor/backend-link.js';
 import type { WorkerNode } from '../metadata/types.js';
 import type { SessionServices } from './services.js';
 import { unshardErrorNames } from './shard-error-names.js';
+import { clientPositioned, type ErrorOrigin } from './error-positions.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { CommitGate } from '../transaction/commit-gate.js';
 import { E_READY_UNREAD } from './txn-wire.js';
@@ -162,11 +163,15 @@ export abstract class BlockState {
    * cancellation — the block is then aborted; its idle nodes roll back at
    * once, so their locks go (as PostgreSQL's own victim's do) before the
    * client's ROLLBACK — or any other with the client's names in place of
-   * shard names (shard-error-names.ts); null: as it is.
+   * shard names (shard-error-names.ts) and its position in the client's
+   * text (`origin`: error-positions.ts); null: as it is.
    */
-  translate(err: PgError): PgError | null {
+  translate(err: PgError, origin?: ErrorOrigin): PgError | null {
     const victim = this.deadlock.victimError(err);
-    if (!victim) return unshardErrorNames(err, this.services.catalog());
+    if (!victim) {
+      const named = unshardErrorNames(err, this.services.catalog());
+      return clientPositioned(named ?? err, origin) ?? named;
+    }
     this.broken = true;
     for (const w of this.joined()) {
       if (w.pending > 0 || w.lost) continue;

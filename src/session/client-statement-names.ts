@@ -8,8 +8,9 @@
  * (through the protocol or a quoted identifier), so no name of ours is out
  * of a client's reach; instead the session reserves the prefix `pgws` and
  * escapes every client name that starts with it before anything else sees
- * the message: `pgws…` becomes `pgws_…` (the rest kept). Ours are `pgws`
- * followed by a digit, an escaped client name has `_` there, and a name
+ * the message (an error's position in the escaped text is told in the
+ * client's: escaped-texts.ts): `pgws…` becomes `pgws_…` (the rest kept).
+ * Ours are `pgws` followed by a digit, an escaped client name has `_` there, and a name
  * without the prefix stays as it is, so the mapping is one-to-one and never
  * yields one of ours. Escaped are the names in Parse, Bind, Describe and
  * Close (statements) and in SQL — PREPARE, EXECUTE (also under EXPLAIN and
@@ -27,6 +28,7 @@ import { scanWords } from '../sql/lexer.js';
 import { parseSql, type Node } from '../sql/parse.js';
 import { walkTree } from '../sql/tree-walk.js';
 import { quoteIdent } from '../sql/quote.js';
+import { spliceText, type SplicedText, type TextEdit } from '../sql/text-splice.js';
 import { RESERVED_PREFIX } from './worker-statements.js';
 
 /** The name a client's statement has on the coordinator link. */
@@ -73,18 +75,26 @@ function worthParsing(buf: Buffer, start: number, end: number): boolean {
  * a few byte comparisons per message). `onDeallocateAll` is called when a
  * Query or Parse holds DEALLOCATE ALL or DISCARD ALL, which would also
  * remove the session's statements where it runs (the coordinator link:
- * lazy-prepare.ts `forgetAllPrepared`).
+ * lazy-prepare.ts `forgetAllPrepared`). `onEscapedText` gets each Query
+ * or Parse whose SQL changed, by the offset of its message in the returned
+ * buffer, with the splice (its errors' positions map back: escaped-texts.ts).
  */
-export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () => void = () => {}): Buffer {
+export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () => void = () => {}, onEscapedText?: (messageAt: number, text: SplicedText) => void): Buffer {
   let pos = 0;
   let copied = 0;
   let parts: Buffer[] | null = null;
+  let outLength = 0;
+  let escapedText: SplicedText | null = null;
+  const noteText = (t: SplicedText): void => {
+    escapedText = t;
+  };
   while (pos + 5 <= chunk.length) {
     const type = chunk[pos]!;
     const end = pos + 1 + chunk.readInt32BE(pos + 1);
     let replaced: Buffer | null = null;
-    if (type === Frontend.Parse) replaced = escapeParse(chunk, pos, end, onDeallocateAll);
-    else if (type === Frontend.Query) replaced = escapeQuery(chunk, pos, end, onDeallocateAll);
+    escapedText = null;
+    if (type === Frontend.Parse) replaced = escapeParse(chunk, pos, end, onDeallocateAll, noteText);
+    else if (type === Frontend.Query) replaced = escapeQuery(chunk, pos, end, onDeallocateAll, noteText);
     else if (type === Frontend.Bind) {
       const stmtStart = chunk.indexOf(0, pos + 5) + 1;
       if (stmtStart > 0 && stmtStart < end && reservedAt(chunk, stmtStart)) replaced = replaceString(chunk, pos, end, stmtStart);
@@ -93,6 +103,10 @@ export function escapeClientStatementNames(chunk: Buffer, onDeallocateAll: () =>
     }
     if (replaced) {
       (parts ??= []).push(chunk.subarray(copied, pos), replaced);
+      outLength += pos - copied;
+      // The statement text changed: its errors' positions map back through the splice (error-positions.ts).
+      if (escapedText !== null) onEscapedText?.(outLength, escapedText);
+      outLength += replaced.length;
       copied = end;
     }
     pos = end;
@@ -120,22 +134,25 @@ function withBody(type: number, body: Buffer[]): Buffer {
   });
 }
 
-function escapeParse(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
+function escapeParse(buf: Buffer, start: number, end: number, onDeallocateAll: () => void, onText: (t: SplicedText) => void): Buffer | null {
   const nameEnd = buf.indexOf(0, start + 5);
   const queryEnd = nameEnd < 0 ? -1 : buf.indexOf(0, nameEnd + 1);
   if (queryEnd < 0 || queryEnd >= end) return null;
   const nameReserved = reservedAt(buf, start + 5);
-  const sql = worthParsing(buf, nameEnd + 1, queryEnd) ? escapeSql(buf.toString('utf8', nameEnd + 1, queryEnd), onDeallocateAll) : null;
+  const sql = worthParsing(buf, nameEnd + 1, queryEnd) ? escapeSqlText(buf.toString('utf8', nameEnd + 1, queryEnd), onDeallocateAll) : null;
   if (!nameReserved && sql === null) return null;
+  if (sql !== null) onText(sql);
   const name = nameReserved ? Buffer.from(escapeStatementName(buf.toString('utf8', start + 5, nameEnd)), 'utf8') : buf.subarray(start + 5, nameEnd);
-  const query = sql === null ? buf.subarray(nameEnd + 1, queryEnd) : Buffer.from(sql, 'utf8');
+  const query = sql === null ? buf.subarray(nameEnd + 1, queryEnd) : sql.bytes;
   return withBody(Frontend.Parse, [name, Buffer.from([0]), query, buf.subarray(queryEnd, end)]);
 }
 
-function escapeQuery(buf: Buffer, start: number, end: number, onDeallocateAll: () => void): Buffer | null {
+function escapeQuery(buf: Buffer, start: number, end: number, onDeallocateAll: () => void, onText: (t: SplicedText) => void): Buffer | null {
   if (!worthParsing(buf, start + 5, end - 1)) return null;
-  const sql = escapeSql(buf.toString('utf8', start + 5, end - 1), onDeallocateAll);
-  return sql === null ? null : withBody(Frontend.Query, [Buffer.from(sql, 'utf8'), Buffer.from([0])]);
+  const sql = escapeSqlText(buf.toString('utf8', start + 5, end - 1), onDeallocateAll);
+  if (sql === null) return null;
+  onText(sql);
+  return withBody(Frontend.Query, [sql.bytes, Buffer.from([0])]);
 }
 
 /** Keywords a statement name follows: PREPARE name, EXECUTE name, DEALLOCATE [PREPARE] name. */
@@ -152,6 +169,11 @@ const GAP = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*$/;
  * holds DEALLOCATE ALL or DISCARD ALL.
  */
 export function escapeSql(sql: string, onDeallocateAll: () => void = () => {}): string | null {
+  return escapeSqlText(sql, onDeallocateAll)?.sql ?? null;
+}
+
+/** `escapeSql` keeping the splice (its positions map back to `sql`). */
+function escapeSqlText(sql: string, onDeallocateAll: () => void): SplicedText | null {
   let stmts: Node[];
   try {
     stmts = parseSql(sql).stmts.map((s) => s.stmt);
@@ -169,20 +191,15 @@ export function escapeSql(sql: string, onDeallocateAll: () => void = () => {}): 
   });
   if (deallocatesAll) onDeallocateAll();
   if (names.size === 0) return null;
-  const edits: Array<{ start: number; end: number; text: string }> = [];
+  // The lexer's offsets are the string's; the splice's are UTF-8 bytes.
+  const edits: TextEdit[] = [];
   let previous: { word: string; end: number } | null = null;
   scanWords(sql, (word, start, end) => {
     if (previous && NAME_KEYWORDS.has(previous.word) && names.has(word) && GAP.test(sql.slice(previous.end, start))) {
-      edits.push({ start, end, text: quoteIdent(escapeStatementName(word)) });
+      const at = Buffer.byteLength(sql.slice(0, start));
+      edits.push({ at, len: Buffer.byteLength(sql.slice(start, end)), sql: quoteIdent(escapeStatementName(word)) });
     }
     previous = { word, end };
   });
-  if (edits.length === 0) return null;
-  let out = '';
-  let at = 0;
-  for (const e of edits) {
-    out += sql.slice(at, e.start) + e.text;
-    at = e.end;
-  }
-  return out + sql.slice(at);
+  return edits.length === 0 ? null : spliceText(Buffer.from(sql, 'utf8'), edits);
 }

@@ -19,6 +19,7 @@ import { encodeDescribe, encodeSync, encodeTaskWithParams } from './extended-enc
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
 import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
+import { Frontend } from '../protocol/constants.js';
 import { nextStatementId, usedName } from './prepared-statements.js';
 import { FIRST_NORMAL_OID } from '../executor/type-oids.js';
 import type { Catalog } from '../metadata/types.js';
@@ -46,7 +47,8 @@ export abstract class ExtendedProtocol extends BindRouting {
       const parsed = parseSql(msg.query);
       if (parsed.stmts.length === 1) stmt = parsed.stmts[0].stmt;
     } catch (err) {
-      await this.replyError(toPgError(err));
+      // The parser's position is in the client's text.
+      await this.replyError(toPgError(err), undefined);
       this.cycleFailed = true;
       return;
     }
@@ -56,7 +58,9 @@ export abstract class ExtendedProtocol extends BindRouting {
       if (stmt) this.observeLocal(stmt, msg.query, { kind: 'local' });
       this.dropStatement(msg.name);
       this.statements.set(msg.name, LOCAL_STATEMENT);
-      await this.sendTo(this.coordinator, buf.subarray(start, end), E_PARSE);
+      // A text whose statement names were escaped: its errors' positions map back (escaped-texts.ts).
+      const escaped = this.escapedTexts.forwarded(Frontend.Parse, buf, start, end);
+      await this.sendTo(this.coordinator, buf.subarray(start, end), escaped ? { ...E_PARSE, origin: escaped } : E_PARSE);
       return;
     }
     this.dropStatement(msg.name);
@@ -95,7 +99,7 @@ export abstract class ExtendedProtocol extends BindRouting {
         if (this.needsSwitch(link)) await this.switchTo(link);
         this.active = link;
         this.cycleLinks.add(link);
-        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes, stmt.plan.catalogVersion);
+        prepareLazily(link, wname, task ? task.sql : stmt.query, stmt.paramTypes, stmt.plan.catalogVersion, task ? (task.origin ?? null) : undefined);
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }
@@ -176,8 +180,9 @@ export abstract class ExtendedProtocol extends BindRouting {
     }
     if ('error' in portal.result && portal.result.error) {
       const err = portal.result.error;
+      const origin = 'errorOrigin' in portal.result ? portal.result.errorOrigin : null;
       portal.result = { rowDescription: null, rows: [], tag: '', error: null };
-      await this.replyError(err);
+      await this.replyError(err, origin ?? null);
       this.cycleFailed = true;
     }
   }

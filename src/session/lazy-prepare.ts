@@ -8,6 +8,7 @@
  * to Sync like everything after it — and the name is forgotten, so a later
  * Bind prepares it again instead of binding a statement that does not exist.
  */
+import type { ErrorOrigin } from './error-positions.js';
 import { Completes, type BackendLink } from '../executor/backend-link.js';
 import type { PgError } from '../protocol/errors.js';
 import { encodeClose, encodeFlush, encodeParse } from './extended-encoders.js';
@@ -45,7 +46,7 @@ export function closeBeforeParse(link: BackendLink, name: string): Buffer | null
  * changed their result type (worker-statements.ts), and no plan of this
  * database names them any more.
  */
-export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[], version: number): void {
+export function prepareLazily(link: BackendLink, wname: string, sql: string, paramTypes: readonly number[], version: number, origin?: ErrorOrigin): void {
   if (link.prepared.has(wname)) return;
   for (const old of olderNames(sql, paramTypes, version)) {
     if (!link.prepared.delete(old)) continue;
@@ -65,7 +66,7 @@ export function prepareLazily(link: BackendLink, wname: string, sql: string, par
     if (names.get(wname) === answered) names.delete(wname);
     settle();
   };
-  link.send(encodeParse(wname, sql, link.typeOids?.workerTypes(paramTypes) ?? paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done }]);
+  link.send(encodeParse(wname, sql, link.typeOids?.workerTypes(paramTypes) ?? paramTypes), [{ completes: Completes.ParseComplete, forward: false, forwardError: true, done, origin }]);
 }
 
 /**

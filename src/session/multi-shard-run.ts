@@ -176,6 +176,8 @@ export async function runMultiShardTasks(
   // transaction a failure aborted (they come after that failure: a connection takes its tasks in order).
   const firstInOrder = route.errorInTaskOrder === true;
   let failedTask = -1;
+  /** The task whose error `firstError` is (its text tells the error's position). */
+  let errorTask = -1;
   const aborted = new Set<BackendLink>();
   const allLinks = (): BackendLink[] => order.flatMap((g) => [g.first, ...g.extras]);
   const used = new Set<BackendLink>();
@@ -196,12 +198,14 @@ export async function runMultiShardTasks(
       aborted.add(link);
       if (failedTask < 0 || i < failedTask) {
         failedTask = i;
+        errorTask = i;
         firstError = r.error;
       }
       return true;
     }
     if (!firstError) {
       firstError = r.error;
+      errorTask = i;
       // Fail fast: what still runs elsewhere is cancelled (its own error is not the answer).
       for (const l of used) if (l !== link && l.pending > 0) l.cancel();
     }
@@ -273,6 +277,8 @@ export async function runMultiShardTasks(
   // A node whose snapshot failed was not read consistently: the statement fails.
   if (snapshotsTaken) merged.error = (await snapshotsTaken).find((e) => e) ?? null;
   merged.error ??= firstError;
+  // A task's text is the client's with shard names spliced in, or deparsed (no origin): its position maps back, or goes.
+  if (merged.error !== null && merged.error === firstError) merged.errorOrigin = route.tasks[errorTask]?.origin ?? null;
   let count = 0;
   for (const r of results) {
     if (!r) continue;

@@ -20,6 +20,7 @@ import type { WorkerNode } from '../metadata/types.js';
 import { dropPulledTables } from './pull-tables.js';
 import { runPullRoute } from './intermediate-results.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
+import { pulledOrigin, type ErrorOrigin } from './error-positions.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
 import { streamCopyTo } from '../commands/copy/copy-out.js';
@@ -56,7 +57,7 @@ export abstract class RouteRunner extends SessionBase {
       }
       case 'router': {
         const link = await this.linkForTask(route.task.node, route.isWrite, route.task.shardIds);
-        return this.forwardAndWait(link, encodeQuery(route.task.sql));
+        return this.forwardAndWait(link, encodeQuery(route.task.sql), route.task.origin ?? null);
       }
       case 'error':
         await this.replyError(route.error);
@@ -106,7 +107,7 @@ export abstract class RouteRunner extends SessionBase {
           await this.replyError(err);
           return false;
         }
-        const ok = await this.forwardAndWait(this.coordinator, encodeQuery(route.sql));
+        const ok = await this.forwardAndWait(this.coordinator, encodeQuery(route.sql), pulledOrigin(route));
         this.coordinator.send(dropPulledTables(route.pulls), [E_READY_SWALLOW]);
         return ok;
       }
@@ -128,7 +129,7 @@ export abstract class RouteRunner extends SessionBase {
       case 'multi-shard': {
         const result = route.kind === 'multi-shard' ? await this.runMultiShard(route, null) : await this.runInsertSelect(route, null, null);
         if (result.error) {
-          await this.replyError(result.error);
+          await this.replyError(result.error, result.errorOrigin ?? null);
           return false;
         }
         await this.reply((w) => {
@@ -178,15 +179,19 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  /** Forwards a Query to a link, keeps its ReadyForQuery, and waits for it. */
-  protected async forwardAndWait(link: BackendLink, bytes: Buffer): Promise<boolean> {
+  /**
+   * Forwards a Query to a link, keeps its ReadyForQuery, and waits for it.
+   * `origin`: where its text came from (error-positions.ts; the client's own by default).
+   */
+  protected async forwardAndWait(link: BackendLink, bytes: Buffer, origin?: ErrorOrigin): Promise<boolean> {
     if (this.needsSwitch(link)) await this.switchTo(link);
     this.active = link;
     this.copyLink = link;
     let failed = false;
     const prev = link.onForwardedError;
     link.onForwardedError = () => (failed = true);
-    link.send(bytes, [E_READY_KEEP]);
+    const from = this.inQueryString(origin);
+    link.send(bytes, [from === undefined ? E_READY_KEEP : { ...E_READY_KEEP, origin: from }]);
     await link.idle();
     link.onForwardedError = prev;
     return !failed;

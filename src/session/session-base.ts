@@ -15,6 +15,9 @@ import { PgError } from '../protocol/errors.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { writeErrorResponse } from '../protocol/backend/error-response.js';
 import { unshardErrorNames } from './shard-error-names.js';
+import { clientPositioned, inQueryString, type ErrorOrigin } from './error-positions.js';
+import type { PositionOrigin } from '../sql/text-splice.js';
+import { EscapedTexts } from './escaped-texts.js';
 import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import type { BackendConnection } from '../pool/backend-connection.js';
 import { encodeQuery, encodeExtendedQuery } from '../pool/frontend-encoders.js';
@@ -56,6 +59,22 @@ export abstract class SessionBase {
   /** Links that received messages since the last Sync. */
   protected readonly cycleLinks = new Set<BackendLink>();
   protected cycleFailed = false;
+  /**
+   * Where the statement running starts in the client's Query string, in
+   * characters: a multi-statement Query's statements run one by one, each
+   * on its own text, and their errors' positions count from the string's
+   * start (error-positions.ts). 0 otherwise.
+   */
+  protected statementOffset = 0;
+  /** The escape of statement names in the Query being handled (client-statement-names.ts), when it changed the text. */
+  protected queryEscape: PositionOrigin | null = null;
+  /** The client's texts that the escape of statement names changed, for error positions. */
+  protected readonly escapedTexts = new EscapedTexts();
+
+  /** `origin` of the statement being run, told in the client's whole query string (error-positions.ts). */
+  protected inQueryString(origin: ErrorOrigin): ErrorOrigin {
+    return inQueryString(origin, this.statementOffset, this.queryEscape);
+  }
   /** An extended-protocol message came since the last Sync: the cycle's links wait for it (else a link of simple Queries is free once answered). */
   protected cycleExtended = false;
   /** Target of CopyData during COPY: the link that received the COPY statement. */
@@ -138,7 +157,8 @@ export abstract class SessionBase {
     };
     link.onLost = (l) => this.onLinkLost(l);
     // Every forwarded error as the client must see it, in a block or not (block-state.ts `translate`).
-    link.rewriteError = (err) => this.txn.translate(err);
+    // A worker runs no text of the client's as it is: a position of a request without origin means nothing to the client.
+    link.rewriteError = nodeId >= 0 ? (err, origin) => this.txn.translate(err, origin ?? null) : (err, origin) => this.txn.translate(err, origin);
     return link;
   }
 
@@ -164,7 +184,7 @@ export abstract class SessionBase {
     t.statusForClient = () => this.statusByte();
     t.typeOids = this.services.typeOids?.(node) ?? null;
     t.onLost = (l) => this.onLinkLost(l);
-    t.rewriteError = (err) => this.txn.translate(err);
+    t.rewriteError = (err, origin) => this.txn.translate(err, origin ?? null);
     this.tenants.set(node.nodeId, t);
     return t;
   }
@@ -261,10 +281,16 @@ export abstract class SessionBase {
     gate?.release();
   }
 
-  protected async replyError(err: PgError): Promise<void> {
+  /**
+   * Replies an error of the session's making or collected from a node.
+   * `origin`: where the text whose position it carries came from
+   * (error-positions.ts); by default text pgweave made, so a position goes.
+   */
+  protected async replyError(err: PgError, origin: ErrorOrigin = null): Promise<void> {
     // Errors collected from shards (COPY, INSERT … SELECT, pulls) name the client's objects too.
     const named = unshardErrorNames(err, this.catalogNow()) ?? err;
-    await this.reply((w) => writeErrorResponse(w, named.fields));
+    const positioned = clientPositioned(named, this.inQueryString(origin)) ?? named;
+    await this.reply((w) => writeErrorResponse(w, positioned.fields));
   }
 
   protected endCycle(): void {

@@ -36,6 +36,8 @@ import { KNOWN_FRONTEND, EXTENDED_MESSAGE, E_READY, E_READY_SWALLOW, expectation
 import { AutoPrepare } from './auto-prepare.js';
 import { escapeClientStatementNames } from './client-statement-names.js';
 import { forgetAllPrepared } from './lazy-prepare.js';
+import { pulledOrigin, readyFor } from './error-positions.js';
+import { charCountOf } from '../sql/text-splice.js';
 import { dropPulledTables } from './pull-tables.js';
 import { writeGateFor } from '../executor/write-gate.js';
 import { Completes } from '../executor/backend-link.js';
@@ -96,7 +98,7 @@ export class Session extends AutoPrepare {
     try {
       while (this.inbox.length > 0 && this.state === 'running') {
         // Client statement names apart from the session's own on the coordinator link (client-statement-names.ts).
-        const buf = escapeClientStatementNames(this.inbox.shift()!, this.forgetCoordinatorStatements);
+        const buf = escapeClientStatementNames(this.inbox.shift()!, this.forgetCoordinatorStatements, this.escapedTexts.newChunk());
         if (this.copyPaused && this.inbox.length <= 1) {
           this.copyPaused = false;
           this.client.resume();
@@ -119,7 +121,10 @@ export class Session extends AutoPrepare {
               this.active = this.coordinator;
               runStart = pos;
             }
-            const e = expectationFor(type);
+            let e = expectationFor(type);
+            // A text whose statement names were escaped: its errors' positions map back (escaped-texts.ts).
+            const escaped = this.escapedTexts.forwarded(type, buf, pos, end);
+            if (e && escaped) e = { ...e, origin: escaped };
             // (A fast-path FunctionCall runs a function too: it counts as a statement run, see runCount.)
             if (e) this.coordinator.queuePush(e, type === Frontend.Query || type === Frontend.FunctionCall);
             this.cycleLinks.add(this.coordinator);
@@ -145,6 +150,7 @@ export class Session extends AutoPrepare {
               if (type === Frontend.Query) await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
               else this.cycleFailed = true;
             }
+            this.queryEscape = null;
             // A pipelined Bind took the messages up to its Sync along (extended-protocol.ts).
             if (this.consumedTo > end) {
               pos = this.consumedTo;
@@ -290,6 +296,8 @@ export class Session extends AutoPrepare {
   }
 
   protected async handleQuery(buf: Buffer, start: number, end: number): Promise<void> {
+    // Its statement names escaped, its errors' positions map back through the escape (error-positions.ts; reset by the pump).
+    this.queryEscape = this.escapedTexts.forwarded(Frontend.Query, buf, start, end);
     this.cycleFailed = false;
     const sql = readQuery(buf, start, end);
     const auto = this.autoPrepared(sql);
@@ -297,17 +305,21 @@ export class Session extends AutoPrepare {
     let catalog = await this.catalog();
     const loading = this.roleFunctionsLoad(catalog);
     if (loading) await loading;
-    let stmts: Array<{ stmt: Node; text: string }>;
+    let stmts: Array<{ stmt: Node; text: string; offset: number }>;
     try {
       const parsed = parseSql(sql).stmts;
       // Parse-tree locations are offsets in the whole string: with several
-      // statements, each is planned from a parse of its own text.
+      // statements, each is planned from a parse of its own text, and starts
+      // `offset` characters into the string (its errors' positions count from there).
+      const bytes = parsed.length === 1 ? null : Buffer.from(sql, 'utf8');
       stmts = parsed.map((s) => {
         const text = statementText(sql, s);
-        return { stmt: parsed.length === 1 ? s.stmt : parseSql(text).stmts[0].stmt, text };
+        if (bytes === null) return { stmt: s.stmt, text, offset: 0 };
+        return { stmt: parseSql(text).stmts[0].stmt, text, offset: charCountOf(bytes, s.stmt_location ?? 0) };
       });
     } catch (err) {
-      await this.replyError(toPgError(err));
+      // The parser's position is in the client's whole string.
+      await this.replyError(toPgError(err), undefined);
       await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
       return;
     }
@@ -335,7 +347,7 @@ export class Session extends AutoPrepare {
     buf: Buffer,
     start: number,
     end: number,
-    stmts: Array<{ stmt: Node; text: string }>,
+    stmts: Array<{ stmt: Node; text: string; offset: number }>,
     routes: Route[],
     catalog: Catalog,
     release: () => void,
@@ -354,7 +366,7 @@ export class Session extends AutoPrepare {
     if (routes.every((r) => r.kind === 'local' && !r.watchRoles) && !this.txn.involvesWorkers && !searchPathMidway) {
       if (!idleLocalSet) for (let i = 0; i < stmts.length; i++) this.observeLocal(stmts[i].stmt, stmts[i].text, routes[i]);
       if (stmts.some((s) => mentionsAnyWord(s.text, new Set(CATALOG_VIEW_WORDS)))) await this.services.beforeCatalogViewRead?.();
-      await this.sendTo(this.coordinator, buf.subarray(start, end), E_READY);
+      await this.sendTo(this.coordinator, buf.subarray(start, end), readyFor(this.inQueryString(undefined)));
       return;
     }
     // Several statements: each SET is seen when its turn comes (below), so the statements before it
@@ -363,7 +375,7 @@ export class Session extends AutoPrepare {
     if (routes.length === 1 && routes[0].kind === 'router' && (await this.pipelineQuery(routes[0], release))) return;
     if (routes.length === 1 && routes[0].kind === 'router') {
       const link = await this.linkForTask(routes[0].task.node, routes[0].isWrite, routes[0].task.shardIds);
-      await this.sendTo(link, encodeQuery(routes[0].task.sql), E_READY);
+      await this.sendTo(link, encodeQuery(routes[0].task.sql), readyFor(this.inQueryString(routes[0].task.origin ?? null)));
       // In flight until its reply arrives.
       void link.idle().then(release, release);
       return;
@@ -390,7 +402,7 @@ export class Session extends AutoPrepare {
         await this.reply((w) => writeReadyForQuery(w, this.transactionStatus));
         return;
       }
-      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), E_READY);
+      await this.sendTo(this.coordinator, encodeQuery(routes[0].sql), readyFor(this.inQueryString(pulledOrigin(routes[0]))));
       this.coordinator.send(dropPulledTables(routes[0].pulls), [E_READY_SWALLOW]);
       // The COPY ends when the coordinator has sent the client its last row.
       if (progress) await this.coordinator.idle().finally(() => progress.end());
@@ -414,7 +426,8 @@ export class Session extends AutoPrepare {
       if (now.version !== catalog.version || setBefore) route = this.plan(stmts[i].stmt, stmts[i].text, now).route(null);
       if (stmts.length > 1) this.observeLocal(stmts[i].stmt, stmts[i].text, route);
       if (stmts[i].stmt.VariableSetStmt) setBefore = true;
-      ok = await this.runRoute(route, stmts[i].text, null);
+      this.statementOffset = stmts[i].offset;
+      ok = await this.runRoute(route, stmts[i].text, null).finally(() => (this.statementOffset = 0));
     }
     const commitError = implicit ? await this.txn.endImplicit(ok) : null;
     if (commitError) await this.replyError(commitError);
@@ -434,7 +447,7 @@ export class Session extends AutoPrepare {
       if (!this.stillAutocommit() || !t.channel.usable) return false;
     }
     this.active = t;
-    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release }]);
+    t.sendRequest([encodeQuery(route.task.sql)], [{ completes: Completes.Ready, forward: true, done: release, origin: this.inQueryString(route.task.origin ?? null) }]);
     return true;
   }
 
