@@ -322,6 +322,8 @@ export function splitAggregates(select: Node, inputColumns: (name: string) => bo
   };
   if (select.distinctClause) final.distinctClause = clone(select.distinctClause);
   if (select.groupClause?.length) final.groupClause = finalGroupClause(select, keys, inputColumns);
+  // GROUP BY DISTINCT drops repeated grouping sets: the final query's sets are the client's.
+  if (select.groupDistinct) final.groupDistinct = true;
   if (select.havingClause) final.havingClause = s.rewrite(select.havingClause);
   if (select.windowClause) final.windowClause = s.rewrite(select.windowClause);
   if (select.sortClause) {

@@ -208,3 +208,14 @@ test('INSERT … SELECT of ROW(…) into a composite column: PostgreSQL refuses 
   assert.ok(!fn.ok && fn.code === '0A000', JSON.stringify(fn));
   assert.match(fn.message, /anonymous record/);
 });
+
+test('GROUP BY DISTINCT keeps one of each grouping set, through aggregate pushdown, pulls and worker queries', async () => {
+  for (const sql of [
+    `SELECT v, count(*) FROM t GROUP BY DISTINCT ROLLUP (v), ROLLUP (v) ORDER BY 1 NULLS FIRST, 2`,
+    `SELECT v, w IS NULL AS nw, count(*) FROM t GROUP BY DISTINCT ROLLUP (v, (w IS NULL)), ROLLUP (v) ORDER BY 1 NULLS FIRST, 2 NULLS FIRST, 3`,
+    `SELECT t.v, count(*) FROM t JOIN u ON u.k = t.v GROUP BY DISTINCT CUBE (t.v), ROLLUP (t.v) ORDER BY 1 NULLS FIRST, 2`,
+    `SELECT s.v, s.n FROM (SELECT v, count(*) AS n FROM t GROUP BY DISTINCT ROLLUP (v), ROLLUP (v)) s ORDER BY 1 NULLS FIRST, 2`,
+  ]) {
+    await assertSameResult(weave, reference, sql, true);
+  }
+});
