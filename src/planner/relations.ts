@@ -6,7 +6,7 @@
  */
 import { quoteIdent } from '../sql/quote.js';
 import type { Node } from '../sql/parse.js';
-import { walkTree } from '../sql/tree-walk.js';
+import { SKIP, walkTree } from '../sql/tree-walk.js';
 
 export interface RelationRef {
   schema: string | null;
@@ -51,7 +51,9 @@ export function analyzeShape(stmt: Node): StatementShape {
   const relations: RelationRef[] = [];
   const cteNames = new Set<string>();
   const functions = new Set<string>();
-  const visit = (o: Node): void => {
+  const visit = (o: Node): typeof SKIP | void => {
+    // FOR UPDATE OF x names FROM items (a table's name or its alias), not tables of its own.
+    if (o.LockingClause) return SKIP;
     if (isRangeVar(o)) {
       relations.push({
         schema: o.schemaname ?? null,

@@ -258,3 +258,16 @@ test('an INSERT value the TypeScript hash declines gets PostgreSQL\'s error or g
   }
   assert.equal((await c.query('SELECT count(*) FROM ct')).rows[0].count, '3');
 });
+
+test('FOR UPDATE / FOR SHARE OF an alias or an unaliased table name routes: the names it locks are FROM items, not tables', async () => {
+  await withClient(async (s) => {
+    await s.query('BEGIN');
+    const r = await s.query(`SELECT x.id, y.w FROM t x JOIN u y ON y.tenant_id = x.tenant_id AND y.id = x.id WHERE x.tenant_id = ${a} FOR UPDATE OF x`);
+    assert.deepEqual(r.rows, [{ id: '1', w: '10' }]);
+    const q = await s.query(`SELECT id FROM t WHERE tenant_id = ${b} FOR SHARE OF t`);
+    assert.deepEqual(q.rows, [{ id: '1' }]);
+    const n = await s.query(`SELECT t.id FROM t, u WHERE t.tenant_id = ${a} AND u.tenant_id = t.tenant_id FOR UPDATE OF t, u NOWAIT`);
+    assert.deepEqual(n.rows, [{ id: '1' }]);
+    await s.query('COMMIT');
+  });
+});
