@@ -38,6 +38,7 @@ import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
 import { writeGateFor, type WriteGate } from './write-gate.js';
 import type { TypeOidMap } from './type-oids.js';
+import { mapRelationsInPlace, type RelationColumns } from './relation-oids.js';
 import { isFatal, takeWholeMessages } from './backend-replies.js';
 
 export const enum Completes {
@@ -97,6 +98,13 @@ export class BackendLink {
   onLost: ((link: BackendLink) => void) | null = null;
   /** A worker's link: its RowDescriptions and ParameterDescriptions get the coordinator's type OIDs (type-oids.ts). */
   typeOids: TypeOidMap | null = null;
+  /**
+   * The coordinator link's staging tables (pulled tables, partial and
+   * intermediate results) as the client may see them in RowDescriptions:
+   * the source table or 0/0, never the staging table's OID. Set by the
+   * session before a statement over them (session/staged-relations.ts).
+   */
+  stagedRelations: ReadonlyMap<number, RelationColumns> | null = null;
   /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
   private heldBack: Buffer | null = null;
   /** The current result's binary columns whose values embed type OIDs (TypeOidMap.binaryColumns), until its end. */
@@ -386,6 +394,7 @@ export class BackendLink {
         }
         if (type === Backend.RowDescription) this.binaryColumns = this.typeOids.binaryColumns;
       }
+      if (type === Backend.RowDescription && this.stagedRelations !== null) mapRelationsInPlace(whole, pos, end, this.stagedRelations);
       const forward = this.route(type, whole, pos, end);
       if (this.replacement !== null) {
         // This message goes out rewritten: flush what precedes it, write the replacement, skip it.

@@ -19,6 +19,7 @@ import type { CopyInSink, SessionAccess } from './services.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { dropPulledTables } from './pull-tables.js';
 import { runPullRoute } from './intermediate-results.js';
+import { noteStagedRelations } from './staged-relations.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { SessionBase } from './session-base.js';
 import { executeInsertSelect } from '../commands/copy/insert-select.js';
@@ -385,8 +386,11 @@ export abstract class RouteRunner extends SessionBase {
     await this.ensureSupportFunctions(route);
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
+    const err = await this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
       runPullRoute(this.coordinator, route, linkFor, progress, this.settings, this.services.ensureStagingSchema?.bind(this.services) ?? null));
+    // The final query's RowDescription names the staging tables: the client sees their sources or 0/0.
+    if (!err && route.sql !== '') await noteStagedRelations(this.coordinator);
+    return err;
   }
 
   /**
