@@ -102,7 +102,8 @@ export class BackendLink {
    * The coordinator link's staging tables (pulled tables, partial and
    * intermediate results) as the client may see them in RowDescriptions:
    * the source table or 0/0, never the staging table's OID. Set by the
-   * session before a statement over them (session/staged-relations.ts).
+   * session before a statement over them (session/staged-relations.ts),
+   * until that statement's ReadyForQuery.
    */
   stagedRelations: ReadonlyMap<number, RelationColumns> | null = null;
   /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
@@ -394,7 +395,10 @@ export class BackendLink {
         }
         if (type === Backend.RowDescription) this.binaryColumns = this.typeOids.binaryColumns;
       }
-      if (type === Backend.RowDescription && this.stagedRelations !== null) mapRelationsInPlace(whole, pos, end, this.stagedRelations);
+      if (this.stagedRelations !== null) {
+        if (type === Backend.RowDescription) mapRelationsInPlace(whole, pos, end, this.stagedRelations);
+        else if (type === Backend.ReadyForQuery) this.stagedRelations = null;
+      }
       const forward = this.route(type, whole, pos, end);
       if (this.replacement !== null) {
         // This message goes out rewritten: flush what precedes it, write the replacement, skip it.

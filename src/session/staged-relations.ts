@@ -11,7 +11,7 @@
  * after its tables are made, in the session's own backend (which sees
  * them inside an open block too); the coordinator link applies the map to
  * the RowDescriptions it forwards (executor/backend-link.ts
- * `stagedRelations`), until the next pull replaces it.
+ * `stagedRelations`) until the final query's ReadyForQuery.
  */
 import type { BackendLink } from '../executor/backend-link.js';
 import { decodeDataRow, queryOnLink } from '../executor/link-query.js';

@@ -33,12 +33,15 @@ const SCHEMA = [
   'CREATE TABLE orders (id bigint, user_id bigint, amount int, PRIMARY KEY (user_id, id))',
   'CREATE TABLE items (id bigint PRIMARY KEY, user_id bigint, sku text)',
   'CREATE TABLE countries (code text PRIMARY KEY, cname text)',
+  'CREATE TABLE local_notes (gone int, user_id bigint, note text)',
+  'ALTER TABLE local_notes DROP COLUMN gone',
 ];
 const DATA = [
   `INSERT INTO users SELECT g, 'user' || g, CASE WHEN g % 2 = 0 THEN 'fr' ELSE 'de' END FROM generate_series(1, 8) g`,
   'INSERT INTO orders SELECT g, (g % 8) + 1, g * 10 FROM generate_series(1, 16) g',
   `INSERT INTO items SELECT g, (g % 8) + 1, 'sku' || g FROM generate_series(1, 12) g`,
   `INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Germany')`,
+  `INSERT INTO local_notes VALUES (1, 'first'), (2, 'second')`,
 ];
 
 before(async () => {
@@ -167,6 +170,8 @@ for (const mode of ['off', 'on'] as const) {
       await both(`UPDATE users SET name = 'newer' WHERE id = $1 RETURNING country, name`, [id]);
       await both(`UPDATE users SET name = name WHERE id IN (1, 2, 3, ${id}) RETURNING id, name`);
       await both(`DELETE FROM users WHERE id = ${id + 1} RETURNING name`);
+      await both(`INSERT INTO items SELECT id + ${id}, id, name FROM users WHERE id <= 2 RETURNING sku, id`);
+      await both(`DELETE FROM items WHERE id > ${id} RETURNING *`);
     });
   });
 
@@ -175,6 +180,9 @@ for (const mode of ['off', 'on'] as const) {
       // Not co-located (items is distributed by its own id): both tables pulled, LIKE their tables.
       await same(c, 'SELECT u.name, i.sku, u.id FROM users u JOIN items i ON i.user_id = u.id ORDER BY i.id');
       await same(c, 'SELECT i.*, u.* FROM users u JOIN items i ON i.user_id = u.id WHERE i.id < $1 ORDER BY i.id', [5]);
+      // A coordinator-local table read next in the same session keeps its own OID.
+      await same(c, 'SELECT * FROM local_notes');
+      await same(c, 'SELECT n.note, u.name FROM local_notes n JOIN users u ON u.id = n.user_id ORDER BY u.id', undefined, { staged: true });
     });
   });
 
@@ -188,7 +196,9 @@ for (const mode of ['off', 'on'] as const) {
   });
 
   test(`pipelining ${mode}: a prepared statement's Describe`, async () => {
-    const sqls = ['SELECT name, id FROM users WHERE id = $1', 'SELECT country, name, $1::int AS p FROM users', 'SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1'];
+    const sqls = ['SELECT name, id FROM users WHERE id = $1', 'SELECT country, name, $1::int AS p FROM users', 'SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1',
+      // (Before: XX000 "Cannot read properties of undefined (reading 'table')", planMultiShard without a distributed table.)
+      'SELECT cname FROM countries WHERE code = $1'];
     const describe = async (raw: Awaited<ReturnType<typeof rawLogin>>, sql: string) => {
       raw.write(Buffer.concat([frontend.parse({ name: 'd', text: sql, types: [] }), frontend.describe({ type: 'S', name: 'd' }), frontend.sync()]));
       const msgs = await raw.readUntil('Z');
