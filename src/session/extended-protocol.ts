@@ -17,7 +17,7 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeDescribe, encodeSync, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_DESCRIBE_SWALLOW, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
 import { nextStatementId, usedName } from './prepared-statements.js';
 import { FIRST_NORMAL_OID } from '../executor/type-oids.js';
@@ -110,6 +110,7 @@ export abstract class ExtendedProtocol extends BindRouting {
     }
     const portal = this.portals.get(d.name)!;
     if (portal.kind === 'link') {
+      portal.binaryUndescribed = false;
       await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
       return;
     }
@@ -207,6 +208,7 @@ export abstract class ExtendedProtocol extends BindRouting {
     const e = readExecute(buf, start, end);
     const portal = this.portals.get(e.portal)!;
     if (portal.kind === 'link') {
+      if (portal.binaryUndescribed) await this.sendTo(portal.link, encodeDescribe('P', e.portal), E_DESCRIBE_SWALLOW);
       await this.sendTo(portal.link, buf.subarray(start, end), E_EXECUTE);
       return;
     }
