@@ -63,6 +63,9 @@ export interface UnknownOids {
   relations: number[];
 }
 
+/** How many relations that map to nothing a map remembers at most (then forgets them all). */
+const MAX_UNMAPPED = 10_000;
+
 /** How long replies wait for a load of the worker's types at most. */
 const LOAD_WAIT_MS = 10_000;
 
@@ -83,6 +86,8 @@ export class TypeOidMap {
   private readonly relations = new Map<number, RelationColumns>();
   /** Whether this catalog version's first relation load (all of the worker's relations) is done. */
   private allRelations = false;
+  /** How many of `relations` are NO_RELATION: a worker's staging tables are new at every statement that makes them. */
+  private unmapped = 0;
   /**
    * Set by a successful `mapInPlace` of a RowDescription: the binary-format
    * columns whose values embed type OIDs, as (column index, worker type)
@@ -289,7 +294,7 @@ export class TypeOidMap {
       this.relationLoading ??= (async () => {
         const all = !this.allRelations;
         try {
-          for (const [oid, columns] of await this.loadRelations(all ? null : unknown)) this.relations.set(oid, columns);
+          for (const [oid, columns] of await this.loadRelations(all ? null : unknown)) this.setRelation(oid, columns);
           if (all) this.allRelations = true;
         } catch {
           // The unknown relations map to 0/0 below; the next miss tries again.
@@ -298,7 +303,16 @@ export class TypeOidMap {
       if (!(await withinLoadWait(this.relationLoading))) break;
       if (!joined || unknown.every((oid) => this.relations.has(oid))) break;
     }
-    for (const oid of unknown) if (!this.relations.has(oid)) this.relations.set(oid, NO_RELATION);
+    for (const oid of unknown) if (!this.relations.has(oid)) this.setRelation(oid, NO_RELATION);
+  }
+
+  /** Remembers a relation; the unmapped ones are forgotten past MAX_UNMAPPED (gone with their statements, mostly), not to grow without end. */
+  private setRelation(oid: number, columns: RelationColumns): void {
+    if (columns === NO_RELATION && ++this.unmapped > MAX_UNMAPPED) {
+      for (const [k, v] of this.relations) if (v === NO_RELATION) this.relations.delete(k);
+      this.unmapped = 1;
+    }
+    this.relations.set(oid, columns);
   }
 
   /**
@@ -369,6 +383,7 @@ export class TypeOidMap {
     this.notOnWorker.clear();
     this.relations.clear();
     this.allRelations = false;
+    this.unmapped = 0;
     this.arrays.clear();
     this.composites.clear();
     this.arrays.add(RECORD_ARRAY);
