@@ -180,6 +180,10 @@ for (const mode of ['off', 'on'] as const) {
       // Not co-located (items is distributed by its own id): both tables pulled, LIKE their tables.
       await same(c, 'SELECT u.name, i.sku, u.id FROM users u JOIN items i ON i.user_id = u.id ORDER BY i.id');
       await same(c, 'SELECT i.*, u.* FROM users u JOIN items i ON i.user_id = u.id WHERE i.id < $1 ORDER BY i.id', [5]);
+      // Inside a block the staging tables are not committed: the session's own backend still sees them.
+      for (const client of [c, plain]) await client.query('BEGIN');
+      await same(c, 'SELECT u.name, i.sku FROM users u JOIN items i ON i.user_id = u.id WHERE u.id = $1 ORDER BY i.id', [2]);
+      for (const client of [c, plain]) await client.query('COMMIT');
       // A coordinator-local table read next in the same session keeps its own OID.
       await same(c, 'SELECT * FROM local_notes');
       await same(c, 'SELECT n.note, u.name FROM local_notes n JOIN users u ON u.id = n.user_id ORDER BY u.id', undefined, { staged: true });
