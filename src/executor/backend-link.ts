@@ -38,7 +38,7 @@ import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
 import { writeGateFor, type WriteGate } from './write-gate.js';
 import type { TypeOidMap } from './type-oids.js';
-import { mapRelationsInPlace, type RelationColumns } from './relation-oids.js';
+import { mapRelationsInPlace, type StagedTables } from './relation-oids.js';
 import { isFatal, takeWholeMessages } from './backend-replies.js';
 
 export const enum Completes {
@@ -101,11 +101,12 @@ export class BackendLink {
   /**
    * The coordinator link's staging tables (pulled tables, partial and
    * intermediate results) as the client may see them in RowDescriptions:
-   * the source table or 0/0, never the staging table's OID. Set by the
+   * what PostgreSQL says of the client's statement, else the source table
+   * or 0/0 — never the staging table's OID. Set by the
    * session before a statement over them (session/staged-relations.ts),
    * until that statement's ReadyForQuery.
    */
-  stagedRelations: ReadonlyMap<number, RelationColumns> | null = null;
+  stagedRelations: StagedTables | null = null;
   /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
   private heldBack: Buffer | null = null;
   /** The current result's binary columns whose values embed type OIDs (TypeOidMap.binaryColumns), until its end. */

@@ -107,22 +107,42 @@ export function coordinatorColumn(rel: RelationColumns, column: number): number 
 }
 
 /**
- * Rewrites, in place, the table OIDs and column numbers of a
- * RowDescription at buf[start, end) whose table is in `relations` (the
- * coordinator's own staging tables, session/staged-relations.ts); other
- * fields stay as they are.
+ * What the coordinator link knows of a pulled statement's staging tables
+ * (session/staged-relations.ts): each staging table as its source
+ * (NO_RELATION: 0/0), and, where the coordinator described the client's
+ * own statement, each field's (table OID, column number) as PostgreSQL
+ * gives them for it — the answer a plain PostgreSQL sends.
  */
-export function mapRelationsInPlace(buf: Buffer, start: number, end: number, relations: ReadonlyMap<number, RelationColumns>): void {
+export interface StagedTables {
+  relations: ReadonlyMap<number, RelationColumns>;
+  /** Per field: table OID, column number; null when not described. */
+  origins: Uint32Array | null;
+}
+
+/**
+ * Rewrites, in place, the table OIDs and column numbers of a
+ * RowDescription at buf[start, end): every field's from `staged.origins`
+ * when they describe as many fields, else those whose table is a staging
+ * table from `staged.relations` (other fields stay as they are).
+ */
+export function mapRelationsInPlace(buf: Buffer, start: number, end: number, staged: StagedTables): void {
+  const count = buf.readUInt16BE(start + 5);
+  const origins = staged.origins !== null && staged.origins.length === count * 2 ? staged.origins : null;
   let pos = start + 7;
-  for (let i = buf.readUInt16BE(start + 5); i > 0 && pos < end; i--) {
+  for (let i = 0; i < count && pos < end; i++) {
     while (pos < end && buf[pos] !== 0) pos++;
     const at = pos + 1;
     if (at + 18 > end) break;
-    const rel = relations.get(buf.readUInt32BE(at));
-    if (rel !== undefined) {
-      const column = coordinatorColumn(rel, buf.readUInt16BE(at + 4));
-      buf.writeUInt32BE(column === 0 ? 0 : rel.table, at);
-      buf.writeUInt16BE(column, at + 4);
+    if (origins !== null) {
+      buf.writeUInt32BE(origins[2 * i]!, at);
+      buf.writeUInt16BE(origins[2 * i + 1]!, at + 4);
+    } else {
+      const rel = staged.relations.get(buf.readUInt32BE(at));
+      if (rel !== undefined) {
+        const column = coordinatorColumn(rel, buf.readUInt16BE(at + 4));
+        buf.writeUInt32BE(column === 0 ? 0 : rel.table, at);
+        buf.writeUInt16BE(column, at + 4);
+      }
     }
     pos = at + 18;
   }

@@ -145,7 +145,7 @@ export abstract class BindRouting extends PreparedStatements {
     let paramTypes: readonly number[] = stmt.paramTypes;
     if (route.kind === 'pull') {
       const bound = await this.bindPushdownParams(route, stmt, bind);
-      const err = bound instanceof PgError ? bound : await this.pull(route);
+      const err = bound instanceof PgError ? bound : await this.pull(route, null, { sql: stmt.query, paramTypes: stmt.paramTypes });
       if (err) {
         await this.replyError(err);
         this.cycleFailed = true;
