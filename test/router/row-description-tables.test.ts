@@ -210,7 +210,10 @@ for (const mode of ['off', 'on'] as const) {
   test(`pipelining ${mode}: a prepared statement's Describe`, async () => {
     const sqls = ['SELECT name, id FROM users WHERE id = $1', 'SELECT country, name, $1::int AS p FROM users', 'SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1',
       // (Before: XX000 "Cannot read properties of undefined (reading 'table')", planMultiShard without a distributed table.)
-      'SELECT cname FROM countries WHERE code = $1'];
+      'SELECT cname FROM countries WHERE code = $1',
+      // Pulled statements (before: no parameters and NoData, the session's own answer for statements without a shard task).
+      'SELECT u.name, i.sku FROM users u JOIN items i ON i.user_id = u.id WHERE u.id = $1',
+      'SELECT * FROM (SELECT id, name FROM users ORDER BY id LIMIT $1) s'];
     const describe = async (raw: Awaited<ReturnType<typeof rawLogin>>, sql: string) => {
       raw.write(Buffer.concat([frontend.parse({ name: 'd', text: sql, types: [] }), frontend.describe({ type: 'S', name: 'd' }), frontend.sync()]));
       const msgs = await raw.readUntil('Z');
