@@ -39,6 +39,7 @@ import { sendCancelRequest } from '../pool/backend-connection.js';
 import { encodeTerminate } from '../pool/frontend-encoders.js';
 import { writeGateFor, type WriteGate } from './write-gate.js';
 import type { TypeOidMap } from './type-oids.js';
+import { mapRelationsInPlace, type StagedTables } from './relation-oids.js';
 import { isFatal, takeWholeMessages } from './backend-replies.js';
 
 export const enum Completes {
@@ -104,6 +105,15 @@ export class BackendLink {
   onLost: ((link: BackendLink) => void) | null = null;
   /** A worker's link: its RowDescriptions and ParameterDescriptions get the coordinator's type OIDs (type-oids.ts). */
   typeOids: TypeOidMap | null = null;
+  /**
+   * The coordinator link's staging tables (pulled tables, partial and
+   * intermediate results) as the client may see them in RowDescriptions:
+   * what PostgreSQL says of the client's statement, else the source table
+   * or 0/0 — never the staging table's OID. Set by the
+   * session before a statement over them (session/staged-relations.ts),
+   * until that statement's ReadyForQuery.
+   */
+  stagedRelations: StagedTables | null = null;
   /** Replies held back (in order) while `typeOids` loads the OIDs of the first of them. */
   private heldBack: Buffer | null = null;
   /** The current result's binary columns whose values embed type OIDs (TypeOidMap.binaryColumns), until its end. */
@@ -392,6 +402,10 @@ export class BackendLink {
           return;
         }
         if (type === Backend.RowDescription) this.binaryColumns = this.typeOids.binaryColumns;
+      }
+      if (this.stagedRelations !== null) {
+        if (type === Backend.RowDescription) mapRelationsInPlace(whole, pos, end, this.stagedRelations);
+        else if (type === Backend.ReadyForQuery) this.stagedRelations = null;
       }
       const forward = this.route(type, whole, pos, end);
       if (this.replacement !== null) {

@@ -14,20 +14,34 @@
  * pass over its OIDs, and a message with user OIDs is rewritten in place
  * (an OID is four bytes either way), so the hot path allocates nothing.
  *
+ * A RowDescription field also names its column's table and column number,
+ * which drivers look up in the coordinator's pg_class and pg_attribute:
+ * a shard's become its distributed table's coordinator OID and the
+ * coordinator number of the column with the same name; any other worker
+ * relation's (temporary and staging tables) 0/0 (relation-oids.ts). Every
+ * router reply carries a shard's OID, so this runs per reply: one pass
+ * reads the fields, looking each type and table up once (the last table
+ * found is kept, so a one-table result costs one lookup), and a second
+ * writes the values found, in place.
+ *
  * One `TypeOidMap` per worker server and database, shared by every session
  * and role (pg_type is the same for all). It fills itself by loading all of
  * the worker's user types at once when a message names an OID it does not
- * know (BackendLink holds that link's replies back meanwhile, in order), and
+ * know (BackendLink holds that link's replies back meanwhile, in order) —
+ * and its relations at the first unknown table OID: all of them at the
+ * first of a catalog version, then just the new ones (a worker's staging
+ * tables are new at every statement) — and
  * forgets everything when the catalog version changes (DDL, shard moves), so
- * a type dropped and made again is looked up afresh. An OID that the load
- * cannot map (a type the coordinator lacks, a worker's temporary table)
- * stays as the worker sent it, remembered so it never triggers a load again
+ * a type dropped and made again is looked up afresh. A type OID that the
+ * load cannot map (a type the coordinator lacks, a worker's temporary
+ * table's row type) stays as the worker sent it, a relation it cannot map
+ * becomes 0/0; either is remembered so it never triggers a load again
  * within that catalog version.
  */
 import { Backend } from '../protocol/constants.js';
+import { FIRST_NORMAL_OID, NO_RELATION, coordinatorColumn, type RelationColumns } from './relation-oids.js';
 
-/** FirstNormalObjectId: OIDs below it are built into every PostgreSQL server alike. */
-export const FIRST_NORMAL_OID = 16384;
+export { FIRST_NORMAL_OID };
 
 /** What a load learns of one worker database's user types. */
 export interface WorkerTypes {
@@ -39,6 +53,18 @@ export interface WorkerTypes {
 }
 
 export type TypeOidLoader = () => Promise<WorkerTypes>;
+
+/** Loads worker relations (all when `oids` is null, else those) as their coordinator tables (relation-oids.ts). */
+export type RelationLoader = (oids: readonly number[] | null) => Promise<Array<[number, RelationColumns]>>;
+
+/** What a RowDescription or ParameterDescription names that the map does not know yet. */
+export interface UnknownOids {
+  types: number[];
+  relations: number[];
+}
+
+/** How many relations that map to nothing a map remembers at most (then forgets them all). */
+const MAX_UNMAPPED = 10_000;
 
 /** How long replies wait for a load of the worker's types at most. */
 const LOAD_WAIT_MS = 10_000;
@@ -56,58 +82,135 @@ export class TypeOidMap {
   /** Worker OIDs of user array and composite types (binary values embed OIDs). */
   private readonly arrays = new Set<number>([RECORD_ARRAY]);
   private readonly composites = new Set<number>([RECORD]);
+  /** Worker relation OID → its coordinator table and column numbers (NO_RELATION: 0/0). */
+  private readonly relations = new Map<number, RelationColumns>();
+  /** Whether this catalog version's first relation load (all of the worker's relations) is done. */
+  private allRelations = false;
+  /** How many of `relations` are NO_RELATION: a worker's staging tables are new at every statement that makes them. */
+  private unmapped = 0;
   /**
    * Set by a successful `mapInPlace` of a RowDescription: the binary-format
    * columns whose values embed type OIDs, as (column index, worker type)
    * pairs, or null (the common case: no allocation).
    */
   binaryColumns: number[] | null = null;
+  /**
+   * What `walk` found per field of the message, for the write after it
+   * (stride 4: where the type OID is, the type, table and column number to
+   * write). Reused: it grows only for a message with more fields than any before.
+   */
+  private found = new Uint32Array(64);
   private loading: Promise<void> | null = null;
+  private relationLoading: Promise<void> | null = null;
   private version: number;
 
   constructor(
     private readonly load: TypeOidLoader,
     /** The current catalog version (null while none is loaded): a new one empties the map. */
     private readonly catalogVersion: () => number | null,
+    private readonly loadRelations: RelationLoader = async () => [],
   ) {
     this.version = catalogVersion() ?? -1;
   }
 
   /**
    * Rewrites the user type OIDs of the RowDescription or ParameterDescription
-   * at buf[start, end) in place; false (and nothing written) when one is
-   * unknown: `fill` first, then call again.
+   * at buf[start, end) in place, and a RowDescription's table OIDs and
+   * column numbers (a shard's → its table's on the coordinator); false (and
+   * nothing written) when one is unknown: `fill` first, then call again.
+   * One pass reads the fields and looks each up once (`walk`); a second
+   * writes only when something maps to another value, from `found`.
    */
   mapInPlace(buf: Buffer, start: number, end: number): boolean {
-    const row = buf[start] === Backend.RowDescription;
-    const count = buf.readUInt16BE(start + 5);
-    this.binaryColumns = null;
-    // First pass: find user OIDs and whether all are known (nothing is written on a miss).
-    let users = 0;
-    let records = false;
-    let pos = start + 7;
-    for (let i = 0; i < count && pos < end; i++) {
-      const at = row ? typeOidAt(buf, pos, end) : pos;
-      if (at + 4 > end) break;
-      const oid = readOid(buf, at);
-      if (oid >= FIRST_NORMAL_OID) {
-        if (users++ === 0) this.checkVersion();
-        if (!this.oids.has(oid)) return false;
-      } else if (oid === RECORD || oid === RECORD_ARRAY) records = true;
-      pos = row ? at + 12 : at + 4;
+    const n = this.walk(buf, start, end, null);
+    if (n <= 0) {
+      if (n < 0) this.binaryColumns = null;
+      return n === 0;
     }
-    if (users === 0 && !records) return true;
-    pos = start + 7;
-    for (let i = 0; i < count && pos < end; i++) {
-      const at = row ? typeOidAt(buf, pos, end) : pos;
-      if (at + 4 > end) break;
-      const oid = readOid(buf, at);
-      // Format code 1 (binary) of a container: its DataRow values name types too (`mapDataRowInPlace`).
-      if (row && buf.readUInt16BE(at + 10) === 1 && (this.arrays.has(oid) || this.composites.has(oid))) (this.binaryColumns ??= []).push(i, oid);
-      if (oid >= FIRST_NORMAL_OID) buf.writeUInt32BE(this.oids.get(oid)!, at);
-      pos = row ? at + 12 : at + 4;
+    const f = this.found;
+    const row = buf[start] === Backend.RowDescription;
+    for (let k = 0; k < n * 4; k += 4) {
+      const at = f[k]!;
+      writeOid(buf, at, f[k + 1]!);
+      if (!row) continue;
+      writeOid(buf, at - 6, f[k + 2]!);
+      buf[at - 2] = f[k + 3]! >>> 8;
+      buf[at - 1] = f[k + 3]! & 0xff;
     }
     return true;
+  }
+
+  /**
+   * Reads the fields of a RowDescription or ParameterDescription: each user
+   * type OID through `oids`, each user table OID through `relations` (the
+   * last one found is kept, as a message's fields mostly come from one
+   * table), the results into `found`. Returns the number of fields to
+   * write, 0 when nothing changes, -1 at the first unknown OID — or, given
+   * `unknown`, collects every unknown OID there and goes on.
+   */
+  private walk(buf: Buffer, start: number, end: number, unknown: UnknownOids | null): number {
+    const row = buf[start] === Backend.RowDescription;
+    const count = buf.readUInt16BE(start + 5);
+    if (this.found.length < count * 4) this.found = new Uint32Array(count * 4);
+    const f = this.found;
+    this.binaryColumns = null;
+    let changes = false;
+    let checked = false;
+    let lastTable = 0;
+    let last: RelationColumns | undefined;
+    let n = 0;
+    let pos = start + 7;
+    for (let i = 0; i < count && pos < end; i++) {
+      let at = pos;
+      let table = 0;
+      let column = 0;
+      if (row) {
+        while (pos < end && buf[pos] !== 0) pos++;
+        at = pos + 7;
+        if (at + 12 > end) break;
+        table = readOid(buf, pos + 1);
+        column = (buf[pos + 5]! << 8) | buf[pos + 6]!;
+      } else if (at + 4 > end) break;
+      const workerType = readOid(buf, at);
+      let type = workerType;
+      if ((type >= FIRST_NORMAL_OID || table >= FIRST_NORMAL_OID) && !checked) {
+        checked = true;
+        this.checkVersion();
+      }
+      if (type >= FIRST_NORMAL_OID) {
+        const mapped = this.oids.get(type);
+        if (mapped !== undefined) {
+          type = mapped;
+          changes = true;
+        } else if (unknown === null) return -1;
+        else unknown.types.push(type);
+      }
+      if (table >= FIRST_NORMAL_OID) {
+        if (table !== lastTable) {
+          last = this.relations.get(table);
+          lastTable = table;
+          if (last === undefined) {
+            if (unknown === null) return -1;
+            unknown.relations.push(table);
+          }
+        }
+        if (last !== undefined) {
+          changes = true;
+          column = coordinatorColumn(last, column);
+          table = column === 0 ? 0 : last.table;
+        }
+      }
+      // Format code 1 (binary) of a container: its DataRow values name types too (`mapDataRowInPlace`).
+      if (row && buf[at + 11] === 1 && buf[at + 10] === 0 && (this.arrays.has(workerType) || this.composites.has(workerType))) (this.binaryColumns ??= []).push(i, workerType);
+      f[n * 4] = at;
+      f[n * 4 + 1] = type;
+      f[n * 4 + 2] = table;
+      f[n * 4 + 3] = column;
+      n++;
+      pos = row ? at + 12 : at + 4;
+    }
+    if (unknown !== null && (unknown.types.length > 0 || unknown.relations.length > 0)) return -1;
+    return changes ? n : 0;
   }
 
   /**
@@ -160,11 +263,16 @@ export class TypeOidMap {
   }
 
   /**
-   * Loads the worker's user types (one load at a time, shared by every
-   * caller); afterwards each OID of `unknown` is known, mapped to itself when
-   * the load did not map it (or failed).
+   * Loads what `unknown` names: the worker's user types (one load at a
+   * time, shared by every caller) when a type is unknown, its relations
+   * when a table is; afterwards each is known, a type mapped to itself and a
+   * relation to NO_RELATION when the load did not map it (or failed).
    */
-  async fill(unknown: readonly number[]): Promise<void> {
+  async fill(unknown: UnknownOids): Promise<void> {
+    await Promise.all([unknown.types.length > 0 ? this.fillTypes(unknown.types) : null, unknown.relations.length > 0 ? this.fillRelations(unknown.relations) : null]);
+  }
+
+  private async fillTypes(unknown: readonly number[]): Promise<void> {
     // A load already under way may have read pg_type before these types were made: then one more.
     for (let attempt = 0; attempt < 2; attempt++) {
       const joined = this.loading !== null;
@@ -175,9 +283,42 @@ export class TypeOidMap {
   }
 
   /**
-   * Waits for a load (the one under way, or a new one); false when it takes
-   * longer than LOAD_WAIT_MS (a worker not answering): replies waiting for
-   * it go on with the worker's OIDs.
+   * Loads every relation of the worker at this catalog version's first
+   * miss (a cluster's shards show up together), later ones only those
+   * asked for (a worker's staging tables are new at every statement that
+   * makes them; loading everything each time would not do).
+   */
+  private async fillRelations(unknown: readonly number[]): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const joined = this.relationLoading !== null;
+      this.relationLoading ??= (async () => {
+        const all = !this.allRelations;
+        try {
+          for (const [oid, columns] of await this.loadRelations(all ? null : unknown)) this.setRelation(oid, columns);
+          if (all) this.allRelations = true;
+        } catch {
+          // The unknown relations map to 0/0 below; the next miss tries again.
+        }
+      })().finally(() => (this.relationLoading = null));
+      if (!(await withinLoadWait(this.relationLoading))) break;
+      if (!joined || unknown.every((oid) => this.relations.has(oid))) break;
+    }
+    for (const oid of unknown) if (!this.relations.has(oid)) this.setRelation(oid, NO_RELATION);
+  }
+
+  /** Remembers a relation; the unmapped ones are forgotten past MAX_UNMAPPED (gone with their statements, mostly), not to grow without end. */
+  private setRelation(oid: number, columns: RelationColumns): void {
+    if (columns === NO_RELATION && ++this.unmapped > MAX_UNMAPPED) {
+      for (const [k, v] of this.relations) if (v === NO_RELATION) this.relations.delete(k);
+      this.unmapped = 1;
+    }
+    this.relations.set(oid, columns);
+  }
+
+  /**
+   * Waits for a load of the types (the one under way, or a new one); false
+   * when it takes longer than LOAD_WAIT_MS (a worker not answering):
+   * replies waiting for it go on with the worker's OIDs.
    */
   private async loaded(): Promise<boolean> {
     this.loading ??= (async () => {
@@ -194,26 +335,14 @@ export class TypeOidMap {
         // The message goes on with the worker's OIDs; the next catalog version tries again.
       }
     })().finally(() => (this.loading = null));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LOAD_WAIT_MS)));
-    const done = await Promise.race([this.loading.then(() => true), timedOut]);
-    clearTimeout(timer);
-    return done;
+    return withinLoadWait(this.loading);
   }
 
-  /** The user OIDs of a RowDescription or ParameterDescription that the map does not know yet. */
-  unknownIn(buf: Buffer, start: number, end: number): number[] {
-    const row = buf[start] === Backend.RowDescription;
-    const out: number[] = [];
-    let pos = start + 7;
-    for (let i = buf.readUInt16BE(start + 5); i > 0 && pos < end; i--) {
-      const at = row ? typeOidAt(buf, pos, end) : pos;
-      if (at + 4 > end) break;
-      const oid = readOid(buf, at);
-      if (oid >= FIRST_NORMAL_OID && !this.oids.has(oid)) out.push(oid);
-      pos = row ? at + 12 : at + 4;
-    }
-    return out;
+  /** The user type and table OIDs of a RowDescription or ParameterDescription that the map does not know yet. */
+  unknownIn(buf: Buffer, start: number, end: number): UnknownOids {
+    const unknown: UnknownOids = { types: [], relations: [] };
+    this.walk(buf, start, end, unknown);
+    return unknown;
   }
 
   /**
@@ -241,7 +370,7 @@ export class TypeOidMap {
     this.checkVersion();
     const wanted = coordinatorTypes.filter((t) => t >= FIRST_NORMAL_OID && !this.workerOids.has(t) && !this.notOnWorker.has(t));
     if (wanted.length === 0) return;
-    await this.fill([]);
+    await this.fillTypes([]);
     for (const t of wanted) if (!this.workerOids.has(t)) this.notOnWorker.add(t);
   }
 
@@ -252,6 +381,9 @@ export class TypeOidMap {
     this.oids.clear();
     this.workerOids.clear();
     this.notOnWorker.clear();
+    this.relations.clear();
+    this.allRelations = false;
+    this.unmapped = 0;
     this.arrays.clear();
     this.composites.clear();
     this.arrays.add(RECORD_ARRAY);
@@ -259,18 +391,25 @@ export class TypeOidMap {
   }
 }
 
-/**
- * Where the type OID of the RowDescription field at `pos` is: after its
- * name, table OID and column number. Byte reads, as in `readOid`: cheaper
- * than Buffer#indexOf's and readUInt32BE's calls on this path.
- */
-function typeOidAt(buf: Buffer, pos: number, end: number): number {
-  while (pos < end && buf[pos] !== 0) pos++;
-  return pos + 7;
+/** Waits for `load` at most LOAD_WAIT_MS; whether it ended. */
+async function withinLoadWait(load: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LOAD_WAIT_MS)));
+  const done = await Promise.race([load.then(() => true), timedOut]);
+  clearTimeout(timer);
+  return done;
 }
 
+/** Byte reads and writes: cheaper than Buffer#readUInt32BE's and writeUInt32BE's calls on this path. */
 function readOid(buf: Buffer, at: number): number {
   return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+}
+
+function writeOid(buf: Buffer, at: number, oid: number): void {
+  buf[at] = oid >>> 24;
+  buf[at + 1] = (oid >>> 16) & 0xff;
+  buf[at + 2] = (oid >>> 8) & 0xff;
+  buf[at + 3] = oid & 0xff;
 }
 
 /** One row of `USER_TYPES_SQL`. */

@@ -137,7 +137,8 @@ export function planMultiShard(
   }
   const tableOf = (ref: RelationRef) => relations.find((r) => r.ref === ref)?.table;
   const restrictions = new Restrictions(stmt, relations.map((r) => r.ref), (ref) => tableOf(ref)?.distributionColumn ?? null, (ref) => tableOf(ref)?.columns);
-  const first = distributed[0];
+  // Reference tables alone (a statement's Describe: `describeTask`): one task on the first placement.
+  const first = distributed[0] ?? reference[0];
   for (const r of distributed.slice(1)) {
     if (!restrictions.sameClassOf(first.ref, first.table.distributionColumn!, r.ref, r.table.distributionColumn!)) {
       return { kind: 'error', error: unsupported('joins that are not on the distribution column') };

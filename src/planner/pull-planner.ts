@@ -21,8 +21,11 @@ import { VOLATILE_FUNCTIONS } from './multi-shard-planner.js';
 import type { ResolvedRelation } from './router-planner.js';
 import type { PullTable, Route } from './route.js';
 
+/** A pulled table's temporary table: `pgweave_pull_<relid>`, LIKE the table (session/staged-relations.ts reads the relid back). */
+export const PULL_TEMP_PREFIX = 'pgweave_pull_';
+
 export function pullTempName(table: DistributedTable): string {
-  return `pgweave_pull_${table.relationId}`;
+  return `${PULL_TEMP_PREFIX}${table.relationId}`;
 }
 
 /** Whether an expression can be evaluated on a shard on its own. */

@@ -14,6 +14,7 @@ import { queryOnLink } from '../executor/link-query.js';
 import type { BackendLink } from '../executor/backend-link.js';
 import type { ChannelRegistry } from '../executor/channel-group.js';
 import { TypeOidMap, USER_TYPES_SQL, matchWorkerTypes, userTypesOf } from '../executor/type-oids.js';
+import { coordinatorColumnsSql, relationColumns, shardRelations, workerRelationsSql } from '../executor/relation-oids.js';
 import { shardTableNamed } from '../metadata/shard-tables.js';
 import { commitTwoPhase, ensureLiveness, type Participant } from '../transaction/two-phase-commit.js';
 import { commitGateFor } from '../transaction/commit-gate.js';
@@ -117,7 +118,10 @@ const typeOidMaps = new WeakMap<SharedState, Map<string, TypeOidMap>>();
  * The type OID map of one worker database (executor/type-oids.ts): filled
  * by reading pg_type on the worker and on the coordinator as the internal
  * role, shard row types named after their distributed tables by the
- * catalog; emptied when the catalog version changes.
+ * catalog; and its relations (executor/relation-oids.ts): pg_class and
+ * pg_attribute of the worker, shards named after their tables by the
+ * catalog, those tables' columns from the coordinator's pg_attribute.
+ * Emptied when the catalog version changes.
  */
 function typeOidMapOf(shared: SharedState, node: WorkerNode, database: string): TypeOidMap {
   let maps = typeOidMaps.get(shared);
@@ -136,7 +140,15 @@ function typeOidMapOf(shared: SharedState, node: WorkerNode, database: string): 
       const s = shardTableNamed(catalog, name);
       return s !== undefined && s.table.schema === schema ? s.table.name : null;
     });
-  }, () => metadata.peek(database)?.version ?? null);
+  }, () => metadata.peek(database)?.version ?? null, async (oids) => {
+    const [worker, catalog] = await Promise.all([pools.get(node.host, node.port, database).query(workerRelationsSql(oids)), metadata.get(database)]);
+    const { relations, tables } = shardRelations(worker.rows, (schema, name) => {
+      const s = shardTableNamed(catalog, name);
+      return s !== undefined && s.table.schema === schema ? s.table.relationId : null;
+    });
+    const coordinator = tables.length === 0 ? [] : (await pools.get(config.coordinator.host, config.coordinator.port, database).query(coordinatorColumnsSql(tables))).rows;
+    return relationColumns(relations, coordinator);
+  });
   maps.set(key, map);
   return map;
 }

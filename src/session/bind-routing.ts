@@ -23,9 +23,9 @@ import { bindPushdownParams, pushdownHasParams } from '../planner/pushdown-param
 import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { parseSql } from '../sql/parse.js';
 import { BIND_COMPLETE } from './replies.js';
-import { encodeBindAppending, encodeBindFor, encodeParse } from './extended-encoders.js';
+import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse } from './extended-encoders.js';
 import { pulledOrigin } from './error-positions.js';
-import { E_BIND, E_DESCRIBE, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
+import { E_BIND, E_DESCRIBE, E_DESCRIBE_SWALLOW, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
 import { PreparedStatements, usedName } from './prepared-statements.js';
 
 export abstract class BindRouting extends PreparedStatements {
@@ -78,7 +78,7 @@ export abstract class BindRouting extends PreparedStatements {
     const hold = this.enterWriteBarrier(first);
     if (!hold) return this.bindAfterCutover(first, buf, start, end);
     if (first.kind === 'router') {
-      const piped = this.pipelineBind(first, stmt, bind.portal, buf, start, end, hold);
+      const piped = this.pipelineBind(first, stmt, bind, buf, start, end, hold);
       if (piped === true) return undefined;
       return this.runBind(bind, stmt, first, hold, buf, start, end, piped);
     }
@@ -121,7 +121,7 @@ export abstract class BindRouting extends PreparedStatements {
       }
     }
     if (route.kind === 'router' && route !== first) {
-      const piped = this.pipelineBind(route, stmt, bind.portal, buf, start, end, hold);
+      const piped = this.pipelineBind(route, stmt, bind, buf, start, end, hold);
       if (piped === true || (piped !== false && (await piped))) return;
     }
     if (route.kind === 'evaluate-insert') {
@@ -146,7 +146,7 @@ export abstract class BindRouting extends PreparedStatements {
     let paramTypes: readonly number[] = stmt.paramTypes;
     if (route.kind === 'pull') {
       const bound = await this.bindPushdownParams(route, stmt, bind);
-      const err = bound instanceof PgError ? bound : await this.pull(route);
+      const err = bound instanceof PgError ? bound : await this.pull(route, null, { sql: stmt.query, paramTypes: stmt.paramTypes });
       if (err) {
         await this.replyError(err);
         this.cycleFailed = true;
@@ -179,7 +179,7 @@ export abstract class BindRouting extends PreparedStatements {
       link.send(appended ? encodeBindAppending(bind.portal, wname, buf, start, end, appended) : encodeBindFor(bind.portal, wname, buf, start, end), [E_BIND]);
       // In flight until the link has answered everything sent so far (Execute and Sync follow in the same batch).
       void link.idle().then(hold, hold);
-      this.portals.set(bind.portal, { kind: 'link', link });
+      this.portals.set(bind.portal, link.typeOids !== null && asksBinaryRows(bind) ? { kind: 'link', link, binaryUndescribed: true } : { kind: 'link', link });
       return;
     }
     this.portals.set(bind.portal, { kind: 'deferred', route, bind, bindBytes: Buffer.from(buf.subarray(start, end)), result: null, described: false, release: holdFor(hold), statement: stmt });
@@ -223,16 +223,18 @@ export abstract class BindRouting extends PreparedStatements {
    * runs it, message by message. Synchronous unless the session must first
    * wait for another link's replies (no promise on the common path).
    */
-  private pipelineBind(route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, hold: () => void): boolean | Promise<boolean> {
+  private pipelineBind(route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, bind: BindMessage, buf: Buffer, start: number, end: number, hold: () => void): boolean | Promise<boolean> {
+    const portal = bind.portal;
     const syncEnd = pipelinedRequestEnd(buf, end, portal);
     if (syncEnd < 0) return false;
     const t = this.pipelineTenant(route.task.node, false);
     if (!t) return false;
-    if (!this.needsSwitch(t)) return this.sendPipelined(t, route, stmt, portal, buf, start, end, syncEnd, hold);
-    return this.switchTo(t).then(() => this.stillAutocommit() && t.channel.usable && this.sendPipelined(t, route, stmt, portal, buf, start, end, syncEnd, hold));
+    if (!this.needsSwitch(t)) return this.sendPipelined(t, route, stmt, bind, buf, start, end, syncEnd, hold);
+    return this.switchTo(t).then(() => this.stillAutocommit() && t.channel.usable && this.sendPipelined(t, route, stmt, bind, buf, start, end, syncEnd, hold));
   }
 
-  private sendPipelined(t: ChannelTenant, route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, portal: string, buf: Buffer, start: number, end: number, syncEnd: number, hold: () => void): true {
+  private sendPipelined(t: ChannelTenant, route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, bind: BindMessage, buf: Buffer, start: number, end: number, syncEnd: number, hold: () => void): true {
+    const portal = bind.portal;
     this.active = t;
     const channel = t.channel;
     const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes, stmt.plan.catalogVersion);
@@ -242,22 +244,34 @@ export abstract class BindRouting extends PreparedStatements {
       parts.push(encodeParse(name, route.task.sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes));
       expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, name, err === null), origin: route.task.origin ?? null });
     }
-    parts.push(encodeBindFor(portal, name, buf, start, end, syncEnd));
+    // Binary rows without a Describe in the request: one of ours goes before the first Execute
+    // (`Portal.binaryUndescribed`), the client's messages copied one by one around it.
+    const binaryRows = t.typeOids !== null && asksBinaryRows(bind);
+    let undescribed = binaryRows;
+    parts.push(encodeBindFor(portal, name, buf, start, end, binaryRows ? end : syncEnd));
     expect.push(E_BIND);
     let executes = 0;
     let allRows = true;
-    for (let pos = end; pos < syncEnd; pos += 1 + buf.readInt32BE(pos + 1)) {
+    for (let pos = end, next = end; pos < syncEnd; pos = next) {
       const type = buf[pos];
+      next = pos + 1 + buf.readInt32BE(pos + 1);
+      if (type === Frontend.Describe) undescribed = false;
       if (type === Frontend.Execute) {
         executes++;
-        if (buf.readInt32BE(pos + 1 + buf.readInt32BE(pos + 1) - 4) !== 0) allRows = false;
+        if (buf.readInt32BE(next - 4) !== 0) allRows = false;
+        if (undescribed) {
+          parts.push(encodeDescribe('P', portal));
+          expect.push(E_DESCRIBE_SWALLOW);
+          undescribed = false;
+        }
       }
+      if (binaryRows) parts.push(buf.subarray(pos, next));
       expect.push(type === Frontend.Describe ? E_DESCRIBE : type === Frontend.Execute ? E_EXECUTE : { completes: Completes.Ready, forward: true, done: hold });
     }
     this.portals.delete(portal);
     this.consumedTo = syncEnd;
     // A read of all rows by one Execute may share its Sync with other sessions' reads (pipelined-channel.ts).
-    t.sendRequest(parts, expect, route.readsOnly === true && !parse && executes === 1 && allRows);
+    t.sendRequest(parts, expect, route.readsOnly === true && !parse && !binaryRows && executes === 1 && allRows);
     return true;
   }
 
@@ -318,4 +332,9 @@ function holdFor(release: () => void): () => void {
     clearTimeout(timer);
     release();
   };
+}
+
+/** Whether a Bind asks for any column in binary (one format code for all, or one per column). */
+function asksBinaryRows(bind: BindMessage): boolean {
+  return bind.resultFormats.includes(1);
 }

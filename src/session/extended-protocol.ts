@@ -17,12 +17,16 @@ import { parseSql, type Node } from '../sql/parse.js';
 import { CLOSE_COMPLETE, NO_DATA, PARSE_COMPLETE, writeCommandOutput, writeParameterDescription } from './replies.js';
 import { encodeDescribe, encodeSync, encodeTaskWithParams } from './extended-encoders.js';
 import { collectOnLink, type CollectedResult } from '../executor/link-query.js';
-import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
+import { E_READY, E_READY_KEEP, E_PARSE, E_DESCRIBE, E_DESCRIBE_SWALLOW, E_EXECUTE, PlannedStatement, Portal, LOCAL_STATEMENT, rowDescriptionOnly, paramText } from './session-parts.js';
 import { BindRouting } from './bind-routing.js';
 import { Frontend } from '../protocol/constants.js';
 import { nextStatementId, usedName } from './prepared-statements.js';
 import { FIRST_NORMAL_OID } from '../executor/type-oids.js';
 import type { Catalog } from '../metadata/types.js';
+import type { Route } from '../planner/route.js';
+
+/** Routes of statements over distributed tables that no shard task describes: the coordinator describes them (handleDescribe). */
+const DESCRIBED_BY_COORDINATOR = new Set<Route['kind']>(['pull', 'multi-shard', 'router', 'insert-select', 'evaluate-insert']);
 
 export abstract class ExtendedProtocol extends BindRouting {
 
@@ -88,8 +92,11 @@ export abstract class ExtendedProtocol extends BindRouting {
       // Described as it will run: planned again if a DDL changed the catalog since (its result type may differ).
       if (stmt.plan.catalogVersion !== this.catalogNow()?.version) await this.planCurrent(stmt);
       const task = stmt.plan.describeTask();
-      // A watched local statement is described by the coordinator, which will run it.
-      const watched = !task && this.watched(stmt.plan.route(null));
+      // A watched local statement is described by the coordinator, which will run it; so is a statement over
+      // distributed tables without a shard task to describe (pulled: joins that are not co-located, subqueries
+      // planned on their own…): the coordinator holds every table's definition, so its answer is PostgreSQL's.
+      const coordinatorRoute = task ? null : stmt.plan.route(null);
+      const watched = coordinatorRoute !== null && (this.watched(coordinatorRoute) || DESCRIBED_BY_COORDINATOR.has(coordinatorRoute.kind));
       if (task || watched) {
         const link = task ? await this.linkForTask(task.node, false) : this.coordinator;
         const wname = usedName(stmt, task ? task.sql : stmt.query, stmt.paramTypes);
@@ -103,7 +110,7 @@ export abstract class ExtendedProtocol extends BindRouting {
         link.send(encodeDescribe('S', wname), [E_DESCRIBE]);
         return;
       }
-      const route = stmt.plan.route(null);
+      const route = coordinatorRoute ?? stmt.plan.route(null);
       const out = route.kind === 'command' ? this.services.isCommand(route.name) : false;
       await this.reply((w) => {
         writeParameterDescription(w, stmt.paramTypes.map((t) => t || 25));
@@ -114,6 +121,7 @@ export abstract class ExtendedProtocol extends BindRouting {
     }
     const portal = this.portals.get(d.name)!;
     if (portal.kind === 'link') {
+      portal.binaryUndescribed = false;
       await this.sendTo(portal.link, buf.subarray(start, end), E_DESCRIBE);
       return;
     }
@@ -212,6 +220,7 @@ export abstract class ExtendedProtocol extends BindRouting {
     const e = readExecute(buf, start, end);
     const portal = this.portals.get(e.portal)!;
     if (portal.kind === 'link') {
+      if (portal.binaryUndescribed) await this.sendTo(portal.link, encodeDescribe('P', e.portal), E_DESCRIBE_SWALLOW);
       await this.sendTo(portal.link, buf.subarray(start, end), E_EXECUTE);
       return;
     }

@@ -19,6 +19,7 @@ import type { CopyInSink, SessionAccess } from './services.js';
 import type { WorkerNode } from '../metadata/types.js';
 import { dropPulledTables } from './pull-tables.js';
 import { runPullRoute } from './intermediate-results.js';
+import { noteStagedRelations, type StatementSource } from './staged-relations.js';
 import { E_READY_KEEP, paramText, E_READY_SWALLOW } from './session-parts.js';
 import { pulledOrigin, type ErrorOrigin } from './error-positions.js';
 import { SessionBase } from './session-base.js';
@@ -102,7 +103,7 @@ export abstract class RouteRunner extends SessionBase {
         return this.runRoute(next, text, null);
       }
       case 'pull': {
-        const err = await this.pull(route);
+        const err = await this.pull(route, null, { sql: text, paramTypes: [] });
         if (err) {
           await this.replyError(err);
           return false;
@@ -386,12 +387,16 @@ export abstract class RouteRunner extends SessionBase {
     }
   }
 
-  protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null): Promise<PgError | null> {
+  /** `source`: the client's statement, which the coordinator describes for the final query's RowDescription (staged-relations.ts). */
+  protected async pull(route: Extract<Route, { kind: 'pull' }>, progress: CopyCounters | null = null, source: StatementSource | null = null): Promise<PgError | null> {
     await this.ensureSupportFunctions(route);
     await this.switchTo(this.coordinator);
     await this.coordinator.idle();
-    return this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
+    const err = await this.txn.pull(route.intermediate?.snapshot ?? route.pulls, (node) => this.linkForTask(node, false), (linkFor) =>
       runPullRoute(this.coordinator, route, linkFor, progress, this.settings, this.services.ensureStagingSchema?.bind(this.services) ?? null));
+    // The final query's RowDescription names the staging tables: the client sees their sources or 0/0.
+    if (!err && route.sql !== '') await noteStagedRelations(this.coordinator, source);
+    return err;
   }
 
   /**

@@ -41,6 +41,8 @@ export const E_BIND: Expectation = { completes: Completes.BindComplete, forward:
 export const E_CLOSE: Expectation = { completes: Completes.CloseComplete, forward: true };
 export const E_CLOSE_SWALLOW: Expectation = { completes: Completes.CloseComplete, forward: false };
 export const E_DESCRIBE: Expectation = { completes: Completes.Describe, forward: true };
+/** A Describe of the session's own (binary rows of a request without one: see `Portal.binaryUndescribed`). */
+export const E_DESCRIBE_SWALLOW: Expectation = { completes: Completes.Describe, forward: false, collect: false };
 export const E_EXECUTE: Expectation = { completes: Completes.Execute, forward: true };
 /** CopyDone/CopyFail forwarded: where the COPY's data ends (Syncs before it get no ReadyForQuery). */
 export const E_COPY_END: Expectation = { completes: Completes.CopyEnd, forward: true };
@@ -82,7 +84,17 @@ export interface PlannedStatement {
 }
 
 export type Portal =
-  | { kind: 'link'; link: BackendLink }
+  | {
+      kind: 'link';
+      link: BackendLink;
+      /**
+       * Bound for binary rows on a worker's link and not described yet: each
+       * Execute goes with a Describe of the portal whose answer is not
+       * forwarded, so the link sees the RowDescription it needs to map the
+       * type OIDs that binary arrays and composites embed (executor/type-oids.ts).
+       */
+      binaryUndescribed?: boolean;
+    }
   | { kind: 'deferred'; route: Route; bind: BindMessage; bindBytes: Buffer; result: CollectedResult | CommandOutput | null; described: boolean; noParams?: boolean; release?: () => void; statement?: { query: string; paramTypes: readonly number[] } };
 
 export const LOCAL_STATEMENT = null;

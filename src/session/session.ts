@@ -395,7 +395,7 @@ export class Session extends AutoPrepare {
     }
     if (routes.length === 1 && routes[0].kind === 'pull') {
       const progress = routes[0].pulls.length > 0 ? this.copyToProgress(stmts[0].stmt, routes[0].pulls[0].table) : null;
-      const err = await this.pull(routes[0], progress);
+      const err = await this.pull(routes[0], progress, { sql: stmts[0].text, paramTypes: [] });
       if (err) {
         progress?.end();
         await this.replyError(err);

@@ -4,13 +4,16 @@
  * table's, arrays through their element even when the array names differ),
  * and the in-place rewrite of RowDescription / ParameterDescription — a
  * message with built-in OIDs only is left byte for byte, a miss writes
- * nothing.
+ * nothing; a shard's table OID and column numbers become its table's, an
+ * unmapped relation's 0/0, the first relation load reads them all and
+ * later ones only the OIDs asked for.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageWriter } from '../../src/protocol/writer.js';
 import { writeRowDescription, readRowDescription } from '../../src/protocol/backend/row-description.js';
 import { TypeOidMap, matchWorkerTypes, type UserType } from '../../src/executor/type-oids.js';
+import { relationOf, relationColumns, shardRelations } from '../../src/executor/relation-oids.js';
 
 const ut = (oid: number, name: string, extra: Partial<UserType> = {}): UserType => ({ oid, schema: 'public', name, element: 0, array: 0, relation: false, ...extra });
 
@@ -52,4 +55,48 @@ test('declared parameter types: the worker OID, 0 when unknown, the same array w
   const plain = [23, 25];
   assert.equal(map.workerTypes(plain), plain);
   assert.deepEqual(map.workerTypes([23, 30001, 30005]), [23, 20001, 0]);
+});
+
+test('shard relations pair with their tables by name, columns by name (the coordinator had one dropped)', () => {
+  // Worker rows: (oid, schema, name, attnum, attname); the coordinator's users has a dropped column 2.
+  const worker = [['40001', 'public', 'users_102008', '1', 'id'], ['40001', 'public', 'users_102008', '2', 'name'], ['40002', 'pg_temp_3', 'users_102008', '1', 'x'], ['40003', 'public', 'mine', '1', 'a']];
+  const { relations, tables } = shardRelations(worker, (schema, name) => (schema === 'public' && name === 'users_102008' ? 30001 : null));
+  assert.deepEqual(tables, [30001]);
+  const mapped = new Map(relationColumns(relations, [['30001', 'id', '1'], ['30001', 'name', '3']]));
+  assert.deepEqual([...mapped.get(40001)!.attnums], [0, 1, 3]);
+  assert.equal(mapped.get(40001)!.table, 30001);
+  assert.equal(mapped.get(40002)!.table, 0);
+  assert.equal(mapped.get(40003)!.table, 0);
+});
+
+test("RowDescriptions: a shard's table and columns become its table's, others 0/0; loads all first, then only what is asked", async () => {
+  const asked: Array<readonly number[] | null> = [];
+  const map = new TypeOidMap(async () => ({ pairs: [], arrays: [], composites: [] }), () => 1, async (oids) => {
+    asked.push(oids);
+    return oids === null ? [[40001, relationOf(30001, [[1, 1], [2, 3]])]] : [];
+  });
+  const w = new MessageWriter(256);
+  writeRowDescription(w, [
+    { name: 'id', tableOid: 40001, columnAttr: 1, typeOid: 20 },
+    { name: 'name', tableOid: 40001, columnAttr: 2, typeOid: 25 },
+    { name: 'ctid', tableOid: 40001, columnAttr: -1, typeOid: 27 },
+    { name: 'computed', typeOid: 23 },
+    { name: 'catalog', tableOid: 1259, columnAttr: 2, typeOid: 19 },
+    { name: 'temp', tableOid: 40002, columnAttr: 1, typeOid: 23 },
+  ]);
+  const msg = w.flush();
+  const before = Buffer.from(msg);
+  assert.equal(map.mapInPlace(msg, 0, msg.length), false);
+  assert.deepEqual(msg, before, 'nothing written on a miss');
+  const unknown = map.unknownIn(msg, 0, msg.length);
+  assert.deepEqual(unknown, { types: [], relations: [40001, 40002] });
+  await map.fill(unknown);
+  assert.equal(map.mapInPlace(msg, 0, msg.length), true);
+  assert.equal(msg.length, before.length);
+  assert.deepEqual(readRowDescription(msg).map((f) => [f.tableOid, f.columnAttr, f.typeOid]), [[30001, 1, 20], [30001, 3, 25], [30001, -1, 27], [0, 0, 23], [1259, 2, 19], [0, 0, 23]]);
+  writeRowDescription(w, [{ name: 'x', tableOid: 40005, columnAttr: 1, typeOid: 23 }]);
+  const next = w.flush();
+  assert.equal(map.mapInPlace(next, 0, next.length), false);
+  await map.fill(map.unknownIn(next, 0, next.length));
+  assert.deepEqual(asked, [null, [40005]]);
 });
