@@ -1,0 +1,417 @@
+/**
+ * A hand-written sweep of SQL features the random differential queries
+ * (random-queries.test.ts) do not generate, one feature at a time and then a
+ * few combinations, each statement run on pgweave and on a plain PostgreSQL
+ * loaded alike (support.ts startDifferentialPair): results compare as text
+ * (order as far as the statement defines it, floats within a tolerance);
+ * where either side fails, the SQLSTATEs compare.
+ *
+ * Schema: accounts and ledger co-located by aid (4 shards), items distributed
+ * by iid with 3 shards (not co-located), regions a reference table, notes a
+ * local (coordinator) table; NULLs, duplicates, negative numbers, non-ASCII
+ * text, numerics, timestamps, jsonb and arrays.
+ *
+ * Statements where pgweave still answers differently are listed in
+ * KNOWN_DIVERGENCES with the way they differ: the test checks they still
+ * differ that way, so fixing one fails the test until the entry is removed.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import type pg from 'pg';
+import { compareResults, type DifferentialPair, type OrderSpec, type QueryOutcome, runQuery, startDifferentialPair } from './support.js';
+
+const SETUP = [
+  `CREATE TABLE accounts (aid int PRIMARY KEY, region_id int, name text, balance numeric(12,2), score float8,
+     created timestamptz, tags text[], doc jsonb, active bool, bits int)`,
+  `INSERT INTO accounts SELECT g,
+     CASE WHEN g % 11 = 0 THEN NULL ELSE abs(g) % 5 END,
+     CASE WHEN g % 13 = 0 THEN NULL WHEN g % 7 = 0 THEN 'Zoë ' || abs(g % 4) WHEN g % 3 = 0 THEN 'émile' ELSE 'acct' || abs(g % 17) END,
+     CASE WHEN g % 9 = 0 THEN NULL ELSE round(((g * 37) % 1000 - 500) / 3.0, 2) END,
+     CASE WHEN g % 10 = 0 THEN NULL ELSE ((g * 7919) % 1000) / 8.0 - 50 END,
+     timestamptz '2024-01-01 00:00:00+00' + g * interval '7 hours 13 minutes',
+     CASE WHEN g % 6 = 0 THEN NULL ELSE ARRAY['t' || abs(g % 3), 't' || abs(g % 4)] END,
+     CASE WHEN g % 8 = 0 THEN NULL ELSE jsonb_build_object('k', abs(g % 4), 'v', g, 'arr', jsonb_build_array(g % 3, g % 5), 'name', 'n' || abs(g % 6)) END,
+     CASE WHEN g % 4 = 0 THEN NULL ELSE g % 3 = 0 END,
+     abs(g * 2654435) % 256
+   FROM generate_series(-40, 200) g`,
+  `CREATE TABLE ledger (lid int, aid int, amount numeric(14,3), qty int, note text, at timestamp)`,
+  `INSERT INTO ledger SELECT g,
+     (g * 7) % 260 - 50,
+     CASE WHEN g % 12 = 0 THEN NULL ELSE ((g * 131) % 2000 - 900) / 7.0 END,
+     CASE WHEN g % 15 = 0 THEN NULL ELSE (g * 3) % 23 - 5 END,
+     CASE WHEN g % 5 = 0 THEN NULL ELSE (ARRAY['coffee', 'Café', 'tea', 'Ärger', 'zebra', 'apple'])[1 + g % 6] END,
+     timestamp '2024-03-01 08:00' + g * interval '5 hours 41 minutes'
+   FROM generate_series(1, 600) g`,
+  `CREATE TABLE items (iid int, aid int, price numeric(10,2), label text, kind text)`,
+  `INSERT INTO items SELECT g,
+     CASE WHEN g % 10 = 0 THEN NULL ELSE (g * 13) % 250 - 40 END,
+     CASE WHEN g % 14 = 0 THEN NULL ELSE ((g * 53) % 900) / 4.0 END,
+     'item ' || (g % 40),
+     CASE WHEN g % 9 = 0 THEN NULL ELSE (ARRAY['a', 'b', 'B', 'ä'])[1 + g % 4] END
+   FROM generate_series(1, 300) g`,
+  `CREATE TABLE regions (region_id int, rname text, zone text)`,
+  `INSERT INTO regions VALUES (0, 'north', 'x'), (1, 'south', 'x'), (2, 'east', NULL), (3, 'west', 'y'), (4, 'north', 'y'), (7, 'nowhere', 'z')`,
+  `CREATE TABLE notes (nid int, aid int, body text)`,
+  `INSERT INTO notes SELECT g, CASE WHEN g % 6 = 0 THEN NULL ELSE (g * 11) % 230 - 30 END, 'note ' || g FROM generate_series(1, 60) g`,
+];
+
+const DISTRIBUTE = [
+  `SELECT create_distributed_table('accounts', 'aid', shard_count => 4)`,
+  `SELECT create_distributed_table('ledger', 'aid', colocate_with => 'accounts')`,
+  `SELECT create_distributed_table('items', 'iid', shard_count => 3)`,
+  `SELECT create_reference_table('regions')`,
+];
+
+interface Sweep {
+  /** A single statement, or several run in order on one connection (each outcome compared). */
+  sql: string | string[];
+  order?: OrderSpec;
+  values?: unknown[];
+}
+
+/** Keys (the statement, or its steps joined by ' ; ') → the way pgweave still differs (see divergenceKind). */
+const KNOWN_DIVERGENCES = new Map<string, string>([
+  // Wrong rows (planner): a function, unnest or VALUES in FROM on the preserved side of an outer join, or the outer side of
+  // NOT EXISTS / NOT IN, is repeated in every shard's task, so its unmatched rows come back once per shard.
+  // Minimal: t distributed (4 shards) — SELECT g, t.v FROM generate_series(1, 3) g LEFT JOIN t ON t.k = g → 12 rows, not 3.
+  ["SELECT g, a.name FROM generate_series(-3, 12) g LEFT JOIN accounts a ON a.aid = g", "wrong result: row count"],
+  ["SELECT v.x, a.name FROM (VALUES (1), (2), (300)) v(x) LEFT JOIN accounts a ON a.aid = v.x", "wrong result: row count"],
+  ["SELECT g, l.lid FROM ledger l RIGHT JOIN generate_series(1, 4) g ON l.aid = g", "wrong result: row count"],
+  ["SELECT g, a.aid FROM generate_series(198, 203) g FULL JOIN accounts a ON a.aid = g WHERE a.aid IS NULL OR a.aid > 195", "wrong result: row count"],
+  ["SELECT g FROM generate_series(195, 205) g WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.aid = g)", "wrong result: row count"],
+  ["SELECT g FROM generate_series(195, 205) g WHERE g NOT IN (SELECT aid FROM accounts)", "wrong result: row count"],
+  // Views over distributed and reference tables: CREATE VIEW is refused with a clear 0A000; reading the view then fails with 42P01.
+  ["CREATE VIEW rich AS SELECT aid, name, balance, region_id FROM accounts WHERE balance > 0", "pgweave fails with 0A000"],
+  ["CREATE VIEW ledger_totals AS SELECT aid, sum(amount) AS total, count(*) AS n FROM ledger GROUP BY aid", "pgweave fails with 0A000"],
+  ["CREATE VIEW northern AS SELECT region_id, rname FROM regions WHERE rname = 'north'", "pgweave fails with 0A000"],
+  ["SELECT a.aid, n.rname FROM accounts a JOIN northern n USING (region_id)", "pgweave fails with 42P01"],
+  ["SELECT * FROM rich WHERE region_id = 2", "pgweave fails with 42P01"],
+  ["SELECT r.region_id, count(*), sum(r.balance) FROM rich r GROUP BY 1", "pgweave fails with 42P01"],
+  ["SELECT t.aid, t.total, a.name FROM ledger_totals t JOIN accounts a USING (aid)", "pgweave fails with 42P01"],
+  ["SELECT * FROM ledger_totals WHERE n > 3", "pgweave fails with 42P01"],
+  // FOR UPDATE / FOR SHARE OF <name> on a multi-shard read: the planner takes the locked name for a coordinator table
+  // ("reads coordinator table \"a\"") or says "joins that are not on the distribution column" — 0A000, but the message misleads.
+  ["SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE a.aid = 9 FOR UPDATE OF a", "pgweave fails with 0A000"],
+  ["SELECT aid FROM accounts WHERE aid > 190 FOR UPDATE OF accounts", "pgweave fails with 0A000"],
+  ["SELECT a.aid FROM accounts a WHERE a.aid > 190 FOR SHARE OF a", "pgweave fails with 0A000"],
+  // Cursors over multi-shard queries: DECLARE is refused with a clear 0A000.
+  ["BEGIN ; DECLARE c CURSOR FOR SELECT aid, name FROM accounts ORDER BY aid ; FETCH 5 FROM c ; MOVE 100 IN c ; FETCH 3 FROM c ; FETCH ALL FROM c ; CLOSE c ; COMMIT", "pgweave fails with 0A000"],
+  ["BEGIN ; DECLARE c SCROLL CURSOR FOR SELECT lid FROM ledger ORDER BY lid ; FETCH LAST FROM c ; FETCH PRIOR FROM c ; FETCH ABSOLUTE 10 FROM c ; MOVE BACKWARD 3 IN c ; FETCH NEXT FROM c ; COMMIT", "pgweave fails with 0A000"],
+  ["BEGIN ; DECLARE c CURSOR FOR SELECT region_id, count(*) FROM accounts GROUP BY region_id ORDER BY 1 ; FETCH 2 FROM c ; FETCH 10 FROM c ; COMMIT", "pgweave fails with 0A000"],
+]);
+
+const S: Sweep[] = [];
+function q(sql: string | string[], order: OrderSpec = 'none', values?: unknown[]): void {
+  S.push({ sql, order, ...(values ? { values } : {}) });
+}
+
+// --- DISTINCT ON
+q(`SELECT DISTINCT ON (region_id) region_id, aid, balance FROM accounts ORDER BY region_id, balance DESC NULLS LAST, aid`, 'total');
+q(`SELECT DISTINCT ON (aid) aid, lid, amount FROM ledger ORDER BY aid, amount, lid`, 'total');
+q(`SELECT DISTINCT ON (kind) kind, iid, price FROM items ORDER BY kind, price DESC, iid`, 'total');
+q(`SELECT DISTINCT ON (a.region_id) a.region_id, l.lid FROM accounts a JOIN ledger l USING (aid) ORDER BY a.region_id, l.lid DESC`, 'total');
+q(`SELECT DISTINCT ON (abs(aid) % 3) abs(aid) % 3, aid FROM accounts ORDER BY abs(aid) % 3, aid`, 'total');
+
+// --- GROUPING SETS / ROLLUP / CUBE
+q(`SELECT region_id, active, count(*), sum(balance) FROM accounts GROUP BY ROLLUP (region_id, active)`);
+q(`SELECT region_id, active, count(*), GROUPING(region_id, active) FROM accounts GROUP BY CUBE (region_id, active)`);
+q(`SELECT region_id, name, count(*) FROM accounts GROUP BY GROUPING SETS ((region_id), (name), ())`);
+q(`SELECT aid, qty, sum(amount) FROM ledger GROUP BY GROUPING SETS ((aid), (qty)) HAVING count(*) > 3`);
+q(`SELECT kind, count(*), avg(price) FROM items GROUP BY ROLLUP (kind) ORDER BY kind NULLS FIRST`, 'total');
+q(`SELECT r.zone, a.active, count(*) FROM accounts a JOIN regions r USING (region_id) GROUP BY CUBE (r.zone, a.active)`);
+
+// --- window functions
+q(`SELECT aid, lid, row_number() OVER (PARTITION BY aid ORDER BY lid) FROM ledger`);
+q(`SELECT aid, lid, sum(amount) OVER (PARTITION BY aid ORDER BY lid ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM ledger`);
+q(`SELECT region_id, aid, rank() OVER (PARTITION BY region_id ORDER BY balance) FROM accounts`);
+q(`SELECT aid, balance, rank() OVER (ORDER BY balance), dense_rank() OVER (ORDER BY balance) FROM accounts`);
+q(`SELECT aid, ntile(4) OVER (ORDER BY aid) FROM accounts`);
+q(`SELECT lid, lag(amount) OVER (ORDER BY lid), lead(amount, 2, 0) OVER (ORDER BY lid) FROM ledger`);
+q(`SELECT aid, first_value(aid) OVER (PARTITION BY region_id ORDER BY aid), last_value(aid) OVER (PARTITION BY region_id ORDER BY aid ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) FROM accounts`);
+q(`SELECT lid, qty, sum(qty) OVER (ORDER BY qty RANGE BETWEEN 2 PRECEDING AND CURRENT ROW) FROM ledger WHERE qty IS NOT NULL`);
+q(`SELECT lid, qty, count(*) OVER (ORDER BY qty GROUPS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM ledger`);
+q(`SELECT lid, sum(qty) OVER (ORDER BY lid ROWS BETWEEN 2 PRECEDING AND CURRENT ROW EXCLUDE CURRENT ROW) FROM ledger`);
+q(`SELECT aid, sum(amount), rank() OVER (ORDER BY sum(amount) DESC NULLS LAST) FROM ledger GROUP BY aid`);
+q(`SELECT region_id, count(*), sum(count(*)) OVER () FROM accounts GROUP BY region_id`);
+q(`SELECT aid, sum(amount) AS s, avg(sum(amount)) OVER (PARTITION BY aid % 3) FROM ledger GROUP BY aid`);
+q(`SELECT iid, percent_rank() OVER (ORDER BY price), cume_dist() OVER (ORDER BY price) FROM items`);
+q(`SELECT aid, lid, nth_value(lid, 2) OVER w FROM ledger WINDOW w AS (PARTITION BY aid ORDER BY lid ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)`);
+q(`SELECT aid, count(*) FILTER (WHERE qty > 0) OVER (PARTITION BY aid) FROM ledger`);
+q(`SELECT a.aid, l.lid, row_number() OVER (PARTITION BY a.region_id ORDER BY l.lid) FROM accounts a JOIN ledger l USING (aid)`);
+q(`SELECT * FROM (SELECT aid, lid, row_number() OVER (PARTITION BY aid ORDER BY amount DESC NULLS LAST, lid) AS rn FROM ledger) t WHERE rn = 1`);
+q(`SELECT aid, lid FROM ledger ORDER BY row_number() OVER (ORDER BY lid DESC) LIMIT 5`, 'total');
+
+// --- LATERAL
+q(`SELECT a.aid, x.v FROM accounts a, LATERAL unnest(a.tags) AS x(v)`);
+q(`SELECT a.aid, g FROM accounts a, LATERAL generate_series(1, a.bits % 3) g`);
+q(`SELECT a.aid, t.lid FROM accounts a, LATERAL (SELECT lid FROM ledger l WHERE l.aid = a.aid ORDER BY lid LIMIT 2) t`);
+q(`SELECT a.aid, t.n FROM accounts a LEFT JOIN LATERAL (SELECT count(*) AS n FROM ledger l WHERE l.aid = a.aid) t ON true`);
+q(`SELECT a.aid, t.iid FROM accounts a, LATERAL (SELECT iid FROM items i WHERE i.aid = a.aid ORDER BY iid LIMIT 1) t`);
+q(`SELECT r.rname, t.aid FROM regions r, LATERAL (SELECT aid FROM accounts a WHERE a.region_id = r.region_id ORDER BY aid LIMIT 2) t`);
+q(`SELECT a.aid, j.key, j.value FROM accounts a, LATERAL jsonb_each(a.doc) j WHERE a.aid < 10`);
+
+// --- WITH RECURSIVE, CTE materialization
+q(`WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT a.aid, r.n FROM r JOIN accounts a ON a.aid = r.n`);
+q(`WITH RECURSIVE chain(aid, depth) AS (SELECT aid, 0 FROM accounts WHERE aid = 3 UNION SELECT (l.lid % 200), c.depth + 1 FROM chain c JOIN ledger l ON l.aid = c.aid WHERE c.depth < 3) SELECT aid, min(depth) FROM chain GROUP BY aid`);
+q(`WITH RECURSIVE t(aid, s) AS (SELECT aid, balance FROM accounts WHERE aid BETWEEN 1 AND 5 UNION ALL SELECT t.aid + 10, t.s + 1 FROM t WHERE t.aid < 60) SELECT * FROM t`);
+q(`WITH m AS MATERIALIZED (SELECT aid, sum(amount) s FROM ledger GROUP BY aid) SELECT a.name, m.s FROM accounts a JOIN m USING (aid)`);
+q(`WITH m AS NOT MATERIALIZED (SELECT aid, amount FROM ledger WHERE qty > 3) SELECT aid, count(*) FROM m GROUP BY aid`);
+q(`WITH m AS MATERIALIZED (SELECT * FROM items WHERE price > 100) SELECT a.aid, m.iid FROM accounts a JOIN m ON m.aid = a.aid`);
+q(`WITH x AS (SELECT aid FROM accounts WHERE active), y AS (SELECT aid FROM x WHERE aid > 50) SELECT count(*) FROM y`);
+
+// --- set operations across table kinds
+q(`SELECT aid FROM accounts UNION SELECT aid FROM ledger`);
+q(`SELECT aid FROM accounts UNION ALL SELECT aid FROM items`);
+q(`SELECT aid FROM ledger INTERSECT SELECT aid FROM items`);
+q(`SELECT aid FROM ledger INTERSECT ALL SELECT aid FROM items`);
+q(`SELECT aid FROM accounts EXCEPT SELECT aid FROM ledger`);
+q(`SELECT aid FROM ledger EXCEPT ALL SELECT aid FROM notes`);
+q(`SELECT region_id FROM accounts INTERSECT SELECT region_id FROM regions`);
+q(`SELECT aid FROM notes UNION SELECT aid FROM items ORDER BY 1 NULLS FIRST LIMIT 10`, 'total');
+q(`(SELECT aid FROM accounts ORDER BY aid LIMIT 3) UNION ALL (SELECT aid FROM items ORDER BY aid DESC NULLS LAST LIMIT 3)`);
+q(`SELECT name FROM accounts EXCEPT SELECT rname FROM regions`);
+
+// --- ordered-set and hypothetical aggregates
+q(`SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY balance) FROM accounts`);
+q(`SELECT region_id, percentile_disc(0.25) WITHIN GROUP (ORDER BY balance) FROM accounts GROUP BY region_id`);
+q(`SELECT mode() WITHIN GROUP (ORDER BY note) FROM ledger`);
+q(`SELECT aid, mode() WITHIN GROUP (ORDER BY qty) FROM ledger GROUP BY aid`);
+q(`SELECT rank(10) WITHIN GROUP (ORDER BY qty), dense_rank(10) WITHIN GROUP (ORDER BY qty), percent_rank(10) WITHIN GROUP (ORDER BY qty) FROM ledger`);
+q(`SELECT percentile_cont(ARRAY[0.1, 0.9]) WITHIN GROUP (ORDER BY score) FROM accounts`);
+q(`SELECT kind, percentile_cont(0.5) WITHIN GROUP (ORDER BY price DESC) FROM items GROUP BY kind`);
+
+// --- FILTER and collection aggregates with ORDER BY / DISTINCT
+q(`SELECT count(*) FILTER (WHERE active), sum(balance) FILTER (WHERE region_id = 1) FROM accounts`);
+q(`SELECT aid, count(*) FILTER (WHERE qty < 0), max(amount) FILTER (WHERE note IS NOT NULL) FROM ledger GROUP BY aid`);
+q(`SELECT region_id, string_agg(name, ',' ORDER BY name, aid) FROM accounts GROUP BY region_id`);
+q(`SELECT string_agg(DISTINCT note, '|' ORDER BY note) FROM ledger`);
+q(`SELECT aid, array_agg(lid ORDER BY lid DESC) FROM ledger GROUP BY aid`);
+q(`SELECT array_agg(DISTINCT kind ORDER BY kind) FROM items`);
+q(`SELECT region_id, json_agg(aid ORDER BY aid) FROM accounts GROUP BY region_id`);
+q(`SELECT jsonb_object_agg(aid, balance ORDER BY aid) FROM accounts WHERE aid BETWEEN 1 AND 20`);
+q(`SELECT region_id, jsonb_agg(DISTINCT name) FROM accounts GROUP BY region_id`);
+q(`SELECT array_agg(tags ORDER BY aid) FROM accounts WHERE aid BETWEEN 1 AND 5`);
+q(`SELECT string_agg(note, ',' ORDER BY note COLLATE "C", lid) FROM ledger WHERE lid < 40`);
+
+// --- count(DISTINCT) and numeric/float aggregates
+q(`SELECT count(DISTINCT region_id), count(DISTINCT name), count(DISTINCT (region_id, active)) FROM accounts`);
+q(`SELECT aid, count(DISTINCT note) FROM ledger GROUP BY aid`);
+q(`SELECT count(DISTINCT aid) FROM items`);
+q(`SELECT avg(qty), sum(qty), stddev(qty), variance(qty), stddev_pop(qty), var_pop(qty) FROM ledger`);
+q(`SELECT avg(amount), sum(amount), stddev(amount), variance(amount), min(amount), max(amount) FROM ledger`);
+q(`SELECT round(sum(score)::numeric, 6), round(avg(score)::numeric, 6), round(stddev(score)::numeric, 6) FROM accounts`);
+q(`SELECT region_id, avg(balance), stddev_samp(balance), var_samp(balance) FROM accounts GROUP BY region_id`);
+q(`SELECT sum(aid::int8 * 1000000000000), avg(aid::int8) FROM accounts`);
+q(`SELECT corr(balance, score), regr_slope(balance, score), covar_pop(qty, amount) FROM accounts a JOIN ledger l USING (aid)`);
+q(`SELECT kind, sum(price), avg(price) FROM items GROUP BY kind`);
+
+// --- bool / bit aggregates
+q(`SELECT bool_and(active), bool_or(active), every(active) FROM accounts`);
+q(`SELECT region_id, bit_or(bits), bit_and(bits), bit_xor(bits) FROM accounts GROUP BY region_id`);
+
+// --- subqueries
+q(`SELECT aid FROM accounts a WHERE EXISTS (SELECT 1 FROM ledger l WHERE l.aid = a.aid AND l.qty > 10)`);
+q(`SELECT aid FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.aid = a.aid)`);
+q(`SELECT aid FROM accounts WHERE aid IN (SELECT aid FROM items)`);
+q(`SELECT aid FROM accounts WHERE aid NOT IN (SELECT aid FROM items)`);
+q(`SELECT aid FROM accounts WHERE aid NOT IN (SELECT aid FROM items WHERE aid IS NOT NULL)`);
+q(`SELECT aid FROM accounts WHERE region_id NOT IN (SELECT region_id FROM regions WHERE zone = 'x')`);
+q(`SELECT aid FROM accounts WHERE aid NOT IN (SELECT aid FROM notes)`);
+q(`SELECT iid FROM items WHERE aid = ANY (SELECT aid FROM accounts WHERE active)`);
+q(`SELECT aid FROM accounts WHERE balance > ALL (SELECT amount FROM ledger WHERE qty = 3 AND amount IS NOT NULL)`);
+q(`SELECT aid, (SELECT count(*) FROM ledger l WHERE l.aid = a.aid) FROM accounts a`);
+q(`SELECT aid, (SELECT max(price) FROM items i WHERE i.aid = a.aid) FROM accounts a`);
+q(`SELECT aid FROM accounts WHERE balance > (SELECT avg(balance) FROM accounts)`);
+q(`SELECT lid FROM ledger l WHERE amount > (SELECT avg(amount) FROM ledger l2 WHERE l2.aid = l.aid)`);
+q(`SELECT aid FROM accounts WHERE aid = ANY (ARRAY[1, 2, 3, NULL, -7])`);
+q(`SELECT aid, aid IN (SELECT aid FROM notes) FROM accounts`);
+q(`SELECT aid FROM accounts WHERE (region_id, active) IN (SELECT region_id, true FROM regions)`);
+
+// --- outer joins between every pair of table kinds
+for (const [x, y] of [
+  ['accounts', 'ledger'], ['accounts', 'items'], ['ledger', 'items'], ['accounts', 'notes'], ['items', 'notes'], ['notes', 'regions'],
+]) {
+  q(`SELECT x.aid, y.aid FROM ${x} x LEFT JOIN ${y} y ON y.aid = x.aid`);
+  q(`SELECT x.aid, y.aid FROM ${x} x RIGHT JOIN ${y} y ON y.aid = x.aid`);
+  q(`SELECT x.aid, y.aid FROM ${x} x FULL JOIN ${y} y ON y.aid = x.aid`);
+}
+q(`SELECT a.aid, r.rname FROM accounts a LEFT JOIN regions r USING (region_id)`);
+q(`SELECT a.aid, r.rname FROM accounts a RIGHT JOIN regions r USING (region_id)`);
+q(`SELECT a.aid, r.rname FROM accounts a FULL JOIN regions r USING (region_id)`);
+q(`SELECT i.iid, r.rname FROM items i FULL JOIN regions r ON r.region_id = i.aid % 5`);
+
+// --- joins on non-distribution columns
+q(`SELECT a.aid, b.aid FROM accounts a JOIN accounts b ON a.name = b.name AND a.aid < b.aid`);
+q(`SELECT l.lid, i.iid FROM ledger l JOIN items i ON i.label = 'item ' || l.qty`);
+q(`SELECT a.region_id, count(*) FROM accounts a JOIN ledger l ON l.qty = a.region_id GROUP BY 1`);
+q(`SELECT a.aid, l.lid FROM accounts a LEFT JOIN ledger l ON l.qty = a.bits % 10 AND l.lid < 30`);
+
+// --- generate_series / unnest / VALUES in FROM
+q(`SELECT g, a.name FROM generate_series(-3, 12) g LEFT JOIN accounts a ON a.aid = g`);
+q(`SELECT u, count(a.aid) FROM unnest(ARRAY['t0', 't1', 't9']) u LEFT JOIN accounts a ON u = ANY (a.tags) GROUP BY u`);
+q(`SELECT v.k, v.label, a.balance FROM (VALUES (1, 'one'), (2, 'two'), (NULL, 'none')) v(k, label) JOIN accounts a ON a.aid = v.k`);
+q(`SELECT * FROM accounts a JOIN (VALUES (1), (3), (5)) v(x) ON a.region_id = v.x WHERE a.aid < 30`);
+q(`SELECT a.aid, x FROM accounts a CROSS JOIN unnest(ARRAY[1, 2]) x WHERE a.aid < 5`);
+q(`SELECT v.x, a.name FROM (VALUES (1), (2), (300)) v(x) LEFT JOIN accounts a ON a.aid = v.x`);
+q(`SELECT g, l.lid FROM ledger l RIGHT JOIN generate_series(1, 4) g ON l.aid = g`);
+q(`SELECT g, a.aid FROM generate_series(198, 203) g FULL JOIN accounts a ON a.aid = g WHERE a.aid IS NULL OR a.aid > 195`);
+q(`SELECT g FROM generate_series(195, 205) g WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.aid = g)`);
+q(`SELECT g FROM generate_series(195, 205) g WHERE g NOT IN (SELECT aid FROM accounts)`);
+q(`SELECT u FROM unnest(ARRAY[1, 2, 999]) u WHERE u IN (SELECT aid FROM accounts)`);
+q(`SELECT g, count(a.aid) FROM generate_series(1, 3) g LEFT JOIN accounts a ON a.aid = g GROUP BY g`);
+
+// --- ORDER BY variants, LIMIT / OFFSET / WITH TIES
+q(`SELECT aid, name FROM accounts ORDER BY name NULLS FIRST, aid`, 'total');
+q(`SELECT aid, name FROM accounts ORDER BY name DESC NULLS LAST, aid`, 'total');
+q(`SELECT aid, name FROM accounts ORDER BY name COLLATE "C", aid`, 'total');
+q(`SELECT note, lid FROM ledger ORDER BY note COLLATE "C" DESC, lid LIMIT 20`, 'total');
+q(`SELECT aid, balance FROM accounts ORDER BY balance * -1 NULLS FIRST, aid`, 'total');
+q(`SELECT aid, balance FROM accounts ORDER BY 2, 1`, 'total');
+q(`SELECT aid, balance FROM accounts ORDER BY balance NULLS LAST, aid LIMIT 10 OFFSET 5`, 'total');
+q(`SELECT aid, region_id FROM accounts ORDER BY region_id FETCH FIRST 3 ROWS WITH TIES`, [1]);
+q(`SELECT lid, qty FROM ledger ORDER BY qty DESC NULLS LAST FETCH FIRST 5 ROWS WITH TIES`, [1]);
+q(`SELECT aid FROM accounts ORDER BY aid OFFSET 230`, 'total');
+q(`SELECT aid, score FROM accounts ORDER BY score, aid LIMIT 7`, 'total');
+q(`SELECT aid, created FROM accounts ORDER BY created DESC LIMIT 3`, 'total');
+q(`SELECT iid, kind FROM items ORDER BY kind, iid LIMIT 12`, 'total');
+
+// --- GROUP BY expressions / positions, HAVING
+q(`SELECT abs(aid) % 7, count(*) FROM accounts GROUP BY 1 HAVING count(*) > 30`);
+q(`SELECT date_trunc('week', created), count(*) FROM accounts GROUP BY date_trunc('week', created)`);
+q(`SELECT lower(name), sum(balance) FROM accounts GROUP BY lower(name) HAVING sum(balance) IS NOT NULL`);
+q(`SELECT qty > 0, note, count(*) FROM ledger GROUP BY 1, 2`);
+q(`SELECT aid, count(*) FROM ledger GROUP BY aid HAVING sum(amount) > 100 OR count(*) > 4`);
+q(`SELECT kind, count(*) FROM items GROUP BY kind HAVING max(price) > 200`);
+q(`SELECT doc->>'name', count(*) FROM accounts GROUP BY doc->>'name'`);
+
+// --- views (made through pgweave), TABLE t
+q(`CREATE VIEW rich AS SELECT aid, name, balance, region_id FROM accounts WHERE balance > 0`);
+q(`CREATE VIEW ledger_totals AS SELECT aid, sum(amount) AS total, count(*) AS n FROM ledger GROUP BY aid`);
+q(`CREATE VIEW northern AS SELECT region_id, rname FROM regions WHERE rname = 'north'`);
+q(`CREATE VIEW note_aids AS SELECT DISTINCT aid FROM notes`);
+q(`SELECT a.aid, n.rname FROM accounts a JOIN northern n USING (region_id)`);
+q(`SELECT a.aid FROM accounts a WHERE a.aid IN (SELECT aid FROM note_aids)`);
+q(`SELECT * FROM rich WHERE region_id = 2`);
+q(`SELECT r.region_id, count(*), sum(r.balance) FROM rich r GROUP BY 1`);
+q(`SELECT t.aid, t.total, a.name FROM ledger_totals t JOIN accounts a USING (aid)`);
+q(`SELECT * FROM ledger_totals WHERE n > 3`);
+q(`TABLE regions`);
+q(`TABLE accounts`);
+q(`TABLE notes`);
+
+// --- row locks
+q(`SELECT aid, balance FROM accounts WHERE aid = 5 FOR UPDATE`);
+q(`SELECT aid FROM accounts WHERE aid > 190 FOR UPDATE`);
+q(`SELECT aid FROM accounts WHERE aid > 190 FOR SHARE`);
+q(['BEGIN', `SELECT lid FROM ledger WHERE aid = 7 FOR UPDATE`, `SELECT count(*) FROM ledger WHERE lid < 100 FOR SHARE`, 'COMMIT']);
+q(`SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE a.aid = 9 FOR UPDATE OF a`);
+q(`SELECT aid FROM accounts WHERE aid > 190 FOR UPDATE OF accounts`);
+q(`SELECT a.aid FROM accounts a WHERE a.aid > 190 FOR SHARE OF a`);
+q(`SELECT region_id FROM regions FOR UPDATE`);
+q(`SELECT aid FROM accounts WHERE aid < -35 FOR NO KEY UPDATE SKIP LOCKED`);
+
+// --- cursors
+q(['BEGIN', `DECLARE c CURSOR FOR SELECT aid, name FROM accounts ORDER BY aid`, 'FETCH 5 FROM c', 'MOVE 100 IN c', 'FETCH 3 FROM c', 'FETCH ALL FROM c', 'CLOSE c', 'COMMIT']);
+q(['BEGIN', `DECLARE c SCROLL CURSOR FOR SELECT lid FROM ledger ORDER BY lid`, 'FETCH LAST FROM c', 'FETCH PRIOR FROM c', 'FETCH ABSOLUTE 10 FROM c', 'MOVE BACKWARD 3 IN c', 'FETCH NEXT FROM c', 'COMMIT']);
+q(['BEGIN', `DECLARE c CURSOR FOR SELECT region_id, count(*) FROM accounts GROUP BY region_id ORDER BY 1`, 'FETCH 2 FROM c', 'FETCH 10 FROM c', 'COMMIT']);
+
+// --- parameters (extended protocol)
+q(`SELECT aid, name FROM accounts WHERE balance > $1 AND region_id = $2`, 'none', ['10.5', 3]);
+q(`SELECT count(*) FROM ledger WHERE note = ANY ($1::text[])`, 'none', [['tea', 'Café']]);
+q(`SELECT aid FROM accounts WHERE aid IN (SELECT aid FROM items WHERE price > $1) ORDER BY aid LIMIT $2`, 'total', ['100', 5]);
+q(`SELECT region_id, sum(balance) FROM accounts WHERE created < $1 GROUP BY 1`, 'none', ['2024-02-01 00:00:00+00']);
+q(`SELECT doc->$1 FROM accounts WHERE aid = $2`, 'none', ['arr', 17]);
+q(`SELECT aid FROM accounts ORDER BY aid OFFSET $1 LIMIT $2`, 'total', [3, 4]);
+
+// --- jsonb
+q(`SELECT aid, doc->'arr'->>1, doc #> '{arr,0}', doc ? 'k' FROM accounts WHERE doc @> '{"k": 2}'`);
+q(`SELECT aid, jsonb_path_query(doc, '$.arr[*] ? (@ > 1)') FROM accounts WHERE aid < 20`);
+q(`SELECT count(*) FROM accounts WHERE doc @? '$.v ? (@ > 100)'`);
+q(`SELECT doc->>'k', count(*), sum((doc->>'v')::int) FROM accounts GROUP BY 1`);
+q(`SELECT aid, doc - 'arr' || '{"x": 1}' FROM accounts WHERE aid BETWEEN -5 AND 5`);
+q(`SELECT jsonb_agg(doc ORDER BY aid) FILTER (WHERE doc ? 'v') FROM accounts WHERE aid < 0`);
+
+// --- date/time under TimeZone
+q(['SET TimeZone = \'America/New_York\'', `SELECT aid, created, created::date, date_trunc('day', created) FROM accounts WHERE aid < 10`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Asia/Kolkata\'', `SELECT extract(hour FROM created), count(*) FROM accounts GROUP BY 1`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Pacific/Chatham\'', `SELECT created::date, count(*) FROM accounts GROUP BY 1`, `SELECT count(*) FROM accounts WHERE created < '2024-01-10 12:00'`, 'RESET TimeZone']);
+q(`SELECT lid, at + interval '1 month' - interval '3 days', age(at, timestamp '2024-01-01') FROM ledger WHERE lid < 20`);
+q(`SELECT date_trunc('month', at), count(*) FROM ledger GROUP BY 1`);
+q(`SELECT aid, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM accounts WHERE aid % 20 = 0`);
+
+// --- errors: overflow, division by zero, casts
+q(`SELECT aid * 100000000 FROM accounts`);
+q(`SELECT sum(qty * 1000000000) FROM ledger`);
+q(`SELECT 1 / (aid - 5) FROM accounts`);
+q(`SELECT aid, 10 / qty FROM ledger`);
+q(`SELECT sum(amount) / sum(qty - qty) FROM ledger`);
+q(`SELECT region_id, sum(balance) / count(*) FILTER (WHERE active AND NOT active) FROM accounts GROUP BY region_id`);
+q(`SELECT name::int FROM accounts`);
+q(`SELECT (doc->>'name')::numeric FROM accounts`);
+q(`SELECT (2147483647 + aid) FROM accounts WHERE aid > 0`);
+q(`SELECT nosuchcolumn FROM accounts`);
+q(`SELECT * FROM accounts a JOIN nosuchtable n ON true`);
+q(`SELECT aid FROM accounts GROUP BY region_id`);
+
+// --- combinations
+q(`WITH t AS (SELECT aid, sum(amount) s FROM ledger GROUP BY aid) SELECT a.region_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.s), count(*) FILTER (WHERE t.s > 0) FROM accounts a JOIN t USING (aid) GROUP BY ROLLUP (a.region_id)`);
+q(`SELECT region_id, string_agg(DISTINCT name, ', ' ORDER BY name), rank() OVER (ORDER BY count(*) DESC, region_id NULLS FIRST) FROM accounts GROUP BY region_id`);
+q(`SELECT DISTINCT ON (a.region_id) a.region_id, t.lid FROM accounts a, LATERAL (SELECT lid FROM ledger l WHERE l.aid = a.aid ORDER BY amount DESC NULLS LAST, lid LIMIT 1) t ORDER BY a.region_id, t.lid`, 'total');
+q(`SELECT aid FROM accounts WHERE aid IN (SELECT aid FROM ledger GROUP BY aid HAVING count(*) > 2) EXCEPT SELECT aid FROM items`);
+q(`SELECT n.nid, a.name, r.rname, i.iid FROM notes n LEFT JOIN accounts a ON a.aid = n.aid LEFT JOIN regions r USING (region_id) LEFT JOIN items i ON i.aid = n.aid AND i.iid < 50`);
+q(`SELECT a.aid, sum(l.amount) OVER (PARTITION BY a.aid), i.cnt FROM accounts a JOIN ledger l USING (aid) LEFT JOIN (SELECT aid, count(*) cnt FROM items GROUP BY aid) i USING (aid) WHERE a.aid < 40`);
+q(`SELECT region_id, active, array_agg(aid ORDER BY aid) FILTER (WHERE balance > 0), GROUPING(active) FROM accounts GROUP BY GROUPING SETS ((region_id, active), (region_id))`);
+q(`SELECT x.aid, x.c FROM (SELECT aid, count(*) c FROM ledger GROUP BY aid ORDER BY c DESC, aid FETCH FIRST 3 ROWS WITH TIES) x`);
+q(`WITH RECURSIVE up(aid, n) AS (SELECT aid, 1 FROM accounts WHERE aid IN (1, 2) UNION ALL SELECT u.aid, u.n + 1 FROM up u WHERE u.n < 3) SELECT up.aid, up.n, count(l.lid) FROM up LEFT JOIN ledger l USING (aid) GROUP BY 1, 2`);
+q(`SELECT aid, jsonb_object_agg(note, qty) FILTER (WHERE note IS NOT NULL AND qty IS NOT NULL) FROM (SELECT DISTINCT ON (aid, note) aid, note, qty FROM ledger ORDER BY aid, note, lid) d GROUP BY aid`);
+
+/** How an outcome pair differs, or null when it does not. */
+function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
+  if (!expected.ok && !actual.ok) {
+    return expected.code === actual.code ? null : { kind: `sqlstate ${expected.code} vs ${actual.code}`, detail: `PostgreSQL: ${expected.message}; pgweave: ${actual.message}` };
+  }
+  if (!expected.ok) return { kind: `pgweave succeeds where PostgreSQL fails with ${expected.code}`, detail: expected.message };
+  if (!actual.ok) return { kind: `pgweave fails with ${actual.code}`, detail: actual.message };
+  const diff = compareResults(expected.result, actual.result, order);
+  return diff === null ? null : { kind: `wrong result: ${diff.split(':')[0]}`, detail: diff };
+}
+
+/** PGWEAVE_SWEEP_RECORD=FILE writes every divergence found, [statement, kind] as JSON, to FILE (for updating KNOWN_DIVERGENCES). */
+const RECORD = process.env.PGWEAVE_SWEEP_RECORD ?? null;
+
+let pair: DifferentialPair | undefined;
+let weave: pg.Client;
+let reference: pg.Client;
+
+before(async () => {
+  pair = await startDifferentialPair('feature_sweep', SETUP, DISTRIBUTE);
+  ({ weave, reference } = pair);
+}, { timeout: 300_000 });
+
+after(() => pair?.stop());
+
+test(`the feature sweep (${S.length} statements) answers as PostgreSQL does, except the known divergences`, { timeout: 600_000 }, async () => {
+  const unexpected: string[] = [];
+  const seen = new Set<string>();
+  const found: Array<[string, string]> = [];
+  for (const s of S) {
+    const steps = typeof s.sql === 'string' ? [s.sql] : s.sql;
+    const key = steps.join(' ; ');
+    let diverged: { kind: string; detail: string } | null = null;
+    for (const step of steps) {
+      const [expected, actual] = [await runQuery(reference, step, 30_000, s.values), await runQuery(weave, step, 30_000, s.values)];
+      diverged ??= divergenceKind(expected, actual, s.order ?? 'none');
+    }
+    // A block left open by a failed step must not leak into the next statement.
+    if (steps[0] === 'BEGIN') for (const c of [weave, reference]) await c.query('ROLLBACK').catch(() => {});
+    const known = KNOWN_DIVERGENCES.get(key);
+    if (known !== undefined) seen.add(key);
+    if (diverged !== null) found.push([key, diverged.kind]);
+    if (diverged === null && known !== undefined) unexpected.push(`now answers like PostgreSQL (remove it from KNOWN_DIVERGENCES): ${key}`);
+    else if (diverged !== null && known !== diverged.kind) unexpected.push(`${key}\n    ${diverged.kind}${known ? ` (recorded: ${known})` : ''}\n    ${diverged.detail}`);
+  }
+  if (RECORD) writeFileSync(RECORD, JSON.stringify(found, null, 1));
+  for (const key of KNOWN_DIVERGENCES.keys()) if (!seen.has(key)) unexpected.push(`KNOWN_DIVERGENCES entry matches no statement: ${key}`);
+  assert.equal(unexpected.length, 0, `${unexpected.length} statement(s) differ from the record:\n${unexpected.join('\n')}`);
+});
