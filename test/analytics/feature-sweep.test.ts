@@ -95,6 +95,8 @@ const KNOWN_DIVERGENCES = new Map<string, string>([
   ["SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE a.aid = 9 FOR UPDATE OF a", "pgweave fails with 0A000"],
   ["SELECT aid FROM accounts WHERE aid > 190 FOR UPDATE OF accounts", "pgweave fails with 0A000"],
   ["SELECT a.aid FROM accounts a WHERE a.aid > 190 FOR SHARE OF a", "pgweave fails with 0A000"],
+  // A write whose subquery reads a table not co-located with the written one: a clear 0A000.
+  ["BEGIN ; UPDATE items SET price = price * 2 WHERE aid IN (SELECT aid FROM accounts WHERE region_id = 3) RETURNING iid, price ; ROLLBACK", "pgweave fails with 0A000"],
   // Cursors over multi-shard queries: DECLARE is refused with a clear 0A000.
   ["BEGIN ; DECLARE c CURSOR FOR SELECT aid, name FROM accounts ORDER BY aid ; FETCH 5 FROM c ; MOVE 100 IN c ; FETCH 3 FROM c ; FETCH ALL FROM c ; CLOSE c ; COMMIT", "pgweave fails with 0A000"],
   ["BEGIN ; DECLARE c SCROLL CURSOR FOR SELECT lid FROM ledger ORDER BY lid ; FETCH LAST FROM c ; FETCH PRIOR FROM c ; FETCH ABSOLUTE 10 FROM c ; MOVE BACKWARD 3 IN c ; FETCH NEXT FROM c ; COMMIT", "pgweave fails with 0A000"],
@@ -366,6 +368,101 @@ q(`SELECT x.aid, x.c FROM (SELECT aid, count(*) c FROM ledger GROUP BY aid ORDER
 q(`WITH RECURSIVE up(aid, n) AS (SELECT aid, 1 FROM accounts WHERE aid IN (1, 2) UNION ALL SELECT u.aid, u.n + 1 FROM up u WHERE u.n < 3) SELECT up.aid, up.n, count(l.lid) FROM up LEFT JOIN ledger l USING (aid) GROUP BY 1, 2`);
 q(`SELECT aid, jsonb_object_agg(note, qty) FILTER (WHERE note IS NOT NULL AND qty IS NOT NULL) FROM (SELECT DISTINCT ON (aid, note) aid, note, qty FROM ledger ORDER BY aid, note, lid) d GROUP BY aid`);
 
+// --- more shapes across non-co-located tables
+q(`SELECT a.region_id, i.kind, count(*) FROM accounts a JOIN items i ON i.aid = a.aid GROUP BY ROLLUP (a.region_id, i.kind)`);
+q(`SELECT DISTINCT ON (i.kind) i.kind, a.aid, i.price FROM items i JOIN accounts a ON a.aid = i.aid ORDER BY i.kind, i.price DESC NULLS LAST, a.aid`, 'total');
+q(`SELECT i.iid, rank() OVER (PARTITION BY a.region_id ORDER BY i.price DESC, i.iid) FROM items i JOIN accounts a ON a.aid = i.aid`);
+q(`SELECT kind, string_agg(DISTINCT a.name, ';' ORDER BY a.name) FROM items i JOIN accounts a ON a.aid = i.aid GROUP BY kind`);
+q(`SELECT i.kind, percentile_disc(0.5) WITHIN GROUP (ORDER BY a.balance) FROM items i JOIN accounts a ON a.aid = i.aid GROUP BY 1`);
+q(`SELECT i.iid, t.n FROM items i, LATERAL (SELECT count(*) n FROM ledger l WHERE l.aid = i.aid) t WHERE i.iid < 40`);
+q(`WITH RECURSIVE r(iid, d) AS (SELECT iid, 0 FROM items WHERE iid = 1 UNION SELECT i.iid, r.d + 1 FROM r JOIN items i ON i.iid = r.iid * 2 WHERE r.d < 8) SELECT * FROM r`);
+q(`SELECT aid FROM items WHERE kind = 'a' UNION SELECT aid FROM (VALUES (-1), (NULL::int)) v(aid) ORDER BY 1 NULLS LAST`, 'total');
+q(`SELECT region_id FROM regions INTERSECT SELECT abs(aid) % 10 FROM notes`);
+q(`SELECT aid, (SELECT rname FROM regions r WHERE r.region_id = a.region_id) FROM accounts a`);
+q(`SELECT region_id, count(*) FROM accounts a GROUP BY region_id HAVING count(*) > (SELECT count(*) / 10 FROM items)`);
+q(`SELECT aid, EXISTS (SELECT 1 FROM items i WHERE i.aid = a.aid) FROM accounts a`);
+q(`SELECT aid FROM accounts WHERE aid NOT IN (1, NULL)`);
+q(`SELECT aid FROM accounts WHERE aid IN (SELECT aid FROM notes) AND aid NOT IN (SELECT aid FROM ledger)`);
+q(`SELECT count(*) FROM accounts WHERE region_id = ANY (SELECT region_id FROM regions WHERE zone IS NULL)`);
+
+// --- empty inputs, LIMIT edge values
+q(`SELECT count(*), sum(balance), max(aid), array_agg(aid), string_agg(name, ',') FROM accounts WHERE aid > 1000`);
+q(`SELECT region_id, count(*) FROM accounts WHERE aid > 1000 GROUP BY region_id`);
+q(`SELECT count(*) FROM accounts WHERE false`);
+q(`SELECT aid FROM accounts ORDER BY aid LIMIT 0`, 'total');
+q(`SELECT aid FROM accounts ORDER BY aid LIMIT ALL OFFSET 235`, 'total');
+q(`SELECT aid FROM accounts ORDER BY aid LIMIT NULL OFFSET NULL`, 'total');
+q(`SELECT aid FROM accounts ORDER BY aid FETCH FIRST 0 ROWS ONLY`, 'total');
+q(`SELECT aid FROM accounts ORDER BY aid LIMIT -1`);
+q(`SELECT aid FROM accounts ORDER BY aid OFFSET -1`);
+
+// --- whole rows, records, arrays
+q(`SELECT a::text FROM accounts a WHERE aid < 5`);
+q(`SELECT row(aid, name, balance) FROM accounts WHERE aid BETWEEN 5 AND 15`);
+q(`SELECT to_jsonb(a) FROM accounts a WHERE aid < 3`);
+q(`SELECT to_json(r) FROM (SELECT aid, name FROM accounts WHERE aid < 4) r`);
+q(`SELECT array_agg(tags) FROM accounts`);
+q(`SELECT array_agg(tags ORDER BY aid) FROM accounts WHERE tags IS NOT NULL AND aid < 10`);
+q(`SELECT aid, tags FROM accounts WHERE tags && ARRAY['t2'] ORDER BY tags, aid`, 'total');
+q(`SELECT t, o FROM accounts, unnest(tags) WITH ORDINALITY AS u(t, o) WHERE aid < 8`);
+q(`SELECT DISTINCT tags FROM accounts`);
+q(`SELECT doc FROM accounts ORDER BY doc NULLS FIRST, aid LIMIT 10`, 'total');
+q(`SELECT active, count(*) FROM accounts GROUP BY active ORDER BY active NULLS FIRST`, 'total');
+
+// --- session settings that change output format or semantics
+q(['SET DateStyle = \'German, DMY\'', `SELECT aid, created, created::date FROM accounts WHERE aid BETWEEN 1 AND 4`, 'RESET DateStyle']);
+q(['SET DateStyle = \'SQL, MDY\'', `SELECT lid, at FROM ledger WHERE lid < 5`, 'RESET DateStyle']);
+q(['SET IntervalStyle = \'sql_standard\'', `SELECT lid, at - timestamp '2024-01-01' FROM ledger WHERE lid < 5`, 'RESET IntervalStyle']);
+q(['SET extra_float_digits = 0', `SELECT aid, score, score / 3 FROM accounts WHERE aid < 12`, 'RESET extra_float_digits']);
+q(['SET extra_float_digits = 0', `SELECT region_id, sum(score) FROM accounts GROUP BY region_id`, 'RESET extra_float_digits']);
+q(['SET bytea_output = \'escape\'', `SELECT aid, convert_to(name, 'UTF8') FROM accounts WHERE aid < 6`, 'RESET bytea_output']);
+q(['SET TimeZone = \'America/New_York\'', `SELECT timestamptz '2024-03-10 02:30' + a.aid * interval '1 hour' FROM accounts a WHERE aid < 4`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Europe/Berlin\'', `SELECT date_trunc('day', created), count(*) FROM accounts GROUP BY 1`, 'RESET TimeZone']);
+q(['SET TimeZone = \'UTC\'', `SELECT aid FROM accounts WHERE created::date = '2024-01-05'`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Asia/Tokyo\'', `SELECT aid FROM accounts WHERE created::date = '2024-01-05'`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Asia/Tokyo\'', `SELECT aid, created FROM accounts WHERE aid = 7`, 'RESET TimeZone']);
+q(['SET TimeZone = \'Asia/Tokyo\'', `SELECT lid, at::timestamptz FROM ledger WHERE lid BETWEEN 10 AND 14`, 'RESET TimeZone']);
+q(['SET lc_monetary = \'C\'', `SELECT aid, balance::money FROM accounts WHERE aid < 6`, 'RESET lc_monetary']);
+q(['SET search_path = pg_catalog, public', `SELECT count(*) FROM accounts`, 'RESET search_path']);
+q(['SET enable_hashagg = off', `SELECT region_id, count(DISTINCT name) FROM accounts GROUP BY region_id`, 'RESET enable_hashagg']);
+
+// --- parameters in more places
+q(`SELECT aid, sum(amount) OVER (PARTITION BY aid ORDER BY lid ROWS BETWEEN $1 PRECEDING AND CURRENT ROW) FROM ledger`, 'none', [2]);
+q(`SELECT aid, region_id FROM accounts ORDER BY region_id FETCH FIRST $1 ROWS WITH TIES`, [1], [2]);
+q(`SELECT aid % $1, count(*) FROM accounts GROUP BY aid % $1`, 'none', [4]);
+q(`SELECT count(*) FROM accounts WHERE name = $1`, 'none', ['Zoë 1']);
+q(`SELECT $1::int + aid FROM accounts WHERE aid < $2`, 'none', [2147483600, 5]);
+q(`SELECT aid FROM accounts WHERE doc @> $1`, 'none', ['{"k": 1}']);
+q(`SELECT aid FROM accounts WHERE created > $1`, 'none', ['2024-02-20']);
+q(`SELECT percentile_cont($1) WITHIN GROUP (ORDER BY balance) FROM accounts`, 'none', [0.3]);
+q(`SELECT string_agg(name, $1 ORDER BY aid) FROM accounts WHERE aid < 10`, 'none', [' / ']);
+q(`SELECT aid FROM accounts WHERE aid = ANY ($1)`, 'none', [[1, 2, 150, -3]]);
+
+// --- more errors
+q(`SELECT sum(aid)::int2 * 1000 FROM accounts`);
+q(`SELECT aid, 1 / (aid - 100) FROM accounts ORDER BY aid LIMIT 3`, 'total');
+q(`SELECT region_id, count(*) FROM accounts GROUP BY region_id HAVING sum(balance) / 0 > 1`);
+q(`SELECT aid FROM accounts ORDER BY 1 / (aid - aid)`);
+q(`SELECT aid, sum(bits) OVER (ORDER BY aid) / (aid - 3) FROM accounts`);
+q(`SELECT 1 / 0 FROM accounts WHERE false`);
+q(`SELECT (doc->>'name')::int FROM accounts WHERE aid = 5`);
+q(`SELECT jsonb_path_query(doc, '$.v ? (@ > $x)') FROM accounts WHERE aid < 3`);
+q(`SELECT aid::int2 * aid::int2 * aid::int2 FROM accounts`);
+q(`SELECT 9223372036854775807::int8 + aid FROM accounts WHERE aid > 0`);
+q(`SELECT -(-2147483648)::int4 FROM accounts LIMIT 1`);
+q(`SELECT power(aid::float8, 400) FROM accounts WHERE aid > 5`);
+q(`SELECT aid FROM accounts ORDER BY 3`);
+q(`SELECT percentile_cont(1.5) WITHIN GROUP (ORDER BY balance) FROM accounts`);
+q(`SELECT ntile(0) OVER (ORDER BY aid) FROM accounts`);
+q(`SELECT aid FROM accounts LIMIT 'x'`);
+
+// --- writes inside a rolled-back block
+q(['BEGIN', `UPDATE accounts SET balance = balance + 1 WHERE region_id = 2 RETURNING aid, balance`, `SELECT sum(balance) FROM accounts`, 'ROLLBACK']);
+q(['BEGIN', `DELETE FROM ledger l USING accounts a WHERE a.aid = l.aid AND a.active RETURNING l.lid`, `SELECT count(*) FROM ledger`, 'ROLLBACK']);
+q(['BEGIN', `UPDATE items SET price = price * 2 WHERE aid IN (SELECT aid FROM accounts WHERE region_id = 3) RETURNING iid, price`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO ledger (lid, aid, amount) SELECT lid + 1000, aid, amount FROM ledger WHERE qty = 4 RETURNING lid, aid`, `SELECT count(*) FROM ledger`, 'ROLLBACK']);
+q(['BEGIN', `UPDATE accounts SET bits = bits / (aid - 7) WHERE aid BETWEEN 5 AND 9`, 'ROLLBACK']);
+
 /** How an outcome pair differs, or null when it does not. */
 function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
   if (!expected.ok && !actual.ok) {
@@ -414,4 +511,26 @@ test(`the feature sweep (${S.length} statements) answers as PostgreSQL does, exc
   if (RECORD) writeFileSync(RECORD, JSON.stringify(found, null, 1));
   for (const key of KNOWN_DIVERGENCES.keys()) if (!seen.has(key)) unexpected.push(`KNOWN_DIVERGENCES entry matches no statement: ${key}`);
   assert.equal(unexpected.length, 0, `${unexpected.length} statement(s) differ from the record:\n${unexpected.join('\n')}`);
+});
+
+/**
+ * A whole-row column's type is the table's row type in pgweave's own catalog
+ * (what a client looks up), whichever planner ran the query. Known: the pull
+ * planner sends the row type of its temporary pull table instead, which no
+ * longer exists after the statement.
+ */
+test("a whole-row column is typed as the table's row type", async () => {
+  const rowType = await runQuery(weave, `SELECT 'accounts'::regtype::oid`);
+  assert.ok(rowType.ok);
+  const oid = Number(rowType.result.rows[0]![0]);
+  const typeOf = async (sql: string) => {
+    const r = await runQuery(weave, sql);
+    assert.ok(r.ok, `${sql}: ${!r.ok && r.message}`);
+    return r.result.types[0];
+  };
+  assert.equal(await typeOf(`SELECT x FROM accounts x WHERE aid = 3`), oid);
+  assert.equal(await typeOf(`SELECT x FROM accounts x WHERE aid < 3`), oid);
+  assert.equal(await typeOf(`SELECT x FROM accounts x ORDER BY aid LIMIT 2`), oid);
+  // Still differs (the pull's temporary table's row type, gone after the statement): flip to equal once fixed.
+  assert.notEqual(await typeOf(`SELECT x FROM accounts x FULL JOIN items i ON i.aid = x.aid`), oid);
 });
