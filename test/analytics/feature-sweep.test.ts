@@ -100,7 +100,13 @@ const KNOWN_DIVERGENCES = new Map<string, string>([
   ["SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE a.aid = 9 FOR UPDATE OF a", "pgweave fails with 0A000"],
   ["SELECT aid FROM accounts WHERE aid > 190 FOR UPDATE OF accounts", "pgweave fails with 0A000"],
   ["SELECT a.aid FROM accounts a WHERE a.aid > 190 FOR SHARE OF a", "pgweave fails with 0A000"],
-  // A write whose subquery reads a table not co-located with the written one: a clear 0A000.
+  // Writes past Citus's limits, each with a clear error: a subquery or FROM on a table not co-located with the written
+  // one, or on a coordinator table (0A000); changing the distribution column (0A000, where PostgreSQL reports the
+  // duplicate key); NULL in the distribution column (23502, PostgreSQL stores it).
+  ["BEGIN ; UPDATE accounts a SET balance = i.price FROM items i WHERE i.iid = a.aid AND a.aid < 20 RETURNING a.aid, a.balance ; ROLLBACK", "pgweave fails with 0A000"],
+  ["BEGIN ; DELETE FROM accounts WHERE region_id IN (SELECT region_id FROM regions WHERE zone = 'z') OR aid IN (SELECT aid FROM notes WHERE nid < 5) RETURNING aid ; ROLLBACK", "pgweave fails with 0A000"],
+  ["BEGIN ; UPDATE accounts SET aid = aid + 1 WHERE aid = 5 ; ROLLBACK", "sqlstate 23505 vs 0A000"],
+  ["BEGIN ; INSERT INTO ledger (lid, aid) VALUES (1, NULL) ; ROLLBACK", "pgweave fails with 23502"],
   ["BEGIN ; UPDATE items SET price = price * 2 WHERE aid IN (SELECT aid FROM accounts WHERE region_id = 3) RETURNING iid, price ; ROLLBACK", "pgweave fails with 0A000"],
   // tableoid names the shard: multi-shard, the coordinator cannot resolve the shard's name (42P01); routed, the shard's name.
   ["SELECT tableoid::regclass, count(*) FROM accounts GROUP BY 1", "pgweave fails with 42P01"],
@@ -574,6 +580,30 @@ q(`SELECT s.k, count(*) FROM (SELECT (ARRAY['x', 'y', 'z'])[1 + abs(aid) % 3] AS
 q(`SELECT s.aid, s.c FROM (SELECT aid, count(*) OVER ("W") c FROM ledger WINDOW "W" AS (PARTITION BY qty) ORDER BY lid LIMIT 30) s JOIN items i ON i.iid = s.aid`);
 q(`SELECT region_id, active, name, count(*) FROM (SELECT * FROM accounts ORDER BY aid LIMIT 100) a GROUP BY DISTINCT ROLLUP (region_id, active), ROLLUP (region_id, name)`);
 q(`WITH RECURSIVE t(n) AS (SELECT aid FROM accounts WHERE aid IN (1, 2) UNION ALL SELECT n * 3 FROM t WHERE n < 50) SEARCH DEPTH FIRST BY n SET ord SELECT t.n, t.ord, i.iid FROM t JOIN items i ON i.iid = t.n ORDER BY ord`, 'total');
+
+// --- distribution-column constants the router hashes (PostgreSQL's input rules decide)
+for (const v of [`1.0`, `1.5`, `'1.0'`, `' 5 '`, `'+5'`, `'0x10'`, `'1_000'`, `'99999999999'`, `99999999999`, `'1a'`, `NULL`, `2::int8`, `2::numeric`, `'-0'`, `1/0`, `'  -7'`]) {
+  q(`SELECT aid, name FROM accounts WHERE aid = ${v}`);
+}
+q(`SELECT aid FROM accounts WHERE aid IN (1, 2.0, 3.5, '4')`);
+q(`SELECT aid FROM accounts WHERE aid = ANY ('{1, 6, 11}')`);
+q(`SELECT count(*) FROM ledger WHERE aid = 12 AND aid = 13`);
+q(`SELECT count(*) FROM ledger WHERE aid = 12 OR aid = -13`);
+q(`SELECT aid, 'x' FROM accounts WHERE aid = $1`, 'none', ['1.0']);
+q(`SELECT aid FROM accounts WHERE aid = $1::numeric`, 'none', ['2.0']);
+q(`SELECT aid FROM accounts WHERE aid = $1`, 'none', [' 8 ']);
+
+// --- more writes inside rolled-back blocks
+q(['BEGIN', `UPDATE accounts a SET balance = i.price FROM items i WHERE i.iid = a.aid AND a.aid < 20 RETURNING a.aid, a.balance`, 'ROLLBACK']);
+q(['BEGIN', `DELETE FROM accounts WHERE region_id IN (SELECT region_id FROM regions WHERE zone = 'z') OR aid IN (SELECT aid FROM notes WHERE nid < 5) RETURNING aid`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO ledger (lid, aid, amount) SELECT 2000 + row_number() OVER (ORDER BY aid), aid, balance FROM accounts WHERE balance > 150 RETURNING lid, aid, amount`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO accounts (aid, name) SELECT aid + 1000, name FROM accounts ORDER BY aid LIMIT 5 RETURNING aid, name`, `SELECT count(*) FROM accounts`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (5, 'dup') ON CONFLICT (aid) DO UPDATE SET name = excluded.name || accounts.name RETURNING aid, name`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (5, 'dup')`, 'ROLLBACK']);
+q(['BEGIN', `UPDATE accounts SET aid = aid + 1 WHERE aid = 5`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO items (iid, aid) SELECT g, NULL FROM generate_series(1000, 1004) g RETURNING iid`, `SELECT count(*) FROM items WHERE iid >= 1000`, 'ROLLBACK']);
+q(['BEGIN', `UPDATE ledger SET qty = qty * 1000000000 WHERE aid = 30`, 'ROLLBACK']);
+q(['BEGIN', `INSERT INTO ledger (lid, aid) VALUES (1, NULL)`, 'ROLLBACK']);
 
 /** How an outcome pair differs, or null when it does not. */
 function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
