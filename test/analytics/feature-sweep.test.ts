@@ -111,6 +111,17 @@ const KNOWN_DIVERGENCES = new Map<string, string>([
   // tableoid names the shard: multi-shard, the coordinator cannot resolve the shard's name (42P01); routed, the shard's name.
   ["SELECT tableoid::regclass, count(*) FROM accounts GROUP BY 1", "pgweave fails with 42P01"],
   ["SELECT tableoid::regclass FROM accounts WHERE aid = 1", "wrong result: rows differ (as multisets)"],
+  // Wrong rows, silently: SQL and PL/pgSQL functions and DO blocks run on the coordinator's PostgreSQL, where a
+  // distributed table is an empty shell. Minimal: CREATE FUNCTION f() RETURNS bigint LANGUAGE sql AS
+  // 'SELECT count(*) FROM t'; SELECT f() → 0.
+  ["CREATE FUNCTION sweep_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM accounts' ; SELECT sweep_count()", "wrong result: rows differ (as multisets)"],
+  ["CREATE FUNCTION sweep_plpgsql(r int) RETURNS bigint LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN (SELECT count(*) FROM ledger WHERE aid = r); END $$ ; SELECT sweep_plpgsql(12) ; SELECT sum(sweep_plpgsql(aid)) FROM accounts WHERE aid < 20", "wrong result: rows differ (as multisets)"],
+  ["DO $$ BEGIN IF (SELECT count(*) FROM accounts) <> 241 THEN RAISE EXCEPTION 'saw % accounts', (SELECT count(*) FROM accounts) USING ERRCODE = 'P0009'; END IF; END $$", "pgweave fails with P0009"],
+  // SQL-level PREPARE, CREATE TABLE AS and SELECT INTO over distributed tables: a clear 0A000.
+  ["PREPARE sweep_p(int) AS SELECT aid, name FROM accounts WHERE region_id = $1 ORDER BY aid ; EXECUTE sweep_p(1) ; EXECUTE sweep_p(3) ; DEALLOCATE sweep_p", "pgweave fails with 0A000"],
+  ["PREPARE sweep_q(int) AS SELECT aid FROM accounts WHERE aid = $1 ; EXECUTE sweep_q(7) ; EXECUTE sweep_q(8) ; DEALLOCATE sweep_q", "pgweave fails with 0A000"],
+  ["CREATE TEMP TABLE sweep_copy AS SELECT aid, name FROM accounts WHERE region_id = 1 ; SELECT count(*), min(aid), max(aid) FROM sweep_copy ; DROP TABLE sweep_copy", "pgweave fails with 0A000"],
+  ["SELECT aid, balance INTO TEMP sweep_into FROM accounts WHERE balance > 100 ; SELECT count(*) FROM sweep_into ; DROP TABLE sweep_into", "pgweave fails with 0A000"],
   // Cursors over multi-shard queries: DECLARE is refused with a clear 0A000.
   ["BEGIN ; DECLARE c CURSOR FOR SELECT aid, name FROM accounts ORDER BY aid ; FETCH 5 FROM c ; MOVE 100 IN c ; FETCH 3 FROM c ; FETCH ALL FROM c ; CLOSE c ; COMMIT", "pgweave fails with 0A000"],
   ["BEGIN ; DECLARE c SCROLL CURSOR FOR SELECT lid FROM ledger ORDER BY lid ; FETCH LAST FROM c ; FETCH PRIOR FROM c ; FETCH ABSOLUTE 10 FROM c ; MOVE BACKWARD 3 IN c ; FETCH NEXT FROM c ; COMMIT", "pgweave fails with 0A000"],
@@ -604,6 +615,39 @@ q(['BEGIN', `UPDATE accounts SET aid = aid + 1 WHERE aid = 5`, 'ROLLBACK']);
 q(['BEGIN', `INSERT INTO items (iid, aid) SELECT g, NULL FROM generate_series(1000, 1004) g RETURNING iid`, `SELECT count(*) FROM items WHERE iid >= 1000`, 'ROLLBACK']);
 q(['BEGIN', `UPDATE ledger SET qty = qty * 1000000000 WHERE aid = 30`, 'ROLLBACK']);
 q(['BEGIN', `INSERT INTO ledger (lid, aid) VALUES (1, NULL)`, 'ROLLBACK']);
+
+// --- features inside a subquery that becomes an intermediate result (LIMIT, joined to a table not co-located)
+for (const [cols, from] of [
+  [`DISTINCT ON (region_id) region_id, aid`, `accounts ORDER BY region_id, aid DESC LIMIT 60`],
+  [`aid, region_id`, `accounts ORDER BY region_id NULLS FIRST FETCH FIRST 7 ROWS WITH TIES`],
+  [`aid, doc #> '{arr,0}' AS x, doc ?| ARRAY['k', 'zz'] AS y, doc @? '$.arr[*] ? (@ > 2)' AS z`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, u.t`, `accounts, LATERAL unnest(tags) WITH ORDINALITY u(t, o) ORDER BY aid, o LIMIT 60`],
+  [`aid, name`, `accounts ORDER BY name COLLATE "C" DESC NULLS LAST, aid LIMIT 60`],
+  [`region_id AS aid, count(*) FILTER (WHERE active) AS x, percentile_disc(0.5) WITHIN GROUP (ORDER BY balance) AS y`, `accounts GROUP BY region_id ORDER BY 1 LIMIT 60`],
+  [`region_id AS aid, active, GROUPING(region_id, active) AS g, count(*) AS n`, `accounts GROUP BY CUBE (region_id, active) ORDER BY 1, 2, 3 LIMIT 60`],
+  [`aid, E'tab\\there' || name AS x, 'Zoë ' || aid AS y, U&'\\00e9' AS z`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, region_id IS DISTINCT FROM 2 AS x, aid BETWEEN SYMMETRIC 50 AND 10 AS y, name ILIKE 'É%' AS z, name SIMILAR TO '(acct|Zo)%' AS w`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, (aid, region_id) > (10, 1) AS x, row(aid, name)::text AS y`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, sum(bits) OVER w AS x, rank() OVER (w ORDER BY bits DESC) AS y`, `accounts WINDOW w AS (PARTITION BY region_id) ORDER BY aid LIMIT 60`],
+  [`aid, created AT TIME ZONE 'America/New_York' AS x, created + interval '1' day AS y, date_trunc('hour', created) AS z`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, balance::text AS x, score::numeric(10, 3) AS y, bits::bit(8) AS z, tags[1] AS w`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, CASE WHEN balance IS NULL THEN 'none' WHEN balance < 0 THEN 'neg' ELSE 'pos' END AS x, coalesce(nullif(name, 'émile'), '?') AS y`, `accounts ORDER BY aid LIMIT 60`],
+  [`aid, (SELECT max(r.rname) FROM regions r WHERE r.region_id = a.region_id) AS x, EXISTS (SELECT 1 FROM ledger l WHERE l.aid = a.aid AND l.qty > 15) AS y`, `accounts a ORDER BY aid LIMIT 60`],
+  [`aid, string_agg(note, ',' ORDER BY note DESC) AS x, array_agg(DISTINCT qty) AS y`, `ledger GROUP BY aid ORDER BY aid LIMIT 60`],
+] as const) {
+  q(`SELECT s.*, i.iid FROM (SELECT ${cols} FROM ${from}) s JOIN items i ON i.aid = s.aid`);
+}
+q([`SET TimeZone = 'Asia/Kolkata'`, `SELECT s.*, i.iid FROM (SELECT aid, created::date AS d, to_char(created, 'HH24:MI TZ') AS t FROM accounts ORDER BY aid LIMIT 60) s JOIN items i ON i.aid = s.aid`, 'RESET TimeZone']);
+q(`SELECT s.*, i.iid FROM (SELECT aid, balance FROM accounts WHERE balance > $1 ORDER BY aid LIMIT $2) s JOIN items i ON i.aid = s.aid`, 'none', ['-20', 40]);
+
+// --- SQL-level PREPARE, CREATE TABLE AS, functions and DO blocks that read distributed tables
+q([`PREPARE sweep_p(int) AS SELECT aid, name FROM accounts WHERE region_id = $1 ORDER BY aid`, `EXECUTE sweep_p(1)`, `EXECUTE sweep_p(3)`, `DEALLOCATE sweep_p`]);
+q([`PREPARE sweep_q(int) AS SELECT aid FROM accounts WHERE aid = $1`, `EXECUTE sweep_q(7)`, `EXECUTE sweep_q(8)`, `DEALLOCATE sweep_q`]);
+q([`CREATE TEMP TABLE sweep_copy AS SELECT aid, name FROM accounts WHERE region_id = 1`, `SELECT count(*), min(aid), max(aid) FROM sweep_copy`, `DROP TABLE sweep_copy`]);
+q([`SELECT aid, balance INTO TEMP sweep_into FROM accounts WHERE balance > 100`, `SELECT count(*) FROM sweep_into`, `DROP TABLE sweep_into`]);
+q([`CREATE FUNCTION sweep_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM accounts'`, `SELECT sweep_count()`]);
+q([`CREATE FUNCTION sweep_plpgsql(r int) RETURNS bigint LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN (SELECT count(*) FROM ledger WHERE aid = r); END $$`, `SELECT sweep_plpgsql(12)`, `SELECT sum(sweep_plpgsql(aid)) FROM accounts WHERE aid < 20`]);
+q(`DO $$ BEGIN IF (SELECT count(*) FROM accounts) <> 241 THEN RAISE EXCEPTION 'saw % accounts', (SELECT count(*) FROM accounts) USING ERRCODE = 'P0009'; END IF; END $$`);
 
 /** How an outcome pair differs, or null when it does not. */
 function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
