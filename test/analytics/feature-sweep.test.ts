@@ -548,6 +548,8 @@ p(`SELECT aid FROM accounts ORDER BY aid LIMIT $1 OFFSET $2`, [[3, 0], [2, 10], 
 q(['BEGIN', `SAVEPOINT s`, `SELECT 1 / (aid - 5) FROM accounts`, `ROLLBACK TO SAVEPOINT s`, `SELECT count(*) FROM accounts`, 'COMMIT']);
 q(['BEGIN', `SELECT count(*) FROM ledger`, `SELECT 1 / 0 FROM accounts`, `SELECT count(*) FROM ledger`, 'ROLLBACK']);
 q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (1000, 'new one')`, `SELECT count(*), max(aid) FROM accounts`, `SELECT a.name, count(l.lid) FROM accounts a LEFT JOIN ledger l USING (aid) WHERE a.aid >= 199 GROUP BY 1`, 'ROLLBACK']);
+q(['BEGIN', `SAVEPOINT s`, `SELECT count(*) FROM accounts FOR SHARE`, `SELECT 1`, `ROLLBACK TO SAVEPOINT s`, `SELECT count(*) FROM accounts`, 'COMMIT']);
+q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (1001, 'kept?')`, `SELECT region_id, count(*) FROM accounts GROUP BY 1 FOR UPDATE`, `SELECT 1`, 'COMMIT', `SELECT count(*) FROM accounts WHERE aid = 1001`]);
 q(['BEGIN ISOLATION LEVEL REPEATABLE READ', `SELECT count(*) FROM ledger`, `SELECT sum(amount) FROM ledger`, 'COMMIT']);
 q(`SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE l.qty = 3 FOR UPDATE`);
 q(`SELECT region_id, count(*) FROM accounts GROUP BY region_id FOR UPDATE`);
@@ -649,6 +651,32 @@ q([`CREATE FUNCTION sweep_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT 
 q([`CREATE FUNCTION sweep_plpgsql(r int) RETURNS bigint LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN (SELECT count(*) FROM ledger WHERE aid = r); END $$`, `SELECT sweep_plpgsql(12)`, `SELECT sum(sweep_plpgsql(aid)) FROM accounts WHERE aid < 20`]);
 q(`DO $$ BEGIN IF (SELECT count(*) FROM accounts) <> 241 THEN RAISE EXCEPTION 'saw % accounts', (SELECT count(*) FROM accounts) USING ERRCODE = 'P0009'; END IF; END $$`);
 
+// --- name resolution errors, domains, cross products
+q(`SELECT DISTINCT name FROM accounts ORDER BY aid`);
+q(`SELECT region_id FROM accounts a JOIN regions r ON true`);
+q(`SELECT aid FROM accounts a JOIN ledger l USING (aid) JOIN items i USING (aid) WHERE false`);
+q(`CREATE DOMAIN sweep_posint AS int CHECK (VALUE > 0)`);
+q(`SELECT count(*) FROM accounts WHERE aid > 0 AND aid::sweep_posint > 5`);
+q(`SELECT aid::sweep_posint FROM accounts`);
+q(`SELECT count(*) FROM accounts CROSS JOIN items`);
+q(`SELECT count(*), sum(a.aid * l.lid) FROM accounts a, ledger l WHERE a.aid < 10 AND l.lid < 10`);
+q(`SELECT aid, name FROM accounts WHERE aid = (SELECT max(aid) FROM items)`);
+q(`SELECT aid FROM accounts WHERE aid = ANY (SELECT aid FROM notes WHERE aid IS NOT NULL)`);
+q(`SELECT name FROM accounts WHERE name = 'émile' COLLATE "C" LIMIT 1`);
+
+// --- schema changes through pgweave, then reads (last: they change the tables for what follows)
+q(`ALTER TABLE ledger ADD COLUMN extra int DEFAULT 7`);
+q(`ALTER TABLE ledger DROP COLUMN note`);
+q(`SELECT * FROM ledger WHERE aid = 12`);
+q(`SELECT * FROM ledger ORDER BY lid LIMIT 5`, 'total');
+q(`SELECT l.*, a.name FROM ledger l JOIN accounts a USING (aid) WHERE l.lid < 30`);
+q(`SELECT l.*, i.kind FROM ledger l JOIN items i ON i.iid = l.lid WHERE l.lid < 30`);
+q(['BEGIN', `INSERT INTO ledger (lid, aid, amount) VALUES (9000, 3, 1.5) RETURNING *`, `SELECT * FROM ledger WHERE lid = 9000`, 'ROLLBACK']);
+q(`ALTER TABLE accounts ALTER COLUMN bits TYPE int8`);
+q(`SELECT sum(bits), pg_typeof(sum(bits))::text FROM accounts`);
+q(`ALTER TABLE accounts RENAME COLUMN name TO label`);
+q(`SELECT label, count(*) FROM accounts GROUP BY label`);
+
 /** How an outcome pair differs, or null when it does not. */
 function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
   if (!expected.ok && !actual.ok) {
@@ -657,7 +685,10 @@ function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: Ord
   if (!expected.ok) return { kind: `pgweave succeeds where PostgreSQL fails with ${expected.code}`, detail: expected.message };
   if (!actual.ok) return { kind: `pgweave fails with ${actual.code}`, detail: actual.message };
   const diff = compareResults(expected.result, actual.result, order);
-  return diff === null ? null : { kind: `wrong result: ${diff.split(':')[0]}`, detail: diff };
+  if (diff !== null) return { kind: `wrong result: ${diff.split(':')[0]}`, detail: diff };
+  const [e, a] = [expected.result, actual.result];
+  if (e.command !== a.command || e.rowCount !== a.rowCount) return { kind: 'wrong command tag', detail: `PostgreSQL ${e.command} ${e.rowCount}, pgweave ${a.command} ${a.rowCount}` };
+  return null;
 }
 
 /** PGWEAVE_SWEEP_RECORD=FILE writes every divergence found, [statement, kind] as JSON, to FILE (for updating KNOWN_DIVERGENCES). */
