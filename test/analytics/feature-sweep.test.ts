@@ -64,8 +64,8 @@ const DISTRIBUTE = [
 ];
 
 interface Sweep {
-  /** A single statement, or several run in order on one connection (each outcome compared). */
-  sql: string | string[];
+  /** A single statement, or several run in order on one connection (each outcome compared; a pair runs with its values). */
+  sql: string | Array<string | [string, unknown[]]>;
   order?: OrderSpec;
   values?: unknown[];
   /** Runs as one named prepared statement, once for each list of values. */
@@ -129,7 +129,7 @@ const KNOWN_DIVERGENCES = new Map<string, string>([
 ]);
 
 const S: Sweep[] = [];
-function q(sql: string | string[], order: OrderSpec = 'none', values?: unknown[]): void {
+function q(sql: Sweep['sql'], order: OrderSpec = 'none', values?: unknown[]): void {
   S.push({ sql, order, ...(values ? { values } : {}) });
 }
 function p(sql: string, runs: unknown[][]): void {
@@ -550,6 +550,7 @@ q(['BEGIN', `SELECT count(*) FROM ledger`, `SELECT 1 / 0 FROM accounts`, `SELECT
 q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (1000, 'new one')`, `SELECT count(*), max(aid) FROM accounts`, `SELECT a.name, count(l.lid) FROM accounts a LEFT JOIN ledger l USING (aid) WHERE a.aid >= 199 GROUP BY 1`, 'ROLLBACK']);
 q(['BEGIN', `SAVEPOINT s`, `SELECT count(*) FROM accounts FOR SHARE`, `SELECT 1`, `ROLLBACK TO SAVEPOINT s`, `SELECT count(*) FROM accounts`, 'COMMIT']);
 q(['BEGIN', `INSERT INTO accounts (aid, name) VALUES (1001, 'kept?')`, `SELECT region_id, count(*) FROM accounts GROUP BY 1 FOR UPDATE`, `SELECT 1`, 'COMMIT', `SELECT count(*) FROM accounts WHERE aid = 1001`]);
+q(['BEGIN', [`SELECT count(*) FROM accounts WHERE region_id = $1 FOR SHARE`, [2]], [`SELECT $1::int`, [1]], 'SELECT 2', 'COMMIT']);
 q(['BEGIN ISOLATION LEVEL REPEATABLE READ', `SELECT count(*) FROM ledger`, `SELECT sum(amount) FROM ledger`, 'COMMIT']);
 q(`SELECT a.aid FROM accounts a JOIN ledger l USING (aid) WHERE l.qty = 3 FOR UPDATE`);
 q(`SELECT region_id, count(*) FROM accounts GROUP BY region_id FOR UPDATE`);
@@ -710,15 +711,16 @@ test(`the feature sweep (${S.length} statements) answers as PostgreSQL does, exc
   const seen = new Set<string>();
   const found: Array<[string, string]> = [];
   for (const s of S) {
-    const steps = typeof s.sql === 'string' ? [s.sql] : s.sql;
-    const key = steps.join(' ; ');
+    const steps = (typeof s.sql === 'string' ? [s.sql] : s.sql).map((x) => (typeof x === 'string' ? { step: x, values: s.values } : { step: x[0], values: x[1] }));
+    const key = steps.map((x) => x.step).join(' ; ');
     let diverged: { kind: string; detail: string } | null = null;
-    for (const step of steps) {
-      const [expected, actual] = [await runQuery(reference, step, 30_000, s.values), await runQuery(weave, step, 30_000, s.values)];
+    const runs = s.runs ? s.runs.map((values) => ({ step: steps[0]!.step, values, name: `sweep_${S.indexOf(s)}` as string | undefined })) : steps.map((x) => ({ ...x, name: undefined }));
+    for (const { step, values, name } of runs) {
+      const [expected, actual] = [await runQuery(reference, step, 30_000, values, name), await runQuery(weave, step, 30_000, values, name)];
       diverged ??= divergenceKind(expected, actual, s.order ?? 'none');
     }
     // A block left open by a failed step must not leak into the next statement.
-    if (steps[0] === 'BEGIN') for (const c of [weave, reference]) await c.query('ROLLBACK').catch(() => {});
+    if (steps[0]!.step.startsWith('BEGIN')) for (const c of [weave, reference]) await c.query('ROLLBACK').catch(() => {});
     const known = KNOWN_DIVERGENCES.get(key);
     if (known !== undefined) seen.add(key);
     if (diverged !== null) found.push([key, diverged.kind]);
