@@ -3,8 +3,12 @@
  * (random-queries.test.ts) do not generate, one feature at a time and then a
  * few combinations, each statement run on pgweave and on a plain PostgreSQL
  * loaded alike (support.ts startDifferentialPair): results compare as text
- * (order as far as the statement defines it, floats within a tolerance);
- * where either side fails, the SQLSTATEs compare.
+ * (order as far as the statement defines it, floats within a tolerance),
+ * then command tags and row counts; where either side fails, the SQLSTATEs
+ * compare. Some entries are several steps on one connection (blocks,
+ * savepoints, SET, cursors, DDL then reads), some one named prepared
+ * statement run with several lists of values (past PostgreSQL's switch to a
+ * generic plan).
  *
  * Schema: accounts and ledger co-located by aid (4 shards), items distributed
  * by iid with 3 shards (not co-located), regions a reference table, notes a
