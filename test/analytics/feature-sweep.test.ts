@@ -682,6 +682,12 @@ q(`SELECT sum(bits), pg_typeof(sum(bits))::text FROM accounts`);
 q(`ALTER TABLE accounts RENAME COLUMN name TO label`);
 q(`SELECT label, count(*) FROM accounts GROUP BY label`);
 
+// --- ORDER BY … LIMIT merged on the coordinator, over sort keys of many types
+for (const key of [`tags DESC NULLS LAST`, `doc->'v'`, `created AT TIME ZONE 'Asia/Tokyo'`, `balance::text`, `at - timestamp '2024-01-01'`, `bits::bit(8)`, `(aid % 7, name)`, `name COLLATE "C" NULLS FIRST`, `upper(name) DESC`, `score * 0 + 'NaN'::float8`, `-aid::numeric / 7`, `to_char(created, 'Day')`]) {
+  const [table, extra] = key.startsWith('at ') ? ['ledger', 'lid'] : ['accounts', 'aid'];
+  q(`SELECT ${extra}, ${key} AS k FROM ${table} ORDER BY ${key}, ${extra} LIMIT 9`, 'total');
+}
+
 /** How an outcome pair differs, or null when it does not. */
 function divergenceKind(expected: QueryOutcome, actual: QueryOutcome, order: OrderSpec): { kind: string; detail: string } | null {
   if (!expected.ok && !actual.ok) {
