@@ -163,6 +163,7 @@ export abstract class ExtendedProtocol extends BindRouting {
       const out = await this.runCommand(route, portal.bind);
       portal.result = out instanceof PgError ? { rowDescription: null, rows: [], tag: '', error: out } : out;
     } else if (route.kind === 'error') {
+      await this.abortBlockOnCoordinator();
       portal.result = { rowDescription: null, rows: [], tag: '', error: route.error };
     } else if (route.kind === 'utility' || route.kind === 'global-utility') {
       const out = await this.runUtility(route);

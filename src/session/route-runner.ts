@@ -10,7 +10,7 @@ import { writeReadyForQuery } from '../protocol/backend/ready-for-query.js';
 import { type BindMessage } from '../protocol/frontend/bind.js';
 import { encodeExtendedQuery, encodeQuery } from '../pool/frontend-encoders.js';
 import { BackendLink } from '../executor/backend-link.js';
-import { collectOnLink, decodeDataRow, type CollectedResult } from '../executor/link-query.js';
+import { collectOnLink, decodeDataRow, queryOnLink, type CollectedResult } from '../executor/link-query.js';
 import { parseSql } from '../sql/parse.js';
 import { isPlainPull, type CommandQueryCall, type Route } from '../planner/route.js';
 import { runCommandQuery } from './command-query-tables.js';
@@ -30,6 +30,19 @@ import { linkCommitter } from '../commands/copy/commit-links.js';
 import type { CopyCounters } from '../commands/copy/copy-progress.js';
 
 export abstract class RouteRunner extends SessionBase {
+
+  /**
+   * A statement refused before it reached any node (a planner's "not
+   * supported", a refused DDL) aborts the open block as any error does in
+   * PostgreSQL: the coordinator's block fails too, so the next statements get
+   * 25P02, COMMIT rolls the block back on every node, and ROLLBACK TO
+   * SAVEPOINT recovers it — PostgreSQL's own rules, as its block is failed.
+   */
+  protected async abortBlockOnCoordinator(): Promise<void> {
+    await this.coordinator.idle();
+    if (this.coordinator.status !== 0x54) return;
+    await queryOnLink(this.coordinator, `DO $pgweave$ BEGIN RAISE EXCEPTION 'the statement was refused by pgweave'; END $pgweave$`);
+  }
 
   /** Executes a route of the simple protocol (ReadyForQuery written by the caller). Returns false on error. */
   protected async runRoute(route: Route, text: string, bind: { bind: BindMessage; bytes: Buffer } | null): Promise<boolean> {
@@ -61,6 +74,7 @@ export abstract class RouteRunner extends SessionBase {
         return this.forwardAndWait(link, encodeQuery(route.task.sql), route.task.origin ?? null);
       }
       case 'error':
+        await this.abortBlockOnCoordinator();
         await this.replyError(route.error);
         return false;
       case 'transaction': {

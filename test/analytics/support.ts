@@ -69,6 +69,8 @@ export interface QueryResultText {
   types: number[];
   rows: Array<Array<string | null>>;
   command: string | null;
+  /** The count in the command tag (rows returned or changed), as node-postgres reads it. */
+  rowCount?: number | null;
 }
 
 export type QueryOutcome =
@@ -98,6 +100,7 @@ export async function runQuery(c: pg.Client, sql: string, timeoutMs = 60_000, va
         types: (r.fields ?? []).map((f) => f.dataTypeID),
         rows: (r.rows ?? []).map((row) => row.map((v) => (v === null ? null : String(v)))),
         command: r.command ?? null,
+        rowCount: r.rowCount ?? null,
       },
     };
   } catch (err) {
