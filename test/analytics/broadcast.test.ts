@@ -191,6 +191,8 @@ test('inside a transaction block: broadcast over staging tables reading the bloc
   const before = commitStats.multiNode;
   for (const c of [weave, reference]) await c.query('BEGIN');
   try {
+    // One connection per worker: see EXTRAS_IN_BLOCK below.
+    await weave.query('SET LOCAL citus.max_adaptive_executor_pool_size = 1');
     for (const w of writes) for (const c of [weave, reference]) await c.query(w);
     const expected = await runQuery(reference, sql);
     const actual = await runQuery(weave, sql);
@@ -216,13 +218,48 @@ test('inside a transaction block: broadcast over staging tables reading the bloc
   const total = `SELECT sum(qty) FROM sales`;
   const was = await runQuery(weave, total);
   await weave.query('BEGIN');
+  await weave.query('SET LOCAL citus.max_adaptive_executor_pool_size = 1');
   await weave.query(`UPDATE sales SET qty = qty + 1 WHERE id % 3 = 0`);
   const inBlock = await runQuery(weave, sql);
-  assert.ok(inBlock.ok);
+  assert.ok(inBlock.ok, !inBlock.ok ? `${inBlock.code} ${inBlock.message}` : '');
   await weave.query('ROLLBACK');
   const now = await runQuery(weave, total);
   assert.ok(was.ok && now.ok);
   assert.deepEqual(now.result.rows, was.result.rows);
   assert.equal(await stagingTables(), 0);
 
+});
+
+/**
+ * Known bug (todo): in a block, a multi-shard write whose tasks spread over extra connections (slow start under
+ * load, or citus.force_max_query_parallelization) leaves those shards' uncommitted rows on the extras, but a pull
+ * or a broadcast then reads every shard of a node through the node's main connection (pull-tables.ts linkFor per
+ * node) and misses them; reading through the affine connection instead moves the anchor tasks away from the
+ * connection holding the staging tables (broadcast-tables.ts creates them per node). The other block tests here
+ * and in pushdown-params pin one connection per worker so they do not depend on the host's load.
+ */
+const EXTRAS_IN_BLOCK = 'a block\'s pulls and broadcasts read shards per node, not through the connection that wrote them';
+
+test('inside a block whose multi-shard writes ran on several connections per worker, a broadcast and a pull read those writes', { todo: EXTRAS_IN_BLOCK }, async () => {
+  // All connections at once (no slow start): the UPDATEs' tasks spread over extra connections of the block,
+  // which then hold those shards' uncommitted rows; every later read of those shards must go to them.
+  const queries = [
+    { sql: `SELECT c.region, sum(s.qty), count(*) FROM sales s JOIN customers c ON c.cid = s.cust GROUP BY 1 ORDER BY 1`, strategy: 'broadcast' },
+    { sql: `SELECT c.tier, sum(s.qty) FROM sales s FULL JOIN customers c ON c.cid = s.cust GROUP BY 1 ORDER BY 1`, strategy: 'any' },
+  ];
+  for (const c of [weave, reference]) await c.query('BEGIN');
+  try {
+    await weave.query('SET LOCAL citus.force_max_query_parallelization = on');
+    for (const w of [`UPDATE sales SET qty = qty + 1000 WHERE id % 3 = 0`, `UPDATE customers SET region = 'west', tier = 9 WHERE cid % 5 = 0`]) {
+      for (const c of [weave, reference]) await c.query(w);
+    }
+    for (const q of queries) {
+      const expected = await runQuery(reference, q.sql);
+      const actual = await runQuery(weave, q.sql);
+      assert.ok(expected.ok && actual.ok, !actual.ok ? actual.message : '');
+      assert.equal(compareResults(expected.result, actual.result, 'total'), null, q.sql);
+    }
+  } finally {
+    for (const c of [weave, reference]) await c.query('ROLLBACK');
+  }
 });
