@@ -4,8 +4,9 @@
  * sink's socket is full. A full socket refuses every write until it drains,
  * so the fan-out must arm one 'drain' listener per full sink — not one per
  * refused row, which piles up listeners on pooled connections (Node.js warns
- * past ten) — and must leave none behind. Real PostgreSQL connections, rows
- * wide enough that the sinks' sockets fill.
+ * past ten) — and must leave none behind. Real PostgreSQL connections; the
+ * sinks' backends are stopped (SIGSTOP) until their sockets refuse a write,
+ * so the sockets fill however fast the host drains them.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,7 +51,18 @@ test('a fan-out into sinks whose sockets fill keeps one drain listener per sink 
       return ok;
     }) as typeof socket.write;
   }
-  const err = await fanOutCopy(source, `COPY (SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, 20000) g) TO STDOUT`, sinks, 'COPY sink FROM STDIN');
+  // The sinks' backends stop reading until their sockets have refused a write: they fill whatever the host's load.
+  const pids = await Promise.all(sinks.map(async (s) => Number((await queryOnLink(s, 'SELECT pg_backend_pid()')).rows[0]!.toString('latin1').match(/\d+/)![0])));
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  let err;
+  try {
+    const copying = fanOutCopy(source, `COPY (SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, 20000) g) TO STDOUT`, sinks, 'COPY sink FROM STDIN');
+    for (let waited = 0; refused === 0 && waited < 30_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+    err = await copying;
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
   assert.equal(err, null);
   for (const s of sinks) {
     const r = await queryOnLink(s, 'SELECT count(*), sum(n) FROM sink');
