@@ -34,7 +34,8 @@ import type { Route } from '../planner/route.js';
 import type { PgError } from '../protocol/errors.js';
 import { parameterizeLiterals, paramsAreComparedColumns, type LiteralParams } from '../sql/literal-params.js';
 import { parseSql } from '../sql/parse.js';
-import { encodeParse, encodeTextBindRequest } from './extended-encoders.js';
+import { encodeTextBindRequest } from './extended-encoders.js';
+import { channelStatement } from './lazy-prepare.js';
 import { ExtendedProtocol } from './extended-protocol.js';
 import { nextStatementId } from './prepared-statements.js';
 import { E_DESCRIBE, E_EXECUTE, planCacheKey, type PlannedStatement } from './session-parts.js';
@@ -111,8 +112,6 @@ export abstract class AutoPrepare extends ExtendedProtocol {
       if (!this.stillAutocommit() || !t.channel.usable) return false;
     }
     this.active = t;
-    const channel = t.channel;
-    const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes, stmt.plan.catalogVersion);
     return new Promise<boolean>((resolve) => {
       let literal = false;
       const ready: Expectation = {
@@ -130,18 +129,12 @@ export abstract class AutoPrepare extends ExtendedProtocol {
         literal = true;
         ready.forward = false;
       };
+      const { name, parse } = channelStatement(t, route.task.sql, stmt, { forwardError: false, refused });
       const parts: Buffer[] = [];
       const expect: Expectation[] = [];
       if (parse) {
-        parts.push(encodeParse(name, route.task.sql, stmt.paramTypes));
-        expect.push({
-          completes: Completes.ParseComplete,
-          forward: false,
-          done: (err) => {
-            channel.statementParsed(key, name, err === null);
-            refused(err);
-          },
-        });
+        parts.push(parse.bytes);
+        expect.push(parse.expect);
       }
       parts.push(encodeTextBindRequest(name, values));
       expect.push({ completes: Completes.BindComplete, forward: false, done: refused }, E_DESCRIBE, E_EXECUTE, ready);

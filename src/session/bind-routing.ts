@@ -16,14 +16,14 @@ import type { Route } from '../planner/route.js';
 import { Frontend } from '../protocol/constants.js';
 import { Completes, type Expectation } from '../executor/backend-link.js';
 import type { ChannelTenant } from '../executor/pipelined-channel.js';
-import { lazyParseAnswered, prepareLazily } from './lazy-prepare.js';
+import { channelStatement, lazyParseAnswered, prepareLazily } from './lazy-prepare.js';
 import { PgError, toPgError } from '../protocol/errors.js';
 import { readBind, paramFormat, type BindMessage } from '../protocol/frontend/bind.js';
 import { bindPushdownParams, pushdownHasParams } from '../planner/pushdown-params.js';
 import { inferParamTypes, paramLiterals } from './pushdown-param-values.js';
 import { parseSql } from '../sql/parse.js';
 import { BIND_COMPLETE } from './replies.js';
-import { encodeBindAppending, encodeBindFor, encodeDescribe, encodeParse } from './extended-encoders.js';
+import { encodeBindAppending, encodeBindFor, encodeDescribe } from './extended-encoders.js';
 import { pulledOrigin } from './error-positions.js';
 import { E_BIND, E_DESCRIBE, E_DESCRIBE_SWALLOW, E_EXECUTE, type PlannedStatement, paramAsText, abortedError } from './session-parts.js';
 import { PreparedStatements, usedName } from './prepared-statements.js';
@@ -236,13 +236,12 @@ export abstract class BindRouting extends PreparedStatements {
   private sendPipelined(t: ChannelTenant, route: Extract<Route, { kind: 'router' }>, stmt: PlannedStatement, bind: BindMessage, buf: Buffer, start: number, end: number, syncEnd: number, hold: () => void): true {
     const portal = bind.portal;
     this.active = t;
-    const channel = t.channel;
-    const { name, parse, key } = channel.statement(route.task.sql, stmt.paramTypes, stmt.plan.catalogVersion);
+    const { name, parse } = channelStatement(t, route.task.sql, stmt, { forwardError: true, origin: route.task.origin });
     const parts: Buffer[] = [];
     const expect: Expectation[] = [];
     if (parse) {
-      parts.push(encodeParse(name, route.task.sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes));
-      expect.push({ completes: Completes.ParseComplete, forward: false, forwardError: true, done: (err) => channel.statementParsed(key, name, err === null), origin: route.task.origin ?? null });
+      parts.push(parse.bytes);
+      expect.push(parse.expect);
     }
     // Binary rows without a Describe in the request: one of ours goes before the first Execute
     // (`Portal.binaryUndescribed`), the client's messages copied one by one around it.

@@ -7,12 +7,17 @@
  * answer to the Bind or Describe it precedes, which PostgreSQL then skips
  * to Sync like everything after it — and the name is forgotten, so a later
  * Bind prepares it again instead of binding a statement that does not exist.
+ * A pipelined channel's statements (`channelStatement`) are prepared the
+ * same way, ahead of a routed Bind or an auto-prepared Query, and recorded
+ * on the channel.
  */
 import type { ErrorOrigin } from './error-positions.js';
-import { Completes, type BackendLink } from '../executor/backend-link.js';
+import { Completes, type BackendLink, type Expectation } from '../executor/backend-link.js';
+import type { ChannelTenant } from '../executor/pipelined-channel.js';
 import type { PgError } from '../protocol/errors.js';
 import { encodeClose, encodeFlush, encodeParse } from './extended-encoders.js';
 import { olderNames } from './worker-statements.js';
+import type { PlannedStatement } from './session-parts.js';
 
 /** Lazy Parses not answered yet, per link: name → settles when answered. */
 const unanswered = new WeakMap<BackendLink, Map<string, Promise<void>>>();
@@ -82,4 +87,40 @@ export function lazyParseAnswered(link: BackendLink, wname: string): Promise<voi
   if (!answered || !link.syncPending) return null;
   link.send(encodeFlush(), []);
   return answered;
+}
+
+/** A pipelined channel's prepared statement for a routed task: its name, and the Parse to send first when the channel lacks it. */
+export interface ChannelStatement {
+  name: string;
+  /** The Parse and its expectation (which records the outcome on the channel), or null: the channel holds it. */
+  parse: { bytes: Buffer; expect: Expectation } | null;
+}
+
+/**
+ * The channel's statement for `sql` with the statement's parameter types
+ * (the workers' OIDs of user types) and catalog version. The Parse's error
+ * goes to the client with `forwardError` (positions mapped through
+ * `origin`); `refused` is also told the outcome.
+ */
+export function channelStatement(
+  t: ChannelTenant,
+  sql: string,
+  stmt: PlannedStatement,
+  reply: { forwardError: boolean; origin?: ErrorOrigin; refused?: (err: PgError | null) => void },
+): ChannelStatement {
+  const channel = t.channel;
+  const { name, parse, key } = channel.statement(sql, stmt.paramTypes, stmt.plan.catalogVersion);
+  if (!parse) return { name, parse: null };
+  const refused = reply.refused;
+  const expect: Expectation = {
+    completes: Completes.ParseComplete,
+    forward: false,
+    forwardError: reply.forwardError,
+    origin: reply.origin ?? null,
+    done: (err) => {
+      channel.statementParsed(key, name, err === null);
+      refused?.(err);
+    },
+  };
+  return { name, parse: { bytes: encodeParse(name, sql, t.typeOids?.workerTypes(stmt.paramTypes) ?? stmt.paramTypes), expect } };
 }
