@@ -50,15 +50,11 @@ export function scanWords(sql: string, onWord: (word: string, start: number, end
       const nl = sql.indexOf('\n', i);
       i = nl < 0 ? n : nl + 1;
     } else if (c === C.Slash && sql.charCodeAt(i + 1) === C.Star) {
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql.charCodeAt(i) === C.Slash && sql.charCodeAt(i + 1) === C.Star) { depth++; i += 2; }
-        else if (sql.charCodeAt(i) === C.Star && sql.charCodeAt(i + 1) === C.Slash) { depth--; i += 2; }
-        else i++;
-      }
+      i = skipBlockComment(sql, i);
+      if (i < 0) return;
     } else if (c === C.Quote) {
       i = skipString(sql, i + 1, false);
+      if (i < 0) return;
     } else if (c === C.DQuote) {
       const start = i;
       let word = '';
@@ -99,11 +95,16 @@ export function scanWords(sql: string, onWord: (word: string, start: number, end
       if (next === C.Quote && i - start === 1) {
         const p = c | 0x20;
         i = skipString(sql, i + 1, p === 101 /* e */);
+        if (i < 0) return;
         continue;
       }
       if (i - start === 1 && (c | 0x20) === 117 && next === 38 /* & */) {
         const q = sql.charCodeAt(i + 1);
-        if (q === C.Quote) { i = skipString(sql, i + 2, false); continue; }
+        if (q === C.Quote) {
+          i = skipString(sql, i + 2, false);
+          if (i < 0) return;
+          continue;
+        }
         if (q === C.DQuote) { i++; continue; } // the quoted identifier follows
       }
       onWord(sql.slice(start, i).toLowerCase(), start, i, false);
@@ -116,8 +117,8 @@ export function scanWords(sql: string, onWord: (word: string, start: number, end
   }
 }
 
-/** Skips a string literal body starting after its opening quote; returns the index after it. */
-function skipString(sql: string, i: number, backslashEscapes: boolean): number {
+/** Skips a string literal body starting after its opening quote; returns the index after it, or -1 when it is unterminated. */
+export function skipString(sql: string, i: number, backslashEscapes: boolean): number {
   const n = sql.length;
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -128,7 +129,20 @@ function skipString(sql: string, i: number, backslashEscapes: boolean): number {
     }
     i++;
   }
-  return n;
+  return -1;
+}
+
+/** Skips a (nested) block comment starting at `i` (its `/*`); returns the index after it, or -1 when it is unterminated. */
+export function skipBlockComment(sql: string, i: number): number {
+  const n = sql.length;
+  let depth = 1;
+  i += 2;
+  while (i < n && depth > 0) {
+    if (sql.charCodeAt(i) === C.Slash && sql.charCodeAt(i + 1) === C.Star) { depth++; i += 2; }
+    else if (sql.charCodeAt(i) === C.Star && sql.charCodeAt(i + 1) === C.Slash) { depth--; i += 2; }
+    else i++;
+  }
+  return depth > 0 ? -1 : i;
 }
 
 /** True when any word of the statement is in `words` (already lower-case / exact for quoted). */

@@ -19,6 +19,7 @@
  * the literal is; integers become int4 (23), the type PostgreSQL gives them.
  */
 import type { Node } from './parse.js';
+import { skipBlockComment, skipString } from './lexer.js';
 import { SKIP, STOP, walkTree } from './tree-walk.js';
 
 /** The statement with its constants replaced by $1…$n, their values (text) and types. */
@@ -58,25 +59,12 @@ export function parameterizeLiterals(sql: string): LiteralParams | null {
       const nl = sql.indexOf('\n', i);
       i = nl < 0 ? n : nl + 1;
     } else if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42 /* * */) {
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42) { depth++; i += 2; }
-        else if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) { depth--; i += 2; }
-        else i++;
-      }
-      if (depth > 0) return null;
+      i = skipBlockComment(sql, i);
+      if (i < 0) return null;
     } else if (c === 39 /* ' */) {
-      let value = '';
-      let j = i + 1;
-      for (;;) {
-        const q = sql.indexOf("'", j);
-        if (q < 0) return null;
-        value += sql.slice(j, q);
-        if (sql.charCodeAt(q + 1) === 39) { value += "'"; j = q + 2; continue; }
-        j = q + 1;
-        break;
-      }
+      const j = skipString(sql, i + 1, false);
+      if (j < 0) return null;
+      const value = sql.slice(i + 1, j - 1).replaceAll("''", "'");
       // A constant continued after a line break is one constant with the next: not modelled.
       let k = j;
       while (k < n && (sql.charCodeAt(k) === 32 || sql.charCodeAt(k) === 9 || sql.charCodeAt(k) === 10 || sql.charCodeAt(k) === 13 || sql.charCodeAt(k) === 12)) k++;
